@@ -1,0 +1,181 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { assertSubjectPrefix, subjectFor } from '@tandem/contracts';
+import type { Db } from '@tandem/db';
+import type { Logger } from 'pino';
+import { startConsumer, type ConsumeOptions, type RunningConsumer } from './consumer.js';
+import type { DeadLetterListener } from './dead-letters.js';
+import { toNatsHeaders } from './headers.js';
+import { parseOrThrow, type MessageSchema } from './schema.js';
+import { ensureStreams } from './streams.js';
+
+/** Options of {@link connectBus}. */
+export interface ConnectBusOptions {
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[];
+  /** The deployment prefix of subjects, streams and consumers (default in config: `tandem`). */
+  prefix: string;
+  /** The connection name shown by the server (the service name). */
+  name: string;
+  /** The process's pino logger. */
+  log: Logger;
+  /** Where consumers record dead letters. */
+  db: Db;
+  /** Called for every newly recorded dead letter (e.g. to count it in a metric). */
+  onDeadLetter?: DeadLetterListener;
+  /** Stream retention (default 7 days). */
+  streamMaxAgeMs?: number;
+  /** Stream replicas in a NATS cluster (default 1). */
+  streamReplicas?: number;
+  /** How long to wait for a PubAck or a JetStream API answer (default 5 s). */
+  timeoutMs?: number;
+  /** Further connection options (credentials, TLS); `servers` and `name` above take precedence. */
+  connection?: Omit<NodeConnectionOptions, 'servers' | 'name'>;
+}
+
+/** Options of {@link Bus.publish}. */
+export interface PublishOptions {
+  /** Sent as `Nats-Msg-Id`: JetStream drops a second publish with the same id within 2 minutes. */
+  msgId: string;
+  /** Extra NATS headers. */
+  headers?: Record<string, string>;
+}
+
+/** What JetStream answered to a publish. */
+export interface PublishResult {
+  stream: string;
+  seq: number;
+  /** True when JetStream already had a message with this msgId (nothing new was stored). */
+  duplicate: boolean;
+}
+
+/** An event declaration as `publishEvent` needs it (`defineEvent(...)` from contracts fits). */
+export interface PublishableEvent<TEnvelope extends { id: string }> {
+  readonly subjectSuffix: string;
+  readonly envelope: MessageSchema<TEnvelope>;
+}
+
+/** A connection to NATS JetStream with Tandem's streams in place. */
+export interface Bus {
+  /** The deployment prefix. */
+  readonly prefix: string;
+  /** The core NATS connection (for request/reply queries). */
+  readonly nc: NatsConnection;
+  /** The JetStream client. */
+  readonly js: JetStreamClient;
+  /** The JetStream manager (streams, consumers, stored messages). */
+  readonly jsm: JetStreamManager;
+  /** `<prefix>.<suffix>`. */
+  subject(suffix: string): string;
+  /** Publishes `payload` as JSON to a full subject under the prefix and waits for the PubAck. */
+  publish(subject: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
+  /** Validates the envelope against the event's schema, then publishes it with `Nats-Msg-Id` = envelope id. */
+  publishEvent<TEnvelope extends { id: string }>(event: PublishableEvent<TEnvelope>, envelope: TEnvelope): Promise<PublishResult>;
+  /** Creates or updates a durable pull consumer and starts handling its messages. */
+  consume<T>(options: ConsumeOptions<T>): Promise<RunningConsumer>;
+  /** Stops every consumer (waiting for handlers in flight), then drains and closes the connection. */
+  drain(): Promise<void>;
+}
+
+const DEFAULT_TIMEOUT_MS = 5_000;
+
+/** Connects to NATS, ensures the streams of every entity exist, and returns the {@link Bus}. */
+export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
+  const prefix = assertSubjectPrefix(options.prefix);
+  const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const log = options.log.child({ component: 'bus' });
+  const nc = await connect({
+    // A service keeps trying to reach NATS for as long as it runs.
+    maxReconnectAttempts: -1,
+    ...options.connection,
+    servers: options.servers,
+    name: options.name,
+  });
+  void watchStatus(nc, log);
+
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc, { timeout });
+    const changes = await ensureStreams(jsm, { prefix, maxAgeMs: options.streamMaxAgeMs, replicas: options.streamReplicas });
+    log.debug({ streams: changes }, 'streams ensured');
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+  const js = jetstream(nc, { timeout });
+  const consumers = new Set<RunningConsumer>();
+  let draining: Promise<void> | undefined;
+
+  async function publish(subject: string, payload: unknown, publishOptions: PublishOptions): Promise<PublishResult> {
+    if (!subject.startsWith(`${prefix}.`)) {
+      throw new Error(`subject "${subject}" is not under the prefix "${prefix}"; use bus.subject(suffix)`);
+    }
+    const body = JSON.stringify(payload);
+    if (body === undefined) throw new TypeError(`payload for ${subject} is not JSON-serialisable`);
+    const ack = await js.publish(subject, body, {
+      msgID: publishOptions.msgId,
+      headers: toNatsHeaders(publishOptions.headers),
+    });
+    return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  return {
+    prefix,
+    nc,
+    js,
+    jsm,
+    subject: (suffix) => subjectFor(prefix, suffix),
+    publish,
+    async publishEvent(event, envelope) {
+      const parsed = parseOrThrow(event.envelope, envelope, `event for ${event.subjectSuffix}`);
+      return publish(subjectFor(prefix, event.subjectSuffix), parsed, { msgId: parsed.id });
+    },
+    async consume(consumeOptions) {
+      if (draining !== undefined) throw new Error('the bus is draining; no new consumers');
+      const running = await startConsumer(
+        { nc, js, jsm, prefix, db: options.db, log, onDeadLetter: options.onDeadLetter },
+        consumeOptions,
+      );
+      consumers.add(running);
+      return {
+        name: running.name,
+        stream: running.stream,
+        subject: running.subject,
+        async stop() {
+          await running.stop();
+          consumers.delete(running);
+        },
+      };
+    },
+    drain() {
+      draining ??= (async () => {
+        await Promise.all([...consumers].map((consumer) => consumer.stop()));
+        consumers.clear();
+        if (!nc.isClosed()) await nc.drain();
+      })();
+      return draining;
+    },
+  };
+}
+
+async function watchStatus(nc: NatsConnection, log: Logger): Promise<void> {
+  try {
+    for await (const status of nc.status()) {
+      switch (status.type) {
+        case 'disconnect':
+          log.warn({ server: status.server }, 'nats disconnected');
+          break;
+        case 'reconnect':
+          log.info({ server: status.server }, 'nats reconnected');
+          break;
+        case 'error':
+          log.error({ err: status.error }, 'nats connection error');
+          break;
+        default:
+          break;
+      }
+    }
+  } catch (error) {
+    log.error({ err: error }, 'nats status watcher failed');
+  }
+}

@@ -1,0 +1,386 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  ReplayPolicy,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { ErrorCodes, TandemError, consumerNameFor, streamNameFor, subjectFor } from '@tandem/contracts';
+import type { Logger } from 'pino';
+import {
+  maxDeliveriesAdvisorySubject,
+  parseMaxDeliveriesAdvisory,
+  writeDeadLetter,
+  type DeadLetterSink,
+} from './dead-letters.js';
+import { MSG_ID_HEADER, fromNatsHeaders } from './headers.js';
+import { formatIssues, type MessageSchema } from './schema.js';
+import { entityOfSuffix, hasApiCode } from './streams.js';
+
+/** Default `max_deliver` of a consumer. */
+export const DEFAULT_MAX_DELIVER = 5;
+/** Default ack wait of a consumer: 30 s. */
+export const DEFAULT_ACK_WAIT_MS = 30_000;
+
+// JetStream API error codes: the consumer exists with another config (2.10+ create action).
+const CONSUMER_ALREADY_EXISTS = 10148;
+const CONSUMER_NAME_EXISTS = 10013;
+
+const RESTART_DELAY_MS = 1_000;
+const ADVISORY_RETRIES = 3;
+
+/** What a handler gets beside the parsed message. */
+export interface MessageContext {
+  /** `messageId(parsed)`: the key the handler records with `markProcessed`. */
+  messageId: string;
+  /** The JetStream consumer name (`<PREFIX>_<durable>`); the `consumer` for `markProcessed`. */
+  consumer: string;
+  /** The full subject the message was published on. */
+  subject: string;
+  /** The message's sequence in its stream. */
+  streamSeq: number;
+  /** 1 on the first delivery. */
+  deliveryCount: number;
+  /** The message's NATS headers (first value of each). */
+  headers: Record<string, string>;
+  /** A child logger carrying consumer, subject, streamSeq, messageId and correlationId. */
+  log: Logger;
+  /** Tells JetStream the handler is still working, restarting the ack-wait timer (for long handlers). */
+  working(): void;
+}
+
+/** Options of `bus.consume`. */
+export interface ConsumeOptions<T> {
+  /** The durable name, e.g. `planner-task-accepted`; the consumer is `consumerNameFor(prefix, durable)`. */
+  durable: string;
+  /** The subject without the prefix, e.g. `task.accepted.v1`; its first token picks the stream. */
+  subject: string;
+  /** The message schema (a zod schema, e.g. an event definition's `envelope`). */
+  schema: MessageSchema<T>;
+  /** The idempotency key of a parsed message (usually the envelope id). */
+  messageId: (message: T) => string;
+  /**
+   * Handles one message. Resolve to ack (after your transaction committed). Throw a non-retryable
+   * TandemError (or any error with a string `code` and `retryable: false`) to dead-letter it; throw
+   * anything else to have it redelivered after `nakDelayMs`.
+   */
+  handle: (message: T, context: MessageContext) => Promise<void>;
+  /** Deliveries before the message is dead-lettered as `BUS.MAX_DELIVERIES` (default 5). */
+  maxDeliver?: number;
+  /** How long JetStream waits for an ack before redelivering (default 30 s). */
+  ackWaitMs?: number;
+  /** Messages handled at once by this process (default 1: in stream order). */
+  concurrency?: number;
+  /** Messages pulled ahead of the handler (default max(10, 2 x concurrency)); each waits its ack wait. */
+  prefetch?: number;
+  /** Delay before a failed message comes back (default: 1 s doubling per delivery, at most 60 s, +-20%). */
+  nakDelayMs?: (deliveryCount: number) => number;
+}
+
+/** A running consumer. */
+export interface RunningConsumer {
+  /** The JetStream consumer name. */
+  readonly name: string;
+  /** The stream it reads. */
+  readonly stream: string;
+  /** The full filter subject. */
+  readonly subject: string;
+  /**
+   * Stops pulling, hands messages pulled but not started back to JetStream, waits for handlers in
+   * flight to finish (and ack) and unsubscribes from the advisory. Safe to call more than once.
+   */
+  stop(): Promise<void>;
+}
+
+/** What a consumer needs from the bus. */
+export interface ConsumerDeps extends DeadLetterSink {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  prefix: string;
+}
+
+/** The default backoff: 1 s, 2 s, 4 s, ... capped at 60 s, with +-20% jitter so replicas don't retry in step. */
+export function defaultNakDelayMs(deliveryCount: number): number {
+  const base = Math.min(1_000 * 2 ** Math.max(0, deliveryCount - 1), 60_000);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * The code and message of a permanent failure, or null when the error should be retried.
+ * Duck-typed as well as by class: `instanceof` fails across copies of the contracts package.
+ */
+export function permanentFailure(error: unknown): { code: string; message: string } | null {
+  if (error instanceof TandemError) return error.retryable ? null : { code: error.code, message: error.message };
+  if (typeof error !== 'object' || error === null) return null;
+  const code = 'code' in error ? error.code : undefined;
+  const retryable = 'retryable' in error ? error.retryable : undefined;
+  if (typeof code !== 'string' || code === '' || retryable !== false) return null;
+  const message = 'message' in error && typeof error.message === 'string' ? error.message : String(error);
+  return { code, message };
+}
+
+/** Creates (or updates) the durable pull consumer and starts its consume loop. */
+export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptions<T>): Promise<RunningConsumer> {
+  const maxDeliver = options.maxDeliver ?? DEFAULT_MAX_DELIVER;
+  const ackWaitMs = options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+  const concurrency = options.concurrency ?? 1;
+  const prefetch = options.prefetch ?? Math.max(10, concurrency * 2);
+  const nakDelayMs = options.nakDelayMs ?? defaultNakDelayMs;
+  if (!Number.isInteger(maxDeliver) || maxDeliver < 1) throw new RangeError(`maxDeliver must be a positive integer, got ${maxDeliver}`);
+  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000) throw new RangeError(`ackWaitMs must be an integer of at least 1000, got ${ackWaitMs}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(prefetch) || prefetch < 1) throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
+
+  const stream = streamNameFor(deps.prefix, entityOfSuffix(options.subject));
+  const name = consumerNameFor(deps.prefix, options.durable);
+  const filterSubject = subjectFor(deps.prefix, options.subject);
+  const log = deps.log.child({ consumer: name });
+  const sink: DeadLetterSink = { db: deps.db, log, onDeadLetter: deps.onDeadLetter };
+
+  await ensureConsumer(deps.jsm, stream, {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: maxDeliver,
+    filter_subject: filterSubject,
+    deliver_policy: DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+  });
+
+  let stopping = false;
+  let messages: ConsumerMessages | undefined;
+  const advisoryWork = new Set<Promise<void>>();
+
+  // Subscribed before consuming so no advisory of ours is missed; the queue group makes one replica
+  // handle each advisory (recording stays idempotent on (consumer, streamSeq) anyway).
+  const advisories: Subscription = deps.nc.subscribe(maxDeliveriesAdvisorySubject(stream, name), {
+    queue: name,
+    callback: (error, message) => {
+      if (error !== null) {
+        log.error({ err: error }, 'max-deliveries advisory subscription failed');
+        return;
+      }
+      const work = Promise.resolve().finally(() => advisoryWork.delete(work));
+      advisoryWork.add(work);
+    },
+  });
+
+  async function handleAdvisory(data: Uint8Array): Promise<void> {
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(data));
+    } catch {
+      log.error('unreadable max-deliveries advisory');
+      return;
+    }
+    const advisory = parseMaxDeliveriesAdvisory(body);
+    if (advisory === null || advisory.stream !== stream || advisory.consumer !== name) {
+      log.error({ advisory: body }, 'unexpected max-deliveries advisory');
+      return;
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await deadLetterFromAdvisory(advisory.streamSeq, advisory.deliveries);
+        return;
+      } catch (error) {
+        if (attempt >= ADVISORY_RETRIES || stopping) {
+          // The advisory is core NATS (at most once): nothing will bring it back.
+          log.error({ err: error, streamSeq: advisory.streamSeq }, 'could not record a max-deliveries dead letter; the message stays unacknowledged in the stream');
+          return;
+        }
+        await sleep(RESTART_DELAY_MS * attempt);
+      }
+    }
+  }
+
+  async function deadLetterFromAdvisory(streamSeq: number, deliveries: number): Promise<void> {
+    const stored = await deps.jsm.streams.getMessage(stream, { seq: streamSeq });
+    const headers = fromNatsHeaders(stored?.header);
+    const payload = stored?.data ?? new Uint8Array();
+    await writeDeadLetter(
+      sink,
+      {
+        consumer: name,
+        durable: options.durable,
+        subject: stored?.subject ?? filterSubject,
+        streamSeq,
+        messageId: messageIdOf(payload, headers),
+        code: ErrorCodes.BUS_MAX_DELIVERIES,
+        reason:
+          stored === null
+            ? `not acknowledged after ${deliveries} deliveries; the message is no longer in the stream`
+            : `not acknowledged after ${deliveries} deliveries (the handler hung past the ack wait or its process died)`,
+        deliveryCount: deliveries,
+      },
+      payload,
+      headers,
+    );
+  }
+
+  /** The message id for a dead letter: `messageId(parsed)` when it parses, else `Nats-Msg-Id`. */
+  function messageIdOf(payload: Uint8Array, headers: Record<string, string>): string | null {
+    try {
+      const parsed = options.schema.safeParse(JSON.parse(new TextDecoder().decode(payload)));
+      if (parsed.success) return options.messageId(parsed.data);
+    } catch {
+      // fall through to the header
+    }
+    return headers[MSG_ID_HEADER] ?? null;
+  }
+
+  async function deadLetter(message: JsMsg, headers: Record<string, string>, messageId: string | null, code: string, reason: string): Promise<void> {
+    const deliveryCount = message.info.deliveryCount;
+    try {
+      await writeDeadLetter(
+        sink,
+        { consumer: name, durable: options.durable, subject: message.subject, streamSeq: message.seq, messageId, code, reason, deliveryCount },
+        message.data,
+        headers,
+      );
+    } catch (error) {
+      // Never terminate a message whose dead letter was not stored: let it come back and try again.
+      const delayMs = nakDelayMs(deliveryCount);
+      log.error({ err: error, streamSeq: message.seq, code, delayMs }, 'could not record a dead letter; message will be redelivered');
+      message.nak(delayMs);
+      return;
+    }
+    // No reason argument: nats-server < 2.11 does not recognise "+TERM <reason>" and would ignore it.
+    message.term();
+  }
+
+  async function processMessage(message: JsMsg): Promise<void> {
+    const headers = fromNatsHeaders(message.headers);
+    const headerMessageId = headers[MSG_ID_HEADER] ?? null;
+    const deliveryCount = message.info.deliveryCount;
+
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.data));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      await deadLetter(message, headers, headerMessageId, ErrorCodes.BUS_UNPARSEABLE, `not JSON: ${reason}`);
+      return;
+    }
+    const parsed = options.schema.safeParse(body);
+    if (!parsed.success) {
+      await deadLetter(message, headers, headerMessageId, ErrorCodes.BUS_SCHEMA_INVALID, formatIssues(parsed.error.issues));
+      return;
+    }
+
+    let messageId = headerMessageId;
+    let messageLog = log.child({ subject: message.subject, streamSeq: message.seq, deliveryCount });
+    try {
+      messageId = options.messageId(parsed.data);
+      messageLog = messageLog.child({ messageId, correlationId: correlationIdOf(parsed.data) });
+      await options.handle(parsed.data, {
+        messageId,
+        consumer: name,
+        subject: message.subject,
+        streamSeq: message.seq,
+        deliveryCount,
+        headers,
+        log: messageLog,
+        working: () => message.working(),
+      });
+    } catch (error) {
+      const permanent = permanentFailure(error);
+      if (permanent !== null) {
+        await deadLetter(message, headers, messageId, permanent.code, permanent.message);
+        return;
+      }
+      const reason = error instanceof Error ? error.message : String(error);
+      if (deliveryCount >= maxDeliver) {
+        // Dead-letter the last delivery here rather than rely only on the advisory, which is
+        // at-most-once core NATS; the advisory still covers handlers that hang or processes that die.
+        messageLog.error({ err: error }, 'handler failed on the last delivery');
+        await deadLetter(message, headers, messageId, ErrorCodes.BUS_MAX_DELIVERIES, `failed ${deliveryCount} deliveries; last error: ${reason}`);
+        return;
+      }
+      const delayMs = nakDelayMs(deliveryCount);
+      messageLog.warn({ err: error, delayMs }, 'handler failed; message will be redelivered');
+      message.nak(delayMs);
+      return;
+    }
+    message.ack();
+  }
+
+  async function runLoop(): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    while (!stopping) {
+      try {
+        const consumer = await deps.js.consumers.get(stream, name);
+        messages = await consumer.consume({ max_messages: prefetch });
+        if (stopping) messages.stop();
+        for await (const message of messages) {
+          if (stopping) {
+            // Pulled but not started: give it back now instead of after the ack wait.
+            continue;
+          }
+          const work = processMessage(message)
+            .catch((error: unknown) => {
+              // processMessage handles its own failures; this is a bug guard so the loop never dies.
+              log.error({ err: error, streamSeq: message.seq }, 'unexpected error while processing a message');
+            })
+            .finally(() => inFlight.delete(work));
+          inFlight.add(work);
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
+        }
+        if (!stopping && deps.nc.isClosed()) return;
+        if (!stopping) log.warn('consume iterator ended; restarting');
+      } catch (error) {
+        if (stopping || deps.nc.isClosed()) break;
+        log.error({ err: error }, 'consume loop failed; restarting');
+      } finally {
+        await Promise.all(inFlight);
+      }
+      if (!stopping) await sleep(RESTART_DELAY_MS);
+    }
+  }
+
+  const loop = runLoop();
+  let stopped: Promise<void> | undefined;
+
+  return {
+    name,
+    stream,
+    subject: filterSubject,
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        messages?.stop();
+        await loop;
+        advisories.unsubscribe();
+        await Promise.all(advisoryWork);
+      })();
+      return stopped;
+    },
+  };
+}
+
+async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+  try {
+    // nats-server 2.9 updates an existing durable on create; 2.10+ refuses a differing config, so update then.
+    await jsm.consumers.add(stream, config);
+  } catch (error) {
+    if (!hasApiCode(error, CONSUMER_ALREADY_EXISTS) && !hasApiCode(error, CONSUMER_NAME_EXISTS)) throw error;
+    await jsm.consumers.update(stream, config.durable_name, {
+      ack_wait: config.ack_wait,
+      max_deliver: config.max_deliver,
+      filter_subject: config.filter_subject,
+    });
+  }
+}
+
+function correlationIdOf(message: unknown): string | undefined {
+  if (typeof message !== 'object' || message === null || !('correlationId' in message)) return undefined;
+  return typeof message.correlationId === 'string' ? message.correlationId : undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

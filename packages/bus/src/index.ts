@@ -1,0 +1,72 @@
+// @tandem/bus: NATS JetStream streams, typed publish and consume, dead letters and the outbox relay.
+
+/** Connects to NATS and ensures the streams of every entity; returns the Bus. */
+export { connectBus } from './bus.js';
+/** Options of connectBus: servers, prefix, name, log, db, onDeadLetter, stream retention. */
+export type { ConnectBusOptions } from './bus.js';
+/** A connection with publish, publishEvent, consume, subject, nc and drain. */
+export type { Bus } from './bus.js';
+/** Options of bus.publish: msgId (Nats-Msg-Id) and headers. */
+export type { PublishOptions } from './bus.js';
+/** The PubAck of a publish: stream, seq, duplicate. */
+export type { PublishResult } from './bus.js';
+/** What publishEvent needs of an event definition: its subject suffix and envelope schema. */
+export type { PublishableEvent } from './bus.js';
+
+/** Options of bus.consume: durable, subject suffix, schema, messageId, handle, delivery limits. */
+export type { ConsumeOptions } from './consumer.js';
+/** What a handler gets beside the message: messageId, consumer, subject, streamSeq, deliveryCount, headers, log. */
+export type { MessageContext } from './consumer.js';
+/** A running consumer: name, stream, subject and stop(). */
+export type { RunningConsumer } from './consumer.js';
+/** Default max_deliver of a consumer (5). */
+export { DEFAULT_MAX_DELIVER } from './consumer.js';
+/** Default ack wait of a consumer (30 s). */
+export { DEFAULT_ACK_WAIT_MS } from './consumer.js';
+/** The default redelivery backoff: 1 s doubling per delivery, at most 60 s, with jitter. */
+export { defaultNakDelayMs } from './consumer.js';
+/** The code and message of a non-retryable error, or null when it should be retried. */
+export { permanentFailure } from './consumer.js';
+
+/** A newly recorded dead letter, as given to onDeadLetter. */
+export type { DeadLetterInfo } from './dead-letters.js';
+/** The onDeadLetter callback type. */
+export type { DeadLetterListener } from './dead-letters.js';
+/** The subject of nats-server's max-deliveries advisory for one consumer. */
+export { maxDeliveriesAdvisorySubject } from './dead-letters.js';
+
+/** Creates or updates every entity's stream; safe to run from several processes at once. */
+export { ensureStreams } from './streams.js';
+/** Options of ensureStreams: prefix, maxAgeMs, replicas. */
+export type { EnsureStreamsOptions } from './streams.js';
+/** What ensureStreams did per stream: created, updated or unchanged. */
+export type { StreamChange } from './streams.js';
+/** The settings the bus manages on a stream. */
+export type { ManagedStreamConfig } from './streams.js';
+/** The desired config of one entity's stream. */
+export { streamConfigFor } from './streams.js';
+/** The entity (and so the stream) of a subject suffix such as `task.accepted.v1`. */
+export { entityOfSuffix } from './streams.js';
+/** Default stream retention (7 days). */
+export { DEFAULT_STREAM_MAX_AGE_MS } from './streams.js';
+/** The duplicate window of every stream (2 minutes). */
+export { DUPLICATE_WINDOW_MS } from './streams.js';
+
+/** The structural schema type consume and publishEvent accept (a zod schema fits). */
+export type { MessageSchema } from './schema.js';
+/** What MessageSchema.safeParse returns. */
+export type { MessageSchemaResult } from './schema.js';
+/** One schema issue (path, message). */
+export type { SchemaIssue } from './schema.js';
+/** Formats schema issues for a dead-letter reason. */
+export { formatIssues } from './schema.js';
+
+/** Creates the outbox relay of one publisher: start, kick, stop. */
+export { createOutboxRelay } from './outbox-relay.js';
+/** Options of createOutboxRelay: db, bus, publisher, batchSize, pollIntervalMs, log. */
+export type { OutboxRelayOptions } from './outbox-relay.js';
+/** The outbox relay. */
+export type { OutboxRelay } from './outbox-relay.js';
+
+/** The header JetStream deduplicates on (`Nats-Msg-Id`). */
+export { MSG_ID_HEADER } from './headers.js';

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { ErrorShape } from './errors.js';
+import { JsonValue } from './json.js';
+
+/**
+ * CloudEvents 1.0 `type` values Tandem reads and writes.
+ * Wire names (public contract): renaming one breaks every integrated system.
+ */
+export const CloudEventTypes = {
+  taskRequested: 'tandem.task.requested',
+  taskCompleted: 'tandem.task.completed',
+  taskFailed: 'tandem.task.failed',
+} as const;
+
+/** Subject suffixes of the public CloudEvents (public contract, fixed). */
+export const PublicSubjects = {
+  taskRequested: 'task.requested.v1',
+  taskCompleted: 'task.completed.v1',
+  taskFailed: 'task.failed.v1',
+} as const;
+
+/** `data` of a `tandem.task.requested` event: unknown fields are rejected. */
+export const TaskRequestedData = z.strictObject({
+  goal: z.string().trim().min(1).max(20_000),
+  input: JsonValue.optional(),
+  kind: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'kind may contain letters, digits, and _ . : -')
+    .optional(),
+  agentId: z.string().min(1).max(200).optional(),
+});
+/** `data` of a `tandem.task.requested` event. */
+export type TaskRequestedData = z.infer<typeof TaskRequestedData>;
+
+const attributeName = /^[a-z0-9]{1,20}$/;
+
+/** Context attributes shared by every structured-mode CloudEvent (extension attributes allowed). */
+const cloudEventBase = {
+  specversion: z.literal('1.0'),
+  id: z.string().min(1).max(500),
+  source: z.string().min(1).max(1000),
+  datacontenttype: z.literal('application/json').optional(),
+  dataschema: z.string().optional(),
+  subject: z.string().optional(),
+  time: z.iso.datetime({ offset: true }).optional(),
+};
+
+const extensionValue = z.union([z.string(), z.number(), z.boolean()]);
+
+function checkExtensions(event: Record<string, unknown>, context: z.RefinementCtx): void {
+  for (const [key, value] of Object.entries(event)) {
+    if (key in cloudEventBase || key === 'type' || key === 'data') continue;
+    if (key === 'data_base64') {
+      context.addIssue({ code: 'custom', path: [key], message: 'binary data (data_base64) is not accepted; send JSON data' });
+    } else if (!attributeName.test(key)) {
+      context.addIssue({ code: 'custom', path: [key], message: 'extension attribute names are 1-20 lowercase letters or digits' });
+    } else if (!extensionValue.safeParse(value).success) {
+      context.addIssue({ code: 'custom', path: [key], message: 'extension attribute values must be strings, numbers or booleans' });
+    }
+  }
+}
+
+/** A structured-mode CloudEvent requesting a task, published on `<prefix>.task.requested.v1`. */
+export const TaskRequestedCloudEvent = z
+  .looseObject({
+    ...cloudEventBase,
+    type: z.literal(CloudEventTypes.taskRequested),
+    data: TaskRequestedData,
+  })
+  .superRefine(checkExtensions);
+/** A structured-mode CloudEvent requesting a task. */
+export type TaskRequestedCloudEvent = z.infer<typeof TaskRequestedCloudEvent>;
+
+/** Who asked for a task: the submitting CloudEvent's source and id, or the HTTP idempotency key. */
+export const TaskRequestRef = z.union([
+  z.strictObject({ source: z.string(), id: z.string() }),
+  z.strictObject({ idempotencyKey: z.string().nullable() }),
+]);
+/** Who asked for a task. */
+export type TaskRequestRef = z.infer<typeof TaskRequestRef>;
+
+/** `data` of `tandem.task.completed`. */
+export const TaskCompletedData = z.object({
+  taskId: z.uuid(),
+  request: TaskRequestRef,
+  status: z.literal('completed'),
+  result: z.object({ answer: z.string(), steps: z.array(z.object({ id: z.string(), tool: z.string(), value: JsonValue.optional() })) }),
+  kind: z.string().optional(),
+  agentId: z.string().nullable().optional(),
+  planVersion: z.number().int().optional(),
+  tools: z.array(z.string()).optional(),
+});
+/** `data` of `tandem.task.completed`. */
+export type TaskCompletedData = z.infer<typeof TaskCompletedData>;
+
+/** `data` of `tandem.task.failed`. */
+export const TaskFailedData = z.object({
+  taskId: z.uuid(),
+  request: TaskRequestRef,
+  status: z.literal('failed'),
+  error: ErrorShape.extend({ stepId: z.string().optional() }),
+  kind: z.string().optional(),
+  agentId: z.string().nullable().optional(),
+  planVersion: z.number().int().optional(),
+  tools: z.array(z.string()).optional(),
+});
+/** `data` of `tandem.task.failed`. */
+export type TaskFailedData = z.infer<typeof TaskFailedData>;
+
+const outcomeBase = {
+  specversion: z.literal('1.0'),
+  id: z.string().min(1),
+  source: z.string().min(1),
+  time: z.iso.datetime({ offset: true }),
+  datacontenttype: z.literal('application/json'),
+  subject: z.string(),
+  correlationid: z.string().optional(),
+};
+
+/** The CloudEvent published on `<prefix>.task.completed.v1`. */
+export const TaskCompletedCloudEvent = z.object({ ...outcomeBase, type: z.literal(CloudEventTypes.taskCompleted), data: TaskCompletedData });
+/** The CloudEvent published on `<prefix>.task.completed.v1`. */
+export type TaskCompletedCloudEvent = z.infer<typeof TaskCompletedCloudEvent>;
+
+/** The CloudEvent published on `<prefix>.task.failed.v1`. */
+export const TaskFailedCloudEvent = z.object({ ...outcomeBase, type: z.literal(CloudEventTypes.taskFailed), data: TaskFailedData });
+/** The CloudEvent published on `<prefix>.task.failed.v1`. */
+export type TaskFailedCloudEvent = z.infer<typeof TaskFailedCloudEvent>;
+
+/** Either task outcome. */
+export const TaskOutcomeCloudEvent = z.discriminatedUnion('type', [TaskCompletedCloudEvent, TaskFailedCloudEvent]);
+/** Either task outcome. */
+export type TaskOutcomeCloudEvent = z.infer<typeof TaskOutcomeCloudEvent>;

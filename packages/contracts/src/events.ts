@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { defineEvent } from './envelope.js';
+import { ErrorShape } from './errors.js';
+import { JsonValue } from './json.js';
+import { TaskRequestRef } from './cloud-events.js';
+import { RiskClass } from './tools.js';
+
+/*
+ * Internal events. Each subject is `<prefix>.<type>.v<version>`.
+ * Wire names: renaming a type or bumping a version breaks messages in flight. A breaking change adds
+ * v2 beside v1 and publishes both during the switch; an added optional field keeps the version.
+ */
+
+/** The planner accepted a task and will plan it (planner -> planner's planning consumer). */
+export const TaskAccepted = defineEvent({
+  type: 'task.accepted',
+  version: 1,
+  data: z.object({
+    taskId: z.uuid(),
+    request: TaskRequestRef,
+    goal: z.string(),
+    input: JsonValue.optional(),
+    kind: z.string(),
+    agentId: z.string().nullable(),
+  }),
+});
+
+/** One validated step of a plan as published. */
+export const PlannedStep = z.object({
+  stepId: z.uuid(),
+  key: z.string(),
+  index: z.number().int().nonnegative(),
+  tool: z.string(),
+  arguments: z.record(z.string(), JsonValue),
+  riskClass: RiskClass,
+  sideEffects: z.boolean(),
+  dependsOn: z.array(z.string()),
+  rationale: z.string().nullable().optional(),
+});
+/** One validated step of a plan as published. */
+export type PlannedStep = z.infer<typeof PlannedStep>;
+
+/** A validated plan ready for approval and execution (planner -> approval, executor). */
+export const PlanProposed = defineEvent({
+  type: 'plan.proposed',
+  version: 1,
+  data: z.object({
+    taskId: z.uuid(),
+    planId: z.uuid(),
+    version: z.number().int().positive(),
+    request: TaskRequestRef,
+    kind: z.string(),
+    agentId: z.string().nullable(),
+    steps: z.array(PlannedStep).min(1),
+  }),
+});
+
+/** Planning failed for good; the executor turns it into `task.failed` (planner -> executor). */
+export const PlanFailed = defineEvent({
+  type: 'plan.failed',
+  version: 1,
+  data: z.object({
+    taskId: z.uuid(),
+    request: TaskRequestRef,
+    kind: z.string(),
+    agentId: z.string().nullable(),
+    error: ErrorShape,
+  }),
+});
+
+/** A step waits for a human decision (approval -> notifications, dashboards). */
+export const ApprovalRequested = defineEvent({
+  type: 'approval.requested',
+  version: 1,
+  data: z.object({
+    approvalId: z.uuid(),
+    taskId: z.uuid(),
+    planId: z.uuid(),
+    stepId: z.uuid(),
+    tool: z.string(),
+    riskClass: RiskClass,
+  }),
+});
+
+/** A step was approved or rejected, automatically or by a human (approval -> executor, learning). */
+export const ApprovalDecided = defineEvent({
+  type: 'approval.decided',
+  version: 1,
+  data: z.object({
+    approvalId: z.uuid(),
+    taskId: z.uuid(),
+    planId: z.uuid(),
+    stepId: z.uuid(),
+    decision: z.enum(['approved', 'rejected']),
+    mode: z.enum(['auto', 'human']),
+    decidedBy: z.string().nullable(),
+    reason: z.string().nullable(),
+  }),
+});
+
+/** Limits of one sandbox job. */
+export const SandboxLimits = z.object({
+  timeoutMs: z.number().int().positive().max(600_000),
+  maxOutputBytes: z.number().int().positive().max(16 * 1024 * 1024),
+  memoryMb: z.number().int().positive().max(16_384).optional(),
+});
+/** Limits of one sandbox job. */
+export type SandboxLimits = z.infer<typeof SandboxLimits>;
+
+/** Languages the sandbox runs. */
+export const SandboxLanguage = z.enum(['javascript', 'python']);
+/** Languages the sandbox runs. */
+export type SandboxLanguage = z.infer<typeof SandboxLanguage>;
+
+/** Run this code in the sandbox (executor -> sandbox-runner). `idempotencyKey` runs it at most once. */
+export const SandboxRunRequested = defineEvent({
+  type: 'sandbox.run-requested',
+  version: 1,
+  data: z.object({
+    idempotencyKey: z.string().min(1).max(300),
+    taskId: z.uuid(),
+    stepId: z.uuid(),
+    language: SandboxLanguage,
+    code: z.string().max(200_000),
+    input: JsonValue.optional(),
+    limits: SandboxLimits,
+  }),
+});
+
+/** Typed outcomes of a sandbox run. */
+export const SandboxOutcome = z.enum(['ok', 'error', 'timeout', 'memory_limit', 'output_limit', 'killed', 'sandbox_error']);
+/** Typed outcomes of a sandbox run. */
+export type SandboxOutcome = z.infer<typeof SandboxOutcome>;
+
+/** The result of a sandbox run (sandbox-runner -> executor). */
+export const SandboxRunCompleted = defineEvent({
+  type: 'sandbox.run-completed',
+  version: 1,
+  data: z.object({
+    idempotencyKey: z.string(),
+    runId: z.uuid(),
+    taskId: z.uuid(),
+    stepId: z.uuid(),
+    outcome: SandboxOutcome,
+    stdout: z.string(),
+    stderr: z.string(),
+    stdoutTruncated: z.boolean(),
+    stderrTruncated: z.boolean(),
+    value: JsonValue.nullable(),
+    exitCode: z.number().int().nullable(),
+    durationMs: z.number().int().nonnegative(),
+    errorMessage: z.string().nullable().optional(),
+  }),
+});
+
+/** A step finished, successfully or not (executor -> learning, dashboards). */
+export const StepFinished = defineEvent({
+  type: 'step.finished',
+  version: 1,
+  data: z.object({
+    taskId: z.uuid(),
+    stepId: z.uuid(),
+    key: z.string(),
+    tool: z.string(),
+    status: z.enum(['completed', 'failed']),
+    value: JsonValue.nullable().optional(),
+    error: ErrorShape.nullable().optional(),
+  }),
+});

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { TaskRequestedData } from './cloud-events.js';
+import { ErrorShape } from './errors.js';
+import { JsonValue } from './json.js';
+
+/** `POST /v1/tasks` body (public contract): the same fields as a CloudEvent's data; unknown fields rejected. */
+export const CreateTaskBody = TaskRequestedData;
+/** `POST /v1/tasks` body. */
+export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
+
+/** `202` answer of `POST /v1/tasks`. */
+export const CreateTaskResponse = z.object({ taskId: z.uuid() });
+/** `202` answer of `POST /v1/tasks`. */
+export type CreateTaskResponse = z.infer<typeof CreateTaskResponse>;
+
+/** A step as `GET /v1/tasks/:id` shows it. */
+export const TaskStepView = z.object({
+  id: z.uuid(),
+  key: z.string(),
+  index: z.number().int(),
+  tool: z.string(),
+  arguments: z.record(z.string(), JsonValue),
+  riskClass: z.string(),
+  dependsOn: z.array(z.string()),
+  status: z.string(),
+  result: JsonValue.nullable(),
+  error: ErrorShape.nullable(),
+});
+/** A step as `GET /v1/tasks/:id` shows it. */
+export type TaskStepView = z.infer<typeof TaskStepView>;
+
+/** `GET /v1/tasks/:id` answer. */
+export const TaskView = z.object({
+  taskId: z.uuid(),
+  status: z.enum(['accepted', 'planning', 'planned', 'running', 'completed', 'failed']),
+  goal: z.string(),
+  kind: z.string(),
+  agentId: z.string().nullable(),
+  request: z.object({ source: z.string(), id: z.string() }),
+  createdAt: z.string(),
+  plan: z
+    .object({ id: z.uuid(), version: z.number().int(), steps: z.array(TaskStepView) })
+    .nullable(),
+  result: JsonValue.nullable(),
+  error: ErrorShape.nullable(),
+});
+/** `GET /v1/tasks/:id` answer. */
+export type TaskView = z.infer<typeof TaskView>;
+
+/** Query of `GET /v1/approvals`. */
+export const ListApprovalsQuery = z.strictObject({
+  status: z.enum(['pending', 'approved', 'rejected', 'expired', 'escalated']).optional(),
+  taskId: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+/** Query of `GET /v1/approvals`. */
+export type ListApprovalsQuery = z.infer<typeof ListApprovalsQuery>;
+
+/** An approval request as the approval API shows it. */
+export const ApprovalView = z.object({
+  id: z.uuid(),
+  taskId: z.uuid(),
+  planId: z.uuid(),
+  stepId: z.uuid().nullable(),
+  tool: z.string().nullable(),
+  arguments: JsonValue.nullable(),
+  riskClass: z.string().nullable(),
+  agentId: z.string().nullable(),
+  mode: z.enum(['auto', 'human']),
+  status: z.string(),
+  decidedBy: z.string().nullable(),
+  decidedAt: z.string().nullable(),
+  reason: z.string().nullable(),
+  createdAt: z.string(),
+});
+/** An approval request as the approval API shows it. */
+export type ApprovalView = z.infer<typeof ApprovalView>;
+
+/** `POST /v1/approvals/:id/decision` body; a rejection needs a reason. */
+export const ApprovalDecisionBody = z.discriminatedUnion('decision', [
+  z.strictObject({ decision: z.literal('approve'), reason: z.string().max(2000).optional(), decidedBy: z.string().max(200).optional() }),
+  z.strictObject({ decision: z.literal('reject'), reason: z.string().trim().min(1).max(2000), decidedBy: z.string().max(200).optional() }),
+]);
+/** `POST /v1/approvals/:id/decision` body. */
+export type ApprovalDecisionBody = z.infer<typeof ApprovalDecisionBody>;
+
+/** The body of every HTTP error answer. */
+export const HttpErrorBody = z.object({ error: ErrorShape.extend({ issues: z.array(z.unknown()).optional() }) });
+/** The body of every HTTP error answer. */
+export type HttpErrorBody = z.infer<typeof HttpErrorBody>;

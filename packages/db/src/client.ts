@@ -1,0 +1,112 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { Prisma, PrismaClient } from './generated/prisma/client.js';
+
+/** The interactive-transaction client passed to `prisma.$transaction(async (tx) => ...)`. */
+export type Tx = Prisma.TransactionClient;
+
+/**
+ * Anything that can run queries: the client itself or a transaction client. Store functions take this
+ * so that a caller decides whether they run inside its transaction.
+ */
+export type DbClient = PrismaClient | Tx;
+
+/** The subset of a pino logger that the database layer writes to. */
+export interface DbLog {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+/** Options of {@link createDb}. */
+export interface CreateDbOptions {
+  /** A Postgres connection string. */
+  url: string;
+  /** Largest number of pooled connections (default 10; keep it below PGlite's `maxConnections`). */
+  poolMax?: number;
+  /** Where Prisma warnings, Prisma errors and idle-connection errors go; without it they are dropped. */
+  log?: DbLog;
+}
+
+/** A connected database: the Prisma client and the `pg` pool beneath it. */
+export interface Db {
+  /** The Prisma client; the only way services reach the database. */
+  prisma: PrismaClient;
+  /** The pool the Prisma adapter runs on (for the rare query Prisma cannot express, and for metrics). */
+  pool: pg.Pool;
+  /** Disconnects Prisma and ends the pool; safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects Prisma through `@prisma/adapter-pg` on a pool we own, so that the pool's size is ours to
+ * choose and an error on an idle connection is logged instead of crashing the process.
+ */
+export function createDb(options: CreateDbOptions): Db {
+  const { log } = options;
+  const pool = new pg.Pool({ connectionString: options.url, max: options.poolMax ?? 10 });
+  // pg emits 'error' on the pool when an idle connection dies (server restart, proxy timeout); with no
+  // listener Node would throw it as an uncaught exception.
+  pool.on('error', (error) => {
+    log?.error({ err: error }, 'postgres idle connection error');
+  });
+  // Prisma stores DateTime as UTC wall-clock time in TIMESTAMP(3) columns; a session in UTC makes the
+  // columns' CURRENT_TIMESTAMP defaults and now() in raw SQL agree with it on any server time zone.
+  // pg runs this before any query queued on the new connection.
+  pool.on('connect', (client) => {
+    client.query("SET TIME ZONE 'UTC'").catch((error: unknown) => {
+      log?.error({ err: error }, 'could not set the session time zone to UTC');
+    });
+  });
+  const adapter = new PrismaPg(pool, { disposeExternalPool: false });
+  const prisma = new PrismaClient({
+    adapter,
+    log: [
+      { level: 'warn', emit: 'event' },
+      { level: 'error', emit: 'event' },
+    ],
+  });
+  if (log !== undefined) {
+    prisma.$on('warn', (event) => {
+      log.warn({ target: event.target }, event.message);
+    });
+    prisma.$on('error', (event) => {
+      log.error({ target: event.target }, event.message);
+    });
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    prisma,
+    pool,
+    close() {
+      closing ??= (async () => {
+        try {
+          await prisma.$disconnect();
+        } finally {
+          await pool.end();
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Matches a Postgres or Prisma unique-constraint violation, whether it came from a model query or raw SQL. */
+export function isUniqueViolation(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientKnownRequestError) {
+    if (error.code === 'P2002') return true;
+    // A raw query (P2010) carries the driver adapter's error, with Postgres' SQLSTATE, in `meta`.
+    if (error.code !== 'P2010') return false;
+    const cause = property(property(error.meta, 'driverAdapterError'), 'cause');
+    return (
+      property(cause, 'originalCode') === '23505' || property(cause, 'kind') === 'UniqueConstraintViolation'
+    );
+  }
+  // A `pg` error (a query on the pool itself) carries the SQLSTATE as `code`.
+  return error instanceof Error && property(error, 'code') === '23505';
+}
+
+function property(value: unknown, key: string): unknown {
+  if (typeof value !== 'object' || value === null || !(key in value)) return undefined;
+  return Reflect.get(value, key);
+}

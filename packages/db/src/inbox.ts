@@ -1,0 +1,16 @@
+import type { Tx } from './client.js';
+
+/**
+ * Records that `consumer` handled `messageId`, in the handler's transaction. Returns true the first
+ * time, false when it was already recorded: the handler then skips its effects and acks, so a
+ * redelivered message is harmless. A concurrent duplicate waits for the first transaction and gets
+ * false once it commits (or true if it rolled back).
+ */
+export async function markProcessed(tx: Tx, consumer: string, messageId: string): Promise<boolean> {
+  // processedAt is bound rather than left to the column default so it is UTC like Prisma's own writes.
+  const inserted = await tx.$executeRaw`
+    INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
+    VALUES (${consumer}, ${messageId}, ${new Date()})
+    ON CONFLICT DO NOTHING`;
+  return inserted === 1;
+}

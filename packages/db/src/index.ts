@@ -1,0 +1,109 @@
+// @tandem/db: the only package that imports Prisma. Services get a client, the store functions of the
+// messaging tables, the migrator and the row types from here.
+import type { Prisma as PrismaTypes } from './generated/prisma/client.js';
+
+/** Connects Prisma (through @prisma/adapter-pg) on a pool: `{ prisma, pool, close() }`. */
+export { createDb } from './client.js';
+/** Options of createDb: url, poolMax, log. */
+export type { CreateDbOptions } from './client.js';
+/** A connected database: the Prisma client, its pg pool and close(). */
+export type { Db } from './client.js';
+/** The logger shape createDb writes to (a pino logger fits). */
+export type { DbLog } from './client.js';
+/** The interactive-transaction client given to `prisma.$transaction(async (tx) => ...)`. */
+export type { Tx } from './client.js';
+/** The client or a transaction client: what store functions that may run either way accept. */
+export type { DbClient } from './client.js';
+/** True for a unique-constraint violation from Prisma (P2002), a raw Prisma query or pg. */
+export { isUniqueViolation } from './client.js';
+
+/** The Prisma client type (construct it only through createDb). */
+export type { PrismaClient } from './generated/prisma/client.js';
+/** Prisma's namespace: JsonValue, InputJsonValue, DbNull, JsonNull, sql, model input types, error classes. */
+export { Prisma } from './generated/prisma/client.js';
+
+/** A JSON value as read from a Json column. */
+export type JsonValue = PrismaTypes.JsonValue;
+/** A JSON value accepted when writing a Json column. */
+export type InputJsonValue = PrismaTypes.InputJsonValue;
+
+/** Row of Task (writer: planner). */
+export type { Task } from './generated/prisma/client.js';
+/** Row of Plan (writer: planner). */
+export type { Plan } from './generated/prisma/client.js';
+/** Row of PlanStep (writer: planner). */
+export type { PlanStep } from './generated/prisma/client.js';
+/** Row of TaskRun (writer: executor). */
+export type { TaskRun } from './generated/prisma/client.js';
+/** Row of StepRun (writer: executor). */
+export type { StepRun } from './generated/prisma/client.js';
+/** Row of ApprovalRequest (writer: approval). */
+export type { ApprovalRequest } from './generated/prisma/client.js';
+/** Row of Feedback (writer: learning). */
+export type { Feedback } from './generated/prisma/client.js';
+/** Row of Agent (writer: approval). */
+export type { Agent } from './generated/prisma/client.js';
+/** Row of AgentTrust (writer: approval). */
+export type { AgentTrust } from './generated/prisma/client.js';
+/** Row of ModelCall (writer: the service that made the call). */
+export type { ModelCall } from './generated/prisma/client.js';
+/** Row of SandboxRun (writer: sandbox-runner). */
+export type { SandboxRun } from './generated/prisma/client.js';
+/** Row of LearningPattern (writer: learning). */
+export type { LearningPattern } from './generated/prisma/client.js';
+/** Row of PromptVariant (writer: learning). */
+export type { PromptVariant } from './generated/prisma/client.js';
+/** Row of PlanMetrics (writer: planner). */
+export type { PlanMetrics } from './generated/prisma/client.js';
+/** Row of Outbox (writer: every publisher, its own rows). */
+export type { Outbox } from './generated/prisma/client.js';
+/** Row of ProcessedMessage (writer: every consumer, its own rows). */
+export type { ProcessedMessage } from './generated/prisma/client.js';
+/** Row of DeadLetter (writer: every consumer, its own rows). */
+export type { DeadLetter } from './generated/prisma/client.js';
+/** Row of WebhookDelivery (writer: approval). */
+export type { WebhookDelivery } from './generated/prisma/client.js';
+/** Row of ReceivedWebhook (writer: approval). */
+export type { ReceivedWebhook } from './generated/prisma/client.js';
+/** Row of ApiToken (writer: approval). */
+export type { ApiToken } from './generated/prisma/client.js';
+/** Row of AuditLog (writer: the deciding service). */
+export type { AuditLog } from './generated/prisma/client.js';
+
+/** Applies pending migrations under Prisma's advisory lock, Prisma-compatible bookkeeping. */
+export { migrate } from './migrate.js';
+/** Options of migrate: url, migrationsDir, lockTimeoutMs. */
+export type { MigrateOptions } from './migrate.js';
+/** What migrate did: applied, alreadyApplied, unknown. */
+export type { MigrateResult } from './migrate.js';
+/** Thrown when migrate refuses (checksum mismatch, failed migration recorded, lock timeout, ...). */
+export { MigrationError } from './migrate.js';
+/** One migration folder read from disk: name, sql, checksum. */
+export type { MigrationFile } from './migrate.js';
+/** Reads the migration folders, sorted by name. */
+export { readMigrations } from './migrate.js';
+/** sha256 hex of a migration script, as Prisma records it. */
+export { migrationChecksum } from './migrate.js';
+/** Absolute path of the repository's prisma/migrations folder. */
+export { defaultMigrationsDir } from './migrate.js';
+
+/** Writes outbox rows in the caller's transaction. */
+export { enqueueOutbox } from './outbox.js';
+/** A message to enqueue: id, publisher, subject, payload, headers. */
+export type { OutboxMessage } from './outbox.js';
+/** An unpublished outbox row as the relay reads it. */
+export type { PendingOutboxMessage } from './outbox.js';
+/** Reads a publisher's unpublished rows in seq order, holding no transaction. */
+export { fetchUnpublished } from './outbox.js';
+/** Marks outbox rows as published. */
+export { markPublished } from './outbox.js';
+/** Counts a failed publish and keeps its error message. */
+export { recordPublishFailure } from './outbox.js';
+
+/** Records a handled message in the handler's transaction; false if it was already handled. */
+export { markProcessed } from './inbox.js';
+
+/** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
+export { recordDeadLetter } from './dead-letters.js';
+/** A dead letter to record. */
+export type { DeadLetterInput } from './dead-letters.js';

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createDb,
+  enqueueOutbox,
+  fetchUnpublished,
+  isUniqueViolation,
+  markPublished,
+  recordPublishFailure,
+  type Db,
+  type OutboxMessage,
+} from '../src/index.js';
+import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createMigratedTestDatabase();
+  db = createDb({ url: database.url, poolMax: 4 });
+});
+
+afterAll(async () => {
+  await db.close();
+  await database.drop();
+});
+
+function message(publisher: string, index: number, headers?: Record<string, string>): OutboxMessage {
+  return {
+    id: randomUUID(),
+    publisher,
+    subject: `tandem.task.accepted.v1`,
+    payload: { index, data: { nested: [1, 'two', null, true] } },
+    ...(headers === undefined ? {} : { headers }),
+  };
+}
+
+describe('enqueueOutbox', () => {
+  it('writes rows only when the transaction commits', async () => {
+    const kept = message('planner-commit', 0);
+    const dropped = message('planner-commit', 1);
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, kept));
+    await expect(
+      db.prisma.$transaction(async (tx) => {
+        await enqueueOutbox(tx, dropped);
+        throw new Error('handler failed');
+      }),
+    ).rejects.toThrow('handler failed');
+    const pending = await fetchUnpublished(db.prisma, 'planner-commit', 10);
+    expect(pending.map((row) => row.id)).toEqual([kept.id]);
+  });
+
+  it('writes many rows at once, beyond one INSERT statement, and the relay reads them in order', async () => {
+    const messages = Array.from({ length: 2500 }, (_, index) => message('planner-bulk', index));
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, messages));
+    const first = await fetchUnpublished(db.prisma, 'planner-bulk', 3000);
+    expect(first).toHaveLength(2500);
+    expect(first.map((row) => row.id)).toEqual(messages.map((row) => row.id));
+    const seqs = first.map((row) => row.seq);
+    expect(seqs.every((seq, index) => index === 0 || seq > (seqs[index - 1] ?? 0n))).toBe(true);
+  });
+
+  it('round-trips payload, headers and subject, with UTC createdAt like Prisma writes', async () => {
+    const withHeaders = message('planner-shape', 0, { 'Nats-Msg-Id': 'abc', traceparent: '00-1-2-01' });
+    const withoutHeaders = message('planner-shape', 1);
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, [withHeaders, withoutHeaders]));
+    const [first, second] = await fetchUnpublished(db.prisma, 'planner-shape', 10);
+    expect(first).toMatchObject({
+      id: withHeaders.id,
+      subject: 'tandem.task.accepted.v1',
+      payload: withHeaders.payload,
+      headers: { 'Nats-Msg-Id': 'abc', traceparent: '00-1-2-01' },
+      attempts: 0,
+    });
+    expect(second?.headers).toEqual({});
+    expect(typeof first?.seq).toBe('bigint');
+    expect(Math.abs((first?.createdAt.getTime() ?? 0) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('refuses a second row with the same id', async () => {
+    const once = message('planner-dup', 0);
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, once));
+    const error: unknown = await db.prisma
+      .$transaction(async (tx) => enqueueOutbox(tx, { ...once }))
+      .catch((caught: unknown) => caught);
+    expect(isUniqueViolation(error)).toBe(true);
+  });
+});
+
+describe('relay store functions', () => {
+  it('fetchUnpublished reads only the publisher, oldest first, up to the limit', async () => {
+    const mine = [message('relay-a', 0), message('relay-a', 1), message('relay-a', 2)];
+    await db.prisma.$transaction(async (tx) =>
+      enqueueOutbox(tx, [mine[0]!, message('relay-b', 0), mine[1]!, mine[2]!]),
+    );
+    const pending = await fetchUnpublished(db.prisma, 'relay-a', 2);
+    expect(pending.map((row) => row.id)).toEqual([mine[0]?.id, mine[1]?.id]);
+    await expect(fetchUnpublished(db.prisma, 'relay-a', 0)).rejects.toThrow(RangeError);
+  });
+
+  it('fetchUnpublished holds no lock while the caller publishes', async () => {
+    const row = message('relay-lock', 0);
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, row));
+    const pending = await fetchUnpublished(db.prisma, 'relay-lock', 10);
+    expect(pending).toHaveLength(1);
+    // While "publishing", another session can lock the same row at once: nothing holds it.
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const locked = await client.query('SELECT id FROM "Outbox" WHERE id = $1 FOR UPDATE NOWAIT', [row.id]);
+      expect(locked.rowCount).toBe(1);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  });
+
+  it('markPublished hides rows from the next fetch and counts only rows it changed', async () => {
+    const rows = [message('relay-mark', 0), message('relay-mark', 1), message('relay-mark', 2)];
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, rows));
+    expect(await markPublished(db.prisma, [rows[0]!.id, rows[1]!.id])).toBe(2);
+    expect(await markPublished(db.prisma, [rows[0]!.id])).toBe(0);
+    expect(await markPublished(db.prisma, [])).toBe(0);
+    const pending = await fetchUnpublished(db.prisma, 'relay-mark', 10);
+    expect(pending.map((row) => row.id)).toEqual([rows[2]?.id]);
+    const published = await db.prisma.outbox.findUniqueOrThrow({ where: { id: rows[0]!.id } });
+    expect(published.publishedAt).toBeInstanceOf(Date);
+  });
+
+  it('recordPublishFailure counts attempts, keeps the error and leaves the row pending', async () => {
+    const row = message('relay-fail', 0);
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, row));
+    await recordPublishFailure(db.prisma, row.id, new Error('no responders'));
+    await recordPublishFailure(db.prisma, row.id, `timeout \u0000 ${'x'.repeat(5000)}`);
+    const [pending] = await fetchUnpublished(db.prisma, 'relay-fail', 10);
+    expect(pending?.attempts).toBe(2);
+    const stored = await db.prisma.outbox.findUniqueOrThrow({ where: { id: row.id } });
+    expect(stored.lastError).toMatch(/^timeout \uFFFD x+$/);
+    expect(stored.lastError?.length).toBe(2000);
+  });
+});

@@ -1,0 +1,158 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { Prisma } from '../src/generated/prisma/client.js';
+import {
+  constraintName,
+  indexesOf,
+  parsePrismaSchema,
+  primaryKeyOf,
+  uniqueIndexesOf,
+} from './helpers/prisma-schema.js';
+import { expectedShape } from './helpers/schema-drift.js';
+
+const schemaPath = new URL('../../../prisma/schema.prisma', import.meta.url);
+
+const sample = `
+// a comment with "quotes" and // more
+generator client {
+  provider = "prisma-client"
+}
+
+/// A doc comment
+model Parent {
+  id        String   @id @db.Uuid
+  name      String   @default("a // not a comment")
+  tags      String[]
+  count     Int?     @default(0)
+  seq       BigInt   @default(autoincrement())
+  external  String   @unique @map("external_id")
+  children  Child[]
+
+  @@index([name, count])
+  @@map("parents")
+}
+
+model Child {
+  parentId  String   @db.Uuid
+  key       String
+  at        DateTime @default(now()) @db.Timestamptz(6)
+  parent    Parent   @relation(fields: [parentId], references: [id], onDelete: Cascade)
+
+  @@id([parentId, key])
+  @@unique([key, at(sort: Desc)])
+}
+`;
+
+describe('parsePrismaSchema', () => {
+  const schema = parsePrismaSchema(sample);
+  const parent = schema.models.find((model) => model.name === 'Parent');
+  const child = schema.models.find((model) => model.name === 'Child');
+
+  it('reads models, scalar fields and their attributes, skipping relation fields', () => {
+    expect(schema.models.map((model) => model.name)).toEqual(['Parent', 'Child']);
+    expect(parent?.table).toBe('parents');
+    expect(parent?.fields.map((field) => field.name)).toEqual([
+      'id',
+      'name',
+      'tags',
+      'count',
+      'seq',
+      'external',
+    ]);
+    expect(parent?.fields.find((field) => field.name === 'id')).toMatchObject({
+      id: true,
+      nativeType: 'Uuid',
+      optional: false,
+    });
+    expect(parent?.fields.find((field) => field.name === 'name')?.defaultValue).toBe('"a // not a comment"');
+    expect(parent?.fields.find((field) => field.name === 'tags')).toMatchObject({
+      list: true,
+      optional: false,
+    });
+    expect(parent?.fields.find((field) => field.name === 'count')).toMatchObject({
+      optional: true,
+      defaultValue: '0',
+    });
+    expect(parent?.fields.find((field) => field.name === 'external')).toMatchObject({
+      unique: true,
+      column: 'external_id',
+    });
+    expect(child?.fields.find((field) => field.name === 'at')?.nativeType).toBe('Timestamptz(6)');
+  });
+
+  it('reads keys and indexes with Prisma default names', () => {
+    if (parent === undefined || child === undefined) throw new Error('sample models missing');
+    expect(primaryKeyOf(parent)).toEqual(['id']);
+    expect(primaryKeyOf(child)).toEqual(['parentId', 'key']);
+    expect(uniqueIndexesOf(parent)).toEqual([{ name: 'parents_external_id_key', columns: ['external_id'] }]);
+    expect(uniqueIndexesOf(child)).toEqual([{ name: 'Child_key_at_key', columns: ['key', 'at'] }]);
+    expect(indexesOf(parent)).toEqual([{ name: 'parents_name_count_idx', columns: ['name', 'count'] }]);
+    expect(child.relations).toEqual([
+      {
+        name: 'parent',
+        target: 'Parent',
+        fields: ['parentId'],
+        references: ['id'],
+        onDelete: 'Cascade',
+        onUpdate: null,
+      },
+    ]);
+  });
+
+  it('turns fields into the column types and defaults Prisma emits', () => {
+    const shape = expectedShape(schema);
+    const columns = Object.fromEntries(shape.get('parents')?.columns ?? []);
+    expect(columns).toEqual({
+      id: { type: 'uuid', nullable: false, defaultValue: null },
+      name: { type: 'text', nullable: false, defaultValue: "'a // not a comment'::text" },
+      tags: { type: 'text[]', nullable: true, defaultValue: null },
+      count: { type: 'int4', nullable: true, defaultValue: '0' },
+      seq: { type: 'int8', nullable: false, defaultValue: 'autoincrement()' },
+      external_id: { type: 'text', nullable: false, defaultValue: null },
+    });
+    expect(shape.get('Child')?.columns.get('at')).toEqual({
+      type: 'timestamptz(6)',
+      nullable: false,
+      defaultValue: 'CURRENT_TIMESTAMP',
+    });
+    expect(shape.get('Child')?.foreignKeys).toEqual([
+      {
+        name: 'Child_parentId_fkey',
+        columns: ['parentId'],
+        referencedTable: 'parents',
+        referencedColumns: ['id'],
+        onDelete: 'Cascade',
+        onUpdate: 'Cascade',
+      },
+    ]);
+  });
+
+  it('cuts constraint names to 63 characters like Prisma', () => {
+    const name = constraintName('A'.repeat(40), ['b'.repeat(30)], 'key');
+    expect(name).toHaveLength(63);
+    expect(name.endsWith('_key')).toBe(true);
+  });
+
+  it('refuses what it does not understand instead of passing silently', () => {
+    expect(() => parsePrismaSchema('model X {\n  id String @id\n  @@fulltext([id])\n}\n')).toThrow(
+      /does not understand/,
+    );
+    expect(() => parsePrismaSchema('model X {\n  id String @id\n')).toThrow(/not closed/);
+  });
+});
+
+describe('schema.prisma and the generated client', () => {
+  it('agree on every model and its scalar fields (the client is not stale, the parser misses nothing)', async () => {
+    const schema = parsePrismaSchema(await readFile(schemaPath, 'utf8'));
+    expect(schema.models.map((model) => model.name).sort()).toEqual(Object.values(Prisma.ModelName).sort());
+    const namespace: Record<string, unknown> = Prisma;
+    for (const model of schema.models) {
+      const fieldEnum = namespace[`${model.name}ScalarFieldEnum`];
+      expect(fieldEnum, `${model.name}ScalarFieldEnum`).toBeTypeOf('object');
+      const generated = Object.values(fieldEnum ?? {})
+        .filter((value): value is string => typeof value === 'string')
+        .sort();
+      expect(model.fields.map((field) => field.name).sort(), model.name).toEqual(generated);
+    }
+  });
+});

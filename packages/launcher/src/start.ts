@@ -1,0 +1,121 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { migrate } from '@tandem/db';
+import { isModelEndpointConfigured } from '@tandem/models';
+import { getFreePort } from '@tandem/testing';
+import { DEMO_TASK, startDemoModel } from './demo-model.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
+import { ensureNats } from './nats.js';
+import { PORT_SETTINGS, SERVICES, type ServiceName } from './paths.js';
+import { formatLogLine, startServices } from './services.js';
+import { submitAndFollow } from './demo-run.js';
+
+// `pnpm start`: the whole of Tandem on one machine with the least setup. This file is a composition
+// root, so it reads the environment; services get theirs from here.
+const env = process.env;
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const stopSteps: Array<() => Promise<void>> = [];
+
+async function shutdown(code: number): Promise<never> {
+  for (const step of stopSteps.reverse()) {
+    try {
+      await step();
+    } catch (error) {
+      process.stderr.write(`shutdown step failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  }
+  process.exit(code);
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    say('\nstopping Tandem...');
+    void shutdown(0);
+  });
+}
+
+try {
+  let databaseUrl = env['DATABASE_URL'];
+  let embedded: EmbeddedPostgres | undefined;
+  if (!databaseUrl) {
+    const dataDir = env['TANDEM_DATA_DIR'] ?? join(homedir(), '.tandem', 'pglite');
+    embedded = await startEmbeddedPostgres({ dataDir, port: await getFreePort(), maxConnections: 40 });
+    stopSteps.push(() => embedded?.stop() ?? Promise.resolve());
+    databaseUrl = embedded.url;
+    say(`postgres: embedded PGlite (data in ${dataDir}); set DATABASE_URL to use your own Postgres`);
+  } else {
+    say('postgres: DATABASE_URL');
+  }
+  const migration = await migrate({ url: databaseUrl });
+  say(`database: ${migration.applied.length > 0 ? `applied ${migration.applied.join(', ')}` : 'schema up to date'}`);
+
+  let natsUrl = env['NATS_URL'];
+  if (!natsUrl) {
+    const nats = await ensureNats({ port: await getFreePort() });
+    stopSteps.push(() => nats.stop());
+    natsUrl = nats.url;
+    say(`nats: ${nats.started ? `started nats-server at ${nats.url}` : `using ${nats.url}`}`);
+  } else {
+    say(`nats: ${natsUrl}`);
+  }
+
+  const modelEnv: Record<string, string> = {};
+  const demo = !isModelEndpointConfigured(env);
+  if (demo) {
+    const server = await startDemoModel();
+    stopSteps.push(() => server.close());
+    Object.assign(modelEnv, {
+      OPENAI_BASE_URL: server.url,
+      OPENAI_API_KEY: 'demo',
+      TANDEM_PLANNING_MODEL: 'tandem-demo-planner',
+      TANDEM_CODE_MODEL: 'tandem-demo-coder',
+    });
+    say('');
+    say('############################################################################');
+    say('#  NO MODEL ENDPOINT CONFIGURED: running on the DEMO MODEL (scripted answers). #');
+    say('#  It only knows the built-in demo task. Set OPENAI_BASE_URL / OPENAI_API_KEY  #');
+    say('#  and TANDEM_PLANNING_MODEL / TANDEM_CODE_MODEL for a real model.              #');
+    say('############################################################################');
+    say('');
+  }
+
+  const ports = Object.fromEntries(
+    SERVICES.map((service) => [service, Number(env[PORT_SETTINGS[service].variable] ?? PORT_SETTINGS[service].defaultPort)]),
+  ) as Record<ServiceName, number>;
+  const quiet = env['TANDEM_START_LOGS'] === 'quiet';
+  const services = await startServices({
+    env: {
+      ...env,
+      ...modelEnv,
+      DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      // PGlite is one single-threaded Postgres: keep the sum of pools below its connection limit.
+      TANDEM_DB_POOL_MAX: embedded ? '3' : (env['TANDEM_DB_POOL_MAX'] ?? '5'),
+      LOG_LEVEL: env['LOG_LEVEL'] ?? 'info',
+    },
+    ports,
+    onLine: (service, line) => {
+      if (!quiet) process.stdout.write(`${formatLogLine(service, line)}\n`);
+    },
+  });
+  stopSteps.push(() => services.stop());
+  say('');
+  say('Tandem is running:');
+  for (const service of SERVICES) say(`  ${service.padEnd(15)} ${services.url(service)}  (/healthz /readyz /metrics)`);
+  say(`  submit a task:  curl -X POST ${services.url('planner')}/v1/tasks -H 'content-type: application/json' -d '{"goal":"..."}'`);
+  say(`  pending approvals: curl ${services.url('approval')}/v1/approvals?status=pending`);
+  say('');
+
+  if (demo && env['TANDEM_DEMO'] !== 'off') {
+    say(`demo: submitting "${DEMO_TASK.goal}"`);
+    const outcome = await submitAndFollow({ plannerUrl: services.url('planner'), task: DEMO_TASK, timeoutMs: 120_000, say });
+    if (env['TANDEM_EXIT_AFTER_DEMO'] === '1') await shutdown(outcome === 'completed' ? 0 : 1);
+  }
+  say('Press Ctrl-C to stop.');
+} catch (error) {
+  process.stderr.write(`tandem failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  await shutdown(1);
+}

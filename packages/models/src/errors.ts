@@ -1,0 +1,141 @@
+import { inspect } from 'node:util';
+import OpenAI from 'openai';
+import { z } from 'zod';
+import { redactSecrets } from './secret.js';
+
+// Wire names: these codes travel on the bus and in stored ModelCall rows; renaming one breaks
+// messages in flight. They belong in @tandem/contracts' error-code file once it exists.
+/** Every error code a model call can fail with. */
+export const ModelErrorCode = z.enum([
+  'MODEL.RATE_LIMITED',
+  'MODEL.SERVER_ERROR',
+  'MODEL.TIMEOUT',
+  'MODEL.CONNECTION',
+  'MODEL.BAD_REQUEST',
+  'MODEL.UNAUTHORIZED',
+  'MODEL.INVALID_RESPONSE',
+  'MODEL.ABORTED',
+]);
+/** Every error code a model call can fail with. */
+export type ModelErrorCode = z.infer<typeof ModelErrorCode>;
+
+/** Options of a `ModelError`. */
+export interface ModelErrorOptions {
+  retryable: boolean;
+  cause?: unknown;
+  /** HTTP status of the endpoint's answer, when there was one. */
+  status?: number;
+  /** How long the endpoint asked to wait (`retry-after` / `retry-after-ms`). */
+  retryAfterMs?: number;
+}
+
+/**
+ * A failed model call, shaped like the coming `TandemError` (`code`, `retryable`, `cause`); its
+ * message never contains an API key. Send `toJSON()` across processes, never rely on `instanceof`.
+ */
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+  readonly code: ModelErrorCode;
+  readonly retryable: boolean;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ModelErrorCode, message: string, options: ModelErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable;
+    this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /** The cross-process shape `{ code, message, retryable, details? }`. */
+  toJSON(): { code: ModelErrorCode; message: string; retryable: boolean; details?: Record<string, number> } {
+    const details: Record<string, number> = {};
+    if (this.status !== undefined) details['status'] = this.status;
+    if (this.retryAfterMs !== undefined) details['retryAfterMs'] = this.retryAfterMs;
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(Object.keys(details).length > 0 ? { details } : {}),
+    };
+  }
+}
+
+/**
+ * Maps whatever the openai SDK threw to a `ModelError`. The original error is kept as `cause` only
+ * when no secret appears anywhere in it (a server may echo the key back in its error body).
+ */
+export function toModelError(error: unknown, secrets: readonly string[], context: string): ModelError {
+  if (error instanceof ModelError) return error;
+  const safeCause = containsSecret(error, secrets)
+    ? new Error(redactSecrets(describe(error), secrets))
+    : error;
+  const message = (text: string): string => redactSecrets(`${context}: ${text}`, secrets);
+
+  if (error instanceof OpenAI.APIUserAbortError) {
+    return new ModelError('MODEL.ABORTED', message('the call was aborted by the caller'), {
+      retryable: false,
+      cause: safeCause,
+    });
+  }
+  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+    return new ModelError('MODEL.TIMEOUT', message('the model did not answer in time'), {
+      retryable: true,
+      cause: safeCause,
+    });
+  }
+  if (error instanceof OpenAI.APIConnectionError) {
+    return new ModelError(
+      'MODEL.CONNECTION',
+      message(`could not reach the model endpoint (${describe(error)})`),
+      {
+        retryable: true,
+        cause: safeCause,
+      },
+    );
+  }
+  if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
+    const status = error.status;
+    const options = { cause: safeCause, status, retryAfterMs: retryAfterMs(error.headers) };
+    const text = message(describe(error));
+    if (status === 429) return new ModelError('MODEL.RATE_LIMITED', text, { ...options, retryable: true });
+    if (status === 408) return new ModelError('MODEL.TIMEOUT', text, { ...options, retryable: true });
+    if (status >= 500 || status === 409) {
+      return new ModelError('MODEL.SERVER_ERROR', text, { ...options, retryable: true });
+    }
+    if (status === 401 || status === 403) {
+      return new ModelError('MODEL.UNAUTHORIZED', text, { ...options, retryable: false });
+    }
+    if (status >= 400) return new ModelError('MODEL.BAD_REQUEST', text, { ...options, retryable: false });
+  }
+  return new ModelError(
+    'MODEL.INVALID_RESPONSE',
+    message(`unexpected answer from the model endpoint (${describe(error)})`),
+    {
+      retryable: false,
+      cause: safeCause,
+    },
+  );
+}
+
+function retryAfterMs(headers: Headers | undefined): number | undefined {
+  const millis = Number(headers?.get('retry-after-ms') ?? Number.NaN);
+  if (Number.isFinite(millis) && millis >= 0) return millis;
+  const value = headers?.get('retry-after');
+  if (value === null || value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function containsSecret(error: unknown, secrets: readonly string[]): boolean {
+  const text = inspect(error, { depth: 6, showHidden: false });
+  return secrets.some((secret) => secret.length >= 4 && text.includes(secret));
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message === '' ? error.name : error.message;
+  return String(error);
+}

@@ -1,0 +1,84 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { ErrorCodes, TandemError } from '@tandem/contracts';
+import type { Registry } from 'prom-client';
+import type { Log } from './logger.js';
+
+/** A readiness probe: `ok` false makes `/readyz` answer 503 with the detail. */
+export type ReadinessCheck = () => Promise<{ name: string; ok: boolean; detail?: string }>;
+
+/** The Fastify instance type services register routes on (zod type provider). */
+export type HttpServer = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  Log,
+  ZodTypeProvider
+>;
+
+/** Status codes for error codes that are the caller's fault. */
+const STATUS_BY_CODE: Record<string, number> = {
+  [ErrorCodes.HTTP_BAD_REQUEST]: 400,
+  [ErrorCodes.HTTP_NOT_FOUND]: 404,
+  [ErrorCodes.TASK_NOT_FOUND]: 404,
+  [ErrorCodes.APPROVAL_NOT_FOUND]: 404,
+  [ErrorCodes.HTTP_CONFLICT]: 409,
+  [ErrorCodes.APPROVAL_ALREADY_DECIDED]: 409,
+  [ErrorCodes.TASK_CONFLICT]: 409,
+};
+
+/**
+ * Fastify with zod validation on every route, the shared error body `{ error: { code, message, retryable, issues? } }`,
+ * and `/healthz`, `/readyz`, `/metrics`.
+ */
+export function createHttpServer(options: { log: Log; registry: Registry; readiness: ReadinessCheck[]; bodyLimit?: number }): HttpServer {
+  const app = Fastify({ loggerInstance: options.log, bodyLimit: options.bodyLimit ?? 1024 * 1024, disableRequestLogging: true }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      return reply.code(400).send({
+        error: {
+          code: ErrorCodes.HTTP_BAD_REQUEST,
+          message: `invalid ${error.validationContext ?? 'request'}`,
+          retryable: false,
+          issues: error.validation.map((issue) => ({ path: issue.instancePath, message: issue.message, keyword: issue.keyword })),
+        },
+      });
+    }
+    if (error instanceof TandemError) {
+      const status = STATUS_BY_CODE[error.code] ?? (error.retryable ? 503 : 422);
+      return reply.code(status).send({ error: error.toShape() });
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.code(error.statusCode).send({ error: { code: ErrorCodes.HTTP_BAD_REQUEST, message: error.message, retryable: false } });
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send({ error: { code: ErrorCodes.INTERNAL, message: 'internal error', retryable: true } });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: ErrorCodes.HTTP_NOT_FOUND, message: `no route ${request.method} ${request.url}`, retryable: false } }),
+  );
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const results = await Promise.all(
+      options.readiness.map(async (check) => {
+        try {
+          return await check();
+        } catch (error) {
+          return { name: 'check', ok: false, detail: error instanceof Error ? error.message : String(error) };
+        }
+      }),
+    );
+    const ready = results.every((result) => result.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', checks: results });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const body = await options.registry.metrics();
+    return reply.header('content-type', options.registry.contentType).send(body);
+  });
+  return app;
+}

@@ -1,0 +1,15 @@
+/** @tandem/service-kit: what every Tandem service shares at its edges. */
+export { BaseConfig, ConfigError, parseConfig, loadConfigOrExit } from './config.js';
+export { createLogger } from './logger.js';
+export type { Log } from './logger.js';
+export { createMetrics } from './metrics.js';
+export type { ServiceMetrics } from './metrics.js';
+export { createHttpServer } from './http.js';
+export type { HttpServer, ReadinessCheck } from './http.js';
+export { onShutdown } from './lifecycle.js';
+export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
+/** Prometheus metric classes, for a service's own metrics on its registry. */
+export { Counter, Gauge, Histogram } from 'prom-client';
+export { createServiceRuntime } from './runtime.js';
+export type { ServiceRuntime } from './runtime.js';
+export { createModelCallRecorder } from './model-calls.js';

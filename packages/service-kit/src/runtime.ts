@@ -1,0 +1,106 @@
+import { connectBus, createOutboxRelay, type Bus, type OutboxRelay } from '@tandem/bus';
+import { createDb, type Db } from '@tandem/db';
+import type { BaseConfig } from './config.js';
+import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
+import { createLogger, type Log } from './logger.js';
+import { createMetrics, type ServiceMetrics } from './metrics.js';
+
+/** Everything a service's composition root wires together. */
+export interface ServiceRuntime {
+  service: string;
+  log: Log;
+  db: Db;
+  bus: Bus;
+  metrics: ServiceMetrics;
+  relay: OutboxRelay;
+  http: HttpServer;
+  /** Wakes the outbox relay after a transaction that enqueued messages committed. */
+  kick: () => void;
+  /** Registers a stop step; steps run in reverse order of registration. */
+  onStop: (step: () => Promise<void>) => void;
+  /** Starts the relay and the HTTP server; resolves with the bound port. */
+  listen: (port: number, host: string) => Promise<number>;
+  /** Stops consumers, HTTP, relay, bus and database, in that order. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Connects the database and the bus, creates metrics, the outbox relay and the HTTP server with health
+ * endpoints. The caller registers its consumers and routes, then calls `listen`.
+ */
+export async function createServiceRuntime(options: { service: string; config: BaseConfig; log?: Log; readiness?: ReadinessCheck[] }): Promise<ServiceRuntime> {
+  const { config, service } = options;
+  const log = options.log ?? createLogger({ service, level: config.LOG_LEVEL, logContent: config.TANDEM_LOG_CONTENT });
+  const metrics = createMetrics(service);
+  const db = createDb({ url: config.DATABASE_URL, poolMax: config.TANDEM_DB_POOL_MAX, log });
+  let bus: Bus;
+  try {
+    bus = await connectBus({
+      servers: config.NATS_URL,
+      prefix: config.TANDEM_SUBJECT_PREFIX,
+      name: service,
+      log,
+      db,
+      onDeadLetter: (info) => {
+        metrics.deadLetters.inc({ consumer: info.consumer, code: info.code });
+      },
+    });
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const relay = createOutboxRelay({ db, bus, publisher: service, log, pollIntervalMs: 500 });
+  const readiness: ReadinessCheck[] = [
+    async () => {
+      try {
+        await db.prisma.$queryRaw`SELECT 1`;
+        return { name: 'postgres', ok: true };
+      } catch (error) {
+        return { name: 'postgres', ok: false, detail: error instanceof Error ? error.message : String(error) };
+      }
+    },
+    async () => ({ name: 'nats', ok: !bus.nc.isClosed(), ...(bus.nc.isClosed() ? { detail: 'connection closed' } : {}) }),
+    ...(options.readiness ?? []),
+  ];
+  const http = createHttpServer({ log, registry: metrics.registry, readiness });
+  const stopSteps: Array<() => Promise<void>> = [];
+  let stopping: Promise<void> | undefined;
+
+  return {
+    service,
+    log,
+    db,
+    bus,
+    metrics,
+    relay,
+    http,
+    kick: () => relay.kick(),
+    onStop: (step) => {
+      stopSteps.push(step);
+    },
+    listen: async (port, host) => {
+      relay.start();
+      await http.listen({ port, host });
+      const address = http.server.address();
+      const bound = typeof address === 'object' && address !== null ? address.port : port;
+      log.info({ port: bound, host }, `${service} listening`);
+      return bound;
+    },
+    stop: () => {
+      stopping ??= (async () => {
+        for (const step of [...stopSteps].reverse()) {
+          try {
+            await step();
+          } catch (error) {
+            log.error({ err: error }, 'stop step failed');
+          }
+        }
+        await http.close();
+        await relay.stop();
+        await bus.drain();
+        await db.close();
+      })();
+      return stopping;
+    },
+  };
+}

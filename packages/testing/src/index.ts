@@ -1,0 +1,41 @@
+/** Scripted OpenAI-compatible model server for tests. */
+export { createScriptedModelServer } from './model-server/server.js';
+/** A running scripted model server. */
+export type { ScriptedModelServer } from './model-server/server.js';
+/** The script and recorded-request types of the scripted model server. */
+export type {
+  ChatRequestRecord,
+  ModelScript,
+  RecordedRequest,
+  ScriptedContentReply,
+  ScriptedDelayReply,
+  ScriptedErrorReply,
+  ScriptedReply,
+  ScriptedToolCall,
+  ScriptedToolCallsReply,
+  ScriptedUsage,
+  ScriptMatcher,
+} from './model-server/script.js';
+/** Zod schemas of the chat-completions request the scripted server accepts. */
+export { ChatCompletionRequest, ChatMessage, ChatTool } from './model-server/request-schema.js';
+/** Postgres and NATS discovery for tests: env, local ports, testcontainers. */
+export {
+  discoverNats,
+  discoverPostgres,
+  findNats,
+  findPostgres,
+  START_NATS_COMMAND,
+  START_POSTGRES_COMMAND,
+} from './infra.js';
+/** Types of infrastructure discovery. */
+export type { DiscoveryOptions, InfraSource, NatsLocation, PostgresLocation } from './infra.js';
+/** Per-test databases named `test_<random>`. */
+export { createTestDatabase, dropTestDatabase, isTestDatabaseName } from './database.js';
+/** Types of per-test databases. */
+export type { CreateTestDatabaseOptions, TestDatabase } from './database.js';
+/** Per-test NATS subject prefixes and the shared stream-name rule. */
+export { cleanupNatsPrefix, createTestPrefix, streamNameFor, streamPrefixFor } from './nats.js';
+/** Polling and free ports. */
+export { getFreePort, waitFor } from './wait.js';
+/** Options of `waitFor`. */
+export type { WaitForOptions } from './wait.js';

@@ -1,0 +1,37 @@
+import type { TaskRequestedCloudEvent } from '@tandem/contracts';
+import { markProcessed, type Db } from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
+import { acceptTask } from '../tasks.js';
+
+/** Consumer name of the intake handler (wire name: renaming it creates a new durable consumer). */
+export const INTAKE_CONSUMER = 'planner-intake';
+
+/** The message id of a CloudEvent submission: its idempotency key. */
+export function cloudEventMessageId(event: { source: string; id: string }): string {
+  return `ce:${event.source}\u0000${event.id}`;
+}
+
+/**
+ * Accepts a task submitted as a CloudEvent. `source` + `id` is the idempotency key, kept in Postgres:
+ * the same event twice makes one task; the same key with other data throws TASK.IDEMPOTENCY_CONFLICT,
+ * which the bus dead-letters.
+ */
+export async function handleTaskRequested(
+  deps: { db: Db; prefix: string; kick: () => void },
+  event: TaskRequestedCloudEvent,
+  context: { messageId: string; log: Log },
+): Promise<void> {
+  const result = await acceptTask(
+    deps.db,
+    { source: event.source, externalId: event.id, request: { source: event.source, id: event.id }, data: event.data },
+    {
+      prefix: deps.prefix,
+      causationId: event.id,
+      beforeCommit: async (tx) => {
+        await markProcessed(tx, INTAKE_CONSUMER, context.messageId);
+      },
+    },
+  );
+  if (result.created) deps.kick();
+  context.log.info({ taskId: result.taskId, source: event.source, created: result.created }, result.created ? 'task accepted' : 'duplicate task request');
+}

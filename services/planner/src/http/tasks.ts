@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { CreateTaskBody, CreateTaskResponse, ErrorCodes, ErrorShape, HttpErrorBody, JsonValue, TandemError, TaskView, type TaskStepView } from '@tandem/contracts';
+import type { Db } from '@tandem/db';
+import type { HttpServer } from '@tandem/service-kit';
+import { z } from 'zod';
+import { acceptTask } from '../tasks.js';
+
+const IdParams = z.strictObject({ id: z.uuid() });
+const IdempotencyHeaders = z.looseObject({ 'idempotency-key': z.string().min(1).max(200).optional() });
+
+function jsonOrNull(value: unknown): JsonValue | null {
+  if (value === undefined || value === null) return null;
+  const parsed = JsonValue.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+function errorOrNull(value: unknown): ErrorShape | null {
+  const parsed = ErrorShape.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+function argumentsOf(value: unknown): Record<string, JsonValue> {
+  const parsed = z.record(z.string(), JsonValue).safeParse(value);
+  return parsed.success ? parsed.data : {};
+}
+
+/** Reads a task with its latest plan, step states and outcome (planner and executor rows). */
+export async function readTaskView(db: Db, taskId: string): Promise<TaskView | null> {
+  const task = await db.prisma.task.findUnique({
+    where: { id: taskId },
+    include: { plans: { orderBy: { version: 'desc' }, take: 1, include: { steps: { orderBy: { index: 'asc' }, include: { run: true } } } }, run: true },
+  });
+  if (!task) return null;
+  const plan = task.plans[0] ?? null;
+  const steps: TaskStepView[] = (plan?.steps ?? []).map((step) => ({
+    id: step.id,
+    key: step.stepKey,
+    index: step.index,
+    tool: step.tool,
+    arguments: argumentsOf(step.arguments),
+    riskClass: step.riskClass,
+    dependsOn: step.dependsOn,
+    status: step.run?.status ?? 'waiting',
+    result: jsonOrNull(step.run?.result),
+    error: errorOrNull(step.run?.error),
+  }));
+  const status = task.run ? (task.run.status === 'running' ? 'running' : task.run.status === 'completed' ? 'completed' : 'failed') : task.status;
+  return TaskView.parse({
+    taskId: task.id,
+    status,
+    goal: task.goal,
+    kind: task.kind,
+    agentId: task.agentId,
+    request: { source: task.source, id: task.externalId },
+    createdAt: task.createdAt.toISOString(),
+    plan: plan ? { id: plan.id, version: plan.version, steps } : null,
+    result: jsonOrNull(task.run?.result),
+    error: errorOrNull(task.run?.error) ?? errorOrNull(task.error),
+  });
+}
+
+/** `POST /v1/tasks` and `GET /v1/tasks/:id`. */
+export function registerTaskRoutes(app: HttpServer, deps: { db: Db; prefix: string; kick: () => void; onAccepted?: (created: boolean) => void }): void {
+  app.post(
+    '/v1/tasks',
+    { schema: { body: CreateTaskBody, headers: IdempotencyHeaders, response: { 202: CreateTaskResponse, 400: HttpErrorBody, 409: HttpErrorBody } } },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const result = await acceptTask(
+        deps.db,
+        { source: 'http', externalId: key ?? `auto:${randomUUID()}`, request: { idempotencyKey: key ?? null }, data: request.body },
+        { prefix: deps.prefix, causationId: null },
+      );
+      if (result.created) deps.kick();
+      deps.onAccepted?.(result.created);
+      return reply.code(202).send({ taskId: result.taskId });
+    },
+  );
+
+  app.get('/v1/tasks/:id', { schema: { params: IdParams, response: { 200: TaskView, 404: HttpErrorBody } } }, async (request) => {
+    const view = await readTaskView(deps.db, request.params.id);
+    if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${request.params.id} not found`);
+    return view;
+  });
+}

@@ -1,0 +1,14 @@
+import { createModelClients, modelsConfigFromEnv } from '@tandem/models';
+import { createModelCallRecorder, createServiceRuntime, loadConfigOrExit, onShutdown } from '@tandem/service-kit';
+import { createPlanner } from './app.js';
+import { PlannerConfig } from './config.js';
+
+// Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
+const config = loadConfigOrExit(PlannerConfig, process.env, 'planner');
+const runtime = await createServiceRuntime({ service: 'planner', config });
+const recorder = createModelCallRecorder({ db: runtime.db, log: runtime.log, registry: runtime.metrics.registry });
+const models = createModelClients(modelsConfigFromEnv(process.env), { onCall: recorder.onCall });
+runtime.onStop(recorder.flush);
+await createPlanner({ runtime, config, planningModel: models.planning });
+await runtime.listen(config.TANDEM_PLANNER_PORT, config.TANDEM_HTTP_HOST);
+onShutdown(runtime.log, runtime.stop);

@@ -1,0 +1,294 @@
+/**
+ * The programs that run inside the box around the user's code. They never splice the user's code into
+ * their own source: Python `exec`s a compiled code object; JavaScript first checks that the code parses as
+ * a function body on its own, so nothing in it can close the function around it.
+ *
+ * Protocol with the supervisor, over file descriptor 3 (the "result channel", a pipe the supervisor reads
+ * with a size cap while the job runs, so a result never touches the host's disk):
+ *   1. `READY_MARKER`, written before any user code runs. Without it, the interpreter never started.
+ *   2. At most one JSON report: `{"status":"ok","value":...}` or
+ *      `{"status":"error","kind":"exception"|"result"|"memory","message":"..."}`.
+ * The user's code can write to fd 3 as well; that only spoils its own report, which is parsed as untrusted.
+ */
+
+/** First bytes on the result channel; proves the wrapper (not bwrap or a broken interpreter) is running. */
+export const READY_MARKER = '\u0000tandem:ready\n';
+
+/** Where the job's files appear inside the box (bound read-only). */
+export const BOX_DIR = '/box';
+
+/** File names inside `BOX_DIR`. */
+export const BOX_FILES = {
+  pythonWrapper: 'run.py',
+  javascriptWrapper: 'run.cjs',
+  pythonCode: 'code.py',
+  javascriptCode: 'code.js',
+  input: 'input.json',
+} as const;
+
+// Both wrappers first close any descriptor above 3 that lacks close-on-exec: such a descriptor was
+// inherited by the runner from whatever started it (seen here: a pipe from the process supervisor), and
+// Node passes it on to every child. Descriptors the interpreter opened itself are close-on-exec.
+
+/**
+ * Python wrapper. argv[1] is the RLIMIT_AS in bytes, or 0 for none; it is applied after start-up and after
+ * the input is loaded, so only the user's code runs under it.
+ */
+export const PYTHON_WRAPPER = String.raw`import os
+import sys
+
+
+def _tandem_main():
+    result_fd = 3
+    wrapper_pid = os.getpid()
+
+    def send(data):
+        view = memoryview(data)
+        while view:
+            written = os.write(result_fd, view)
+            view = view[written:]
+
+    for name in os.listdir('/proc/self/fd'):
+        fd = int(name)
+        if fd <= result_fd:
+            continue
+        try:
+            with open('/proc/self/fdinfo/' + name) as info:
+                flags = next(line for line in info if line.startswith('flags:'))
+        except (OSError, StopIteration):
+            continue
+        if not int(flags.split()[1], 8) & 0o2000000:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    send(b'\x00tandem:ready\n')
+
+    import builtins
+    import json
+
+    memory_bytes = int(sys.argv[1])
+    with open('/box/input.json', 'rb') as file:
+        input_value = json.loads(file.read())
+    with open('/box/code.py', 'rb') as file:
+        source = file.read().decode('utf-8', 'replace')
+
+    sys.stdout.reconfigure(line_buffering=True, errors='backslashreplace')
+    sys.stderr.reconfigure(errors='backslashreplace')
+    # -S skips site, which is what normally defines exit() and quit(); model-written code uses them.
+    builtins.exit = sys.exit
+    builtins.quit = sys.exit
+
+    # traceback (and linecache) cost a few milliseconds to import: only failures pay for them.
+    def print_exception(error, frames=True):
+        import linecache
+        import traceback
+
+        linecache.cache['<code>'] = (len(source), None, source.splitlines(True), '<code>')
+        if frames:
+            traceback.print_exception(type(error), error, error.__traceback__.tb_next)
+        else:
+            sys.stderr.write(''.join(traceback.format_exception_only(type(error), error)))
+        return ''.join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
+
+    def fail(kind, message):
+        try:
+            if os.getpid() == wrapper_pid:
+                send(json.dumps({'status': 'error', 'kind': kind, 'message': message[:2000]}).encode('ascii'))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+
+    try:
+        code = compile(source, '<code>', 'exec')
+    except (SyntaxError, ValueError) as error:
+        fail('exception', print_exception(error, frames=False))
+
+    if memory_bytes > 0:
+        import linecache  # noqa: F401 -- imported before the limit, so a MemoryError can still be reported
+        import resource
+        import traceback  # noqa: F401
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    user_globals = {'__name__': '__main__', '__builtins__': builtins, 'input': input_value}
+    try:
+        exec(code, user_globals)
+    except SystemExit as request:
+        if os.getpid() != wrapper_pid:
+            raise
+        if request.code not in (None, 0):
+            raise
+    except MemoryError as error:
+        user_globals.clear()  # frees what the program held, so the report itself has room
+        try:
+            print_exception(error)
+        except MemoryError:
+            pass
+        fail('memory', 'MemoryError: the program exceeded its memory limit')
+    except BaseException as error:
+        fail('exception', print_exception(error))
+
+    if os.getpid() != wrapper_pid:
+        # A child forked by the user's code ran off the end of it: only the original process reports.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    try:
+        report = json.dumps({'status': 'ok', 'value': user_globals.get('result')}, allow_nan=False)
+    except MemoryError:
+        fail('memory', 'MemoryError: the result did not fit in the memory limit')
+    except (TypeError, ValueError, RecursionError) as error:
+        message = 'result is not JSON-serialisable: ' + type(error).__name__ + ': ' + str(error)
+        sys.stderr.write(message + '\n')
+        fail('result', message)
+    send(report.encode('ascii'))
+    sys.stdout.flush()
+
+
+_tandem_main()
+`;
+
+/**
+ * JavaScript wrapper (CommonJS). The user's code is the body of an async function: `return value`, top-level
+ * `await`, assigning the pre-declared global `result`, and declaring its own `let result` all work; `input`
+ * and `require` (built-in modules) are globals. A
+ * returned value other than `undefined` wins over `result`. After the result is sent the process exits once
+ * stdout and stderr are flushed, even if the code left timers running.
+ */
+export const JAVASCRIPT_WRAPPER = String.raw`'use strict';
+const fs = require('node:fs');
+const vm = require('node:vm');
+const util = require('node:util');
+
+const RESULT_FD = 3;
+
+function send(text) {
+  const bytes = Buffer.from(text, 'utf8');
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += fs.writeSync(RESULT_FD, bytes, offset, bytes.length - offset);
+    } catch (error) {
+      if (error && error.code === 'EAGAIN') continue;
+      throw error;
+    }
+  }
+}
+
+for (const name of fs.readdirSync('/proc/self/fd')) {
+  const fd = Number(name);
+  if (!(fd > RESULT_FD)) continue;
+  let info;
+  try {
+    info = fs.readFileSync('/proc/self/fdinfo/' + name, 'utf8');
+  } catch {
+    continue;
+  }
+  const flags = /^flags:\s*([0-7]+)/m.exec(info);
+  if (flags && (parseInt(flags[1], 8) & 0o2000000) === 0) {
+    try {
+      fs.closeSync(fd);
+    } catch {}
+  }
+}
+
+send('\u0000tandem:ready\n');
+
+function exitAfterFlush(code) {
+  process.exitCode = code;
+  let pending = 2;
+  const done = () => {
+    pending -= 1;
+    if (pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+function describe(error) {
+  if (error instanceof Error) return String(error.name) + ': ' + String(error.message);
+  return 'Uncaught ' + util.inspect(error, { depth: 2 });
+}
+
+function printError(error) {
+  let text;
+  if (error instanceof Error && typeof error.stack === 'string') {
+    text = error.stack
+      .split('\n')
+      .filter((line) => !/\/box\/run\.cjs|node:internal|\(node:\w+|at node:\w+|at new AsyncFunction/.test(line))
+      .join('\n');
+  } else {
+    text = describe(error);
+  }
+  process.stderr.write(text + '\n');
+}
+
+function fail(kind, message) {
+  send(JSON.stringify({ status: 'error', kind, message: message.slice(0, 2000) }));
+  exitAfterFlush(1);
+}
+
+async function main() {
+  globalThis.input = JSON.parse(fs.readFileSync('/box/input.json', 'utf8'));
+  globalThis.result = undefined;
+  // Like Python's import: the box, not the language, is the boundary, so built-in modules are available.
+  globalThis.require = require('node:module').createRequire('/work/');
+  const source = fs.readFileSync('/box/code.js', 'utf8');
+  const AsyncFunction = (async function () {}).constructor;
+  const head = '(async function (__tandemCapture__) {\n';
+  const tail = '\n;__tandemCapture__(typeof result === "undefined" ? undefined : result);\n})';
+
+  let program;
+  try {
+    // The body must parse on its own (this is what the Function constructor checks), so it cannot close
+    // the function we put around it below.
+    new AsyncFunction('__tandemCapture__', source);
+  } catch (error) {
+    let located = error;
+    try {
+      // Compile only (never run) the wrapped text to get the file:line and caret that vm adds.
+      new vm.Script(head + source + '\n})', { filename: 'code.js', lineOffset: -1 });
+    } catch (withLocation) {
+      if (withLocation instanceof SyntaxError) located = withLocation;
+    }
+    printError(located);
+    fail('exception', describe(error));
+    return;
+  }
+  program = new vm.Script(head + source + tail, { filename: 'code.js', lineOffset: -1 }).runInThisContext();
+
+  let captured;
+  let returned;
+  try {
+    returned = await program((value) => {
+      captured = value;
+    });
+  } catch (error) {
+    printError(error);
+    fail('exception', describe(error));
+    return;
+  }
+  const value = returned !== undefined ? returned : captured;
+  let report;
+  try {
+    const json = JSON.stringify(value === undefined ? null : value);
+    if (json === undefined) throw new TypeError('a ' + typeof value + ' has no JSON form');
+    report = '{"status":"ok","value":' + json + '}';
+  } catch (error) {
+    const message = 'result is not JSON-serialisable: ' + describe(error);
+    process.stderr.write(message + '\n');
+    fail('result', message);
+    return;
+  }
+  send(report);
+  exitAfterFlush(0);
+}
+
+main().catch((error) => {
+  printError(error);
+  fail('exception', describe(error));
+});
+`;

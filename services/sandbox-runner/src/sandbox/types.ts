@@ -1,0 +1,86 @@
+/**
+ * The sandbox's domain types. They mirror `SandboxLanguage`, `SandboxLimits` and `SandboxOutcome` in
+ * `@tandem/contracts` (a type test keeps them in step) but stay local so the execution core has no wire
+ * dependencies: handlers parse events with the contracts and hand plain jobs to a `SandboxBackend`.
+ */
+
+/** Languages a backend runs. */
+export type SandboxLanguage = 'javascript' | 'python';
+
+/** Per-job limits. Zero or negative values are a caller bug (the contract schema rejects them). */
+export interface SandboxLimits {
+  /** Wall-clock budget from spawning the sandbox to its exit, start-up included. */
+  timeoutMs: number;
+  /** Cap on each of stdout and stderr; exceeding either ends the job with `output_limit`. */
+  maxOutputBytes: number;
+  /**
+   * Memory cap. Today: RLIMIT_AS for Python, a V8 heap cap for JavaScript (heap only, not ArrayBuffers).
+   * A per-job memory cgroup replaces both later.
+   */
+  memoryMb?: number;
+}
+
+/** One piece of guest code to run. */
+export interface SandboxJob {
+  language: SandboxLanguage;
+  /** Untrusted program text. */
+  code: string;
+  /** JSON value the program sees as `input`; absent means `null`. */
+  input?: unknown;
+  limits: SandboxLimits;
+}
+
+/** How a job ended. Every guest behaviour maps to one of these; only a malformed job rejects. */
+export type SandboxOutcome =
+  | 'ok'
+  | 'error'
+  | 'timeout'
+  | 'memory_limit'
+  | 'output_limit'
+  | 'killed'
+  | 'sandbox_error';
+
+/** What came back from one job. */
+export interface SandboxResult {
+  outcome: SandboxOutcome;
+  /** At most `limits.maxOutputBytes` bytes of UTF-8, cut at a character boundary. */
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  /** The program's JSON result when `outcome` is `ok`, else `null`. Guest-controlled data. */
+  value: unknown;
+  /** The guest's exit code; `null` when it died by a signal or never ran. */
+  exitCode: number | null;
+  /** The signal that ended the guest (e.g. `SIGKILL`), else `null`. */
+  signal: string | null;
+  /** Whole milliseconds from spawn to the sandbox being gone. */
+  durationMs: number;
+  /** A one-line explanation for any outcome other than `ok`. */
+  errorMessage?: string;
+}
+
+/** Per-run options that are not part of the job itself. */
+export interface SandboxRunOptions {
+  /** Aborting kills the job; it then ends with outcome `killed`. */
+  signal?: AbortSignal;
+}
+
+/** The result of a backend's self-check; `problems` are human-readable and empty when `ok`. */
+export interface SandboxCheck {
+  ok: boolean;
+  problems: string[];
+}
+
+/**
+ * Something that runs untrusted code. The bubblewrap backend is the first; a warm pool or a VM-based
+ * backend is another implementation of the same interface.
+ */
+export interface SandboxBackend {
+  /** Short identifier for logs and metrics, e.g. `bwrap`. */
+  readonly name: string;
+  /** Runs one job to completion. Resolves for every guest behaviour; rejects only for a malformed job. */
+  run(job: SandboxJob, options?: SandboxRunOptions): Promise<SandboxResult>;
+  /** Verifies the backend can run jobs on this host (for readiness probes and start-up). */
+  check(): Promise<SandboxCheck>;
+}
