@@ -70,7 +70,10 @@ export interface Bus {
   /** Publishes `payload` as JSON to a full subject under the prefix and waits for the PubAck. */
   publish(subject: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
   /** Validates the envelope against the event's schema, then publishes it with `Nats-Msg-Id` = envelope id. */
-  publishEvent<TEnvelope extends { id: string }>(event: PublishableEvent<TEnvelope>, envelope: TEnvelope): Promise<PublishResult>;
+  publishEvent<TEnvelope extends { id: string }>(
+    event: PublishableEvent<TEnvelope>,
+    envelope: TEnvelope,
+  ): Promise<PublishResult>;
   /** Creates or updates a durable pull consumer and starts handling its messages. */
   consume<T>(options: ConsumeOptions<T>): Promise<RunningConsumer>;
   /** Stops every consumer (waiting for handlers in flight), then drains and closes the connection. */
@@ -96,7 +99,11 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout });
-    const changes = await ensureStreams(jsm, { prefix, maxAgeMs: options.streamMaxAgeMs, replicas: options.streamReplicas });
+    const changes = await ensureStreams(jsm, {
+      prefix,
+      maxAgeMs: options.streamMaxAgeMs,
+      replicas: options.streamReplicas,
+    });
     log.debug({ streams: changes }, 'streams ensured');
   } catch (error) {
     await nc.close();
@@ -106,7 +113,11 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   const consumers = new Set<RunningConsumer>();
   let draining: Promise<void> | undefined;
 
-  async function publish(subject: string, payload: unknown, publishOptions: PublishOptions): Promise<PublishResult> {
+  async function publish(
+    subject: string,
+    payload: unknown,
+    publishOptions: PublishOptions,
+  ): Promise<PublishResult> {
     if (!subject.startsWith(`${prefix}.`)) {
       throw new Error(`subject "${subject}" is not under the prefix "${prefix}"; use bus.subject(suffix)`);
     }

@@ -115,7 +115,8 @@ export function defaultNakDelayMs(deliveryCount: number): number {
  * Duck-typed as well as by class: `instanceof` fails across copies of the contracts package.
  */
 export function permanentFailure(error: unknown): { code: string; message: string } | null {
-  if (error instanceof TandemError) return error.retryable ? null : { code: error.code, message: error.message };
+  if (error instanceof TandemError)
+    return error.retryable ? null : { code: error.code, message: error.message };
   if (typeof error !== 'object' || error === null) return null;
   const code = 'code' in error ? error.code : undefined;
   const retryable = 'retryable' in error ? error.retryable : undefined;
@@ -125,16 +126,23 @@ export function permanentFailure(error: unknown): { code: string; message: strin
 }
 
 /** Creates (or updates) the durable pull consumer and starts its consume loop. */
-export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptions<T>): Promise<RunningConsumer> {
+export async function startConsumer<T>(
+  deps: ConsumerDeps,
+  options: ConsumeOptions<T>,
+): Promise<RunningConsumer> {
   const maxDeliver = options.maxDeliver ?? DEFAULT_MAX_DELIVER;
   const ackWaitMs = options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   const concurrency = options.concurrency ?? 1;
   const prefetch = options.prefetch ?? Math.max(10, concurrency * 2);
   const nakDelayMs = options.nakDelayMs ?? defaultNakDelayMs;
-  if (!Number.isInteger(maxDeliver) || maxDeliver < 1) throw new RangeError(`maxDeliver must be a positive integer, got ${maxDeliver}`);
-  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000) throw new RangeError(`ackWaitMs must be an integer of at least 1000, got ${ackWaitMs}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  if (!Number.isInteger(prefetch) || prefetch < 1) throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
+  if (!Number.isInteger(maxDeliver) || maxDeliver < 1)
+    throw new RangeError(`maxDeliver must be a positive integer, got ${maxDeliver}`);
+  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000)
+    throw new RangeError(`ackWaitMs must be an integer of at least 1000, got ${ackWaitMs}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(prefetch) || prefetch < 1)
+    throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
 
   const stream = streamNameFor(deps.prefix, entityOfSuffix(options.subject));
   const name = consumerNameFor(deps.prefix, options.durable);
@@ -165,7 +173,7 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
         log.error({ err: error }, 'max-deliveries advisory subscription failed');
         return;
       }
-      const work = Promise.resolve().finally(() => advisoryWork.delete(work));
+      const work = handleAdvisory(message.data).finally(() => advisoryWork.delete(work));
       advisoryWork.add(work);
     },
   });
@@ -190,7 +198,10 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
       } catch (error) {
         if (attempt >= ADVISORY_RETRIES || stopping) {
           // The advisory is core NATS (at most once): nothing will bring it back.
-          log.error({ err: error, streamSeq: advisory.streamSeq }, 'could not record a max-deliveries dead letter; the message stays unacknowledged in the stream');
+          log.error(
+            { err: error, streamSeq: advisory.streamSeq },
+            'could not record a max-deliveries dead letter; the message stays unacknowledged in the stream',
+          );
           return;
         }
         await sleep(RESTART_DELAY_MS * attempt);
@@ -233,19 +244,37 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
     return headers[MSG_ID_HEADER] ?? null;
   }
 
-  async function deadLetter(message: JsMsg, headers: Record<string, string>, messageId: string | null, code: string, reason: string): Promise<void> {
+  async function deadLetter(
+    message: JsMsg,
+    headers: Record<string, string>,
+    messageId: string | null,
+    code: string,
+    reason: string,
+  ): Promise<void> {
     const deliveryCount = message.info.deliveryCount;
     try {
       await writeDeadLetter(
         sink,
-        { consumer: name, durable: options.durable, subject: message.subject, streamSeq: message.seq, messageId, code, reason, deliveryCount },
+        {
+          consumer: name,
+          durable: options.durable,
+          subject: message.subject,
+          streamSeq: message.seq,
+          messageId,
+          code,
+          reason,
+          deliveryCount,
+        },
         message.data,
         headers,
       );
     } catch (error) {
       // Never terminate a message whose dead letter was not stored: let it come back and try again.
       const delayMs = nakDelayMs(deliveryCount);
-      log.error({ err: error, streamSeq: message.seq, code, delayMs }, 'could not record a dead letter; message will be redelivered');
+      log.error(
+        { err: error, streamSeq: message.seq, code, delayMs },
+        'could not record a dead letter; message will be redelivered',
+      );
       message.nak(delayMs);
       return;
     }
@@ -268,7 +297,13 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
     }
     const parsed = options.schema.safeParse(body);
     if (!parsed.success) {
-      await deadLetter(message, headers, headerMessageId, ErrorCodes.BUS_SCHEMA_INVALID, formatIssues(parsed.error.issues));
+      await deadLetter(
+        message,
+        headers,
+        headerMessageId,
+        ErrorCodes.BUS_SCHEMA_INVALID,
+        formatIssues(parsed.error.issues),
+      );
       return;
     }
 
@@ -298,7 +333,13 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
         // Dead-letter the last delivery here rather than rely only on the advisory, which is
         // at-most-once core NATS; the advisory still covers handlers that hang or processes that die.
         messageLog.error({ err: error }, 'handler failed on the last delivery');
-        await deadLetter(message, headers, messageId, ErrorCodes.BUS_MAX_DELIVERIES, `failed ${deliveryCount} deliveries; last error: ${reason}`);
+        await deadLetter(
+          message,
+          headers,
+          messageId,
+          ErrorCodes.BUS_MAX_DELIVERIES,
+          `failed ${deliveryCount} deliveries; last error: ${reason}`,
+        );
         return;
       }
       const delayMs = nakDelayMs(deliveryCount);
@@ -319,12 +360,16 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
         for await (const message of messages) {
           if (stopping) {
             // Pulled but not started: give it back now instead of after the ack wait.
+            message.nak();
             continue;
           }
           const work = processMessage(message)
             .catch((error: unknown) => {
               // processMessage handles its own failures; this is a bug guard so the loop never dies.
-              log.error({ err: error, streamSeq: message.seq }, 'unexpected error while processing a message');
+              log.error(
+                { err: error, streamSeq: message.seq },
+                'unexpected error while processing a message',
+              );
             })
             .finally(() => inFlight.delete(work));
           inFlight.add(work);
@@ -362,7 +407,11 @@ export async function startConsumer<T>(deps: ConsumerDeps, options: ConsumeOptio
   };
 }
 
-async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
   try {
     // nats-server 2.9 updates an existing durable on create; 2.10+ refuses a differing config, so update then.
     await jsm.consumers.add(stream, config);

@@ -46,7 +46,15 @@ export async function writeDeadLetter(
   });
   if (recorded) {
     sink.log.warn(
-      { consumer: info.consumer, subject: info.subject, streamSeq: info.streamSeq, messageId: info.messageId, code: info.code, deliveryCount: info.deliveryCount, reason: info.reason },
+      {
+        consumer: info.consumer,
+        subject: info.subject,
+        streamSeq: info.streamSeq,
+        messageId: info.messageId,
+        code: info.code,
+        deliveryCount: info.deliveryCount,
+        reason: info.reason,
+      },
       'message dead-lettered',
     );
     if (sink.onDeadLetter !== undefined) {

@@ -38,8 +38,10 @@ type BatchOutcome = 'more' | 'drained' | 'failed';
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 100;
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
-  if (!Number.isFinite(pollIntervalMs) || pollIntervalMs < 1) throw new RangeError(`pollIntervalMs must be positive, got ${pollIntervalMs}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isFinite(pollIntervalMs) || pollIntervalMs < 1)
+    throw new RangeError(`pollIntervalMs must be positive, got ${pollIntervalMs}`);
   const log = options.log.child({ component: 'outbox-relay', publisher: options.publisher });
 
   let running = false;
@@ -58,7 +60,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         published.push(row.id);
       } catch (error) {
         failed = true;
-        log.warn({ err: error, outboxId: row.id, subject: row.subject, attempts: row.attempts + 1 }, 'outbox publish failed; will retry');
+        log.warn(
+          { err: error, outboxId: row.id, subject: row.subject, attempts: row.attempts + 1 },
+          'outbox publish failed; will retry',
+        );
         try {
           await recordPublishFailure(options.db.prisma, row.id, error);
         } catch (recordError) {

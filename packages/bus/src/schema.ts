@@ -8,8 +8,7 @@ export interface MessageSchema<T> {
 
 /** What {@link MessageSchema.safeParse} returns (zod's `safeParse` result). */
 export type MessageSchemaResult<T> =
-  | { success: true; data: T }
-  | { success: false; error: { issues: ReadonlyArray<SchemaIssue> } };
+  { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<SchemaIssue> } };
 
 /** One validation problem, as zod reports it. */
 export interface SchemaIssue {
@@ -26,13 +25,15 @@ export function formatIssues(issues: ReadonlyArray<SchemaIssue>): string {
     const path = issue.path.map((part) => String(part)).join('.');
     return `${path === '' ? '(root)' : path}: ${issue.message}`;
   });
-  const more = issues.length > MAX_ISSUES_IN_REASON ? `; and ${issues.length - MAX_ISSUES_IN_REASON} more` : '';
+  const more =
+    issues.length > MAX_ISSUES_IN_REASON ? `; and ${issues.length - MAX_ISSUES_IN_REASON} more` : '';
   return shown.join('; ') + more;
 }
 
 /** Parses with a schema and throws a readable error (used where bad data is the caller's bug). */
 export function parseOrThrow<T>(schema: MessageSchema<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw new TypeError(`${what} does not match its schema: ${formatIssues(result.error.issues)}`);
+  if (!result.success)
+    throw new TypeError(`${what} does not match its schema: ${formatIssues(result.error.issues)}`);
   return result.data;
 }

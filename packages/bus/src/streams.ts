@@ -59,7 +59,9 @@ export function streamConfigFor(entity: Entity, options: EnsureStreamsOptions): 
   const prefix = assertSubjectPrefix(options.prefix);
   const maxAgeMs = options.maxAgeMs ?? DEFAULT_STREAM_MAX_AGE_MS;
   if (!Number.isInteger(maxAgeMs) || maxAgeMs < DUPLICATE_WINDOW_MS) {
-    throw new RangeError(`stream maxAgeMs must be an integer of at least ${DUPLICATE_WINDOW_MS} (the duplicate window), got ${maxAgeMs}`);
+    throw new RangeError(
+      `stream maxAgeMs must be an integer of at least ${DUPLICATE_WINDOW_MS} (the duplicate window), got ${maxAgeMs}`,
+    );
   }
   return {
     name: streamNameFor(prefix, entity),
@@ -78,7 +80,10 @@ export function streamConfigFor(entity: Entity, options: EnsureStreamsOptions): 
  * once: an add that loses the race falls back to comparing and updating. Storage and retention cannot
  * change in place; a mismatch there is an error rather than a silent recreate.
  */
-export async function ensureStreams(jsm: JetStreamManager, options: EnsureStreamsOptions): Promise<Record<string, StreamChange>> {
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  options: EnsureStreamsOptions,
+): Promise<Record<string, StreamChange>> {
   const changes: Record<string, StreamChange> = {};
   for (const entity of Entities) {
     const config = streamConfigFor(entity, options);
@@ -107,7 +112,12 @@ async function ensureStream(jsm: JetStreamManager, config: ManagedStreamConfig):
         `expected storage=${config.storage} retention=${config.retention} (these cannot be changed in place)`,
     );
   }
-  if (sameSubjects(current.subjects, config.subjects) && current.max_age === config.max_age && current.duplicate_window === config.duplicate_window && current.num_replicas === config.num_replicas) {
+  if (
+    sameSubjects(current.subjects, config.subjects) &&
+    current.max_age === config.max_age &&
+    current.duplicate_window === config.duplicate_window &&
+    current.num_replicas === config.num_replicas
+  ) {
     return 'unchanged';
   }
   // update() merges these into the server's current config.

@@ -37,9 +37,16 @@ async function deadLettersOf(durable: string): Promise<DeadLetter[]> {
   });
 }
 
-async function consumerState(durable: string): Promise<{ ackPending: number; pending: number; redelivered: number; ackFloor: number }> {
+async function consumerState(
+  durable: string,
+): Promise<{ ackPending: number; pending: number; redelivered: number; ackFloor: number }> {
   const info = await harness.bus.jsm.consumers.info(STEP_STREAM(), consumerNameFor(harness.prefix, durable));
-  return { ackPending: info.num_ack_pending, pending: info.num_pending, redelivered: info.num_redelivered, ackFloor: info.ack_floor.stream_seq };
+  return {
+    ackPending: info.num_ack_pending,
+    pending: info.num_pending,
+    redelivered: info.num_redelivered,
+    ackFloor: info.ack_floor.stream_seq,
+  };
 }
 
 async function streamSeqOf(messageId: string): Promise<number> {
@@ -88,7 +95,9 @@ describe('consume', () => {
         deliveryCount: 1,
       });
       expect(delivery?.context.headers['Nats-Msg-Id']).toBe(envelope.id);
-      await waitFor(async () => (await consumerState(durable)).ackPending === 0, { description: 'the ack to arrive' });
+      await waitFor(async () => (await consumerState(durable)).ackPending === 0, {
+        description: 'the ack to arrive',
+      });
       // Longer than the ack wait: an unacked message would have come back by now.
       await sleep(1_500);
       const state = await consumerState(durable);
@@ -113,13 +122,16 @@ describe('consume', () => {
       nakDelayMs: () => 100,
       handle: async (_message, context) => {
         deliveryCounts.push(context.deliveryCount);
-        if (context.deliveryCount === 1) throw new TandemError('MODEL.TIMEOUT', 'model timed out', { retryable: true });
+        if (context.deliveryCount === 1)
+          throw new TandemError('MODEL.TIMEOUT', 'model timed out', { retryable: true });
       },
     });
     try {
       await publishStep(suffix);
       await waitFor(() => deliveryCounts.length === 2, { description: 'a redelivery' });
-      await waitFor(async () => (await consumerState(durable)).ackPending === 0, { description: 'the ack to arrive' });
+      await waitFor(async () => (await consumerState(durable)).ackPending === 0, {
+        description: 'the ack to arrive',
+      });
       expect(deliveryCounts).toEqual([1, 2]);
       expect(await deadLettersOf(durable)).toHaveLength(0);
     } finally {
@@ -145,10 +157,13 @@ describe('consume', () => {
     });
     try {
       const envelope = await publishStep(suffix);
-      const [row] = await waitFor(async () => {
-        const rows = await deadLettersOf(durable);
-        return rows.length > 0 ? rows : null;
-      }, { description: 'a dead letter' });
+      const [row] = await waitFor(
+        async () => {
+          const rows = await deadLettersOf(durable);
+          return rows.length > 0 ? rows : null;
+        },
+        { description: 'a dead letter' },
+      );
       expect(row).toMatchObject({
         code: ErrorCodes.TOOL_UNKNOWN_FUNCTION,
         reason: 'no such tool: frobnicate',
@@ -157,9 +172,13 @@ describe('consume', () => {
         deliveryCount: 1,
       });
       expect(JSON.parse(row?.payload ?? 'null')).toEqual(envelope);
-      expect(harness.deadLetters.filter((info) => info.durable === durable)).toMatchObject([{ code: ErrorCodes.TOOL_UNKNOWN_FUNCTION }]);
+      expect(harness.deadLetters.filter((info) => info.durable === durable)).toMatchObject([
+        { code: ErrorCodes.TOOL_UNKNOWN_FUNCTION },
+      ]);
       // Terminated: not pending, and not delivered again after the ack wait.
-      await waitFor(async () => (await consumerState(durable)).ackPending === 0, { description: 'the term to arrive' });
+      await waitFor(async () => (await consumerState(durable)).ackPending === 0, {
+        description: 'the term to arrive',
+      });
       await sleep(1_500);
       expect(calls).toBe(1);
       expect(await deadLettersOf(durable)).toHaveLength(1);
@@ -182,19 +201,30 @@ describe('consume', () => {
       },
     });
     try {
-      await harness.bus.js.publish(harness.bus.subject(suffix), new Uint8Array([0xff, 0xfe, 0x7b, 0x00, 0x01]), { msgID: 'garbage-1' });
+      await harness.bus.js.publish(
+        harness.bus.subject(suffix),
+        new Uint8Array([0xff, 0xfe, 0x7b, 0x00, 0x01]),
+        { msgID: 'garbage-1' },
+      );
       await harness.bus.js.publish(harness.bus.subject(suffix), '{"truncated": ', { msgID: 'garbage-2' });
       await publishStep(suffix, 'after-garbage');
-      await waitFor(() => handled.includes('after-garbage'), { description: 'the good message to be handled' });
-      const rows = await waitFor(async () => {
-        const found = await deadLettersOf(durable);
-        return found.length === 2 ? found : null;
-      }, { description: 'two dead letters' });
+      await waitFor(() => handled.includes('after-garbage'), {
+        description: 'the good message to be handled',
+      });
+      const rows = await waitFor(
+        async () => {
+          const found = await deadLettersOf(durable);
+          return found.length === 2 ? found : null;
+        },
+        { description: 'two dead letters' },
+      );
       expect(rows.map((row) => row.code)).toEqual([ErrorCodes.BUS_UNPARSEABLE, ErrorCodes.BUS_UNPARSEABLE]);
       expect(rows.map((row) => row.messageId)).toEqual(['garbage-1', 'garbage-2']);
       expect(rows[1]?.payload).toBe('{"truncated": ');
       expect(handled).toEqual(['after-garbage']);
-      await waitFor(async () => (await consumerState(durable)).ackPending === 0, { description: 'all settled' });
+      await waitFor(async () => (await consumerState(durable)).ackPending === 0, {
+        description: 'all settled',
+      });
     } finally {
       await consumer.stop();
     }
@@ -217,10 +247,13 @@ describe('consume', () => {
       const envelope = stepFinished();
       const invalid = { ...envelope, data: { ...envelope.data, taskId: 'not-a-uuid', status: 'maybe' } };
       await harness.bus.publish(harness.bus.subject(suffix), invalid, { msgId: envelope.id });
-      const [row] = await waitFor(async () => {
-        const rows = await deadLettersOf(durable);
-        return rows.length > 0 ? rows : null;
-      }, { description: 'a dead letter' });
+      const [row] = await waitFor(
+        async () => {
+          const rows = await deadLettersOf(durable);
+          return rows.length > 0 ? rows : null;
+        },
+        { description: 'a dead letter' },
+      );
       expect(row?.code).toBe(ErrorCodes.BUS_SCHEMA_INVALID);
       expect(row?.reason).toContain('data.taskId');
       expect(row?.reason).toContain('data.status');
@@ -250,11 +283,18 @@ describe('consume', () => {
     });
     try {
       const envelope = await publishStep(suffix);
-      const [row] = await waitFor(async () => {
-        const rows = await deadLettersOf(durable);
-        return rows.length > 0 ? rows : null;
-      }, { description: 'a max-deliveries dead letter' });
-      expect(row).toMatchObject({ code: ErrorCodes.BUS_MAX_DELIVERIES, deliveryCount: 3, messageId: envelope.id });
+      const [row] = await waitFor(
+        async () => {
+          const rows = await deadLettersOf(durable);
+          return rows.length > 0 ? rows : null;
+        },
+        { description: 'a max-deliveries dead letter' },
+      );
+      expect(row).toMatchObject({
+        code: ErrorCodes.BUS_MAX_DELIVERIES,
+        deliveryCount: 3,
+        messageId: envelope.id,
+      });
       expect(row?.reason).toContain('database is down');
       await sleep(1_500);
       expect(deliveryCounts).toEqual([1, 2, 3]);
@@ -293,11 +333,19 @@ describe('consume', () => {
         );
       }
       const envelope = await publishStep(suffix);
-      const [row] = await waitFor(async () => {
-        const rows = await deadLettersOf(durable);
-        return rows.length > 0 ? rows : null;
-      }, { description: 'a dead letter from the advisory', timeoutMs: 15_000 });
-      expect(row).toMatchObject({ code: ErrorCodes.BUS_MAX_DELIVERIES, deliveryCount: 2, messageId: envelope.id, subject: `${harness.prefix}.${suffix}` });
+      const [row] = await waitFor(
+        async () => {
+          const rows = await deadLettersOf(durable);
+          return rows.length > 0 ? rows : null;
+        },
+        { description: 'a dead letter from the advisory', timeoutMs: 15_000 },
+      );
+      expect(row).toMatchObject({
+        code: ErrorCodes.BUS_MAX_DELIVERIES,
+        deliveryCount: 2,
+        messageId: envelope.id,
+        subject: `${harness.prefix}.${suffix}`,
+      });
       expect(row?.reason).toContain('not acknowledged after 2 deliveries');
       expect(JSON.parse(row?.payload ?? 'null')).toEqual(envelope);
       expect(deliveryCounts.sort()).toEqual([1, 2]);
@@ -360,7 +408,9 @@ describe('consume', () => {
     await consumer.stop();
     expect(finished).toEqual(['first']);
     const firstSeq = await streamSeqOf(first.id);
-    await waitFor(async () => (await consumerState(durable)).ackFloor === firstSeq, { description: 'the first message acked' });
+    await waitFor(async () => (await consumerState(durable)).ackFloor === firstSeq, {
+      description: 'the first message acked',
+    });
 
     // Another consumer gets the unstarted message right away: with the default 30 s ack wait only
     // the nak sent by stop() explains a redelivery within 3 s.

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { StepFinished, createEnvelope } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
-import { cleanupNatsPrefix, createTestDatabase, createTestPrefix, findNats, type TestDatabase } from '@tandem/testing';
+import {
+  cleanupNatsPrefix,
+  createTestDatabase,
+  createTestPrefix,
+  findNats,
+  type TestDatabase,
+} from '@tandem/testing';
 import { pino, type Logger } from 'pino';
 import { connectBus, type Bus, type DeadLetterInfo } from '../src/index.js';
 
@@ -38,7 +44,14 @@ export async function createHarness(): Promise<Harness> {
   const deadLetters: DeadLetterInfo[] = [];
   const others: Bus[] = [];
   const connectOne = (): Promise<Bus> =>
-    connectBus({ servers: natsUrl, prefix, name: 'bus-test', log, db, onDeadLetter: (info) => deadLetters.push(info) });
+    connectBus({
+      servers: natsUrl,
+      prefix,
+      name: 'bus-test',
+      log,
+      db,
+      onDeadLetter: (info) => deadLetters.push(info),
+    });
   const bus = await connectOne();
   return {
     natsUrl,

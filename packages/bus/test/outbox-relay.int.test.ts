@@ -39,7 +39,13 @@ async function storedOn(suffix: string): Promise<StoredEvent[]> {
     if (stored === null || stored.subject !== subject) continue;
     const headers: Record<string, string> = {};
     for (const name of stored.header.keys()) headers[name] = stored.header.get(name);
-    found.push({ seq, msgId: stored.header.get('Nats-Msg-Id'), subject: stored.subject, body: stored.json(), headers });
+    found.push({
+      seq,
+      msgId: stored.header.get('Nats-Msg-Id'),
+      subject: stored.subject,
+      body: stored.json(),
+      headers,
+    });
   }
   return found;
 }
@@ -67,7 +73,14 @@ async function unpublishedCount(publisher: string): Promise<number> {
 }
 
 function relayFor(publisher: string, pollIntervalMs = 60_000, batchSize = 4): OutboxRelay {
-  return createOutboxRelay({ db: harness.db, bus: harness.bus, publisher, batchSize, pollIntervalMs, log: harness.log });
+  return createOutboxRelay({
+    db: harness.db,
+    bus: harness.bus,
+    publisher,
+    batchSize,
+    pollIntervalMs,
+    log: harness.log,
+  });
 }
 
 describe('outbox relay', () => {
@@ -81,7 +94,9 @@ describe('outbox relay', () => {
     const relay = relayFor(publisher);
     relay.start();
     try {
-      await waitFor(async () => (await unpublishedCount(publisher)) === 0, { description: 'all rows published' });
+      await waitFor(async () => (await unpublishedCount(publisher)) === 0, {
+        description: 'all rows published',
+      });
       const stored = await storedOn(suffix);
       expect(stored.map((event) => event.msgId)).toEqual(ids);
       expect(stored.map((event) => event.body)).toEqual(ids.map((_, index) => ({ n: index })));
@@ -92,15 +107,24 @@ describe('outbox relay', () => {
       const more = await enqueue(publisher, suffix, 3, 10);
       relay.kick();
       relay.kick();
-      await waitFor(async () => (await unpublishedCount(publisher)) === 0, { description: 'the new rows published' });
+      await waitFor(async () => (await unpublishedCount(publisher)) === 0, {
+        description: 'the new rows published',
+      });
       expect((await storedOn(suffix)).map((event) => event.msgId)).toEqual([...ids, ...more]);
 
       // A relay that crashed after publishing but before marking: the rows go out again and JetStream drops them.
-      await harness.db.prisma.outbox.updateMany({ where: { id: { in: ids.slice(5) } }, data: { publishedAt: null } });
+      await harness.db.prisma.outbox.updateMany({
+        where: { id: { in: ids.slice(5) } },
+        data: { publishedAt: null },
+      });
       relay.kick();
-      await waitFor(async () => (await unpublishedCount(publisher)) === 0, { description: 'the rows marked again' });
+      await waitFor(async () => (await unpublishedCount(publisher)) === 0, {
+        description: 'the rows marked again',
+      });
       expect((await storedOn(suffix)).map((event) => event.msgId)).toEqual([...ids, ...more]);
-      expect(await harness.db.prisma.outbox.count({ where: { publisher: 'someone-else', publishedAt: null } })).toBe(2);
+      expect(
+        await harness.db.prisma.outbox.count({ where: { publisher: 'someone-else', publishedAt: null } }),
+      ).toBe(2);
     } finally {
       await relay.stop();
     }
@@ -113,17 +137,22 @@ describe('outbox relay', () => {
     const first = await enqueue(publisher, suffix, 2);
     relay.start();
     try {
-      await waitFor(async () => (await unpublishedCount(publisher)) === 0, { description: 'the first rows published' });
+      await waitFor(async () => (await unpublishedCount(publisher)) === 0, {
+        description: 'the first rows published',
+      });
       expect((await storedOn(suffix)).map((event) => event.msgId)).toEqual(first);
 
       // The stream disappears (an operator deleted it, or JetStream lost it): publishing fails.
       await harness.bus.jsm.streams.delete(SANDBOX_STREAM());
       const second = await enqueue(publisher, suffix, 5, 2);
       relay.kick();
-      const failed = await waitFor(async () => {
-        const row = await harness.db.prisma.outbox.findUnique({ where: { id: second[0] } });
-        return row !== null && row.attempts >= 2 ? row : null;
-      }, { description: 'failed attempts recorded on the oldest row' });
+      const failed = await waitFor(
+        async () => {
+          const row = await harness.db.prisma.outbox.findUnique({ where: { id: second[0] } });
+          return row !== null && row.attempts >= 2 ? row : null;
+        },
+        { description: 'failed attempts recorded on the oldest row' },
+      );
       expect(failed.publishedAt).toBeNull();
       expect(failed.lastError).not.toBeNull();
       // The batch stopped at the first failure: later rows were not tried out of order.
@@ -132,7 +161,10 @@ describe('outbox relay', () => {
 
       // The stream comes back; the next tick publishes everything, in order.
       await ensureStreams(harness.bus.jsm, { prefix: harness.prefix });
-      await waitFor(async () => (await unpublishedCount(publisher)) === 0, { description: 'recovery', timeoutMs: 10_000 });
+      await waitFor(async () => (await unpublishedCount(publisher)) === 0, {
+        description: 'recovery',
+        timeoutMs: 10_000,
+      });
       const stored = await storedOn(suffix);
       // The recreated stream holds only what was published after it came back.
       expect(stored.map((event) => event.msgId)).toEqual(second);

@@ -17,7 +17,13 @@ afterAll(async () => {
 const FIXTURE = fileURLToPath(new URL('./fixtures/consume-then-drain.ts', import.meta.url));
 const EXIT_WITHIN_MS = 15_000;
 
-function runFixture(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timedOut: boolean }> {
+function runFixture(args: string[]): Promise<{
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -46,13 +52,21 @@ describe('shutdown', () => {
     // pg 8.23 prints a DeprecationWarning under the Prisma adapter (not the bus's doing); nothing else may appear.
     const unexpected = result.stderr
       .split('\n')
-      .filter((line) => line.trim() !== '' && !line.includes('DeprecationWarning: Calling client.query()') && !line.includes('--trace-deprecation'));
+      .filter(
+        (line) =>
+          line.trim() !== '' &&
+          !line.includes('DeprecationWarning: Calling client.query()') &&
+          !line.includes('--trace-deprecation'),
+      );
     expect(unexpected).toEqual([]);
     expect(result.timedOut).toBe(false);
     expect(result.stdout).toBe('drained\n');
     expect(result.code).toBe(0);
     // The message was acked before the process left.
-    const info = await harness.bus.jsm.consumers.info(streamNameFor(harness.prefix, 'step'), consumerNameFor(harness.prefix, 'drain-fixture'));
+    const info = await harness.bus.jsm.consumers.info(
+      streamNameFor(harness.prefix, 'step'),
+      consumerNameFor(harness.prefix, 'drain-fixture'),
+    );
     expect(info.num_ack_pending).toBe(0);
     expect(info.ack_floor.stream_seq).toBe(1);
   });
@@ -75,11 +89,23 @@ describe('shutdown', () => {
         finished = true;
       },
     });
-    await bus.publish(bus.subject('task.drain-in-flight.v1'), { any: 'thing' }, { msgId: 'drain-in-flight-1' });
+    await bus.publish(
+      bus.subject('task.drain-in-flight.v1'),
+      { any: 'thing' },
+      { msgId: 'drain-in-flight-1' },
+    );
     await started;
     await bus.drain();
     expect(finished).toBe(true);
     expect(bus.nc.isClosed()).toBe(true);
-    await expect(bus.consume({ durable: 'late', subject: 'task.late.v1', schema: { safeParse: (input: unknown) => ({ success: true as const, data: input }) }, messageId: () => 'x', handle: async () => undefined })).rejects.toThrow(/draining/);
+    await expect(
+      bus.consume({
+        durable: 'late',
+        subject: 'task.late.v1',
+        schema: { safeParse: (input: unknown) => ({ success: true as const, data: input }) },
+        messageId: () => 'x',
+        handle: async () => undefined,
+      }),
+    ).rejects.toThrow(/draining/);
   });
 });

@@ -40,7 +40,9 @@ describe('streams', () => {
       const [same] = prefixes;
       const results = await Promise.all(managers.map((jsm) => ensureStreams(jsm, { prefix: same! })));
       for (const result of results) {
-        expect(Object.keys(result).sort()).toEqual(Entities.map((entity) => streamNameFor(same!, entity)).sort());
+        expect(Object.keys(result).sort()).toEqual(
+          Entities.map((entity) => streamNameFor(same!, entity)).sort(),
+        );
         for (const change of Object.values(result)) expect(['created', 'unchanged']).toContain(change);
       }
       for (const entity of Entities) {
@@ -52,13 +54,17 @@ describe('streams', () => {
       expect(new Set(Object.values(again))).toEqual(new Set(['unchanged']));
       const updated = await ensureStreams(first, { prefix: same!, maxAgeMs: 60 * 60 * 1000 });
       expect(new Set(Object.values(updated))).toEqual(new Set(['updated']));
-      expect((await first.streams.info(streamNameFor(same!, 'task'))).config.max_age).toBe(nanos(60 * 60 * 1000));
+      expect((await first.streams.info(streamNameFor(same!, 'task'))).config.max_age).toBe(
+        nanos(60 * 60 * 1000),
+      );
 
       // Different configs racing (a rolling deploy changing retention): the loser of each add
       // ("name already in use") falls back to update instead of failing.
       const [, differing] = prefixes;
       await Promise.all(
-        managers.map((jsm, index) => ensureStreams(jsm, { prefix: differing!, maxAgeMs: (index + 1) * 60 * 60 * 1000 })),
+        managers.map((jsm, index) =>
+          ensureStreams(jsm, { prefix: differing!, maxAgeMs: (index + 1) * 60 * 60 * 1000 }),
+        ),
       );
       for (const entity of Entities) {
         const info = await first.streams.info(streamNameFor(differing!, entity));
@@ -67,7 +73,8 @@ describe('streams', () => {
     } finally {
       const jsm = await jetstreamManager(connections[0]!);
       for (const prefix of prefixes) {
-        for (const entity of Entities) await jsm.streams.delete(streamNameFor(prefix, entity)).catch(() => false);
+        for (const entity of Entities)
+          await jsm.streams.delete(streamNameFor(prefix, entity)).catch(() => false);
       }
       await Promise.all(connections.map((nc) => nc.close()));
     }
@@ -75,7 +82,15 @@ describe('streams', () => {
 
   it('connects twice concurrently on the same prefix without failing', async () => {
     const buses = await Promise.all(
-      [1, 2].map(() => connectBus({ servers: harness.natsUrl, prefix: harness.prefix, name: 'concurrent', log: harness.log, db: harness.db })),
+      [1, 2].map(() =>
+        connectBus({
+          servers: harness.natsUrl,
+          prefix: harness.prefix,
+          name: 'concurrent',
+          log: harness.log,
+          db: harness.db,
+        }),
+      ),
     );
     await Promise.all(buses.map((bus) => bus.drain()));
   });
@@ -98,10 +113,18 @@ describe('publish', () => {
   });
 
   it('sends headers and refuses subjects outside the prefix', async () => {
-    const ack = await harness.bus.publish(harness.bus.subject('plan.proposed.v1'), { ok: true }, { msgId: 'with-headers', headers: { 'Tandem-Test': 'yes' } });
-    const stored = await harness.bus.jsm.streams.getMessage(streamNameFor(harness.prefix, 'plan'), { seq: ack.seq });
+    const ack = await harness.bus.publish(
+      harness.bus.subject('plan.proposed.v1'),
+      { ok: true },
+      { msgId: 'with-headers', headers: { 'Tandem-Test': 'yes' } },
+    );
+    const stored = await harness.bus.jsm.streams.getMessage(streamNameFor(harness.prefix, 'plan'), {
+      seq: ack.seq,
+    });
     expect(stored?.header.get('Tandem-Test')).toBe('yes');
-    await expect(harness.bus.publish('elsewhere.plan.proposed.v1', {}, { msgId: 'x' })).rejects.toThrow(/not under the prefix/);
+    await expect(harness.bus.publish('elsewhere.plan.proposed.v1', {}, { msgId: 'x' })).rejects.toThrow(
+      /not under the prefix/,
+    );
   });
 
   it('publishEvent validates the envelope and uses its id as Nats-Msg-Id', async () => {
@@ -115,7 +138,9 @@ describe('publish', () => {
 
     const before = (await harness.bus.jsm.streams.info(stream)).state.messages;
     const malformed = { ...envelope, id: 'not-a-uuid', correlationId: '' };
-    await expect(harness.bus.publishEvent(StepFinished, malformed)).rejects.toThrow(/does not match its schema/);
+    await expect(harness.bus.publishEvent(StepFinished, malformed)).rejects.toThrow(
+      /does not match its schema/,
+    );
     expect((await harness.bus.jsm.streams.info(stream)).state.messages).toBe(before);
   });
 });

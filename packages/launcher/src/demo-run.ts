@@ -18,7 +18,9 @@ export async function submitAndFollow(options: {
   const deadline = Date.now() + options.timeoutMs;
   let planShown = false;
   while (Date.now() < deadline) {
-    const view = TaskView.parse(await (await fetch(`${options.plannerUrl}/v1/tasks/${taskId}`)).json());
+    const reply = await fetch(`${options.plannerUrl}/v1/tasks/${taskId}`);
+    if (!reply.ok) throw new Error(`reading task ${taskId} failed: ${reply.status} ${await reply.text()}`);
+    const view = TaskView.parse(await reply.json());
     if (view.plan && !planShown) {
       planShown = true;
       options.say(`demo: plan v${view.plan.version}`);

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { PGliteWireServer } from './pglite-server.js';
 
 /** A PGlite Postgres reachable over the wire protocol on 127.0.0.1. */
 export interface EmbeddedPostgres {
@@ -10,17 +10,17 @@ export interface EmbeddedPostgres {
 
 /**
  * Starts PGlite (one single-threaded Postgres in this process) and serves it on a local port, so the
- * services connect with plain `pg`. Every service's pool must stay below `maxConnections` in total.
+ * services connect with plain `pg`. See PGliteWireServer for why not pglite-socket's server.
  */
-export async function startEmbeddedPostgres(options: { dataDir: string; port: number; maxConnections: number }): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(options: { dataDir: string; port: number }): Promise<EmbeddedPostgres> {
   await mkdir(options.dataDir, { recursive: true });
   const db = await PGlite.create(options.dataDir);
-  const server = new PGLiteSocketServer({ db, port: options.port, host: '127.0.0.1', maxConnections: options.maxConnections });
-  await server.start();
+  const server = new PGliteWireServer(db);
+  const port = await server.listen(options.port);
   return {
-    url: `postgresql://postgres@127.0.0.1:${options.port}/postgres?sslmode=disable`,
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres?sslmode=disable`,
     stop: async () => {
-      await server.stop();
+      await server.close();
       await db.close();
     },
   };

@@ -42,7 +42,7 @@ try {
   let embedded: EmbeddedPostgres | undefined;
   if (!databaseUrl) {
     const dataDir = env['TANDEM_DATA_DIR'] ?? join(homedir(), '.tandem', 'pglite');
-    embedded = await startEmbeddedPostgres({ dataDir, port: await getFreePort(), maxConnections: 40 });
+    embedded = await startEmbeddedPostgres({ dataDir, port: await getFreePort() });
     stopSteps.push(() => embedded?.stop() ?? Promise.resolve());
     databaseUrl = embedded.url;
     say(`postgres: embedded PGlite (data in ${dataDir}); set DATABASE_URL to use your own Postgres`);

@@ -25,7 +25,11 @@ const LIMITS: SandboxLimits = { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
 let scratchRoot: string;
 let backend: SandboxBackend;
 
-function run(language: SandboxLanguage, code: string, extra: { input?: unknown; limits?: Partial<SandboxLimits>; signal?: AbortSignal } = {}): Promise<SandboxResult> {
+function run(
+  language: SandboxLanguage,
+  code: string,
+  extra: { input?: unknown; limits?: Partial<SandboxLimits>; signal?: AbortSignal } = {},
+): Promise<SandboxResult> {
   const job: SandboxJob = { language, code, input: extra.input, limits: { ...LIMITS, ...extra.limits } };
   return backend.run(job, extra.signal === undefined ? {} : { signal: extra.signal });
 }
@@ -58,12 +62,19 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number
 
 function statusField(status: string, field: string): string[] {
   const line = status.split('\n').find((candidate) => candidate.startsWith(`${field}:`));
-  return line === undefined ? [] : line.slice(field.length + 1).trim().split(/\s+/);
+  return line === undefined
+    ? []
+    : line
+        .slice(field.length + 1)
+        .trim()
+        .split(/\s+/);
 }
 
 beforeAll(async () => {
   if (!existsSync(BWRAP)) {
-    throw new Error(`bubblewrap is required for the sandbox tests but ${BWRAP} is missing: apt-get install -y bubblewrap`);
+    throw new Error(
+      `bubblewrap is required for the sandbox tests but ${BWRAP} is missing: apt-get install -y bubblewrap`,
+    );
   }
   scratchRoot = await mkdtemp(path.join(tmpdir(), 'tandem-sandbox-test-'));
   // bwrap runs as the sandbox user and must traverse this directory to bind the job dir.
@@ -85,10 +96,19 @@ afterAll(async () => {
 
 describe('results and input', () => {
   test('python reports the global result and sees the input', async () => {
-    const result = await run('python', 'result = {"sum": sum(input["numbers"]), "name": input["name"].upper()}', {
-      input: { numbers: [1, 2, 3], name: 'tandem' },
+    const result = await run(
+      'python',
+      'result = {"sum": sum(input["numbers"]), "name": input["name"].upper()}',
+      {
+        input: { numbers: [1, 2, 3], name: 'tandem' },
+      },
+    );
+    expect(result).toMatchObject({
+      outcome: 'ok',
+      value: { sum: 6, name: 'TANDEM' },
+      exitCode: 0,
+      signal: null,
     });
-    expect(result).toMatchObject({ outcome: 'ok', value: { sum: 6, name: 'TANDEM' }, exitCode: 0, signal: null });
   });
 
   test('python without a result reports null, and without input sees None', async () => {
@@ -97,25 +117,48 @@ describe('results and input', () => {
   });
 
   test('python stdout and stderr are captured separately', async () => {
-    const result = await run('python', 'import sys\nprint("to out")\nprint("to err", file=sys.stderr)\nresult = 1');
+    const result = await run(
+      'python',
+      'import sys\nprint("to out")\nprint("to err", file=sys.stderr)\nresult = 1',
+    );
     expect(result).toMatchObject({ outcome: 'ok', stdout: 'to out\n', stderr: 'to err\n', value: 1 });
   });
 
   test('javascript return value wins, input is visible and top-level await works', async () => {
-    const code = 'await new Promise((resolve) => setTimeout(resolve, 5));\nconsole.log("hello", input.name);\nconsole.error("warn");\nreturn input.numbers.map((n) => n * 2);';
+    const code =
+      'await new Promise((resolve) => setTimeout(resolve, 5));\nconsole.log("hello", input.name);\nconsole.error("warn");\nreturn input.numbers.map((n) => n * 2);';
     const result = await run('javascript', code, { input: { numbers: [1, 2], name: 'js' } });
-    expect(result).toMatchObject({ outcome: 'ok', value: [2, 4], stdout: 'hello js\n', stderr: 'warn\n', exitCode: 0 });
+    expect(result).toMatchObject({
+      outcome: 'ok',
+      value: [2, 4],
+      stdout: 'hello js\n',
+      stderr: 'warn\n',
+      exitCode: 0,
+    });
   });
 
   test('javascript reports an assigned result, a declared let result, and result after a trailing comment', async () => {
     expect((await run('javascript', 'result = input + 1', { input: 41 })).value).toBe(42);
     expect((await run('javascript', 'let result = "own";')).value).toBe('own');
-    expect((await run('javascript', "'use strict';\nresult = [1] // no newline at the end")).value).toEqual([1]);
+    expect((await run('javascript', "'use strict';\nresult = [1] // no newline at the end")).value).toEqual([
+      1,
+    ]);
     expect((await run('javascript', 'console.log(1)')).value).toBeNull();
   });
 
+  test('javascript exits once it has returned, even with a timer left running', async () => {
+    const result = await run('javascript', 'setInterval(() => console.log("tick"), 5);\nreturn "done";', {
+      limits: { timeoutMs: 5_000 },
+    });
+    expect(result).toMatchObject({ outcome: 'ok', value: 'done' });
+    expect(result.durationMs).toBeLessThan(4_000);
+  });
+
   test('javascript can use built-in modules through require', async () => {
-    const result = await run('javascript', 'return require("node:crypto").createHash("sha256").update("x").digest("hex").slice(0, 8)');
+    const result = await run(
+      'javascript',
+      'return require("node:crypto").createHash("sha256").update("x").digest("hex").slice(0, 8)',
+    );
     expect(result).toMatchObject({ outcome: 'ok', value: '2d711642' });
   });
 });
@@ -211,20 +254,26 @@ describe('limits', () => {
   });
 
   test('a python loop printing forever ends with output_limit and exactly the cap of stdout', async () => {
-    const result = await run('python', 'while True:\n    print("x" * 100)', { limits: { maxOutputBytes: 4_096 } });
+    const result = await run('python', 'while True:\n    print("x" * 100)', {
+      limits: { maxOutputBytes: 4_096 },
+    });
     expect(result).toMatchObject({ outcome: 'output_limit', stdoutTruncated: true, stderrTruncated: false });
     expect(Buffer.byteLength(result.stdout)).toBe(4_096);
     expect(result.durationMs).toBeLessThan(5_000);
   });
 
   test('a javascript loop writing stderr forever ends with output_limit', async () => {
-    const result = await run('javascript', 'for (;;) process.stderr.write("y".repeat(1000));', { limits: { maxOutputBytes: 4_096 } });
+    const result = await run('javascript', 'for (;;) process.stderr.write("y".repeat(1000));', {
+      limits: { maxOutputBytes: 4_096 },
+    });
     expect(result).toMatchObject({ outcome: 'output_limit', stderrTruncated: true, stdoutTruncated: false });
     expect(Buffer.byteLength(result.stderr)).toBe(4_096);
   });
 
   test('truncated output is cut at a character boundary', async () => {
-    const result = await run('python', 'while True:\n    print("é" * 100, end="")', { limits: { maxOutputBytes: 1_001 } });
+    const result = await run('python', 'while True:\n    print("é" * 100, end="")', {
+      limits: { maxOutputBytes: 1_001 },
+    });
     expect(result.outcome).toBe('output_limit');
     expect(result.stdout).toBe('é'.repeat(500));
   });
@@ -308,7 +357,9 @@ describe('isolation', () => {
     });
     const hostAddresses = Object.values(networkInterfaces())
       .flat()
-      .flatMap((info) => (info !== undefined && info.family === 'IPv4' && !info.internal ? [info.address] : []));
+      .flatMap((info) =>
+        info !== undefined && info.family === 'IPv4' && !info.internal ? [info.address] : [],
+      );
     const targets = [
       ['127.0.0.1', serverPort],
       ['127.0.0.1', 5432],
@@ -341,7 +392,9 @@ describe('isolation', () => {
     expect(result.outcome).toBe('ok');
     const value = result.value;
     if (typeof value !== 'object' || value === null) throw new Error('no result');
-    expect(Object.keys(value).sort()).toEqual([...targets.map(([host, port]) => `${String(host)}:${String(port)}`), 'dns', 'interfaces'].sort());
+    expect(Object.keys(value).sort()).toEqual(
+      [...targets.map(([host, port]) => `${String(host)}:${String(port)}`), 'dns', 'interfaces'].sort(),
+    );
     expect(Object.values(value)).not.toContain('connected');
     expect(value).toMatchObject({ dns: 'failed', interfaces: ['lo'] });
 
@@ -397,7 +450,19 @@ describe('isolation', () => {
     const canary = path.join(tmpdir(), `tandem-canary-${randomUUID()}`);
     await writeFile(canary, 'host data', { mode: 0o644 });
     try {
-      const targets = ['/work/main/package.json', '/root', '/home', '/etc/shadow', '/etc/passwd', '/var', '/run', '/sys', '/srv', canary, scratchRoot];
+      const targets = [
+        '/work/main/package.json',
+        '/root',
+        '/home',
+        '/etc/shadow',
+        '/etc/passwd',
+        '/var',
+        '/run',
+        '/sys',
+        '/srv',
+        canary,
+        scratchRoot,
+      ];
       const code = [
         'import os',
         'outcome = {}',
@@ -416,7 +481,9 @@ describe('isolation', () => {
       expect(result.outcome).toBe('ok');
       expect(result.value).toMatchObject({
         paths: Object.fromEntries(targets.map((target) => [target, 'FileNotFoundError'])),
-        root: ['bin', 'box', 'dev', 'etc', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr', 'work'].filter((name) => name !== 'sbin' || existsSync('/sbin')),
+        root: ['bin', 'box', 'dev', 'etc', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr', 'work'].filter(
+          (name) => name !== 'sbin' || existsSync('/sbin'),
+        ),
         etc: ['ld.so.cache'],
       });
     } finally {
@@ -443,6 +510,8 @@ describe('isolation', () => {
     expect(SANDBOX_UID).not.toBe(0);
     expect(statusField(status, 'Uid')).toEqual(Array(4).fill(String(SANDBOX_UID)));
     expect(statusField(status, 'Gid')[0]).not.toBe('0');
+    // No supplementary groups carried over from a root runner (root's group 0 would open group-root files).
+    expect(statusField(status, 'Groups').filter((group) => group !== '')).not.toContain('0');
     expect(statusField(status, 'CapEff')).toEqual(['0000000000000000']);
     expect(statusField(status, 'CapPrm')).toEqual(['0000000000000000']);
     expect(result.outcome).toBe('killed');
@@ -491,7 +560,8 @@ describe('isolation', () => {
   });
 
   test('concurrent jobs do not see each other', async () => {
-    const code = 'import os\nopen("/work/" + str(input), "w").write("x")\nimport time\ntime.sleep(0.3)\nresult = sorted(os.listdir("/work"))';
+    const code =
+      'import os\nopen("/work/" + str(input), "w").write("x")\nimport time\ntime.sleep(0.3)\nresult = sorted(os.listdir("/work"))';
     const results = await Promise.all([1, 2, 3, 4].map((id) => run('python', code, { input: id })));
     expect(results.map((result) => result.value)).toEqual([['1'], ['2'], ['3'], ['4']]);
   });
@@ -523,7 +593,10 @@ t = '"""' + "'''" + '${'`'}' + '${'${x}'}'
 # """); import os; os._exit(3) #
 result = {"s": s, "t": t}`;
     const result = await run('python', code);
-    expect(result).toMatchObject({ outcome: 'ok', value: { s: `it's a "triple" ''' quote`, t: `"""'''\`\${x}` } });
+    expect(result).toMatchObject({
+      outcome: 'ok',
+      value: { s: `it's a "triple" ''' quote`, t: `"""'''\`\${x}` },
+    });
   });
 
   test('javascript code full of backticks and wrapper-closing text runs as plain code', async () => {
@@ -532,7 +605,10 @@ const c = '*/ }); })(); //';
 /* }); process.exit(3); (async () => { */
 return { t, c, d: "\u2028" } // trailing comment without a newline`;
     const result = await run('javascript', code);
-    expect(result).toMatchObject({ outcome: 'ok', value: { t: 'tick ` 2', c: '*/ }); })(); //', d: '\u2028' } });
+    expect(result).toMatchObject({
+      outcome: 'ok',
+      value: { t: 'tick ` 2', c: '*/ }); })(); //', d: '\u2028' },
+    });
   });
 
   test.each([

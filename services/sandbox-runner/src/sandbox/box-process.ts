@@ -87,15 +87,14 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
     let killReason: KillReason | null = null;
     let spawnError: Error | null = null;
     let settled = false;
-    let timeoutTimer: NodeJS.Timeout | undefined;
-    let settleTimer: NodeJS.Timeout | undefined;
+    const timers: { timeout?: NodeJS.Timeout; settle?: NodeJS.Timeout } = {};
     let child: ChildProcess | undefined;
 
     const finish = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timeoutTimer);
-      clearTimeout(settleTimer);
+      clearTimeout(timers.timeout);
+      clearTimeout(timers.settle);
       spec.signal?.removeEventListener('abort', onAbort);
       for (const stream of child?.stdio ?? []) stream?.destroy();
       resolve({
@@ -112,8 +111,8 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
 
     // Pipes normally close right after the exit; if something still holds them, stop waiting.
     const settleSoon = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
-      if (settled || settleTimer !== undefined) return;
-      settleTimer = setTimeout(() => finish(exitCode, signal), spec.settleMs);
+      if (settled || timers.settle !== undefined) return;
+      timers.settle = setTimeout(() => finish(exitCode, signal), spec.settleMs);
     };
 
     const killGroup = (reason: KillReason): void => {
@@ -170,7 +169,7 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
     watch(2, stderr, 'stderr_limit');
     watch(3, result, 'result_limit');
 
-    timeoutTimer = setTimeout(() => killGroup('timeout'), spec.timeoutMs);
+    timers.timeout = setTimeout(() => killGroup('timeout'), spec.timeoutMs);
     if (spec.signal?.aborted === true) killGroup('aborted');
     else spec.signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -6,7 +6,14 @@ import path from 'node:path';
 import { runBoxProcess, type BoxProcessOutcome, type CappedBytes, type KillReason } from './box-process.js';
 import { parseGuestReport } from './guest-report.js';
 import { BOX_DIR, BOX_FILES, JAVASCRIPT_WRAPPER, PYTHON_WRAPPER } from './guest-wrappers.js';
-import type { SandboxBackend, SandboxCheck, SandboxJob, SandboxOutcome, SandboxResult, SandboxRunOptions } from './types.js';
+import type {
+  SandboxBackend,
+  SandboxCheck,
+  SandboxJob,
+  SandboxOutcome,
+  SandboxResult,
+  SandboxRunOptions,
+} from './types.js';
 
 /** Settings of the bubblewrap backend; every field has a default that works on Debian 12. */
 export interface BwrapBackendOptions {
@@ -65,7 +72,8 @@ async function describeSystemRoot(): Promise<RootEntry[]> {
   for (const entry of SYSTEM_LINKS) {
     try {
       const info = await lstat(entry);
-      if (info.isSymbolicLink()) entries.push({ kind: 'symlink', path: entry, target: await readlink(entry) });
+      if (info.isSymbolicLink())
+        entries.push({ kind: 'symlink', path: entry, target: await readlink(entry) });
       else if (info.isDirectory()) entries.push({ kind: 'bind', path: entry });
     } catch {
       // Absent on this host (e.g. no /lib64): nothing to provide.
@@ -186,7 +194,12 @@ const KILL_OUTCOMES: Record<KillReason, SandboxOutcome> = {
 };
 
 /** Turns what was observed about a box into the job's result. Pure. */
-function interpret(job: SandboxJob, observed: BoxProcessOutcome, bwrapPath: string, maxResultBytes: number): SandboxResult {
+function interpret(
+  job: SandboxJob,
+  observed: BoxProcessOutcome,
+  bwrapPath: string,
+  maxResultBytes: number,
+): SandboxResult {
   const stdout = decodeCapped(observed.stdout);
   const stderr = decodeCapped(observed.stderr);
   const base = {
@@ -248,7 +261,12 @@ function interpret(job: SandboxJob, observed: BoxProcessOutcome, bwrapPath: stri
     if (report.kind === 'ok') return { ...base, ...status, outcome: 'ok', value: report.value };
     // The program ended the process itself (sys.exit(0), process.exit(0)) before a result was sent.
     if (report.kind === 'none') return { ...base, ...status, outcome: 'ok' };
-    return { ...base, ...status, outcome: 'error', errorMessage: `exit code 0 after an error report: ${report.message}` };
+    return {
+      ...base,
+      ...status,
+      outcome: 'error',
+      errorMessage: `exit code 0 after an error report: ${report.message}`,
+    };
   }
 
   if (report.kind === 'error') {
@@ -257,16 +275,29 @@ function interpret(job: SandboxJob, observed: BoxProcessOutcome, bwrapPath: stri
   }
   // V8 aborts on heap exhaustion instead of throwing; the message is the only sign.
   if (job.language === 'javascript' && signal === 'SIGABRT' && stderr.includes('heap out of memory')) {
-    return { ...base, ...status, outcome: 'memory_limit', errorMessage: 'the JavaScript heap exceeded its memory limit' };
+    return {
+      ...base,
+      ...status,
+      outcome: 'memory_limit',
+      errorMessage: 'the JavaScript heap exceeded its memory limit',
+    };
   }
   if (signal === 'SIGKILL') {
-    return { ...base, ...status, outcome: 'killed', errorMessage: 'the program was killed by SIGKILL (not by the runner)' };
+    return {
+      ...base,
+      ...status,
+      outcome: 'killed',
+      errorMessage: 'the program was killed by SIGKILL (not by the runner)',
+    };
   }
   return {
     ...base,
     ...status,
     outcome: 'error',
-    errorMessage: signal !== null ? `the program was killed by ${signal}` : `the program exited with code ${String(exitCode)}`,
+    errorMessage:
+      signal !== null
+        ? `the program was killed by ${signal}`
+        : `the program exited with code ${String(exitCode)}`,
   };
 }
 
@@ -350,7 +381,14 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     if (job.language === 'python') {
       const memoryBytes = job.limits.memoryMb === undefined ? 0 : job.limits.memoryMb * 1024 * 1024;
       // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
-      return [...limits, pythonPath, '-I', '-S', `${BOX_DIR}/${BOX_FILES.pythonWrapper}`, String(memoryBytes)];
+      return [
+        ...limits,
+        pythonPath,
+        '-I',
+        '-S',
+        `${BOX_DIR}/${BOX_FILES.pythonWrapper}`,
+        String(memoryBytes),
+      ];
     }
     // RLIMIT_AS kills V8 at start-up, so JavaScript gets only a V8 old-space cap; the memory cgroup
     // (later issue) is what bounds it for real.
@@ -360,9 +398,22 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
 
   async function run(job: SandboxJob, runOptions: SandboxRunOptions = {}): Promise<SandboxResult> {
     const inputJson = assertValidJob(job);
-    const empty = { stdout: '', stderr: '', stdoutTruncated: false, stderrTruncated: false, value: null, exitCode: null, signal: null };
+    const empty = {
+      stdout: '',
+      stderr: '',
+      stdoutTruncated: false,
+      stderrTruncated: false,
+      value: null,
+      exitCode: null,
+      signal: null,
+    };
     if (runOptions.signal?.aborted === true) {
-      return { ...empty, outcome: 'killed', durationMs: 0, errorMessage: 'the run was aborted before it started' };
+      return {
+        ...empty,
+        outcome: 'killed',
+        durationMs: 0,
+        errorMessage: 'the run was aborted before it started',
+      };
     }
 
     let jobDir: string | undefined;
@@ -371,9 +422,19 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         jobDir = await prepareJobDir(job, inputJson);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        return { ...empty, outcome: 'sandbox_error', durationMs: 0, errorMessage: `could not prepare the job directory: ${message}` };
+        return {
+          ...empty,
+          outcome: 'sandbox_error',
+          durationMs: 0,
+          errorMessage: `could not prepare the job directory: ${message}`,
+        };
       }
-      const args = buildBwrapArgs({ root: await getSystemRoot(), jobDir, workBytes, command: guestCommand(job) });
+      const args = buildBwrapArgs({
+        root: await getSystemRoot(),
+        jobDir,
+        workBytes,
+        command: guestCommand(job),
+      });
       const observed = await runBoxProcess({
         file: bwrapPath,
         args,
@@ -401,7 +462,9 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       try {
         await access(file, fsConstants.X_OK);
       } catch {
-        problems.push(`${what} is not an executable at ${file}${what === 'bubblewrap' ? ' (apt-get install bubblewrap)' : ''}`);
+        problems.push(
+          `${what} is not an executable at ${file}${what === 'bubblewrap' ? ' (apt-get install bubblewrap)' : ''}`,
+        );
         continue;
       }
       if (what !== 'bubblewrap' && !isUnder(SYSTEM_TREE, file)) {
@@ -415,7 +478,9 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         problems.push(`scratch root ${scratchRoot} is not searchable by uid ${credentials.uid}`);
       }
     } catch (error) {
-      problems.push(`scratch root ${scratchRoot} is unusable: ${error instanceof Error ? error.message : String(error)}`);
+      problems.push(
+        `scratch root ${scratchRoot} is unusable: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     if (problems.length > 0) return { ok: false, problems };
 
@@ -437,11 +502,16 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         problems.push(`could not start bubblewrap at ${bwrapPath}: ${observed.spawnError.message}`);
       } else if (observed.exitCode !== 0) {
         const detail = observed.stderr.bytes.toString('utf8').trim();
-        const status = observed.killReason ?? `exit code ${String(observed.exitCode)}, signal ${String(observed.signal)}`;
-        problems.push(`bubblewrap could not run /bin/true in the box (${status})${detail === '' ? '' : `: ${detail}`}`);
+        const status =
+          observed.killReason ?? `exit code ${String(observed.exitCode)}, signal ${String(observed.signal)}`;
+        problems.push(
+          `bubblewrap could not run /bin/true in the box (${status})${detail === '' ? '' : `: ${detail}`}`,
+        );
       }
     } catch (error) {
-      problems.push(`could not prepare a probe directory: ${error instanceof Error ? error.message : String(error)}`);
+      problems.push(
+        `could not prepare a probe directory: ${error instanceof Error ? error.message : String(error)}`,
+      );
     } finally {
       if (jobDir !== undefined) await removeJobDir(jobDir);
     }

@@ -37,7 +37,8 @@ export function parseGuestReport(channel: Buffer): GuestReport {
     const reason = error instanceof Error ? error.message : String(error);
     return { kind: 'invalid', reason: `the result channel held invalid JSON (${reason})` };
   }
-  if (!isRecord(parsed)) return { kind: 'invalid', reason: 'the result channel held JSON that is not a report object' };
+  if (!isRecord(parsed))
+    return { kind: 'invalid', reason: 'the result channel held JSON that is not a report object' };
 
   if (parsed.status === 'ok' && 'value' in parsed) return { kind: 'ok', value: parsed.value };
   if (parsed.status === 'error' && isErrorKind(parsed.kind) && typeof parsed.message === 'string') {

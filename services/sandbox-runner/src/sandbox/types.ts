@@ -32,13 +32,7 @@ export interface SandboxJob {
 
 /** How a job ended. Every guest behaviour maps to one of these; only a malformed job rejects. */
 export type SandboxOutcome =
-  | 'ok'
-  | 'error'
-  | 'timeout'
-  | 'memory_limit'
-  | 'output_limit'
-  | 'killed'
-  | 'sandbox_error';
+  'ok' | 'error' | 'timeout' | 'memory_limit' | 'output_limit' | 'killed' | 'sandbox_error';
 
 /** What came back from one job. */
 export interface SandboxResult {
