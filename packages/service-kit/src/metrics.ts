@@ -18,7 +18,7 @@ export function createMetrics(service: string): ServiceMetrics {
     registry,
     messagesHandled: new Counter({
       name: 'tandem_messages_handled_total',
-      help: 'Messages handled by consumer and outcome (ack, nak, term)',
+      help: 'Messages handled by consumer and outcome (ok: acked; error: nak or dead letter)',
       labelNames: ['consumer', 'outcome'],
       registers: [registry],
     }),

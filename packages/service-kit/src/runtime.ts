@@ -1,4 +1,4 @@
-import { connectBus, createOutboxRelay, type Bus, type OutboxRelay } from '@tandem/bus';
+import { connectBus, createOutboxRelay, type Bus, type ConsumeOptions, type OutboxRelay, type RunningConsumer } from '@tandem/bus';
 import { createDb, type Db } from '@tandem/db';
 import type { BaseConfig } from './config.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
@@ -14,6 +14,8 @@ export interface ServiceRuntime {
   metrics: ServiceMetrics;
   relay: OutboxRelay;
   http: HttpServer;
+  /** `bus.consume` with per-consumer metrics (handled messages by outcome, handler duration). */
+  consume: <T>(options: ConsumeOptions<T>) => Promise<RunningConsumer>;
   /** Wakes the outbox relay after a transaction that enqueued messages committed. */
   kick: () => void;
   /** Registers a stop step; steps run in reverse order of registration. */
@@ -74,6 +76,22 @@ export async function createServiceRuntime(options: { service: string; config: B
     metrics,
     relay,
     http,
+    consume: (consumeOptions) =>
+      bus.consume({
+        ...consumeOptions,
+        handle: async (message, context) => {
+          const end = metrics.handlerSeconds.startTimer({ consumer: consumeOptions.durable });
+          try {
+            await consumeOptions.handle(message, context);
+            metrics.messagesHandled.inc({ consumer: consumeOptions.durable, outcome: 'ok' });
+          } catch (error) {
+            metrics.messagesHandled.inc({ consumer: consumeOptions.durable, outcome: 'error' });
+            throw error;
+          } finally {
+            end();
+          }
+        },
+      }),
     kick: () => relay.kick(),
     onStop: (step) => {
       stopSteps.push(step);

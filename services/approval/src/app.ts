@@ -12,7 +12,7 @@ export async function createApproval(deps: { runtime: ServiceRuntime; config: Ap
   const decisions = new Counter({ name: 'tandem_approval_decisions_total', help: 'Approval decisions by mode and outcome', labelNames: ['mode', 'outcome'], registers: [runtime.metrics.registry] });
   const autoApprove = new Set(config.TANDEM_AUTO_APPROVE);
   registerApprovalRoutes(runtime.http, { db, prefix, kick, onDecision: (outcome) => decisions.inc({ mode: 'human', outcome }) });
-  const consumer = await bus.consume({
+  const consumer = await runtime.consume({
     durable: PLAN_PROPOSED_CONSUMER,
     subject: PlanProposed.subjectSuffix,
     schema: PlanProposed.envelope,

@@ -25,10 +25,10 @@ export async function createExecutor(deps: { runtime: ServiceRuntime; config: Ex
   };
   const common = { maxDeliver: config.TANDEM_MAX_DELIVER, concurrency: config.TANDEM_EXECUTOR_CONCURRENCY, ackWaitMs: 5 * 60_000 };
   const consumers = [
-    await bus.consume({ ...common, durable: EXECUTOR_PLAN_CONSUMER, subject: PlanProposed.subjectSuffix, schema: PlanProposed.envelope, messageId: (e) => e.id, handle: (e, c) => handlePlanProposed(advance, e, c) }),
-    await bus.consume({ ...common, durable: EXECUTOR_APPROVAL_CONSUMER, subject: ApprovalDecided.subjectSuffix, schema: ApprovalDecided.envelope, messageId: (e) => e.id, handle: (e, c) => handleApprovalDecided(advance, e, c) }),
-    await bus.consume({ ...common, durable: EXECUTOR_SANDBOX_CONSUMER, subject: SandboxRunCompleted.subjectSuffix, schema: SandboxRunCompleted.envelope, messageId: (e) => e.id, handle: (e, c) => handleSandboxRunCompleted(advance, e, c) }),
-    await bus.consume({ ...common, durable: EXECUTOR_PLAN_FAILED_CONSUMER, subject: PlanFailed.subjectSuffix, schema: PlanFailed.envelope, messageId: (e) => e.id, handle: (e, c) => handlePlanFailed(advance, e, c) }),
+    await runtime.consume({ ...common, durable: EXECUTOR_PLAN_CONSUMER, subject: PlanProposed.subjectSuffix, schema: PlanProposed.envelope, messageId: (e) => e.id, handle: (e, c) => handlePlanProposed(advance, e, c) }),
+    await runtime.consume({ ...common, durable: EXECUTOR_APPROVAL_CONSUMER, subject: ApprovalDecided.subjectSuffix, schema: ApprovalDecided.envelope, messageId: (e) => e.id, handle: (e, c) => handleApprovalDecided(advance, e, c) }),
+    await runtime.consume({ ...common, durable: EXECUTOR_SANDBOX_CONSUMER, subject: SandboxRunCompleted.subjectSuffix, schema: SandboxRunCompleted.envelope, messageId: (e) => e.id, handle: (e, c) => handleSandboxRunCompleted(advance, e, c) }),
+    await runtime.consume({ ...common, durable: EXECUTOR_PLAN_FAILED_CONSUMER, subject: PlanFailed.subjectSuffix, schema: PlanFailed.envelope, messageId: (e) => e.id, handle: (e, c) => handlePlanFailed(advance, e, c) }),
   ];
   runtime.onStop(async () => {
     await Promise.all(consumers.map((consumer) => consumer.stop()));

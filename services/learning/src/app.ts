@@ -16,7 +16,7 @@ export async function createLearning(deps: { runtime: ServiceRuntime; config: Le
       { durable: LEARNING_COMPLETED_CONSUMER, subject: PublicSubjects.taskCompleted },
       { durable: LEARNING_FAILED_CONSUMER, subject: PublicSubjects.taskFailed },
     ].map(({ durable, subject }) =>
-      bus.consume({
+      runtime.consume({
         durable,
         subject,
         schema: TaskOutcomeCloudEvent,

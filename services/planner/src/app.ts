@@ -24,7 +24,7 @@ export async function createPlanner(deps: { runtime: ServiceRuntime; config: Pla
 
   registerTaskRoutes(runtime.http, { db, prefix, kick, onAccepted: (created) => tasksAccepted.inc({ channel: 'http', created: String(created) }) });
 
-  const intake = await bus.consume({
+  const intake = await runtime.consume({
     durable: INTAKE_CONSUMER,
     subject: PublicSubjects.taskRequested,
     schema: TaskRequestedCloudEvent,
@@ -36,7 +36,7 @@ export async function createPlanner(deps: { runtime: ServiceRuntime; config: Pla
       tasksAccepted.inc({ channel: 'nats', created: 'unknown' });
     },
   });
-  const planning = await bus.consume({
+  const planning = await runtime.consume({
     durable: PLANNING_CONSUMER,
     subject: TaskAccepted.subjectSuffix,
     schema: TaskAccepted.envelope,

@@ -9,7 +9,7 @@ export async function createSandboxRunner(deps: { runtime: ServiceRuntime; confi
   const { runtime, config, backend } = deps;
   const runs = new Counter({ name: 'tandem_sandbox_runs_total', help: 'Sandbox jobs by language and outcome', labelNames: ['language', 'outcome'], registers: [runtime.metrics.registry] });
   const seconds = new Histogram({ name: 'tandem_sandbox_run_duration_seconds', help: 'Sandbox job wall time', labelNames: ['language'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [runtime.metrics.registry] });
-  const consumer = await runtime.bus.consume({
+  const consumer = await runtime.consume({
     durable: RUN_REQUESTED_CONSUMER,
     subject: SandboxRunRequested.subjectSuffix,
     schema: SandboxRunRequested.envelope,

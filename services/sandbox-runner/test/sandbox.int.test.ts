@@ -235,6 +235,11 @@ describe('guest failures are outcomes', () => {
     expect(result.stderr).toContain('MemoryError');
   });
 
+  test('a memory limit too small for the interpreter to start is memory_limit, not sandbox_error', async () => {
+    const result = await run('javascript', 'return 1', { limits: { memoryMb: 1 } });
+    expect(result.outcome).toBe('memory_limit');
+  });
+
   test('javascript beyond its heap limit is memory_limit', async () => {
     const code = 'const keep = []; for (;;) keep.push({ n: Math.random(), list: [1, 2, 3] });';
     const result = await run('javascript', code, { limits: { memoryMb: 64, timeoutMs: 20_000 } });

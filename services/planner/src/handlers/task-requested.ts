@@ -6,9 +6,9 @@ import { acceptTask } from '../tasks.js';
 /** Consumer name of the intake handler (wire name: renaming it creates a new durable consumer). */
 export const INTAKE_CONSUMER = 'planner-intake';
 
-/** The message id of a CloudEvent submission: its idempotency key. */
+/** The message id of a CloudEvent submission: its idempotency key, unambiguous for any source and id. */
 export function cloudEventMessageId(event: { source: string; id: string }): string {
-  return `ce:${event.source}\u0000${event.id}`;
+  return `ce:${JSON.stringify([event.source, event.id])}`;
 }
 
 /**

@@ -87,6 +87,8 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
     let killReason: KillReason | null = null;
     let spawnError: Error | null = null;
     let settled = false;
+    // After the exit only the pipes are draining: a late timer or abort must not relabel a finished job.
+    let exited = false;
     const timers: { timeout?: NodeJS.Timeout; settle?: NodeJS.Timeout } = {};
     let child: ChildProcess | undefined;
 
@@ -129,7 +131,7 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
     };
 
     function onAbort(): void {
-      killGroup('aborted');
+      if (!exited) killGroup('aborted');
     }
 
     try {
@@ -152,7 +154,10 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
       spawnError = error;
       finish(null, null);
     });
-    child.once('exit', (code, signal) => settleSoon(code, signal));
+    child.once('exit', (code, signal) => {
+      exited = true;
+      settleSoon(code, signal);
+    });
     child.once('close', (code, signal) => finish(code, signal));
 
     const watch = (index: number, cap: ByteCap, reason: KillReason): void => {
@@ -169,7 +174,9 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
     watch(2, stderr, 'stderr_limit');
     watch(3, result, 'result_limit');
 
-    timers.timeout = setTimeout(() => killGroup('timeout'), spec.timeoutMs);
+    timers.timeout = setTimeout(() => {
+      if (!exited) killGroup('timeout');
+    }, spec.timeoutMs);
     if (spec.signal?.aborted === true) killGroup('aborted');
     else spec.signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -246,6 +246,19 @@ function interpret(
   const report = parseGuestReport(observed.result.bytes);
   const status = { exitCode, signal };
 
+  if (
+    report.kind === 'not-started' &&
+    job.limits.memoryMb !== undefined &&
+    /out of memory|\bOOM\b/i.test(stderr)
+  ) {
+    // A heap cap too small for the interpreter's own start-up (seen: node with 1 MB).
+    return {
+      ...base,
+      ...status,
+      outcome: 'memory_limit',
+      errorMessage: `the memory limit of ${job.limits.memoryMb} MB is too small to start the ${job.language} interpreter`,
+    };
+  }
   if (report.kind === 'not-started') {
     const detail = stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500);
     return {
@@ -314,8 +327,10 @@ function assertValidJob(job: SandboxJob): string {
   if (memoryMb !== undefined && (!Number.isInteger(memoryMb) || memoryMb <= 0)) {
     throw new RangeError(`invalid memoryMb: ${memoryMb}`);
   }
-  // Throws for BigInt or cycles: the input is not JSON.
-  return JSON.stringify(job.input ?? null);
+  // Throws for BigInt or cycles; undefined for a function or symbol: either way the input is not JSON.
+  const inputJson: string | undefined = JSON.stringify(job.input ?? null);
+  if (inputJson === undefined) throw new TypeError('sandbox job input is not JSON');
+  return inputJson;
 }
 
 /** Removes a job dir; it was made read-only (0500), which stops a non-root owner from emptying it. */
@@ -333,8 +348,9 @@ function isUnder(tree: string, file: string): boolean {
  * uts namespaces, an empty read-only root with only /usr, a size-capped tmpfs to write to, an empty
  * environment, host uid 65534 when the runner is root, and a wall-clock SIGKILL.
  *
- * Not enforced yet (a later issue adds a per-job cgroup and a warm pool): total memory (tmpfs, ArrayBuffers
- * and JavaScript memory outside the V8 heap are unbounded), CPU share, and a syscall filter (no seccomp).
+ * Not enforced yet (a later issue adds a per-job cgroup and a warm pool): total memory (JavaScript memory
+ * outside the V8 heap, SysV shared memory and the /work tmpfs up to `workBytes` are not counted anywhere),
+ * CPU share between concurrent jobs, and a syscall filter (no seccomp).
  */
 export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBackend {
   const bwrapPath = options.bwrapPath ?? DEFAULTS.bwrapPath;

@@ -154,9 +154,9 @@ _tandem_main()
 /**
  * JavaScript wrapper (CommonJS). The user's code is the body of an async function: `return value`, top-level
  * `await`, assigning the pre-declared global `result`, and declaring its own `let result` all work; `input`
- * and `require` (built-in modules) are globals. A
- * returned value other than `undefined` wins over `result`. After the result is sent the process exits once
- * stdout and stderr are flushed, even if the code left timers running.
+ * and `require` (built-in modules) are globals. A returned value other than `undefined` wins over `result`.
+ * After the result is sent the process exits once stdout and stderr are flushed, even if the code left timers
+ * running.
  */
 export const JAVASCRIPT_WRAPPER = String.raw`'use strict';
 const fs = require('node:fs');

@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { migrate } from '@tandem/db';
+import {
+  cleanupNatsPrefix,
+  createScriptedModelServer,
+  createTestDatabase,
+  createTestPrefix,
+  findNats,
+  getFreePort,
+  waitFor,
+  type ScriptMatcher,
+  type ScriptedModelServer,
+  type TestDatabase,
+} from '@tandem/testing';
+import pg from 'pg';
+import { z } from 'zod';
+import { SERVICES, startServices, type RunningServices, type ServiceName } from '../src/index.js';
+
+const OutcomeEvent = z.object({
+  id: z.string(),
+  type: z.string(),
+  data: z.looseObject({
+    taskId: z.string(),
+    status: z.string(),
+    request: z.unknown(),
+    result: z.unknown().optional(),
+    error: z.looseObject({ code: z.string(), message: z.string() }).optional(),
+  }),
+});
+/** A task outcome CloudEvent as seen by an outside system. */
+export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
+
+/** Five services as processes against a test database, a test prefix and a scripted model. */
+export interface Stack {
+  prefix: string;
+  database: TestDatabase;
+  sql: pg.Pool;
+  nc: NatsConnection;
+  model: ScriptedModelServer;
+  services: RunningServices;
+  outcomes: OutcomeEvent[];
+  url(service: ServiceName): string;
+  /** Publishes raw bytes on `<prefix>.<suffix>` through JetStream (as another system would). */
+  publish(suffix: string, payload: Uint8Array | string | object, msgId?: string): Promise<void>;
+  waitForOutcome(match: (event: OutcomeEvent) => boolean, description: string): Promise<OutcomeEvent>;
+  stop(): Promise<void>;
+}
+
+/** Starts the stack; `env` adds or overrides service settings. */
+export async function startStack(options: { match: ScriptMatcher; env?: Record<string, string> }): Promise<Stack> {
+  const nats = await findNats();
+  const prefix = createTestPrefix();
+  const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
+  const model = await createScriptedModelServer({ match: options.match });
+  const nc = await connect({ servers: nats.url, name: 'e2e-test' });
+  const outcomes: OutcomeEvent[] = [];
+  for (const suffix of ['task.completed.v1', 'task.failed.v1']) {
+    nc.subscribe(`${prefix}.${suffix}`, {
+      callback: (error, message) => {
+        if (error) return;
+        const parsed = OutcomeEvent.safeParse(JSON.parse(new TextDecoder().decode(message.data)));
+        if (parsed.success) outcomes.push(parsed.data);
+      },
+    });
+  }
+  await nc.flush();
+  const ports = Object.fromEntries(await Promise.all(SERVICES.map(async (service) => [service, await getFreePort()] as const)));
+  const portsByService: Record<ServiceName, number> = {
+    planner: ports['planner'] ?? 0,
+    approval: ports['approval'] ?? 0,
+    executor: ports['executor'] ?? 0,
+    'sandbox-runner': ports['sandbox-runner'] ?? 0,
+    learning: ports['learning'] ?? 0,
+  };
+  const output: string[] = [];
+  let services: RunningServices;
+  try {
+    services = await startServices({
+      env: {
+        PATH: process.env['PATH'],
+        HOME: process.env['HOME'],
+        DATABASE_URL: database.url,
+        NATS_URL: nats.url,
+        TANDEM_SUBJECT_PREFIX: prefix,
+        OPENAI_BASE_URL: model.url,
+        OPENAI_API_KEY: 'sk-test-not-a-secret',
+        TANDEM_PLANNING_MODEL: 'scripted-planner',
+        TANDEM_CODE_MODEL: 'scripted-coder',
+        TANDEM_MODEL_MAX_RETRIES: '0',
+        LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
+        ...options.env,
+      },
+      ports: portsByService,
+      onLine: (service, line) => {
+        output.push(`[${service}] ${line}`);
+        if (process.env['E2E_LOG_LEVEL']) process.stdout.write(`[${service}] ${line}\n`);
+      },
+    });
+  } catch (error) {
+    await nc.close();
+    await model.close();
+    await database.drop();
+    await cleanupNatsPrefix(nats.url, prefix);
+    throw error;
+  }
+  const sql = new pg.Pool({ connectionString: database.url, max: 2 });
+  const js = (await import('@nats-io/jetstream')).jetstream(nc);
+  return {
+    prefix,
+    database,
+    sql,
+    nc,
+    model,
+    services,
+    outcomes,
+    url: (service) => services.url(service),
+    publish: async (suffix, payload, msgId) => {
+      const bytes = payload instanceof Uint8Array ? payload : new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload));
+      await js.publish(`${prefix}.${suffix}`, bytes, { msgID: msgId ?? randomUUID() });
+    },
+    waitForOutcome: (match, description) =>
+      waitFor(() => outcomes.find(match), { description, timeoutMs: 60_000, intervalMs: 100 }).catch((error: unknown) => {
+        throw new Error(`${String(error)}\noutcomes seen: ${JSON.stringify(outcomes.map((outcome) => outcome.data))}\n${output.slice(-40).join('\n')}`);
+      }),
+    stop: async () => {
+      await services.stop();
+      await sql.end();
+      await nc.drain();
+      await model.close();
+      await cleanupNatsPrefix(nats.url, prefix);
+      await database.drop();
+    },
+  };
+}
+
+/** A CloudEvent requesting a task, as another system would publish it. */
+export function taskRequested(data: Record<string, unknown>, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { specversion: '1.0', id: randomUUID(), source: 'urn:test:billing', type: 'tandem.task.requested', time: new Date().toISOString(), data, ...overrides };
+}
+
+/** The text of the first user message of a chat request (the task, for planning requests). */
+export function firstUserText(messages: ReadonlyArray<{ role: string; content?: unknown }>): string {
+  const first = messages.find((message) => message.role === 'user');
+  return first && typeof first.content === 'string' ? first.content : '';
+}
+
+/** Whether an outcome answers the CloudEvent with this id (JSONB may reorder the request's keys). */
+export function answers(event: Record<string, unknown>): (outcome: OutcomeEvent) => boolean {
+  return (outcome) => {
+    const request = z.object({ source: z.string(), id: z.string() }).safeParse(outcome.data.request);
+    return request.success && request.data.source === event['source'] && request.data.id === event['id'];
+  };
+}
