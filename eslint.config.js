@@ -20,8 +20,14 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@tandem/*/src/*', '../../packages/*', '../../../packages/*'], message: 'import a package by its name, not its source files' },
-            { group: ['@prisma/client', '@prisma/client/*', '@prisma/adapter-pg'], message: 'only packages/db imports the Prisma client' },
+            {
+              group: ['@tandem/*/src/*', '../../packages/*', '../../../packages/*'],
+              message: 'import a package by its name, not its source files',
+            },
+            {
+              group: ['@prisma/client', '@prisma/client/*', '@prisma/adapter-pg'],
+              message: 'only packages/db imports the Prisma client',
+            },
           ],
         },
       ],
@@ -37,7 +43,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@nats-io/*', '@prisma/*', 'fastify', '@tandem/db', '@tandem/bus'], message: 'domain files do not import nats, prisma or fastify' }] },
+        {
+          patterns: [
+            {
+              group: ['@nats-io/*', '@prisma/*', 'fastify', '@tandem/db', '@tandem/bus'],
+              message: 'domain files do not import nats, prisma or fastify',
+            },
+          ],
+        },
       ],
     },
   },

@@ -53,11 +53,23 @@ function checkExtensions(event: Record<string, unknown>, context: z.RefinementCt
   for (const [key, value] of Object.entries(event)) {
     if (key in cloudEventBase || key === 'type' || key === 'data') continue;
     if (key === 'data_base64') {
-      context.addIssue({ code: 'custom', path: [key], message: 'binary data (data_base64) is not accepted; send JSON data' });
+      context.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'binary data (data_base64) is not accepted; send JSON data',
+      });
     } else if (!attributeName.test(key)) {
-      context.addIssue({ code: 'custom', path: [key], message: 'extension attribute names are 1-20 lowercase letters or digits' });
+      context.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'extension attribute names are 1-20 lowercase letters or digits',
+      });
     } else if (!extensionValue.safeParse(value).success) {
-      context.addIssue({ code: 'custom', path: [key], message: 'extension attribute values must be strings, numbers or booleans' });
+      context.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'extension attribute values must be strings, numbers or booleans',
+      });
     }
   }
 }
@@ -86,7 +98,10 @@ export const TaskCompletedData = z.object({
   taskId: z.uuid(),
   request: TaskRequestRef,
   status: z.literal('completed'),
-  result: z.object({ answer: z.string(), steps: z.array(z.object({ id: z.string(), tool: z.string(), value: JsonValue.optional() })) }),
+  result: z.object({
+    answer: z.string(),
+    steps: z.array(z.object({ id: z.string(), tool: z.string(), value: JsonValue.optional() })),
+  }),
   kind: z.string().optional(),
   agentId: z.string().nullable().optional(),
   planVersion: z.number().int().optional(),
@@ -120,16 +135,27 @@ const outcomeBase = {
 };
 
 /** The CloudEvent published on `<prefix>.task.completed.v1`. */
-export const TaskCompletedCloudEvent = z.object({ ...outcomeBase, type: z.literal(CloudEventTypes.taskCompleted), data: TaskCompletedData });
+export const TaskCompletedCloudEvent = z.object({
+  ...outcomeBase,
+  type: z.literal(CloudEventTypes.taskCompleted),
+  data: TaskCompletedData,
+});
 /** The CloudEvent published on `<prefix>.task.completed.v1`. */
 export type TaskCompletedCloudEvent = z.infer<typeof TaskCompletedCloudEvent>;
 
 /** The CloudEvent published on `<prefix>.task.failed.v1`. */
-export const TaskFailedCloudEvent = z.object({ ...outcomeBase, type: z.literal(CloudEventTypes.taskFailed), data: TaskFailedData });
+export const TaskFailedCloudEvent = z.object({
+  ...outcomeBase,
+  type: z.literal(CloudEventTypes.taskFailed),
+  data: TaskFailedData,
+});
 /** The CloudEvent published on `<prefix>.task.failed.v1`. */
 export type TaskFailedCloudEvent = z.infer<typeof TaskFailedCloudEvent>;
 
 /** Either task outcome. */
-export const TaskOutcomeCloudEvent = z.discriminatedUnion('type', [TaskCompletedCloudEvent, TaskFailedCloudEvent]);
+export const TaskOutcomeCloudEvent = z.discriminatedUnion('type', [
+  TaskCompletedCloudEvent,
+  TaskFailedCloudEvent,
+]);
 /** Either task outcome. */
 export type TaskOutcomeCloudEvent = z.infer<typeof TaskOutcomeCloudEvent>;

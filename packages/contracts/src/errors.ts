@@ -11,6 +11,7 @@ export const ErrorCodes = {
   BUS_HANDLER_FAILED: 'BUS.HANDLER_FAILED',
   TASK_CONFLICT: 'TASK.IDEMPOTENCY_CONFLICT',
   TASK_NOT_FOUND: 'TASK.NOT_FOUND',
+  TASK_RESERVED_SOURCE: 'TASK.RESERVED_SOURCE',
   TOOL_ARGUMENTS_TOO_LARGE: 'TOOL.ARGUMENTS_TOO_LARGE',
   TOOL_INVALID_JSON: 'TOOL.INVALID_JSON',
   TOOL_UNKNOWN_FUNCTION: 'TOOL.UNKNOWN_FUNCTION',
@@ -65,7 +66,11 @@ export class TandemError extends Error {
   readonly retryable: boolean;
   readonly details: unknown;
 
-  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown; details?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { retryable?: boolean; cause?: unknown; details?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TandemError';
     this.code = code;

@@ -101,7 +101,11 @@ export const ApprovalDecided = defineEvent({
 /** Limits of one sandbox job. */
 export const SandboxLimits = z.object({
   timeoutMs: z.number().int().positive().max(600_000),
-  maxOutputBytes: z.number().int().positive().max(16 * 1024 * 1024),
+  maxOutputBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(16 * 1024 * 1024),
   memoryMb: z.number().int().positive().max(16_384).optional(),
 });
 /** Limits of one sandbox job. */
@@ -128,7 +132,15 @@ export const SandboxRunRequested = defineEvent({
 });
 
 /** Typed outcomes of a sandbox run. */
-export const SandboxOutcome = z.enum(['ok', 'error', 'timeout', 'memory_limit', 'output_limit', 'killed', 'sandbox_error']);
+export const SandboxOutcome = z.enum([
+  'ok',
+  'error',
+  'timeout',
+  'memory_limit',
+  'output_limit',
+  'killed',
+  'sandbox_error',
+]);
 /** Typed outcomes of a sandbox run. */
 export type SandboxOutcome = z.infer<typeof SandboxOutcome>;
 

@@ -38,9 +38,7 @@ export const TaskView = z.object({
   agentId: z.string().nullable(),
   request: z.object({ source: z.string(), id: z.string() }),
   createdAt: z.string(),
-  plan: z
-    .object({ id: z.uuid(), version: z.number().int(), steps: z.array(TaskStepView) })
-    .nullable(),
+  plan: z.object({ id: z.uuid(), version: z.number().int(), steps: z.array(TaskStepView) }).nullable(),
   result: JsonValue.nullable(),
   error: ErrorShape.nullable(),
 });
@@ -78,13 +76,23 @@ export type ApprovalView = z.infer<typeof ApprovalView>;
 
 /** `POST /v1/approvals/:id/decision` body; a rejection needs a reason. */
 export const ApprovalDecisionBody = z.discriminatedUnion('decision', [
-  z.strictObject({ decision: z.literal('approve'), reason: z.string().max(2000).optional(), decidedBy: z.string().max(200).optional() }),
-  z.strictObject({ decision: z.literal('reject'), reason: z.string().trim().min(1).max(2000), decidedBy: z.string().max(200).optional() }),
+  z.strictObject({
+    decision: z.literal('approve'),
+    reason: z.string().max(2000).optional(),
+    decidedBy: z.string().max(200).optional(),
+  }),
+  z.strictObject({
+    decision: z.literal('reject'),
+    reason: z.string().trim().min(1).max(2000),
+    decidedBy: z.string().max(200).optional(),
+  }),
 ]);
 /** `POST /v1/approvals/:id/decision` body. */
 export type ApprovalDecisionBody = z.infer<typeof ApprovalDecisionBody>;
 
 /** The body of every HTTP error answer. */
-export const HttpErrorBody = z.object({ error: ErrorShape.extend({ issues: z.array(z.unknown()).optional() }) });
+export const HttpErrorBody = z.object({
+  error: ErrorShape.extend({ issues: z.array(z.unknown()).optional() }),
+});
 /** The body of every HTTP error answer. */
 export type HttpErrorBody = z.infer<typeof HttpErrorBody>;

@@ -39,7 +39,16 @@ export {
   SandboxRunCompleted,
   StepFinished,
 } from './events.js';
-export { RiskClass, defineTool, runCode, respond, toolRegistry, toStrictJsonSchema, toModelTools, RUN_CODE_MAX_CODE_CHARS } from './tools.js';
+export {
+  RiskClass,
+  defineTool,
+  runCode,
+  respond,
+  toolRegistry,
+  toStrictJsonSchema,
+  toModelTools,
+  RUN_CODE_MAX_CODE_CHARS,
+} from './tools.js';
 export type { ToolDefinition, ModelToolSchema, SemanticIssue } from './tools.js';
 export {
   DEFAULT_TOOL_CALL_LIMITS,
@@ -49,7 +58,14 @@ export {
   referencedStepKeys,
   resolveStepReferences,
 } from './validation.js';
-export type { ToolCallLimits, RawToolCall, ValidToolCall, ToolCallValidation, PlanStepDraft, PlanLimits } from './validation.js';
+export type {
+  ToolCallLimits,
+  RawToolCall,
+  ValidToolCall,
+  ToolCallValidation,
+  PlanStepDraft,
+  PlanLimits,
+} from './validation.js';
 export {
   CreateTaskBody,
   CreateTaskResponse,

@@ -17,7 +17,8 @@ export function jsonDepth(value: unknown): number {
     if (current.value !== null && typeof current.value === 'object') {
       const children = Array.isArray(current.value) ? current.value : Object.values(current.value);
       for (const child of children) {
-        if (child !== null && typeof child === 'object') stack.push({ value: child, depth: current.depth + 1 });
+        if (child !== null && typeof child === 'object')
+          stack.push({ value: child, depth: current.depth + 1 });
         else if (current.depth + 1 > max) max = current.depth + 1;
       }
     }

@@ -8,7 +8,9 @@ const PREFIX_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 /** Throws unless the prefix is usable as leading subject tokens (no wildcards, spaces or empty tokens). */
 export function assertSubjectPrefix(prefix: string): string {
   if (!PREFIX_PATTERN.test(prefix)) {
-    throw new Error(`invalid subject prefix "${prefix}": use letters, digits, '_' or '-', tokens separated by '.'`);
+    throw new Error(
+      `invalid subject prefix "${prefix}": use letters, digits, '_' or '-', tokens separated by '.'`,
+    );
   }
   return prefix;
 }
@@ -20,7 +22,9 @@ export function subjectFor(prefix: string, suffix: string): string {
 
 /** A name token derived from the prefix, usable in stream and consumer names. */
 export function prefixToken(prefix: string): string {
-  return assertSubjectPrefix(prefix).toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  return assertSubjectPrefix(prefix)
+    .toUpperCase()
+    .replace(/[^A-Z0-9_]/g, '_');
 }
 
 /**

@@ -49,7 +49,12 @@ export const runCode = defineTool({
   input: z.strictObject({
     language: z.enum(['javascript', 'python']).describe('The programming language.'),
     code: z.string().min(1).max(RUN_CODE_MAX_CODE_CHARS).optional().describe('The program to run.'),
-    spec: z.string().min(1).max(RUN_CODE_MAX_SPEC_CHARS).optional().describe('What the program must compute, for the code model.'),
+    spec: z
+      .string()
+      .min(1)
+      .max(RUN_CODE_MAX_SPEC_CHARS)
+      .optional()
+      .describe('What the program must compute, for the code model.'),
   }),
   output: z.object({
     outcome: z.string(),
@@ -116,7 +121,9 @@ export function toStrictJsonSchema(schema: JsonSchemaNode): JsonSchemaNode {
       if (node['additionalProperties'] !== undefined && node['additionalProperties'] !== false) {
         throw new Error(`strict mode cannot express a free-form map at ${path || '/'}`);
       }
-      const required = new Set(Array.isArray(node['required']) ? node['required'].filter((v) => typeof v === 'string') : []);
+      const required = new Set(
+        Array.isArray(node['required']) ? node['required'].filter((v) => typeof v === 'string') : [],
+      );
       const nextProperties: Record<string, JsonSchemaNode> = {};
       for (const [name, child] of Object.entries(properties)) {
         if (!isNode(child)) continue;
@@ -130,7 +137,10 @@ export function toStrictJsonSchema(schema: JsonSchemaNode): JsonSchemaNode {
     if (isNode(node['items'])) out['items'] = visit(node['items'], `${path}/items`);
     for (const combinator of ['anyOf', 'oneOf', 'allOf']) {
       const list = node[combinator];
-      if (Array.isArray(list)) out[combinator] = list.map((item, index) => (isNode(item) ? visit(item, `${path}/${combinator}/${index}`) : item));
+      if (Array.isArray(list))
+        out[combinator] = list.map((item, index) =>
+          isNode(item) ? visit(item, `${path}/${combinator}/${index}`) : item,
+        );
     }
     // Numeric bounds zod adds for safe integers are noise to the model and unsupported by some servers.
     if (out['minimum'] === Number.MIN_SAFE_INTEGER) delete out['minimum'];
@@ -144,10 +154,19 @@ export function toStrictJsonSchema(schema: JsonSchemaNode): JsonSchemaNode {
 export function toModelTools(tools: Iterable<ToolDefinition>): ModelToolSchema[] {
   const result: ModelToolSchema[] = [];
   for (const tool of tools) {
-    const jsonSchema = z.toJSONSchema(tool.input, { target: 'draft-2020-12', io: 'input', unrepresentable: 'throw' });
+    const jsonSchema = z.toJSONSchema(tool.input, {
+      target: 'draft-2020-12',
+      io: 'input',
+      unrepresentable: 'throw',
+    });
     result.push({
       type: 'function',
-      function: { name: tool.name, description: tool.description, parameters: toStrictJsonSchema(jsonSchema), strict: true },
+      function: {
+        name: tool.name,
+        description: tool.description,
+        parameters: toStrictJsonSchema(jsonSchema),
+        strict: true,
+      },
     });
   }
   return result;

@@ -27,7 +27,13 @@ export interface ValidToolCall {
 export type ToolCallValidation = { ok: true; call: ValidToolCall } | { ok: false; error: ErrorShape };
 
 function fail(code: string, message: string, details?: unknown): ToolCallValidation {
-  return { ok: false, error: details === undefined ? { code, message, retryable: false } : { code, message, retryable: false, details } };
+  return {
+    ok: false,
+    error:
+      details === undefined
+        ? { code, message, retryable: false }
+        : { code, message, retryable: false, details },
+  };
 }
 
 /**
@@ -62,35 +68,55 @@ export function validateToolCall(
 ): ToolCallValidation {
   const bytes = Buffer.byteLength(call.arguments, 'utf8');
   if (bytes > limits.maxArgumentBytes) {
-    return fail(ErrorCodes.TOOL_ARGUMENTS_TOO_LARGE, `arguments are ${bytes} bytes; the limit is ${limits.maxArgumentBytes}`);
+    return fail(
+      ErrorCodes.TOOL_ARGUMENTS_TOO_LARGE,
+      `arguments are ${bytes} bytes; the limit is ${limits.maxArgumentBytes}`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(call.arguments);
   } catch (error) {
-    return fail(ErrorCodes.TOOL_INVALID_JSON, `arguments are not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+    return fail(
+      ErrorCodes.TOOL_INVALID_JSON,
+      `arguments are not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   const tool = registry.get(call.name);
   if (!tool) {
-    return fail(ErrorCodes.TOOL_UNKNOWN_FUNCTION, `unknown function "${call.name}"; available: ${[...registry.keys()].join(', ')}`);
+    return fail(
+      ErrorCodes.TOOL_UNKNOWN_FUNCTION,
+      `unknown function "${call.name}"; available: ${[...registry.keys()].join(', ')}`,
+    );
   }
   const depth = jsonDepth(parsed);
   if (depth > limits.maxDepth) {
-    return fail(ErrorCodes.TOOL_ARGUMENTS_TOO_DEEP, `arguments nest ${depth} levels deep; the limit is ${limits.maxDepth}`);
+    return fail(
+      ErrorCodes.TOOL_ARGUMENTS_TOO_DEEP,
+      `arguments nest ${depth} levels deep; the limit is ${limits.maxDepth}`,
+    );
   }
   const withoutNulls = dropNullProperties(parsed);
   const result = tool.input.safeParse(withoutNulls);
   if (!result.success) {
-    const issues = result.error.issues.map((issue) => ({ path: issue.path.map(String), message: issue.message }));
+    const issues = result.error.issues.map((issue) => ({
+      path: issue.path.map(String),
+      message: issue.message,
+    }));
     const summary = issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
-    return fail(ErrorCodes.TOOL_INVALID_ARGUMENTS, `invalid arguments for ${tool.name}: ${summary}`, { issues });
+    return fail(ErrorCodes.TOOL_INVALID_ARGUMENTS, `invalid arguments for ${tool.name}: ${summary}`, {
+      issues,
+    });
   }
   const semantic = tool.check ? tool.check(result.data) : [];
   if (semantic.length > 0) {
-    const summary = semantic.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+    const summary = semantic
+      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+      .join('; ');
     return fail(ErrorCodes.TOOL_SEMANTIC, `${tool.name}: ${summary}`, { issues: semantic });
   }
-  if (!isJsonObject(withoutNulls)) return fail(ErrorCodes.TOOL_INVALID_ARGUMENTS, 'arguments must be a JSON object');
+  if (!isJsonObject(withoutNulls))
+    return fail(ErrorCodes.TOOL_INVALID_ARGUMENTS, 'arguments must be a JSON object');
   return { ok: true, call: { tool, arguments: withoutNulls } };
 }
 
@@ -115,7 +141,10 @@ export function referencedStepKeys(text: string): string[] {
 }
 
 /** Replaces {{steps.<key>.value[.path]}} and {{steps.<key>.stdout}} with earlier results (JSON for non-strings). */
-export function resolveStepReferences(text: string, results: ReadonlyMap<string, { value: unknown; stdout: string }>): string {
+export function resolveStepReferences(
+  text: string,
+  results: ReadonlyMap<string, { value: unknown; stdout: string }>,
+): string {
   return text.replace(REFERENCE, (whole, key: string, field: string, path: string) => {
     const result = results.get(key);
     if (!result) return whole;
@@ -129,28 +158,65 @@ export function resolveStepReferences(text: string, results: ReadonlyMap<string,
 }
 
 /** Checks a whole plan: step count, exactly one `respond` and it comes last, references point backwards. */
-export function validatePlan(steps: PlanStepDraft[], limits: PlanLimits): { ok: true } | { ok: false; error: ErrorShape & { stepId?: string } } {
-  if (steps.length === 0) return { ok: false, error: { code: ErrorCodes.PLAN_EMPTY, message: 'the plan has no steps', retryable: false } };
+export function validatePlan(
+  steps: PlanStepDraft[],
+  limits: PlanLimits,
+): { ok: true } | { ok: false; error: ErrorShape & { stepId?: string } } {
+  if (steps.length === 0)
+    return {
+      ok: false,
+      error: { code: ErrorCodes.PLAN_EMPTY, message: 'the plan has no steps', retryable: false },
+    };
   if (steps.length > limits.maxSteps) {
-    return { ok: false, error: { code: ErrorCodes.PLAN_TOO_MANY_STEPS, message: `the plan has ${steps.length} steps; the limit is ${limits.maxSteps}`, retryable: false } };
+    return {
+      ok: false,
+      error: {
+        code: ErrorCodes.PLAN_TOO_MANY_STEPS,
+        message: `the plan has ${steps.length} steps; the limit is ${limits.maxSteps}`,
+        retryable: false,
+      },
+    };
   }
   const responds = steps.filter((step) => step.tool.name === 'respond');
   const last = steps[steps.length - 1];
   if (responds.length !== 1 || last?.tool.name !== 'respond') {
-    return { ok: false, error: { code: ErrorCodes.PLAN_MISSING_RESPOND, message: 'a plan must end with exactly one respond call', retryable: false } };
+    return {
+      ok: false,
+      error: {
+        code: ErrorCodes.PLAN_MISSING_RESPOND,
+        message: 'a plan must end with exactly one respond call',
+        retryable: false,
+      },
+    };
   }
   const seen = new Set<string>();
   for (const step of steps) {
     for (const dependency of step.dependsOn) {
       if (!seen.has(dependency)) {
-        return { ok: false, error: { code: ErrorCodes.PLAN_BAD_REFERENCE, message: `step ${step.key} depends on ${dependency}, which does not come before it`, retryable: false, stepId: step.key } };
+        return {
+          ok: false,
+          error: {
+            code: ErrorCodes.PLAN_BAD_REFERENCE,
+            message: `step ${step.key} depends on ${dependency}, which does not come before it`,
+            retryable: false,
+            stepId: step.key,
+          },
+        };
       }
     }
     for (const value of Object.values(step.arguments)) {
       if (typeof value !== 'string') continue;
       for (const key of referencedStepKeys(value)) {
         if (!seen.has(key)) {
-          return { ok: false, error: { code: ErrorCodes.PLAN_BAD_REFERENCE, message: `step ${step.key} refers to steps.${key}, which does not come before it`, retryable: false, stepId: step.key } };
+          return {
+            ok: false,
+            error: {
+              code: ErrorCodes.PLAN_BAD_REFERENCE,
+              message: `step ${step.key} refers to steps.${key}, which does not come before it`,
+              retryable: false,
+              stepId: step.key,
+            },
+          };
         }
       }
     }

@@ -6,7 +6,13 @@ describe('envelopes and subjects', () => {
     const taskId = '4b6f3d5e-2a43-4a57-9a59-1d8fd0f4a0a1';
     const envelope = createEnvelope(
       PlanFailed,
-      { taskId, request: { idempotencyKey: 'k' }, kind: 'general', agentId: null, error: { code: 'PLAN.EMPTY', message: 'no steps', retryable: false } },
+      {
+        taskId,
+        request: { idempotencyKey: 'k' },
+        kind: 'general',
+        agentId: null,
+        error: { code: 'PLAN.EMPTY', message: 'no steps', retryable: false },
+      },
       { correlationId: taskId },
     );
     expect(PlanFailed.envelope.parse(envelope)).toEqual(envelope);

@@ -25,10 +25,12 @@ function strictProblems(node: unknown, path = ''): string[] {
     const properties = isNode(node['properties']) ? node['properties'] : {};
     const required = Array.isArray(node['required']) ? node['required'] : [];
     if (node['additionalProperties'] !== false) problems.push(`${path}: additionalProperties is not false`);
-    for (const name of Object.keys(properties)) if (!required.includes(name)) problems.push(`${path}/${name}: not required`);
+    for (const name of Object.keys(properties))
+      if (!required.includes(name)) problems.push(`${path}/${name}: not required`);
   }
   for (const value of Object.values(node)) {
-    if (Array.isArray(value)) value.forEach((item, index) => problems.push(...strictProblems(item, `${path}/${index}`)));
+    if (Array.isArray(value))
+      value.forEach((item, index) => problems.push(...strictProblems(item, `${path}/${index}`)));
     else if (isNode(value)) problems.push(...strictProblems(value, path));
   }
   return problems;
@@ -48,7 +50,10 @@ describe('model tool schemas', () => {
     const runCode = toModelTools(toolRegistry.values()).find((tool) => tool.function.name === 'run_code');
     const properties = runCode?.function.parameters['properties'];
     expect(isNode(properties) && properties['code']).toEqual({
-      anyOf: [{ type: 'string', minLength: 1, maxLength: 100_000, description: 'The program to run.' }, { type: 'null' }],
+      anyOf: [
+        { type: 'string', minLength: 1, maxLength: 100_000, description: 'The program to run.' },
+        { type: 'null' },
+      ],
     });
   });
 });
@@ -95,7 +100,12 @@ describe('validatePlan', () => {
     if (!found) throw new Error(name);
     return found;
   };
-  const step = (key: string, name: string, args: PlanStepDraft['arguments'], dependsOn: string[] = []): PlanStepDraft => ({
+  const step = (
+    key: string,
+    name: string,
+    args: PlanStepDraft['arguments'],
+    dependsOn: string[] = [],
+  ): PlanStepDraft => ({
     key,
     tool: tool(name),
     arguments: args,
@@ -104,33 +114,54 @@ describe('validatePlan', () => {
 
   it('accepts code then respond referring back', () => {
     expect(
-      validatePlan([step('s1', 'run_code', { language: 'python', code: 'result=1' }), step('s2', 'respond', { answer: '{{steps.s1.value}}' }, ['s1'])], { maxSteps: 5 }),
+      validatePlan(
+        [
+          step('s1', 'run_code', { language: 'python', code: 'result=1' }),
+          step('s2', 'respond', { answer: '{{steps.s1.value}}' }, ['s1']),
+        ],
+        { maxSteps: 5 },
+      ),
     ).toEqual({ ok: true });
   });
 
   it('rejects plans without a final respond, forward references and too many steps', () => {
-    const noRespond = validatePlan([step('s1', 'run_code', { language: 'python', code: 'x' })], { maxSteps: 5 });
+    const noRespond = validatePlan([step('s1', 'run_code', { language: 'python', code: 'x' })], {
+      maxSteps: 5,
+    });
     expect(!noRespond.ok && noRespond.error.code).toBe(ErrorCodes.PLAN_MISSING_RESPOND);
     const forward = validatePlan([step('s1', 'respond', { answer: '{{steps.s2.value}}' })], { maxSteps: 5 });
     expect(!forward.ok && forward.error.code).toBe(ErrorCodes.PLAN_BAD_REFERENCE);
-    const many = validatePlan([step('s1', 'respond', { answer: 'a' }), step('s2', 'respond', { answer: 'b' })], { maxSteps: 1 });
+    const many = validatePlan(
+      [step('s1', 'respond', { answer: 'a' }), step('s2', 'respond', { answer: 'b' })],
+      { maxSteps: 1 },
+    );
     expect(!many.ok && many.error.code).toBe(ErrorCodes.PLAN_TOO_MANY_STEPS);
   });
 
   it('resolves references to earlier results', () => {
     const results = new Map([['s1', { value: { sum: 3 }, stdout: 'hello\n' }]]);
-    expect(resolveStepReferences('v={{steps.s1.value}} out={{ steps.s1.stdout }} x={{steps.s9.value}}', results)).toBe(
-      'v={"sum":3} out=hello x={{steps.s9.value}}',
-    );
+    expect(
+      resolveStepReferences('v={{steps.s1.value}} out={{ steps.s1.stdout }} x={{steps.s9.value}}', results),
+    ).toBe('v={"sum":3} out=hello x={{steps.s9.value}}');
   });
 });
 
 describe('TaskRequestedCloudEvent', () => {
-  const good = { specversion: '1.0', id: 'e-1', source: 'billing', type: 'tandem.task.requested', data: { goal: 'sum 1..10' } };
+  const good = {
+    specversion: '1.0',
+    id: 'e-1',
+    source: 'billing',
+    type: 'tandem.task.requested',
+    data: { goal: 'sum 1..10' },
+  };
 
   it('accepts extension attributes and rejects unknown data fields', () => {
-    expect(TaskRequestedCloudEvent.safeParse({ ...good, traceparent: '00-abc', priority: 3 }).success).toBe(true);
-    expect(TaskRequestedCloudEvent.safeParse({ ...good, data: { goal: 'x', colour: 'red' } }).success).toBe(false);
+    expect(TaskRequestedCloudEvent.safeParse({ ...good, traceparent: '00-abc', priority: 3 }).success).toBe(
+      true,
+    );
+    expect(TaskRequestedCloudEvent.safeParse({ ...good, data: { goal: 'x', colour: 'red' } }).success).toBe(
+      false,
+    );
   });
 
   it('rejects a wrong type, a missing goal, bad extension names and binary data', () => {

@@ -46,7 +46,11 @@ export function createDb(options: CreateDbOptions): Db {
   // Prisma stores DateTime as UTC wall-clock time in TIMESTAMP(3) columns; a session in UTC makes the
   // columns' CURRENT_TIMESTAMP defaults and now() in raw SQL agree with it on any server time zone. Set as
   // a startup option (not a query on 'connect', which races the first query and pg deprecates).
-  const pool = new pg.Pool({ connectionString: options.url, max: options.poolMax ?? 10, options: '-c TimeZone=UTC' });
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolMax ?? 10,
+    options: '-c TimeZone=UTC',
+  });
   // pg emits 'error' on the pool when an idle connection dies (server restart, proxy timeout); with no
   // listener Node would throw it as an uncaught exception.
   pool.on('error', (error) => {

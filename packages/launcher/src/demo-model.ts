@@ -1,4 +1,9 @@
-import { createScriptedModelServer, type ChatRequestRecord, type ScriptedReply, type ScriptedModelServer } from '@tandem/testing';
+import {
+  createScriptedModelServer,
+  type ChatRequestRecord,
+  type ScriptedReply,
+  type ScriptedModelServer,
+} from '@tandem/testing';
 
 /** The task `pnpm start` submits when it runs on the demo model. */
 export const DEMO_TASK = {
@@ -37,15 +42,28 @@ export function demoReply(request: ChatRequestRecord): ScriptedReply {
         toolCalls: [
           {
             name: 'respond',
-            arguments: { answer: 'Tandem is running on its demo model, which can only plan the built-in Fibonacci demo. Set OPENAI_BASE_URL, OPENAI_API_KEY and TANDEM_PLANNING_MODEL / TANDEM_CODE_MODEL to use a real model.' },
+            arguments: {
+              answer:
+                'Tandem is running on its demo model, which can only plan the built-in Fibonacci demo. Set OPENAI_BASE_URL, OPENAI_API_KEY and TANDEM_PLANNING_MODEL / TANDEM_CODE_MODEL to use a real model.',
+            },
           },
         ],
       };
     }
     return {
       toolCalls: [
-        { name: 'run_code', arguments: { language: 'python', code: null, spec: 'Compute the first input.count Fibonacci numbers (starting 0, 1) and their sum; set result = {"numbers": [...], "sum": n}.' } },
-        { name: 'respond', arguments: { answer: 'The first 20 Fibonacci numbers sum to {{steps.s1.value.sum}}.' } },
+        {
+          name: 'run_code',
+          arguments: {
+            language: 'python',
+            code: null,
+            spec: 'Compute the first input.count Fibonacci numbers (starting 0, 1) and their sum; set result = {"numbers": [...], "sum": n}.',
+          },
+        },
+        {
+          name: 'respond',
+          arguments: { answer: 'The first 20 Fibonacci numbers sum to {{steps.s1.value.sum}}.' },
+        },
       ],
     };
   }
@@ -54,5 +72,8 @@ export function demoReply(request: ChatRequestRecord): ScriptedReply {
 
 /** Starts the demo model server on 127.0.0.1. */
 export function startDemoModel(): Promise<ScriptedModelServer> {
-  return createScriptedModelServer({ match: demoReply, models: ['tandem-demo-planner', 'tandem-demo-coder'] });
+  return createScriptedModelServer({
+    match: demoReply,
+    models: ['tandem-demo-planner', 'tandem-demo-coder'],
+  });
 }

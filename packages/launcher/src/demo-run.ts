@@ -12,7 +12,8 @@ export async function submitAndFollow(options: {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(options.task),
   });
-  if (response.status !== 202) throw new Error(`submitting the demo task failed: ${response.status} ${await response.text()}`);
+  if (response.status !== 202)
+    throw new Error(`submitting the demo task failed: ${response.status} ${await response.text()}`);
   const { taskId } = CreateTaskResponse.parse(await response.json());
   options.say(`demo: task ${taskId} accepted`);
   const deadline = Date.now() + options.timeoutMs;
@@ -24,7 +25,8 @@ export async function submitAndFollow(options: {
     if (view.plan && !planShown) {
       planShown = true;
       options.say(`demo: plan v${view.plan.version}`);
-      for (const step of view.plan.steps) options.say(`  ${step.key}  ${step.tool}  ${JSON.stringify(step.arguments)}`);
+      for (const step of view.plan.steps)
+        options.say(`  ${step.key}  ${step.tool}  ${JSON.stringify(step.arguments)}`);
     }
     if (view.status === 'completed' || view.status === 'failed') {
       options.say(`demo: task ${view.status}`);

@@ -12,7 +12,10 @@ export interface EmbeddedPostgres {
  * Starts PGlite (one single-threaded Postgres in this process) and serves it on a local port, so the
  * services connect with plain `pg`. See PGliteWireServer for why not pglite-socket's server.
  */
-export async function startEmbeddedPostgres(options: { dataDir: string; port: number }): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+}): Promise<EmbeddedPostgres> {
   await mkdir(options.dataDir, { recursive: true });
   const db = await PGlite.create(options.dataDir);
   const server = new PGliteWireServer(db);

@@ -30,11 +30,22 @@ export function isListening(host: string, port: number, timeoutMs = 500): Promis
  * with JetStream on a temporary store and a free port.
  */
 export async function ensureNats(options: { port: number }): Promise<NatsServer> {
-  if (await isListening('127.0.0.1', 4222)) return { url: 'nats://127.0.0.1:4222', started: false, stop: async () => undefined };
+  if (await isListening('127.0.0.1', 4222))
+    return { url: 'nats://127.0.0.1:4222', started: false, stop: async () => undefined };
   const storeDir = await mkdtemp(join(tmpdir(), 'tandem-nats-'));
-  const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(options.port), '-js', '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(
+    'nats-server',
+    ['-a', '127.0.0.1', '-p', String(options.port), '-js', '-sd', storeDir],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const failed = new Promise<never>((_, reject) => {
-    child.once('error', (error) => reject(new Error(`could not start nats-server from PATH (${error.message}); install it (apt-get install -y nats-server) or set NATS_URL`)));
+    child.once('error', (error) =>
+      reject(
+        new Error(
+          `could not start nats-server from PATH (${error.message}); install it (apt-get install -y nats-server) or set NATS_URL`,
+        ),
+      ),
+    );
     child.once('exit', (code) => reject(new Error(`nats-server exited with code ${code}`)));
   });
   const deadline = Date.now() + 10_000;

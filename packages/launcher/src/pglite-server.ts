@@ -76,9 +76,15 @@ export class PGliteWireServer {
           if (!next) break;
           const unit = next.takeUnit();
           if (unit) {
-            await this.db.runExclusive(() =>
-              this.db.execProtocolRawStream(unit, { onRawData: (data) => next.write(data) }),
-            );
+            try {
+              await this.db.runExclusive(() =>
+                this.db.execProtocolRawStream(unit, { onRawData: (data) => next.write(data) }),
+              );
+            } catch {
+              // A unit PGlite cannot process (a malformed startup packet, say) ends that connection only.
+              next.socket.destroy();
+              continue;
+            }
           }
           this.owner = this.db.isInTransaction() ? next : null;
           if (next.hasUnit()) this.waiting.push(next);
@@ -95,9 +101,9 @@ export class PGliteWireServer {
     const index = this.waiting.indexOf(connection);
     if (index !== -1) this.waiting.splice(index, 1);
     if (this.owner === connection) {
-      await this.db.runExclusive(async () => {
-        if (this.db.isInTransaction()) await this.db.exec('ROLLBACK');
-      });
+      // exec takes PGlite's lock itself (wrapping it in runExclusive would wait forever); no other
+      // connection runs meanwhile because this one still owns the session.
+      if (this.db.isInTransaction()) await this.db.exec('ROLLBACK');
       this.owner = null;
       this.pump();
     }
@@ -158,6 +164,11 @@ class Connection {
           this.socket.destroy();
           return;
         }
+        if (!isWellFormedStartup(message)) {
+          // PGlite is left unusable by a malformed startup packet: refuse it before it gets there.
+          this.socket.destroy();
+          return;
+        }
         this.started = true;
         this.units.push(Buffer.from(message));
         produced = true;
@@ -184,4 +195,18 @@ class Connection {
     }
     if (produced) this.server.request(this);
   }
+}
+
+/** A startup body is NUL-terminated name/value pairs, ending in an extra NUL, naming at least `user`. */
+function isWellFormedStartup(message: Buffer): boolean {
+  const body = message.subarray(8);
+  if (body.length < 2 || body[body.length - 1] !== 0 || body[body.length - 2] !== 0) return false;
+  const parts = body
+    .subarray(0, body.length - 1)
+    .toString('utf8')
+    .split('\u0000');
+  parts.pop();
+  if (parts.length === 0 || parts.length % 2 !== 0) return false;
+  const names = parts.filter((_, index) => index % 2 === 0);
+  return names.every((name) => name.length > 0) && names.includes('user');
 }

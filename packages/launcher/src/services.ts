@@ -53,7 +53,9 @@ async function waitReady(process: ServiceProcess, timeoutMs: number): Promise<vo
   let last = 'no answer';
   while (Date.now() < deadline) {
     if (process.child.exitCode !== null) {
-      throw new Error(`${process.name} exited with code ${process.child.exitCode} before it was ready:\n${process.recentOutput.join('\n')}`);
+      throw new Error(
+        `${process.name} exited with code ${process.child.exitCode} before it was ready:\n${process.recentOutput.join('\n')}`,
+      );
     }
     try {
       const response = await fetch(`http://127.0.0.1:${process.port}/readyz`);
@@ -64,7 +66,9 @@ async function waitReady(process: ServiceProcess, timeoutMs: number): Promise<vo
     }
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
-  throw new Error(`${process.name} was not ready within ${timeoutMs} ms (last: ${last}):\n${process.recentOutput.join('\n')}`);
+  throw new Error(
+    `${process.name} was not ready within ${timeoutMs} ms (last: ${last}):\n${process.recentOutput.join('\n')}`,
+  );
 }
 
 function spawnService(service: ServiceName, options: StartServicesOptions): ServiceProcess {
@@ -114,7 +118,9 @@ export async function startServices(options: StartServicesOptions): Promise<Runn
   };
   try {
     for (const service of names) processes.set(service, spawnService(service, options));
-    await Promise.all([...processes.values()].map((entry) => waitReady(entry, options.readyTimeoutMs ?? 60_000)));
+    await Promise.all(
+      [...processes.values()].map((entry) => waitReady(entry, options.readyTimeoutMs ?? 60_000)),
+    );
   } catch (error) {
     await running.stop(2_000);
     throw error;
@@ -129,10 +135,32 @@ export function formatLogLine(service: string, line: string): string {
     const parsed: unknown = JSON.parse(line);
     if (typeof parsed !== 'object' || parsed === null) return `${label} ${line}`;
     const record: Record<string, unknown> = { ...parsed };
-    const levels: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
-    const level = typeof record['level'] === 'number' ? (levels[record['level']] ?? String(record['level'])) : 'info';
+    const levels: Record<number, string> = {
+      10: 'trace',
+      20: 'debug',
+      30: 'info',
+      40: 'warn',
+      50: 'error',
+      60: 'fatal',
+    };
+    const level =
+      typeof record['level'] === 'number' ? (levels[record['level']] ?? String(record['level'])) : 'info';
     const message = typeof record['msg'] === 'string' ? record['msg'] : '';
-    for (const key of ['level', 'time', 'pid', 'hostname', 'name', 'service', 'msg', 'consumer', 'subject', 'streamSeq', 'correlationId', 'messageId']) delete record[key];
+    for (const key of [
+      'level',
+      'time',
+      'pid',
+      'hostname',
+      'name',
+      'service',
+      'msg',
+      'consumer',
+      'subject',
+      'streamSeq',
+      'correlationId',
+      'messageId',
+    ])
+      delete record[key];
     const rest = Object.keys(record).length > 0 ? ` ${JSON.stringify(record)}` : '';
     return `${label} ${level.padEnd(5)} ${message}${rest}`;
   } catch {

@@ -21,7 +21,9 @@ async function shutdown(code: number): Promise<never> {
     try {
       await step();
     } catch (error) {
-      process.stderr.write(`shutdown step failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(
+        `shutdown step failed: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
     }
   }
   process.exit(code);
@@ -50,7 +52,9 @@ try {
     say('postgres: DATABASE_URL');
   }
   const migration = await migrate({ url: databaseUrl });
-  say(`database: ${migration.applied.length > 0 ? `applied ${migration.applied.join(', ')}` : 'schema up to date'}`);
+  say(
+    `database: ${migration.applied.length > 0 ? `applied ${migration.applied.join(', ')}` : 'schema up to date'}`,
+  );
 
   let natsUrl = env['NATS_URL'];
   if (!natsUrl) {
@@ -83,7 +87,10 @@ try {
   }
 
   const ports = Object.fromEntries(
-    SERVICES.map((service) => [service, Number(env[PORT_SETTINGS[service].variable] ?? PORT_SETTINGS[service].defaultPort)]),
+    SERVICES.map((service) => [
+      service,
+      Number(env[PORT_SETTINGS[service].variable] ?? PORT_SETTINGS[service].defaultPort),
+    ]),
   ) as Record<ServiceName, number>;
   const quiet = env['TANDEM_START_LOGS'] === 'quiet';
   const services = await startServices({
@@ -104,18 +111,28 @@ try {
   stopSteps.push(() => services.stop());
   say('');
   say('Tandem is running:');
-  for (const service of SERVICES) say(`  ${service.padEnd(15)} ${services.url(service)}  (/healthz /readyz /metrics)`);
-  say(`  submit a task:  curl -X POST ${services.url('planner')}/v1/tasks -H 'content-type: application/json' -d '{"goal":"..."}'`);
+  for (const service of SERVICES)
+    say(`  ${service.padEnd(15)} ${services.url(service)}  (/healthz /readyz /metrics)`);
+  say(
+    `  submit a task:  curl -X POST ${services.url('planner')}/v1/tasks -H 'content-type: application/json' -d '{"goal":"..."}'`,
+  );
   say(`  pending approvals: curl ${services.url('approval')}/v1/approvals?status=pending`);
   say('');
 
   if (demo && env['TANDEM_DEMO'] !== 'off') {
     say(`demo: submitting "${DEMO_TASK.goal}"`);
-    const outcome = await submitAndFollow({ plannerUrl: services.url('planner'), task: DEMO_TASK, timeoutMs: 120_000, say });
+    const outcome = await submitAndFollow({
+      plannerUrl: services.url('planner'),
+      task: DEMO_TASK,
+      timeoutMs: 120_000,
+      say,
+    });
     if (env['TANDEM_EXIT_AFTER_DEMO'] === '1') await shutdown(outcome === 'completed' ? 0 : 1);
   }
   say('Press Ctrl-C to stop.');
 } catch (error) {
-  process.stderr.write(`tandem failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `tandem failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   await shutdown(1);
 }

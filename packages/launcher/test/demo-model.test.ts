@@ -3,8 +3,19 @@ import { ChatCompletionRequest, type ChatRequestRecord, type ScriptedReply } fro
 import { DEMO_TASK, demoReply } from '../src/demo-model.js';
 
 const TOOLS = [
-  { type: 'function', function: { name: 'run_code', description: 'Run a program', parameters: { type: 'object' }, strict: true } },
-  { type: 'function', function: { name: 'respond', description: 'Answer', parameters: { type: 'object' }, strict: true } },
+  {
+    type: 'function',
+    function: {
+      name: 'run_code',
+      description: 'Run a program',
+      parameters: { type: 'object' },
+      strict: true,
+    },
+  },
+  {
+    type: 'function',
+    function: { name: 'respond', description: 'Answer', parameters: { type: 'object' }, strict: true },
+  },
 ];
 
 let index = 0;
@@ -13,7 +24,16 @@ function record(body: unknown): ChatRequestRecord {
   index += 1;
   const parsed = ChatCompletionRequest.parse(body);
   const rawBody = JSON.stringify(body);
-  return { index, method: 'POST', path: '/v1/chat/completions', headers: {}, hasAuthorization: false, body: parsed, rawBody, status: undefined };
+  return {
+    index,
+    method: 'POST',
+    path: '/v1/chat/completions',
+    headers: {},
+    hasAuthorization: false,
+    body: parsed,
+    rawBody,
+    status: undefined,
+  };
 }
 
 function planningRequest(goal: string): ChatRequestRecord {
@@ -43,7 +63,8 @@ function toolCalls(reply: ScriptedReply): Array<{ name: string; arguments: unkno
 }
 
 function content(reply: ScriptedReply): string {
-  if (!('content' in reply) || typeof reply.content !== 'string') throw new Error(`expected content, got ${JSON.stringify(reply)}`);
+  if (!('content' in reply) || typeof reply.content !== 'string')
+    throw new Error(`expected content, got ${JSON.stringify(reply)}`);
   return reply.content;
 }
 
@@ -57,7 +78,10 @@ describe('demoReply', () => {
   });
 
   it('recognises Fibonacci in any case', () => {
-    expect(toolCalls(demoReply(planningRequest('list FIBONACCI numbers'))).map((call) => call.name)).toEqual(['run_code', 'respond']);
+    expect(toolCalls(demoReply(planningRequest('list FIBONACCI numbers'))).map((call) => call.name)).toEqual([
+      'run_code',
+      'respond',
+    ]);
   });
 
   it('plans a single respond that explains the demo model for any other goal', () => {
@@ -75,7 +99,11 @@ describe('demoReply', () => {
         messages: [
           { role: 'system', content: 'You are the planning model of Tandem.' },
           { role: 'user', content: 'Plan this task: say hello' },
-          { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'respond', arguments: '{}' } }] },
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'c1', type: 'function', function: { name: 'respond', arguments: '{}' } }],
+          },
           { role: 'tool', tool_call_id: 'c1', content: 'Rejected step s1' },
           { role: 'user', content: 'The plan was rejected. Plan the Fibonacci task again.' },
         ],
@@ -85,7 +113,9 @@ describe('demoReply', () => {
   });
 
   it('answers a code request (no tools) with one fenced python block', () => {
-    const text = content(demoReply(codeRequest('Compute the first input.count Fibonacci numbers and their sum.')));
+    const text = content(
+      demoReply(codeRequest('Compute the first input.count Fibonacci numbers and their sum.')),
+    );
     const blocks = [...text.matchAll(/```python\n([\s\S]*?)\n```/g)];
     expect(blocks).toHaveLength(1);
     expect(text.trim()).toBe(blocks[0]?.[0]);

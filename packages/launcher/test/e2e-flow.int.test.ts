@@ -6,7 +6,10 @@ import { answers, firstUserText, startStack, taskRequested, type Stack } from '.
 
 const VALID_PLAN: ScriptedReply = {
   toolCalls: [
-    { name: 'run_code', arguments: { language: 'python', code: null, spec: 'Sum input.numbers and set result to the sum.' } },
+    {
+      name: 'run_code',
+      arguments: { language: 'python', code: null, spec: 'Sum input.numbers and set result to the sum.' },
+    },
     { name: 'respond', arguments: { answer: 'The sum is {{steps.s1.value}}.' } },
   ],
 };
@@ -15,10 +18,16 @@ const VALID_PLAN: ScriptedReply = {
 function script(request: ChatRequestRecord): ScriptedReply {
   const isPlanning = (request.body.tools ?? []).length > 0;
   const task = firstUserText(request.body.messages);
-  if (!isPlanning) return { content: '```python\nresult = sum(input["numbers"])\nprint("summed", len(input["numbers"]), "numbers")\n```' };
+  if (!isPlanning)
+    return {
+      content:
+        '```python\nresult = sum(input["numbers"])\nprint("summed", len(input["numbers"]), "numbers")\n```',
+    };
   const repairing = request.body.messages.some((message) => message.role === 'tool');
-  if (task.includes('[always-invalid]')) return { toolCalls: [{ name: 'run_code', arguments: '{"language": "python", "code": ' }] };
-  if (task.includes('[repair-once]') && !repairing) return { toolCalls: [{ name: 'delete_everything', arguments: { path: '/' } }] };
+  if (task.includes('[always-invalid]'))
+    return { toolCalls: [{ name: 'run_code', arguments: '{"language": "python", "code": ' }] };
+  if (task.includes('[repair-once]') && !repairing)
+    return { toolCalls: [{ name: 'delete_everything', arguments: { path: '/' } }] };
   return VALID_PLAN;
 }
 
@@ -34,19 +43,25 @@ describe('a task from another system to a stored result (five processes, real Po
   });
 
   it('completes a CloudEvent task and stores plan, steps, sandbox run, model calls, result and a pattern', async () => {
-    const event = taskRequested({ goal: 'Add up the numbers', input: { numbers: [1, 2, 3, 4] }, kind: 'arithmetic' });
+    const event = taskRequested({
+      goal: 'Add up the numbers',
+      input: { numbers: [1, 2, 3, 4] },
+      kind: 'arithmetic',
+    });
     await stack.publish('task.requested.v1', event);
-    const outcome = await stack.waitForOutcome(
-      answers(event),
-      'task.completed.v1 for the CloudEvent',
-    );
+    const outcome = await stack.waitForOutcome(answers(event), 'task.completed.v1 for the CloudEvent');
     expect(outcome.type).toBe('tandem.task.completed');
     expect(outcome.data.status).toBe('completed');
     expect(outcome.data.result).toMatchObject({ answer: 'The sum is 10.' });
     const taskId = outcome.data.taskId;
 
-    const { rows: tasks } = await stack.sql.query('SELECT "status", "kind", "source", "externalId" FROM "Task" WHERE "id" = $1', [taskId]);
-    expect(tasks).toEqual([{ status: 'planned', kind: 'arithmetic', source: 'urn:test:billing', externalId: event['id'] }]);
+    const { rows: tasks } = await stack.sql.query(
+      'SELECT "status", "kind", "source", "externalId" FROM "Task" WHERE "id" = $1',
+      [taskId],
+    );
+    expect(tasks).toEqual([
+      { status: 'planned', kind: 'arithmetic', source: 'urn:test:billing', externalId: event['id'] },
+    ]);
     const { rows: steps } = await stack.sql.query(
       `SELECT s."stepKey", s."tool", r."status" FROM "PlanStep" s JOIN "Plan" p ON p."id" = s."planId" JOIN "StepRun" r ON r."stepId" = s."id"
        WHERE p."taskId" = $1 ORDER BY s."index"`,
@@ -56,18 +71,29 @@ describe('a task from another system to a stored result (five processes, real Po
       { stepKey: 's1', tool: 'run_code', status: 'completed' },
       { stepKey: 's2', tool: 'respond', status: 'completed' },
     ]);
-    const { rows: runs } = await stack.sql.query('SELECT "outcome", "value", "language", "stdout" FROM "SandboxRun" WHERE "taskId" = $1', [taskId]);
+    const { rows: runs } = await stack.sql.query(
+      'SELECT "outcome", "value", "language", "stdout" FROM "SandboxRun" WHERE "taskId" = $1',
+      [taskId],
+    );
     expect(runs).toEqual([{ outcome: 'ok', value: 10, language: 'python', stdout: 'summed 4 numbers\n' }]);
-    const { rows: taskRuns } = await stack.sql.query('SELECT "status", "result" FROM "TaskRun" WHERE "taskId" = $1', [taskId]);
+    const { rows: taskRuns } = await stack.sql.query(
+      'SELECT "status", "result" FROM "TaskRun" WHERE "taskId" = $1',
+      [taskId],
+    );
     expect(taskRuns[0]).toMatchObject({ status: 'completed', result: { answer: 'The sum is 10.' } });
-    const { rows: calls } = await stack.sql.query('SELECT "role", "outcome" FROM "ModelCall" WHERE "taskId" = $1 ORDER BY "role"', [taskId]);
+    const { rows: calls } = await stack.sql.query(
+      'SELECT "role", "outcome" FROM "ModelCall" WHERE "taskId" = $1 ORDER BY "role"',
+      [taskId],
+    );
     expect(calls).toEqual([
       { role: 'code', outcome: 'ok' },
       { role: 'planning', outcome: 'ok' },
     ]);
     const pattern = await waitFor(
       async () => {
-        const { rows } = await stack.sql.query(`SELECT "status", "successCount", "provenance" FROM "LearningPattern" WHERE "type" = 'strategy' AND "scope" = 'kind:arithmetic'`);
+        const { rows } = await stack.sql.query(
+          `SELECT "status", "successCount", "provenance" FROM "LearningPattern" WHERE "type" = 'strategy' AND "scope" = 'kind:arithmetic'`,
+        );
         return rows[0] && rows[0].successCount >= 1 ? rows[0] : undefined;
       },
       { description: 'strategy pattern for kind arithmetic', timeoutMs: 20_000 },
@@ -76,16 +102,32 @@ describe('a task from another system to a stored result (five processes, real Po
     expect(JSON.stringify(pattern.provenance)).toContain(outcome.id);
 
     const view = await (await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`)).json();
-    expect(view).toMatchObject({ taskId, status: 'completed', plan: { version: 1 }, result: { answer: 'The sum is 10.' } });
+    expect(view).toMatchObject({
+      taskId,
+      status: 'completed',
+      plan: { version: 1 },
+      result: { answer: 'The sum is 10.' },
+    });
   });
 
   it('feeds the learned strategy into the next plan of the same kind', async () => {
-    const event = taskRequested({ goal: 'Add up more numbers', input: { numbers: [5, 5] }, kind: 'arithmetic' });
+    const event = taskRequested({
+      goal: 'Add up more numbers',
+      input: { numbers: [5, 5] },
+      kind: 'arithmetic',
+    });
     await stack.publish('task.requested.v1', event);
     await stack.waitForOutcome(answers(event), 'second arithmetic task');
-    const planningRequests = stack.model.requests.filter((request) => request.body && (request.body.tools ?? []).length > 0 && firstUserText(request.body.messages).includes('Add up more numbers'));
+    const planningRequests = stack.model.requests.filter(
+      (request) =>
+        request.body &&
+        (request.body.tools ?? []).length > 0 &&
+        firstUserText(request.body.messages).includes('Add up more numbers'),
+    );
     const system = planningRequests[0]?.body?.messages.find((message) => message.role === 'system');
-    expect(typeof system?.content === 'string' && system.content).toContain('What Tandem learned from earlier tasks of this kind');
+    expect(typeof system?.content === 'string' && system.content).toContain(
+      'What Tandem learned from earlier tasks of this kind',
+    );
   });
 
   it('creates one task for the same event published twice, even outside JetStream’s duplicate window', async () => {
@@ -95,40 +137,74 @@ describe('a task from another system to a stored result (five processes, real Po
     await stack.publish('task.requested.v1', event, randomUUID());
     await stack.waitForOutcome(answers(event), 'the duplicated task');
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const { rows } = await stack.sql.query('SELECT count(*)::int AS n FROM "Task" WHERE "externalId" = $1', [event['id']]);
+    const { rows } = await stack.sql.query('SELECT count(*)::int AS n FROM "Task" WHERE "externalId" = $1', [
+      event['id'],
+    ]);
     expect(rows[0].n).toBe(1);
     expect(stack.outcomes.filter(answers(event))).toHaveLength(1);
 
     const conflicting = { ...event, data: { goal: 'Something else entirely' } };
     await stack.publish('task.requested.v1', conflicting, randomUUID());
     const letter = await waitFor(
-      async () => (await stack.sql.query(`SELECT "code" FROM "DeadLetter" WHERE "code" = 'TASK.IDEMPOTENCY_CONFLICT' AND "payload" LIKE $1`, [`%${String(event['id'])}%`])).rows[0],
+      async () =>
+        (
+          await stack.sql.query(
+            `SELECT "code" FROM "DeadLetter" WHERE "code" = 'TASK.IDEMPOTENCY_CONFLICT' AND "payload" LIKE $1`,
+            [`%${String(event['id'])}%`],
+          )
+        ).rows[0],
       { description: 'conflict dead letter', timeoutMs: 20_000 },
     );
     expect(letter.code).toBe('TASK.IDEMPOTENCY_CONFLICT');
-    const after = await stack.sql.query('SELECT count(*)::int AS n FROM "Task" WHERE "externalId" = $1', [event['id']]);
+    const after = await stack.sql.query('SELECT count(*)::int AS n FROM "Task" WHERE "externalId" = $1', [
+      event['id'],
+    ]);
     expect(after.rows[0].n).toBe(1);
   });
 
   it('dead-letters garbage with a reason and still completes the next good event', async () => {
     await stack.publish('task.requested.v1', new TextEncoder().encode('{not json'));
     await stack.publish('task.requested.v1', taskRequested({ goal: 'x', colour: 'red' }));
-    await stack.publish('task.requested.v1', { specversion: '1.0', id: 'no-type', source: 's', data: { goal: 'x' } });
+    await stack.publish('task.requested.v1', {
+      specversion: '1.0',
+      id: 'no-type',
+      source: 's',
+      data: { goal: 'x' },
+    });
     const good = taskRequested({ goal: 'Add up the numbers after garbage', input: { numbers: [7, 8] } });
     await stack.publish('task.requested.v1', good);
     const outcome = await stack.waitForOutcome(answers(good), 'the good event after garbage');
     expect(outcome.data.result).toMatchObject({ answer: 'The sum is 15.' });
     const letters = await waitFor(
       async () => {
-        const { rows } = await stack.sql.query(`SELECT "code", "reason" FROM "DeadLetter" WHERE "code" IN ('BUS.UNPARSEABLE', 'BUS.SCHEMA_INVALID') ORDER BY "createdAt"`);
+        const { rows } = await stack.sql.query(
+          `SELECT "code", "reason" FROM "DeadLetter" WHERE "code" IN ('BUS.UNPARSEABLE', 'BUS.SCHEMA_INVALID') ORDER BY "createdAt"`,
+        );
         return rows.length >= 3 ? rows : undefined;
       },
       { description: 'three dead letters', timeoutMs: 20_000 },
     );
-    expect(letters.map((letter: { code: string }) => letter.code)).toEqual(['BUS.UNPARSEABLE', 'BUS.SCHEMA_INVALID', 'BUS.SCHEMA_INVALID']);
+    expect(letters.map((letter: { code: string }) => letter.code)).toEqual([
+      'BUS.UNPARSEABLE',
+      'BUS.SCHEMA_INVALID',
+      'BUS.SCHEMA_INVALID',
+    ]);
     expect(letters[1].reason).toContain('colour');
     const { rows } = await stack.sql.query(`SELECT count(*)::int AS n FROM "Task" WHERE "goal" = 'x'`);
     expect(rows[0].n).toBe(0);
+
+    // HTTP submissions are stored under a reserved source; a CloudEvent may not borrow it.
+    await stack.publish(
+      'task.requested.v1',
+      taskRequested({ goal: 'borrowed source' }, { source: 'urn:tandem:http' }),
+    );
+    const reserved = await waitFor(
+      async () =>
+        (await stack.sql.query(`SELECT "code" FROM "DeadLetter" WHERE "code" = 'TASK.RESERVED_SOURCE'`))
+          .rows[0],
+      { description: 'reserved-source dead letter', timeoutMs: 20_000 },
+    );
+    expect(reserved.code).toBe('TASK.RESERVED_SOURCE');
   });
 
   it('sends an invalid plan back to the model and stores the repaired one', async () => {
@@ -139,11 +215,21 @@ describe('a task from another system to a stored result (five processes, real Po
     });
     expect(response.status).toBe(202);
     const { taskId } = (await response.json()) as { taskId: string };
-    const outcome = await stack.waitForOutcome((candidate) => candidate.data.taskId === taskId, 'the repaired task');
+    const outcome = await stack.waitForOutcome(
+      (candidate) => candidate.data.taskId === taskId,
+      'the repaired task',
+    );
     expect(outcome.data.status).toBe('completed');
-    const { rows } = await stack.sql.query('SELECT p."attempts", m."repairAttempts", m."validationErrors" FROM "Plan" p JOIN "PlanMetrics" m ON m."planId" = p."id" WHERE p."taskId" = $1', [taskId]);
+    const { rows } = await stack.sql.query(
+      'SELECT p."attempts", m."repairAttempts", m."validationErrors" FROM "Plan" p JOIN "PlanMetrics" m ON m."planId" = p."id" WHERE p."taskId" = $1',
+      [taskId],
+    );
     expect(rows).toEqual([{ attempts: 2, repairAttempts: 1, validationErrors: 1 }]);
-    const repairRequest = stack.model.requests.find((request) => request.body?.messages.some((message) => message.role === 'tool' && JSON.stringify(message).includes('TOOL.UNKNOWN_FUNCTION')));
+    const repairRequest = stack.model.requests.find((request) =>
+      request.body?.messages.some(
+        (message) => message.role === 'tool' && JSON.stringify(message).includes('TOOL.UNKNOWN_FUNCTION'),
+      ),
+    );
     expect(repairRequest).toBeDefined();
   });
 
@@ -154,10 +240,16 @@ describe('a task from another system to a stored result (five processes, real Po
       body: JSON.stringify({ goal: 'Never valid [always-invalid]' }),
     });
     const { taskId } = (await response.json()) as { taskId: string };
-    const outcome = await stack.waitForOutcome((candidate) => candidate.data.taskId === taskId, 'the never-valid task');
+    const outcome = await stack.waitForOutcome(
+      (candidate) => candidate.data.taskId === taskId,
+      'the never-valid task',
+    );
     expect(outcome.type).toBe('tandem.task.failed');
     expect(outcome.data.error?.code).toBe('TOOL.INVALID_JSON');
-    const view = (await (await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`)).json()) as { status: string; error: { code: string } };
+    const view = (await (await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`)).json()) as {
+      status: string;
+      error: { code: string };
+    };
     expect(view.status).toBe('failed');
     expect(view.error.code).toBe('TOOL.INVALID_JSON');
   });
@@ -165,9 +257,17 @@ describe('a task from another system to a stored result (five processes, real Po
   it('answers HTTP submissions idempotently and rejects bad bodies with the zod issues', async () => {
     const key = `key-${randomUUID()}`;
     const post = (body: unknown, headers: Record<string, string> = {}) =>
-      fetch(`${stack.url('planner')}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    const first = (await (await post({ goal: 'Add up', input: { numbers: [3] } }, { 'idempotency-key': key })).json()) as { taskId: string };
-    const second = (await (await post({ goal: 'Add up', input: { numbers: [3] } }, { 'idempotency-key': key })).json()) as { taskId: string };
+      fetch(`${stack.url('planner')}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    const first = (await (
+      await post({ goal: 'Add up', input: { numbers: [3] } }, { 'idempotency-key': key })
+    ).json()) as { taskId: string };
+    const second = (await (
+      await post({ goal: 'Add up', input: { numbers: [3] } }, { 'idempotency-key': key })
+    ).json()) as { taskId: string };
     expect(second.taskId).toBe(first.taskId);
     const conflict = await post({ goal: 'Different' }, { 'idempotency-key': key });
     expect(conflict.status).toBe(409);
@@ -178,7 +278,10 @@ describe('a task from another system to a stored result (five processes, real Po
     expect(body.error.issues.length).toBeGreaterThan(0);
     const missing = await fetch(`${stack.url('planner')}/v1/tasks/${randomUUID()}`);
     expect(missing.status).toBe(404);
-    const outcome = await stack.waitForOutcome((candidate) => candidate.data.taskId === first.taskId, 'the idempotent HTTP task');
+    const outcome = await stack.waitForOutcome(
+      (candidate) => candidate.data.taskId === first.taskId,
+      'the idempotent HTTP task',
+    );
     expect(outcome.data.request).toEqual({ idempotencyKey: key });
   });
 

@@ -48,7 +48,10 @@ export interface Stack {
 }
 
 /** Starts the stack; `env` adds or overrides service settings. */
-export async function startStack(options: { match: ScriptMatcher; env?: Record<string, string> }): Promise<Stack> {
+export async function startStack(options: {
+  match: ScriptMatcher;
+  env?: Record<string, string>;
+}): Promise<Stack> {
   const nats = await findNats();
   const prefix = createTestPrefix();
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
@@ -65,7 +68,9 @@ export async function startStack(options: { match: ScriptMatcher; env?: Record<s
     });
   }
   await nc.flush();
-  const ports = Object.fromEntries(await Promise.all(SERVICES.map(async (service) => [service, await getFreePort()] as const)));
+  const ports = Object.fromEntries(
+    await Promise.all(SERVICES.map(async (service) => [service, await getFreePort()] as const)),
+  );
   const portsByService: Record<ServiceName, number> = {
     planner: ports['planner'] ?? 0,
     approval: ports['approval'] ?? 0,
@@ -116,13 +121,20 @@ export async function startStack(options: { match: ScriptMatcher; env?: Record<s
     outcomes,
     url: (service) => services.url(service),
     publish: async (suffix, payload, msgId) => {
-      const bytes = payload instanceof Uint8Array ? payload : new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload));
+      const bytes =
+        payload instanceof Uint8Array
+          ? payload
+          : new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload));
       await js.publish(`${prefix}.${suffix}`, bytes, { msgID: msgId ?? randomUUID() });
     },
     waitForOutcome: (match, description) =>
-      waitFor(() => outcomes.find(match), { description, timeoutMs: 60_000, intervalMs: 100 }).catch((error: unknown) => {
-        throw new Error(`${String(error)}\noutcomes seen: ${JSON.stringify(outcomes.map((outcome) => outcome.data))}\n${output.slice(-40).join('\n')}`);
-      }),
+      waitFor(() => outcomes.find(match), { description, timeoutMs: 60_000, intervalMs: 100 }).catch(
+        (error: unknown) => {
+          throw new Error(
+            `${String(error)}\noutcomes seen: ${JSON.stringify(outcomes.map((outcome) => outcome.data))}\n${output.slice(-40).join('\n')}`,
+          );
+        },
+      ),
     stop: async () => {
       await services.stop();
       await sql.end();
@@ -135,8 +147,19 @@ export async function startStack(options: { match: ScriptMatcher; env?: Record<s
 }
 
 /** A CloudEvent requesting a task, as another system would publish it. */
-export function taskRequested(data: Record<string, unknown>, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return { specversion: '1.0', id: randomUUID(), source: 'urn:test:billing', type: 'tandem.task.requested', time: new Date().toISOString(), data, ...overrides };
+export function taskRequested(
+  data: Record<string, unknown>,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    specversion: '1.0',
+    id: randomUUID(),
+    source: 'urn:test:billing',
+    type: 'tandem.task.requested',
+    time: new Date().toISOString(),
+    data,
+    ...overrides,
+  };
 }
 
 /** The text of the first user message of a chat request (the task, for planning requests). */

@@ -4,7 +4,10 @@ import { z } from 'zod';
 export const BaseConfig = z.object({
   DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://user@host:port/db)'),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
-  TANDEM_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).default('tandem'),
+  TANDEM_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
+    .default('tandem'),
   TANDEM_HTTP_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Log prompts, tool arguments and code (off by default: they may hold user data). */
@@ -25,14 +28,23 @@ export class ConfigError extends Error {
 }
 
 /** Parses an environment-like record with a service's schema, collecting every problem. */
-export function parseConfig<TSchema extends z.ZodType>(schema: TSchema, env: Record<string, string | undefined>): z.infer<TSchema> {
+export function parseConfig<TSchema extends z.ZodType>(
+  schema: TSchema,
+  env: Record<string, string | undefined>,
+): z.infer<TSchema> {
   const result = schema.safeParse(env);
   if (result.success) return result.data;
-  throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+  throw new ConfigError(
+    result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
+  );
 }
 
 /** For `main.ts`: parse the config or print every problem and exit non-zero. */
-export function loadConfigOrExit<TSchema extends z.ZodType>(schema: TSchema, env: Record<string, string | undefined>, service: string): z.infer<TSchema> {
+export function loadConfigOrExit<TSchema extends z.ZodType>(
+  schema: TSchema,
+  env: Record<string, string | undefined>,
+  service: string,
+): z.infer<TSchema> {
   try {
     return parseConfig(schema, env);
   } catch (error) {

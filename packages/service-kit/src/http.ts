@@ -1,6 +1,12 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { ErrorCodes, TandemError } from '@tandem/contracts';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Log } from './logger.js';
 
@@ -8,13 +14,7 @@ import type { Log } from './logger.js';
 export type ReadinessCheck = () => Promise<{ name: string; ok: boolean; detail?: string }>;
 
 /** The Fastify instance type services register routes on (zod type provider). */
-export type HttpServer = FastifyInstance<
-  import('node:http').Server,
-  import('node:http').IncomingMessage,
-  import('node:http').ServerResponse,
-  Log,
-  ZodTypeProvider
->;
+export type HttpServer = FastifyInstance<Server, IncomingMessage, ServerResponse, Log, ZodTypeProvider>;
 
 /** Status codes for error codes that are the caller's fault. */
 const STATUS_BY_CODE: Record<string, number> = {
@@ -31,8 +31,17 @@ const STATUS_BY_CODE: Record<string, number> = {
  * Fastify with zod validation on every route, the shared error body `{ error: { code, message, retryable, issues? } }`,
  * and `/healthz`, `/readyz`, `/metrics`.
  */
-export function createHttpServer(options: { log: Log; registry: Registry; readiness: ReadinessCheck[]; bodyLimit?: number }): HttpServer {
-  const app = Fastify({ loggerInstance: options.log, bodyLimit: options.bodyLimit ?? 1024 * 1024, disableRequestLogging: true }).withTypeProvider<ZodTypeProvider>();
+export function createHttpServer(options: {
+  log: Log;
+  registry: Registry;
+  readiness: ReadinessCheck[];
+  bodyLimit?: number;
+}): HttpServer {
+  // Fastify logs every request at info; its own logger stays at warn so a service's log is about its work.
+  const app = Fastify({
+    loggerInstance: options.log.child({ component: 'http' }, { level: 'warn' }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -43,7 +52,11 @@ export function createHttpServer(options: { log: Log; registry: Registry; readin
           code: ErrorCodes.HTTP_BAD_REQUEST,
           message: `invalid ${error.validationContext ?? 'request'}`,
           retryable: false,
-          issues: error.validation.map((issue) => ({ path: issue.instancePath, message: issue.message, keyword: issue.keyword })),
+          issues: error.validation.map((issue) => ({
+            path: issue.instancePath,
+            message: issue.message,
+            keyword: issue.keyword,
+          })),
         },
       });
     }
@@ -52,14 +65,26 @@ export function createHttpServer(options: { log: Log; registry: Registry; readin
       return reply.code(status).send({ error: error.toShape() });
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      return reply.code(error.statusCode).send({ error: { code: ErrorCodes.HTTP_BAD_REQUEST, message: error.message, retryable: false } });
+      return reply
+        .code(error.statusCode)
+        .send({ error: { code: ErrorCodes.HTTP_BAD_REQUEST, message: error.message, retryable: false } });
     }
     request.log.error({ err: error }, 'request failed');
-    return reply.code(500).send({ error: { code: ErrorCodes.INTERNAL, message: 'internal error', retryable: true } });
+    return reply
+      .code(500)
+      .send({ error: { code: ErrorCodes.INTERNAL, message: 'internal error', retryable: true } });
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: { code: ErrorCodes.HTTP_NOT_FOUND, message: `no route ${request.method} ${request.url}`, retryable: false } }),
+    reply
+      .code(404)
+      .send({
+        error: {
+          code: ErrorCodes.HTTP_NOT_FOUND,
+          message: `no route ${request.method} ${request.url}`,
+          retryable: false,
+        },
+      }),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

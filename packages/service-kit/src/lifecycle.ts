@@ -4,7 +4,11 @@ import type { Log } from './logger.js';
  * Runs `stop` once on SIGTERM/SIGINT (a second signal forces exit), then exits 0; a failing stop exits 1.
  * Returns a function that triggers the same shutdown programmatically.
  */
-export function onShutdown(log: Log, stop: () => Promise<void>, options: { timeoutMs?: number } = {}): () => Promise<void> {
+export function onShutdown(
+  log: Log,
+  stop: () => Promise<void>,
+  options: { timeoutMs?: number } = {},
+): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     if (stopping) return stopping;

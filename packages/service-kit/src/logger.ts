@@ -4,12 +4,47 @@ import { pino, type Logger } from 'pino';
 export type Log = Logger;
 
 /** Paths that may hold user content or secrets; redacted unless content logging is enabled. */
-const CONTENT_PATHS = ['prompt', 'messages', 'code', 'arguments', 'input', 'answer', '*.prompt', '*.messages', '*.code', '*.arguments', '*.input'];
-const SECRET_PATHS = ['apiKey', '*.apiKey', 'authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token', 'secret', '*.secret'];
+// `code` is not here: it is the error code of every TandemError and pg error; program text is never logged.
+const CONTENT_PATHS = [
+  'prompt',
+  'messages',
+  'program',
+  'arguments',
+  'input',
+  'answer',
+  '*.prompt',
+  '*.messages',
+  '*.program',
+  '*.arguments',
+  '*.input',
+];
+const SECRET_PATHS = [
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+];
 
 /** One pino logger per process; secrets are always redacted, content unless `logContent`. */
-export function createLogger(options: { service: string; level: string; logContent?: boolean; destination?: NodeJS.WritableStream }): Log {
+export function createLogger(options: {
+  service: string;
+  level: string;
+  logContent?: boolean;
+  destination?: NodeJS.WritableStream;
+}): Log {
   const paths = options.logContent ? SECRET_PATHS : [...SECRET_PATHS, ...CONTENT_PATHS];
-  const config = { name: options.service, level: options.level, base: { service: options.service }, redact: { paths, censor: '[redacted]' } };
+  const config = {
+    name: options.service,
+    level: options.level,
+    base: { service: options.service },
+    redact: { paths, censor: '[redacted]' },
+  };
   return options.destination ? pino(config, options.destination) : pino(config);
 }

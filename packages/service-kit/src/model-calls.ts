@@ -10,14 +10,22 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * An `onCall` for the model clients: exports Prometheus metrics by role and model and stores every call
  * as a ModelCall row. Storing is asynchronous and never fails the call; `flush()` waits for pending rows.
  */
-export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Registry }): { onCall: (record: ModelCallRecord) => void; flush: () => Promise<void> } {
+export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Registry }): {
+  onCall: (record: ModelCallRecord) => void;
+  flush: () => Promise<void>;
+} {
   const calls = new Counter({
     name: 'tandem_model_calls_total',
     help: 'Model calls by role, model and outcome',
     labelNames: ['role', 'model', 'outcome'],
     registers: [deps.registry],
   });
-  const tokens = new Counter({ name: 'tandem_model_tokens_total', help: 'Model tokens by role, model and kind', labelNames: ['role', 'model', 'kind'], registers: [deps.registry] });
+  const tokens = new Counter({
+    name: 'tandem_model_tokens_total',
+    help: 'Model tokens by role, model and kind',
+    labelNames: ['role', 'model', 'kind'],
+    registers: [deps.registry],
+  });
   const latency = new Histogram({
     name: 'tandem_model_call_duration_seconds',
     help: 'Model call latency by role and model',

@@ -1,4 +1,10 @@
-import { JsonValue, createEnvelope, subjectFor, type Envelope, type EventDefinition } from '@tandem/contracts';
+import {
+  JsonValue,
+  createEnvelope,
+  subjectFor,
+  type Envelope,
+  type EventDefinition,
+} from '@tandem/contracts';
 import type { InputJsonValue, OutboxMessage } from '@tandem/db';
 import type { z } from 'zod';
 
@@ -6,7 +12,8 @@ type JsonObject = { [key: string]: JsonValue };
 
 function toJsonObject(value: unknown): JsonObject {
   const parsed = JsonValue.parse(JSON.parse(JSON.stringify(value)));
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('an outbox payload must be a JSON object');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new Error('an outbox payload must be a JSON object');
   return parsed;
 }
 

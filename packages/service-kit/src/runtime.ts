@@ -1,4 +1,11 @@
-import { connectBus, createOutboxRelay, type Bus, type ConsumeOptions, type OutboxRelay, type RunningConsumer } from '@tandem/bus';
+import {
+  connectBus,
+  createOutboxRelay,
+  type Bus,
+  type ConsumeOptions,
+  type OutboxRelay,
+  type RunningConsumer,
+} from '@tandem/bus';
 import { createDb, type Db } from '@tandem/db';
 import type { BaseConfig } from './config.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
@@ -30,9 +37,15 @@ export interface ServiceRuntime {
  * Connects the database and the bus, creates metrics, the outbox relay and the HTTP server with health
  * endpoints. The caller registers its consumers and routes, then calls `listen`.
  */
-export async function createServiceRuntime(options: { service: string; config: BaseConfig; log?: Log; readiness?: ReadinessCheck[] }): Promise<ServiceRuntime> {
+export async function createServiceRuntime(options: {
+  service: string;
+  config: BaseConfig;
+  log?: Log;
+  readiness?: ReadinessCheck[];
+}): Promise<ServiceRuntime> {
   const { config, service } = options;
-  const log = options.log ?? createLogger({ service, level: config.LOG_LEVEL, logContent: config.TANDEM_LOG_CONTENT });
+  const log =
+    options.log ?? createLogger({ service, level: config.LOG_LEVEL, logContent: config.TANDEM_LOG_CONTENT });
   const metrics = createMetrics(service);
   const db = createDb({ url: config.DATABASE_URL, poolMax: config.TANDEM_DB_POOL_MAX, log });
   let bus: Bus;
@@ -58,10 +71,18 @@ export async function createServiceRuntime(options: { service: string; config: B
         await db.prisma.$queryRaw`SELECT 1`;
         return { name: 'postgres', ok: true };
       } catch (error) {
-        return { name: 'postgres', ok: false, detail: error instanceof Error ? error.message : String(error) };
+        return {
+          name: 'postgres',
+          ok: false,
+          detail: error instanceof Error ? error.message : String(error),
+        };
       }
     },
-    async () => ({ name: 'nats', ok: !bus.nc.isClosed(), ...(bus.nc.isClosed() ? { detail: 'connection closed' } : {}) }),
+    async () => ({
+      name: 'nats',
+      ok: !bus.nc.isClosed(),
+      ...(bus.nc.isClosed() ? { detail: 'connection closed' } : {}),
+    }),
     ...(options.readiness ?? []),
   ];
   const http = createHttpServer({ log, registry: metrics.registry, readiness });

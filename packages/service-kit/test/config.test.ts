@@ -18,7 +18,9 @@ const ServiceConfig = BaseConfig.extend({
 
 describe('parseConfig', () => {
   it('applies the shared defaults', () => {
-    const config = parseConfig(ServiceConfig, { DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test_kit' });
+    const config = parseConfig(ServiceConfig, {
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test_kit',
+    });
     expect(config).toMatchObject({
       DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test_kit',
       NATS_URL: 'nats://127.0.0.1:4222',
@@ -32,7 +34,12 @@ describe('parseConfig', () => {
   });
 
   it('coerces numbers and booleans from strings', () => {
-    const config = parseConfig(ServiceConfig, { DATABASE_URL: 'postgresql://x', SERVICE_PORT: '8080', TANDEM_LOG_CONTENT: 'true', TANDEM_DB_POOL_MAX: '12' });
+    const config = parseConfig(ServiceConfig, {
+      DATABASE_URL: 'postgresql://x',
+      SERVICE_PORT: '8080',
+      TANDEM_LOG_CONTENT: 'true',
+      TANDEM_DB_POOL_MAX: '12',
+    });
     expect(config.SERVICE_PORT).toBe(8080);
     expect(config.TANDEM_LOG_CONTENT).toBe(true);
     expect(config.TANDEM_DB_POOL_MAX).toBe(12);
@@ -49,7 +56,14 @@ describe('parseConfig', () => {
       }),
     );
     const settings = problems.map((problem) => problem.split(':')[0]);
-    expect(settings.sort()).toEqual(['DATABASE_URL', 'LOG_LEVEL', 'SERVICE_PORT', 'TANDEM_DB_POOL_MAX', 'TANDEM_LOG_CONTENT', 'TANDEM_SUBJECT_PREFIX']);
+    expect(settings.sort()).toEqual([
+      'DATABASE_URL',
+      'LOG_LEVEL',
+      'SERVICE_PORT',
+      'TANDEM_DB_POOL_MAX',
+      'TANDEM_LOG_CONTENT',
+      'TANDEM_SUBJECT_PREFIX',
+    ]);
   });
 
   it('puts every problem into the printable message', () => {

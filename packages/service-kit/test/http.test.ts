@@ -22,7 +22,8 @@ function memoryLog(): { log: ReturnType<typeof createLogger>; records: () => Log
       .filter((line) => line.length > 0)
       .map((line): LogRecord => {
         const parsed: unknown = JSON.parse(line);
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`not a log object: ${line}`);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+          throw new Error(`not a log object: ${line}`);
         return Object.fromEntries(Object.entries(parsed));
       });
   return { log: createLogger({ service: 'http-test', level: 'info', destination }), records };
@@ -41,10 +42,18 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-function server(readiness: ReadinessCheck[] = [], bodyLimit?: number): { app: HttpServer; registry: Registry; records: () => LogRecord[] } {
+function server(
+  readiness: ReadinessCheck[] = [],
+  bodyLimit?: number,
+): { app: HttpServer; registry: Registry; records: () => LogRecord[] } {
   const registry = new Registry();
   const { log, records } = memoryLog();
-  const app = createHttpServer({ log, registry, readiness, ...(bodyLimit === undefined ? {} : { bodyLimit }) });
+  const app = createHttpServer({
+    log,
+    registry,
+    readiness,
+    ...(bodyLimit === undefined ? {} : { bodyLimit }),
+  });
   servers.push(app);
 
   app.post(
@@ -84,14 +93,26 @@ describe('createHttpServer health endpoints', () => {
   });
 
   it('answers /readyz with 200 when every check passes', async () => {
-    const { app } = server([async () => ({ name: 'db', ok: true }), async () => ({ name: 'nats', ok: true })]);
+    const { app } = server([
+      async () => ({ name: 'db', ok: true }),
+      async () => ({ name: 'nats', ok: true }),
+    ]);
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(200);
-    expect(response.json()).toEqual({ status: 'ready', checks: [{ name: 'db', ok: true }, { name: 'nats', ok: true }] });
+    expect(response.json()).toEqual({
+      status: 'ready',
+      checks: [
+        { name: 'db', ok: true },
+        { name: 'nats', ok: true },
+      ],
+    });
   });
 
   it('answers /readyz with 503 and the detail when a check fails', async () => {
-    const { app } = server([async () => ({ name: 'db', ok: true }), async () => ({ name: 'nats', ok: false, detail: 'disconnected' })]);
+    const { app } = server([
+      async () => ({ name: 'db', ok: true }),
+      async () => ({ name: 'nats', ok: false, detail: 'disconnected' }),
+    ]);
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
     expect(response.json()).toEqual({
@@ -112,7 +133,13 @@ describe('createHttpServer health endpoints', () => {
     ]);
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
-    expect(response.json()).toMatchObject({ status: 'not-ready', checks: [{ name: 'db', ok: true }, { ok: false, detail: 'connection refused' }] });
+    expect(response.json()).toMatchObject({
+      status: 'not-ready',
+      checks: [
+        { name: 'db', ok: true },
+        { ok: false, detail: 'connection refused' },
+      ],
+    });
   });
 
   it('answers /readyz with 200 when there are no checks', async () => {
@@ -122,7 +149,12 @@ describe('createHttpServer health endpoints', () => {
 
   it('serves the registry in Prometheus text format on /metrics', async () => {
     const { app, registry } = server();
-    const counter = new Counter({ name: 'kit_test_things_total', help: 'Things counted in a test', labelNames: ['kind'], registers: [registry] });
+    const counter = new Counter({
+      name: 'kit_test_things_total',
+      help: 'Things counted in a test',
+      labelNames: ['kind'],
+      registers: [registry],
+    });
     counter.inc({ kind: 'a' }, 3);
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
@@ -151,13 +183,21 @@ describe('createHttpServer errors', () => {
     expect(error.retryable).toBe(false);
     expect(error.message).toBe('invalid body');
     expect(Array.isArray(error.issues)).toBe(true);
-    const paths = Array.isArray(error.issues) ? error.issues.map((issue: unknown) => (typeof issue === 'object' && issue !== null && 'path' in issue ? issue.path : null)) : [];
+    const paths = Array.isArray(error.issues)
+      ? error.issues.map((issue: unknown) =>
+          typeof issue === 'object' && issue !== null && 'path' in issue ? issue.path : null,
+        )
+      : [];
     expect(paths).toEqual(expect.arrayContaining(['/name', '/count']));
   });
 
   it('answers 400 with issues for unknown fields of a strict body', async () => {
     const { app } = server();
-    const response = await app.inject({ method: 'POST', url: '/strict', payload: { decision: 'approve', force: true } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/strict',
+      payload: { decision: 'approve', force: true },
+    });
     expect(response.statusCode).toBe(400);
     const error = errorBody(response.body);
     expect(error.code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
@@ -167,14 +207,23 @@ describe('createHttpServer errors', () => {
 
   it('answers 400 HTTP.BAD_REQUEST for a body that is not JSON', async () => {
     const { app } = server();
-    const response = await app.inject({ method: 'POST', url: '/things', payload: '{"name":', headers: { 'content-type': 'application/json' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/things',
+      payload: '{"name":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(response.statusCode).toBe(400);
     expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
   });
 
   it('answers 413 with HTTP.BAD_REQUEST for a body over the limit', async () => {
     const { app } = server([], 64);
-    const response = await app.inject({ method: 'POST', url: '/things', payload: { name: 'x'.repeat(200), count: 1 } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/things',
+      payload: { name: 'x'.repeat(200), count: 1 },
+    });
     expect(response.statusCode).toBe(413);
     expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
   });
@@ -183,14 +232,20 @@ describe('createHttpServer errors', () => {
     const { app } = server();
     const response = await app.inject({ method: 'GET', url: '/tasks/abc' });
     expect(response.statusCode).toBe(404);
-    expect(response.json()).toEqual({ error: { code: ErrorCodes.TASK_NOT_FOUND, message: 'no task {"id":"abc"}', retryable: false } });
+    expect(response.json()).toEqual({
+      error: { code: ErrorCodes.TASK_NOT_FOUND, message: 'no task {"id":"abc"}', retryable: false },
+    });
   });
 
   it('maps APPROVAL.ALREADY_DECIDED to 409', async () => {
     const { app } = server();
     const response = await app.inject({ method: 'POST', url: '/approvals/decide' });
     expect(response.statusCode).toBe(409);
-    expect(errorBody(response.body)).toEqual({ code: ErrorCodes.APPROVAL_ALREADY_DECIDED, message: 'the approval was already decided', retryable: false });
+    expect(errorBody(response.body)).toEqual({
+      code: ErrorCodes.APPROVAL_ALREADY_DECIDED,
+      message: 'the approval was already decided',
+      retryable: false,
+    });
   });
 
   it('maps other TandemErrors to 422, or 503 when retryable', async () => {
@@ -200,14 +255,20 @@ describe('createHttpServer errors', () => {
     expect(errorBody(unprocessable.body).code).toBe(ErrorCodes.PLAN_REJECTED);
     const busy = await app.inject({ method: 'GET', url: '/busy' });
     expect(busy.statusCode).toBe(503);
-    expect(errorBody(busy.body)).toEqual({ code: ErrorCodes.MODEL_RATE_LIMITED, message: 'try later', retryable: true });
+    expect(errorBody(busy.body)).toEqual({
+      code: ErrorCodes.MODEL_RATE_LIMITED,
+      message: 'try later',
+      retryable: true,
+    });
   });
 
   it('answers an unexpected error with 500 INTERNAL.ERROR, no message or stack, and logs it', async () => {
     const { app, records } = server();
     const response = await app.inject({ method: 'GET', url: '/boom' });
     expect(response.statusCode).toBe(500);
-    expect(response.json()).toEqual({ error: { code: ErrorCodes.INTERNAL, message: 'internal error', retryable: true } });
+    expect(response.json()).toEqual({
+      error: { code: ErrorCodes.INTERNAL, message: 'internal error', retryable: true },
+    });
     expect(response.body).not.toContain('hunter2');
     expect(response.body).not.toContain('stack');
     expect(response.body).not.toContain('.ts:');
@@ -220,7 +281,9 @@ describe('createHttpServer errors', () => {
     const { app } = server();
     const response = await app.inject({ method: 'GET', url: '/nowhere?x=1' });
     expect(response.statusCode).toBe(404);
-    expect(response.json()).toEqual({ error: { code: ErrorCodes.HTTP_NOT_FOUND, message: 'no route GET /nowhere?x=1', retryable: false } });
+    expect(response.json()).toEqual({
+      error: { code: ErrorCodes.HTTP_NOT_FOUND, message: 'no route GET /nowhere?x=1', retryable: false },
+    });
   });
 
   it('answers a known path with the wrong method with 404 HTTP.NOT_FOUND', async () => {

@@ -20,7 +20,8 @@ function memoryStream(): { destination: Writable; records: () => LogRecord[]; te
       .filter((line) => line.length > 0)
       .map((line): LogRecord => {
         const parsed: unknown = JSON.parse(line);
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`not a log object: ${line}`);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+          throw new Error(`not a log object: ${line}`);
         return Object.fromEntries(Object.entries(parsed));
       });
   return { destination, records, text };
@@ -44,13 +45,13 @@ const SECRETS = {
 };
 
 const CONTENT = {
-  code: 'print("user program")',
+  program: 'print("user program")',
   arguments: { answer: 'user answer' },
   prompt: 'user prompt text',
   messages: [{ role: 'user', content: 'hello' }],
   input: { numbers: [1, 2, 3] },
   answer: 'final answer text',
-  call: { arguments: '{"language":"python"}', code: 'result = 1', prompt: 'nested prompt' },
+  call: { arguments: '{"language":"python"}', program: 'result = 1', prompt: 'nested prompt' },
 };
 
 describe('createLogger', () => {
@@ -60,37 +61,69 @@ describe('createLogger', () => {
     log.info({ taskId: 't-1' }, 'hello');
     log.debug('below the level');
     expect(memory.records()).toHaveLength(1);
-    expect(memory.records()[0]).toMatchObject({ service: 'kit-test', name: 'kit-test', taskId: 't-1', msg: 'hello', level: 30 });
+    expect(memory.records()[0]).toMatchObject({
+      service: 'kit-test',
+      name: 'kit-test',
+      taskId: 't-1',
+      msg: 'hello',
+      level: 30,
+    });
   });
 
-  it.each([false, true])('always redacts apiKey, authorization, token, password and secret (logContent %s)', (logContent) => {
-    const memory = memoryStream();
-    const log = createLogger({ service: 'kit-test', level: 'info', logContent, destination: memory.destination });
-    log.info(SECRETS, 'secrets');
-    const [record] = memory.records();
-    for (const key of ['apiKey', 'authorization', 'token', 'password', 'secret']) expect(record?.[key]).toBe('[redacted]');
-    expect(field(record, 'headers')).toEqual({ authorization: '[redacted]' });
-    expect(field(record, 'client')).toEqual({ apiKey: '[redacted]', token: '[redacted]' });
-    expect(memory.text()).not.toMatch(/sk-top|tok-000|pw-0004|sec-0005/);
-  });
+  it.each([false, true])(
+    'always redacts apiKey, authorization, token, password and secret (logContent %s)',
+    (logContent) => {
+      const memory = memoryStream();
+      const log = createLogger({
+        service: 'kit-test',
+        level: 'info',
+        logContent,
+        destination: memory.destination,
+      });
+      log.info(SECRETS, 'secrets');
+      const [record] = memory.records();
+      for (const key of ['apiKey', 'authorization', 'token', 'password', 'secret'])
+        expect(record?.[key]).toBe('[redacted]');
+      expect(field(record, 'headers')).toEqual({ authorization: '[redacted]' });
+      expect(field(record, 'client')).toEqual({ apiKey: '[redacted]', token: '[redacted]' });
+      expect(memory.text()).not.toMatch(/sk-top|tok-000|pw-0004|sec-0005/);
+    },
+  );
 
-  it('redacts code, arguments, prompt and other content by default', () => {
+  it('redacts programs, arguments, prompts and other content by default, but keeps error codes', () => {
     const memory = memoryStream();
     const log = createLogger({ service: 'kit-test', level: 'info', destination: memory.destination });
-    log.info({ ...CONTENT, taskId: 't-2' }, 'content');
+    log.info(
+      { ...CONTENT, taskId: 't-2', code: 'SANDBOX.TIMEOUT', err: { code: 'TASK.NOT_FOUND' } },
+      'content',
+    );
     const [record] = memory.records();
-    for (const key of ['code', 'arguments', 'prompt', 'messages', 'input', 'answer']) expect(record?.[key]).toBe('[redacted]');
-    expect(field(record, 'call')).toEqual({ arguments: '[redacted]', code: '[redacted]', prompt: '[redacted]' });
+    expect(record?.['code']).toBe('SANDBOX.TIMEOUT');
+    expect(field(record, 'err')).toEqual({ code: 'TASK.NOT_FOUND' });
+    for (const key of ['program', 'arguments', 'prompt', 'messages', 'input', 'answer'])
+      expect(record?.[key]).toBe('[redacted]');
+    expect(field(record, 'call')).toEqual({
+      arguments: '[redacted]',
+      program: '[redacted]',
+      prompt: '[redacted]',
+    });
     expect(record?.['taskId']).toBe('t-2');
-    expect(memory.text()).not.toMatch(/user program|user answer|user prompt|nested prompt|final answer|result = 1/);
+    expect(memory.text()).not.toMatch(
+      /user program|user answer|user prompt|nested prompt|final answer|result = 1/,
+    );
   });
 
   it('logs content when logContent is on, but still not secrets', () => {
     const memory = memoryStream();
-    const log = createLogger({ service: 'kit-test', level: 'info', logContent: true, destination: memory.destination });
+    const log = createLogger({
+      service: 'kit-test',
+      level: 'info',
+      logContent: true,
+      destination: memory.destination,
+    });
     log.info({ ...CONTENT, apiKey: 'sk-top-0009' }, 'content');
     const [record] = memory.records();
-    expect(record?.['code']).toBe(CONTENT.code);
+    expect(record?.['program']).toBe(CONTENT.program);
     expect(record?.['prompt']).toBe(CONTENT.prompt);
     expect(record?.['arguments']).toEqual(CONTENT.arguments);
     expect(field(record, 'call')).toEqual(CONTENT.call);

@@ -3,7 +3,12 @@ import { toJsonInput } from '../src/index.js';
 
 describe('toJsonInput', () => {
   it('passes JSON through unchanged', () => {
-    const value = { code: 'STEP.FAILED', message: 'x', retryable: false, details: { issues: [{ path: ['a', 0], message: 'bad' }], count: 2, ratio: 0.5, none: null } };
+    const value = {
+      code: 'STEP.FAILED',
+      message: 'x',
+      retryable: false,
+      details: { issues: [{ path: ['a', 0], message: 'bad' }], count: 2, ratio: 0.5, none: null },
+    };
     expect(toJsonInput(value)).toEqual(value);
     expect(toJsonInput([1, 'two', true, null])).toEqual([1, 'two', true, null]);
     expect(toJsonInput('text')).toBe('text');
@@ -21,7 +26,13 @@ describe('toJsonInput', () => {
   });
 
   it('converts values with a JSON form: dates to strings, non-finite numbers to null', () => {
-    expect(toJsonInput({ at: new Date('2025-01-02T03:04:05.000Z'), nan: Number.NaN, inf: Number.POSITIVE_INFINITY })).toEqual({
+    expect(
+      toJsonInput({
+        at: new Date('2025-01-02T03:04:05.000Z'),
+        nan: Number.NaN,
+        inf: Number.POSITIVE_INFINITY,
+      }),
+    ).toEqual({
       at: '2025-01-02T03:04:05.000Z',
       nan: null,
       inf: null,

@@ -9,7 +9,12 @@ export const ApprovalConfig = BaseConfig.extend({
   TANDEM_AUTO_APPROVE: z
     .string()
     .default('read,compute')
-    .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0),
+    )
     .pipe(z.array(RiskClass)),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
 });

@@ -20,7 +20,10 @@ describe('ApprovalConfig TANDEM_AUTO_APPROVE', () => {
   });
 
   it('parses a custom comma-separated list, trimming spaces and empty items', () => {
-    expect(parseConfig(ApprovalConfig, { ...ENV, TANDEM_AUTO_APPROVE: ' read , write,,network ' }).TANDEM_AUTO_APPROVE).toEqual(['read', 'write', 'network']);
+    expect(
+      parseConfig(ApprovalConfig, { ...ENV, TANDEM_AUTO_APPROVE: ' read , write,,network ' })
+        .TANDEM_AUTO_APPROVE,
+    ).toEqual(['read', 'write', 'network']);
   });
 
   it('allows an empty list: nothing is auto-approved', () => {

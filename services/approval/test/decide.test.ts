@@ -16,13 +16,16 @@ describe('initialDecision', () => {
     });
   });
 
-  it.each(['write', 'network', 'destructive'] as const)('sends a %s step to a human with the default set', (riskClass) => {
-    expect(initialDecision({ riskClass, tool: 'some_tool' }, DEFAULT_AUTO)).toEqual({
-      mode: 'human',
-      status: 'pending',
-      reason: `risk class ${riskClass} needs a human`,
-    });
-  });
+  it.each(['write', 'network', 'destructive'] as const)(
+    'sends a %s step to a human with the default set',
+    (riskClass) => {
+      expect(initialDecision({ riskClass, tool: 'some_tool' }, DEFAULT_AUTO)).toEqual({
+        mode: 'human',
+        status: 'pending',
+        reason: `risk class ${riskClass} needs a human`,
+      });
+    },
+  );
 
   it('sends every step to a human when nothing is auto-approved', () => {
     for (const riskClass of RiskClass.options) {

@@ -9,7 +9,7 @@ import {
   StepFinished,
   TaskCompletedData,
   TaskFailedData,
-  TaskRequestRef,
+  type TaskRequestRef,
   resolveStepReferences,
   toErrorShape,
   type SandboxLimits,
@@ -21,7 +21,11 @@ import { codePrompt, extractCode, nextAction, type StepState } from './domain/pr
 
 /** What the executor needs of the code model. */
 export interface CodeModel {
-  complete(request: { taskId: string; messages: Array<{ role: 'system' | 'user'; content: string }>; idempotencyKey: string }): Promise<{ content: string | null }>;
+  complete(request: {
+    taskId: string;
+    messages: Array<{ role: 'system' | 'user'; content: string }>;
+    idempotencyKey: string;
+  }): Promise<{ content: string | null }>;
 }
 
 /** Dependencies of the executor's progress logic. */
@@ -31,14 +35,20 @@ export interface AdvanceDeps {
   prefix: string;
   codeModel: CodeModel;
   sandboxLimits: SandboxLimits;
-  /** After this long a `generating` claim of a crashed replica may be taken over. */
+  /** After this long a `generating` claim of a crashed replica may be taken over (below the ack wait). */
   claimStaleMs: number;
+  /** The consumers' max_deliver: the last delivery fails a step instead of retrying a model call. */
+  maxDeliver: number;
   kick: () => void;
   onTaskFinished?: (status: 'completed' | 'failed', kind: string) => void;
 }
 
 const StepResult = z.object({ value: JsonValue.nullable().default(null), stdout: z.string().default('') });
-const RunCodeArguments = z.object({ language: z.enum(['javascript', 'python']), code: z.string().optional(), spec: z.string().optional() });
+const RunCodeArguments = z.object({
+  language: z.enum(['javascript', 'python']),
+  code: z.string().optional(),
+  spec: z.string().optional(),
+});
 const RespondArguments = z.object({ answer: z.string() });
 
 function publisherOptions(deps: AdvanceDeps) {
@@ -48,8 +58,14 @@ function publisherOptions(deps: AdvanceDeps) {
 async function loadState(db: Db, taskId: string) {
   const run = await db.prisma.taskRun.findUnique({ where: { taskId } });
   if (!run || !run.planId) return null;
-  const task = await db.prisma.task.findUnique({ where: { id: taskId }, select: { id: true, goal: true, input: true, kind: true, agentId: true, source: true, externalId: true } });
-  const plan = await db.prisma.plan.findUnique({ where: { id: run.planId }, include: { steps: { include: { run: true }, orderBy: { index: 'asc' } } } });
+  const task = await db.prisma.task.findUnique({
+    where: { id: taskId },
+    select: { id: true, goal: true, input: true, kind: true, agentId: true, source: true, externalId: true },
+  });
+  const plan = await db.prisma.plan.findUnique({
+    where: { id: run.planId },
+    include: { steps: { include: { run: true }, orderBy: { index: 'asc' } } },
+  });
   if (!task || !plan) return null;
   const steps: StepState[] = plan.steps.map((step) => {
     const args = z.record(z.string(), JsonValue).safeParse(step.arguments);
@@ -72,7 +88,7 @@ async function loadState(db: Db, taskId: string) {
 type State = NonNullable<Awaited<ReturnType<typeof loadState>>>;
 
 function requestOf(task: State['task']): TaskRequestRef {
-  return task.source === 'http'
+  return task.source === 'urn:tandem:http'
     ? { idempotencyKey: task.externalId.startsWith('auto:') ? null : task.externalId }
     : { source: task.source, id: task.externalId };
 }
@@ -82,7 +98,9 @@ export function taskOutcomeMessage(
   deps: Pick<AdvanceDeps, 'prefix'>,
   task: { id: string; kind: string; agentId: string | null },
   request: TaskRequestRef,
-  outcome: { status: 'completed'; result: TaskCompletedData['result'] } | { status: 'failed'; error: TaskFailedData['error'] },
+  outcome:
+    | { status: 'completed'; result: TaskCompletedData['result'] }
+    | { status: 'failed'; error: TaskFailedData['error'] },
   extra: { planVersion?: number; tools?: string[] },
 ): OutboxMessage {
   const common = {
@@ -97,10 +115,18 @@ export function taskOutcomeMessage(
   const base = { taskId: task.id, request, kind: task.kind, agentId: task.agentId, ...extra };
   if (outcome.status === 'completed') {
     const data = TaskCompletedData.parse({ ...base, status: 'completed', result: outcome.result });
-    return outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskCompleted, { ...common, type: CloudEventTypes.taskCompleted, data });
+    return outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskCompleted, {
+      ...common,
+      type: CloudEventTypes.taskCompleted,
+      data,
+    });
   }
   const data = TaskFailedData.parse({ ...base, status: 'failed', error: outcome.error });
-  return outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskFailed, { ...common, type: CloudEventTypes.taskFailed, data });
+  return outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskFailed, {
+    ...common,
+    type: CloudEventTypes.taskFailed,
+    data,
+  });
 }
 
 /** Fails a task once (a conditional update guards against a second outcome). Runs in the caller's transaction. */
@@ -116,12 +142,32 @@ export async function failTaskInTx(
   if (existing && existing.status !== 'running') return false;
   const stored = { ...error, retryable: false };
   if (existing) {
-    const updated = await tx.taskRun.updateMany({ where: { taskId: task.id, status: 'running' }, data: { status: 'failed', error: toJsonInput(stored), finishedAt: new Date() } });
+    const updated = await tx.taskRun.updateMany({
+      where: { taskId: task.id, status: 'running' },
+      data: { status: 'failed', error: toJsonInput(stored), finishedAt: new Date() },
+    });
     if (updated.count === 0) return false;
   } else {
-    await tx.taskRun.create({ data: { taskId: task.id, planId: extra.planId ?? null, status: 'failed', error: toJsonInput(stored), finishedAt: new Date() } });
+    await tx.taskRun.create({
+      data: {
+        taskId: task.id,
+        planId: extra.planId ?? null,
+        status: 'failed',
+        error: toJsonInput(stored),
+        finishedAt: new Date(),
+      },
+    });
   }
-  await enqueueOutbox(tx, taskOutcomeMessage(deps, task, request, { status: 'failed', error: stored }, { planVersion: extra.planVersion, tools: extra.tools }));
+  await enqueueOutbox(
+    tx,
+    taskOutcomeMessage(
+      deps,
+      task,
+      request,
+      { status: 'failed', error: stored },
+      { planVersion: extra.planVersion, tools: extra.tools },
+    ),
+  );
   return true;
 }
 
@@ -130,7 +176,12 @@ export async function failTaskInTx(
  * finishes or fails the task. Every change is a conditional update in its own short transaction, so two
  * replicas advancing the same task never do a step twice; model calls happen outside transactions.
  */
-export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): Promise<void> {
+export async function advanceTask(
+  deps: AdvanceDeps,
+  taskId: string,
+  log: Log,
+  delivery: { lastDelivery: boolean } = { lastDelivery: false },
+): Promise<void> {
   for (let guard = 0; guard < 1000; guard += 1) {
     const state = await loadState(deps.db, taskId);
     if (!state || state.run.status !== 'running') return;
@@ -145,7 +196,9 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
       return;
     }
     if (action.kind === 'fail') {
-      const failed = await deps.db.prisma.$transaction((tx) => failTaskInTx(tx, deps, task, request, action.error, extra));
+      const failed = await deps.db.prisma.$transaction((tx) =>
+        failTaskInTx(tx, deps, task, request, action.error, extra),
+      );
       if (failed) {
         deps.kick();
         deps.onTaskFinished?.('failed', task.kind);
@@ -158,12 +211,22 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
       const answer = respondStep?.result?.value;
       const result = {
         answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
-        steps: state.steps.map((step) => ({ id: step.key, tool: step.tool, value: step.result?.value ?? null })),
+        steps: state.steps.map((step) => ({
+          id: step.key,
+          tool: step.tool,
+          value: step.result?.value ?? null,
+        })),
       };
       const completed = await deps.db.prisma.$transaction(async (tx) => {
-        const updated = await tx.taskRun.updateMany({ where: { taskId, status: 'running' }, data: { status: 'completed', result, finishedAt: new Date() } });
+        const updated = await tx.taskRun.updateMany({
+          where: { taskId, status: 'running' },
+          data: { status: 'completed', result, finishedAt: new Date() },
+        });
         if (updated.count === 0) return false;
-        await enqueueOutbox(tx, taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra));
+        await enqueueOutbox(
+          tx,
+          taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra),
+        );
         return true;
       });
       if (completed) {
@@ -178,15 +241,43 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
     const meta = { correlationId: taskId, causationId: null };
     if (step.tool === 'respond') {
       const args = RespondArguments.parse(step.arguments);
-      const results = new Map(state.steps.filter((other) => other.result).map((other) => [other.key, { value: other.result?.value ?? null, stdout: other.result?.stdout ?? '' }]));
+      const results = new Map(
+        state.steps
+          .filter((other) => other.result)
+          .map((other) => [
+            other.key,
+            { value: other.result?.value ?? null, stdout: other.result?.stdout ?? '' },
+          ]),
+      );
       const answer = resolveStepReferences(args.answer, results);
       await deps.db.prisma.$transaction(async (tx) => {
         const updated = await tx.stepRun.updateMany({
           where: { stepId: step.stepId, status: 'approved' },
-          data: { status: 'completed', result: { value: answer, stdout: '' }, startedAt: new Date(), finishedAt: new Date(), attempts: { increment: 1 } },
+          data: {
+            status: 'completed',
+            result: { value: answer, stdout: '' },
+            startedAt: new Date(),
+            finishedAt: new Date(),
+            attempts: { increment: 1 },
+          },
         });
         if (updated.count === 0) return;
-        await enqueueOutbox(tx, outboxEvent(publisherOptions(deps), StepFinished, { taskId, stepId: step.stepId, key: step.key, tool: step.tool, status: 'completed', value: answer }, meta).message);
+        await enqueueOutbox(
+          tx,
+          outboxEvent(
+            publisherOptions(deps),
+            StepFinished,
+            {
+              taskId,
+              stepId: step.stepId,
+              key: step.key,
+              tool: step.tool,
+              status: 'completed',
+              value: answer,
+            },
+            meta,
+          ).message,
+        );
       });
       deps.kick();
       continue;
@@ -198,7 +289,10 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
       const claimed = await deps.db.prisma.stepRun.updateMany({
         where: {
           stepId: step.stepId,
-          OR: [{ status: 'approved' }, { status: 'generating', updatedAt: { lt: new Date(Date.now() - deps.claimStaleMs) } }],
+          OR: [
+            { status: 'approved' },
+            { status: 'generating', updatedAt: { lt: new Date(Date.now() - deps.claimStaleMs) } },
+          ],
         },
         data: { status: 'generating' },
       });
@@ -208,28 +302,63 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
         try {
           const answer = await deps.codeModel.complete({
             taskId,
-            messages: codePrompt({ language: args.language, spec: args.spec ?? '', goal: state.task.goal, hasInput: state.task.input !== null }),
+            messages: codePrompt({
+              language: args.language,
+              spec: args.spec ?? '',
+              goal: state.task.goal,
+              hasInput: state.task.input !== null,
+            }),
             idempotencyKey: `code:${step.stepId}`,
           });
           code = answer.content === null ? null : extractCode(answer.content);
-          if (code === null) throw Object.assign(new Error('the code model answered without code'), { code: ErrorCodes.CODE_GENERATION_FAILED, retryable: false });
+          if (code === null)
+            throw Object.assign(new Error('the code model answered without code'), {
+              code: ErrorCodes.CODE_GENERATION_FAILED,
+              retryable: false,
+            });
         } catch (error) {
           const shape = toErrorShape(error);
-          if (shape.retryable) {
+          // A retryable model failure comes back through redelivery, except on the last delivery,
+          // where the step fails with that error rather than leaving the task running forever.
+          if (shape.retryable && !delivery.lastDelivery) {
             // Hand the step back so the redelivered message can claim it again.
-            await deps.db.prisma.stepRun.updateMany({ where: { stepId: step.stepId, status: 'generating' }, data: { status: 'approved' } });
+            await deps.db.prisma.stepRun.updateMany({
+              where: { stepId: step.stepId, status: 'generating' },
+              data: { status: 'approved' },
+            });
             throw error;
           }
           await deps.db.prisma.$transaction(async (tx) => {
-            const updated = await tx.stepRun.updateMany({ where: { stepId: step.stepId, status: 'generating' }, data: { status: 'failed', error: toJsonInput(shape), finishedAt: new Date() } });
+            const updated = await tx.stepRun.updateMany({
+              where: { stepId: step.stepId, status: 'generating' },
+              data: { status: 'failed', error: toJsonInput(shape), finishedAt: new Date() },
+            });
             if (updated.count === 0) return;
-            await enqueueOutbox(tx, outboxEvent(publisherOptions(deps), StepFinished, { taskId, stepId: step.stepId, key: step.key, tool: step.tool, status: 'failed', error: shape }, meta).message);
+            await enqueueOutbox(
+              tx,
+              outboxEvent(
+                publisherOptions(deps),
+                StepFinished,
+                {
+                  taskId,
+                  stepId: step.stepId,
+                  key: step.key,
+                  tool: step.tool,
+                  status: 'failed',
+                  error: shape,
+                },
+                meta,
+              ).message,
+            );
           });
           deps.kick();
           continue;
         }
       }
-      const current = await deps.db.prisma.stepRun.findUnique({ where: { stepId: step.stepId }, select: { attempts: true } });
+      const current = await deps.db.prisma.stepRun.findUnique({
+        where: { stepId: step.stepId },
+        select: { attempts: true },
+      });
       const attempt = (current?.attempts ?? 0) + 1;
       const input = JsonValue.safeParse(state.task.input ?? null);
       const sent = await deps.db.prisma.$transaction(async (tx) => {
@@ -240,15 +369,20 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
         if (updated.count === 0) return false;
         await enqueueOutbox(
           tx,
-          outboxEvent(publisherOptions(deps), SandboxRunRequested, {
-            idempotencyKey: `${step.stepId}:${attempt}`,
-            taskId,
-            stepId: step.stepId,
-            language: args.language,
-            code: code ?? '',
-            input: input.success ? input.data : null,
-            limits: deps.sandboxLimits,
-          }, meta).message,
+          outboxEvent(
+            publisherOptions(deps),
+            SandboxRunRequested,
+            {
+              idempotencyKey: `${step.stepId}:${attempt}`,
+              taskId,
+              stepId: step.stepId,
+              language: args.language,
+              code: code ?? '',
+              input: input.success ? input.data : null,
+              limits: deps.sandboxLimits,
+            },
+            meta,
+          ).message,
         );
         return true;
       });
@@ -259,7 +393,14 @@ export async function advanceTask(deps: AdvanceDeps, taskId: string, log: Log): 
       return;
     }
     // A tool the executor cannot run (added to contracts but not here yet) fails the step, not the process.
-    const error = { code: ErrorCodes.TOOL_UNKNOWN_FUNCTION, message: `the executor cannot run ${step.tool}`, retryable: false };
-    await deps.db.prisma.stepRun.updateMany({ where: { stepId: step.stepId, status: 'approved' }, data: { status: 'failed', error: toJsonInput(error) } });
+    const error = {
+      code: ErrorCodes.TOOL_UNKNOWN_FUNCTION,
+      message: `the executor cannot run ${step.tool}`,
+      retryable: false,
+    };
+    await deps.db.prisma.stepRun.updateMany({
+      where: { stepId: step.stepId, status: 'approved' },
+      data: { status: 'failed', error: toJsonInput(error) },
+    });
   }
 }

@@ -30,7 +30,10 @@ describe('nextAction', () => {
 
   it('starts the first approved step after the completed ones', () => {
     const second = step(1, 'approved');
-    expect(nextAction([step(0, 'completed'), second, step(2, 'approved')])).toEqual({ kind: 'start', step: second });
+    expect(nextAction([step(0, 'completed'), second, step(2, 'approved')])).toEqual({
+      kind: 'start',
+      step: second,
+    });
   });
 
   it('orders steps by index, not by array position', () => {
@@ -57,10 +60,19 @@ describe('nextAction', () => {
   });
 
   it('fails the task with APPROVAL.REJECTED and the step id when a step was rejected', () => {
-    const action = nextAction([step(0, 'completed'), step(1, 'rejected', { tool: 'run_code' }), step(2, 'approved')]);
+    const action = nextAction([
+      step(0, 'completed'),
+      step(1, 'rejected', { tool: 'run_code' }),
+      step(2, 'approved'),
+    ]);
     expect(action).toEqual({
       kind: 'fail',
-      error: { code: ErrorCodes.APPROVAL_REJECTED, message: 'step s2 (run_code) was rejected', retryable: false, stepId: 's2' },
+      error: {
+        code: ErrorCodes.APPROVAL_REJECTED,
+        message: 'step s2 (run_code) was rejected',
+        retryable: false,
+        stepId: 's2',
+      },
     });
   });
 
@@ -71,14 +83,22 @@ describe('nextAction', () => {
   });
 
   it("fails the task with a failed step's own error, never retryable", () => {
-    const error: ErrorShape = { code: ErrorCodes.SANDBOX_TIMEOUT, message: 'the program ran past its time limit', retryable: true, details: { ms: 5 } };
+    const error: ErrorShape = {
+      code: ErrorCodes.SANDBOX_TIMEOUT,
+      message: 'the program ran past its time limit',
+      retryable: true,
+      details: { ms: 5 },
+    };
     const action = nextAction([step(0, 'failed', { error }), step(1, 'approved')]);
     expect(action).toEqual({ kind: 'fail', error: { ...error, retryable: false, stepId: 's1' } });
   });
 
   it('fails with STEP.FAILED when a failed step has no error recorded', () => {
     const action = nextAction([step(0, 'completed'), step(1, 'failed')]);
-    expect(action).toEqual({ kind: 'fail', error: { code: ErrorCodes.STEP_FAILED, message: 'step s2 failed', retryable: false, stepId: 's2' } });
+    expect(action).toEqual({
+      kind: 'fail',
+      error: { code: ErrorCodes.STEP_FAILED, message: 'step s2 failed', retryable: false, stepId: 's2' },
+    });
   });
 });
 
@@ -106,14 +126,29 @@ describe('sandboxError', () => {
   });
 
   it("uses the sandbox's error message for sandbox_error, with a default", () => {
-    expect(sandboxError('sandbox_error', { ...quiet, errorMessage: 'python3 not found' }).message).toBe('python3 not found');
-    expect(sandboxError('sandbox_error', { ...quiet, errorMessage: null }).message).toBe('the sandbox failed to run the program');
+    expect(sandboxError('sandbox_error', { ...quiet, errorMessage: 'python3 not found' }).message).toBe(
+      'python3 not found',
+    );
+    expect(sandboxError('sandbox_error', { ...quiet, errorMessage: null }).message).toBe(
+      'the sandbox failed to run the program',
+    );
   });
 
   it('describes a program error with exit code, message and the last 5 lines of stderr', () => {
-    const stderr = ['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'line 6', 'ZeroDivisionError: division by zero', ''].join('\n');
+    const stderr = [
+      'line 1',
+      'line 2',
+      'line 3',
+      'line 4',
+      'line 5',
+      'line 6',
+      'ZeroDivisionError: division by zero',
+      '',
+    ].join('\n');
     const error = sandboxError('error', { stderr, exitCode: 1, errorMessage: 'Traceback' });
-    expect(error.message).toBe('the program failed (exit 1): Traceback\nline 3\nline 4\nline 5\nline 6\nZeroDivisionError: division by zero');
+    expect(error.message).toBe(
+      'the program failed (exit 1): Traceback\nline 3\nline 4\nline 5\nline 6\nZeroDivisionError: division by zero',
+    );
   });
 
   it('keeps at most 1000 characters of stderr', () => {
@@ -123,7 +158,9 @@ describe('sandboxError', () => {
 
   it('says only that the program failed when there is nothing more to say', () => {
     expect(sandboxError('error', quiet).message).toBe('the program failed');
-    expect(sandboxError('error', { stderr: '  \n ', exitCode: 0 }).message).toBe('the program failed (exit 0)');
+    expect(sandboxError('error', { stderr: '  \n ', exitCode: 0 }).message).toBe(
+      'the program failed (exit 0)',
+    );
   });
 });
 
@@ -145,7 +182,9 @@ describe('extractCode', () => {
   });
 
   it('takes only the first of several fenced blocks', () => {
-    expect(extractCode('```python\nresult = "first"\n```\nor\n```python\nresult = "second"\n```')).toBe('result = "first"');
+    expect(extractCode('```python\nresult = "first"\n```\nor\n```python\nresult = "second"\n```')).toBe(
+      'result = "first"',
+    );
   });
 
   it('takes the whole text, trimmed, when there is no fence', () => {
@@ -161,7 +200,12 @@ describe('extractCode', () => {
 
 describe('codePrompt', () => {
   it('asks for python that assigns `result` and names the language', () => {
-    const [system, user] = codePrompt({ language: 'python', spec: 'Sum the first 10 squares.', goal: 'Squares', hasInput: true });
+    const [system, user] = codePrompt({
+      language: 'python',
+      spec: 'Sum the first 10 squares.',
+      goal: 'Squares',
+      hasInput: true,
+    });
     expect(system?.role).toBe('system');
     expect(system?.content).toContain('python');
     expect(system?.content).toContain('`result`');

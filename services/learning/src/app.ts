@@ -1,16 +1,37 @@
 import { PublicSubjects, TaskOutcomeCloudEvent, querySubjectFor } from '@tandem/contracts';
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { LearningConfig } from './config.js';
-import { handleTaskOutcome, LEARNING_COMPLETED_CONSUMER, LEARNING_FAILED_CONSUMER } from './handlers/task-outcome.js';
+import {
+  handleTaskOutcome,
+  LEARNING_COMPLETED_CONSUMER,
+  LEARNING_FAILED_CONSUMER,
+} from './handlers/task-outcome.js';
 import { answerPatternsQuery } from './patterns-query.js';
 
 /** The learning service: turns task outcomes into strategy patterns and answers pattern queries. */
-export async function createLearning(deps: { runtime: ServiceRuntime; config: LearningConfig }): Promise<void> {
+export async function createLearning(deps: {
+  runtime: ServiceRuntime;
+  config: LearningConfig;
+}): Promise<void> {
   const { runtime, config } = deps;
   const { db, bus, log } = runtime;
-  const updates = new Counter({ name: 'tandem_learning_pattern_updates_total', help: 'Strategy pattern updates by kind and status', labelNames: ['kind', 'status'], registers: [runtime.metrics.registry] });
-  const queries = new Counter({ name: 'tandem_learning_queries_total', help: 'Pattern queries answered by outcome', labelNames: ['outcome'], registers: [runtime.metrics.registry] });
-  const handlerDeps = { db, minSuccesses: config.TANDEM_LEARNING_MIN_SUCCESSES, onPattern: (kind: string, status: string) => updates.inc({ kind, status }) };
+  const updates = new Counter({
+    name: 'tandem_learning_pattern_updates_total',
+    help: 'Strategy pattern updates by kind and status',
+    labelNames: ['kind', 'status'],
+    registers: [runtime.metrics.registry],
+  });
+  const queries = new Counter({
+    name: 'tandem_learning_queries_total',
+    help: 'Pattern queries answered by outcome',
+    labelNames: ['outcome'],
+    registers: [runtime.metrics.registry],
+  });
+  const handlerDeps = {
+    db,
+    minSuccesses: config.TANDEM_LEARNING_MIN_SUCCESSES,
+    onPattern: (kind: string, status: string) => updates.inc({ kind, status }),
+  };
   const consumers = await Promise.all(
     [
       { durable: LEARNING_COMPLETED_CONSUMER, subject: PublicSubjects.taskCompleted },
@@ -23,7 +44,12 @@ export async function createLearning(deps: { runtime: ServiceRuntime; config: Le
         messageId: (event) => event.id,
         maxDeliver: config.TANDEM_MAX_DELIVER,
         concurrency: 2,
-        handle: (event, context) => handleTaskOutcome(handlerDeps, event, { consumer: durable, messageId: context.messageId, log: context.log }),
+        handle: (event, context) =>
+          handleTaskOutcome(handlerDeps, event, {
+            consumer: durable,
+            messageId: context.messageId,
+            log: context.log,
+          }),
       }),
     ),
   );

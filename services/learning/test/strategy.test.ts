@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { StrategyProvenance, applyOutcome, confidence, strategyContent, type Outcome } from '../src/domain/strategy.js';
+import {
+  StrategyProvenance,
+  applyOutcome,
+  confidence,
+  strategyContent,
+  type Outcome,
+} from '../src/domain/strategy.js';
 
 const EMPTY = StrategyProvenance.parse({});
 
@@ -46,14 +52,19 @@ describe('applyOutcome', () => {
   });
 
   it('files an outcome without a plan under "(no plan)"', () => {
-    const provenance = applyOutcome(EMPTY, outcome(false, [], { code: 'PLAN.REJECTED', message: 'no valid plan' }));
+    const provenance = applyOutcome(
+      EMPTY,
+      outcome(false, [], { code: 'PLAN.REJECTED', message: 'no valid plan' }),
+    );
     expect(provenance.sequences).toEqual({ '(no plan)': { successes: 0, failures: 1 } });
   });
 
   it('records each event with id, type, task and time', () => {
     const first = outcome(true, ['respond']);
     const provenance = applyOutcome(EMPTY, first);
-    expect(provenance.events).toEqual([{ id: first.eventId, type: first.eventType, taskId: first.taskId, at: first.at }]);
+    expect(provenance.events).toEqual([
+      { id: first.eventId, type: first.eventType, taskId: first.taskId, at: first.at },
+    ]);
   });
 
   it('keeps the newest 100 events and drops the oldest', () => {
@@ -67,13 +78,24 @@ describe('applyOutcome', () => {
   });
 
   it('keeps the newest 5 errors and only from outcomes that carry one', () => {
-    const outcomes = Array.from({ length: 8 }, (_, index) => outcome(false, ['run_code', 'respond'], { code: `STEP.E${index}`, message: `failure ${index}` }));
+    const outcomes = Array.from({ length: 8 }, (_, index) =>
+      outcome(false, ['run_code', 'respond'], { code: `STEP.E${index}`, message: `failure ${index}` }),
+    );
     const provenance = applyAll([...outcomes, outcome(true, ['run_code', 'respond'])]);
-    expect(provenance.recentErrors.map((error) => error.code)).toEqual(['STEP.E3', 'STEP.E4', 'STEP.E5', 'STEP.E6', 'STEP.E7']);
+    expect(provenance.recentErrors.map((error) => error.code)).toEqual([
+      'STEP.E3',
+      'STEP.E4',
+      'STEP.E5',
+      'STEP.E6',
+      'STEP.E7',
+    ]);
   });
 
   it('cuts error messages to 200 characters', () => {
-    const provenance = applyOutcome(EMPTY, outcome(false, ['respond'], { code: 'STEP.FAILED', message: 'y'.repeat(500) }));
+    const provenance = applyOutcome(
+      EMPTY,
+      outcome(false, ['respond'], { code: 'STEP.FAILED', message: 'y'.repeat(500) }),
+    );
     expect(provenance.recentErrors[0]?.message).toBe('y'.repeat(200));
   });
 
@@ -113,7 +135,9 @@ describe('strategyContent', () => {
       outcome(true, ['run_code', 'respond']),
       outcome(false, ['run_code', 'respond']),
     ]);
-    expect(strategyContent('math', provenance)).toBe('For "math" tasks, plans shaped run_code -> respond succeeded 3 of 4 times.');
+    expect(strategyContent('math', provenance)).toBe(
+      'For "math" tasks, plans shaped run_code -> respond succeeded 3 of 4 times.',
+    );
   });
 
   it('prefers more successes when confidence ties', () => {
@@ -125,14 +149,19 @@ describe('strategyContent', () => {
       outcome(false, ['run_code', 'respond']),
       outcome(false, ['run_code', 'respond']),
     ]);
-    expect(strategyContent('math', provenance)).toContain('plans shaped run_code -> respond succeeded 2 of 4 times.');
+    expect(strategyContent('math', provenance)).toContain(
+      'plans shaped run_code -> respond succeeded 2 of 4 times.',
+    );
   });
 
   it('lists sequences that failed more often than not and the last error', () => {
     const provenance = applyAll([
       outcome(true, ['run_code', 'respond']),
       outcome(false, ['respond'], { code: 'PLAN.MISSING_RESPOND', message: 'first' }),
-      outcome(false, ['run_code', 'run_code', 'respond'], { code: 'SANDBOX.TIMEOUT', message: 'the program ran past its time limit' }),
+      outcome(false, ['run_code', 'run_code', 'respond'], {
+        code: 'SANDBOX.TIMEOUT',
+        message: 'the program ran past its time limit',
+      }),
     ]);
     const content = strategyContent('math', provenance);
     expect(content).toContain('plans shaped run_code -> respond succeeded 1 of 1 times.');
@@ -140,7 +169,9 @@ describe('strategyContent', () => {
     expect(content).toContain('respond; ');
     expect(content).toContain('run_code -> run_code -> respond');
     expect(content).toContain('failed more often than not.');
-    expect(content.endsWith('A recent failure: SANDBOX.TIMEOUT: the program ran past its time limit')).toBe(true);
+    expect(content.endsWith('A recent failure: SANDBOX.TIMEOUT: the program ran past its time limit')).toBe(
+      true,
+    );
     expect(content).not.toContain('first');
   });
 
@@ -148,6 +179,8 @@ describe('strategyContent', () => {
     const provenance = applyAll([outcome(false, ['respond'], { code: 'STEP.FAILED', message: 'bad' })]);
     const content = strategyContent('math', provenance);
     expect(content).not.toContain('succeeded');
-    expect(content).toBe('Plans shaped respond failed more often than not. A recent failure: STEP.FAILED: bad');
+    expect(content).toBe(
+      'Plans shaped respond failed more often than not. A recent failure: STEP.FAILED: bad',
+    );
   });
 });

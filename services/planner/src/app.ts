@@ -1,4 +1,11 @@
-import { TaskAccepted, TaskRequestedCloudEvent, PublicSubjects, toolRegistry, DEFAULT_TOOL_CALL_LIMITS, type ToolDefinition } from '@tandem/contracts';
+import {
+  TaskAccepted,
+  TaskRequestedCloudEvent,
+  PublicSubjects,
+  toolRegistry,
+  DEFAULT_TOOL_CALL_LIMITS,
+  type ToolDefinition,
+} from '@tandem/contracts';
 import type { RoleClient } from '@tandem/models';
 import { Counter, Histogram, type ServiceRuntime } from '@tandem/service-kit';
 
@@ -11,18 +18,53 @@ import { registerTaskRoutes } from './http/tasks.js';
  * The planner: accepts tasks from NATS (CloudEvents) and HTTP, plans them with the planning model and
  * publishes `plan.proposed` (or `plan.failed`).
  */
-export async function createPlanner(deps: { runtime: ServiceRuntime; config: PlannerConfig; planningModel: RoleClient; registry?: ReadonlyMap<string, ToolDefinition> }): Promise<void> {
+export async function createPlanner(deps: {
+  runtime: ServiceRuntime;
+  config: PlannerConfig;
+  planningModel: RoleClient;
+  registry?: ReadonlyMap<string, ToolDefinition>;
+}): Promise<void> {
   const { runtime, config } = deps;
   const { db, bus, kick } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
   const registry = deps.registry ?? toolRegistry;
-  const tasksAccepted = new Counter({ name: 'tandem_tasks_accepted_total', help: 'Tasks accepted by channel', labelNames: ['channel', 'created'], registers: [runtime.metrics.registry] });
-  const plans = new Counter({ name: 'tandem_plans_total', help: 'Plans by outcome', labelNames: ['outcome'], registers: [runtime.metrics.registry] });
-  const repairs = new Histogram({ name: 'tandem_plan_repairs', help: 'Model repair rounds per plan', buckets: [0, 1, 2, 3, 5, 10], registers: [runtime.metrics.registry] });
-  const quality = new Histogram({ name: 'tandem_plan_quality_score', help: 'Plan quality score (0..1)', buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 1], registers: [runtime.metrics.registry] });
-  const planningSeconds = new Histogram({ name: 'tandem_planning_duration_seconds', help: 'Time from accepted to plan', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120], registers: [runtime.metrics.registry] });
+  const tasksAccepted = new Counter({
+    name: 'tandem_tasks_accepted_total',
+    help: 'Tasks accepted by channel',
+    labelNames: ['channel', 'created'],
+    registers: [runtime.metrics.registry],
+  });
+  const plans = new Counter({
+    name: 'tandem_plans_total',
+    help: 'Plans by outcome',
+    labelNames: ['outcome'],
+    registers: [runtime.metrics.registry],
+  });
+  const repairs = new Histogram({
+    name: 'tandem_plan_repairs',
+    help: 'Model repair rounds per plan',
+    buckets: [0, 1, 2, 3, 5, 10],
+    registers: [runtime.metrics.registry],
+  });
+  const quality = new Histogram({
+    name: 'tandem_plan_quality_score',
+    help: 'Plan quality score (0..1)',
+    buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 1],
+    registers: [runtime.metrics.registry],
+  });
+  const planningSeconds = new Histogram({
+    name: 'tandem_planning_duration_seconds',
+    help: 'Time from accepted to plan',
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [runtime.metrics.registry],
+  });
 
-  registerTaskRoutes(runtime.http, { db, prefix, kick, onAccepted: (created) => tasksAccepted.inc({ channel: 'http', created: String(created) }) });
+  registerTaskRoutes(runtime.http, {
+    db,
+    prefix,
+    kick,
+    onAccepted: (created) => tasksAccepted.inc({ channel: 'http', created: String(created) }),
+  });
 
   const intake = await runtime.consume({
     durable: INTAKE_CONSUMER,
@@ -60,7 +102,8 @@ export async function createPlanner(deps: { runtime: ServiceRuntime; config: Pla
               return answer;
             },
           },
-          request: async (subject, payload, timeoutMs) => (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,
+          request: async (subject, payload, timeoutMs) =>
+            (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,
           limits: {
             maxRepairs: config.TANDEM_PLANNER_MAX_REPAIRS,
             maxSteps: config.TANDEM_PLANNER_MAX_STEPS,

@@ -1,13 +1,30 @@
-import { createModelClients, modelsConfigFromEnv } from '@tandem/models';
-import { createModelCallRecorder, createServiceRuntime, loadConfigOrExit, onShutdown } from '@tandem/service-kit';
+import { ModelsConfigError, createModelClients, modelsConfigFromEnv } from '@tandem/models';
+import {
+  createModelCallRecorder,
+  createServiceRuntime,
+  loadConfigOrExit,
+  onShutdown,
+} from '@tandem/service-kit';
 import { createPlanner } from './app.js';
 import { PlannerConfig } from './config.js';
 
 // Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
 const config = loadConfigOrExit(PlannerConfig, process.env, 'planner');
+let modelsConfig: ReturnType<typeof modelsConfigFromEnv>;
+try {
+  modelsConfig = modelsConfigFromEnv(process.env);
+} catch (error) {
+  if (!(error instanceof ModelsConfigError)) throw error;
+  process.stderr.write(`planner: ${error.message}\n`);
+  process.exit(2);
+}
 const runtime = await createServiceRuntime({ service: 'planner', config });
-const recorder = createModelCallRecorder({ db: runtime.db, log: runtime.log, registry: runtime.metrics.registry });
-const models = createModelClients(modelsConfigFromEnv(process.env), { onCall: recorder.onCall });
+const recorder = createModelCallRecorder({
+  db: runtime.db,
+  log: runtime.log,
+  registry: runtime.metrics.registry,
+});
+const models = createModelClients(modelsConfig, { onCall: recorder.onCall });
 runtime.onStop(recorder.flush);
 await createPlanner({ runtime, config, planningModel: models.planning });
 await runtime.listen(config.TANDEM_PLANNER_PORT, config.TANDEM_HTTP_HOST);

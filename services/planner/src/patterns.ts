@@ -14,10 +14,17 @@ export async function fetchPatterns(
 ): Promise<{ patterns: LearningPatternsReply['patterns']; outcome: 'ok' | 'unavailable' | 'invalid' }> {
   try {
     const payload = new TextEncoder().encode(JSON.stringify(LearningPatternsQuery.parse(query)));
-    const reply = await deps.request(querySubjectFor(deps.prefix, 'learning-patterns'), payload, deps.timeoutMs);
+    const reply = await deps.request(
+      querySubjectFor(deps.prefix, 'learning-patterns'),
+      payload,
+      deps.timeoutMs,
+    );
     const parsed = LearningPatternsReply.safeParse(JSON.parse(new TextDecoder().decode(reply)));
     if (!parsed.success) {
-      deps.log.warn({ issues: parsed.error.issues.length }, 'learning answered with an invalid pattern list; planning without patterns');
+      deps.log.warn(
+        { issues: parsed.error.issues.length },
+        'learning answered with an invalid pattern list; planning without patterns',
+      );
       return { patterns: [], outcome: 'invalid' };
     }
     return { patterns: parsed.data.patterns, outcome: 'ok' };

@@ -1,8 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { ErrorCodes, TandemError, TaskAccepted, type TaskRequestRef, type TaskRequestedData } from '@tandem/contracts';
+import {
+  ErrorCodes,
+  TandemError,
+  TaskAccepted,
+  type TaskRequestRef,
+  type TaskRequestedData,
+} from '@tandem/contracts';
 import { enqueueOutbox, isUniqueViolation, type Db, type Tx } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
 import { requestHash } from './domain/request-hash.js';
+
+/**
+ * The `source` under which HTTP submissions are stored. CloudEvents may not use it, so an HTTP
+ * Idempotency-Key never collides with another system's event id.
+ */
+export const HTTP_SOURCE = 'urn:tandem:http';
 
 /** Where a task request came from: `source` + `externalId` is its idempotency key. */
 export interface TaskSubmission {
@@ -15,7 +27,11 @@ export interface TaskSubmission {
 /** The outcome of accepting a submission. */
 export type AcceptResult = { taskId: string; created: boolean };
 
-async function acceptInTx(tx: Tx, submission: TaskSubmission, options: { prefix: string; causationId: string | null }): Promise<AcceptResult> {
+async function acceptInTx(
+  tx: Tx,
+  submission: TaskSubmission,
+  options: { prefix: string; causationId: string | null },
+): Promise<AcceptResult> {
   const hash = requestHash(submission.data);
   const existing = await tx.task.findUnique({
     where: { source_externalId: { source: submission.source, externalId: submission.externalId } },
@@ -23,9 +39,13 @@ async function acceptInTx(tx: Tx, submission: TaskSubmission, options: { prefix:
   });
   if (existing) {
     if (existing.requestHash !== hash) {
-      throw new TandemError(ErrorCodes.TASK_CONFLICT, `a different task was already submitted with source "${submission.source}" and id "${submission.externalId}"`, {
-        details: { taskId: existing.id },
-      });
+      throw new TandemError(
+        ErrorCodes.TASK_CONFLICT,
+        `a different task was already submitted with source "${submission.source}" and id "${submission.externalId}"`,
+        {
+          details: { taskId: existing.id },
+        },
+      );
     }
     return { taskId: existing.id, created: false };
   }
@@ -41,7 +61,9 @@ async function acceptInTx(tx: Tx, submission: TaskSubmission, options: { prefix:
       agentId,
       kind,
       goal: submission.data.goal,
-      ...(submission.data.input === undefined || submission.data.input === null ? {} : { input: submission.data.input }),
+      ...(submission.data.input === undefined || submission.data.input === null
+        ? {}
+        : { input: submission.data.input }),
       status: 'accepted',
       correlationId: taskId,
     },
@@ -49,7 +71,14 @@ async function acceptInTx(tx: Tx, submission: TaskSubmission, options: { prefix:
   const { message } = outboxEvent(
     { prefix: options.prefix, publisher: 'planner' },
     TaskAccepted,
-    { taskId, request: submission.request, goal: submission.data.goal, input: submission.data.input, kind, agentId },
+    {
+      taskId,
+      request: submission.request,
+      goal: submission.data.goal,
+      input: submission.data.input,
+      kind,
+      agentId,
+    },
     { correlationId: taskId, causationId: options.causationId },
   );
   await enqueueOutbox(tx, message);

@@ -35,7 +35,8 @@ function memoryLog(): { log: Log; lines: () => Array<Record<string, unknown>> } 
       .filter((line) => line.length > 0)
       .map((line): Record<string, unknown> => {
         const parsed: unknown = JSON.parse(line);
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`not a log object: ${line}`);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+          throw new Error(`not a log object: ${line}`);
         return Object.fromEntries(Object.entries(parsed));
       });
   return { log, lines };
@@ -54,17 +55,31 @@ describe('fetchPatterns', () => {
     const sent: Sent[] = [];
     const { log } = memoryLog();
     const result = await fetchPatterns(
-      { request: replying(JSON.stringify({ patterns: [PATTERN] }), sent), prefix: 'test_ab12.dev', timeoutMs: 250, log },
+      {
+        request: replying(JSON.stringify({ patterns: [PATTERN] }), sent),
+        prefix: 'test_ab12.dev',
+        timeoutMs: 250,
+        log,
+      },
       { kind: 'math', agentId: null, limit: 3 },
     );
     expect(result).toEqual({ outcome: 'ok', patterns: [PATTERN] });
-    expect(sent).toEqual([{ subject: 'test_ab12.dev.query.learning-patterns', payload: { kind: 'math', agentId: null, limit: 3 }, timeoutMs: 250 }]);
+    expect(sent).toEqual([
+      {
+        subject: 'test_ab12.dev.query.learning-patterns',
+        payload: { kind: 'math', agentId: null, limit: 3 },
+        timeoutMs: 250,
+      },
+    ]);
   });
 
   it('fills the default limit into the query it sends', async () => {
     const sent: Sent[] = [];
     const { log } = memoryLog();
-    await fetchPatterns({ request: replying('{"patterns":[]}', sent), prefix: 'tandem', timeoutMs: 100, log }, { kind: 'general', limit: 5 });
+    await fetchPatterns(
+      { request: replying('{"patterns":[]}', sent), prefix: 'tandem', timeoutMs: 100, log },
+      { kind: 'general', limit: 5 },
+    );
     expect(sent[0]?.payload).toEqual({ kind: 'general', limit: 5 });
     expect(sent[0]?.subject).toBe('tandem.query.learning-patterns');
   });
@@ -72,9 +87,14 @@ describe('fetchPatterns', () => {
   it('plans without patterns when the request times out', async () => {
     const { log, lines } = memoryLog();
     const timeout = replying(() => Promise.reject(new Error('TIMEOUT')));
-    const result = await fetchPatterns({ request: timeout, prefix: 'tandem', timeoutMs: 10, log }, { kind: 'math', limit: 5 });
+    const result = await fetchPatterns(
+      { request: timeout, prefix: 'tandem', timeoutMs: 10, log },
+      { kind: 'math', limit: 5 },
+    );
     expect(result).toEqual({ patterns: [], outcome: 'unavailable' });
-    expect(lines().some((line) => line['msg'] === 'no learned patterns in time; planning without them')).toBe(true);
+    expect(lines().some((line) => line['msg'] === 'no learned patterns in time; planning without them')).toBe(
+      true,
+    );
   });
 
   it('plans without patterns when the requester throws synchronously', async () => {
@@ -82,13 +102,19 @@ describe('fetchPatterns', () => {
     const throwing: Requester = () => {
       throw new Error('no responders');
     };
-    const result = await fetchPatterns({ request: throwing, prefix: 'tandem', timeoutMs: 10, log }, { kind: 'math', limit: 5 });
+    const result = await fetchPatterns(
+      { request: throwing, prefix: 'tandem', timeoutMs: 10, log },
+      { kind: 'math', limit: 5 },
+    );
     expect(result).toEqual({ patterns: [], outcome: 'unavailable' });
   });
 
   it('plans without patterns when the reply is not JSON', async () => {
     const { log } = memoryLog();
-    const result = await fetchPatterns({ request: replying('<html>oops'), prefix: 'tandem', timeoutMs: 10, log }, { kind: 'math', limit: 5 });
+    const result = await fetchPatterns(
+      { request: replying('<html>oops'), prefix: 'tandem', timeoutMs: 10, log },
+      { kind: 'math', limit: 5 },
+    );
     expect(result.patterns).toEqual([]);
     expect(result.outcome).not.toBe('ok');
   });
@@ -101,7 +127,10 @@ describe('fetchPatterns', () => {
     ['a bare array', [PATTERN]],
   ])('reports %s as invalid and plans without patterns', async (_label, reply) => {
     const { log, lines } = memoryLog();
-    const result = await fetchPatterns({ request: replying(JSON.stringify(reply)), prefix: 'tandem', timeoutMs: 10, log }, { kind: 'math', limit: 5 });
+    const result = await fetchPatterns(
+      { request: replying(JSON.stringify(reply)), prefix: 'tandem', timeoutMs: 10, log },
+      { kind: 'math', limit: 5 },
+    );
     expect(result).toEqual({ patterns: [], outcome: 'invalid' });
     expect(lines().some((line) => line['level'] === 40)).toBe(true);
   });
@@ -109,7 +138,10 @@ describe('fetchPatterns', () => {
   it('does not send an invalid query at all', async () => {
     const sent: Sent[] = [];
     const { log } = memoryLog();
-    const result = await fetchPatterns({ request: replying('{"patterns":[]}', sent), prefix: 'tandem', timeoutMs: 10, log }, { kind: 'math', limit: 500 });
+    const result = await fetchPatterns(
+      { request: replying('{"patterns":[]}', sent), prefix: 'tandem', timeoutMs: 10, log },
+      { kind: 'math', limit: 500 },
+    );
     expect(result).toEqual({ patterns: [], outcome: 'unavailable' });
     expect(sent).toEqual([]);
   });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TOOL_CALL_LIMITS, ErrorCodes, toolRegistry, type LearningPatternsReply } from '@tandem/contracts';
+import {
+  DEFAULT_TOOL_CALL_LIMITS,
+  ErrorCodes,
+  toolRegistry,
+  type LearningPatternsReply,
+} from '@tandem/contracts';
 import { ChatMessage as WireChatMessage } from '@tandem/testing';
 import {
   checkModelPlan,
@@ -28,7 +33,8 @@ function rejected(check: PlanCheck): Extract<PlanCheck, { ok: false }> {
 }
 
 function accepted(check: PlanCheck): Extract<PlanCheck, { ok: true }> {
-  if (!check.ok) throw new Error(`expected the plan to be accepted, got ${check.error.code}: ${check.error.message}`);
+  if (!check.ok)
+    throw new Error(`expected the plan to be accepted, got ${check.error.code}: ${check.error.message}`);
   return check;
 }
 
@@ -70,7 +76,10 @@ describe('checkModelPlan', () => {
         [
           runCodeCall('c1', { language: 'javascript', spec: 'compute a' }),
           runCodeCall('c2', { language: 'python', spec: 'compute b' }),
-          respondCall('c3', 'a={{steps.s1.value}} sum={{ steps.s1.value.sum }} out={{steps.s2.stdout}} again {{steps.s2.value}}'),
+          respondCall(
+            'c3',
+            'a={{steps.s1.value}} sum={{ steps.s1.value.sum }} out={{steps.s2.stdout}} again {{steps.s2.value}}',
+          ),
         ],
         'thinking aloud',
         LIMITS,
@@ -95,7 +104,11 @@ describe('checkModelPlan', () => {
     expect(assistant).toEqual({
       role: 'assistant',
       content: null,
-      tool_calls: calls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+      tool_calls: calls.map((call) => ({
+        id: call.id,
+        type: 'function',
+        function: { name: call.name, arguments: call.arguments },
+      })),
     });
     const tools = toolMessages(check.feedback);
     expect(tools.map((message) => message.tool_call_id)).toEqual(['call_1', 'call_2', 'call_3']);
@@ -138,11 +151,17 @@ describe('checkModelPlan', () => {
   });
 
   it.each([
-    ['an unknown property', { language: 'python', code: 'x', shell: true }, ErrorCodes.TOOL_INVALID_ARGUMENTS],
+    [
+      'an unknown property',
+      { language: 'python', code: 'x', shell: true },
+      ErrorCodes.TOOL_INVALID_ARGUMENTS,
+    ],
     ['neither code nor spec', { language: 'python' }, ErrorCodes.TOOL_SEMANTIC],
     ['a wrong type', { language: 'python', code: 42 }, ErrorCodes.TOOL_INVALID_ARGUMENTS],
   ])('rejects run_code with %s as step s1', (_label, args, code) => {
-    const check = rejected(checkModelPlan(toolRegistry, [runCodeCall('c1', args), respondCall('c2', 'x')], null, LIMITS));
+    const check = rejected(
+      checkModelPlan(toolRegistry, [runCodeCall('c1', args), respondCall('c2', 'x')], null, LIMITS),
+    );
     expect(check.error.code).toBe(code);
     expect(check.error.stepId).toBe('s1');
     expect(check.invalidCalls).toBe(1);
@@ -161,11 +180,19 @@ describe('checkModelPlan', () => {
   });
 
   it('rejects a plan of valid calls without respond with PLAN.MISSING_RESPOND', () => {
-    const check = rejected(checkModelPlan(toolRegistry, [runCodeCall('c1', { language: 'python', spec: 'x' })], null, LIMITS));
+    const check = rejected(
+      checkModelPlan(toolRegistry, [runCodeCall('c1', { language: 'python', spec: 'x' })], null, LIMITS),
+    );
     expect(check.error.code).toBe(ErrorCodes.PLAN_MISSING_RESPOND);
     expect(check.invalidCalls).toBe(0);
     const tools = toolMessages(check.feedback);
-    expect(tools).toEqual([{ role: 'tool', tool_call_id: 'c1', content: 'Step s1 is valid, but the plan as a whole was rejected.' }]);
+    expect(tools).toEqual([
+      {
+        role: 'tool',
+        tool_call_id: 'c1',
+        content: 'Step s1 is valid, but the plan as a whole was rejected.',
+      },
+    ]);
     const last = check.feedback[check.feedback.length - 1];
     expect(last?.role === 'user' && last.content).toContain(ErrorCodes.PLAN_MISSING_RESPOND);
     expectWireValid(check.feedback);
@@ -173,7 +200,12 @@ describe('checkModelPlan', () => {
 
   it('rejects respond that is not last with PLAN.MISSING_RESPOND', () => {
     const check = rejected(
-      checkModelPlan(toolRegistry, [respondCall('c1', 'early'), runCodeCall('c2', { language: 'python', spec: 'late' })], null, LIMITS),
+      checkModelPlan(
+        toolRegistry,
+        [respondCall('c1', 'early'), runCodeCall('c2', { language: 'python', spec: 'late' })],
+        null,
+        LIMITS,
+      ),
     );
     expect(check.error.code).toBe(ErrorCodes.PLAN_MISSING_RESPOND);
   });
@@ -182,7 +214,10 @@ describe('checkModelPlan', () => {
     const check = rejected(
       checkModelPlan(
         toolRegistry,
-        [runCodeCall('c1', { language: 'python', spec: 'use {{steps.s2.value}}' }), respondCall('c2', 'done')],
+        [
+          runCodeCall('c1', { language: 'python', spec: 'use {{steps.s2.value}}' }),
+          respondCall('c2', 'done'),
+        ],
         null,
         LIMITS,
       ),
@@ -198,13 +233,18 @@ describe('checkModelPlan', () => {
       runCodeCall('c2', { language: 'python', spec: 'b' }),
       respondCall('c3', 'done'),
     ];
-    expect(rejected(checkModelPlan(toolRegistry, calls, null, { ...LIMITS, maxSteps: 2 })).error.code).toBe(ErrorCodes.PLAN_TOO_MANY_STEPS);
+    expect(rejected(checkModelPlan(toolRegistry, calls, null, { ...LIMITS, maxSteps: 2 })).error.code).toBe(
+      ErrorCodes.PLAN_TOO_MANY_STEPS,
+    );
     expect(checkModelPlan(toolRegistry, calls, null, { ...LIMITS, maxSteps: 3 }).ok).toBe(true);
   });
 
   it('rejects arguments over the byte limit with TOOL.ARGUMENTS_TOO_LARGE', () => {
     const check = rejected(
-      checkModelPlan(toolRegistry, [respondCall('c1', 'x'.repeat(200))], null, { ...LIMITS, maxArgumentBytes: 100 }),
+      checkModelPlan(toolRegistry, [respondCall('c1', 'x'.repeat(200))], null, {
+        ...LIMITS,
+        maxArgumentBytes: 100,
+      }),
     );
     expect(check.error.code).toBe(ErrorCodes.TOOL_ARGUMENTS_TOO_LARGE);
     expect(check.error.stepId).toBe('s1');
@@ -217,14 +257,22 @@ describe('planQualityScore', () => {
   });
 
   it('subtracts 0.25 per repair and 0.05 per invalid call', () => {
-    expect(planQualityScore({ repairAttempts: 1, invalidCalls: 0, stepCount: 2, maxSteps: 20 })).toBeCloseTo(0.75);
-    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 2, stepCount: 2, maxSteps: 20 })).toBeCloseTo(0.9);
-    expect(planQualityScore({ repairAttempts: 2, invalidCalls: 3, stepCount: 2, maxSteps: 20 })).toBeCloseTo(0.35);
+    expect(planQualityScore({ repairAttempts: 1, invalidCalls: 0, stepCount: 2, maxSteps: 20 })).toBeCloseTo(
+      0.75,
+    );
+    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 2, stepCount: 2, maxSteps: 20 })).toBeCloseTo(
+      0.9,
+    );
+    expect(planQualityScore({ repairAttempts: 2, invalidCalls: 3, stepCount: 2, maxSteps: 20 })).toBeCloseTo(
+      0.35,
+    );
   });
 
   it('penalises plans longer than half the step limit by 0.1', () => {
     expect(planQualityScore({ repairAttempts: 0, invalidCalls: 0, stepCount: 10, maxSteps: 20 })).toBe(1);
-    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 0, stepCount: 11, maxSteps: 20 })).toBeCloseTo(0.9);
+    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 0, stepCount: 11, maxSteps: 20 })).toBeCloseTo(
+      0.9,
+    );
   });
 
   it('never goes below 0', () => {
@@ -264,8 +312,12 @@ describe('initialMessages', () => {
     const [system] = initialMessages({ goal: 'Add numbers', input: undefined, kind: 'math', patterns });
     expect(system?.role).toBe('system');
     const content = system?.role === 'system' ? system.content : '';
-    expect(content).toContain('[strategy, confidence 0.71, 4 ok / 1 failed] Plans shaped run_code -> respond succeeded 4 of 5 times.');
-    expect(content).toContain('[error_recovery, confidence 0.25, 0 ok / 2 failed] Python programs must assign result.');
+    expect(content).toContain(
+      '[strategy, confidence 0.71, 4 ok / 1 failed] Plans shaped run_code -> respond succeeded 4 of 5 times.',
+    );
+    expect(content).toContain(
+      '[error_recovery, confidence 0.25, 0 ok / 2 failed] Python programs must assign result.',
+    );
     expect(content.indexOf('Plans shaped')).toBeLessThan(content.indexOf('Python programs must'));
   });
 
@@ -277,7 +329,12 @@ describe('initialMessages', () => {
   });
 
   it('sends goal, kind and input as JSON in the user message', () => {
-    const messages = initialMessages({ goal: 'Sum the list', input: { numbers: [1, 2, 3] }, kind: 'math', patterns: [] });
+    const messages = initialMessages({
+      goal: 'Sum the list',
+      input: { numbers: [1, 2, 3] },
+      kind: 'math',
+      patterns: [],
+    });
     expect(messages).toHaveLength(2);
     const user = messages[1];
     expect(user?.role).toBe('user');
@@ -290,8 +347,12 @@ describe('initialMessages', () => {
   it('omits input when the task has none, but keeps an explicit null', () => {
     const without = initialMessages({ goal: 'Say hi', input: undefined, kind: 'general', patterns: [] })[1];
     const withNull = initialMessages({ goal: 'Say hi', input: null, kind: 'general', patterns: [] })[1];
-    expect(without?.role === 'user' && JSON.parse(without.content.slice('Plan this task:\n'.length))).toEqual({ goal: 'Say hi', kind: 'general' });
-    expect(withNull?.role === 'user' && JSON.parse(withNull.content.slice('Plan this task:\n'.length))).toEqual({
+    expect(without?.role === 'user' && JSON.parse(without.content.slice('Plan this task:\n'.length))).toEqual(
+      { goal: 'Say hi', kind: 'general' },
+    );
+    expect(
+      withNull?.role === 'user' && JSON.parse(withNull.content.slice('Plan this task:\n'.length)),
+    ).toEqual({
       goal: 'Say hi',
       kind: 'general',
       input: null,

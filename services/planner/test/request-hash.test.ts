@@ -7,8 +7,18 @@ describe('requestHash', () => {
   });
 
   it('does not depend on key order, at any depth', () => {
-    const a = requestHash({ goal: 'Sum', kind: 'math', input: { numbers: [1, 2], options: { round: true, base: 10 } }, agentId: 'agent-1' });
-    const b = requestHash({ agentId: 'agent-1', input: { options: { base: 10, round: true }, numbers: [1, 2] }, kind: 'math', goal: 'Sum' });
+    const a = requestHash({
+      goal: 'Sum',
+      kind: 'math',
+      input: { numbers: [1, 2], options: { round: true, base: 10 } },
+      agentId: 'agent-1',
+    });
+    const b = requestHash({
+      agentId: 'agent-1',
+      input: { options: { base: 10, round: true }, numbers: [1, 2] },
+      kind: 'math',
+      goal: 'Sum',
+    });
     expect(a).toBe(b);
   });
 
@@ -41,7 +51,9 @@ describe('requestHash', () => {
 
 describe('canonicalJson', () => {
   it('sorts object keys, keeps array order and drops undefined properties', () => {
-    expect(canonicalJson({ b: 1, a: [3, { d: undefined, c: null }], e: undefined })).toBe('{"a":[3,{"c":null}],"b":1}');
+    expect(canonicalJson({ b: 1, a: [3, { d: undefined, c: null }], e: undefined })).toBe(
+      '{"a":[3,{"c":null}],"b":1}',
+    );
   });
 
   it('escapes keys and strings like JSON', () => {

@@ -8,7 +8,12 @@ export const SandboxRunnerConfig = BaseConfig.extend({
   TANDEM_SANDBOX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /** Operator ceilings: a job asking for more is clamped to these. */
   TANDEM_SANDBOX_MAX_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
-  TANDEM_SANDBOX_MAX_OUTPUT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(4 * 1024 * 1024),
+  TANDEM_SANDBOX_MAX_OUTPUT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
 });
 /** The sandbox-runner's settings. */

@@ -12,12 +12,20 @@ const runtime = await createServiceRuntime({
   readiness: [
     async () => {
       const check = await backend.check();
-      return { name: `sandbox:${backend.name}`, ok: check.ok, ...(check.ok ? {} : { detail: check.problems.join('; ') }) };
+      return {
+        name: `sandbox:${backend.name}`,
+        ok: check.ok,
+        ...(check.ok ? {} : { detail: check.problems.join('; ') }),
+      };
     },
   ],
 });
 const check = await backend.check();
-if (!check.ok) runtime.log.error({ problems: check.problems }, 'the sandbox backend cannot run jobs; /readyz reports not ready');
+if (!check.ok)
+  runtime.log.error(
+    { problems: check.problems },
+    'the sandbox backend cannot run jobs; /readyz reports not ready',
+  );
 await createSandboxRunner({ runtime, config, backend });
 await runtime.listen(config.TANDEM_SANDBOX_PORT, config.TANDEM_HTTP_HOST);
 onShutdown(runtime.log, runtime.stop);

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { ApprovalDecided, ApprovalRequested, type Envelope, type EventData, type PlanProposed, type RiskClass } from '@tandem/contracts';
+import {
+  ApprovalDecided,
+  ApprovalRequested,
+  type Envelope,
+  type EventData,
+  type PlanProposed,
+  type RiskClass,
+} from '@tandem/contracts';
 import { enqueueOutbox, markProcessed, type Db, type OutboxMessage } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { initialDecision } from '../domain/decide.js';
@@ -12,7 +19,13 @@ export const PLAN_PROPOSED_CONSUMER = 'approval-plan-proposed';
  * Postgres for a human. Requests, audit rows and events commit together; a redelivered plan changes nothing.
  */
 export async function handlePlanProposed(
-  deps: { db: Db; prefix: string; autoApprove: ReadonlySet<RiskClass>; kick: () => void; onDecision?: (mode: 'auto' | 'human') => void },
+  deps: {
+    db: Db;
+    prefix: string;
+    autoApprove: ReadonlySet<RiskClass>;
+    kick: () => void;
+    onDecision?: (mode: 'auto' | 'human') => void;
+  },
   envelope: Envelope<EventData<typeof PlanProposed>>,
   context: { messageId: string; log: Log },
 ): Promise<void> {
@@ -21,7 +34,10 @@ export async function handlePlanProposed(
   const modes: Array<'auto' | 'human'> = [];
   await deps.db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, PLAN_PROPOSED_CONSUMER, context.messageId))) return;
-    const existing = await tx.approvalRequest.findMany({ where: { stepId: { in: plan.steps.map((step) => step.stepId) } }, select: { stepId: true } });
+    const existing = await tx.approvalRequest.findMany({
+      where: { stepId: { in: plan.steps.map((step) => step.stepId) } },
+      select: { stepId: true },
+    });
     const seen = new Set(existing.map((row) => row.stepId));
     const messages: OutboxMessage[] = [];
     const now = new Date();
@@ -60,16 +76,37 @@ export async function handlePlanProposed(
       const options = { prefix: deps.prefix, publisher: 'approval' };
       if (decision.mode === 'auto') {
         messages.push(
-          outboxEvent(options, ApprovalDecided, {
-            approvalId, taskId: plan.taskId, planId: plan.planId, stepId: step.stepId,
-            decision: 'approved', mode: 'auto', decidedBy: 'policy:auto-approve', reason: decision.reason,
-          }, meta).message,
+          outboxEvent(
+            options,
+            ApprovalDecided,
+            {
+              approvalId,
+              taskId: plan.taskId,
+              planId: plan.planId,
+              stepId: step.stepId,
+              decision: 'approved',
+              mode: 'auto',
+              decidedBy: 'policy:auto-approve',
+              reason: decision.reason,
+            },
+            meta,
+          ).message,
         );
       } else {
         messages.push(
-          outboxEvent(options, ApprovalRequested, {
-            approvalId, taskId: plan.taskId, planId: plan.planId, stepId: step.stepId, tool: step.tool, riskClass: step.riskClass,
-          }, meta).message,
+          outboxEvent(
+            options,
+            ApprovalRequested,
+            {
+              approvalId,
+              taskId: plan.taskId,
+              planId: plan.planId,
+              stepId: step.stepId,
+              tool: step.tool,
+              riskClass: step.riskClass,
+            },
+            meta,
+          ).message,
         );
       }
       modes.push(decision.mode);
@@ -79,5 +116,13 @@ export async function handlePlanProposed(
   });
   if (created > 0) deps.kick();
   for (const mode of modes) deps.onDecision?.(mode);
-  context.log.info({ taskId: plan.taskId, planId: plan.planId, requests: created, human: modes.filter((mode) => mode === 'human').length }, 'approval requests created');
+  context.log.info(
+    {
+      taskId: plan.taskId,
+      planId: plan.planId,
+      requests: created,
+      human: modes.filter((mode) => mode === 'human').length,
+    },
+    'approval requests created',
+  );
 }

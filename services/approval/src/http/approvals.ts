@@ -19,7 +19,13 @@ type ApprovalRow = Awaited<ReturnType<Db['prisma']['approvalRequest']['findMany'
 
 async function toViews(db: Db, rows: ApprovalRow[]): Promise<ApprovalView[]> {
   const stepIds = rows.map((row) => row.stepId).filter((id): id is string => id !== null);
-  const steps = stepIds.length === 0 ? [] : await db.prisma.planStep.findMany({ where: { id: { in: stepIds } }, select: { id: true, arguments: true } });
+  const steps =
+    stepIds.length === 0
+      ? []
+      : await db.prisma.planStep.findMany({
+          where: { id: { in: stepIds } },
+          select: { id: true, arguments: true },
+        });
   const argumentsByStep = new Map(steps.map((step) => [step.id, step.arguments]));
   return rows.map((row) => {
     const args = row.stepId ? JsonValue.safeParse(argumentsByStep.get(row.stepId) ?? null) : null;
@@ -43,27 +49,50 @@ async function toViews(db: Db, rows: ApprovalRow[]): Promise<ApprovalView[]> {
 }
 
 /** `GET /v1/approvals`, `GET /v1/approvals/:id`, `POST /v1/approvals/:id/decision`. */
-export function registerApprovalRoutes(app: HttpServer, deps: { db: Db; prefix: string; kick: () => void; onDecision?: (decision: string) => void }): void {
-  app.get('/v1/approvals', { schema: { querystring: ListApprovalsQuery, response: { 200: z.object({ approvals: z.array(ApprovalView) }), 400: HttpErrorBody } } }, async (request) => {
-    const { status, taskId, limit } = request.query;
-    const rows = await deps.db.prisma.approvalRequest.findMany({
-      where: { ...(status ? { status } : {}), ...(taskId ? { taskId } : {}) },
-      orderBy: { createdAt: 'asc' },
-      take: limit,
-    });
-    return { approvals: await toViews(deps.db, rows) };
-  });
+export function registerApprovalRoutes(
+  app: HttpServer,
+  deps: { db: Db; prefix: string; kick: () => void; onDecision?: (decision: string) => void },
+): void {
+  app.get(
+    '/v1/approvals',
+    {
+      schema: {
+        querystring: ListApprovalsQuery,
+        response: { 200: z.object({ approvals: z.array(ApprovalView) }), 400: HttpErrorBody },
+      },
+    },
+    async (request) => {
+      const { status, taskId, limit } = request.query;
+      const rows = await deps.db.prisma.approvalRequest.findMany({
+        where: { ...(status ? { status } : {}), ...(taskId ? { taskId } : {}) },
+        orderBy: { createdAt: 'asc' },
+        take: limit,
+      });
+      return { approvals: await toViews(deps.db, rows) };
+    },
+  );
 
-  app.get('/v1/approvals/:id', { schema: { params: IdParams, response: { 200: ApprovalView, 404: HttpErrorBody } } }, async (request) => {
-    const row = await deps.db.prisma.approvalRequest.findUnique({ where: { id: request.params.id } });
-    if (!row) throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
-    const [view] = await toViews(deps.db, [row]);
-    return view;
-  });
+  app.get(
+    '/v1/approvals/:id',
+    { schema: { params: IdParams, response: { 200: ApprovalView, 404: HttpErrorBody } } },
+    async (request) => {
+      const row = await deps.db.prisma.approvalRequest.findUnique({ where: { id: request.params.id } });
+      if (!row)
+        throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
+      const [view] = await toViews(deps.db, [row]);
+      return view;
+    },
+  );
 
   app.post(
     '/v1/approvals/:id/decision',
-    { schema: { params: IdParams, body: ApprovalDecisionBody, response: { 200: ApprovalView, 400: HttpErrorBody, 404: HttpErrorBody, 409: HttpErrorBody } } },
+    {
+      schema: {
+        params: IdParams,
+        body: ApprovalDecisionBody,
+        response: { 200: ApprovalView, 400: HttpErrorBody, 404: HttpErrorBody, 409: HttpErrorBody },
+      },
+    },
     async (request) => {
       const body = request.body;
       const status = body.decision === 'approve' ? 'approved' : 'rejected';
@@ -76,21 +105,41 @@ export function registerApprovalRoutes(app: HttpServer, deps: { db: Db; prefix: 
           data: { status, decidedBy, decidedAt: new Date(), reason },
         });
         const current = await tx.approvalRequest.findUnique({ where: { id: request.params.id } });
-        if (!current) throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
+        if (!current)
+          throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
         if (updated.count === 0) {
-          throw new TandemError(ErrorCodes.APPROVAL_ALREADY_DECIDED, `approval ${current.id} is already ${current.status}`, { details: { status: current.status } });
+          throw new TandemError(
+            ErrorCodes.APPROVAL_ALREADY_DECIDED,
+            `approval ${current.id} is already ${current.status}`,
+            { details: { status: current.status } },
+          );
         }
         if (!current.stepId) throw new TandemError(ErrorCodes.INTERNAL, `approval ${current.id} has no step`);
         await tx.auditLog.create({
           data: {
-            id: randomUUID(), service: 'approval', action: `approval.${status}`, subjectType: 'step', subjectId: current.stepId,
-            actor: decidedBy, reason, data: { approvalId: current.id, taskId: current.taskId },
+            id: randomUUID(),
+            service: 'approval',
+            action: `approval.${status}`,
+            subjectType: 'step',
+            subjectId: current.stepId,
+            actor: decidedBy,
+            reason,
+            data: { approvalId: current.id, taskId: current.taskId },
           },
         });
         const { message } = outboxEvent(
           { prefix: deps.prefix, publisher: 'approval' },
           ApprovalDecided,
-          { approvalId: current.id, taskId: current.taskId, planId: current.planId, stepId: current.stepId, decision: status, mode: 'human', decidedBy, reason },
+          {
+            approvalId: current.id,
+            taskId: current.taskId,
+            planId: current.planId,
+            stepId: current.stepId,
+            decision: status,
+            mode: 'human',
+            decidedBy,
+            reason,
+          },
           { correlationId: current.taskId, causationId: null },
         );
         await enqueueOutbox(tx, message);

@@ -35,12 +35,25 @@ export function nextAction(steps: readonly StepState[]): NextAction {
       case 'rejected':
         return {
           kind: 'fail',
-          error: { code: ErrorCodes.APPROVAL_REJECTED, message: `step ${step.key} (${step.tool}) was rejected${step.error ? `: ${step.error.message}` : ''}`, retryable: false, stepId: step.key },
+          error: {
+            code: ErrorCodes.APPROVAL_REJECTED,
+            message: `step ${step.key} (${step.tool}) was rejected${step.error ? `: ${step.error.message}` : ''}`,
+            retryable: false,
+            stepId: step.key,
+          },
         };
       case 'failed':
         return {
           kind: 'fail',
-          error: { ...(step.error ?? { code: ErrorCodes.STEP_FAILED, message: `step ${step.key} failed`, retryable: false }), retryable: false, stepId: step.key },
+          error: {
+            ...(step.error ?? {
+              code: ErrorCodes.STEP_FAILED,
+              message: `step ${step.key} failed`,
+              retryable: false,
+            }),
+            retryable: false,
+            stepId: step.key,
+          },
         };
       case 'waiting':
         return { kind: 'wait', reason: `step ${step.key} awaits approval` };
@@ -52,19 +65,38 @@ export function nextAction(steps: readonly StepState[]): NextAction {
 }
 
 /** Maps a sandbox outcome to the error of a failed step. */
-export function sandboxError(outcome: string, details: { stderr: string; errorMessage?: string | null; exitCode: number | null }): ErrorShape {
+export function sandboxError(
+  outcome: string,
+  details: { stderr: string; errorMessage?: string | null; exitCode: number | null },
+): ErrorShape {
   const tail = details.stderr.trim().split('\n').slice(-5).join('\n').slice(-1000);
   switch (outcome) {
     case 'timeout':
-      return { code: ErrorCodes.SANDBOX_TIMEOUT, message: 'the program ran past its time limit', retryable: false };
+      return {
+        code: ErrorCodes.SANDBOX_TIMEOUT,
+        message: 'the program ran past its time limit',
+        retryable: false,
+      };
     case 'memory_limit':
-      return { code: ErrorCodes.SANDBOX_MEMORY_LIMIT, message: 'the program ran out of memory', retryable: false };
+      return {
+        code: ErrorCodes.SANDBOX_MEMORY_LIMIT,
+        message: 'the program ran out of memory',
+        retryable: false,
+      };
     case 'output_limit':
-      return { code: ErrorCodes.SANDBOX_OUTPUT_LIMIT, message: 'the program printed more than its output limit', retryable: false };
+      return {
+        code: ErrorCodes.SANDBOX_OUTPUT_LIMIT,
+        message: 'the program printed more than its output limit',
+        retryable: false,
+      };
     case 'killed':
       return { code: ErrorCodes.SANDBOX_KILLED, message: 'the program was killed', retryable: false };
     case 'sandbox_error':
-      return { code: ErrorCodes.SANDBOX_ERROR, message: details.errorMessage ?? 'the sandbox failed to run the program', retryable: false };
+      return {
+        code: ErrorCodes.SANDBOX_ERROR,
+        message: details.errorMessage ?? 'the sandbox failed to run the program',
+        retryable: false,
+      };
     default:
       return {
         code: ErrorCodes.STEP_FAILED,
@@ -82,7 +114,12 @@ export function extractCode(content: string): string | null {
 }
 
 /** The prompt for the code model. */
-export function codePrompt(input: { language: string; spec: string; goal: string; hasInput: boolean }): Array<{ role: 'system' | 'user'; content: string }> {
+export function codePrompt(input: {
+  language: string;
+  spec: string;
+  goal: string;
+  hasInput: boolean;
+}): Array<{ role: 'system' | 'user'; content: string }> {
   const returnRule =
     input.language === 'python'
       ? 'Assign the answer (a JSON-serialisable value) to a global variable named `result`.'

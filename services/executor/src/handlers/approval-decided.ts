@@ -8,18 +8,41 @@ import { advanceTask, type AdvanceDeps } from '../advance.js';
 export const EXECUTOR_APPROVAL_CONSUMER = 'executor-approval-decided';
 
 /** Records a step's approval or rejection, then moves the task forward. */
-export async function handleApprovalDecided(deps: AdvanceDeps, envelope: Envelope<EventData<typeof ApprovalDecided>>, context: { messageId: string; log: Log }): Promise<void> {
+export async function handleApprovalDecided(
+  deps: AdvanceDeps,
+  envelope: Envelope<EventData<typeof ApprovalDecided>>,
+  context: { messageId: string; deliveryCount: number; log: Log },
+): Promise<void> {
   const decision = envelope.data;
   const status = decision.decision === 'approved' ? 'approved' : 'rejected';
-  const error = status === 'rejected' ? { code: ErrorCodes.APPROVAL_REJECTED, message: decision.reason ?? 'rejected', retryable: false } : undefined;
+  const error =
+    status === 'rejected'
+      ? { code: ErrorCodes.APPROVAL_REJECTED, message: decision.reason ?? 'rejected', retryable: false }
+      : undefined;
   await deps.db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, EXECUTOR_APPROVAL_CONSUMER, context.messageId))) return;
-    const existing = await tx.stepRun.findUnique({ where: { stepId: decision.stepId }, select: { status: true } });
+    const existing = await tx.stepRun.findUnique({
+      where: { stepId: decision.stepId },
+      select: { status: true },
+    });
     if (!existing) {
-      await tx.stepRun.create({ data: { stepId: decision.stepId, taskId: decision.taskId, status, approval: decision.mode, ...(error ? { error: toJsonInput(error) } : {}) } });
+      await tx.stepRun.create({
+        data: {
+          stepId: decision.stepId,
+          taskId: decision.taskId,
+          status,
+          approval: decision.mode,
+          ...(error ? { error: toJsonInput(error) } : {}),
+        },
+      });
     } else {
-      await tx.stepRun.updateMany({ where: { stepId: decision.stepId, status: 'waiting' }, data: { status, approval: decision.mode, ...(error ? { error: toJsonInput(error) } : {}) } });
+      await tx.stepRun.updateMany({
+        where: { stepId: decision.stepId, status: 'waiting' },
+        data: { status, approval: decision.mode, ...(error ? { error: toJsonInput(error) } : {}) },
+      });
     }
   });
-  await advanceTask(deps, decision.taskId, context.log);
+  await advanceTask(deps, decision.taskId, context.log, {
+    lastDelivery: context.deliveryCount >= deps.maxDeliver,
+  });
 }

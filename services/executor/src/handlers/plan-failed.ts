@@ -7,12 +7,23 @@ import { failTaskInTx, type AdvanceDeps } from '../advance.js';
 export const EXECUTOR_PLAN_FAILED_CONSUMER = 'executor-plan-failed';
 
 /** Turns a planning failure into the task's `task.failed` outcome (the executor owns outcomes). */
-export async function handlePlanFailed(deps: AdvanceDeps, envelope: Envelope<EventData<typeof PlanFailed>>, context: { messageId: string; log: Log }): Promise<void> {
+export async function handlePlanFailed(
+  deps: AdvanceDeps,
+  envelope: Envelope<EventData<typeof PlanFailed>>,
+  context: { messageId: string; log: Log },
+): Promise<void> {
   const data = envelope.data;
   let failed = false;
   await deps.db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, EXECUTOR_PLAN_FAILED_CONSUMER, context.messageId))) return;
-    failed = await failTaskInTx(tx, deps, { id: data.taskId, kind: data.kind, agentId: data.agentId }, data.request, data.error, {});
+    failed = await failTaskInTx(
+      tx,
+      deps,
+      { id: data.taskId, kind: data.kind, agentId: data.agentId },
+      data.request,
+      data.error,
+      {},
+    );
   });
   if (failed) {
     deps.kick();

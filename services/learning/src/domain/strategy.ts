@@ -2,8 +2,12 @@ import { z } from 'zod';
 
 /** The learned state behind a `strategy` pattern for one kind of task (stored as the pattern's provenance). */
 export const StrategyProvenance = z.object({
-  events: z.array(z.object({ id: z.string(), type: z.string(), taskId: z.string(), at: z.string() })).default([]),
-  sequences: z.record(z.string(), z.object({ successes: z.number().int(), failures: z.number().int() })).default({}),
+  events: z
+    .array(z.object({ id: z.string(), type: z.string(), taskId: z.string(), at: z.string() }))
+    .default([]),
+  sequences: z
+    .record(z.string(), z.object({ successes: z.number().int(), failures: z.number().int() }))
+    .default({}),
   recentErrors: z.array(z.object({ code: z.string(), message: z.string() })).default([]),
 });
 /** The learned state behind a `strategy` pattern. */
@@ -29,12 +33,22 @@ export function applyOutcome(previous: StrategyProvenance, outcome: Outcome): St
   const sequence = outcome.tools.length > 0 ? outcome.tools.join(' -> ') : '(no plan)';
   const counts = previous.sequences[sequence] ?? { successes: 0, failures: 0 };
   return {
-    events: [...previous.events, { id: outcome.eventId, type: outcome.eventType, taskId: outcome.taskId, at: outcome.at }].slice(-MAX_EVENTS),
+    events: [
+      ...previous.events,
+      { id: outcome.eventId, type: outcome.eventType, taskId: outcome.taskId, at: outcome.at },
+    ].slice(-MAX_EVENTS),
     sequences: {
       ...previous.sequences,
-      [sequence]: outcome.succeeded ? { ...counts, successes: counts.successes + 1 } : { ...counts, failures: counts.failures + 1 },
+      [sequence]: outcome.succeeded
+        ? { ...counts, successes: counts.successes + 1 }
+        : { ...counts, failures: counts.failures + 1 },
     },
-    recentErrors: outcome.error ? [...previous.recentErrors, { code: outcome.error.code, message: outcome.error.message.slice(0, 200) }].slice(-MAX_ERRORS) : previous.recentErrors,
+    recentErrors: outcome.error
+      ? [
+          ...previous.recentErrors,
+          { code: outcome.error.code, message: outcome.error.message.slice(0, 200) },
+        ].slice(-MAX_ERRORS)
+      : previous.recentErrors,
   };
 }
 
@@ -46,12 +60,18 @@ export function confidence(successes: number, failures: number): number {
 /** The text the planner reads: which plan shapes worked for this kind of task and what went wrong. */
 export function strategyContent(kind: string, provenance: StrategyProvenance): string {
   const ranked = Object.entries(provenance.sequences).sort(
-    ([, a], [, b]) => confidence(b.successes, b.failures) - confidence(a.successes, a.failures) || b.successes - a.successes,
+    ([, a], [, b]) =>
+      confidence(b.successes, b.failures) - confidence(a.successes, a.failures) || b.successes - a.successes,
   );
   const parts: string[] = [];
   const best = ranked.find(([, counts]) => counts.successes > 0);
-  if (best) parts.push(`For "${kind}" tasks, plans shaped ${best[0]} succeeded ${best[1].successes} of ${best[1].successes + best[1].failures} times.`);
-  const worst = ranked.filter(([, counts]) => counts.failures > counts.successes).map(([sequence]) => sequence);
+  if (best)
+    parts.push(
+      `For "${kind}" tasks, plans shaped ${best[0]} succeeded ${best[1].successes} of ${best[1].successes + best[1].failures} times.`,
+    );
+  const worst = ranked
+    .filter(([, counts]) => counts.failures > counts.successes)
+    .map(([sequence]) => sequence);
   if (worst.length > 0) parts.push(`Plans shaped ${worst.join('; ')} failed more often than not.`);
   const lastError = provenance.recentErrors[provenance.recentErrors.length - 1];
   if (lastError) parts.push(`A recent failure: ${lastError.code}: ${lastError.message}`);

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { TaskOutcomeCloudEvent } from '@tandem/contracts';
 import { markProcessed, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
-import { StrategyProvenance, applyOutcome, confidence, strategyContent, type Outcome } from '../domain/strategy.js';
+import {
+  StrategyProvenance,
+  applyOutcome,
+  confidence,
+  strategyContent,
+  type Outcome,
+} from '../domain/strategy.js';
 
 /** Consumer names, one per outcome subject (wire names). */
 export const LEARNING_COMPLETED_CONSUMER = 'learning-task-completed';
@@ -38,7 +44,18 @@ export async function handleTaskOutcome(
   await deps.db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, context.consumer, context.messageId))) return;
     await tx.learningPattern.createMany({
-      data: [{ id: randomUUID(), type: 'strategy', scope, signature: SIGNATURE, content: strategyContent(kind, StrategyProvenance.parse({})), source: 'execution', provenance: StrategyProvenance.parse({}), status: 'candidate' }],
+      data: [
+        {
+          id: randomUUID(),
+          type: 'strategy',
+          scope,
+          signature: SIGNATURE,
+          content: strategyContent(kind, StrategyProvenance.parse({})),
+          source: 'execution',
+          provenance: StrategyProvenance.parse({}),
+          status: 'candidate',
+        },
+      ],
       skipDuplicates: true,
     });
     const locked = await tx.$queryRaw<Array<{ id: string }>>`

@@ -24,7 +24,11 @@ export interface PlanningRequest {
 /** A chat message in the OpenAI shape (the subset the planner writes). */
 export type ChatMessage =
   | { role: 'system' | 'user'; content: string }
-  | { role: 'assistant'; content: string | null; tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> }
+  | {
+      role: 'assistant';
+      content: string | null;
+      tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }>;
+    }
   | { role: 'tool'; tool_call_id: string; content: string };
 
 /** A tool call as the model returned it. */
@@ -47,7 +51,9 @@ export function planningSystemPrompt(patterns: PlanningRequest['patterns']): str
   if (patterns.length > 0) {
     lines.push('', 'What Tandem learned from earlier tasks of this kind (most reliable first):');
     for (const pattern of patterns) {
-      lines.push(`- [${pattern.type}, confidence ${pattern.confidence.toFixed(2)}, ${pattern.successCount} ok / ${pattern.failureCount} failed] ${pattern.content}`);
+      lines.push(
+        `- [${pattern.type}, confidence ${pattern.confidence.toFixed(2)}, ${pattern.successCount} ok / ${pattern.failureCount} failed] ${pattern.content}`,
+      );
     }
   }
   return lines.join('\n');
@@ -84,13 +90,29 @@ export function checkModelPlan(
   limits: ToolCallLimits & { maxSteps: number },
 ): PlanCheck {
   if (calls.length === 0) {
-    const error = { code: ErrorCodes.PLAN_NO_TOOL_CALLS, message: 'the answer contained no function calls; plan with function calls', retryable: false };
-    return { ok: false, error, invalidCalls: 0, feedback: [{ role: 'assistant', content }, { role: 'user', content: `Rejected: ${error.message}.` }] };
+    const error = {
+      code: ErrorCodes.PLAN_NO_TOOL_CALLS,
+      message: 'the answer contained no function calls; plan with function calls',
+      retryable: false,
+    };
+    return {
+      ok: false,
+      error,
+      invalidCalls: 0,
+      feedback: [
+        { role: 'assistant', content },
+        { role: 'user', content: `Rejected: ${error.message}.` },
+      ],
+    };
   }
   const assistant: ChatMessage = {
     role: 'assistant',
     content,
-    tool_calls: calls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+    tool_calls: calls.map((call) => ({
+      id: call.id,
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    })),
   };
   const steps: PlanStepDraft[] = [];
   const results: Array<{ call: ModelToolCall; error: ErrorShape | null }> = [];
@@ -99,8 +121,15 @@ export function checkModelPlan(
     const key = `s${index + 1}`;
     const validation = validateToolCall(registry, { name: call.name, arguments: call.arguments }, limits);
     if (validation.ok) {
-      const references = Object.values(validation.call.arguments).flatMap((value) => (typeof value === 'string' ? referencedStepKeys(value) : []));
-      steps.push({ key, tool: validation.call.tool, arguments: validation.call.arguments, dependsOn: [...new Set(references)] });
+      const references = Object.values(validation.call.arguments).flatMap((value) =>
+        typeof value === 'string' ? referencedStepKeys(value) : [],
+      );
+      steps.push({
+        key,
+        tool: validation.call.tool,
+        arguments: validation.call.arguments,
+        dependsOn: [...new Set(references)],
+      });
       results.push({ call, error: null });
     } else {
       firstError ??= { ...validation.error, stepId: key };
@@ -123,7 +152,10 @@ export function checkModelPlan(
         ? `Rejected step s${index + 1}: ${result.error.code}: ${result.error.message}`
         : `Step s${index + 1} is valid, but the plan as a whole was rejected.`,
     })),
-    { role: 'user', content: `The plan was rejected (${error.code}: ${error.message}). Send the whole corrected plan again as function calls.` },
+    {
+      role: 'user',
+      content: `The plan was rejected (${error.code}: ${error.message}). Send the whole corrected plan again as function calls.`,
+    },
   ];
   return { ok: false, error, feedback, invalidCalls };
 }
@@ -132,7 +164,12 @@ export function checkModelPlan(
  * A first quality figure for a plan (0..1): fewer repairs and fewer invalid calls score higher.
  * Learning refines plan quality later from outcomes.
  */
-export function planQualityScore(input: { repairAttempts: number; invalidCalls: number; stepCount: number; maxSteps: number }): number {
+export function planQualityScore(input: {
+  repairAttempts: number;
+  invalidCalls: number;
+  stepCount: number;
+  maxSteps: number;
+}): number {
   const repairPenalty = 0.25 * input.repairAttempts;
   const invalidPenalty = 0.05 * input.invalidCalls;
   const sizePenalty = input.stepCount > input.maxSteps / 2 ? 0.1 : 0;

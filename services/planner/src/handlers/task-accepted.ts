@@ -13,7 +13,14 @@ import {
 } from '@tandem/contracts';
 import { enqueueOutbox, markProcessed, type Db } from '@tandem/db';
 import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
-import { checkModelPlan, initialMessages, planQualityScore, planningTools, type ChatMessage, type ModelToolCall } from '../domain/planning.js';
+import {
+  checkModelPlan,
+  initialMessages,
+  planQualityScore,
+  planningTools,
+  type ChatMessage,
+  type ModelToolCall,
+} from '../domain/planning.js';
 import { fetchPatterns, type Requester } from '../patterns.js';
 
 type TaskAcceptedData = EventData<typeof TaskAccepted>;
@@ -36,8 +43,18 @@ export interface PlanningDeps {
   model: PlanningModel;
   registry: ReadonlyMap<string, ToolDefinition>;
   request: Requester;
-  limits: { maxRepairs: number; maxSteps: number; maxArgumentBytes: number; maxDepth: number; learningTimeoutMs: number; maxDeliver: number };
-  onPlanned?: (outcome: 'proposed' | 'failed', figures: { repairs: number; ms: number; quality: number | null }) => void;
+  limits: {
+    maxRepairs: number;
+    maxSteps: number;
+    maxArgumentBytes: number;
+    maxDepth: number;
+    learningTimeoutMs: number;
+    maxDeliver: number;
+  };
+  onPlanned?: (
+    outcome: 'proposed' | 'failed',
+    figures: { repairs: number; ms: number; quality: number | null },
+  ) => void;
   kick: () => void;
 }
 
@@ -57,33 +74,55 @@ export async function handleTaskAccepted(
 ): Promise<void> {
   const { db } = deps;
   const data = envelope.data;
-  const already = await db.prisma.processedMessage.findUnique({ where: { consumer_messageId: { consumer: CONSUMER, messageId: context.messageId } } });
+  const already = await db.prisma.processedMessage.findUnique({
+    where: { consumer_messageId: { consumer: CONSUMER, messageId: context.messageId } },
+  });
   if (already) return;
   const task = await db.prisma.task.findUnique({ where: { id: data.taskId }, select: { status: true } });
-  if (!task) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, { retryable: true });
+  if (!task)
+    throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, {
+      retryable: true,
+    });
   if (task.status === 'planned' || task.status === 'failed') {
     await db.prisma.$transaction(async (tx) => {
       await markProcessed(tx, CONSUMER, context.messageId);
     });
     return;
   }
-  await db.prisma.task.updateMany({ where: { id: data.taskId, status: 'accepted' }, data: { status: 'planning' } });
+  await db.prisma.task.updateMany({
+    where: { id: data.taskId, status: 'accepted' },
+    data: { status: 'planning' },
+  });
 
   const started = Date.now();
   const { patterns } = await fetchPatterns(
-    { request: deps.request, prefix: deps.prefix, timeoutMs: deps.limits.learningTimeoutMs, log: context.log },
+    {
+      request: deps.request,
+      prefix: deps.prefix,
+      timeoutMs: deps.limits.learningTimeoutMs,
+      log: context.log,
+    },
     { kind: data.kind, agentId: data.agentId, limit: 5 },
   );
   const messages = initialMessages({ goal: data.goal, input: data.input, kind: data.kind, patterns });
   const tools = planningTools(deps.registry);
-  let lastError: ErrorShape & { stepId?: string } = { code: ErrorCodes.PLAN_REJECTED, message: 'no plan', retryable: false };
+  let lastError: ErrorShape & { stepId?: string } = {
+    code: ErrorCodes.PLAN_REJECTED,
+    message: 'no plan',
+    retryable: false,
+  };
   let invalidCalls = 0;
   let models: string[] = [];
 
   for (let attempt = 0; attempt <= deps.limits.maxRepairs; attempt += 1) {
     let answer: Awaited<ReturnType<PlanningModel['complete']>>;
     try {
-      answer = await deps.model.complete({ taskId: data.taskId, messages, tools, idempotencyKey: `plan:${data.taskId}:v1:${attempt}` });
+      answer = await deps.model.complete({
+        taskId: data.taskId,
+        messages,
+        tools,
+        idempotencyKey: `plan:${data.taskId}:v1:${attempt}`,
+      });
     } catch (error) {
       const shape = toErrorShape(error);
       // A retryable model failure is tried again later through redelivery, until the last delivery.
@@ -102,7 +141,12 @@ export async function handleTaskAccepted(
     if (check.ok) {
       const planId = randomUUID();
       const planningMs = Date.now() - started;
-      const quality = planQualityScore({ repairAttempts: attempt, invalidCalls, stepCount: check.steps.length, maxSteps: deps.limits.maxSteps });
+      const quality = planQualityScore({
+        repairAttempts: attempt,
+        invalidCalls,
+        stepCount: check.steps.length,
+        maxSteps: deps.limits.maxSteps,
+      });
       const steps = check.steps.map((step, index) => ({
         stepId: randomUUID(),
         key: step.key,
@@ -117,15 +161,34 @@ export async function handleTaskAccepted(
       const { message } = outboxEvent(
         { prefix: deps.prefix, publisher: 'planner' },
         PlanProposed,
-        { taskId: data.taskId, planId, version: 1, request: data.request, kind: data.kind, agentId: data.agentId, steps },
+        {
+          taskId: data.taskId,
+          planId,
+          version: 1,
+          request: data.request,
+          kind: data.kind,
+          agentId: data.agentId,
+          steps,
+        },
         { correlationId: data.taskId, causationId: envelope.id },
       );
       await db.prisma.$transaction(async (tx) => {
         if (!(await markProcessed(tx, CONSUMER, context.messageId))) return;
-        const updated = await tx.task.updateMany({ where: { id: data.taskId, status: { in: ['accepted', 'planning'] } }, data: { status: 'planned' } });
+        const updated = await tx.task.updateMany({
+          where: { id: data.taskId, status: { in: ['accepted', 'planning'] } },
+          data: { status: 'planned' },
+        });
         if (updated.count === 0) return;
         await tx.plan.create({
-          data: { id: planId, taskId: data.taskId, version: 1, modelsUsed: models, qualityScore: quality, attempts: attempt + 1, strategy: patterns.length > 0 ? 'with-patterns' : 'plain' },
+          data: {
+            id: planId,
+            taskId: data.taskId,
+            version: 1,
+            modelsUsed: models,
+            qualityScore: quality,
+            attempts: attempt + 1,
+            strategy: patterns.length > 0 ? 'with-patterns' : 'plain',
+          },
         });
         await tx.planStep.createMany({
           data: steps.map((step) => ({
@@ -141,19 +204,33 @@ export async function handleTaskAccepted(
           })),
         });
         await tx.planMetrics.create({
-          data: { planId, taskId: data.taskId, stepCount: steps.length, validationErrors: invalidCalls, repairAttempts: attempt, qualityScore: quality, planningMs },
+          data: {
+            planId,
+            taskId: data.taskId,
+            stepCount: steps.length,
+            validationErrors: invalidCalls,
+            repairAttempts: attempt,
+            qualityScore: quality,
+            planningMs,
+          },
         });
         await enqueueOutbox(tx, message);
       });
       deps.kick();
       deps.onPlanned?.('proposed', { repairs: attempt, ms: planningMs, quality });
-      context.log.info({ taskId: data.taskId, planId, steps: steps.length, repairs: attempt }, 'plan proposed');
+      context.log.info(
+        { taskId: data.taskId, planId, steps: steps.length, repairs: attempt },
+        'plan proposed',
+      );
       return;
     }
     lastError = check.error;
     invalidCalls += check.invalidCalls;
     messages.push(...check.feedback);
-    context.log.info({ taskId: data.taskId, attempt, code: check.error.code }, 'plan rejected; asking the model again');
+    context.log.info(
+      { taskId: data.taskId, attempt, code: check.error.code },
+      'plan rejected; asking the model again',
+    );
   }
 
   const error: ErrorShape = { ...lastError, retryable: false };

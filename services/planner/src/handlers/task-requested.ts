@@ -1,7 +1,7 @@
-import type { TaskRequestedCloudEvent } from '@tandem/contracts';
+import { ErrorCodes, TandemError, type TaskRequestedCloudEvent } from '@tandem/contracts';
 import { markProcessed, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
-import { acceptTask } from '../tasks.js';
+import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 
 /** Consumer name of the intake handler (wire name: renaming it creates a new durable consumer). */
 export const INTAKE_CONSUMER = 'planner-intake';
@@ -21,9 +21,20 @@ export async function handleTaskRequested(
   event: TaskRequestedCloudEvent,
   context: { messageId: string; log: Log },
 ): Promise<void> {
+  if (event.source === HTTP_SOURCE) {
+    throw new TandemError(
+      ErrorCodes.TASK_RESERVED_SOURCE,
+      `CloudEvent source "${HTTP_SOURCE}" is reserved for HTTP submissions`,
+    );
+  }
   const result = await acceptTask(
     deps.db,
-    { source: event.source, externalId: event.id, request: { source: event.source, id: event.id }, data: event.data },
+    {
+      source: event.source,
+      externalId: event.id,
+      request: { source: event.source, id: event.id },
+      data: event.data,
+    },
     {
       prefix: deps.prefix,
       causationId: event.id,
@@ -33,5 +44,8 @@ export async function handleTaskRequested(
     },
   );
   if (result.created) deps.kick();
-  context.log.info({ taskId: result.taskId, source: event.source, created: result.created }, result.created ? 'task accepted' : 'duplicate task request');
+  context.log.info(
+    { taskId: result.taskId, source: event.source, created: result.created },
+    result.created ? 'task accepted' : 'duplicate task request',
+  );
 }

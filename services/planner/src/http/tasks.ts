@@ -1,9 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { CreateTaskBody, CreateTaskResponse, ErrorCodes, ErrorShape, HttpErrorBody, JsonValue, TandemError, TaskView, type TaskStepView } from '@tandem/contracts';
+import {
+  CreateTaskBody,
+  CreateTaskResponse,
+  ErrorCodes,
+  ErrorShape,
+  HttpErrorBody,
+  JsonValue,
+  TandemError,
+  TaskView,
+  type TaskStepView,
+} from '@tandem/contracts';
 import type { Db } from '@tandem/db';
 import type { HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
-import { acceptTask } from '../tasks.js';
+import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
 const IdempotencyHeaders = z.looseObject({ 'idempotency-key': z.string().min(1).max(200).optional() });
@@ -28,7 +38,14 @@ function argumentsOf(value: unknown): Record<string, JsonValue> {
 export async function readTaskView(db: Db, taskId: string): Promise<TaskView | null> {
   const task = await db.prisma.task.findUnique({
     where: { id: taskId },
-    include: { plans: { orderBy: { version: 'desc' }, take: 1, include: { steps: { orderBy: { index: 'asc' }, include: { run: true } } } }, run: true },
+    include: {
+      plans: {
+        orderBy: { version: 'desc' },
+        take: 1,
+        include: { steps: { orderBy: { index: 'asc' }, include: { run: true } } },
+      },
+      run: true,
+    },
   });
   if (!task) return null;
   const plan = task.plans[0] ?? null;
@@ -44,7 +61,13 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
     result: jsonOrNull(step.run?.result),
     error: errorOrNull(step.run?.error),
   }));
-  const status = task.run ? (task.run.status === 'running' ? 'running' : task.run.status === 'completed' ? 'completed' : 'failed') : task.status;
+  const status = task.run
+    ? task.run.status === 'running'
+      ? 'running'
+      : task.run.status === 'completed'
+        ? 'completed'
+        : 'failed'
+    : task.status;
   return TaskView.parse({
     taskId: task.id,
     status,
@@ -60,15 +83,29 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
 }
 
 /** `POST /v1/tasks` and `GET /v1/tasks/:id`. */
-export function registerTaskRoutes(app: HttpServer, deps: { db: Db; prefix: string; kick: () => void; onAccepted?: (created: boolean) => void }): void {
+export function registerTaskRoutes(
+  app: HttpServer,
+  deps: { db: Db; prefix: string; kick: () => void; onAccepted?: (created: boolean) => void },
+): void {
   app.post(
     '/v1/tasks',
-    { schema: { body: CreateTaskBody, headers: IdempotencyHeaders, response: { 202: CreateTaskResponse, 400: HttpErrorBody, 409: HttpErrorBody } } },
+    {
+      schema: {
+        body: CreateTaskBody,
+        headers: IdempotencyHeaders,
+        response: { 202: CreateTaskResponse, 400: HttpErrorBody, 409: HttpErrorBody },
+      },
+    },
     async (request, reply) => {
       const key = request.headers['idempotency-key'];
       const result = await acceptTask(
         deps.db,
-        { source: 'http', externalId: key ?? `auto:${randomUUID()}`, request: { idempotencyKey: key ?? null }, data: request.body },
+        {
+          source: HTTP_SOURCE,
+          externalId: key ?? `auto:${randomUUID()}`,
+          request: { idempotencyKey: key ?? null },
+          data: request.body,
+        },
         { prefix: deps.prefix, causationId: null },
       );
       if (result.created) deps.kick();
@@ -77,9 +114,13 @@ export function registerTaskRoutes(app: HttpServer, deps: { db: Db; prefix: stri
     },
   );
 
-  app.get('/v1/tasks/:id', { schema: { params: IdParams, response: { 200: TaskView, 404: HttpErrorBody } } }, async (request) => {
-    const view = await readTaskView(deps.db, request.params.id);
-    if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${request.params.id} not found`);
-    return view;
-  });
+  app.get(
+    '/v1/tasks/:id',
+    { schema: { params: IdParams, response: { 200: TaskView, 404: HttpErrorBody } } },
+    async (request) => {
+      const view = await readTaskView(deps.db, request.params.id);
+      if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${request.params.id} not found`);
+      return view;
+    },
+  );
 }

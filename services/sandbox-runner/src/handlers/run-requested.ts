@@ -1,5 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { JsonValue, SandboxRunCompleted, type Envelope, type EventData, type SandboxRunRequested } from '@tandem/contracts';
+import {
+  JsonValue,
+  SandboxRunCompleted,
+  type Envelope,
+  type EventData,
+  type SandboxRunRequested,
+} from '@tandem/contracts';
 import { enqueueOutbox, isUniqueViolation, markProcessed, type Db } from '@tandem/db';
 import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
 import type { SandboxBackend, SandboxResult } from '../sandbox/index.js';
@@ -19,17 +25,30 @@ export interface LimitCeilings {
  * the result event commit together afterwards.
  */
 export async function handleRunRequested(
-  deps: { db: Db; prefix: string; backend: SandboxBackend; ceilings: LimitCeilings; kick: () => void; onRun?: (result: SandboxResult, language: string) => void },
+  deps: {
+    db: Db;
+    prefix: string;
+    backend: SandboxBackend;
+    ceilings: LimitCeilings;
+    kick: () => void;
+    onRun?: (result: SandboxResult, language: string) => void;
+  },
   envelope: Envelope<EventData<typeof SandboxRunRequested>>,
   context: { messageId: string; log: Log },
 ): Promise<void> {
   const job = envelope.data;
-  const existing = await deps.db.prisma.sandboxRun.findUnique({ where: { idempotencyKey: job.idempotencyKey }, select: { id: true } });
+  const existing = await deps.db.prisma.sandboxRun.findUnique({
+    where: { idempotencyKey: job.idempotencyKey },
+    select: { id: true },
+  });
   if (existing) {
     await deps.db.prisma.$transaction(async (tx) => {
       await markProcessed(tx, RUN_REQUESTED_CONSUMER, context.messageId);
     });
-    context.log.info({ key: job.idempotencyKey, runId: existing.id }, 'sandbox job already ran; not running it again');
+    context.log.info(
+      { key: job.idempotencyKey, runId: existing.id },
+      'sandbox job already ran; not running it again',
+    );
     return;
   }
   const limits = {
@@ -37,7 +56,12 @@ export async function handleRunRequested(
     maxOutputBytes: Math.min(job.limits.maxOutputBytes, deps.ceilings.maxOutputBytes),
     ...(job.limits.memoryMb === undefined ? {} : { memoryMb: job.limits.memoryMb }),
   };
-  const result = await deps.backend.run({ language: job.language, code: job.code, input: job.input ?? null, limits });
+  const result = await deps.backend.run({
+    language: job.language,
+    code: job.code,
+    input: job.input ?? null,
+    limits,
+  });
   deps.onRun?.(result, job.language);
   const value = JsonValue.safeParse(result.value ?? null);
   const runId = randomUUID();
@@ -88,11 +112,17 @@ export async function handleRunRequested(
   } catch (error) {
     // Another replica ran the same key at the same moment and stored first: its result stands.
     if (isUniqueViolation(error)) {
-      context.log.warn({ key: job.idempotencyKey }, 'a concurrent run of the same job stored first; discarding this result');
+      context.log.warn(
+        { key: job.idempotencyKey },
+        'a concurrent run of the same job stored first; discarding this result',
+      );
       return;
     }
     throw error;
   }
   deps.kick();
-  context.log.info({ key: job.idempotencyKey, outcome: result.outcome, durationMs: result.durationMs }, 'sandbox job finished');
+  context.log.info(
+    { key: job.idempotencyKey, outcome: result.outcome, durationMs: result.durationMs },
+    'sandbox job finished',
+  );
 }
