@@ -29,9 +29,10 @@ export function isListening(host: string, port: number, timeoutMs = 500): Promis
  * Uses nats-server at 127.0.0.1:4222 when one answers there; otherwise starts `nats-server` from PATH
  * with JetStream on a temporary store and a free port.
  */
-export async function ensureNats(options: { port: number }): Promise<NatsServer> {
-  if (await isListening('127.0.0.1', 4222))
-    return { url: 'nats://127.0.0.1:4222', started: false, stop: async () => undefined };
+export async function ensureNats(options: { port: number; probePort?: number }): Promise<NatsServer> {
+  const probePort = options.probePort ?? 4222;
+  if (await isListening('127.0.0.1', probePort))
+    return { url: `nats://127.0.0.1:${probePort}`, started: false, stop: async () => undefined };
   const storeDir = await mkdtemp(join(tmpdir(), 'tandem-nats-'));
   const child: ChildProcess = spawn(
     'nats-server',

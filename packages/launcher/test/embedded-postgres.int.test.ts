@@ -1,0 +1,50 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDb, markProcessed, migrate } from '@tandem/db';
+import { getFreePort } from '@tandem/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded-postgres.js';
+
+describe('the embedded Postgres (PGlite behind the wire server)', () => {
+  let dataDir: string;
+  let embedded: EmbeddedPostgres;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'tandem-pglite-test-'));
+    embedded = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port: await getFreePort() });
+  });
+
+  afterAll(async () => {
+    await embedded?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('takes the migrations, and several Prisma clients with pools work on it at once', async () => {
+    expect((await migrate({ url: embedded.url })).applied).toEqual(['20261126000000_init']);
+    expect((await migrate({ url: embedded.url })).applied).toEqual([]);
+    const clients = [
+      createDb({ url: embedded.url, poolMax: 3 }),
+      createDb({ url: embedded.url, poolMax: 3 }),
+    ];
+    try {
+      const ids = Array.from({ length: 20 }, () => randomUUID());
+      // Interactive transactions from two clients (two "services") interleave on one PGlite session.
+      await Promise.all(
+        ids.map((id, index) =>
+          clients[index % 2]!.prisma.$transaction(async (tx) => {
+            expect(await markProcessed(tx, 'embedded-test', id)).toBe(true);
+            expect(await markProcessed(tx, 'embedded-test', id)).toBe(false);
+          }),
+        ),
+      );
+      const count = await clients[0]!.prisma.processedMessage.count({ where: { consumer: 'embedded-test' } });
+      expect(count).toBe(20);
+      const [zone] = await clients[1]!.prisma.$queryRaw<Array<{ TimeZone: string }>>`SHOW TimeZone`;
+      expect(zone?.TimeZone).toBe('UTC');
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  });
+});
