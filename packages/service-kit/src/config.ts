@@ -1,3 +1,4 @@
+import { ModelsConfigError, modelsConfigFromEnv, type ModelsConfig } from '@tandem/models';
 import { z } from 'zod';
 
 /** Settings every service shares; each service extends it with its own. */
@@ -53,5 +54,19 @@ export function loadConfigOrExit<TSchema extends z.ZodType>(
       process.exit(2);
     }
     throw error;
+  }
+}
+
+/** For `main.ts` of a service that calls models: parse the model settings or print every problem and exit 2. */
+export function loadModelsConfigOrExit(
+  env: Record<string, string | undefined>,
+  service: string,
+): ModelsConfig {
+  try {
+    return modelsConfigFromEnv(env);
+  } catch (error) {
+    if (!(error instanceof ModelsConfigError)) throw error;
+    process.stderr.write(`${service}: ${error.message}\n`);
+    process.exit(2);
   }
 }

@@ -76,15 +76,13 @@ export function createHttpServer(options: {
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: {
-          code: ErrorCodes.HTTP_NOT_FOUND,
-          message: `no route ${request.method} ${request.url}`,
-          retryable: false,
-        },
-      }),
+    reply.code(404).send({
+      error: {
+        code: ErrorCodes.HTTP_NOT_FOUND,
+        message: `no route ${request.method} ${request.url}`,
+        retryable: false,
+      },
+    }),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -1,5 +1,5 @@
 /** @tandem/service-kit: what every Tandem service shares at its edges. */
-export { BaseConfig, ConfigError, parseConfig, loadConfigOrExit } from './config.js';
+export { BaseConfig, ConfigError, parseConfig, loadConfigOrExit, loadModelsConfigOrExit } from './config.js';
 export { createLogger } from './logger.js';
 export type { Log } from './logger.js';
 export { createMetrics } from './metrics.js';

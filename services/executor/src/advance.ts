@@ -250,35 +250,7 @@ export async function advanceTask(
           ]),
       );
       const answer = resolveStepReferences(args.answer, results);
-      await deps.db.prisma.$transaction(async (tx) => {
-        const updated = await tx.stepRun.updateMany({
-          where: { stepId: step.stepId, status: 'approved' },
-          data: {
-            status: 'completed',
-            result: { value: answer, stdout: '' },
-            startedAt: new Date(),
-            finishedAt: new Date(),
-            attempts: { increment: 1 },
-          },
-        });
-        if (updated.count === 0) return;
-        await enqueueOutbox(
-          tx,
-          outboxEvent(
-            publisherOptions(deps),
-            StepFinished,
-            {
-              taskId,
-              stepId: step.stepId,
-              key: step.key,
-              tool: step.tool,
-              status: 'completed',
-              value: answer,
-            },
-            meta,
-          ).message,
-        );
-      });
+      await finishStep(deps, step, taskId, 'approved', { status: 'completed', value: answer });
       deps.kick();
       continue;
     }
@@ -328,29 +300,7 @@ export async function advanceTask(
             });
             throw error;
           }
-          await deps.db.prisma.$transaction(async (tx) => {
-            const updated = await tx.stepRun.updateMany({
-              where: { stepId: step.stepId, status: 'generating' },
-              data: { status: 'failed', error: toJsonInput(shape), finishedAt: new Date() },
-            });
-            if (updated.count === 0) return;
-            await enqueueOutbox(
-              tx,
-              outboxEvent(
-                publisherOptions(deps),
-                StepFinished,
-                {
-                  taskId,
-                  stepId: step.stepId,
-                  key: step.key,
-                  tool: step.tool,
-                  status: 'failed',
-                  error: shape,
-                },
-                meta,
-              ).message,
-            );
-          });
+          await finishStep(deps, step, taskId, 'generating', { status: 'failed', error: shape });
           deps.kick();
           continue;
         }
@@ -398,9 +348,61 @@ export async function advanceTask(
       message: `the executor cannot run ${step.tool}`,
       retryable: false,
     };
-    await deps.db.prisma.stepRun.updateMany({
-      where: { stepId: step.stepId, status: 'approved' },
-      data: { status: 'failed', error: toJsonInput(error) },
-    });
+    await finishStep(deps, step, taskId, 'approved', { status: 'failed', error });
+    deps.kick();
   }
+}
+
+/**
+ * Moves a step from `from` to completed or failed and enqueues its `step.finished` event, in one
+ * transaction; a conditional update, so a step another replica already moved is left alone.
+ */
+async function finishStep(
+  deps: AdvanceDeps,
+  step: StepState,
+  taskId: string,
+  from: 'approved' | 'generating',
+  outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape },
+): Promise<boolean> {
+  const now = new Date();
+  return deps.db.prisma.$transaction(async (tx) => {
+    const updated = await tx.stepRun.updateMany({
+      where: { stepId: step.stepId, status: from },
+      data:
+        outcome.status === 'completed'
+          ? {
+              status: 'completed',
+              result: toJsonInput({ value: outcome.value, stdout: '' }),
+              startedAt: now,
+              finishedAt: now,
+              attempts: { increment: 1 },
+            }
+          : { status: 'failed', error: toJsonInput(outcome.error), finishedAt: now },
+    });
+    if (updated.count === 0) return false;
+    const data =
+      outcome.status === 'completed'
+        ? {
+            taskId,
+            stepId: step.stepId,
+            key: step.key,
+            tool: step.tool,
+            status: 'completed' as const,
+            value: outcome.value,
+          }
+        : {
+            taskId,
+            stepId: step.stepId,
+            key: step.key,
+            tool: step.tool,
+            status: 'failed' as const,
+            error: outcome.error,
+          };
+    await enqueueOutbox(
+      tx,
+      outboxEvent(publisherOptions(deps), StepFinished, data, { correlationId: taskId, causationId: null })
+        .message,
+    );
+    return true;
+  });
 }

@@ -1,5 +1,6 @@
-import { ModelsConfigError, createModelClients, modelsConfigFromEnv } from '@tandem/models';
+import { createModelClients } from '@tandem/models';
 import {
+  loadModelsConfigOrExit,
   createModelCallRecorder,
   createServiceRuntime,
   loadConfigOrExit,
@@ -10,14 +11,7 @@ import { ExecutorConfig } from './config.js';
 
 // Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
 const config = loadConfigOrExit(ExecutorConfig, process.env, 'executor');
-let modelsConfig: ReturnType<typeof modelsConfigFromEnv>;
-try {
-  modelsConfig = modelsConfigFromEnv(process.env);
-} catch (error) {
-  if (!(error instanceof ModelsConfigError)) throw error;
-  process.stderr.write(`executor: ${error.message}\n`);
-  process.exit(2);
-}
+const modelsConfig = loadModelsConfigOrExit(process.env, 'executor');
 const runtime = await createServiceRuntime({ service: 'executor', config });
 const recorder = createModelCallRecorder({
   db: runtime.db,

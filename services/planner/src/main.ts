@@ -1,5 +1,6 @@
-import { ModelsConfigError, createModelClients, modelsConfigFromEnv } from '@tandem/models';
+import { createModelClients } from '@tandem/models';
 import {
+  loadModelsConfigOrExit,
   createModelCallRecorder,
   createServiceRuntime,
   loadConfigOrExit,
@@ -10,14 +11,7 @@ import { PlannerConfig } from './config.js';
 
 // Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
 const config = loadConfigOrExit(PlannerConfig, process.env, 'planner');
-let modelsConfig: ReturnType<typeof modelsConfigFromEnv>;
-try {
-  modelsConfig = modelsConfigFromEnv(process.env);
-} catch (error) {
-  if (!(error instanceof ModelsConfigError)) throw error;
-  process.stderr.write(`planner: ${error.message}\n`);
-  process.exit(2);
-}
+const modelsConfig = loadModelsConfigOrExit(process.env, 'planner');
 const runtime = await createServiceRuntime({ service: 'planner', config });
 const recorder = createModelCallRecorder({
   db: runtime.db,
