@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,11 +29,18 @@ export function isListening(host: string, port: number, timeoutMs = 500): Promis
  * Uses nats-server at 127.0.0.1:4222 when one answers there; otherwise starts `nats-server` from PATH
  * with JetStream on a temporary store and a free port.
  */
-export async function ensureNats(options: { port: number; probePort?: number }): Promise<NatsServer> {
+export async function ensureNats(options: {
+  port: number;
+  probePort?: number;
+  /** Where JetStream keeps its data; kept after stop. Without it, a temporary store removed on stop. */
+  storeDir?: string;
+}): Promise<NatsServer> {
   const probePort = options.probePort ?? 4222;
   if (await isListening('127.0.0.1', probePort))
     return { url: `nats://127.0.0.1:${probePort}`, started: false, stop: async () => undefined };
-  const storeDir = await mkdtemp(join(tmpdir(), 'tandem-nats-'));
+  const persistent = options.storeDir !== undefined;
+  const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), 'tandem-nats-')));
+  if (persistent) await mkdir(storeDir, { recursive: true });
   const child: ChildProcess = spawn(
     'nats-server',
     ['-a', '127.0.0.1', '-p', String(options.port), '-js', '-sd', storeDir],
@@ -64,7 +71,7 @@ export async function ensureNats(options: { port: number; probePort?: number }):
         child.kill('SIGTERM');
         await exited;
       }
-      await rm(storeDir, { recursive: true, force: true });
+      if (!persistent) await rm(storeDir, { recursive: true, force: true });
     },
   };
 }

@@ -39,11 +39,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// Embedded data (PGlite's files, a started nats-server's JetStream store) lives under one root.
+const dataRoot = env['TANDEM_DATA_DIR'] ?? join(homedir(), '.tandem');
+
 try {
   let databaseUrl = env['DATABASE_URL'];
   let embedded: EmbeddedPostgres | undefined;
   if (!databaseUrl) {
-    const dataDir = env['TANDEM_DATA_DIR'] ?? join(homedir(), '.tandem', 'pglite');
+    const dataDir = join(dataRoot, 'pglite');
     embedded = await startEmbeddedPostgres({ dataDir, port: await getFreePort() });
     stopSteps.push(() => embedded?.stop() ?? Promise.resolve());
     databaseUrl = embedded.url;
@@ -58,7 +61,8 @@ try {
 
   let natsUrl = env['NATS_URL'];
   if (!natsUrl) {
-    const nats = await ensureNats({ port: await getFreePort() });
+    // Beside the embedded database, so messages in flight survive a restart as the tasks' rows do.
+    const nats = await ensureNats({ port: await getFreePort(), storeDir: join(dataRoot, 'nats') });
     stopSteps.push(() => nats.stop());
     natsUrl = nats.url;
     say(`nats: ${nats.started ? `started nats-server at ${nats.url}` : `using ${nats.url}`}`);

@@ -6,7 +6,6 @@ export interface ServiceMetrics {
   messagesHandled: Counter<'consumer' | 'outcome'>;
   handlerSeconds: Histogram<'consumer'>;
   deadLetters: Counter<'consumer' | 'code'>;
-  outboxPublished: Counter<'publisher'>;
 }
 
 /** A fresh registry with process metrics and the shared bus counters, labelled with the service name. */
@@ -33,12 +32,6 @@ export function createMetrics(service: string): ServiceMetrics {
       name: 'tandem_dead_letters_total',
       help: 'Messages dead-lettered by consumer and error code',
       labelNames: ['consumer', 'code'],
-      registers: [registry],
-    }),
-    outboxPublished: new Counter({
-      name: 'tandem_outbox_published_total',
-      help: 'Outbox rows relayed to NATS',
-      labelNames: ['publisher'],
       registers: [registry],
     }),
   };
