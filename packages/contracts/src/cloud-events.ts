@@ -19,6 +19,13 @@ export const PublicSubjects = {
   taskFailed: 'task.failed.v1',
 } as const;
 
+/**
+ * The `source` under which HTTP submissions are stored; CloudEvents may not use it, so an HTTP
+ * Idempotency-Key never collides with another system's event id. Wire value: renaming it splits
+ * stored idempotency keys.
+ */
+export const HTTP_TASK_SOURCE = 'urn:tandem:http';
+
 /** `data` of a `tandem.task.requested` event: unknown fields are rejected. */
 export const TaskRequestedData = z.strictObject({
   goal: z.string().trim().min(1).max(20_000),

@@ -15,6 +15,7 @@ export {
 } from './subjects.js';
 export {
   CloudEventTypes,
+  HTTP_TASK_SOURCE,
   PublicSubjects,
   TaskRequestedData,
   TaskRequestedCloudEvent,

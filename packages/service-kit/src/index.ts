@@ -12,4 +12,4 @@ export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
 export { Counter, Gauge, Histogram } from 'prom-client';
 export { createServiceRuntime } from './runtime.js';
 export type { ServiceRuntime } from './runtime.js';
-export { createModelCallRecorder } from './model-calls.js';
+export { createModelCallRecorder, createRecordedModelClients } from './model-calls.js';

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '@tandem/db';
-import type { ModelCallRecord } from '@tandem/models';
+import {
+  createModelClients,
+  type ModelCallRecord,
+  type ModelClients,
+  type ModelsConfig,
+} from '@tandem/models';
+import type { ServiceRuntime } from './runtime.js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Log } from './logger.js';
 
@@ -70,4 +76,18 @@ export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Regi
       await Promise.all([...pending]);
     },
   };
+}
+
+/**
+ * The model clients of a service, every call stored and exported as metrics through its runtime;
+ * pending call records are flushed when the runtime stops.
+ */
+export function createRecordedModelClients(runtime: ServiceRuntime, config: ModelsConfig): ModelClients {
+  const recorder = createModelCallRecorder({
+    db: runtime.db,
+    log: runtime.log,
+    registry: runtime.metrics.registry,
+  });
+  runtime.onStop(recorder.flush);
+  return createModelClients(config, { onCall: recorder.onCall });
 }

@@ -3,6 +3,7 @@ import {
   CloudEventTypes,
   ErrorCodes,
   ErrorShape,
+  HTTP_TASK_SOURCE,
   JsonValue,
   PublicSubjects,
   SandboxRunRequested,
@@ -88,7 +89,7 @@ async function loadState(db: Db, taskId: string) {
 type State = NonNullable<Awaited<ReturnType<typeof loadState>>>;
 
 function requestOf(task: State['task']): TaskRequestRef {
-  return task.source === 'urn:tandem:http'
+  return task.source === HTTP_TASK_SOURCE
     ? { idempotencyKey: task.externalId.startsWith('auto:') ? null : task.externalId }
     : { source: task.source, id: task.externalId };
 }

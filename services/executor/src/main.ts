@@ -1,9 +1,8 @@
-import { createModelClients } from '@tandem/models';
 import {
-  loadModelsConfigOrExit,
-  createModelCallRecorder,
+  createRecordedModelClients,
   createServiceRuntime,
   loadConfigOrExit,
+  loadModelsConfigOrExit,
   onShutdown,
 } from '@tandem/service-kit';
 import { createExecutor } from './app.js';
@@ -13,13 +12,7 @@ import { ExecutorConfig } from './config.js';
 const config = loadConfigOrExit(ExecutorConfig, process.env, 'executor');
 const modelsConfig = loadModelsConfigOrExit(process.env, 'executor');
 const runtime = await createServiceRuntime({ service: 'executor', config });
-const recorder = createModelCallRecorder({
-  db: runtime.db,
-  log: runtime.log,
-  registry: runtime.metrics.registry,
-});
-const models = createModelClients(modelsConfig, { onCall: recorder.onCall });
-runtime.onStop(recorder.flush);
+const models = createRecordedModelClients(runtime, modelsConfig);
 await createExecutor({ runtime, config, codeModel: models.code });
 await runtime.listen(config.TANDEM_EXECUTOR_PORT, config.TANDEM_HTTP_HOST);
 onShutdown(runtime.log, runtime.stop);

@@ -1,9 +1,8 @@
-import { createModelClients } from '@tandem/models';
 import {
-  loadModelsConfigOrExit,
-  createModelCallRecorder,
+  createRecordedModelClients,
   createServiceRuntime,
   loadConfigOrExit,
+  loadModelsConfigOrExit,
   onShutdown,
 } from '@tandem/service-kit';
 import { createPlanner } from './app.js';
@@ -13,13 +12,7 @@ import { PlannerConfig } from './config.js';
 const config = loadConfigOrExit(PlannerConfig, process.env, 'planner');
 const modelsConfig = loadModelsConfigOrExit(process.env, 'planner');
 const runtime = await createServiceRuntime({ service: 'planner', config });
-const recorder = createModelCallRecorder({
-  db: runtime.db,
-  log: runtime.log,
-  registry: runtime.metrics.registry,
-});
-const models = createModelClients(modelsConfig, { onCall: recorder.onCall });
-runtime.onStop(recorder.flush);
+const models = createRecordedModelClients(runtime, modelsConfig);
 await createPlanner({ runtime, config, planningModel: models.planning });
 await runtime.listen(config.TANDEM_PLANNER_PORT, config.TANDEM_HTTP_HOST);
 onShutdown(runtime.log, runtime.stop);

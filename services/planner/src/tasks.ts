@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ErrorCodes,
+  HTTP_TASK_SOURCE,
   TandemError,
   TaskAccepted,
   type TaskRequestRef,
@@ -10,11 +11,8 @@ import { enqueueOutbox, isUniqueViolation, type Db, type Tx } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
 import { requestHash } from './domain/request-hash.js';
 
-/**
- * The `source` under which HTTP submissions are stored. CloudEvents may not use it, so an HTTP
- * Idempotency-Key never collides with another system's event id.
- */
-export const HTTP_SOURCE = 'urn:tandem:http';
+/** The `source` of HTTP submissions (defined in contracts, shared with the executor). */
+export const HTTP_SOURCE = HTTP_TASK_SOURCE;
 
 /** Where a task request came from: `source` + `externalId` is its idempotency key. */
 export interface TaskSubmission {
