@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { appendFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,11 @@ import {
 } from './helpers/test-database.js';
 
 const INIT = '20261126000000_init';
+/** Every migration in the repository, in name order (the init migration first). */
+const REPO = readdirSync(defaultMigrationsDir, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name)
+  .sort();
 let database: TestDatabase;
 const temporaryDirs: string[] = [];
 
@@ -66,13 +72,13 @@ function tableExists(url: string, table: string): Promise<boolean> {
 }
 
 describe('migrate', () => {
-  it('applies the init migration once and records it the way Prisma does', async () => {
+  it('applies every repository migration once and records them the way Prisma does', async () => {
     const result = await migrateTestDatabase(database.url);
-    expect(result).toEqual({ applied: [INIT], alreadyApplied: [], unknown: [] });
+    expect(result).toEqual({ applied: REPO, alreadyApplied: [], unknown: [] });
 
     const [init] = await readMigrations();
     const rows = await migrationRows(database.url);
-    expect(rows).toHaveLength(1);
+    expect(rows).toHaveLength(REPO.length);
     expect(rows[0]).toMatchObject({
       migration_name: INIT,
       checksum: init?.checksum,
@@ -117,8 +123,8 @@ describe('migrate', () => {
   it('applies nothing on a second run', async () => {
     await migrateTestDatabase(database.url);
     const second = await migrateTestDatabase(database.url);
-    expect(second).toEqual({ applied: [], alreadyApplied: [INIT], unknown: [] });
-    expect(await migrationRows(database.url)).toHaveLength(1);
+    expect(second).toEqual({ applied: [], alreadyApplied: REPO, unknown: [] });
+    expect(await migrationRows(database.url)).toHaveLength(REPO.length);
   });
 
   it('applies each migration once when several migrators run at the same time', async () => {
@@ -129,14 +135,11 @@ describe('migrate', () => {
       [1, 2, 3].map(() => migrateTestDatabase(database.url, { migrationsDir: dir })),
     );
     const appliedByAll = results.flatMap((result) => result.applied).sort();
-    expect(appliedByAll).toEqual([INIT, '20261127000000_second']);
+    expect(appliedByAll).toEqual([...REPO, '20261127000000_second']);
     for (const result of results) {
-      expect([...result.applied, ...result.alreadyApplied].sort()).toEqual([INIT, '20261127000000_second']);
+      expect([...result.applied, ...result.alreadyApplied].sort()).toEqual([...REPO, '20261127000000_second']);
     }
-    expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual([
-      INIT,
-      '20261127000000_second',
-    ]);
+    expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual([...REPO, '20261127000000_second']);
   });
 
   it('applies only the new migrations, in name order', async () => {
@@ -147,7 +150,7 @@ describe('migrate', () => {
     });
     const result = await migrateTestDatabase(database.url, { migrationsDir: dir });
     expect(result.applied).toEqual(['20261127000000_second', '20261128000000_third']);
-    expect(result.alreadyApplied).toEqual([INIT]);
+    expect(result.alreadyApplied).toEqual(REPO);
   });
 
   it('refuses when an applied migration was edited, and applies nothing after it', async () => {
@@ -176,7 +179,7 @@ describe('migrate', () => {
       message: expect.stringContaining('20261127000000_broken'),
     });
     expect(await tableExists(database.url, 'Half')).toBe(false);
-    expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual([INIT]);
+    expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual(REPO);
 
     await writeFile(join(dir, '20261127000000_broken', 'migration.sql'), 'CREATE TABLE "Half" ("id" TEXT);');
     const retry = await migrateTestDatabase(database.url, { migrationsDir: dir });
