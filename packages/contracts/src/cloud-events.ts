@@ -10,6 +10,8 @@ export const CloudEventTypes = {
   taskRequested: 'tandem.task.requested',
   taskCompleted: 'tandem.task.completed',
   taskFailed: 'tandem.task.failed',
+  taskCancelled: 'tandem.task.cancelled',
+  taskCancelRequested: 'tandem.task.cancel-requested',
 } as const;
 
 /** Subject suffixes of the public CloudEvents (public contract, fixed). */
@@ -17,6 +19,9 @@ export const PublicSubjects = {
   taskRequested: 'task.requested.v1',
   taskCompleted: 'task.completed.v1',
   taskFailed: 'task.failed.v1',
+  taskCancelled: 'task.cancelled.v1',
+  /** Fixed: a submitter (or Tandem's own `POST /v1/tasks/:id/cancel`) asks to cancel a task. */
+  taskCancelRequested: 'task.cancel-requested.v1',
 } as const;
 
 /**
@@ -25,6 +30,31 @@ export const PublicSubjects = {
  * stored idempotency keys.
  */
 export const HTTP_TASK_SOURCE = 'urn:tandem:http';
+
+/** Per-task limits on model use; exceeding one stops the task with `BUDGET.EXCEEDED`. */
+export const TaskBudget = z.strictObject({
+  maxTokens: z.number().int().positive().optional(),
+  maxCostUsd: z.number().positive().optional(),
+  maxModelCalls: z.number().int().positive().optional(),
+});
+/** Per-task limits on model use. */
+export type TaskBudget = z.infer<typeof TaskBudget>;
+
+const ModelName = z.string().min(1).max(200);
+
+/** Which models a task asks for: a tier (`fast`, `strong`, ...) and/or a model per role. */
+export const TaskModelPreference = z.strictObject({
+  tier: z
+    .string()
+    .min(1)
+    .max(50)
+    .regex(/^[a-z0-9_-]+$/, 'a tier is lowercase letters, digits, _ or -')
+    .optional(),
+  planning: ModelName.optional(),
+  code: ModelName.optional(),
+});
+/** Which models a task asks for. */
+export type TaskModelPreference = z.infer<typeof TaskModelPreference>;
 
 /** `data` of a `tandem.task.requested` event: unknown fields are rejected. */
 export const TaskRequestedData = z.strictObject({
@@ -37,6 +67,10 @@ export const TaskRequestedData = z.strictObject({
     .regex(/^[A-Za-z0-9_.:-]+$/, 'kind may contain letters, digits, and _ . : -')
     .optional(),
   agentId: z.string().min(1).max(200).optional(),
+  budget: TaskBudget.optional(),
+  /** An instant (RFC 3339 with offset); past it the task fails with `TASK.DEADLINE_EXCEEDED`. */
+  deadline: z.iso.datetime({ offset: true }).optional(),
+  models: TaskModelPreference.optional(),
 });
 /** `data` of a `tandem.task.requested` event. */
 export type TaskRequestedData = z.infer<typeof TaskRequestedData>;
@@ -159,10 +193,75 @@ export const TaskFailedCloudEvent = z.object({
 /** The CloudEvent published on `<prefix>.task.failed.v1`. */
 export type TaskFailedCloudEvent = z.infer<typeof TaskFailedCloudEvent>;
 
-/** Either task outcome. */
+/** `data` of `tandem.task.cancelled`. */
+export const TaskCancelledData = z.object({
+  taskId: z.uuid(),
+  request: TaskRequestRef,
+  status: z.literal('cancelled'),
+  reason: z.string().nullable(),
+  requestedBy: z.string().nullable().optional(),
+  kind: z.string().optional(),
+  agentId: z.string().nullable().optional(),
+  planVersion: z.number().int().optional(),
+  tools: z.array(z.string()).optional(),
+});
+/** `data` of `tandem.task.cancelled`. */
+export type TaskCancelledData = z.infer<typeof TaskCancelledData>;
+
+/** The CloudEvent published on `<prefix>.task.cancelled.v1`. */
+export const TaskCancelledCloudEvent = z.object({
+  ...outcomeBase,
+  type: z.literal(CloudEventTypes.taskCancelled),
+  data: TaskCancelledData,
+});
+/** The CloudEvent published on `<prefix>.task.cancelled.v1`. */
+export type TaskCancelledCloudEvent = z.infer<typeof TaskCancelledCloudEvent>;
+
+/**
+ * `data` of `tandem.task.cancel-requested`: the task by Tandem's id, or by the CloudEvent that
+ * requested it (`source` + `id`), so a submitter that never saw the task id can still cancel it.
+ */
+export const TaskCancelRequestedData = z
+  .strictObject({
+    taskId: z.uuid().optional(),
+    request: z
+      .strictObject({ source: z.string().min(1).max(1000), id: z.string().min(1).max(500) })
+      .optional(),
+    reason: z.string().max(2000).optional(),
+    requestedBy: z.string().max(200).optional(),
+  })
+  .refine((data) => (data.taskId === undefined) !== (data.request === undefined), {
+    message: 'give exactly one of taskId or request',
+  });
+/** `data` of `tandem.task.cancel-requested`. */
+export type TaskCancelRequestedData = z.infer<typeof TaskCancelRequestedData>;
+
+/** A structured-mode CloudEvent asking to cancel a task, on `<prefix>.task.cancel-requested.v1` (fixed). */
+export const TaskCancelRequestedCloudEvent = z
+  .looseObject({
+    ...cloudEventBase,
+    type: z.literal(CloudEventTypes.taskCancelRequested),
+    data: TaskCancelRequestedData,
+  })
+  .superRefine(checkExtensions);
+/** A structured-mode CloudEvent asking to cancel a task. */
+export type TaskCancelRequestedCloudEvent = z.infer<typeof TaskCancelRequestedCloudEvent>;
+
+/** Any task outcome. */
 export const TaskOutcomeCloudEvent = z.discriminatedUnion('type', [
   TaskCompletedCloudEvent,
   TaskFailedCloudEvent,
+  TaskCancelledCloudEvent,
 ]);
-/** Either task outcome. */
+/** Any task outcome. */
 export type TaskOutcomeCloudEvent = z.infer<typeof TaskOutcomeCloudEvent>;
+
+/**
+ * The request a stored task came from: HTTP submissions keep their Idempotency-Key (null when the
+ * planner generated one, stored as `auto:<uuid>`), CloudEvent submissions their source and id.
+ */
+export function taskRequestRef(stored: { source: string; externalId: string }): TaskRequestRef {
+  return stored.source === HTTP_TASK_SOURCE
+    ? { idempotencyKey: stored.externalId.startsWith('auto:') ? null : stored.externalId }
+    : { source: stored.source, id: stored.externalId };
+}

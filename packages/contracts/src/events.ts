@@ -40,7 +40,15 @@ export const PlannedStep = z.object({
 /** One validated step of a plan as published. */
 export type PlannedStep = z.infer<typeof PlannedStep>;
 
-/** A validated plan ready for approval and execution (planner -> approval, executor). */
+/** Where a plan version came from. */
+export const PlanOrigin = z.enum(['model', 'human', 'replan']);
+/** Where a plan version came from. */
+export type PlanOrigin = z.infer<typeof PlanOrigin>;
+
+/**
+ * A validated plan ready for approval and execution (planner -> approval, executor). A version above 1
+ * names the plan it `supersedes`: a human edit (before any step started) or a re-plan after a failure.
+ */
 export const PlanProposed = defineEvent({
   type: 'plan.proposed',
   version: 1,
@@ -52,6 +60,22 @@ export const PlanProposed = defineEvent({
     kind: z.string(),
     agentId: z.string().nullable(),
     steps: z.array(PlannedStep).min(1),
+    origin: PlanOrigin.optional(),
+    supersedes: z.uuid().nullable().optional(),
+    editedBy: z.string().nullable().optional(),
+  }),
+});
+
+/** A step failed for good; the planner makes one new plan with the failure as context (executor -> planner). */
+export const TaskReplanRequested = defineEvent({
+  type: 'task.replan-requested',
+  version: 1,
+  data: z.object({
+    taskId: z.uuid(),
+    planId: z.uuid(),
+    version: z.number().int().positive(),
+    failedStep: z.object({ key: z.string(), tool: z.string(), error: ErrorShape }),
+    completedSteps: z.array(z.object({ key: z.string(), tool: z.string(), value: JsonValue.nullable() })),
   }),
 });
 
@@ -79,6 +103,9 @@ export const ApprovalRequested = defineEvent({
     stepId: z.uuid(),
     tool: z.string(),
     riskClass: RiskClass,
+    /** `question`: an `ask_human` step waiting for an answer rather than a yes/no. */
+    kind: z.enum(['approval', 'question']).optional(),
+    question: z.string().nullable().optional(),
   }),
 });
 
@@ -91,10 +118,12 @@ export const ApprovalDecided = defineEvent({
     taskId: z.uuid(),
     planId: z.uuid(),
     stepId: z.uuid(),
-    decision: z.enum(['approved', 'rejected']),
+    /** `answered`: an `ask_human` step got its answer (in `answer`). */
+    decision: z.enum(['approved', 'rejected', 'answered']),
     mode: z.enum(['auto', 'human']),
     decidedBy: z.string().nullable(),
     reason: z.string().nullable(),
+    answer: z.string().nullable().optional(),
   }),
 });
 
@@ -128,6 +157,20 @@ export const SandboxRunRequested = defineEvent({
     code: z.string().max(200_000),
     input: JsonValue.optional(),
     limits: SandboxLimits,
+    /**
+     * The task workspace at the time of the request; the runner reads the contents from the workspace
+     * store by (taskId, path) and checks the hash, so files never travel on the bus.
+     */
+    files: z
+      .array(
+        z.object({
+          path: z.string().min(1).max(512),
+          sha256: z.string().length(64),
+          size: z.number().int().nonnegative(),
+        }),
+      )
+      .max(1000)
+      .optional(),
   }),
 });
 
@@ -162,6 +205,11 @@ export const SandboxRunCompleted = defineEvent({
     exitCode: z.number().int().nullable(),
     durationMs: z.number().int().nonnegative(),
     errorMessage: z.string().nullable().optional(),
+    /** Files the program wrote or deleted; contents are stored with the run (SandboxRunFile). */
+    files: z
+      .array(z.object({ path: z.string(), size: z.number().int().nonnegative(), deleted: z.boolean() }))
+      .optional(),
+    filesTruncated: z.boolean().optional(),
   }),
 });
 

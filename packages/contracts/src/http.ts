@@ -32,22 +32,77 @@ export type TaskStepView = z.infer<typeof TaskStepView>;
 /** `GET /v1/tasks/:id` answer. */
 export const TaskView = z.object({
   taskId: z.uuid(),
-  status: z.enum(['accepted', 'planning', 'planned', 'running', 'completed', 'failed']),
+  status: z.enum([
+    'accepted',
+    'planning',
+    'planned',
+    'running',
+    'replanning',
+    'completed',
+    'failed',
+    'cancelled',
+  ]),
   goal: z.string(),
   kind: z.string(),
   agentId: z.string().nullable(),
   request: z.object({ source: z.string(), id: z.string() }),
   createdAt: z.string(),
-  plan: z.object({ id: z.uuid(), version: z.number().int(), steps: z.array(TaskStepView) }).nullable(),
+  deadline: z.string().nullable().optional(),
+  plan: z
+    .object({
+      id: z.uuid(),
+      version: z.number().int(),
+      origin: z.string().optional(),
+      editedBy: z.string().nullable().optional(),
+      qualityScore: z.number().nullable().optional(),
+      steps: z.array(TaskStepView),
+    })
+    .nullable(),
   result: JsonValue.nullable(),
   error: ErrorShape.nullable(),
 });
 /** `GET /v1/tasks/:id` answer. */
 export type TaskView = z.infer<typeof TaskView>;
 
+/** One step of `PUT /v1/tasks/:id/plan` (fixed contract). */
+export const EditPlanStep = z.strictObject({
+  id: z.string().min(1).max(64),
+  tool: z.string().min(1).max(100),
+  arguments: z.record(z.string(), JsonValue),
+  dependsOn: z.array(z.string().min(1).max(64)).max(1000).optional(),
+});
+/** One step of `PUT /v1/tasks/:id/plan`. */
+export type EditPlanStep = z.infer<typeof EditPlanStep>;
+
+/**
+ * `PUT /v1/tasks/:id/plan` body (fixed contract): the whole new plan. Validated exactly like a model's;
+ * the step cap is a validation rule (422), the array bound here only keeps a request's work finite.
+ */
+export const EditPlanBody = z.strictObject({
+  steps: z.array(EditPlanStep).min(1).max(10_000),
+  editedBy: z.string().min(1).max(200).optional(),
+});
+/** `PUT /v1/tasks/:id/plan` body. */
+export type EditPlanBody = z.infer<typeof EditPlanBody>;
+
+/** `POST /v1/tasks/:id/cancel` body (may be empty). */
+export const CancelTaskBody = z.strictObject({
+  reason: z.string().max(2000).optional(),
+  requestedBy: z.string().max(200).optional(),
+});
+/** `POST /v1/tasks/:id/cancel` body. */
+export type CancelTaskBody = z.infer<typeof CancelTaskBody>;
+
+/** `202` answer of `POST /v1/tasks/:id/cancel`. */
+export const CancelTaskResponse = z.object({ taskId: z.uuid(), status: z.literal('cancel-requested') });
+/** `202` answer of `POST /v1/tasks/:id/cancel`. */
+export type CancelTaskResponse = z.infer<typeof CancelTaskResponse>;
+
 /** Query of `GET /v1/approvals`. */
 export const ListApprovalsQuery = z.strictObject({
-  status: z.enum(['pending', 'approved', 'rejected', 'expired', 'escalated']).optional(),
+  status: z
+    .enum(['pending', 'approved', 'rejected', 'expired', 'escalated', 'answered', 'superseded', 'cancelled'])
+    .optional(),
   taskId: z.uuid().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
@@ -64,6 +119,9 @@ export const ApprovalView = z.object({
   arguments: JsonValue.nullable(),
   riskClass: z.string().nullable(),
   agentId: z.string().nullable(),
+  kind: z.enum(['approval', 'question']).optional(),
+  question: z.string().nullable().optional(),
+  answer: z.string().nullable().optional(),
   mode: z.enum(['auto', 'human']),
   status: z.string(),
   decidedBy: z.string().nullable(),
@@ -86,13 +144,18 @@ export const ApprovalDecisionBody = z.discriminatedUnion('decision', [
     reason: z.string().trim().min(1).max(2000),
     decidedBy: z.string().max(200).optional(),
   }),
+  z.strictObject({
+    decision: z.literal('answer'),
+    answer: z.string().trim().min(1).max(20_000),
+    decidedBy: z.string().max(200).optional(),
+  }),
 ]);
 /** `POST /v1/approvals/:id/decision` body. */
 export type ApprovalDecisionBody = z.infer<typeof ApprovalDecisionBody>;
 
 /** The body of every HTTP error answer. */
 export const HttpErrorBody = z.object({
-  error: ErrorShape.extend({ issues: z.array(z.unknown()).optional() }),
+  error: ErrorShape.extend({ issues: z.array(z.unknown()).optional(), stepId: z.string().optional() }),
 });
 /** The body of every HTTP error answer. */
 export type HttpErrorBody = z.infer<typeof HttpErrorBody>;

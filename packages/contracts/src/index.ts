@@ -1,7 +1,7 @@
 /** @tandem/contracts: the single source of truth for everything that crosses a wire. */
 export { ErrorCodes, ErrorShape, TandemError, toErrorShape } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export { JsonValue, jsonDepth } from './json.js';
+export { JsonValue, jsonDepth, rawJsonDepth, utf8ByteLength, isWellFormedText } from './json.js';
 export { Entities, defineEvent, createEnvelope } from './envelope.js';
 export type { Entity, Envelope, EventDefinition, EventData } from './envelope.js';
 export {
@@ -45,19 +45,36 @@ export {
   defineTool,
   runCode,
   respond,
+  readFile,
+  writeFile,
+  listFiles,
+  httpRequest,
+  askHuman,
   toolRegistry,
   toStrictJsonSchema,
   toModelTools,
+  DEFAULT_TOOL_CHECK_CONTEXT,
   RUN_CODE_MAX_CODE_CHARS,
+  WRITE_FILE_MAX_BYTES,
+  HTTP_REQUEST_MAX_BODY_CHARS,
+  HTTP_REQUEST_MAX_HEADERS,
 } from './tools.js';
-export type { ToolDefinition, ModelToolSchema, SemanticIssue } from './tools.js';
+export type { ToolDefinition, ToolCheckContext, ModelToolSchema, SemanticIssue } from './tools.js';
 export {
   DEFAULT_TOOL_CALL_LIMITS,
+  FORBIDDEN_ARGUMENT_KEYS,
+  STEP_KEY,
   validateToolCall,
+  validateToolArguments,
+  suggestToolName,
+  findForbiddenKey,
+  checkPlanSize,
   validatePlan,
   dropNullProperties,
   referencedStepKeys,
+  referencedStepKeysDeep,
   resolveStepReferences,
+  resolveStepReferencesDeep,
 } from './validation.js';
 export type {
   ToolCallLimits,
@@ -65,8 +82,42 @@ export type {
   ValidToolCall,
   ToolCallValidation,
   PlanStepDraft,
+  PlanStepInput,
   PlanLimits,
+  PlanError,
+  PlanValidation,
 } from './validation.js';
+export {
+  WORKSPACE_PATH_MAX_CHARS,
+  WORKSPACE_PATH_MAX_SEGMENTS,
+  normalizeWorkspacePath,
+  normalizeWorkspaceDirectory,
+  isInWorkspaceDirectory,
+} from './workspace-paths.js';
+export type { WorkspacePathResult } from './workspace-paths.js';
+export {
+  URL_MAX_CHARS,
+  checkUrl,
+  classifyAddress,
+  isForbiddenAddress,
+  isAddressAllowed,
+  isAddressInCidrs,
+  isHostAllowed,
+  normalizeAllowHost,
+  parseAllowHosts,
+  parseCidr,
+  parseIp,
+} from './url-policy.js';
+export type { AddressClass, Cidr, ParsedIp, UrlCheck, UrlPolicy, UrlRejectionCode } from './url-policy.js';
+export {
+  HTTP_HEADER_NAME,
+  HTTP_HEADER_VALUE_MAX_CHARS,
+  SECRET_NAME,
+  FORBIDDEN_REQUEST_HEADERS,
+  CREDENTIAL_HEADERS,
+  headerNameProblem,
+  headerValueProblem,
+} from './http-headers.js';
 export {
   CreateTaskBody,
   CreateTaskResponse,
@@ -77,4 +128,15 @@ export {
   ApprovalDecisionBody,
   HttpErrorBody,
 } from './http.js';
-export { LearningPatternsQuery, LearningPatternsReply } from './queries.js';
+export { LearningPatternsQuery, LearningPatternsReply, PatternType } from './queries.js';
+export {
+  TaskBudget,
+  TaskModelPreference,
+  TaskCancelledData,
+  TaskCancelledCloudEvent,
+  TaskCancelRequestedData,
+  TaskCancelRequestedCloudEvent,
+  taskRequestRef,
+} from './cloud-events.js';
+export { PlanOrigin, TaskReplanRequested } from './events.js';
+export { EditPlanStep, EditPlanBody, CancelTaskBody, CancelTaskResponse } from './http.js';

@@ -39,7 +39,15 @@ function strictProblems(node: unknown, path = ''): string[] {
 describe('model tool schemas', () => {
   it('satisfy OpenAI strict mode for every registered tool', () => {
     const tools = toModelTools(toolRegistry.values());
-    expect(tools.map((tool) => tool.function.name).sort()).toEqual(['respond', 'run_code']);
+    expect(tools.map((tool) => tool.function.name).sort()).toEqual([
+      'ask_human',
+      'http_request',
+      'list_files',
+      'read_file',
+      'respond',
+      'run_code',
+      'write_file',
+    ]);
     for (const tool of tools) {
       expect(tool.function.strict).toBe(true);
       expect(strictProblems(tool.function.parameters)).toEqual([]);
@@ -54,6 +62,54 @@ describe('model tool schemas', () => {
         { type: 'string', minLength: 1, maxLength: 100_000, description: 'The program to run.' },
         { type: 'null' },
       ],
+    });
+  });
+});
+
+describe('model tool schemas of the workspace, HTTP and ask_human tools', () => {
+  const parameters = (name: string): SchemaNode => {
+    const tool = toModelTools(toolRegistry.values()).find((candidate) => candidate.function.name === name);
+    if (!tool) throw new Error(`no tool ${name}`);
+    return tool.function.parameters;
+  };
+
+  it('sends http_request headers as a strict list of {name, value|null, secret|null}', () => {
+    const properties = parameters('http_request')['properties'];
+    if (!isNode(properties)) throw new Error('no properties');
+    expect(Object.keys(properties).sort()).toEqual(['body', 'headers', 'method', 'url']);
+    const headers = properties['headers'];
+    expect(isNode(headers) && Array.isArray(headers['anyOf'])).toBe(true);
+    const list = isNode(headers) && Array.isArray(headers['anyOf']) ? headers['anyOf'][0] : undefined;
+    const item = isNode(list) ? list['items'] : undefined;
+    expect(isNode(item) && item['required']).toEqual(['name', 'value', 'secret']);
+    expect(isNode(item) && item['additionalProperties']).toBe(false);
+    const secret = isNode(item) && isNode(item['properties']) ? item['properties']['secret'] : undefined;
+    expect(JSON.stringify(secret)).toContain('^[A-Z][A-Z0-9_]{0,63}$');
+  });
+
+  it('describes workspace paths and secrets so a model can use them', () => {
+    const tools = new Map(
+      toModelTools(toolRegistry.values()).map((tool) => [tool.function.name, tool.function]),
+    );
+    for (const name of ['read_file', 'write_file', 'list_files'])
+      expect(tools.get(name)?.description).toContain('reports/');
+    expect(tools.get('http_request')?.description).toContain('secret');
+    expect(tools.get('list_files')?.parameters['required']).toEqual(['prefix']);
+    expect(tools.get('ask_human')?.parameters['required']).toEqual(['question', 'choices']);
+  });
+
+  it('declares risk classes and side effects', () => {
+    const risk = Object.fromEntries(
+      [...toolRegistry.values()].map((tool) => [tool.name, [tool.risk, tool.sideEffects]]),
+    );
+    expect(risk).toEqual({
+      run_code: ['compute', false],
+      respond: ['read', false],
+      read_file: ['read', false],
+      write_file: ['write', false],
+      list_files: ['read', false],
+      http_request: ['network', true],
+      ask_human: ['read', false],
     });
   });
 });
@@ -121,16 +177,23 @@ describe('validatePlan', () => {
         ],
         { maxSteps: 5 },
       ),
-    ).toEqual({ ok: true });
+    ).toEqual({
+      ok: true,
+      order: ['s1', 's2'],
+      dependencies: new Map([
+        ['s1', []],
+        ['s2', ['s1']],
+      ]),
+    });
   });
 
-  it('rejects plans without a final respond, forward references and too many steps', () => {
+  it('rejects plans without a final respond, references to missing steps and too many steps', () => {
     const noRespond = validatePlan([step('s1', 'run_code', { language: 'python', code: 'x' })], {
       maxSteps: 5,
     });
     expect(!noRespond.ok && noRespond.error.code).toBe(ErrorCodes.PLAN_MISSING_RESPOND);
     const forward = validatePlan([step('s1', 'respond', { answer: '{{steps.s2.value}}' })], { maxSteps: 5 });
-    expect(!forward.ok && forward.error.code).toBe(ErrorCodes.PLAN_BAD_REFERENCE);
+    expect(!forward.ok && forward.error.code).toBe(ErrorCodes.PLAN_UNKNOWN_DEPENDENCY);
     const many = validatePlan(
       [step('s1', 'respond', { answer: 'a' }), step('s2', 'respond', { answer: 'b' })],
       { maxSteps: 1 },

@@ -137,9 +137,15 @@ describe('migrate', () => {
     const appliedByAll = results.flatMap((result) => result.applied).sort();
     expect(appliedByAll).toEqual([...REPO, '20261127000000_second']);
     for (const result of results) {
-      expect([...result.applied, ...result.alreadyApplied].sort()).toEqual([...REPO, '20261127000000_second']);
+      expect([...result.applied, ...result.alreadyApplied].sort()).toEqual([
+        ...REPO,
+        '20261127000000_second',
+      ]);
     }
-    expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual([...REPO, '20261127000000_second']);
+    expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual([
+      ...REPO,
+      '20261127000000_second',
+    ]);
   });
 
   it('applies only the new migrations, in name order', async () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDb, markProcessed, migrate } from '@tandem/db';
+import { createDb, defaultMigrationsDir, markProcessed, migrate } from '@tandem/db';
 import { getFreePort } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded-postgres.js';
@@ -22,7 +22,12 @@ describe('the embedded Postgres (PGlite behind the wire server)', () => {
   });
 
   it('takes the migrations, and several Prisma clients with pools work on it at once', async () => {
-    expect((await migrate({ url: embedded.url })).applied).toEqual(['20261126000000_init']);
+    const repository = (await readdir(defaultMigrationsDir, { withFileTypes: true }))
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
+    expect(repository[0]).toBe('20261126000000_init');
+    expect((await migrate({ url: embedded.url })).applied).toEqual(repository);
     expect((await migrate({ url: embedded.url })).applied).toEqual([]);
     const clients = [
       createDb({ url: embedded.url, poolMax: 3 }),

@@ -6,11 +6,14 @@ export const ModelRole = z.enum(['planning', 'code']);
 /** The two model roles: the thinking model that plans, and the model that writes code. */
 export type ModelRole = z.infer<typeof ModelRole>;
 
-const OPENAI_BASE_URL = 'https://api.openai.com/v1';
+/** api.openai.com, used when only a key is given. */
+export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
-const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+/** An http(s) URL. */
+export const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
-const SecretInput = z.union([
+/** A `Secret`, or a non-empty string that becomes one. */
+export const SecretInput = z.union([
   z.instanceof(Secret),
   z
     .string()
@@ -65,6 +68,9 @@ export class ModelsConfigError extends Error {
 }
 
 const SETTING_KEYS = [
+  'TANDEM_MODELS_FILE',
+  'TANDEM_PLANNING_FALLBACK_MODELS',
+  'TANDEM_CODE_FALLBACK_MODELS',
   'OPENAI_BASE_URL',
   'OPENAI_API_KEY',
   'TANDEM_PLANNING_MODEL',
@@ -76,8 +82,8 @@ const SETTING_KEYS = [
 ] as const;
 
 /**
- * Whether the environment asks for a real model: true as soon as any endpoint, key or model name is
- * set, so a half-done configuration fails loudly in `modelsConfigFromEnv` instead of silently
+ * Whether the environment asks for a real model: true as soon as a models file, any endpoint, key or
+ * model name is set, so a half-done configuration fails loudly in `modelsConfigFromEnv` instead of silently
  * falling back to the launcher's demo model.
  */
 export function isModelEndpointConfigured(env: Record<string, string | undefined>): boolean {
@@ -140,6 +146,7 @@ export function modelsConfigFromEnv(env: Record<string, string | undefined>): Mo
   });
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+/** The trimmed value, or undefined when unset or blank. */
+export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }

@@ -15,6 +15,13 @@ export const ModelErrorCode = z.enum([
   'MODEL.UNAUTHORIZED',
   'MODEL.INVALID_RESPONSE',
   'MODEL.ABORTED',
+  // Raised by the selector, never by a single endpoint:
+  /** Every candidate that could take the request has its circuit breaker open. */
+  'MODEL.UNAVAILABLE',
+  /** `preference.model` names no candidate of the role. */
+  'MODEL.UNKNOWN_CANDIDATE',
+  /** The prompt is larger than every candidate's context window. */
+  'MODEL.CONTEXT_TOO_LARGE',
 ]);
 /** Every error code a model call can fail with. */
 export type ModelErrorCode = z.infer<typeof ModelErrorCode>;

@@ -102,6 +102,11 @@ describe('role clients', () => {
       totalTokens: 150,
       outcome: 'ok',
       idempotencyKey: 'task-1:plan:1',
+      candidateId: 'planning:thinker-1',
+      tier: 'default',
+      costUsd: 0,
+      fallback: false,
+      attempt: 1,
     });
     expect(records[0]?.latencyMs).toBeGreaterThanOrEqual(50);
     expect(records[0]?.errorCode).toBeUndefined();

@@ -1,4 +1,6 @@
-import { ModelsConfigError, modelsConfigFromEnv, type ModelsConfig } from '@tandem/models';
+import { readFileSync } from 'node:fs';
+import { ModelsConfigError, selectorConfigFromEnv, type SelectorConfig } from '@tandem/models';
+import type { ToolCheckContext } from '@tandem/contracts';
 import { z } from 'zod';
 
 /** Settings every service shares; each service extends it with its own. */
@@ -17,6 +19,40 @@ export const BaseConfig = z.object({
 });
 /** Settings every service shares. */
 export type BaseConfig = z.infer<typeof BaseConfig>;
+
+const HostPattern = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$/;
+
+/**
+ * Tool policy shared by the planner (which validates plans) and the executor (which runs them): both must
+ * apply the same allow-list, so both read the same variables.
+ */
+export const ToolPolicyConfig = z.object({
+  /** Hosts `http_request` may call: `api.example.com`, `*.example.com`; comma-separated; empty = none. */
+  TANDEM_HTTP_ALLOW_HOSTS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((host) => host.trim().toLowerCase())
+        .filter((host) => host.length > 0),
+    )
+    .pipe(z.array(z.string().regex(HostPattern, 'a host name, optionally *.-prefixed'))),
+  /** Allow plain `http://` URLs (https only by default). */
+  TANDEM_HTTP_ALLOW_HTTP: z.stringbool().default(false),
+  /** Largest `run_code` program accepted, in characters. */
+  TANDEM_RUN_CODE_MAX_CHARS: z.coerce.number().int().min(100).max(1_000_000).default(100_000),
+});
+/** Tool policy shared by the planner and the executor. */
+export type ToolPolicyConfig = z.infer<typeof ToolPolicyConfig>;
+
+/** The semantic-check context of the tool registry from the shared tool policy. */
+export function toolCheckContextFrom(config: ToolPolicyConfig): ToolCheckContext {
+  return {
+    http: { allowHosts: config.TANDEM_HTTP_ALLOW_HOSTS, allowHttp: config.TANDEM_HTTP_ALLOW_HTTP },
+    runCode: { languages: ['javascript', 'python'], maxCodeChars: config.TANDEM_RUN_CODE_MAX_CHARS },
+  };
+}
 
 /** Thrown by {@link parseConfig}: every problem at once, printable. */
 export class ConfigError extends Error {
@@ -57,13 +93,16 @@ export function loadConfigOrExit<TSchema extends z.ZodType>(
   }
 }
 
-/** For `main.ts` of a service that calls models: parse the model settings or print every problem and exit 2. */
-export function loadModelsConfigOrExit(
+/**
+ * For `main.ts` of a service that calls models: the selector's candidates from `TANDEM_MODELS_FILE` or the
+ * model variables, or print every problem and exit 2.
+ */
+export function loadSelectorConfigOrExit(
   env: Record<string, string | undefined>,
   service: string,
-): ModelsConfig {
+): SelectorConfig {
   try {
-    return modelsConfigFromEnv(env);
+    return selectorConfigFromEnv(env, (path) => readFileSync(path, 'utf8'));
   } catch (error) {
     if (!(error instanceof ModelsConfigError)) throw error;
     process.stderr.write(`${service}: ${error.message}\n`);

@@ -25,6 +25,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCodes.HTTP_CONFLICT]: 409,
   [ErrorCodes.APPROVAL_ALREADY_DECIDED]: 409,
   [ErrorCodes.TASK_CONFLICT]: 409,
+  [ErrorCodes.TASK_NOT_EDITABLE]: 409,
 };
 
 /**

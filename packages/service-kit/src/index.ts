@@ -1,5 +1,13 @@
 /** @tandem/service-kit: what every Tandem service shares at its edges. */
-export { BaseConfig, ConfigError, parseConfig, loadConfigOrExit, loadModelsConfigOrExit } from './config.js';
+export {
+  BaseConfig,
+  ConfigError,
+  ToolPolicyConfig,
+  parseConfig,
+  loadConfigOrExit,
+  loadSelectorConfigOrExit,
+  toolCheckContextFrom,
+} from './config.js';
 export { createLogger } from './logger.js';
 export type { Log } from './logger.js';
 export { createMetrics } from './metrics.js';
@@ -12,4 +20,5 @@ export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
 export { Counter, Gauge, Histogram } from 'prom-client';
 export { createServiceRuntime } from './runtime.js';
 export type { ServiceRuntime } from './runtime.js';
-export { createModelCallRecorder, createRecordedModelClients } from './model-calls.js';
+export { createModelCallRecorder, createRecordedModelSelector } from './model-calls.js';
+export { findCancelTarget } from './tasks.js';

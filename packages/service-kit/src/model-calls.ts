@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '@tandem/db';
 import {
-  createModelClients,
+  createModelSelector,
   type ModelCallRecord,
-  type ModelClients,
-  type ModelsConfig,
+  type ModelRole,
+  type ModelSelector,
+  type SelectorConfig,
 } from '@tandem/models';
 import type { ServiceRuntime } from './runtime.js';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -12,24 +13,57 @@ import type { Log } from './logger.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Outcomes per role and candidate, the selector's "learned success per model". */
+export interface SuccessRates {
+  get(role: ModelRole, candidateId: string): { ok: number; failed: number } | undefined;
+  add(role: ModelRole, candidateId: string, ok: boolean, count?: number): void;
+}
+
+function createSuccessRates(): SuccessRates {
+  const rates = new Map<string, { ok: number; failed: number }>();
+  return {
+    get: (role, candidateId) => rates.get(`${role}\u0000${candidateId}`),
+    add: (role, candidateId, ok, count = 1) => {
+      const key = `${role}\u0000${candidateId}`;
+      const current = rates.get(key) ?? { ok: 0, failed: 0 };
+      rates.set(
+        key,
+        ok ? { ...current, ok: current.ok + count } : { ...current, failed: current.failed + count },
+      );
+    },
+  };
+}
+
 /**
- * An `onCall` for the model clients: exports Prometheus metrics by role and model and stores every call
- * as a ModelCall row. Storing is asynchronous and never fails the call; `flush()` waits for pending rows.
+ * An `onCall` for the model selector: exports Prometheus metrics by role and model and stores every call
+ * (task, role, model, candidate, endpoint, tokens, cost, latency, outcome, fallback) as a ModelCall row.
+ * Storing is asynchronous and never fails the call; `flush()` waits for pending rows.
  */
-export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Registry }): {
+export function createModelCallRecorder(deps: {
+  db: Db;
+  log: Log;
+  registry: Registry;
+  rates?: SuccessRates;
+}): {
   onCall: (record: ModelCallRecord) => void;
   flush: () => Promise<void>;
 } {
   const calls = new Counter({
     name: 'tandem_model_calls_total',
-    help: 'Model calls by role, model and outcome',
-    labelNames: ['role', 'model', 'outcome'],
+    help: 'Model calls by role, model, outcome and whether the call was a fallback',
+    labelNames: ['role', 'model', 'outcome', 'fallback'],
     registers: [deps.registry],
   });
   const tokens = new Counter({
     name: 'tandem_model_tokens_total',
     help: 'Model tokens by role, model and kind',
     labelNames: ['role', 'model', 'kind'],
+    registers: [deps.registry],
+  });
+  const cost = new Counter({
+    name: 'tandem_model_cost_usd_total',
+    help: 'Model cost in USD by role and model (from the configured prices)',
+    labelNames: ['role', 'model'],
     registers: [deps.registry],
   });
   const latency = new Histogram({
@@ -42,10 +76,13 @@ export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Regi
   const pending = new Set<Promise<void>>();
   return {
     onCall: (record) => {
-      calls.inc({ role: record.role, model: record.model, outcome: record.outcome });
-      tokens.inc({ role: record.role, model: record.model, kind: 'prompt' }, record.promptTokens);
-      tokens.inc({ role: record.role, model: record.model, kind: 'completion' }, record.completionTokens);
-      latency.observe({ role: record.role, model: record.model }, record.latencyMs / 1000);
+      const labels = { role: record.role, model: record.model };
+      calls.inc({ ...labels, outcome: record.outcome, fallback: String(record.fallback) });
+      tokens.inc({ ...labels, kind: 'prompt' }, record.promptTokens);
+      tokens.inc({ ...labels, kind: 'completion' }, record.completionTokens);
+      cost.inc(labels, record.costUsd);
+      latency.observe(labels, record.latencyMs / 1000);
+      deps.rates?.add(record.role, record.candidateId, record.outcome === 'ok');
       const write = deps.db.prisma.modelCall
         .create({
           data: {
@@ -54,9 +91,14 @@ export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Regi
             role: record.role,
             model: record.model,
             endpoint: record.endpoint,
+            candidateId: record.candidateId,
+            tier: record.tier,
+            attempt: record.attempt,
+            fallback: record.fallback,
             promptTokens: record.promptTokens,
             completionTokens: record.completionTokens,
             totalTokens: record.totalTokens,
+            costUsd: record.costUsd,
             latencyMs: Math.round(record.latencyMs),
             outcome: record.outcome,
             errorCode: record.errorCode ?? null,
@@ -79,15 +121,35 @@ export function createModelCallRecorder(deps: { db: Db; log: Log; registry: Regi
 }
 
 /**
- * The model clients of a service, every call stored and exported as metrics through its runtime;
- * pending call records are flushed when the runtime stops.
+ * The model selector of a service: every call stored and exported as metrics through its runtime, learned
+ * success per candidate seeded from the last day of stored calls and kept up to date in memory; pending
+ * call records are flushed when the runtime stops.
  */
-export function createRecordedModelClients(runtime: ServiceRuntime, config: ModelsConfig): ModelClients {
+export async function createRecordedModelSelector(
+  runtime: ServiceRuntime,
+  config: SelectorConfig,
+): Promise<ModelSelector> {
+  const rates = createSuccessRates();
+  try {
+    const since = new Date(Date.now() - 24 * 60 * 60 * 1000);
+    const rows = await runtime.db.prisma.modelCall.groupBy({
+      by: ['role', 'candidateId', 'outcome'],
+      where: { createdAt: { gte: since }, candidateId: { not: null } },
+      _count: { _all: true },
+    });
+    for (const row of rows) {
+      if (row.candidateId === null || (row.role !== 'planning' && row.role !== 'code')) continue;
+      rates.add(row.role, row.candidateId, row.outcome === 'ok', row._count._all);
+    }
+  } catch (error) {
+    runtime.log.warn({ err: error }, 'could not read past model calls; learned success starts empty');
+  }
   const recorder = createModelCallRecorder({
     db: runtime.db,
     log: runtime.log,
     registry: runtime.metrics.registry,
+    rates,
   });
   runtime.onStop(recorder.flush);
-  return createModelClients(config, { onCall: recorder.onCall });
+  return createModelSelector(config, { onCall: recorder.onCall, successRate: rates.get });
 }

@@ -3,22 +3,51 @@ import {
   CloudEventTypes,
   ErrorCodes,
   ErrorShape,
-  HTTP_TASK_SOURCE,
   JsonValue,
   PublicSubjects,
   SandboxRunRequested,
   StepFinished,
+  TaskBudget,
+  TaskCancelledData,
   TaskCompletedData,
   TaskFailedData,
-  type TaskRequestRef,
-  resolveStepReferences,
+  TaskModelPreference,
+  TaskReplanRequested,
+  TandemError,
+  normalizeWorkspaceDirectory,
+  normalizeWorkspacePath,
+  resolveStepReferencesDeep,
+  taskRequestRef,
   toErrorShape,
   type SandboxLimits,
+  type TaskRequestRef,
 } from '@tandem/contracts';
 import { enqueueOutbox, type Db, type OutboxMessage, type Tx } from '@tandem/db';
 import { outboxCloudEvent, outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
-import { codePrompt, extractCode, nextAction, type StepState } from './domain/progress.js';
+import {
+  codePrompt,
+  extractCode,
+  fixPrompt,
+  nextAction,
+  replanCanHelp,
+  type CodePattern,
+  type CodeRequest,
+  type StepState,
+} from './domain/progress.js';
+import {
+  listWorkspaceFiles,
+  readWorkspaceFile,
+  writeWorkspaceFile,
+  type WorkspaceLimits,
+} from './workspace.js';
+
+/** Model use of a task so far. */
+export interface Spent {
+  tokens: number;
+  costUsd: number;
+  calls: number;
+}
 
 /** What the executor needs of the code model. */
 export interface CodeModel {
@@ -26,7 +55,15 @@ export interface CodeModel {
     taskId: string;
     messages: Array<{ role: 'system' | 'user'; content: string }>;
     idempotencyKey: string;
+    preference: { tier?: string; model?: string } | undefined;
+    budget: TaskBudget | undefined;
+    spent: Spent;
   }): Promise<{ content: string | null }>;
+}
+
+/** Runs an `http_request` step's (resolved) arguments; throws TandemError for a refused or failed request. */
+export interface HttpRunner {
+  run(input: { stepId: string; arguments: Record<string, JsonValue> }): Promise<JsonValue>;
 }
 
 /** Dependencies of the executor's progress logic. */
@@ -35,24 +72,40 @@ export interface AdvanceDeps {
   log: Log;
   prefix: string;
   codeModel: CodeModel;
+  http: HttpRunner;
+  /** Learned code and error-recovery patterns for a language (empty when learning has none or is slow). */
+  codePatterns: (language: string) => Promise<CodePattern[]>;
   sandboxLimits: SandboxLimits;
+  workspace: WorkspaceLimits;
   /** After this long a `generating` claim of a crashed replica may be taken over (below the ack wait). */
   claimStaleMs: number;
   /** The consumers' max_deliver: the last delivery fails a step instead of retrying a model call. */
   maxDeliver: number;
+  /** Sandbox runs of one `run_code` step: the first plus this many fixes by the code model. */
+  maxFixAttempts: number;
+  /** New plans the executor may ask for after a step failed for good. */
+  maxReplans: number;
   kick: () => void;
-  onTaskFinished?: (status: 'completed' | 'failed', kind: string) => void;
+  onTaskFinished?: (status: 'completed' | 'failed' | 'cancelled', kind: string) => void;
 }
 
-const StepResult = z.object({ value: JsonValue.nullable().default(null), stdout: z.string().default('') });
+const StepResult = z.object({
+  value: JsonValue.nullable().default(null),
+  stdout: z.string().default(''),
+  stderr: z.string().default(''),
+});
 const RunCodeArguments = z.object({
   language: z.enum(['javascript', 'python']),
   code: z.string().optional(),
   spec: z.string().optional(),
 });
 const RespondArguments = z.object({ answer: z.string() });
+const PathArguments = z.object({ path: z.string() });
+const WriteArguments = z.object({ path: z.string(), content: z.string() });
+const ListArguments = z.object({ prefix: z.string().optional() });
+const ArgumentsRecord = z.record(z.string(), JsonValue);
 
-function publisherOptions(deps: AdvanceDeps) {
+function publisherOptions(deps: Pick<AdvanceDeps, 'prefix'>) {
   return { prefix: deps.prefix, publisher: 'executor' };
 }
 
@@ -61,7 +114,18 @@ async function loadState(db: Db, taskId: string) {
   if (!run || !run.planId) return null;
   const task = await db.prisma.task.findUnique({
     where: { id: taskId },
-    select: { id: true, goal: true, input: true, kind: true, agentId: true, source: true, externalId: true },
+    select: {
+      id: true,
+      goal: true,
+      input: true,
+      kind: true,
+      agentId: true,
+      source: true,
+      externalId: true,
+      budget: true,
+      preferences: true,
+      deadline: true,
+    },
   });
   const plan = await db.prisma.plan.findUnique({
     where: { id: run.planId },
@@ -69,7 +133,7 @@ async function loadState(db: Db, taskId: string) {
   });
   if (!task || !plan) return null;
   const steps: StepState[] = plan.steps.map((step) => {
-    const args = z.record(z.string(), JsonValue).safeParse(step.arguments);
+    const args = ArgumentsRecord.safeParse(step.arguments);
     const result = StepResult.safeParse(step.run?.result ?? null);
     const error = ErrorShape.safeParse(step.run?.error ?? null);
     return {
@@ -83,25 +147,32 @@ async function loadState(db: Db, taskId: string) {
       error: error.success ? error.data : null,
     };
   });
-  return { run, task, plan, steps };
+  const budget = TaskBudget.safeParse(task.budget ?? undefined);
+  const preferences = TaskModelPreference.safeParse(task.preferences ?? undefined);
+  return {
+    run,
+    task,
+    plan,
+    steps,
+    dependsOn: new Map(plan.steps.map((step) => [step.stepKey, step.dependsOn])),
+    budget: budget.success ? budget.data : undefined,
+    preferences: preferences.success ? preferences.data : undefined,
+  };
 }
 
 type State = NonNullable<Awaited<ReturnType<typeof loadState>>>;
-
-function requestOf(task: State['task']): TaskRequestRef {
-  return task.source === HTTP_TASK_SOURCE
-    ? { idempotencyKey: task.externalId.startsWith('auto:') ? null : task.externalId }
-    : { source: task.source, id: task.externalId };
-}
+type TaskRef = { id: string; kind: string; agentId: string | null };
+type Outcome =
+  | { status: 'completed'; result: TaskCompletedData['result'] }
+  | { status: 'failed'; error: TaskFailedData['error'] }
+  | { status: 'cancelled'; reason: string | null; requestedBy: string | null };
 
 /** The outcome CloudEvent and its outbox row. */
 export function taskOutcomeMessage(
   deps: Pick<AdvanceDeps, 'prefix'>,
-  task: { id: string; kind: string; agentId: string | null },
+  task: TaskRef,
   request: TaskRequestRef,
-  outcome:
-    | { status: 'completed'; result: TaskCompletedData['result'] }
-    | { status: 'failed'; error: TaskFailedData['error'] },
+  outcome: Outcome,
   extra: { planVersion?: number; tools?: string[] },
 ): OutboxMessage {
   const common = {
@@ -114,68 +185,142 @@ export function taskOutcomeMessage(
     correlationid: task.id,
   };
   const base = { taskId: task.id, request, kind: task.kind, agentId: task.agentId, ...extra };
+  const options = publisherOptions(deps);
   if (outcome.status === 'completed') {
     const data = TaskCompletedData.parse({ ...base, status: 'completed', result: outcome.result });
-    return outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskCompleted, {
+    return outboxCloudEvent(options, PublicSubjects.taskCompleted, {
       ...common,
       type: CloudEventTypes.taskCompleted,
       data,
     });
   }
+  if (outcome.status === 'cancelled') {
+    const data = TaskCancelledData.parse({
+      ...base,
+      status: 'cancelled',
+      reason: outcome.reason,
+      requestedBy: outcome.requestedBy,
+    });
+    return outboxCloudEvent(options, PublicSubjects.taskCancelled, {
+      ...common,
+      type: CloudEventTypes.taskCancelled,
+      data,
+    });
+  }
   const data = TaskFailedData.parse({ ...base, status: 'failed', error: outcome.error });
-  return outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskFailed, {
+  return outboxCloudEvent(options, PublicSubjects.taskFailed, {
     ...common,
     type: CloudEventTypes.taskFailed,
     data,
   });
 }
 
-/** Fails a task once (a conditional update guards against a second outcome). Runs in the caller's transaction. */
-export async function failTaskInTx(
+/** Run states in which a task has not ended. */
+export const UNFINISHED_RUN = ['running', 'replanning'];
+/** Step states in which a step has not ended. */
+const UNFINISHED_STEP = ['waiting', 'approved', 'generating', 'running', 'fixing'];
+
+/**
+ * Ends a task once, failed or cancelled (a conditional update guards against a second outcome); its
+ * unfinished steps are cancelled. Runs in the caller's transaction.
+ */
+export async function endTaskInTx(
   tx: Tx,
   deps: Pick<AdvanceDeps, 'prefix'>,
-  task: { id: string; kind: string; agentId: string | null },
+  task: TaskRef,
   request: TaskRequestRef,
-  error: ErrorShape & { stepId?: string },
+  outcome: Extract<Outcome, { status: 'failed' | 'cancelled' }>,
   extra: { planId?: string | null; planVersion?: number; tools?: string[] },
 ): Promise<boolean> {
   const existing = await tx.taskRun.findUnique({ where: { taskId: task.id }, select: { status: true } });
-  if (existing && existing.status !== 'running') return false;
-  const stored = { ...error, retryable: false };
+  if (existing && !UNFINISHED_RUN.includes(existing.status)) return false;
+  const stored =
+    outcome.status === 'failed'
+      ? { status: 'failed', error: toJsonInput({ ...outcome.error, retryable: false }) }
+      : {
+          status: 'cancelled',
+          error: toJsonInput({
+            code: ErrorCodes.TASK_CANCELLED,
+            message: outcome.reason ?? 'cancelled',
+            retryable: false,
+          }),
+        };
   if (existing) {
     const updated = await tx.taskRun.updateMany({
-      where: { taskId: task.id, status: 'running' },
-      data: { status: 'failed', error: toJsonInput(stored), finishedAt: new Date() },
+      where: { taskId: task.id, status: { in: UNFINISHED_RUN } },
+      data: { ...stored, finishedAt: new Date() },
     });
     if (updated.count === 0) return false;
   } else {
     await tx.taskRun.create({
-      data: {
-        taskId: task.id,
-        planId: extra.planId ?? null,
-        status: 'failed',
-        error: toJsonInput(stored),
-        finishedAt: new Date(),
-      },
+      data: { taskId: task.id, planId: extra.planId ?? null, ...stored, finishedAt: new Date() },
     });
   }
+  await tx.stepRun.updateMany({
+    where: { taskId: task.id, status: { in: UNFINISHED_STEP } },
+    data: { status: 'cancelled', finishedAt: new Date() },
+  });
+  const final =
+    outcome.status === 'failed' ? { ...outcome, error: { ...outcome.error, retryable: false } } : outcome;
   await enqueueOutbox(
     tx,
-    taskOutcomeMessage(
-      deps,
-      task,
-      request,
-      { status: 'failed', error: stored },
-      { planVersion: extra.planVersion, tools: extra.tools },
-    ),
+    taskOutcomeMessage(deps, task, request, final, { planVersion: extra.planVersion, tools: extra.tools }),
   );
   return true;
 }
 
+/** Fails a task once. Runs in the caller's transaction. */
+export function failTaskInTx(
+  tx: Tx,
+  deps: Pick<AdvanceDeps, 'prefix'>,
+  task: TaskRef,
+  request: TaskRequestRef,
+  error: ErrorShape & { stepId?: string },
+  extra: { planId?: string | null; planVersion?: number; tools?: string[] },
+): Promise<boolean> {
+  return endTaskInTx(tx, deps, task, request, { status: 'failed', error }, extra);
+}
+
 /**
- * Moves a task forward as far as it can go now: runs `respond` steps inline, sends code to the sandbox,
- * finishes or fails the task. Every change is a conditional update in its own short transaction, so two
- * replicas advancing the same task never do a step twice; model calls happen outside transactions.
+ * Whether the plan is still the task's active version, holding a shared lock on its row until the
+ * transaction ends: the planner's plan edit takes the same row exclusively, so a step start and an edit
+ * never both win.
+ */
+export async function lockActivePlan(tx: Tx, planId: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<Array<{ status: string }>>`
+    SELECT "status" FROM "Plan" WHERE "id" = ${planId}::uuid FOR SHARE`;
+  return rows[0]?.status === 'active';
+}
+
+function resultsOf(state: State): Map<string, { value: JsonValue; stdout: string }> {
+  return new Map(
+    state.steps
+      .filter((other) => other.status === 'completed' && other.result)
+      .map((other) => [
+        other.key,
+        { value: other.result?.value ?? null, stdout: other.result?.stdout ?? '' },
+      ]),
+  );
+}
+
+function resolvedArguments(state: State, step: StepState): Record<string, JsonValue> {
+  const resolved = resolveStepReferencesDeep(step.arguments, resultsOf(state));
+  const parsed = ArgumentsRecord.safeParse(resolved);
+  return parsed.success ? parsed.data : {};
+}
+
+function workspacePath(raw: string, directory = false): string {
+  const result = directory ? normalizeWorkspaceDirectory(raw) : normalizeWorkspacePath(raw);
+  if (!result.ok)
+    throw new TandemError(ErrorCodes.TOOL_PATH_REJECTED, `path ${JSON.stringify(raw)}: ${result.reason}`);
+  return result.path;
+}
+
+/**
+ * Moves a task forward as far as it can go now: runs inline tools (respond, workspace files, answered
+ * questions), calls out for `http_request`, sends code to the sandbox, asks for one re-plan after a
+ * failure, finishes or fails the task. Every change is a conditional update in a short transaction, so two
+ * replicas advancing the same task never do a step twice; model and HTTP calls happen outside transactions.
  */
 export async function advanceTask(
   deps: AdvanceDeps,
@@ -186,224 +331,509 @@ export async function advanceTask(
   for (let guard = 0; guard < 1000; guard += 1) {
     const state = await loadState(deps.db, taskId);
     if (!state || state.run.status !== 'running') return;
-    const action = nextAction(state.steps);
     const tools = state.steps.map((step) => step.tool);
     const extra = { planId: state.plan.id, planVersion: state.plan.version, tools };
     const task = { id: state.task.id, kind: state.task.kind, agentId: state.task.agentId };
-    const request = requestOf(state.task);
+    const request = taskRequestRef(state.task);
 
+    if (state.task.deadline !== null && state.task.deadline.getTime() <= Date.now()) {
+      await endTask(deps, task, request, deadlineError(state.task.deadline), extra, log);
+      return;
+    }
+    const action = nextAction(state.steps);
     if (action.kind === 'wait') {
       log.debug({ taskId, reason: action.reason }, 'task waits');
       return;
     }
     if (action.kind === 'fail') {
-      const failed = await deps.db.prisma.$transaction((tx) =>
-        failTaskInTx(tx, deps, task, request, action.error, extra),
-      );
-      if (failed) {
-        deps.kick();
-        deps.onTaskFinished?.('failed', task.kind);
-        log.warn({ taskId, code: action.error.code }, 'task failed');
+      const failed = state.steps.find((step) => step.key === action.error.stepId);
+      if (
+        failed &&
+        failed.status === 'failed' &&
+        state.run.replans < deps.maxReplans &&
+        replanCanHelp(action.error)
+      ) {
+        await requestReplan(deps, state, failed, action.error, log);
+        return;
       }
+      await endTask(deps, task, request, action.error, extra, log);
       return;
     }
     if (action.kind === 'complete') {
-      const respondStep = [...state.steps].reverse().find((step) => step.tool === 'respond');
-      const answer = respondStep?.result?.value;
-      const result = {
-        answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
-        steps: state.steps.map((step) => ({
-          id: step.key,
-          tool: step.tool,
-          value: step.result?.value ?? null,
-        })),
-      };
-      const completed = await deps.db.prisma.$transaction(async (tx) => {
-        const updated = await tx.taskRun.updateMany({
-          where: { taskId, status: 'running' },
-          data: { status: 'completed', result, finishedAt: new Date() },
-        });
-        if (updated.count === 0) return false;
-        await enqueueOutbox(
-          tx,
-          taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra),
-        );
-        return true;
-      });
-      if (completed) {
-        deps.kick();
-        deps.onTaskFinished?.('completed', task.kind);
-        log.info({ taskId }, 'task completed');
-      }
+      await completeTask(deps, state, task, request, extra, log);
       return;
     }
 
     const step = action.step;
-    const meta = { correlationId: taskId, causationId: null };
-    if (step.tool === 'respond') {
-      const args = RespondArguments.parse(step.arguments);
-      const results = new Map(
-        state.steps
-          .filter((other) => other.result)
-          .map((other) => [
-            other.key,
-            { value: other.result?.value ?? null, stdout: other.result?.stdout ?? '' },
-          ]),
-      );
-      const answer = resolveStepReferences(args.answer, results);
-      await finishStep(deps, step, taskId, 'approved', { status: 'completed', value: answer });
-      deps.kick();
-      continue;
-    }
-    if (step.tool === 'run_code') {
-      const args = RunCodeArguments.parse(step.arguments);
-      // Claim the step before any model call, so two replicas advancing the same task never both pay
-      // for code generation. A claim left behind by a crashed replica goes stale and is taken over.
-      const claimed = await deps.db.prisma.stepRun.updateMany({
-        where: {
-          stepId: step.stepId,
-          OR: [
-            { status: 'approved' },
-            { status: 'generating', updatedAt: { lt: new Date(Date.now() - deps.claimStaleMs) } },
-          ],
-        },
-        data: { status: 'generating' },
-      });
-      if (claimed.count === 0) return;
-      let code = args.code ?? null;
-      if (code === null) {
-        try {
-          const answer = await deps.codeModel.complete({
-            taskId,
-            messages: codePrompt({
-              language: args.language,
-              spec: args.spec ?? '',
-              goal: state.task.goal,
-              hasInput: state.task.input !== null,
-            }),
-            idempotencyKey: `code:${step.stepId}`,
-          });
-          code = answer.content === null ? null : extractCode(answer.content);
-          if (code === null)
-            throw Object.assign(new Error('the code model answered without code'), {
-              code: ErrorCodes.CODE_GENERATION_FAILED,
-              retryable: false,
-            });
-        } catch (error) {
-          const shape = toErrorShape(error);
-          // A retryable model failure comes back through redelivery, except on the last delivery,
-          // where the step fails with that error rather than leaving the task running forever.
-          if (shape.retryable && !delivery.lastDelivery) {
-            // Hand the step back so the redelivered message can claim it again.
-            await deps.db.prisma.stepRun.updateMany({
-              where: { stepId: step.stepId, status: 'generating' },
-              data: { status: 'approved' },
-            });
-            throw error;
-          }
-          await finishStep(deps, step, taskId, 'generating', { status: 'failed', error: shape });
-          deps.kick();
-          continue;
-        }
-      }
-      const current = await deps.db.prisma.stepRun.findUnique({
-        where: { stepId: step.stepId },
-        select: { attempts: true },
-      });
-      const attempt = (current?.attempts ?? 0) + 1;
-      const input = JsonValue.safeParse(state.task.input ?? null);
-      const sent = await deps.db.prisma.$transaction(async (tx) => {
-        const updated = await tx.stepRun.updateMany({
-          where: { stepId: step.stepId, status: 'generating' },
-          data: { status: 'running', code, attempts: attempt, startedAt: new Date() },
+    try {
+      const progressed = await startStep(deps, state, step, taskId, log, delivery);
+      if (!progressed) return;
+    } catch (error) {
+      if (error instanceof TandemError && !error.retryable) {
+        // An expected tool failure (missing file, refused URL, workspace full): the step fails, not the process.
+        await finishStep(deps, step, taskId, ['approved', 'running'], {
+          status: 'failed',
+          error: error.toShape(),
         });
-        if (updated.count === 0) return false;
-        await enqueueOutbox(
-          tx,
-          outboxEvent(
-            publisherOptions(deps),
-            SandboxRunRequested,
-            {
-              idempotencyKey: `${step.stepId}:${attempt}`,
-              taskId,
-              stepId: step.stepId,
-              language: args.language,
-              code: code ?? '',
-              input: input.success ? input.data : null,
-              limits: deps.sandboxLimits,
-            },
-            meta,
-          ).message,
-        );
-        return true;
-      });
-      if (sent) {
         deps.kick();
-        log.info({ taskId, step: step.key, attempt }, 'code sent to the sandbox');
+        continue;
       }
-      return;
+      throw error;
     }
-    // A tool the executor cannot run (added to contracts but not here yet) fails the step, not the process.
-    const error = {
-      code: ErrorCodes.TOOL_UNKNOWN_FUNCTION,
-      message: `the executor cannot run ${step.tool}`,
-      retryable: false,
-    };
-    await finishStep(deps, step, taskId, 'approved', { status: 'failed', error });
     deps.kick();
   }
 }
 
+function deadlineError(deadline: Date): ErrorShape {
+  return {
+    code: ErrorCodes.TASK_DEADLINE_EXCEEDED,
+    message: `the task's deadline ${deadline.toISOString()} passed`,
+    retryable: false,
+  };
+}
+
+async function endTask(
+  deps: AdvanceDeps,
+  task: TaskRef,
+  request: TaskRequestRef,
+  error: ErrorShape & { stepId?: string },
+  extra: { planId: string; planVersion: number; tools: string[] },
+  log: Log,
+): Promise<void> {
+  const failed = await deps.db.prisma.$transaction((tx) =>
+    failTaskInTx(tx, deps, task, request, error, extra),
+  );
+  if (failed) {
+    deps.kick();
+    deps.onTaskFinished?.('failed', task.kind);
+    log.warn({ taskId: task.id, code: error.code }, 'task failed');
+  }
+}
+
+async function completeTask(
+  deps: AdvanceDeps,
+  state: State,
+  task: TaskRef,
+  request: TaskRequestRef,
+  extra: { planId: string; planVersion: number; tools: string[] },
+  log: Log,
+): Promise<void> {
+  const respondStep = [...state.steps].reverse().find((step) => step.tool === 'respond');
+  const answer = respondStep?.result?.value;
+  const result = {
+    answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
+    steps: state.steps.map((step) => ({ id: step.key, tool: step.tool, value: step.result?.value ?? null })),
+  };
+  const completed = await deps.db.prisma.$transaction(async (tx) => {
+    const updated = await tx.taskRun.updateMany({
+      where: { taskId: task.id, status: 'running' },
+      data: { status: 'completed', result, finishedAt: new Date() },
+    });
+    if (updated.count === 0) return false;
+    await enqueueOutbox(tx, taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra));
+    return true;
+  });
+  if (completed) {
+    deps.kick();
+    deps.onTaskFinished?.('completed', task.kind);
+    log.info({ taskId: task.id }, 'task completed');
+  }
+}
+
+async function requestReplan(
+  deps: AdvanceDeps,
+  state: State,
+  failed: StepState,
+  error: ErrorShape,
+  log: Log,
+): Promise<void> {
+  const asked = await deps.db.prisma.$transaction(async (tx) => {
+    const updated = await tx.taskRun.updateMany({
+      where: { taskId: state.task.id, status: 'running', planId: state.plan.id, replans: state.run.replans },
+      data: { status: 'replanning', replans: { increment: 1 } },
+    });
+    if (updated.count === 0) return false;
+    await enqueueOutbox(
+      tx,
+      outboxEvent(
+        publisherOptions(deps),
+        TaskReplanRequested,
+        {
+          taskId: state.task.id,
+          planId: state.plan.id,
+          version: state.plan.version,
+          failedStep: { key: failed.key, tool: failed.tool, error: { ...error, retryable: false } },
+          completedSteps: state.steps
+            .filter((step) => step.status === 'completed')
+            .map((step) => ({ key: step.key, tool: step.tool, value: step.result?.value ?? null })),
+        },
+        { correlationId: state.task.id, causationId: null },
+      ).message,
+    );
+    return true;
+  });
+  if (asked) {
+    deps.kick();
+    log.info(
+      { taskId: state.task.id, step: failed.key, code: error.code },
+      'step failed; asked for a new plan',
+    );
+  }
+}
+
+/** Runs one step as far as it goes now; false when the task must wait (sandbox, another replica). */
+async function startStep(
+  deps: AdvanceDeps,
+  state: State,
+  step: StepState,
+  taskId: string,
+  log: Log,
+  delivery: { lastDelivery: boolean },
+): Promise<boolean> {
+  switch (step.tool) {
+    case 'respond': {
+      const args = RespondArguments.parse(resolvedArguments(state, step));
+      return completeInline(deps, state, step, async () => args.answer);
+    }
+    case 'ask_human': {
+      // The approval service stored the human's answer on the step when it approved it.
+      const answer = step.result?.value ?? null;
+      return completeInline(deps, state, step, async () => answer);
+    }
+    case 'read_file': {
+      const path = workspacePath(PathArguments.parse(resolvedArguments(state, step)).path);
+      return completeInline(deps, state, step, async (tx) => {
+        const file = await readWorkspaceFile(tx, taskId, path);
+        return { path: file.path, content: file.content, encoding: file.encoding, size: file.size };
+      });
+    }
+    case 'write_file': {
+      const args = WriteArguments.parse(resolvedArguments(state, step));
+      const path = workspacePath(args.path);
+      return completeInline(deps, state, step, async (tx) => {
+        const entry = await writeWorkspaceFile(
+          tx,
+          { taskId, stepId: step.stepId, path, content: Buffer.from(args.content, 'utf8') },
+          deps.workspace,
+        );
+        return { path: entry.path, size: entry.size, sha256: entry.sha256 };
+      });
+    }
+    case 'list_files': {
+      const prefix = workspacePath(ListArguments.parse(resolvedArguments(state, step)).prefix ?? '', true);
+      return completeInline(deps, state, step, async (tx) => {
+        const files = await listWorkspaceFiles(tx, taskId, prefix);
+        return { files: files.map((file) => ({ path: file.path, size: file.size })) };
+      });
+    }
+    case 'http_request':
+      return runHttpStep(deps, state, step, taskId, log);
+    case 'run_code':
+      return runCodeStep(deps, state, step, taskId, log, delivery);
+    default:
+      // A tool the executor cannot run (added to contracts but not here yet) fails the step, not the process.
+      throw new TandemError(ErrorCodes.TOOL_UNKNOWN_FUNCTION, `the executor cannot run ${step.tool}`);
+  }
+}
+
 /**
- * Moves a step from `from` to completed or failed and enqueues its `step.finished` event, in one
+ * Completes a step whose work is a database read or write, in one transaction with the plan lock: the
+ * step is claimed (approved -> completed) first, so a second replica's attempt changes nothing.
+ */
+async function completeInline(
+  deps: AdvanceDeps,
+  state: State,
+  step: StepState,
+  work: (tx: Tx) => Promise<JsonValue>,
+): Promise<boolean> {
+  return deps.db.prisma.$transaction(async (tx) => {
+    if (!(await lockActivePlan(tx, state.plan.id))) return false;
+    const now = new Date();
+    const claimed = await tx.stepRun.updateMany({
+      where: { stepId: step.stepId, status: 'approved' },
+      data: { status: 'completed', startedAt: now, finishedAt: now, attempts: { increment: 1 } },
+    });
+    if (claimed.count === 0) return false;
+    const value = await work(tx);
+    await tx.stepRun.update({
+      where: { stepId: step.stepId },
+      data: { result: toJsonInput({ value, stdout: '' }) },
+    });
+    await enqueueOutbox(tx, stepFinishedMessage(deps, step, state.task.id, { status: 'completed', value }));
+    return true;
+  });
+}
+
+async function runHttpStep(
+  deps: AdvanceDeps,
+  state: State,
+  step: StepState,
+  taskId: string,
+  log: Log,
+): Promise<boolean> {
+  const args = resolvedArguments(state, step);
+  const claimed = await deps.db.prisma.$transaction(async (tx) => {
+    if (!(await lockActivePlan(tx, state.plan.id))) return false;
+    const updated = await tx.stepRun.updateMany({
+      where: { stepId: step.stepId, status: 'approved' },
+      data: { status: 'running', startedAt: new Date(), attempts: { increment: 1 } },
+    });
+    return updated.count > 0;
+  });
+  if (!claimed) return false;
+  let outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
+  try {
+    outcome = { status: 'completed', value: await deps.http.run({ stepId: step.stepId, arguments: args }) };
+  } catch (error) {
+    outcome = { status: 'failed', error: { ...toErrorShape(error), retryable: false } };
+  }
+  await finishStep(deps, step, taskId, ['running'], outcome);
+  log.info({ taskId, step: step.key, status: outcome.status }, 'http request step finished');
+  return true;
+}
+
+async function spentByTask(db: Db, taskId: string): Promise<Spent> {
+  const totals = await db.prisma.modelCall.aggregate({
+    where: { taskId },
+    _sum: { totalTokens: true, costUsd: true },
+    _count: { _all: true },
+  });
+  return {
+    tokens: totals._sum.totalTokens ?? 0,
+    costUsd: totals._sum.costUsd ?? 0,
+    calls: totals._count._all,
+  };
+}
+
+async function runCodeStep(
+  deps: AdvanceDeps,
+  state: State,
+  step: StepState,
+  taskId: string,
+  log: Log,
+  delivery: { lastDelivery: boolean },
+): Promise<boolean> {
+  const args = RunCodeArguments.parse(resolvedArguments(state, step));
+  const before = await deps.db.prisma.stepRun.findUnique({
+    where: { stepId: step.stepId },
+    select: { status: true, code: true, attempts: true, error: true, result: true },
+  });
+  if (!before) return false;
+  const fixing = before.status === 'fixing';
+  // Claim the step before any model call, so two replicas advancing the same task never both pay
+  // for code generation. A claim left behind by a crashed replica goes stale and is taken over.
+  const claimed = await deps.db.prisma.$transaction(async (tx) => {
+    if (!(await lockActivePlan(tx, state.plan.id))) return false;
+    const updated = await tx.stepRun.updateMany({
+      where: {
+        stepId: step.stepId,
+        OR: [
+          { status: fixing ? 'fixing' : 'approved' },
+          { status: 'generating', updatedAt: { lt: new Date(Date.now() - deps.claimStaleMs) } },
+        ],
+      },
+      data: { status: 'generating' },
+    });
+    return updated.count > 0;
+  });
+  if (!claimed) return false;
+  const attempt = before.attempts + 1;
+  const files = await deps.db.prisma.workspaceFile.findMany({
+    where: { taskId },
+    select: { path: true, sha256: true, size: true },
+    orderBy: { path: 'asc' },
+  });
+  let code: string | null = !fixing && args.code !== undefined ? args.code : null;
+  const origin = fixing ? 'fix' : code !== null ? 'given' : 'generate';
+  if (code === null) {
+    try {
+      const dependencies: Record<string, JsonValue> = {};
+      for (const key of state.dependsOn.get(step.key) ?? []) {
+        const other = state.steps.find((candidate) => candidate.key === key);
+        if (other?.result) dependencies[key] = other.result.value;
+      }
+      const input = JsonValue.safeParse(state.task.input ?? null);
+      const request: CodeRequest = {
+        language: args.language,
+        spec: args.spec ?? 'Make the program below work as intended.',
+        goal: state.task.goal,
+        hasInput: input.success && input.data !== null,
+        dependencies,
+        files: files.map((file) => file.path),
+        patterns: await deps.codePatterns(args.language),
+      };
+      const previous = StepResult.safeParse(before.result ?? null);
+      const previousError = ErrorShape.safeParse(before.error ?? null);
+      const messages =
+        fixing && before.code !== null
+          ? fixPrompt(request, {
+              code: before.code,
+              error: previousError.success
+                ? previousError.data
+                : { code: ErrorCodes.STEP_FAILED, message: 'the program failed', retryable: false },
+              stderr: previous.success ? previous.data.stderr : '',
+            })
+          : codePrompt(request);
+      const answer = await deps.codeModel.complete({
+        taskId,
+        messages,
+        idempotencyKey: `code:${step.stepId}:${attempt}`,
+        preference: rolePreference(state.preferences, 'code'),
+        budget: state.budget,
+        spent: await spentByTask(deps.db, taskId),
+      });
+      code = answer.content === null ? null : extractCode(answer.content);
+      if (code === null)
+        throw new TandemError(ErrorCodes.CODE_GENERATION_FAILED, 'the code model answered without code');
+    } catch (error) {
+      const shape = toErrorShape(error);
+      // A retryable model failure comes back through redelivery, except on the last delivery,
+      // where the step fails with that error rather than leaving the task running forever.
+      if (shape.retryable && !delivery.lastDelivery) {
+        // Hand the step back so the redelivered message can claim it again.
+        await deps.db.prisma.stepRun.updateMany({
+          where: { stepId: step.stepId, status: 'generating' },
+          data: { status: fixing ? 'fixing' : 'approved' },
+        });
+        throw error;
+      }
+      await deps.db.prisma.stepAttempt.createMany({
+        data: [
+          {
+            id: randomUUID(),
+            stepId: step.stepId,
+            taskId,
+            attempt,
+            origin,
+            outcome: 'generation_failed',
+            error: toJsonInput(shape),
+            finishedAt: new Date(),
+          },
+        ],
+        skipDuplicates: true,
+      });
+      await finishStep(deps, step, taskId, ['generating'], {
+        status: 'failed',
+        error: { ...shape, retryable: false },
+      });
+      return true;
+    }
+  }
+  const input = JsonValue.safeParse(state.task.input ?? null);
+  const sandboxKey = `${step.stepId}:${attempt}`;
+  const sent = await deps.db.prisma.$transaction(async (tx) => {
+    const updated = await tx.stepRun.updateMany({
+      where: { stepId: step.stepId, status: 'generating' },
+      data: { status: 'running', code, attempts: attempt, startedAt: new Date() },
+    });
+    if (updated.count === 0) return false;
+    await tx.stepAttempt.createMany({
+      data: [
+        {
+          id: randomUUID(),
+          stepId: step.stepId,
+          taskId,
+          attempt,
+          origin,
+          code,
+          sandboxKey,
+          outcome: 'running',
+        },
+      ],
+      skipDuplicates: true,
+    });
+    await enqueueOutbox(
+      tx,
+      outboxEvent(
+        publisherOptions(deps),
+        SandboxRunRequested,
+        {
+          idempotencyKey: sandboxKey,
+          taskId,
+          stepId: step.stepId,
+          language: args.language,
+          code: code ?? '',
+          input: input.success ? input.data : null,
+          limits: deps.sandboxLimits,
+          files,
+        },
+        { correlationId: taskId, causationId: null },
+      ).message,
+    );
+    return true;
+  });
+  if (sent) log.info({ taskId, step: step.key, attempt, origin }, 'code sent to the sandbox');
+  // The task waits for the sandbox's answer either way.
+  return false;
+}
+
+function rolePreference(
+  preferences: TaskModelPreference | undefined,
+  role: 'planning' | 'code',
+): { tier?: string; model?: string } | undefined {
+  if (!preferences) return undefined;
+  const model = role === 'planning' ? preferences.planning : preferences.code;
+  const out: { tier?: string; model?: string } = {};
+  if (preferences.tier !== undefined) out.tier = preferences.tier;
+  if (model !== undefined) out.model = model;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** The `step.finished` event of a step. */
+export function stepFinishedMessage(
+  deps: Pick<AdvanceDeps, 'prefix'>,
+  step: { stepId: string; key: string; tool: string },
+  taskId: string,
+  outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape },
+): OutboxMessage {
+  const data =
+    outcome.status === 'completed'
+      ? {
+          taskId,
+          stepId: step.stepId,
+          key: step.key,
+          tool: step.tool,
+          status: 'completed' as const,
+          value: outcome.value,
+        }
+      : {
+          taskId,
+          stepId: step.stepId,
+          key: step.key,
+          tool: step.tool,
+          status: 'failed' as const,
+          error: outcome.error,
+        };
+  return outboxEvent(publisherOptions(deps), StepFinished, data, { correlationId: taskId, causationId: null })
+    .message;
+}
+
+/**
+ * Moves a step from one of `from` to completed or failed and enqueues its `step.finished` event, in one
  * transaction; a conditional update, so a step another replica already moved is left alone.
  */
 async function finishStep(
   deps: AdvanceDeps,
   step: StepState,
   taskId: string,
-  from: 'approved' | 'generating',
+  from: string[],
   outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape },
 ): Promise<boolean> {
   const now = new Date();
   return deps.db.prisma.$transaction(async (tx) => {
     const updated = await tx.stepRun.updateMany({
-      where: { stepId: step.stepId, status: from },
+      where: { stepId: step.stepId, status: { in: from } },
       data:
         outcome.status === 'completed'
           ? {
               status: 'completed',
               result: toJsonInput({ value: outcome.value, stdout: '' }),
-              startedAt: now,
               finishedAt: now,
-              attempts: { increment: 1 },
             }
           : { status: 'failed', error: toJsonInput(outcome.error), finishedAt: now },
     });
     if (updated.count === 0) return false;
-    const data =
-      outcome.status === 'completed'
-        ? {
-            taskId,
-            stepId: step.stepId,
-            key: step.key,
-            tool: step.tool,
-            status: 'completed' as const,
-            value: outcome.value,
-          }
-        : {
-            taskId,
-            stepId: step.stepId,
-            key: step.key,
-            tool: step.tool,
-            status: 'failed' as const,
-            error: outcome.error,
-          };
-    await enqueueOutbox(
-      tx,
-      outboxEvent(publisherOptions(deps), StepFinished, data, { correlationId: taskId, causationId: null })
-        .message,
-    );
+    await enqueueOutbox(tx, stepFinishedMessage(deps, step, taskId, outcome));
     return true;
   });
 }

@@ -1,40 +1,86 @@
-import { ApprovalDecided, PlanFailed, PlanProposed, SandboxRunCompleted } from '@tandem/contracts';
-import type { RoleClient } from '@tandem/models';
+import {
+  ApprovalDecided,
+  LearningPatternsQuery,
+  LearningPatternsReply,
+  PlanFailed,
+  PlanProposed,
+  PublicSubjects,
+  SandboxRunCompleted,
+  TaskCancelRequestedCloudEvent,
+  querySubjectFor,
+} from '@tandem/contracts';
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
-import type { AdvanceDeps } from './advance.js';
+import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
+import { sweepDeadlines } from './deadlines.js';
+import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
 import { EXECUTOR_PLAN_FAILED_CONSUMER, handlePlanFailed } from './handlers/plan-failed.js';
 import { EXECUTOR_PLAN_CONSUMER, handlePlanProposed } from './handlers/plan-proposed.js';
 import { EXECUTOR_SANDBOX_CONSUMER, handleSandboxRunCompleted } from './handlers/sandbox-run-completed.js';
+import { EXECUTOR_CANCEL_CONSUMER, handleTaskCancelRequested } from './handlers/task-cancel-requested.js';
+import type { SecretStore } from './secrets.js';
+import { createHttpRunner, type HttpClient } from './tools/http.js';
 
 /** The executor: runs approved steps in order, asks the code model for code, owns the task's outcome. */
 export async function createExecutor(deps: {
   runtime: ServiceRuntime;
   config: ExecutorConfig;
-  codeModel: RoleClient;
+  codeModel: CodeModel;
+  httpClient: HttpClient;
+  secrets: SecretStore;
 }): Promise<void> {
   const { runtime, config } = deps;
-  const { db, kick } = runtime;
+  const { db, kick, bus } = runtime;
+  const prefix = config.TANDEM_SUBJECT_PREFIX;
   const outcomes = new Counter({
     name: 'tandem_tasks_finished_total',
     help: 'Tasks finished by status and kind',
     labelNames: ['status', 'kind'],
     registers: [runtime.metrics.registry],
   });
+  const codePatterns = async (language: string): Promise<CodePattern[]> => {
+    try {
+      const query = LearningPatternsQuery.parse({
+        kind: 'code',
+        scope: `run_code:${language}`,
+        types: ['code_pattern', 'error_recovery'],
+        limit: 5,
+      });
+      const reply = await bus.nc.request(
+        querySubjectFor(prefix, 'learning-patterns'),
+        new TextEncoder().encode(JSON.stringify(query)),
+        { timeout: config.TANDEM_LEARNING_QUERY_TIMEOUT_MS },
+      );
+      const parsed = LearningPatternsReply.safeParse(JSON.parse(new TextDecoder().decode(reply.data)));
+      return parsed.success ? parsed.data.patterns : [];
+    } catch (error) {
+      runtime.log.debug({ err: error }, 'no learned code patterns in time; generating without them');
+      return [];
+    }
+  };
   const advance: AdvanceDeps = {
     db,
     log: runtime.log,
-    prefix: config.TANDEM_SUBJECT_PREFIX,
-    codeModel: { complete: (request) => deps.codeModel.complete(request) },
+    prefix,
+    codeModel: deps.codeModel,
+    http: createHttpRunner({ client: deps.httpClient, secrets: deps.secrets }),
+    codePatterns,
     sandboxLimits: {
       timeoutMs: config.TANDEM_STEP_TIMEOUT_MS,
       maxOutputBytes: config.TANDEM_STEP_MAX_OUTPUT_BYTES,
       memoryMb: config.TANDEM_STEP_MEMORY_MB,
     },
+    workspace: {
+      maxFileBytes: config.TANDEM_WORKSPACE_MAX_FILE_BYTES,
+      maxTotalBytes: config.TANDEM_WORKSPACE_MAX_BYTES,
+      maxFiles: config.TANDEM_WORKSPACE_MAX_FILES,
+    },
     // A redelivery comes after the ack wait (5 min); a claim older than 4 min is then taken over.
     claimStaleMs: 4 * 60_000,
     maxDeliver: config.TANDEM_MAX_DELIVER,
+    maxFixAttempts: config.TANDEM_CODE_FIX_ATTEMPTS,
+    maxReplans: config.TANDEM_MAX_REPLANS,
     kick,
     onTaskFinished: (status, kind) => outcomes.inc({ status, kind }),
   };
@@ -76,8 +122,28 @@ export async function createExecutor(deps: {
       messageId: (e) => e.id,
       handle: (e, c) => handlePlanFailed(advance, e, c),
     }),
+    await runtime.consume({
+      ...common,
+      durable: EXECUTOR_CANCEL_CONSUMER,
+      subject: PublicSubjects.taskCancelRequested,
+      schema: TaskCancelRequestedCloudEvent,
+      messageId: (event) => `ce:${JSON.stringify([event.source, event.id])}`,
+      handle: (event, context) => handleTaskCancelRequested(advance, event, context),
+    }),
   ];
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    sweepDeadlines(advance, runtime.log)
+      .catch((error: unknown) => runtime.log.error({ err: error }, 'deadline sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
+  }, config.TANDEM_DEADLINE_SWEEP_MS);
+  sweeper.unref();
   runtime.onStop(async () => {
+    clearInterval(sweeper);
     await Promise.all(consumers.map((consumer) => consumer.stop()));
   });
 }

@@ -1,8 +1,8 @@
-import { BaseConfig } from '@tandem/service-kit';
+import { BaseConfig, ToolPolicyConfig } from '@tandem/service-kit';
 import { z } from 'zod';
 
 /** The executor's settings (environment variables). */
-export const ExecutorConfig = BaseConfig.extend({
+export const ExecutorConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_EXECUTOR_PORT: z.coerce.number().int().min(0).max(65535).default(7103),
   /** Limits the executor asks for per code step (the sandbox-runner clamps them to its own ceilings). */
   TANDEM_STEP_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
@@ -15,6 +15,43 @@ export const ExecutorConfig = BaseConfig.extend({
   TANDEM_STEP_MEMORY_MB: z.coerce.number().int().min(16).max(16_384).default(256),
   TANDEM_EXECUTOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
+  /** Fixes the code model may make to a failing `run_code` program (sandbox runs = 1 + this). */
+  TANDEM_CODE_FIX_ATTEMPTS: z.coerce.number().int().min(0).max(10).default(2),
+  /** New plans asked for after a step failed for good. */
+  TANDEM_MAX_REPLANS: z.coerce.number().int().min(0).max(3).default(1),
+  TANDEM_WORKSPACE_MAX_FILE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  TANDEM_WORKSPACE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
+  TANDEM_WORKSPACE_MAX_FILES: z.coerce.number().int().min(1).max(100_000).default(500),
+  /** How often tasks past their deadline are looked for. */
+  TANDEM_DEADLINE_SWEEP_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
+  TANDEM_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  TANDEM_HTTP_MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Private ranges `http_request` may reach (an operator opt-in, e.g. `10.1.2.0/24`); comma-separated. */
+  TANDEM_HTTP_ALLOW_PRIVATE_CIDRS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((cidr) => cidr.trim())
+        .filter((cidr) => cidr.length > 0),
+    ),
+  TANDEM_LEARNING_QUERY_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(300),
 });
 /** The executor's settings. */
 export type ExecutorConfig = z.infer<typeof ExecutorConfig>;

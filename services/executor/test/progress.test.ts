@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, SandboxOutcome, type ErrorShape } from '@tandem/contracts';
-import { codePrompt, extractCode, nextAction, sandboxError, type StepState } from '../src/domain/progress.js';
+import {
+  codePrompt,
+  extractCode,
+  fixPrompt,
+  isFixable,
+  nextAction,
+  replanCanHelp,
+  sandboxError,
+  type StepState,
+} from '../src/domain/progress.js';
 
 let counter = 0;
 
@@ -205,6 +214,9 @@ describe('codePrompt', () => {
       spec: 'Sum the first 10 squares.',
       goal: 'Squares',
       hasInput: true,
+      dependencies: {},
+      files: [],
+      patterns: [],
     });
     expect(system?.role).toBe('system');
     expect(system?.content).toContain('python');
@@ -217,10 +229,71 @@ describe('codePrompt', () => {
   });
 
   it('lets javascript return the result and says when input is null', () => {
-    const [system] = codePrompt({ language: 'javascript', spec: 'x', goal: 'y', hasInput: false });
+    const [system] = codePrompt({
+      language: 'javascript',
+      spec: 'x',
+      goal: 'y',
+      hasInput: false,
+      dependencies: {},
+      files: [],
+      patterns: [],
+    });
     expect(system?.content).toContain('You write javascript programs');
     expect(system?.content).toContain('`result`');
     expect(system?.content).toContain('`return`');
     expect(system?.content).toContain('it is null for this task');
+  });
+});
+
+describe('code generation context and fixes', () => {
+  const request = {
+    language: 'python',
+    spec: 'Average the numbers in data/in.json.',
+    goal: 'Averages',
+    hasInput: false,
+    dependencies: { s1: { total: 3 } },
+    files: ['data/in.json'],
+    patterns: [{ type: 'error_recovery', content: 'json.load needs a file object', confidence: 0.9 }],
+  };
+
+  it('gives the code model the results of the steps it depends on, the workspace files and learned patterns', () => {
+    const [system, user] = codePrompt(request);
+    expect(user?.content).toContain('{"s1":{"total":3}}');
+    expect(user?.content).toContain('data/in.json');
+    expect(system?.content).toContain('json.load needs a file object');
+    expect(system?.content).toContain('error_recovery');
+  });
+
+  it('asks for a fix with the failing program, its error and the end of stderr', () => {
+    const [, user] = fixPrompt(request, {
+      code: 'print(1/0)',
+      error: { code: ErrorCodes.STEP_FAILED, message: 'the program failed (exit 1)', retryable: false },
+      stderr: 'Traceback...\nZeroDivisionError: division by zero',
+    });
+    expect(user?.content).toContain('print(1/0)');
+    expect(user?.content).toContain('STEP.FAILED');
+    expect(user?.content).toContain('ZeroDivisionError');
+    expect(user?.content).toContain('Average the numbers');
+  });
+
+  it('fixes program failures but not sandbox faults or kills', () => {
+    expect(['error', 'timeout', 'memory_limit', 'output_limit'].every(isFixable)).toBe(true);
+    expect(isFixable('sandbox_error')).toBe(false);
+    expect(isFixable('killed')).toBe(false);
+    expect(isFixable('ok')).toBe(false);
+  });
+
+  it('re-plans after tool failures but not after rejections, budgets or deadlines', () => {
+    const error = (code: string): ErrorShape => ({ code, message: code, retryable: false });
+    expect(replanCanHelp(error(ErrorCodes.STEP_FAILED))).toBe(true);
+    expect(replanCanHelp(error(ErrorCodes.SANDBOX_TIMEOUT))).toBe(true);
+    expect(replanCanHelp(error(ErrorCodes.APPROVAL_REJECTED))).toBe(false);
+    expect(replanCanHelp(error('BUDGET.EXCEEDED'))).toBe(false);
+    expect(replanCanHelp(error('TASK.DEADLINE_EXCEEDED'))).toBe(false);
+  });
+
+  it('starts a step that is waiting for a fix', () => {
+    const fixing = step(0, 'fixing');
+    expect(nextAction([fixing, step(1, 'waiting')])).toEqual({ kind: 'start', step: fixing });
   });
 });

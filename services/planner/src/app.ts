@@ -1,18 +1,30 @@
 import {
   TaskAccepted,
+  TaskCancelRequestedCloudEvent,
+  TaskOutcomeCloudEvent,
+  TaskReplanRequested,
   TaskRequestedCloudEvent,
   PublicSubjects,
   toolRegistry,
   DEFAULT_TOOL_CALL_LIMITS,
   type ToolDefinition,
 } from '@tandem/contracts';
-import type { RoleClient } from '@tandem/models';
-import { Counter, Histogram, type ServiceRuntime } from '@tandem/service-kit';
+import { Counter, Histogram, toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
 
 import type { PlannerConfig } from './config.js';
-import { handleTaskAccepted, PLANNING_CONSUMER } from './handlers/task-accepted.js';
+import { handleReplanRequested, REPLAN_CONSUMER } from './handlers/replan-requested.js';
+import { handleTaskAccepted, PLANNING_CONSUMER, type PlanningDeps } from './handlers/task-accepted.js';
+import {
+  handleCancelRequested,
+  handleTaskOutcome,
+  PLANNER_CANCEL_CONSUMER,
+  PLANNER_OUTCOME_CONSUMERS,
+} from './handlers/task-lifecycle.js';
 import { cloudEventMessageId, handleTaskRequested, INTAKE_CONSUMER } from './handlers/task-requested.js';
+import { registerPlanRoutes } from './http/plan-routes.js';
 import { registerTaskRoutes } from './http/tasks.js';
+import type { ValidatedStep } from './plan-store.js';
+import type { PlanningModel } from './planning-loop.js';
 
 /**
  * The planner: accepts tasks from NATS (CloudEvents) and HTTP, plans them with the planning model and
@@ -21,13 +33,22 @@ import { registerTaskRoutes } from './http/tasks.js';
 export async function createPlanner(deps: {
   runtime: ServiceRuntime;
   config: PlannerConfig;
-  planningModel: RoleClient;
+  planningModel: PlanningModel;
+  /** Estimated model cost of one step (from the code model's price); 0 when prices are unknown. */
+  estimateStepCostUsd?: (step: ValidatedStep) => number;
   registry?: ReadonlyMap<string, ToolDefinition>;
 }): Promise<void> {
   const { runtime, config } = deps;
   const { db, bus, kick } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
   const registry = deps.registry ?? toolRegistry;
+  const checkContext = toolCheckContextFrom(config);
+  const estimateStepCostUsd = deps.estimateStepCostUsd ?? (() => 0);
+  const planLimits = {
+    maxSteps: config.TANDEM_PLANNER_MAX_STEPS,
+    maxArgumentBytes: DEFAULT_TOOL_CALL_LIMITS.maxArgumentBytes,
+    maxDepth: DEFAULT_TOOL_CALL_LIMITS.maxDepth,
+  };
   const tasksAccepted = new Counter({
     name: 'tandem_tasks_accepted_total',
     help: 'Tasks accepted by channel',
@@ -65,6 +86,15 @@ export async function createPlanner(deps: {
     kick,
     onAccepted: (created) => tasksAccepted.inc({ channel: 'http', created: String(created) }),
   });
+  registerPlanRoutes(runtime.http, {
+    db,
+    prefix,
+    kick,
+    registry,
+    checkContext,
+    limits: planLimits,
+    estimateStepCostUsd,
+  });
 
   const intake = await runtime.consume({
     durable: INTAKE_CONSUMER,
@@ -78,6 +108,37 @@ export async function createPlanner(deps: {
       tasksAccepted.inc({ channel: 'nats', created: 'unknown' });
     },
   });
+  const planningDeps = (context: { working: () => void }): PlanningDeps => ({
+    db,
+    log: runtime.log,
+    prefix,
+    registry,
+    checkContext,
+    estimateStepCostUsd,
+    model: {
+      complete: async (request) => {
+        context.working();
+        const answer = await deps.planningModel.complete(request);
+        context.working();
+        return answer;
+      },
+    },
+    request: async (subject, payload, timeoutMs) =>
+      (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,
+    limits: {
+      ...planLimits,
+      maxRepairs: config.TANDEM_PLANNER_MAX_REPAIRS,
+      learningTimeoutMs: config.TANDEM_LEARNING_QUERY_TIMEOUT_MS,
+      maxDeliver: config.TANDEM_MAX_DELIVER,
+    },
+    kick,
+    onPlanned: (outcome, figures) => {
+      plans.inc({ outcome });
+      repairs.observe(figures.repairs);
+      planningSeconds.observe(figures.ms / 1000);
+      if (figures.quality !== null) quality.observe(figures.quality);
+    },
+  });
   const planning = await runtime.consume({
     durable: PLANNING_CONSUMER,
     subject: TaskAccepted.subjectSuffix,
@@ -87,44 +148,52 @@ export async function createPlanner(deps: {
     concurrency: config.TANDEM_PLANNER_CONCURRENCY,
     // A planning round may take several model calls; JetStream waits this long before redelivering.
     ackWaitMs: 10 * 60_000,
-    handle: (envelope, context) =>
-      handleTaskAccepted(
-        {
-          db,
-          log: runtime.log,
-          prefix,
-          registry,
-          model: {
-            complete: async (request) => {
-              context.working();
-              const answer = await deps.planningModel.complete({ ...request, toolChoice: 'required' });
-              context.working();
-              return answer;
-            },
-          },
-          request: async (subject, payload, timeoutMs) =>
-            (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,
-          limits: {
-            maxRepairs: config.TANDEM_PLANNER_MAX_REPAIRS,
-            maxSteps: config.TANDEM_PLANNER_MAX_STEPS,
-            maxArgumentBytes: DEFAULT_TOOL_CALL_LIMITS.maxArgumentBytes,
-            maxDepth: DEFAULT_TOOL_CALL_LIMITS.maxDepth,
-            learningTimeoutMs: config.TANDEM_LEARNING_QUERY_TIMEOUT_MS,
-            maxDeliver: config.TANDEM_MAX_DELIVER,
-          },
-          kick,
-          onPlanned: (outcome, figures) => {
-            plans.inc({ outcome });
-            repairs.observe(figures.repairs);
-            planningSeconds.observe(figures.ms / 1000);
-            if (figures.quality !== null) quality.observe(figures.quality);
-          },
-        },
-        envelope,
-        context,
-      ),
+    handle: (envelope, context) => handleTaskAccepted(planningDeps(context), envelope, context),
   });
+  const replanning = await runtime.consume({
+    durable: REPLAN_CONSUMER,
+    subject: TaskReplanRequested.subjectSuffix,
+    schema: TaskReplanRequested.envelope,
+    messageId: (envelope) => envelope.id,
+    maxDeliver: config.TANDEM_MAX_DELIVER,
+    concurrency: config.TANDEM_PLANNER_CONCURRENCY,
+    ackWaitMs: 10 * 60_000,
+    handle: (envelope, context) => handleReplanRequested(planningDeps(context), envelope, context),
+  });
+  const cancels = await runtime.consume({
+    durable: PLANNER_CANCEL_CONSUMER,
+    subject: PublicSubjects.taskCancelRequested,
+    schema: TaskCancelRequestedCloudEvent,
+    messageId: (event) => cloudEventMessageId(event),
+    maxDeliver: config.TANDEM_MAX_DELIVER,
+    handle: (event, context) => handleCancelRequested({ db }, event, context),
+  });
+  const outcomes = await Promise.all(
+    (
+      [
+        [PLANNER_OUTCOME_CONSUMERS.completed, PublicSubjects.taskCompleted],
+        [PLANNER_OUTCOME_CONSUMERS.failed, PublicSubjects.taskFailed],
+        [PLANNER_OUTCOME_CONSUMERS.cancelled, PublicSubjects.taskCancelled],
+      ] as const
+    ).map(([durable, subject]) =>
+      runtime.consume({
+        durable,
+        subject,
+        schema: TaskOutcomeCloudEvent,
+        messageId: (event) => event.id,
+        maxDeliver: config.TANDEM_MAX_DELIVER,
+        handle: (event, context) =>
+          handleTaskOutcome({ db }, event, { consumer: durable, messageId: context.messageId }),
+      }),
+    ),
+  );
   runtime.onStop(async () => {
-    await Promise.all([intake.stop(), planning.stop()]);
+    await Promise.all([
+      intake.stop(),
+      planning.stop(),
+      replanning.stop(),
+      cancels.stop(),
+      ...outcomes.map((consumer) => consumer.stop()),
+    ]);
   });
 }

@@ -1,8 +1,8 @@
-import { BaseConfig } from '@tandem/service-kit';
+import { BaseConfig, ToolPolicyConfig } from '@tandem/service-kit';
 import { z } from 'zod';
 
 /** The planner's settings (environment variables). */
-export const PlannerConfig = BaseConfig.extend({
+export const PlannerConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_PLANNER_PORT: z.coerce.number().int().min(0).max(65535).default(7101),
   /** How many times a rejected plan goes back to the planning model before the task fails. */
   TANDEM_PLANNER_MAX_REPAIRS: z.coerce.number().int().min(0).max(10).default(2),

@@ -62,6 +62,9 @@ async function acceptInTx(
       ...(submission.data.input === undefined || submission.data.input === null
         ? {}
         : { input: submission.data.input }),
+      ...(submission.data.budget === undefined ? {} : { budget: submission.data.budget }),
+      ...(submission.data.models === undefined ? {} : { preferences: submission.data.models }),
+      ...(submission.data.deadline === undefined ? {} : { deadline: new Date(submission.data.deadline) }),
       status: 'accepted',
       correlationId: taskId,
     },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_TOOL_CALL_LIMITS,
+  DEFAULT_TOOL_CHECK_CONTEXT,
   ErrorCodes,
   toolRegistry,
   type LearningPatternsReply,
@@ -9,13 +10,13 @@ import { ChatMessage as WireChatMessage } from '@tandem/testing';
 import {
   checkModelPlan,
   initialMessages,
-  planQualityScore,
   planningSystemPrompt,
   planningTools,
   type ChatMessage,
   type ModelToolCall,
   type PlanCheck,
 } from '../src/domain/planning.js';
+import { planQuality, riskMixOf } from '../src/domain/quality.js';
 
 const LIMITS = { ...DEFAULT_TOOL_CALL_LIMITS, maxSteps: 20 };
 
@@ -251,38 +252,52 @@ describe('checkModelPlan', () => {
   });
 });
 
-describe('planQualityScore', () => {
-  it('is 1 for a clean, small plan', () => {
-    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 0, stepCount: 2, maxSteps: 20 })).toBe(1);
+describe('planQuality', () => {
+  const clean = {
+    structural: 1,
+    rejections: 0,
+    invalidCalls: 0,
+    stepCount: 2,
+    maxSteps: 20,
+    riskMix: riskMixOf(['compute', 'read']),
+    estimatedCostUsd: 0,
+    budgetUsd: null,
+    strategySuccess: null,
+  };
+
+  it('is 1 for a clean, small, low-risk plan without history', () => {
+    expect(planQuality(clean)).toBe(1);
   });
 
-  it('subtracts 0.25 per repair and 0.05 per invalid call', () => {
-    expect(planQualityScore({ repairAttempts: 1, invalidCalls: 0, stepCount: 2, maxSteps: 20 })).toBeCloseTo(
-      0.75,
-    );
-    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 2, stepCount: 2, maxSteps: 20 })).toBeCloseTo(
-      0.9,
-    );
-    expect(planQualityScore({ repairAttempts: 2, invalidCalls: 3, stepCount: 2, maxSteps: 20 })).toBeCloseTo(
-      0.35,
-    );
+  it('subtracts 0.2 per rejected answer and 0.05 per invalid call', () => {
+    expect(planQuality({ ...clean, rejections: 1 })).toBeCloseTo(0.8);
+    expect(planQuality({ ...clean, invalidCalls: 2 })).toBeCloseTo(0.9);
   });
 
-  it('penalises plans longer than half the step limit by 0.1', () => {
-    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 0, stepCount: 10, maxSteps: 20 })).toBe(1);
-    expect(planQualityScore({ repairAttempts: 0, invalidCalls: 0, stepCount: 11, maxSteps: 20 })).toBeCloseTo(
-      0.9,
+  it('penalises plans longer than half the step limit', () => {
+    expect(planQuality({ ...clean, stepCount: 11 })).toBeCloseTo(0.9);
+  });
+
+  it('ranks network and destructive steps below read and compute', () => {
+    const risky = planQuality({ ...clean, riskMix: riskMixOf(['network', 'destructive']) });
+    expect(risky).toBeLessThan(1);
+    expect(risky).toBeLessThan(planQuality({ ...clean, riskMix: riskMixOf(['write', 'read']) }));
+  });
+
+  it('penalises a plan estimated near its cost budget', () => {
+    expect(planQuality({ ...clean, estimatedCostUsd: 0.9, budgetUsd: 1 })).toBeCloseTo(0.9);
+    expect(planQuality({ ...clean, estimatedCostUsd: 0.1, budgetUsd: 1 })).toBe(1);
+  });
+
+  it('blends in the historical success of the strategy', () => {
+    expect(planQuality({ ...clean, strategySuccess: 0.5 })).toBeCloseTo(0.9);
+    expect(planQuality({ ...clean, strategySuccess: 1 })).toBe(1);
+  });
+
+  it('stays between 0 and 1', () => {
+    expect(planQuality({ ...clean, rejections: 10, invalidCalls: 50, stepCount: 20 })).toBeGreaterThanOrEqual(
+      0,
     );
-  });
-
-  it('never goes below 0', () => {
-    expect(planQualityScore({ repairAttempts: 10, invalidCalls: 50, stepCount: 20, maxSteps: 20 })).toBe(0);
-  });
-
-  it('ranks a plan with fewer repairs higher', () => {
-    const few = planQualityScore({ repairAttempts: 1, invalidCalls: 1, stepCount: 3, maxSteps: 20 });
-    const many = planQualityScore({ repairAttempts: 2, invalidCalls: 1, stepCount: 3, maxSteps: 20 });
-    expect(few).toBeGreaterThan(many);
   });
 });
 
@@ -361,9 +376,106 @@ describe('initialMessages', () => {
 });
 
 describe('planningTools', () => {
-  it('offers run_code and respond in strict mode', () => {
+  it('offers every registered tool in strict mode, each with dependsOn and rationale', () => {
     const tools = planningTools(toolRegistry);
-    expect(tools.map((tool) => tool.function.name).sort()).toEqual(['respond', 'run_code']);
+    expect(tools.map((tool) => tool.function.name).sort()).toEqual([...toolRegistry.keys()].sort());
     expect(tools.every((tool) => tool.function.strict)).toBe(true);
+    for (const tool of tools) {
+      const parameters = tool.function.parameters;
+      expect(parameters['required']).toEqual(expect.arrayContaining(['dependsOn', 'rationale']));
+      expect(parameters['additionalProperties']).toBe(false);
+    }
+  });
+
+  it('splits dependsOn and rationale off the stored arguments and orders steps by dependency', () => {
+    const check = accepted(
+      checkModelPlan(
+        toolRegistry,
+        [
+          {
+            id: 'a',
+            name: 'write_file',
+            arguments: JSON.stringify({
+              path: 'notes/a.txt',
+              content: 'hi',
+              dependsOn: null,
+              rationale: 'keep it',
+            }),
+          },
+          {
+            id: 'b',
+            name: 'read_file',
+            arguments: JSON.stringify({ path: 'notes/a.txt', dependsOn: ['s1'], rationale: null }),
+          },
+          respondCall('c', 'Read: {{steps.s2.value.content}}'),
+        ],
+        null,
+        LIMITS,
+      ),
+    );
+    expect(check.steps.map((step) => step.key)).toEqual(['s1', 's2', 's3']);
+    expect(check.steps[0]?.arguments).toEqual({ path: 'notes/a.txt', content: 'hi' });
+    expect(check.steps[0]?.rationale).toBe('keep it');
+    expect(check.steps[1]?.dependsOn).toEqual(['s1']);
+    expect(check.steps[2]?.dependsOn).toEqual(['s2']);
+  });
+
+  it('rejects a dependency cycle with PLAN.CYCLE', () => {
+    const check = rejected(
+      checkModelPlan(
+        toolRegistry,
+        [
+          { id: 'a', name: 'read_file', arguments: JSON.stringify({ path: 'a', dependsOn: ['s2'] }) },
+          { id: 'b', name: 'read_file', arguments: JSON.stringify({ path: 'b', dependsOn: ['s1'] }) },
+          respondCall('c', 'done'),
+        ],
+        null,
+        LIMITS,
+      ),
+    );
+    expect(check.error.code).toBe(ErrorCodes.PLAN_CYCLE);
+  });
+
+  it('rejects a 500-step plan before validating any call', () => {
+    const calls = Array.from({ length: 500 }, (_, index) => ({
+      id: `c${index}`,
+      name: 'FS.READ',
+      arguments: '{',
+    }));
+    const check = rejected(checkModelPlan(toolRegistry, calls, null, LIMITS));
+    expect(check.error.code).toBe(ErrorCodes.PLAN_TOO_MANY_STEPS);
+    expect(check.invalidCalls).toBe(0);
+  });
+
+  it('rejects an http_request to a host outside the allow-list and accepts an allowed one', () => {
+    const call = (url: string) => ({
+      id: 'h',
+      name: 'http_request',
+      arguments: JSON.stringify({ method: 'GET', url }),
+    });
+    const context = {
+      ...DEFAULT_TOOL_CHECK_CONTEXT,
+      http: { allowHosts: ['api.example.com'], allowHttp: false },
+    };
+    expect(
+      rejected(
+        checkModelPlan(
+          toolRegistry,
+          [call('https://169.254.169.254/'), respondCall('r', 'x')],
+          null,
+          LIMITS,
+          context,
+        ),
+      ).error.code,
+    ).toBe(ErrorCodes.TOOL_URL_REJECTED);
+    accepted(
+      checkModelPlan(
+        toolRegistry,
+        [call('https://api.example.com/v1'), respondCall('r', 'x')],
+        null,
+        LIMITS,
+        context,
+      ),
+    );
   });
 });

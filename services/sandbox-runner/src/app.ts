@@ -1,7 +1,12 @@
-import { SandboxRunRequested } from '@tandem/contracts';
-import { Counter, Histogram, type ServiceRuntime } from '@tandem/service-kit';
+import {
+  PublicSubjects,
+  SandboxRunRequested,
+  TaskCancelRequestedCloudEvent,
+  subjectFor,
+} from '@tandem/contracts';
+import { Counter, Histogram, findCancelTarget, type ServiceRuntime } from '@tandem/service-kit';
 import type { SandboxRunnerConfig } from './config.js';
-import { handleRunRequested, RUN_REQUESTED_CONSUMER } from './handlers/run-requested.js';
+import { createRunningJobs, handleRunRequested, RUN_REQUESTED_CONSUMER } from './handlers/run-requested.js';
 import type { SandboxBackend } from './sandbox/index.js';
 
 /** The sandbox-runner: runs code jobs from the bus in the sandbox backend and publishes their results. */
@@ -24,6 +29,35 @@ export async function createSandboxRunner(deps: {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
     registers: [runtime.metrics.registry],
   });
+  const running = createRunningJobs();
+  // Every replica must see a cancel (the job may run on any of them): a plain subscription, not a
+  // durable consumer. A missed cancel costs at most the job's own timeout; the task has ended anyway.
+  const cancels = runtime.bus.nc.subscribe(
+    subjectFor(config.TANDEM_SUBJECT_PREFIX, PublicSubjects.taskCancelRequested),
+    {
+      callback: (error, message) => {
+        if (error) return;
+        let parsed: ReturnType<typeof TaskCancelRequestedCloudEvent.safeParse>;
+        try {
+          parsed = TaskCancelRequestedCloudEvent.safeParse(
+            JSON.parse(new TextDecoder().decode(message.data)),
+          );
+        } catch {
+          return;
+        }
+        if (!parsed.success) return;
+        findCancelTarget(runtime.db, parsed.data.data)
+          .then((taskId) => {
+            if (taskId === null) return;
+            const killed = running.cancel(taskId);
+            if (killed > 0) runtime.log.info({ taskId, killed }, 'killed sandbox jobs of a cancelled task');
+          })
+          .catch((failure: unknown) =>
+            runtime.log.error({ err: failure }, 'could not handle a cancel request'),
+          );
+      },
+    },
+  );
   const consumer = await runtime.consume({
     durable: RUN_REQUESTED_CONSUMER,
     subject: SandboxRunRequested.subjectSuffix,
@@ -43,6 +77,7 @@ export async function createSandboxRunner(deps: {
             maxOutputBytes: config.TANDEM_SANDBOX_MAX_OUTPUT_BYTES,
           },
           kick: runtime.kick,
+          running,
           onRun: (result, language) => {
             runs.inc({ language, outcome: result.outcome });
             seconds.observe({ language }, result.durationMs / 1000);
@@ -52,5 +87,8 @@ export async function createSandboxRunner(deps: {
         context,
       ),
   });
-  runtime.onStop(() => consumer.stop());
+  runtime.onStop(async () => {
+    cancels.unsubscribe();
+    await consumer.stop();
+  });
 }

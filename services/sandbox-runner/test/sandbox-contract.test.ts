@@ -11,5 +11,10 @@ import type { SandboxLanguage, SandboxLimits, SandboxOutcome } from '../src/sand
 test('sandbox domain types match the wire contracts', () => {
   expectTypeOf<SandboxLanguage>().toEqualTypeOf<WireLanguage>();
   expectTypeOf<SandboxOutcome>().toEqualTypeOf<WireOutcome>();
-  expectTypeOf<SandboxLimits>().toEqualTypeOf<WireLimits>();
+  // The backend's limits are the wire's plus the runner-side caps on collected files (all optional).
+  expectTypeOf<Pick<SandboxLimits, keyof WireLimits>>().toEqualTypeOf<WireLimits>();
+  expectTypeOf<WireLimits>().toExtend<SandboxLimits>();
+  expectTypeOf<Exclude<keyof SandboxLimits, keyof WireLimits>>().toExtend<
+    'maxFiles' | 'maxFileBytes' | 'maxTotalFileBytes'
+  >();
 });

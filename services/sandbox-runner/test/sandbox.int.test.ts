@@ -283,15 +283,15 @@ describe('limits', () => {
     expect(result.stdout).toBe('é'.repeat(500));
   });
 
-  test('writes go only to a size-capped /work (also /tmp); everything else is read-only', async () => {
-    const small = createBwrapBackend({ scratchRoot, workBytes: 1024 * 1024 });
+  test('writes go only to a size-capped /work and a separately capped /tmp; everything else is read-only', async () => {
+    const small = createBwrapBackend({ scratchRoot, workBytes: 1024 * 1024, tmpBytes: 512 * 1024 });
     const code = [
       'import os',
-      'outcome = {}',
-      'for target in ["/work/big", "/tmp/big"]:',
+      'outcome = {"cwd": os.getcwd(), "home": os.environ["HOME"]}',
+      'for target, size in [("/work/big", 2 << 20), ("/tmp/big", 768 << 10), ("/tmp/fits", 256 << 10)]:',
       '    try:',
       '        with open(target, "wb") as f:',
-      '            f.write(b"a" * (2 * 1024 * 1024))',
+      '            f.write(b"a" * size)',
       '        outcome[target] = "wrote"',
       '    except OSError as error:',
       '        outcome[target] = error.errno',
@@ -304,14 +304,18 @@ describe('limits', () => {
       '    except OSError as error:',
       '        outcome[target] = "refused"',
       'open("/work/small", "w").write("ok")',
-      'outcome["small"] = open("/tmp/small").read()',
+      'outcome["small"] = open("small").read()',
+      'open("/tmp/scratch", "w").write("not collected")',
       'result = outcome',
     ].join('\n');
     const result = await small.run({ language: 'python', code, limits: LIMITS });
     expect(result.outcome).toBe('ok');
     expect(result.value).toEqual({
+      cwd: '/work',
+      home: '/tmp',
       '/work/big': 28, // ENOSPC
       '/tmp/big': 28,
+      '/tmp/fits': 'wrote',
       '/x': 'refused',
       '/etc/x': 'refused',
       '/dev/x': 'refused',
@@ -321,6 +325,8 @@ describe('limits', () => {
       '/proc/x': 'refused',
       small: 'ok',
     });
+    // Only the working directory comes back; /tmp is the box's own.
+    expect(result.files.map((file) => [file.path, file.content.toString()])).toEqual([['small', 'ok']]);
   });
 
   test('an aborted run is killed', async () => {

@@ -12,6 +12,8 @@ import {
 import { enqueueOutbox, type Db } from '@tandem/db';
 import { outboxEvent, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
+import { humanOutcome, requestKindOf, type HumanOutcome } from '../domain/human-decision.js';
+import { parseQuestion } from '../domain/question.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
 
@@ -38,6 +40,9 @@ async function toViews(db: Db, rows: ApprovalRow[]): Promise<ApprovalView[]> {
       arguments: args?.success ? args.data : null,
       riskClass: row.riskClass,
       agentId: row.agentId,
+      kind: requestKindOf(row.kind),
+      question: row.question,
+      answer: row.answer,
       mode: row.mode,
       status: row.status,
       decidedBy: row.decidedBy,
@@ -48,10 +53,22 @@ async function toViews(db: Db, rows: ApprovalRow[]): Promise<ApprovalView[]> {
   });
 }
 
+/** The choices of a question's step as planned (null: any answer), read from the planner's PlanStep. */
+async function choicesOf(db: Db, stepId: string | null): Promise<string[] | null> {
+  if (stepId === null) return null;
+  const step = await db.prisma.planStep.findUnique({ where: { id: stepId }, select: { arguments: true } });
+  return step ? (parseQuestion(step.arguments)?.choices ?? null) : null;
+}
+
 /** `GET /v1/approvals`, `GET /v1/approvals/:id`, `POST /v1/approvals/:id/decision`. */
 export function registerApprovalRoutes(
   app: HttpServer,
-  deps: { db: Db; prefix: string; kick: () => void; onDecision?: (decision: string) => void },
+  deps: {
+    db: Db;
+    prefix: string;
+    kick: () => void;
+    onDecision?: (outcome: HumanOutcome['status']) => void;
+  },
 ): void {
   app.get(
     '/v1/approvals',
@@ -90,23 +107,44 @@ export function registerApprovalRoutes(
       schema: {
         params: IdParams,
         body: ApprovalDecisionBody,
-        response: { 200: ApprovalView, 400: HttpErrorBody, 404: HttpErrorBody, 409: HttpErrorBody },
+        response: {
+          200: ApprovalView,
+          400: HttpErrorBody,
+          404: HttpErrorBody,
+          409: HttpErrorBody,
+          422: HttpErrorBody,
+        },
       },
     },
     async (request) => {
-      const body = request.body;
-      const status = body.decision === 'approve' ? 'approved' : 'rejected';
-      const decidedBy = body.decidedBy ?? 'api';
-      const reason = body.reason ?? null;
+      const id = request.params.id;
+      const decidedBy = request.body.decidedBy ?? 'api';
+      // kind, question and step never change after creation: checking them before the transaction is safe.
+      const found = await deps.db.prisma.approvalRequest.findUnique({
+        where: { id },
+        select: { kind: true, stepId: true },
+      });
+      if (!found) throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${id} not found`);
+      const kind = requestKindOf(found.kind);
+      const choices =
+        kind === 'question' && request.body.decision === 'answer'
+          ? await choicesOf(deps.db, found.stepId)
+          : null;
+      const checked = humanOutcome({ kind, choices }, request.body);
+      if (!checked.ok) {
+        throw new TandemError(checked.problem.code, checked.problem.message, {
+          details: { kind, ...checked.problem.details },
+        });
+      }
+      const { status, reason, answer } = checked.outcome;
       const row = await deps.db.prisma.$transaction(async (tx) => {
         // The conditional update is the exactly-once gate: only one decision moves a request out of pending.
         const updated = await tx.approvalRequest.updateMany({
-          where: { id: request.params.id, status: 'pending' },
-          data: { status, decidedBy, decidedAt: new Date(), reason },
+          where: { id, status: 'pending' },
+          data: { status, decidedBy, decidedAt: new Date(), reason, ...(answer === null ? {} : { answer }) },
         });
-        const current = await tx.approvalRequest.findUnique({ where: { id: request.params.id } });
-        if (!current)
-          throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
+        const current = await tx.approvalRequest.findUnique({ where: { id } });
+        if (!current) throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${id} not found`);
         if (updated.count === 0) {
           throw new TandemError(
             ErrorCodes.APPROVAL_ALREADY_DECIDED,
@@ -124,7 +162,12 @@ export function registerApprovalRoutes(
             subjectId: current.stepId,
             actor: decidedBy,
             reason,
-            data: { approvalId: current.id, taskId: current.taskId },
+            data: {
+              approvalId: current.id,
+              taskId: current.taskId,
+              kind,
+              ...(answer === null ? {} : { answer }),
+            },
           },
         });
         const { message } = outboxEvent(
@@ -139,6 +182,7 @@ export function registerApprovalRoutes(
             mode: 'human',
             decidedBy,
             reason,
+            ...(answer === null ? {} : { answer }),
           },
           { correlationId: current.taskId, causationId: null },
         );

@@ -7,7 +7,7 @@ export interface StepState {
   index: number;
   tool: string;
   arguments: Record<string, JsonValue>;
-  /** waiting | approved | rejected | generating | running | completed | failed */
+  /** waiting | approved | rejected | generating | running | fixing | completed | failed | cancelled */
   status: string;
   result: { value: JsonValue; stdout: string } | null;
   error: ErrorShape | null;
@@ -31,6 +31,7 @@ export function nextAction(steps: readonly StepState[]): NextAction {
       case 'completed':
         continue;
       case 'approved':
+      case 'fixing':
         return { kind: 'start', step };
       case 'rejected':
         return {
@@ -113,27 +114,119 @@ export function extractCode(content: string): string | null {
   return code.length > 0 ? code : null;
 }
 
-/** The prompt for the code model. */
-export function codePrompt(input: {
+/** A learned pattern as the code prompt shows it. */
+export interface CodePattern {
+  type: string;
+  content: string;
+  confidence: number;
+}
+
+/** What the code model is told about a step. */
+export interface CodeRequest {
   language: string;
   spec: string;
   goal: string;
   hasInput: boolean;
-}): Array<{ role: 'system' | 'user'; content: string }> {
+  /** Values of the steps this one depends on, by step key. */
+  dependencies: Record<string, JsonValue>;
+  /** Paths in the task's workspace, readable by the program. */
+  files: string[];
+  patterns: CodePattern[];
+}
+
+const MAX_DEPENDENCY_CHARS = 4000;
+
+function systemPrompt(input: CodeRequest): string {
   const returnRule =
     input.language === 'python'
       ? 'Assign the answer (a JSON-serialisable value) to a global variable named `result`.'
       : 'Assign the answer (a JSON-serialisable value) to the pre-declared variable `result`, or `return` it (the code runs as the body of an async function).';
+  const fileRule =
+    input.language === 'python'
+      ? 'Workspace files are in the current directory (open them by relative path); files you write there are saved.'
+      : 'Workspace files are available through `files.read(path)`, `files.write(path, text)`, `files.list()` and `files.exists(path)`; files you write are saved.';
+  const lines = [
+    `You write ${input.language} programs for Tandem's sandbox. Answer with one fenced code block and nothing else.`,
+    'The sandbox has no network, no third-party packages and a short time limit.',
+    `The task input is available as a variable named \`input\`${input.hasInput ? '' : ' (it is null for this task)'}.`,
+    returnRule,
+    fileRule,
+  ];
+  if (input.patterns.length > 0) {
+    lines.push('', 'What worked before (learned patterns, most reliable first):');
+    for (const pattern of input.patterns) {
+      lines.push(`- [${pattern.type}, confidence ${pattern.confidence.toFixed(2)}] ${pattern.content}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function contextLines(input: CodeRequest): string[] {
+  const lines = [`Task goal: ${input.goal}`];
+  if (Object.keys(input.dependencies).length > 0) {
+    const text = JSON.stringify(input.dependencies);
+    lines.push(
+      `Results of earlier steps: ${text.length > MAX_DEPENDENCY_CHARS ? `${text.slice(0, MAX_DEPENDENCY_CHARS)}...` : text}`,
+    );
+  }
+  if (input.files.length > 0) lines.push(`Workspace files: ${input.files.slice(0, 100).join(', ')}`);
+  return lines;
+}
+
+/** The prompt for the code model: write a program for a spec. */
+export function codePrompt(input: CodeRequest): Array<{ role: 'system' | 'user'; content: string }> {
   return [
+    { role: 'system', content: systemPrompt(input) },
     {
-      role: 'system',
+      role: 'user',
+      content: [...contextLines(input), '', `Write a program that does this:\n${input.spec}`].join('\n'),
+    },
+  ];
+}
+
+/** The prompt for the code model: fix a program that failed in the sandbox. */
+export function fixPrompt(
+  input: CodeRequest,
+  failure: { code: string; error: ErrorShape; stderr: string },
+): Array<{ role: 'system' | 'user'; content: string }> {
+  const stderr = failure.stderr.trim().slice(-2000);
+  return [
+    { role: 'system', content: systemPrompt(input) },
+    {
+      role: 'user',
       content: [
-        `You write ${input.language} programs for Tandem's sandbox. Answer with one fenced code block and nothing else.`,
-        'The sandbox has no network, no files outside the working directory, no third-party packages and a short time limit.',
-        `The task input is available as a variable named \`input\`${input.hasInput ? '' : ' (it is null for this task)'}.`,
-        returnRule,
+        ...contextLines(input),
+        '',
+        `The program below should do this:\n${input.spec}`,
+        '',
+        'It failed in the sandbox:',
+        `${failure.error.code}: ${failure.error.message.slice(0, 2000)}`,
+        ...(stderr.length > 0 ? ['stderr:', stderr] : []),
+        '',
+        'The program:',
+        '```',
+        failure.code,
+        '```',
+        '',
+        'Answer with the whole corrected program.',
       ].join('\n'),
     },
-    { role: 'user', content: `Task goal: ${input.goal}\n\nWrite a program that does this:\n${input.spec}` },
   ];
+}
+
+/** Sandbox outcomes worth asking the code model to fix (not a sandbox fault, not a kill by a cancel). */
+export function isFixable(outcome: string): boolean {
+  return (
+    outcome === 'error' || outcome === 'timeout' || outcome === 'memory_limit' || outcome === 'output_limit'
+  );
+}
+
+/** Failures a new plan cannot help with: the task ends with them. */
+export function replanCanHelp(error: ErrorShape): boolean {
+  return !(
+    error.code.startsWith('APPROVAL.') ||
+    error.code.startsWith('BUDGET.') ||
+    error.code.startsWith('TASK.') ||
+    error.code === 'MODEL.UNAVAILABLE'
+  );
 }

@@ -7,18 +7,23 @@ import { advanceTask, type AdvanceDeps } from '../advance.js';
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_APPROVAL_CONSUMER = 'executor-approval-decided';
 
-/** Records a step's approval or rejection, then moves the task forward. */
+/** Records a step's approval, rejection or answer, then moves the task forward. */
 export async function handleApprovalDecided(
   deps: AdvanceDeps,
   envelope: Envelope<EventData<typeof ApprovalDecided>>,
   context: { messageId: string; deliveryCount: number; log: Log },
 ): Promise<void> {
   const decision = envelope.data;
-  const status = decision.decision === 'approved' ? 'approved' : 'rejected';
+  // An answered question is an approved step whose result is the answer (the step completes with it).
+  const status = decision.decision === 'rejected' ? 'rejected' : 'approved';
   const error =
     status === 'rejected'
       ? { code: ErrorCodes.APPROVAL_REJECTED, message: decision.reason ?? 'rejected', retryable: false }
       : undefined;
+  const answer =
+    decision.decision === 'answered'
+      ? { result: toJsonInput({ value: { answer: decision.answer ?? '' }, stdout: '' }) }
+      : {};
   await deps.db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, EXECUTOR_APPROVAL_CONSUMER, context.messageId))) return;
     const existing = await tx.stepRun.findUnique({
@@ -33,12 +38,18 @@ export async function handleApprovalDecided(
           status,
           approval: decision.mode,
           ...(error ? { error: toJsonInput(error) } : {}),
+          ...answer,
         },
       });
     } else {
       await tx.stepRun.updateMany({
         where: { stepId: decision.stepId, status: 'waiting' },
-        data: { status, approval: decision.mode, ...(error ? { error: toJsonInput(error) } : {}) },
+        data: {
+          status,
+          approval: decision.mode,
+          ...(error ? { error: toJsonInput(error) } : {}),
+          ...answer,
+        },
       });
     }
   });

@@ -1,13 +1,19 @@
-import { StepFinished, type Envelope, type EventData, type SandboxRunCompleted } from '@tandem/contracts';
+import type { Envelope, EventData, SandboxRunCompleted } from '@tandem/contracts';
+import { TandemError } from '@tandem/contracts';
 import { enqueueOutbox, markProcessed } from '@tandem/db';
-import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
-import { advanceTask, type AdvanceDeps } from '../advance.js';
-import { sandboxError } from '../domain/progress.js';
+import { toJsonInput, type Log } from '@tandem/service-kit';
+import { advanceTask, stepFinishedMessage, type AdvanceDeps } from '../advance.js';
+import { isFixable, sandboxError } from '../domain/progress.js';
+import { applySandboxFiles } from '../workspace.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_SANDBOX_CONSUMER = 'executor-sandbox-run-completed';
 
-/** Stores a sandbox result on its step (only for the attempt that is running), then moves the task forward. */
+/**
+ * Stores a sandbox result on its step (only for the attempt that is running): success saves the files the
+ * program wrote into the workspace; a fixable failure with attempts left hands the step to the code model
+ * for a fix (`fixing`); otherwise the step fails. Then moves the task forward.
+ */
 export async function handleSandboxRunCompleted(
   deps: AdvanceDeps,
   envelope: Envelope<EventData<typeof SandboxRunCompleted>>,
@@ -23,63 +29,83 @@ export async function handleSandboxRunCompleted(
       select: { stepKey: true, tool: true },
     });
     if (!step) return;
-    const ok = run.outcome === 'ok';
-    const error = ok
-      ? null
-      : sandboxError(run.outcome, {
-          stderr: run.stderr,
-          errorMessage: run.errorMessage ?? null,
-          exitCode: run.exitCode,
+    const where = {
+      stepId: run.stepId,
+      status: 'running',
+      ...(Number.isInteger(attempt) ? { attempts: attempt } : {}),
+    };
+    const output = { stdout: run.stdout, stderr: run.stderr, outcome: run.outcome, runId: run.runId };
+    let error =
+      run.outcome === 'ok'
+        ? null
+        : sandboxError(run.outcome, {
+            stderr: run.stderr,
+            errorMessage: run.errorMessage ?? null,
+            exitCode: run.exitCode,
+          });
+    if (error === null) {
+      // Claim first, then save the files: a result for an attempt no longer running changes nothing.
+      const claimed = await tx.stepRun.updateMany({
+        where,
+        data: {
+          status: 'completed',
+          result: toJsonInput({ value: run.value, ...output }),
+          finishedAt: new Date(),
+        },
+      });
+      if (claimed.count === 0) return;
+      try {
+        await applySandboxFiles(
+          tx,
+          { taskId: run.taskId, stepId: run.stepId, runId: run.runId },
+          deps.workspace,
+        );
+      } catch (failure) {
+        if (!(failure instanceof TandemError)) throw failure;
+        error = failure.toShape();
+        await tx.stepRun.update({
+          where: { stepId: run.stepId },
+          data: { status: 'failed', error: toJsonInput(error) },
         });
-    const updated = await tx.stepRun.updateMany({
-      where: {
-        stepId: run.stepId,
-        status: 'running',
-        ...(Number.isInteger(attempt) ? { attempts: attempt } : {}),
-      },
-      data: ok
-        ? {
-            status: 'completed',
-            result: {
-              value: run.value,
-              stdout: run.stdout,
-              stderr: run.stderr,
-              outcome: run.outcome,
-              runId: run.runId,
-            },
-            finishedAt: new Date(),
-          }
-        : {
-            status: 'failed',
-            error: toJsonInput(error),
-            result: {
-              value: null,
-              stdout: run.stdout,
-              stderr: run.stderr,
-              outcome: run.outcome,
-              runId: run.runId,
-            },
-            finishedAt: new Date(),
-          },
-    });
-    if (updated.count === 0) return;
+      }
+    } else {
+      const fix = isFixable(run.outcome) && Number.isInteger(attempt) && attempt <= deps.maxFixAttempts;
+      const claimed = await tx.stepRun.updateMany({
+        where,
+        data: {
+          status: fix ? 'fixing' : 'failed',
+          error: toJsonInput(error),
+          result: toJsonInput({ value: null, ...output }),
+          ...(fix ? {} : { finishedAt: new Date() }),
+        },
+      });
+      if (claimed.count === 0) return;
+      if (fix) {
+        await tx.stepAttempt.updateMany({
+          where: { stepId: run.stepId, attempt },
+          data: { outcome: run.outcome, error: toJsonInput(error), finishedAt: new Date() },
+        });
+        changed = true;
+        context.log.info(
+          { taskId: run.taskId, step: step.stepKey, attempt, outcome: run.outcome },
+          'code failed; asking for a fix',
+        );
+        return;
+      }
+    }
     changed = true;
+    await tx.stepAttempt.updateMany({
+      where: { stepId: run.stepId, attempt },
+      data: { outcome: run.outcome, ...(error ? { error: toJsonInput(error) } : {}), finishedAt: new Date() },
+    });
     await enqueueOutbox(
       tx,
-      outboxEvent(
-        { prefix: deps.prefix, publisher: 'executor' },
-        StepFinished,
-        {
-          taskId: run.taskId,
-          stepId: run.stepId,
-          key: step.stepKey,
-          tool: step.tool,
-          status: ok ? 'completed' : 'failed',
-          value: run.value,
-          error,
-        },
-        { correlationId: run.taskId, causationId: envelope.id },
-      ).message,
+      stepFinishedMessage(
+        deps,
+        { stepId: run.stepId, key: step.stepKey, tool: step.tool },
+        run.taskId,
+        error === null ? { status: 'completed', value: run.value } : { status: 'failed', error },
+      ),
     );
   });
   if (changed) deps.kick();

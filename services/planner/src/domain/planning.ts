@@ -1,17 +1,31 @@
 import {
+  DEFAULT_TOOL_CHECK_CONTEXT,
   ErrorCodes,
-  referencedStepKeys,
+  STEP_KEY,
+  checkPlanSize,
   toModelTools,
   validatePlan,
+  validateToolArguments,
   validateToolCall,
   type ErrorShape,
   type JsonValue,
   type LearningPatternsReply,
   type ModelToolSchema,
-  type PlanStepDraft,
   type ToolCallLimits,
+  type ToolCheckContext,
   type ToolDefinition,
+  type ValidToolCall,
 } from '@tandem/contracts';
+import { z } from 'zod';
+
+/** A validated step: its tool, arguments, dependencies and the model's rationale. */
+export interface ValidatedStep {
+  key: string;
+  tool: ToolDefinition;
+  arguments: Record<string, JsonValue>;
+  dependsOn: string[];
+  rationale: string | null;
+}
 
 /** What the planner knows about a task when it asks the model. */
 export interface PlanningRequest {
@@ -46,7 +60,11 @@ export function planningSystemPrompt(patterns: PlanningRequest['patterns']): str
     '- Call the tools in the order they must run. Steps are numbered s1, s2, ... in the order of your calls.',
     '- Use run_code for any computation. Prefer `spec` (a precise description the code model will implement); give `code` only for a short, obviously correct program.',
     '- Finish with exactly one respond call. Put results of earlier steps into the answer with {{steps.s1.value}} (the value the program set as `result`) or {{steps.s1.stdout}}.',
-    '- Never invent results: use references to earlier steps.',
+    '- Never invent results: use references to earlier steps (any string argument may contain them).',
+    '- Give every call `dependsOn` (the ids of the steps whose results it needs) and a one-sentence `rationale`.',
+    "- Files live in the task's workspace: read_file, write_file and list_files take relative paths like `reports/q1.csv`; run_code programs see the same files.",
+    '- http_request only reaches allow-listed hosts over https; put credentials in headers as `secret` names, never as values.',
+    "- Use ask_human only when the task cannot go on without a person's answer.",
   ];
   if (patterns.length > 0) {
     lines.push('', 'What Tandem learned from earlier tasks of this kind (most reliable first):');
@@ -69,15 +87,104 @@ export function initialMessages(request: PlanningRequest): ChatMessage[] {
   ];
 }
 
-/** The tools as sent to the planning model. */
+/** Fields every planning call carries beside the tool's own arguments. */
+const PLANNING_ENVELOPE = {
+  dependsOn: z
+    .array(z.string().regex(STEP_KEY))
+    .max(100)
+    .optional()
+    .describe(
+      'Ids of the steps (s1, s2, ...) whose results this step needs; references in arguments count too.',
+    ),
+  rationale: z.string().max(500).optional().describe('One short sentence: why this step is needed.'),
+};
+
+const planningRegistries = new WeakMap<
+  ReadonlyMap<string, ToolDefinition>,
+  ReadonlyMap<string, ToolDefinition>
+>();
+
+/**
+ * The registry the planning model calls: each tool's input extended with `dependsOn` and `rationale`,
+ * validated by the same pipeline (strict, no coercion) and split off before the step is stored.
+ */
+export function planningRegistry(
+  registry: ReadonlyMap<string, ToolDefinition>,
+): ReadonlyMap<string, ToolDefinition> {
+  const cached = planningRegistries.get(registry);
+  if (cached) return cached;
+  const extended = new Map<string, ToolDefinition>();
+  for (const [name, tool] of registry) {
+    if (!(tool.input instanceof z.ZodObject)) throw new Error(`tool ${name} must take an object`);
+    extended.set(name, { ...tool, input: tool.input.extend(PLANNING_ENVELOPE) });
+  }
+  planningRegistries.set(registry, extended);
+  return extended;
+}
+
+/** The tools as sent to the planning model (with the planning envelope). */
 export function planningTools(registry: ReadonlyMap<string, ToolDefinition>): ModelToolSchema[] {
-  return toModelTools(registry.values());
+  return toModelTools(planningRegistry(registry).values());
+}
+
+/** Limits of one plan check. */
+export interface PlanCheckLimits extends ToolCallLimits {
+  maxSteps: number;
+  /** The task's cost budget; a plan estimated above it is rejected with PLAN.OVER_BUDGET. */
+  maxCostUsd?: number | undefined;
+  estimateStepCostUsd?: (step: ValidatedStep) => number;
 }
 
 /** The outcome of checking one model answer. */
 export type PlanCheck =
-  | { ok: true; steps: PlanStepDraft[] }
+  | { ok: true; steps: ValidatedStep[] }
   | { ok: false; error: ErrorShape & { stepId?: string }; feedback: ChatMessage[]; invalidCalls: number };
+
+/** Whole-plan checks shared by model plans and edited plans; returns the steps in execution order. */
+function checkWholePlan(
+  steps: ValidatedStep[],
+  limits: PlanCheckLimits,
+): { ok: true; steps: ValidatedStep[] } | { ok: false; error: ErrorShape & { stepId?: string } } {
+  const estimate = limits.estimateStepCostUsd;
+  const result = validatePlan(steps, {
+    maxSteps: limits.maxSteps,
+    ...(limits.maxCostUsd === undefined || estimate === undefined
+      ? {}
+      : {
+          maxCostUsd: limits.maxCostUsd,
+          estimateCostUsd: (all: readonly ValidatedStep[]) =>
+            all.reduce((sum, step) => sum + estimate(step), 0),
+        }),
+  });
+  if (!result.ok) return result;
+  const byKey = new Map(steps.map((step) => [step.key, step]));
+  const ordered: ValidatedStep[] = [];
+  for (const key of result.order) {
+    const step = byKey.get(key);
+    if (step) ordered.push({ ...step, dependsOn: [...(result.dependencies.get(key) ?? step.dependsOn)] });
+  }
+  return { ok: true, steps: ordered };
+}
+
+/** Splits the planning envelope off a validated planning call. */
+function splitEnvelope(
+  registry: ReadonlyMap<string, ToolDefinition>,
+  call: ValidToolCall,
+): {
+  tool: ToolDefinition;
+  arguments: Record<string, JsonValue>;
+  dependsOn: string[];
+  rationale: string | null;
+} {
+  const { dependsOn, rationale, ...rest } = call.arguments;
+  const tool = registry.get(call.tool.name) ?? call.tool;
+  return {
+    tool,
+    arguments: rest,
+    dependsOn: Array.isArray(dependsOn) ? dependsOn.filter((key) => typeof key === 'string') : [],
+    rationale: typeof rationale === 'string' ? rationale : null,
+  };
+}
 
 /**
  * Validates every call of a model answer and then the whole plan. On failure returns the messages that
@@ -87,7 +194,8 @@ export function checkModelPlan(
   registry: ReadonlyMap<string, ToolDefinition>,
   calls: ModelToolCall[],
   content: string | null,
-  limits: ToolCallLimits & { maxSteps: number },
+  limits: PlanCheckLimits,
+  context: ToolCheckContext = DEFAULT_TOOL_CHECK_CONTEXT,
 ): PlanCheck {
   if (calls.length === 0) {
     const error = {
@@ -114,31 +222,34 @@ export function checkModelPlan(
       function: { name: call.name, arguments: call.arguments },
     })),
   };
-  const steps: PlanStepDraft[] = [];
+  const steps: ValidatedStep[] = [];
   const results: Array<{ call: ModelToolCall; error: ErrorShape | null }> = [];
-  let firstError: (ErrorShape & { stepId?: string }) | null = null;
-  calls.forEach((call, index) => {
-    const key = `s${index + 1}`;
-    const validation = validateToolCall(registry, { name: call.name, arguments: call.arguments }, limits);
-    if (validation.ok) {
-      const references = Object.values(validation.call.arguments).flatMap((value) =>
-        typeof value === 'string' ? referencedStepKeys(value) : [],
+  // A plan over the step cap is rejected before any call is looked at.
+  let firstError: (ErrorShape & { stepId?: string }) | null = checkPlanSize(calls.length, limits);
+  if (firstError === null) {
+    const planning = planningRegistry(registry);
+    calls.forEach((call, index) => {
+      const key = `s${index + 1}`;
+      const validation = validateToolCall(
+        planning,
+        { name: call.name, arguments: call.arguments },
+        limits,
+        context,
       );
-      steps.push({
-        key,
-        tool: validation.call.tool,
-        arguments: validation.call.arguments,
-        dependsOn: [...new Set(references)],
-      });
-      results.push({ call, error: null });
-    } else {
-      firstError ??= { ...validation.error, stepId: key };
-      results.push({ call, error: validation.error });
-    }
-  });
+      if (validation.ok) {
+        steps.push({ key, ...splitEnvelope(registry, validation.call) });
+        results.push({ call, error: null });
+      } else {
+        firstError ??= { ...validation.error, stepId: key };
+        results.push({ call, error: validation.error });
+      }
+    });
+  } else {
+    for (const call of calls) results.push({ call, error: null });
+  }
   if (!firstError) {
-    const planCheck = validatePlan(steps, { maxSteps: limits.maxSteps });
-    if (planCheck.ok) return { ok: true, steps };
+    const planCheck = checkWholePlan(steps, limits);
+    if (planCheck.ok) return { ok: true, steps: planCheck.steps };
     firstError = planCheck.error;
   }
   const error: ErrorShape & { stepId?: string } = firstError;
@@ -161,17 +272,32 @@ export function checkModelPlan(
 }
 
 /**
- * A first quality figure for a plan (0..1): fewer repairs and fewer invalid calls score higher.
- * Learning refines plan quality later from outcomes.
+ * Validates a plan written by a human or another system (`PUT /v1/tasks/:id/plan`) exactly like a
+ * model's: every step through the tool-call pipeline, then the whole-plan checks. Errors name the step.
  */
-export function planQualityScore(input: {
-  repairAttempts: number;
-  invalidCalls: number;
-  stepCount: number;
-  maxSteps: number;
-}): number {
-  const repairPenalty = 0.25 * input.repairAttempts;
-  const invalidPenalty = 0.05 * input.invalidCalls;
-  const sizePenalty = input.stepCount > input.maxSteps / 2 ? 0.1 : 0;
-  return Math.max(0, Math.min(1, 1 - repairPenalty - invalidPenalty - sizePenalty));
+export function checkEditedPlan(
+  registry: ReadonlyMap<string, ToolDefinition>,
+  steps: ReadonlyArray<{
+    id: string;
+    tool: string;
+    arguments: unknown;
+    dependsOn?: readonly string[] | undefined;
+  }>,
+  limits: PlanCheckLimits & { context: ToolCheckContext },
+): { ok: true; steps: ValidatedStep[] } | { ok: false; error: ErrorShape & { stepId?: string } } {
+  const sizeError = checkPlanSize(steps.length, limits);
+  if (sizeError) return { ok: false, error: sizeError };
+  const validated: ValidatedStep[] = [];
+  for (const step of steps) {
+    const validation = validateToolArguments(registry, step.tool, step.arguments, limits, limits.context);
+    if (!validation.ok) return { ok: false, error: { ...validation.error, stepId: step.id } };
+    validated.push({
+      key: step.id,
+      tool: validation.call.tool,
+      arguments: validation.call.arguments,
+      dependsOn: [...(step.dependsOn ?? [])],
+      rationale: null,
+    });
+  }
+  return checkWholePlan(validated, limits);
 }

@@ -1,48 +1,39 @@
-import { randomUUID } from 'node:crypto';
 import {
   ErrorCodes,
   PlanFailed,
-  PlanProposed,
   TandemError,
-  toErrorShape,
-  type ErrorShape,
+  TaskBudget,
+  TaskModelPreference,
   type Envelope,
   type EventData,
+  type ErrorShape,
+  type LearningPatternsReply,
   type TaskAccepted,
+  type TaskRequestRef,
+  type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { enqueueOutbox, markProcessed, type Db } from '@tandem/db';
+import { enqueueOutbox, markProcessed, type Db, type Tx } from '@tandem/db';
 import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
-import {
-  checkModelPlan,
-  initialMessages,
-  planQualityScore,
-  planningTools,
-  type ChatMessage,
-  type ModelToolCall,
-} from '../domain/planning.js';
+import { initialMessages, type ChatMessage } from '../domain/planning.js';
+import { planQuality, riskMixOf } from '../domain/quality.js';
 import { fetchPatterns, type Requester } from '../patterns.js';
+import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
+import { planWithModel, type PlanningModel } from '../planning-loop.js';
 
 type TaskAcceptedData = EventData<typeof TaskAccepted>;
 
-/** What the planning model must offer: one chat completion with tools. */
-export interface PlanningModel {
-  complete(request: {
-    taskId: string;
-    messages: ChatMessage[];
-    tools: ReturnType<typeof planningTools>;
-    idempotencyKey: string;
-  }): Promise<{ content: string | null; toolCalls: ModelToolCall[]; model: string }>;
-}
-
-/** Dependencies of the planning handler. */
+/** Dependencies of the planning handlers. */
 export interface PlanningDeps {
   db: Db;
   log: Log;
   prefix: string;
   model: PlanningModel;
   registry: ReadonlyMap<string, ToolDefinition>;
+  checkContext: ToolCheckContext;
   request: Requester;
+  /** Estimated model cost of running one step (a `run_code` with `spec` costs a code-model call). */
+  estimateStepCostUsd: (step: ValidatedStep) => number;
   limits: {
     maxRepairs: number;
     maxSteps: number;
@@ -63,6 +54,96 @@ const CONSUMER = 'planner-planning';
 /** Consumer name of the planning handler (wire name: renaming it creates a new durable consumer). */
 export const PLANNING_CONSUMER = CONSUMER;
 
+/** The stored task fields planning needs, parsed (never cast) from their JSON columns. */
+export async function loadPlanningTask(db: Db, taskId: string) {
+  const task = await db.prisma.task.findUnique({ where: { id: taskId } });
+  if (!task) return null;
+  const budget = TaskBudget.safeParse(task.budget ?? undefined);
+  const preferences = TaskModelPreference.safeParse(task.preferences ?? undefined);
+  return {
+    ...task,
+    budget: budget.success ? budget.data : undefined,
+    preferences: preferences.success ? preferences.data : undefined,
+  };
+}
+
+/** The plan-level success rate of the learned strategies, or null without history. */
+export function strategySuccess(patterns: LearningPatternsReply['patterns']): number | null {
+  const ok = patterns.reduce((sum, pattern) => sum + pattern.successCount, 0);
+  const failed = patterns.reduce((sum, pattern) => sum + pattern.failureCount, 0);
+  return ok + failed === 0 ? null : ok / (ok + failed);
+}
+
+/** Stores a plan found by the model as `version` and enqueues `plan.proposed`; false when the task moved on. */
+export async function storeModelPlan(
+  deps: PlanningDeps,
+  tx: Tx,
+  input: {
+    task: { id: string; kind: string; agentId: string | null; request: TaskRequestRef };
+    budget: TaskBudget | undefined;
+    version: number;
+    origin: 'model' | 'replan';
+    supersedes: string | null;
+    steps: ValidatedStep[];
+    attempts: number;
+    invalidCalls: number;
+    models: string[];
+    patterns: LearningPatternsReply['patterns'];
+    planningMs: number;
+    causationId: string;
+  },
+): Promise<{ planId: string; quality: number }> {
+  const estimatedCostUsd = input.steps.reduce((sum, step) => sum + deps.estimateStepCostUsd(step), 0);
+  const factors = {
+    structural: 1,
+    rejections: input.attempts - 1,
+    invalidCalls: input.invalidCalls,
+    stepCount: input.steps.length,
+    maxSteps: deps.limits.maxSteps,
+    riskMix: riskMixOf(input.steps.map((step) => step.tool.risk)),
+    estimatedCostUsd,
+    budgetUsd: input.budget?.maxCostUsd ?? null,
+    strategySuccess: strategySuccess(input.patterns),
+  };
+  const score = planQuality(factors);
+  const { planId } = await storePlanVersion(
+    tx,
+    { prefix: deps.prefix },
+    {
+      task: input.task,
+      version: input.version,
+      origin: input.origin,
+      supersedes: input.supersedes,
+      editedBy: null,
+      steps: input.steps,
+      models: input.models,
+      strategy: input.patterns.length > 0 ? 'with-patterns' : 'plain',
+      attempts: input.attempts,
+      invalidCalls: input.invalidCalls,
+      planningMs: input.planningMs,
+      quality: { score, factors },
+      estimatedCostUsd,
+      causationId: input.causationId,
+    },
+  );
+  return { planId, quality: score };
+}
+
+/** Enqueues `plan.failed` for the executor to turn into the task's outcome. */
+export function planFailedMessage(
+  deps: Pick<PlanningDeps, 'prefix'>,
+  task: { id: string; kind: string; agentId: string | null; request: TaskRequestRef },
+  error: ErrorShape,
+  causationId: string,
+) {
+  return outboxEvent(
+    { prefix: deps.prefix, publisher: 'planner' },
+    PlanFailed,
+    { taskId: task.id, request: task.request, kind: task.kind, agentId: task.agentId, error },
+    { correlationId: task.id, causationId },
+  ).message;
+}
+
 /**
  * Plans an accepted task: asks the planning model (outside any transaction), validates every call,
  * sends rejections back a bounded number of times, then stores the plan and its event in one transaction.
@@ -78,12 +159,12 @@ export async function handleTaskAccepted(
     where: { consumer_messageId: { consumer: CONSUMER, messageId: context.messageId } },
   });
   if (already) return;
-  const task = await db.prisma.task.findUnique({ where: { id: data.taskId }, select: { status: true } });
+  const task = await loadPlanningTask(db, data.taskId);
   if (!task)
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, {
       retryable: true,
     });
-  if (task.status === 'planned' || task.status === 'failed') {
+  if (task.status !== 'accepted' && task.status !== 'planning') {
     await db.prisma.$transaction(async (tx) => {
       await markProcessed(tx, CONSUMER, context.messageId);
     });
@@ -93,6 +174,7 @@ export async function handleTaskAccepted(
     where: { id: data.taskId, status: 'accepted' },
     data: { status: 'planning' },
   });
+  const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
 
   const started = Date.now();
   const { patterns } = await fetchPatterns(
@@ -104,142 +186,74 @@ export async function handleTaskAccepted(
     },
     { kind: data.kind, agentId: data.agentId, limit: 5 },
   );
-  const messages = initialMessages({ goal: data.goal, input: data.input, kind: data.kind, patterns });
-  const tools = planningTools(deps.registry);
-  let lastError: ErrorShape & { stepId?: string } = {
-    code: ErrorCodes.PLAN_REJECTED,
-    message: 'no plan',
-    retryable: false,
-  };
-  let invalidCalls = 0;
-  let models: string[] = [];
-
-  for (let attempt = 0; attempt <= deps.limits.maxRepairs; attempt += 1) {
-    let answer: Awaited<ReturnType<PlanningModel['complete']>>;
-    try {
-      answer = await deps.model.complete({
-        taskId: data.taskId,
-        messages,
-        tools,
-        idempotencyKey: `plan:${data.taskId}:v1:${attempt}`,
-      });
-    } catch (error) {
-      const shape = toErrorShape(error);
-      // A retryable model failure is tried again later through redelivery, until the last delivery.
-      if (shape.retryable && context.deliveryCount < deps.limits.maxDeliver) {
-        throw new TandemError(shape.code, shape.message, { retryable: true, cause: error });
-      }
-      lastError = shape;
-      break;
-    }
-    models = [...new Set([...models, answer.model])];
-    const check = checkModelPlan(deps.registry, answer.toolCalls, answer.content, {
-      maxSteps: deps.limits.maxSteps,
-      maxArgumentBytes: deps.limits.maxArgumentBytes,
-      maxDepth: deps.limits.maxDepth,
+  const messages: ChatMessage[] = initialMessages({
+    goal: data.goal,
+    input: data.input,
+    kind: data.kind,
+    patterns,
+  });
+  const result = await planWithModel(
+    { ...deps, log: context.log },
+    {
+      taskId: data.taskId,
+      messages,
+      keyPrefix: `plan:${data.taskId}:v1`,
+      budget: task.budget,
+      preference: task.preferences,
+      deadline: task.deadline,
+      mayRetry: context.deliveryCount < deps.limits.maxDeliver,
+    },
+  );
+  if (result.kind === 'retry')
+    throw new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause });
+  if (result.kind === 'cancelled') {
+    await db.prisma.$transaction(async (tx) => {
+      await markProcessed(tx, CONSUMER, context.messageId);
     });
-    if (check.ok) {
-      const planId = randomUUID();
-      const planningMs = Date.now() - started;
-      const quality = planQualityScore({
-        repairAttempts: attempt,
-        invalidCalls,
-        stepCount: check.steps.length,
-        maxSteps: deps.limits.maxSteps,
+    context.log.info({ taskId: data.taskId }, 'task cancelled while planning; no plan stored');
+    return;
+  }
+  const planningMs = Date.now() - started;
+  if (result.kind === 'planned') {
+    const stored = await db.prisma.$transaction(async (tx) => {
+      if (!(await markProcessed(tx, CONSUMER, context.messageId))) return null;
+      const updated = await tx.task.updateMany({
+        where: { id: data.taskId, status: { in: ['accepted', 'planning'] } },
+        data: { status: 'planned' },
       });
-      const steps = check.steps.map((step, index) => ({
-        stepId: randomUUID(),
-        key: step.key,
-        index,
-        tool: step.tool.name,
-        arguments: step.arguments,
-        riskClass: step.tool.risk,
-        sideEffects: step.tool.sideEffects,
-        dependsOn: step.dependsOn,
-        rationale: null,
-      }));
-      const { message } = outboxEvent(
-        { prefix: deps.prefix, publisher: 'planner' },
-        PlanProposed,
+      if (updated.count === 0) return null;
+      return storeModelPlan(deps, tx, {
+        task: taskRef,
+        budget: task.budget,
+        version: 1,
+        origin: 'model',
+        supersedes: null,
+        steps: result.steps,
+        attempts: result.attempts,
+        invalidCalls: result.invalidCalls,
+        models: result.models,
+        patterns,
+        planningMs,
+        causationId: envelope.id,
+      });
+    });
+    deps.kick();
+    if (stored) {
+      deps.onPlanned?.('proposed', { repairs: result.attempts - 1, ms: planningMs, quality: stored.quality });
+      context.log.info(
         {
           taskId: data.taskId,
-          planId,
-          version: 1,
-          request: data.request,
-          kind: data.kind,
-          agentId: data.agentId,
-          steps,
+          planId: stored.planId,
+          steps: result.steps.length,
+          repairs: result.attempts - 1,
         },
-        { correlationId: data.taskId, causationId: envelope.id },
-      );
-      await db.prisma.$transaction(async (tx) => {
-        if (!(await markProcessed(tx, CONSUMER, context.messageId))) return;
-        const updated = await tx.task.updateMany({
-          where: { id: data.taskId, status: { in: ['accepted', 'planning'] } },
-          data: { status: 'planned' },
-        });
-        if (updated.count === 0) return;
-        await tx.plan.create({
-          data: {
-            id: planId,
-            taskId: data.taskId,
-            version: 1,
-            modelsUsed: models,
-            qualityScore: quality,
-            attempts: attempt + 1,
-            strategy: patterns.length > 0 ? 'with-patterns' : 'plain',
-          },
-        });
-        await tx.planStep.createMany({
-          data: steps.map((step) => ({
-            id: step.stepId,
-            planId,
-            stepKey: step.key,
-            index: step.index,
-            dependsOn: step.dependsOn,
-            tool: step.tool,
-            arguments: step.arguments,
-            riskClass: step.riskClass,
-            idempotencyKey: `${data.taskId}:1:${step.key}`,
-          })),
-        });
-        await tx.planMetrics.create({
-          data: {
-            planId,
-            taskId: data.taskId,
-            stepCount: steps.length,
-            validationErrors: invalidCalls,
-            repairAttempts: attempt,
-            qualityScore: quality,
-            planningMs,
-          },
-        });
-        await enqueueOutbox(tx, message);
-      });
-      deps.kick();
-      deps.onPlanned?.('proposed', { repairs: attempt, ms: planningMs, quality });
-      context.log.info(
-        { taskId: data.taskId, planId, steps: steps.length, repairs: attempt },
         'plan proposed',
       );
-      return;
     }
-    lastError = check.error;
-    invalidCalls += check.invalidCalls;
-    messages.push(...check.feedback);
-    context.log.info(
-      { taskId: data.taskId, attempt, code: check.error.code },
-      'plan rejected; asking the model again',
-    );
+    return;
   }
 
-  const error: ErrorShape = { ...lastError, retryable: false };
-  const { message } = outboxEvent(
-    { prefix: deps.prefix, publisher: 'planner' },
-    PlanFailed,
-    { taskId: data.taskId, request: data.request, kind: data.kind, agentId: data.agentId, error },
-    { correlationId: data.taskId, causationId: envelope.id },
-  );
+  const error: ErrorShape = { ...result.error, retryable: false };
   await db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, CONSUMER, context.messageId))) return;
     const updated = await tx.task.updateMany({
@@ -247,9 +261,9 @@ export async function handleTaskAccepted(
       data: { status: 'failed', error: toJsonInput(error) },
     });
     if (updated.count === 0) return;
-    await enqueueOutbox(tx, message);
+    await enqueueOutbox(tx, planFailedMessage(deps, taskRef, error, envelope.id));
   });
   deps.kick();
-  deps.onPlanned?.('failed', { repairs: deps.limits.maxRepairs, ms: Date.now() - started, quality: null });
+  deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });
   context.log.warn({ taskId: data.taskId, code: error.code }, 'planning failed');
 }

@@ -61,22 +61,26 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
     result: jsonOrNull(step.run?.result),
     error: errorOrNull(step.run?.error),
   }));
-  const status = task.run
-    ? task.run.status === 'running'
-      ? 'running'
-      : task.run.status === 'completed'
-        ? 'completed'
-        : 'failed'
-    : task.status;
+  const status = TaskView.shape.status.safeParse(task.run ? task.run.status : task.status);
   return TaskView.parse({
     taskId: task.id,
-    status,
+    status: status.success ? status.data : 'failed',
     goal: task.goal,
     kind: task.kind,
     agentId: task.agentId,
     request: { source: task.source, id: task.externalId },
     createdAt: task.createdAt.toISOString(),
-    plan: plan ? { id: plan.id, version: plan.version, steps } : null,
+    deadline: task.deadline?.toISOString() ?? null,
+    plan: plan
+      ? {
+          id: plan.id,
+          version: plan.version,
+          origin: plan.origin,
+          editedBy: plan.editedBy,
+          qualityScore: plan.qualityScore,
+          steps,
+        }
+      : null,
     result: jsonOrNull(task.run?.result),
     error: errorOrNull(task.run?.error) ?? errorOrNull(task.error),
   });

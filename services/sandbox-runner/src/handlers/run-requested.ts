@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   JsonValue,
+  normalizeWorkspacePath,
   SandboxRunCompleted,
   type Envelope,
   type EventData,
@@ -12,6 +13,42 @@ import type { SandboxBackend, SandboxResult } from '../sandbox/index.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const RUN_REQUESTED_CONSUMER = 'sandbox-run-requested';
+
+/** Jobs running in this process, by task, so a cancel request can kill them. */
+export interface RunningJobs {
+  start(taskId: string): AbortController;
+  finish(taskId: string, controller: AbortController): void;
+  /** Aborts every job of the task running here; returns how many. */
+  cancel(taskId: string): number;
+}
+
+/** An in-memory registry of running jobs. */
+export function createRunningJobs(): RunningJobs {
+  const byTask = new Map<string, Set<AbortController>>();
+  return {
+    start(taskId) {
+      const controller = new AbortController();
+      const set = byTask.get(taskId) ?? new Set();
+      set.add(controller);
+      byTask.set(taskId, set);
+      return controller;
+    },
+    finish(taskId, controller) {
+      const set = byTask.get(taskId);
+      set?.delete(controller);
+      if (set?.size === 0) byTask.delete(taskId);
+    },
+    cancel(taskId) {
+      const set = byTask.get(taskId);
+      if (!set) return 0;
+      for (const controller of set) controller.abort();
+      return set.size;
+    },
+  };
+}
+
+/** Task run states after which a queued job is not started any more. */
+const ENDED = ['completed', 'failed', 'cancelled'];
 
 /** Operator ceilings applied to every job. */
 export interface LimitCeilings {
@@ -31,6 +68,7 @@ export async function handleRunRequested(
     backend: SandboxBackend;
     ceilings: LimitCeilings;
     kick: () => void;
+    running: RunningJobs;
     onRun?: (result: SandboxResult, language: string) => void;
   },
   envelope: Envelope<EventData<typeof SandboxRunRequested>>,
@@ -56,13 +94,42 @@ export async function handleRunRequested(
     maxOutputBytes: Math.min(job.limits.maxOutputBytes, deps.ceilings.maxOutputBytes),
     ...(job.limits.memoryMb === undefined ? {} : { memoryMb: job.limits.memoryMb }),
   };
-  const result = await deps.backend.run({
-    language: job.language,
-    code: job.code,
-    input: job.input ?? null,
-    limits,
+  const files = await loadWorkspaceFiles(deps.db, job, context.log);
+  const run = await deps.db.prisma.taskRun.findUnique({
+    where: { taskId: job.taskId },
+    select: { status: true },
   });
+  const controller = deps.running.start(job.taskId);
+  // A job queued for a task that already ended (cancelled, past its deadline) is killed before it starts.
+  if (run && ENDED.includes(run.status)) controller.abort();
+  let result: SandboxResult;
+  try {
+    result = await deps.backend.run(
+      {
+        language: job.language,
+        code: job.code,
+        input: job.input ?? null,
+        files,
+        limits,
+      },
+      { signal: controller.signal },
+    );
+  } finally {
+    deps.running.finish(job.taskId, controller);
+  }
   deps.onRun?.(result, job.language);
+  // Guest-chosen names must also be valid workspace paths (the executor saves them into the workspace).
+  const written = result.files.filter((file) => {
+    const normalized = normalizeWorkspacePath(file.path);
+    return normalized.ok && normalized.path === file.path;
+  });
+  const filesTruncated = result.filesTruncated || written.length < result.files.length;
+  if (written.length < result.files.length) {
+    context.log.warn(
+      { dropped: result.files.length - written.length },
+      'files with names outside the workspace rules were not kept',
+    );
+  }
   const value = JsonValue.safeParse(result.value ?? null);
   const runId = randomUUID();
   const { message } = outboxEvent(
@@ -82,6 +149,11 @@ export async function handleRunRequested(
       exitCode: result.exitCode,
       durationMs: result.durationMs,
       errorMessage: result.errorMessage ?? null,
+      files: [
+        ...written.map((file) => ({ path: file.path, size: file.content.byteLength, deleted: false })),
+        ...result.deletedFiles.map((path) => ({ path, size: 0, deleted: true })),
+      ],
+      filesTruncated,
     },
     { correlationId: job.taskId, causationId: envelope.id },
   );
@@ -105,8 +177,20 @@ export async function handleRunRequested(
           ...(value.success && value.data !== null ? { value: toJsonInput(value.data) } : {}),
           exitCode: result.exitCode,
           durationMs: result.durationMs,
+          filesTruncated,
         },
       });
+      const rows = [
+        ...written.map((file) => ({
+          runId,
+          path: file.path,
+          content: new Uint8Array(file.content),
+          size: file.content.byteLength,
+          deleted: false,
+        })),
+        ...result.deletedFiles.map((path) => ({ runId, path, size: 0, deleted: true })),
+      ];
+      if (rows.length > 0) await tx.sandboxRunFile.createMany({ data: rows });
       await enqueueOutbox(tx, message);
     });
   } catch (error) {
@@ -125,4 +209,29 @@ export async function handleRunRequested(
     { key: job.idempotencyKey, outcome: result.outcome, durationMs: result.durationMs },
     'sandbox job finished',
   );
+}
+
+/**
+ * The task workspace files a job sees, read from the executor's store by (taskId, path). A file whose
+ * content changed since the request was made is still given (the newest version) and logged.
+ */
+async function loadWorkspaceFiles(
+  db: Db,
+  job: EventData<typeof SandboxRunRequested>,
+  log: Log,
+): Promise<Array<{ path: string; content: Buffer }>> {
+  const wanted = job.files ?? [];
+  if (wanted.length === 0) return [];
+  const rows = await db.prisma.workspaceFile.findMany({
+    where: { taskId: job.taskId, path: { in: wanted.map((file) => file.path) } },
+    select: { path: true, content: true, sha256: true },
+  });
+  const hashes = new Map(wanted.map((file) => [file.path, file.sha256]));
+  for (const row of rows) {
+    if (hashes.get(row.path) !== row.sha256)
+      log.warn({ path: row.path }, 'a workspace file changed after the job was requested');
+  }
+  if (rows.length < wanted.length)
+    log.warn({ missing: wanted.length - rows.length }, 'workspace files missing for a job');
+  return rows.map((row) => ({ path: row.path, content: Buffer.from(row.content) }));
 }

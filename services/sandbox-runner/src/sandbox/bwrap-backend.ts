@@ -1,19 +1,25 @@
+import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, chmod, chown, lstat, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, lstat, mkdir, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import { runBoxProcess, type BoxProcessOutcome, type CappedBytes, type KillReason } from './box-process.js';
 import { parseGuestReport } from './guest-report.js';
-import { BOX_DIR, BOX_FILES, JAVASCRIPT_WRAPPER, PYTHON_WRAPPER } from './guest-wrappers.js';
+import { BOX_DIR, BOX_FILES, JAVASCRIPT_WRAPPER, PYTHON_WRAPPER, WORK_DIR } from './guest-wrappers.js';
 import type {
   SandboxBackend,
   SandboxCheck,
+  SandboxFile,
   SandboxJob,
   SandboxOutcome,
   SandboxResult,
   SandboxRunOptions,
 } from './types.js';
+import { assertValidFiles, collectWorkFiles, writeInputFiles, type CollectedFiles } from './work-files.js';
+
+const execFileAsync = promisify(execFile);
 
 /** Settings of the bubblewrap backend; every field has a default that works on Debian 12. */
 export interface BwrapBackendOptions {
@@ -25,15 +31,40 @@ export interface BwrapBackendOptions {
   nodePath?: string;
   /** Default `/usr/bin/prlimit` (util-linux); sets per-job rlimits inside the box. */
   prlimitPath?: string;
-  /** Where per-job host directories (code, input, wrapper) are made. Default `os.tmpdir()`. */
+  /**
+   * Where per-job host directories (code, input, wrapper, and the working directory) are made. Default
+   * `os.tmpdir()`. When the runner is root it must be searchable (o+x) by the sandbox user.
+   */
   scratchRoot?: string;
   /**
    * Host uid/gid bubblewrap (and so the guest) runs as when the runner is root. Default 65534:65534
    * (nobody). Ignored when the runner is not root: the guest then runs as the runner's uid.
    */
   sandboxUser?: { uid: number; gid: number };
-  /** Size of the writable tmpfs at `/work` (also reachable as `/tmp`) in bytes. Default 64 MiB. */
+  /**
+   * How the job's working directory (`/work` in the box, collected afterwards) is stored on the host.
+   * `tmpfs` (default when the runner is root): a tmpfs the runner mounts per job at
+   * `<scratchRoot>/<job>/work`, capped at `workBytes` and `workInodes` by the kernel, unmounted after
+   * collection. `directory` (default otherwise; needs no privilege): a plain directory on the scratch
+   * root's file system; only RLIMIT_FSIZE (`workBytes` per file) bounds it, not the total or the count.
+   */
+  workStorage?: 'tmpfs' | 'directory';
+  /** Size of the working directory (the job's files included) in bytes. Default 64 MiB. */
   workBytes?: number;
+  /** Files and directories the `tmpfs` working directory can hold (tmpfs `nr_inodes`). Default 32768. */
+  workInodes?: number;
+  /** Size of the box's own `/tmp` tmpfs in bytes; it is not collected. Default 16 MiB. */
+  tmpBytes?: number;
+  /**
+   * Directory entries the collector reads after a job, at most (names are cheap; files are opened only
+   * when they may be sent back). More than the tmpfs can hold, so there the cut is always by path; a plain
+   * directory with more entries is cut at what was read. Default 100000.
+   */
+  maxCollectEntries?: number;
+  /** Default `/usr/bin/mount`; used for the `tmpfs` working directory. */
+  mountPath?: string;
+  /** Default `/usr/bin/umount`. */
+  umountPath?: string;
   /** Cap on the JSON result in bytes; exceeding it ends the job with `output_limit`. Default 4 MiB. */
   maxResultBytes?: number;
   /**
@@ -50,11 +81,32 @@ const DEFAULTS = {
   nodePath: '/usr/bin/node',
   prlimitPath: '/usr/bin/prlimit',
   workBytes: 64 * 1024 * 1024,
+  workInodes: 32_768,
+  tmpBytes: 16 * 1024 * 1024,
+  maxCollectEntries: 100_000,
+  mountPath: '/usr/bin/mount',
+  umountPath: '/usr/bin/umount',
   maxResultBytes: 4 * 1024 * 1024,
   maxProcesses: 64,
   sandboxUser: { uid: 65534, gid: 65534 },
 } as const;
 
+/** Caps on collecting the working directory when the job does not set them. */
+const FILE_DEFAULTS = {
+  maxFiles: 100,
+  maxFileBytes: 1024 * 1024,
+  maxTotalFileBytes: 8 * 1024 * 1024,
+} as const;
+/**
+ * Bounds on the collector's own work, whatever the guest left: levels walked and wall time (entries read
+ * is `maxCollectEntries`). Beyond any of them the result is `filesTruncated`.
+ */
+const COLLECT_BOUNDS = { maxDepth: 64, budgetMs: 5_000 } as const;
+/** Budget for one mount, umount, chmod or rm the runner runs itself. */
+const TOOL_TIMEOUT_MS = 30_000;
+/** GNU coreutils, used to remove a `directory` working dir however deep or unreadable the guest made it. */
+const RM_PATH = '/usr/bin/rm';
+const CHMOD_PATH = '/usr/bin/chmod';
 /** How long to wait for the box's pipes to close after it exited or was killed. */
 const SETTLE_MS = 2_000;
 /** Budget for the `/bin/true` probe in `check()`. */
@@ -85,13 +137,15 @@ async function describeSystemRoot(): Promise<RootEntry[]> {
 /**
  * The bwrap argv for one box. Namespaces: all (user, pid, net, ipc, uts, cgroup, mount); no network
  * device but loopback. Filesystem: an empty read-only root with /usr (+ merged-usr links) and
- * /etc/ld.so.cache read-only, fresh /proc and /dev, the job dir read-only at /box, and a size-capped tmpfs
- * at /work (also /tmp). Environment: cleared, then four fixed variables.
+ * /etc/ld.so.cache read-only, fresh /proc and /dev, the job's box dir read-only at /box, the job's own
+ * working directory read-write at /work (the cwd), and a size-capped tmpfs at /tmp. Environment: cleared,
+ * then four fixed variables.
  */
 function buildBwrapArgs(params: {
   root: RootEntry[];
-  jobDir: string;
-  workBytes: number;
+  boxDir: string;
+  workDir: string;
+  tmpBytes: number;
   command: readonly string[];
 }): string[] {
   const args = [
@@ -124,14 +178,14 @@ function buildBwrapArgs(params: {
     '--dev',
     '/dev',
     '--ro-bind',
-    params.jobDir,
+    params.boxDir,
     BOX_DIR,
+    '--bind',
+    params.workDir,
+    WORK_DIR,
     '--size',
-    String(params.workBytes),
+    String(params.tmpBytes),
     '--tmpfs',
-    '/work',
-    '--symlink',
-    'work',
     '/tmp',
     // bwrap's root and /dev are tmpfs without a size: read-only, or a guest could fill the host's memory.
     '--remount-ro',
@@ -139,14 +193,15 @@ function buildBwrapArgs(params: {
     '--remount-ro',
     '/',
     '--chdir',
-    '/work',
+    WORK_DIR,
     '--clearenv',
     '--setenv',
     'PATH',
     '/usr/bin:/bin',
+    // Not the working directory: caches a library keeps under $HOME would be saved back as task files.
     '--setenv',
     'HOME',
-    '/work',
+    '/tmp',
     '--setenv',
     'TMPDIR',
     '/tmp',
@@ -193,13 +248,16 @@ const KILL_OUTCOMES: Record<KillReason, SandboxOutcome> = {
   aborted: 'killed',
 };
 
+/** A result before the working directory is collected. */
+type ProcessResult = Omit<SandboxResult, keyof CollectedFiles>;
+
 /** Turns what was observed about a box into the job's result. Pure. */
 function interpret(
   job: SandboxJob,
   observed: BoxProcessOutcome,
   bwrapPath: string,
   maxResultBytes: number,
-): SandboxResult {
+): ProcessResult {
   const stdout = decodeCapped(observed.stdout);
   const stderr = decodeCapped(observed.stderr);
   const base = {
@@ -314,7 +372,7 @@ function interpret(
   };
 }
 
-function assertValidJob(job: SandboxJob): string {
+function assertValidJob(job: SandboxJob): { inputJson: string; files: SandboxFile[] } {
   if (job.language !== 'javascript' && job.language !== 'python') {
     throw new TypeError(`unsupported sandbox language: ${String(job.language)}`);
   }
@@ -327,73 +385,175 @@ function assertValidJob(job: SandboxJob): string {
   if (memoryMb !== undefined && (!Number.isInteger(memoryMb) || memoryMb <= 0)) {
     throw new RangeError(`invalid memoryMb: ${memoryMb}`);
   }
+  for (const name of ['maxFiles', 'maxFileBytes', 'maxTotalFileBytes'] as const) {
+    const value = job.limits[name];
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+      throw new RangeError(`invalid ${name}: ${value}`);
+    }
+  }
   // Throws for BigInt or cycles; undefined for a function or symbol: either way the input is not JSON.
   const inputJson: string | undefined = JSON.stringify(job.input ?? null);
   if (inputJson === undefined) throw new TypeError('sandbox job input is not JSON');
-  return inputJson;
-}
-
-/** Removes a job dir; it was made read-only (0500), which stops a non-root owner from emptying it. */
-async function removeJobDir(jobDir: string): Promise<void> {
-  await chmod(jobDir, 0o700).catch(() => undefined);
-  await rm(jobDir, { recursive: true, force: true, maxRetries: 3 });
+  return { inputJson, files: assertValidFiles(job.files) };
 }
 
 function isUnder(tree: string, file: string): boolean {
   return path.resolve(file).startsWith(`${tree}/`);
 }
 
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs a host tool the runner needs (mount, umount, rm) with an empty environment; throws on failure. */
+async function runTool(file: string, args: readonly string[]): Promise<void> {
+  try {
+    await execFileAsync(file, [...args], {
+      env: {},
+      cwd: '/',
+      timeout: TOOL_TIMEOUT_MS,
+      maxBuffer: 64 * 1024,
+    });
+  } catch (error) {
+    const stderr =
+      typeof error === 'object' && error !== null && 'stderr' in error && typeof error.stderr === 'string'
+        ? error.stderr.trim()
+        : '';
+    throw new Error(`${file} ${args.join(' ')} failed: ${stderr === '' ? describeError(error) : stderr}`, {
+      cause: error,
+    });
+  }
+}
+
+/** One job's host directories: `jobDir` holds `box` (read-only /box) and `work` (read-write /work). */
+interface JobDirs {
+  jobDir: string;
+  boxDir: string;
+  workDir: string;
+  /** Whether `workDir` currently has the job's tmpfs mounted on it. */
+  mounted: boolean;
+}
+
 /**
  * Creates the bubblewrap backend. Each job runs in a fresh bwrap box: own user, pid, net, mount, ipc and
- * uts namespaces, an empty read-only root with only /usr, a size-capped tmpfs to write to, an empty
- * environment, host uid 65534 when the runner is root, and a wall-clock SIGKILL.
+ * uts namespaces, an empty read-only root with only /usr, its own working directory and a size-capped /tmp
+ * to write to, an empty environment, host uid 65534 when the runner is root, and a wall-clock SIGKILL.
+ * After the box is gone the runner collects what the guest wrote to its working directory.
  *
  * Not enforced yet (a later issue adds a per-job cgroup and a warm pool): total memory (JavaScript memory
- * outside the V8 heap, SysV shared memory and the /work tmpfs up to `workBytes` are not counted anywhere),
- * CPU share between concurrent jobs, and a syscall filter (no seccomp).
+ * outside the V8 heap, SysV shared memory and the tmpfs mounts up to `workBytes` + `tmpBytes` are not
+ * counted anywhere), CPU share between concurrent jobs, and a syscall filter (no seccomp).
  */
 export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBackend {
   const bwrapPath = options.bwrapPath ?? DEFAULTS.bwrapPath;
   const pythonPath = options.pythonPath ?? DEFAULTS.pythonPath;
   const nodePath = options.nodePath ?? DEFAULTS.nodePath;
   const prlimitPath = options.prlimitPath ?? DEFAULTS.prlimitPath;
+  const mountPath = options.mountPath ?? DEFAULTS.mountPath;
+  const umountPath = options.umountPath ?? DEFAULTS.umountPath;
   const scratchRoot = options.scratchRoot ?? tmpdir();
   const workBytes = options.workBytes ?? DEFAULTS.workBytes;
+  const workInodes = options.workInodes ?? DEFAULTS.workInodes;
+  const tmpBytes = options.tmpBytes ?? DEFAULTS.tmpBytes;
+  const maxCollectEntries = options.maxCollectEntries ?? DEFAULTS.maxCollectEntries;
   const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
   const maxProcesses = options.maxProcesses ?? DEFAULTS.maxProcesses;
   // Started by root, bwrap would run the guest as host root (its --uid only maps inside the namespace):
   // bwrap itself must be spawned as the unprivileged user.
   const credentials = process.getuid?.() === 0 ? (options.sandboxUser ?? DEFAULTS.sandboxUser) : undefined;
+  // Mounting needs root; without it the working directory is a plain directory.
+  const workStorage = options.workStorage ?? (credentials === undefined ? 'directory' : 'tmpfs');
 
   let systemRoot: Promise<RootEntry[]> | undefined;
   const getSystemRoot = (): Promise<RootEntry[]> => (systemRoot ??= describeSystemRoot());
 
-  /** Makes the per-job host dir: owned by the sandbox user, read-only files, removed by the caller. */
-  async function prepareJobDir(job: SandboxJob, inputJson: string): Promise<string> {
-    const jobDir = await mkdtemp(path.join(scratchRoot, 'tandem-sandbox-'));
-    const files: Array<[string, string]> =
-      job.language === 'python'
-        ? [
-            [BOX_FILES.pythonWrapper, PYTHON_WRAPPER],
-            [BOX_FILES.pythonCode, job.code],
-          ]
-        : [
-            [BOX_FILES.javascriptWrapper, JAVASCRIPT_WRAPPER],
-            [BOX_FILES.javascriptCode, job.code],
-          ];
-    files.push([BOX_FILES.input, inputJson]);
-    for (const [name, content] of files) {
-      const file = path.join(jobDir, name);
+  async function makeJobDirs(prefix: string): Promise<JobDirs> {
+    const jobDir = await mkdtemp(path.join(scratchRoot, prefix));
+    return { jobDir, boxDir: path.join(jobDir, 'box'), workDir: path.join(jobDir, 'work'), mounted: false };
+  }
+
+  /**
+   * Fills fresh job dirs: the box files read-only, then an empty working directory that only the sandbox
+   * user can enter (a tmpfs of its own, or a plain directory), then the job's files in it, owned by the
+   * sandbox user so the guest may change or delete them.
+   */
+  async function fillJobDirs(
+    dirs: JobDirs,
+    boxFiles: ReadonlyArray<readonly [string, string]>,
+    inputFiles: readonly SandboxFile[],
+  ): Promise<void> {
+    await mkdir(dirs.boxDir, { mode: 0o700 });
+    for (const [name, content] of boxFiles) {
+      const file = path.join(dirs.boxDir, name);
       await writeFile(file, content, { mode: 0o400 });
       if (credentials !== undefined) await chown(file, credentials.uid, credentials.gid);
     }
-    if (credentials !== undefined) await chown(jobDir, credentials.uid, credentials.gid);
-    await chmod(jobDir, 0o500);
-    return jobDir;
+    if (credentials !== undefined) await chown(dirs.boxDir, credentials.uid, credentials.gid);
+    await chmod(dirs.boxDir, 0o500);
+
+    await mkdir(dirs.workDir, { mode: 0o700 });
+    if (workStorage === 'tmpfs') {
+      const owner = credentials ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+      const mountOptions = [
+        `size=${workBytes}`,
+        `nr_inodes=${workInodes}`,
+        'mode=0700',
+        `uid=${owner.uid}`,
+        `gid=${owner.gid}`,
+        'nosuid',
+        'nodev',
+      ].join(',');
+      await runTool(mountPath, ['-n', '-t', 'tmpfs', '-o', mountOptions, 'tandem-sandbox', dirs.workDir]);
+      dirs.mounted = true;
+    } else if (credentials !== undefined) {
+      await chown(dirs.workDir, credentials.uid, credentials.gid);
+    }
+    await writeInputFiles(dirs.workDir, inputFiles, credentials);
+
+    // bwrap runs as the sandbox user and must traverse the job dir to bind both halves.
+    if (credentials !== undefined) await chown(dirs.jobDir, credentials.uid, credentials.gid);
+    await chmod(dirs.jobDir, 0o500);
+  }
+
+  /** Removes a job's dirs: unmounts its tmpfs, or removes however deep a tree the guest left. */
+  async function removeJobDirs(dirs: JobDirs): Promise<void> {
+    if (dirs.mounted) {
+      // Lazy: a guest process still dying after a kill may hold it; the memory goes with the last user.
+      await runTool(umountPath, ['-l', dirs.workDir]);
+      dirs.mounted = false;
+    } else if (workStorage === 'directory') {
+      // rm -rf (fts, openat) handles any depth; as non-root the owner must first undo a guest's chmod 000.
+      await chmod(dirs.jobDir, 0o700).catch(() => undefined);
+      if (credentials === undefined) {
+        await runTool(CHMOD_PATH, ['-R', 'u+rwx', '--', dirs.workDir]).catch(() => undefined);
+      }
+      await runTool(RM_PATH, ['-rf', '--one-file-system', '--', dirs.workDir]);
+    }
+    // Made read-only (0500), which stops a non-root owner from emptying them.
+    await chmod(dirs.jobDir, 0o700).catch(() => undefined);
+    await chmod(dirs.boxDir, 0o700).catch(() => undefined);
+    await rm(dirs.jobDir, { recursive: true, force: true, maxRetries: 3 });
+  }
+
+  function boxFilesFor(job: SandboxJob, inputJson: string): Array<readonly [string, string]> {
+    return job.language === 'python'
+      ? [
+          [BOX_FILES.pythonWrapper, PYTHON_WRAPPER],
+          [BOX_FILES.pythonCode, job.code],
+          [BOX_FILES.input, inputJson],
+        ]
+      : [
+          [BOX_FILES.javascriptWrapper, JAVASCRIPT_WRAPPER],
+          [BOX_FILES.javascriptCode, job.code],
+          [BOX_FILES.input, inputJson],
+        ];
   }
 
   function guestCommand(job: SandboxJob): string[] {
-    const limits = [prlimitPath, `--nproc=${maxProcesses}`, '--core=0', '--'];
+    const limits = [prlimitPath, `--nproc=${maxProcesses}`, '--core=0'];
+    // A plain working directory has no size of its own: at least no single file may outgrow the cap.
+    if (workStorage === 'directory') limits.push(`--fsize=${workBytes}`);
+    limits.push('--');
     if (job.language === 'python') {
       const memoryBytes = job.limits.memoryMb === undefined ? 0 : job.limits.memoryMb * 1024 * 1024;
       // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
@@ -412,8 +572,23 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     return [...limits, nodePath, ...heap, `${BOX_DIR}/${BOX_FILES.javascriptWrapper}`];
   }
 
+  /** Collects the working directory; whatever happens, a result rather than a throw. */
+  async function collect(job: SandboxJob, dirs: JobDirs, inputFiles: SandboxFile[]): Promise<CollectedFiles> {
+    try {
+      return await collectWorkFiles(dirs.workDir, inputFiles, {
+        maxFiles: job.limits.maxFiles ?? FILE_DEFAULTS.maxFiles,
+        maxFileBytes: job.limits.maxFileBytes ?? FILE_DEFAULTS.maxFileBytes,
+        maxTotalFileBytes: job.limits.maxTotalFileBytes ?? FILE_DEFAULTS.maxTotalFileBytes,
+        maxEntries: maxCollectEntries,
+        ...COLLECT_BOUNDS,
+      });
+    } catch {
+      return { files: [], deletedFiles: [], filesTruncated: true };
+    }
+  }
+
   async function run(job: SandboxJob, runOptions: SandboxRunOptions = {}): Promise<SandboxResult> {
-    const inputJson = assertValidJob(job);
+    const { inputJson, files: inputFiles } = assertValidJob(job);
     const empty = {
       stdout: '',
       stderr: '',
@@ -422,6 +597,9 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       value: null,
       exitCode: null,
       signal: null,
+      files: [],
+      deletedFiles: [],
+      filesTruncated: false,
     };
     if (runOptions.signal?.aborted === true) {
       return {
@@ -431,24 +609,34 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         errorMessage: 'the run was aborted before it started',
       };
     }
+    const inputBytes = inputFiles.reduce((sum, file) => sum + file.content.length, 0);
+    if (inputBytes > workBytes) {
+      return {
+        ...empty,
+        outcome: 'sandbox_error',
+        durationMs: 0,
+        errorMessage: `the job's files (${inputBytes} bytes) do not fit the working directory (${workBytes} bytes)`,
+      };
+    }
 
-    let jobDir: string | undefined;
+    let dirs: JobDirs | undefined;
     try {
       try {
-        jobDir = await prepareJobDir(job, inputJson);
+        dirs = await makeJobDirs('tandem-sandbox-');
+        await fillJobDirs(dirs, boxFilesFor(job, inputJson), inputFiles);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
         return {
           ...empty,
           outcome: 'sandbox_error',
           durationMs: 0,
-          errorMessage: `could not prepare the job directory: ${message}`,
+          errorMessage: `could not prepare the job directory: ${describeError(error)}`,
         };
       }
       const args = buildBwrapArgs({
         root: await getSystemRoot(),
-        jobDir,
-        workBytes,
+        boxDir: dirs.boxDir,
+        workDir: dirs.workDir,
+        tmpBytes,
         command: guestCommand(job),
       });
       const observed = await runBoxProcess({
@@ -461,20 +649,25 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         settleMs: SETTLE_MS,
         ...(runOptions.signal === undefined ? {} : { signal: runOptions.signal }),
       });
-      return interpret(job, observed, bwrapPath, maxResultBytes);
+      const result = interpret(job, observed, bwrapPath, maxResultBytes);
+      // Read only now, by the runner: the guest never reports its own files.
+      return { ...result, ...(await collect(job, dirs, inputFiles)) };
     } finally {
-      if (jobDir !== undefined) await removeJobDir(jobDir);
+      if (dirs !== undefined) await removeJobDirs(dirs);
     }
   }
 
   async function check(): Promise<SandboxCheck> {
     const problems: string[] = [];
-    for (const [what, file] of [
+    const tools: Array<readonly [string, string]> = [
       ['bubblewrap', bwrapPath],
       ['prlimit', prlimitPath],
       ['python', pythonPath],
       ['node', nodePath],
-    ] as const) {
+    ];
+    if (workStorage === 'tmpfs') tools.push(['mount', mountPath], ['umount', umountPath]);
+    else tools.push(['rm', RM_PATH]);
+    for (const [what, file] of tools) {
       try {
         await access(file, fsConstants.X_OK);
       } catch {
@@ -483,9 +676,12 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         );
         continue;
       }
-      if (what !== 'bubblewrap' && !isUnder(SYSTEM_TREE, file)) {
+      if ((what === 'python' || what === 'node' || what === 'prlimit') && !isUnder(SYSTEM_TREE, file)) {
         problems.push(`${what} at ${file} is outside ${SYSTEM_TREE}, the only host tree bound into the box`);
       }
+    }
+    if (workStorage === 'tmpfs' && credentials === undefined) {
+      problems.push('a tmpfs working directory needs a root runner (use workStorage "directory")');
     }
     try {
       const info = await stat(scratchRoot);
@@ -494,20 +690,24 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         problems.push(`scratch root ${scratchRoot} is not searchable by uid ${credentials.uid}`);
       }
     } catch (error) {
-      problems.push(
-        `scratch root ${scratchRoot} is unusable: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      problems.push(`scratch root ${scratchRoot} is unusable: ${describeError(error)}`);
     }
     if (problems.length > 0) return { ok: false, problems };
 
-    let jobDir: string | undefined;
+    // The probe goes through the same directories, mount and binds as a job.
+    let dirs: JobDirs | undefined;
     try {
-      jobDir = await mkdtemp(path.join(scratchRoot, 'tandem-sandbox-check-'));
-      if (credentials !== undefined) await chown(jobDir, credentials.uid, credentials.gid);
-      await chmod(jobDir, 0o500);
+      dirs = await makeJobDirs('tandem-sandbox-check-');
+      await fillJobDirs(dirs, [], []);
       const observed = await runBoxProcess({
         file: bwrapPath,
-        args: buildBwrapArgs({ root: await getSystemRoot(), jobDir, workBytes, command: ['/bin/true'] }),
+        args: buildBwrapArgs({
+          root: await getSystemRoot(),
+          boxDir: dirs.boxDir,
+          workDir: dirs.workDir,
+          tmpBytes,
+          command: ['/bin/true'],
+        }),
         ...(credentials === undefined ? {} : { credentials }),
         timeoutMs: CHECK_TIMEOUT_MS,
         maxOutputBytes: 64 * 1024,
@@ -525,11 +725,13 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         );
       }
     } catch (error) {
-      problems.push(
-        `could not prepare a probe directory: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      problems.push(`could not prepare a probe directory: ${describeError(error)}`);
     } finally {
-      if (jobDir !== undefined) await removeJobDir(jobDir);
+      if (dirs !== undefined) {
+        await removeJobDirs(dirs).catch((error: unknown) => {
+          problems.push(`could not remove the probe directory: ${describeError(error)}`);
+        });
+      }
     }
     return { ok: problems.length === 0, problems };
   }

@@ -14,8 +14,11 @@
 /** First bytes on the result channel; proves the wrapper (not bwrap or a broken interpreter) is running. */
 export const READY_MARKER = '\u0000tandem:ready\n';
 
-/** Where the job's files appear inside the box (bound read-only). */
+/** Where the wrapper, code and input appear inside the box (bound read-only). */
 export const BOX_DIR = '/box';
+
+/** The guest's working directory (and cwd): the job's files, and everything collected afterwards. */
+export const WORK_DIR = '/work';
 
 /** File names inside `BOX_DIR`. */
 export const BOX_FILES = {
@@ -157,6 +160,11 @@ _tandem_main()
  * and `require` (built-in modules) are globals. A returned value other than `undefined` wins over `result`.
  * After the result is sent the process exits once stdout and stderr are flushed, even if the code left timers
  * running.
+ *
+ * The global `files` is the working directory for code that must also run where there is no `fs` (the
+ * QuickJS backend to come): `read(path)` (UTF-8 text), `write(path, text)` (creates parent directories),
+ * `list()` (every regular file, sorted), `exists(path)` (a regular file is there). Paths follow the job-file
+ * rules (relative, no empty, `.` or `..` segment, no NUL, at most 2048 bytes) and never go through a symlink.
  */
 export const JAVASCRIPT_WRAPPER = String.raw`'use strict';
 const fs = require('node:fs');
@@ -208,6 +216,132 @@ function exitAfterFlush(code) {
   process.stderr.write('', done);
 }
 
+const WORK_DIR = '/work';
+
+function checkedSegments(path) {
+  if (typeof path !== 'string') throw new TypeError('files: a path must be a string, not ' + typeof path);
+  let problem = null;
+  const segments = path.split('/');
+  if (path === '') problem = 'is empty';
+  else if (path.includes('\0')) problem = 'contains NUL';
+  else if (path.startsWith('/')) problem = 'is absolute';
+  else if (Buffer.from(path, 'utf8').toString('utf8') !== path) problem = 'is not valid Unicode';
+  else if (Buffer.byteLength(path) > 2048) problem = 'is longer than 2048 bytes';
+  else if (segments.some((segment) => segment === '')) problem = 'has an empty segment';
+  else if (segments.some((segment) => segment === '.' || segment === '..')) {
+    problem = "has a '.' or '..' segment";
+  } else if (segments.some((segment) => Buffer.byteLength(segment) > 255)) {
+    problem = 'has a segment longer than 255 bytes';
+  }
+  if (problem !== null) {
+    const hint = ' (use a relative path like "data/in.csv")';
+    throw new TypeError('files: the path ' + JSON.stringify(path) + ' ' + problem + hint);
+  }
+  return segments;
+}
+
+function filesError(operation, path, what) {
+  const error = new Error('files.' + operation + ': ' + JSON.stringify(path) + ' ' + what);
+  error.name = 'FilesError';
+  return error;
+}
+
+// Every directory on the way must be a real directory, not a symlink; write() creates missing ones.
+function resolveInWork(operation, path, create) {
+  const segments = checkedSegments(path);
+  let current = WORK_DIR;
+  for (const segment of segments.slice(0, -1)) {
+    current += '/' + segment;
+    let info;
+    try {
+      info = fs.lstatSync(current);
+    } catch (error) {
+      if (error && error.code === 'ENOENT') {
+        if (!create) throw filesError(operation, path, 'does not exist');
+        fs.mkdirSync(current, 0o755);
+        continue;
+      }
+      throw error;
+    }
+    if (!info.isDirectory()) throw filesError(operation, path, 'has a parent that is not a directory');
+  }
+  return WORK_DIR + '/' + segments.join('/');
+}
+
+function openInWork(operation, path, flags, create) {
+  const full = resolveInWork(operation, path, create);
+  let fd;
+  try {
+    fd = fs.openSync(full, flags | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o644);
+  } catch (error) {
+    if (error && error.code === 'ENOENT') throw filesError(operation, path, 'does not exist');
+    if (error && error.code === 'ELOOP') throw filesError(operation, path, 'is a symbolic link');
+    if (error && error.code === 'EISDIR') throw filesError(operation, path, 'is a directory');
+    throw error;
+  }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw filesError(operation, path, 'is not a regular file');
+  }
+  return fd;
+}
+
+const files = Object.freeze({
+  read(path) {
+    const fd = openInWork('read', path, fs.constants.O_RDONLY, false);
+    try {
+      return fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  write(path, text) {
+    if (typeof text !== 'string') {
+      throw new TypeError('files.write: the content must be a string, not ' + typeof text);
+    }
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC;
+    const fd = openInWork('write', path, flags, true);
+    try {
+      fs.writeFileSync(fd, text, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  list() {
+    const found = [];
+    const pending = [''];
+    while (pending.length > 0) {
+      const prefix = pending.pop();
+      let entries;
+      try {
+        entries = fs.readdirSync(prefix === '' ? WORK_DIR : WORK_DIR + '/' + prefix, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const entry of entries) {
+        const relative = prefix === '' ? entry.name : prefix + '/' + entry.name;
+        if (entry.isDirectory()) pending.push(relative);
+        else if (entry.isFile()) found.push(relative);
+      }
+    }
+    return found.sort();
+  },
+  exists(path) {
+    checkedSegments(path);
+    try {
+      return fs.lstatSync(resolveInWork('exists', path, false)).isFile();
+    } catch {
+      return false;
+    }
+  },
+});
+Object.defineProperty(globalThis, 'files', {
+  value: files,
+  writable: false,
+  enumerable: false,
+  configurable: false,
+});
+
 function describe(error) {
   if (error instanceof Error) return String(error.name) + ': ' + String(error.message);
   return 'Uncaught ' + util.inspect(error, { depth: 2 });
@@ -235,7 +369,7 @@ async function main() {
   globalThis.input = JSON.parse(fs.readFileSync('/box/input.json', 'utf8'));
   globalThis.result = undefined;
   // Like Python's import: the box, not the language, is the boundary, so built-in modules are available.
-  globalThis.require = require('node:module').createRequire('/work/');
+  globalThis.require = require('node:module').createRequire(WORK_DIR + '/');
   const source = fs.readFileSync('/box/code.js', 'utf8');
   const AsyncFunction = (async function () {}).constructor;
   const head = '(async function (__tandemCapture__) {\n';

@@ -4,6 +4,7 @@ export type { BwrapBackendOptions } from './bwrap-backend.js';
 export type {
   SandboxBackend,
   SandboxCheck,
+  SandboxFile,
   SandboxJob,
   SandboxLanguage,
   SandboxLimits,

@@ -18,6 +18,20 @@ export interface SandboxLimits {
    * A per-job memory cgroup replaces both later.
    */
   memoryMb?: number;
+  /**
+   * Caps on what is collected back from the working directory (`SandboxResult.files`). Beyond any of them
+   * the result says `filesTruncated`; the guest is not stopped. Defaults: 100 files, 1 MiB per file, 8 MiB
+   * in all. Zero is allowed (nothing is collected).
+   */
+  maxFiles?: number;
+  maxFileBytes?: number;
+  maxTotalFileBytes?: number;
+}
+
+/** A file of a job's working directory; `path` is relative POSIX (`data/in.csv`), without `.` or `..`. */
+export interface SandboxFile {
+  path: string;
+  content: Buffer;
 }
 
 /** One piece of guest code to run. */
@@ -27,6 +41,12 @@ export interface SandboxJob {
   code: string;
   /** JSON value the program sees as `input`; absent means `null`. */
   input?: unknown;
+  /**
+   * Files placed in the guest's working directory before it starts (Python: relative `open()`; JavaScript:
+   * the `files` global). A path that is absolute, has an empty, `.` or `..` segment, holds NUL, is longer
+   * than 2048 bytes (a segment 255), repeats, or is both a file and a directory of another rejects the job.
+   */
+  files?: SandboxFile[];
   limits: SandboxLimits;
 }
 
@@ -52,6 +72,20 @@ export interface SandboxResult {
   durationMs: number;
   /** A one-line explanation for any outcome other than `ok`. */
   errorMessage?: string;
+  /**
+   * Regular files of the working directory that are new or whose content differs from the job's `files`,
+   * read by the runner after the guest exited (whatever the outcome), in path order (segment by segment).
+   * Symlinks, FIFOs, sockets and devices are never read. Guest-controlled content.
+   */
+  files: SandboxFile[];
+  /** Paths of the job's `files` that are no longer regular files when the guest exited, sorted. */
+  deletedFiles: string[];
+  /**
+   * True when `files` is not everything that changed: a file over `maxFileBytes` was left out, the
+   * `maxFiles` or `maxTotalFileBytes` cap cut the list (it stops at the first file that does not fit),
+   * or the directory was too large, too deep or had names that are not UTF-8 to walk completely.
+   */
+  filesTruncated: boolean;
 }
 
 /** Per-run options that are not part of the job itself. */

@@ -1,0 +1,295 @@
+import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
+import { waitFor } from '@tandem/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
+
+/** run_code (compute) needs a human here; read and write steps are approved automatically. */
+function script(request: ChatRequestRecord): ScriptedReply {
+  const planning = (request.body.tools ?? []).length > 0;
+  if (!planning) return { content: '```python\nresult = 6 * 7\n```' };
+  const task = firstUserText(request.body.messages);
+  if (task.includes('[slow]'))
+    return {
+      toolCalls: [
+        {
+          name: 'run_code',
+          arguments: {
+            language: 'python',
+            code: 'import time\ntime.sleep(8)\nresult = 1',
+            spec: null,
+            dependsOn: null,
+            rationale: null,
+          },
+        },
+        { name: 'respond', arguments: { answer: 'Slept.', dependsOn: null, rationale: null } },
+      ],
+    };
+  if (task.includes('[ask]'))
+    return {
+      toolCalls: [
+        {
+          name: 'ask_human',
+          arguments: {
+            question: 'Which colour?',
+            choices: ['red', 'blue'],
+            dependsOn: null,
+            rationale: null,
+          },
+        },
+        {
+          name: 'respond',
+          arguments: { answer: 'You chose {{steps.s1.value.answer}}.', dependsOn: null, rationale: null },
+        },
+      ],
+    };
+  return {
+    toolCalls: [
+      {
+        name: 'run_code',
+        arguments: {
+          language: 'python',
+          code: 'result = 6 * 7',
+          spec: null,
+          dependsOn: null,
+          rationale: null,
+        },
+      },
+      {
+        name: 'respond',
+        arguments: { answer: 'The answer is {{steps.s1.value}}.', dependsOn: null, rationale: null },
+      },
+    ],
+  };
+}
+
+type Approval = {
+  id: string;
+  taskId: string;
+  tool: string;
+  status: string;
+  kind?: string;
+  question?: string | null;
+};
+
+describe('plans edited by people, cancellation, deadlines and questions', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ match: script, env: { TANDEM_AUTO_APPROVE: 'read,write' } });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  async function taskIdOf(event: Record<string, unknown>): Promise<string> {
+    return waitFor(
+      async () =>
+        (
+          await stack.sql.query<{ id: string }>('SELECT "id" FROM "Task" WHERE "externalId" = $1', [
+            event['id'],
+          ])
+        ).rows[0]?.id,
+      { description: 'the task row', timeoutMs: 20_000 },
+    );
+  }
+
+  async function pending(taskId: string, tool: string): Promise<Approval> {
+    return waitFor(
+      async () => {
+        const response = await fetch(`${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`);
+        const body = (await response.json()) as { approvals: Approval[] };
+        return body.approvals.find((approval) => approval.tool === tool);
+      },
+      { description: `a pending ${tool} approval`, timeoutMs: 30_000, intervalMs: 100 },
+    );
+  }
+
+  function putPlan(taskId: string, body: unknown): Promise<Response> {
+    return fetch(`${stack.url('planner')}/v1/tasks/${taskId}/plan`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
+  it('takes a human-edited plan while it awaits approval, validated like a model plan', async () => {
+    const event = taskRequested({ goal: 'Compute the answer' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    await pending(taskId, 'run_code');
+
+    const traversal = await putPlan(taskId, {
+      steps: [
+        { id: 'save', tool: 'write_file', arguments: { path: '../../etc/passwd', content: 'x' } },
+        { id: 'answer', tool: 'respond', arguments: { answer: 'done' } },
+      ],
+    });
+    expect(traversal.status).toBe(422);
+    const rejected = (await traversal.json()) as { error: { code: string; stepId?: string } };
+    expect(rejected.error).toMatchObject({ code: 'TOOL.PATH_REJECTED', stepId: 'save' });
+
+    const cycle = await putPlan(taskId, {
+      steps: [
+        { id: 'a', tool: 'read_file', arguments: { path: 'x' }, dependsOn: ['b'] },
+        { id: 'b', tool: 'read_file', arguments: { path: 'y' }, dependsOn: ['a'] },
+        { id: 'answer', tool: 'respond', arguments: { answer: 'done' } },
+      ],
+    });
+    expect(cycle.status).toBe(422);
+    expect(((await cycle.json()) as { error: { code: string } }).error.code).toBe('PLAN.CYCLE');
+    const unchanged = await stack.sql.query('SELECT count(*)::int AS n FROM "Plan" WHERE "taskId" = $1', [
+      taskId,
+    ]);
+    expect(unchanged.rows[0].n).toBe(1);
+
+    const edited = await putPlan(taskId, {
+      editedBy: 'alice',
+      steps: [
+        { id: 'save', tool: 'write_file', arguments: { path: 'out/answer.txt', content: '42' } },
+        { id: 'load', tool: 'read_file', arguments: { path: 'out/answer.txt' }, dependsOn: ['save'] },
+        { id: 'answer', tool: 'respond', arguments: { answer: 'Stored {{steps.load.value.content}}.' } },
+      ],
+    });
+    expect(edited.status).toBe(200);
+    const view = (await edited.json()) as { plan: { version: number; origin: string; editedBy: string } };
+    expect(view.plan).toMatchObject({ version: 2, origin: 'human', editedBy: 'alice' });
+
+    const outcome = await stack.waitForOutcome(answers(event), 'the edited task');
+    expect(outcome.data.result).toMatchObject({ answer: 'Stored 42.' });
+    expect(outcome.data.planVersion).toBe(2);
+    const { rows } = await stack.sql.query(
+      'SELECT "status" FROM "ApprovalRequest" WHERE "taskId" = $1 AND "tool" = $2',
+      [taskId, 'run_code'],
+    );
+    expect(rows).toEqual([{ status: 'superseded' }]);
+
+    const late = await putPlan(taskId, {
+      steps: [{ id: 'answer', tool: 'respond', arguments: { answer: 'too late' } }],
+    });
+    expect(late.status).toBe(409);
+  });
+
+  it('cancels a task waiting for approval: no step runs and the task ends cancelled', async () => {
+    const event = taskRequested({ goal: 'Compute and then be cancelled' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    const approval = await pending(taskId, 'run_code');
+    const response = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'not needed any more' }),
+    });
+    expect(response.status).toBe(202);
+    const outcome = await stack.waitForOutcome(answers(event), 'the cancelled task');
+    expect(outcome.type).toBe('tandem.task.cancelled');
+    expect(outcome.data).toMatchObject({ status: 'cancelled', reason: 'not needed any more' });
+    const { rows } = await stack.sql.query(
+      `SELECT r."status" FROM "StepRun" r WHERE r."taskId" = $1 ORDER BY r."status"`,
+      [taskId],
+    );
+    expect(rows.every((row: { status: string }) => row.status === 'cancelled')).toBe(true);
+    const { rows: runs } = await stack.sql.query(
+      'SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1',
+      [taskId],
+    );
+    expect(runs[0].n).toBe(0);
+    // Approving afterwards changes nothing.
+    const decision = await fetch(`${stack.url('approval')}/v1/approvals/${approval.id}/decision`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'approve' }),
+    });
+    expect(decision.status).toBe(409);
+    const again = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, { method: 'POST' });
+    expect(again.status).toBe(409);
+  });
+
+  it('kills a running sandbox job when its task is cancelled', async () => {
+    const event = taskRequested({ goal: 'Sleep for a while [slow]' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    const approval = await pending(taskId, 'run_code');
+    await fetch(`${stack.url('approval')}/v1/approvals/${approval.id}/decision`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'approve' }),
+    });
+    await waitFor(
+      async () =>
+        (
+          await stack.sql.query(`SELECT 1 FROM "StepRun" WHERE "taskId" = $1 AND "status" = 'running'`, [
+            taskId,
+          ])
+        ).rows[0],
+      { description: 'the step running in the sandbox', timeoutMs: 20_000 },
+    );
+    // Give the runner a moment to have the job started, then cancel it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const response = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, { method: 'POST' });
+    expect(response.status).toBe(202);
+    const outcome = await stack.waitForOutcome(answers(event), 'the cancelled sleeping task');
+    expect(outcome.data.status).toBe('cancelled');
+    const run = await waitFor(
+      async () =>
+        (
+          await stack.sql.query<{ outcome: string; durationMs: number }>(
+            'SELECT "outcome", "durationMs" FROM "SandboxRun" WHERE "taskId" = $1',
+            [taskId],
+          )
+        ).rows[0],
+      { description: 'the killed sandbox run', timeoutMs: 20_000 },
+    );
+    expect(run.outcome).toBe('killed');
+    expect(run.durationMs).toBeLessThan(7000);
+  });
+
+  it('cancels a task named by the CloudEvent that requested it', async () => {
+    const event = taskRequested({ goal: 'Compute, cancelled by the submitter' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    await pending(taskId, 'run_code');
+    await stack.publish('task.cancel-requested.v1', {
+      specversion: '1.0',
+      id: `cancel-${String(event['id'])}`,
+      source: 'urn:test:billing',
+      type: 'tandem.task.cancel-requested',
+      data: { request: { source: event['source'], id: event['id'] } },
+    });
+    const outcome = await stack.waitForOutcome(answers(event), 'the task cancelled over NATS');
+    expect(outcome.data.status).toBe('cancelled');
+  });
+
+  it('fails a task whose deadline passes while it waits for a human', async () => {
+    const event = taskRequested({
+      goal: 'Compute before the deadline',
+      deadline: new Date(Date.now() + 3000).toISOString(),
+    });
+    await stack.publish('task.requested.v1', event);
+    const outcome = await stack.waitForOutcome(answers(event), 'the task past its deadline');
+    expect(outcome.data.status).toBe('failed');
+    expect(outcome.data.error?.code).toBe('TASK.DEADLINE_EXCEEDED');
+  });
+
+  it('routes ask_human to the approval service and continues with the answer', async () => {
+    const event = taskRequested({ goal: 'Pick a colour [ask]' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    const question = await pending(taskId, 'ask_human');
+    expect(question).toMatchObject({ kind: 'question', question: 'Which colour?' });
+    const wrong = await fetch(`${stack.url('approval')}/v1/approvals/${question.id}/decision`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'answer', answer: 'green' }),
+    });
+    expect(wrong.status).toBe(422);
+    const answered = await fetch(`${stack.url('approval')}/v1/approvals/${question.id}/decision`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'answer', answer: 'blue' }),
+    });
+    expect(answered.status).toBe(200);
+    const outcome = await stack.waitForOutcome(answers(event), 'the answered task');
+    expect(outcome.data.result).toMatchObject({ answer: 'You chose blue.' });
+  });
+});

@@ -1,0 +1,42 @@
+import type { Tx } from '@tandem/db';
+import type { StoredPlan } from './domain/plan-versions.js';
+
+/** Audit action recording that a task's approvals were cancelled; plans arriving later create nothing. */
+export const TASK_CANCELLED_ACTION = 'approval.task-cancelled';
+
+/**
+ * Serialises this service's writes for one task (plan versions, cancellation) until the transaction
+ * ends, so v1 and v2 of a plan, or a plan and a cancellation, handled at once by two consumers or two
+ * replicas, see each other's rows. Approval owns the lock namespace `approval:task:`.
+ */
+export async function lockTask(tx: Tx, taskId: string): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`approval:task:${taskId}`}::text, 0))`;
+}
+
+/**
+ * The plans of a task that already have approval requests, with their versions read from the
+ * planner's Plan rows (null when the row is missing).
+ */
+export async function storedPlans(tx: Tx, taskId: string): Promise<StoredPlan[]> {
+  const rows = await tx.approvalRequest.findMany({
+    where: { taskId },
+    distinct: ['planId'],
+    select: { planId: true },
+  });
+  if (rows.length === 0) return [];
+  const plans = await tx.plan.findMany({
+    where: { id: { in: rows.map((row) => row.planId) } },
+    select: { id: true, version: true },
+  });
+  const versions = new Map(plans.map((plan) => [plan.id, plan.version]));
+  return rows.map((row) => ({ planId: row.planId, version: versions.get(row.planId) ?? null }));
+}
+
+/** Whether this service has cancelled the task's approvals (a cancel request was handled for it). */
+export async function isTaskCancelled(tx: Tx, taskId: string): Promise<boolean> {
+  const row = await tx.auditLog.findFirst({
+    where: { service: 'approval', subjectType: 'task', subjectId: taskId, action: TASK_CANCELLED_ACTION },
+    select: { seq: true },
+  });
+  return row !== null;
+}

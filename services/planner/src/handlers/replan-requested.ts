@@ -1,0 +1,148 @@
+import {
+  ErrorCodes,
+  JsonValue,
+  TandemError,
+  taskRequestRef,
+  type Envelope,
+  type ErrorShape,
+  type EventData,
+  type TaskReplanRequested,
+} from '@tandem/contracts';
+import { enqueueOutbox, markProcessed } from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
+import { initialMessages, type ChatMessage } from '../domain/planning.js';
+import { fetchPatterns } from '../patterns.js';
+import { planWithModel } from '../planning-loop.js';
+import { loadPlanningTask, planFailedMessage, storeModelPlan, type PlanningDeps } from './task-accepted.js';
+
+/** Consumer name of the re-planning handler (wire name: renaming it creates a new durable consumer). */
+export const REPLAN_CONSUMER = 'planner-replan';
+
+const MAX_CONTEXT_CHARS = 4000;
+
+/** The message that tells the planning model what went wrong with the previous plan. */
+export function replanMessage(data: EventData<typeof TaskReplanRequested>): ChatMessage {
+  const completed = JSON.stringify(data.completedSteps);
+  return {
+    role: 'user',
+    content: [
+      `Plan version ${data.version} failed at step ${data.failedStep.key} (${data.failedStep.tool}): ${data.failedStep.error.code}: ${data.failedStep.error.message.slice(0, 1500)}`,
+      `Steps that completed before it, with their values: ${completed.length > MAX_CONTEXT_CHARS ? `${completed.slice(0, MAX_CONTEXT_CHARS)}...` : completed}`,
+      'Make a new, complete plan that reaches the goal without repeating the failure. Steps are numbered s1, s2, ... again.',
+    ].join('\n'),
+  };
+}
+
+/**
+ * Makes the one new plan the executor asks for after a step failed for good: the model sees the failure
+ * and what already completed; the new version supersedes the failed one, or `plan.failed` ends the task.
+ */
+export async function handleReplanRequested(
+  deps: PlanningDeps,
+  envelope: Envelope<EventData<typeof TaskReplanRequested>>,
+  context: { messageId: string; deliveryCount: number; log: Log },
+): Promise<void> {
+  const { db } = deps;
+  const data = envelope.data;
+  const already = await db.prisma.processedMessage.findUnique({
+    where: { consumer_messageId: { consumer: REPLAN_CONSUMER, messageId: context.messageId } },
+  });
+  if (already) return;
+  const task = await loadPlanningTask(db, data.taskId);
+  if (!task)
+    throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, {
+      retryable: true,
+    });
+  const current = await db.prisma.plan.findUnique({
+    where: { id: data.planId },
+    select: { status: true, version: true },
+  });
+  if (task.status === 'cancelled' || !current || current.status !== 'active') {
+    await db.prisma.$transaction(async (tx) => {
+      await markProcessed(tx, REPLAN_CONSUMER, context.messageId);
+    });
+    return;
+  }
+  const taskRef = { id: task.id, kind: task.kind, agentId: task.agentId, request: taskRequestRef(task) };
+  const version = current.version + 1;
+  const started = Date.now();
+  const { patterns } = await fetchPatterns(
+    {
+      request: deps.request,
+      prefix: deps.prefix,
+      timeoutMs: deps.limits.learningTimeoutMs,
+      log: context.log,
+    },
+    { kind: task.kind, agentId: task.agentId, limit: 5 },
+  );
+  const input = JsonValue.safeParse(task.input);
+  const messages: ChatMessage[] = [
+    ...initialMessages({
+      goal: task.goal,
+      input: input.success && input.data !== null ? input.data : undefined,
+      kind: task.kind,
+      patterns,
+    }),
+    replanMessage(data),
+  ];
+  const result = await planWithModel(
+    { ...deps, log: context.log },
+    {
+      taskId: task.id,
+      messages,
+      keyPrefix: `plan:${task.id}:v${version}`,
+      budget: task.budget,
+      preference: task.preferences,
+      deadline: task.deadline,
+      mayRetry: context.deliveryCount < deps.limits.maxDeliver,
+    },
+  );
+  if (result.kind === 'retry')
+    throw new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause });
+  if (result.kind === 'cancelled') {
+    await db.prisma.$transaction(async (tx) => {
+      await markProcessed(tx, REPLAN_CONSUMER, context.messageId);
+    });
+    return;
+  }
+  const planningMs = Date.now() - started;
+  if (result.kind === 'planned') {
+    const stored = await db.prisma.$transaction(async (tx) => {
+      if (!(await markProcessed(tx, REPLAN_CONSUMER, context.messageId))) return null;
+      const still = await tx.plan.findUnique({ where: { id: data.planId }, select: { status: true } });
+      if (still?.status !== 'active') return null;
+      return storeModelPlan(deps, tx, {
+        task: taskRef,
+        budget: task.budget,
+        version,
+        origin: 'replan',
+        supersedes: data.planId,
+        steps: result.steps,
+        attempts: result.attempts,
+        invalidCalls: result.invalidCalls,
+        models: result.models,
+        patterns,
+        planningMs,
+        causationId: envelope.id,
+      });
+    });
+    deps.kick();
+    if (stored) {
+      deps.onPlanned?.('proposed', { repairs: result.attempts - 1, ms: planningMs, quality: stored.quality });
+      context.log.info({ taskId: task.id, planId: stored.planId, version }, 're-plan proposed');
+    }
+    return;
+  }
+  const error: ErrorShape = {
+    ...result.error,
+    message: `re-planning after step ${data.failedStep.key} failed (${data.failedStep.error.code}) did not succeed: ${result.error.message}`,
+    retryable: false,
+  };
+  await db.prisma.$transaction(async (tx) => {
+    if (!(await markProcessed(tx, REPLAN_CONSUMER, context.messageId))) return;
+    await enqueueOutbox(tx, planFailedMessage(deps, taskRef, error, envelope.id));
+  });
+  deps.kick();
+  deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });
+  context.log.warn({ taskId: task.id, code: error.code }, 're-planning failed');
+}

@@ -1,0 +1,181 @@
+import {
+  ErrorCodes,
+  toErrorShape,
+  type ErrorShape,
+  type TaskBudget,
+  type TaskModelPreference,
+  type ToolCheckContext,
+  type ToolDefinition,
+} from '@tandem/contracts';
+import type { Db } from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
+import { checkModelPlan, planningTools, type ChatMessage, type ModelToolCall } from './domain/planning.js';
+import type { ValidatedStep } from './plan-store.js';
+
+/** Model use of a task so far. */
+export interface Spent {
+  tokens: number;
+  costUsd: number;
+  calls: number;
+}
+
+/** What the planning model must offer: one chat completion with tools, within the task's budget. */
+export interface PlanningModel {
+  complete(request: {
+    taskId: string;
+    messages: ChatMessage[];
+    tools: ReturnType<typeof planningTools>;
+    idempotencyKey: string;
+    preference: { tier?: string; model?: string } | undefined;
+    budget: TaskBudget | undefined;
+    spent: Spent;
+  }): Promise<{
+    content: string | null;
+    toolCalls: ModelToolCall[];
+    model: string;
+    usage: { totalTokens: number };
+    costUsd: number;
+  }>;
+}
+
+/** Limits of one planning round. */
+export interface PlanningLimits {
+  maxRepairs: number;
+  maxSteps: number;
+  maxArgumentBytes: number;
+  maxDepth: number;
+}
+
+/** The outcome of asking the model (with bounded repairs) for a valid plan. */
+export type PlanningResult =
+  | { kind: 'planned'; steps: ValidatedStep[]; attempts: number; invalidCalls: number; models: string[] }
+  | { kind: 'failed'; error: ErrorShape & { stepId?: string }; attempts: number; models: string[] }
+  /** A retryable model failure: the caller lets the message be redelivered. */
+  | { kind: 'retry'; error: ErrorShape; cause: unknown }
+  /** The task was cancelled meanwhile: nothing is stored. */
+  | { kind: 'cancelled' };
+
+/** The model use a task has recorded so far (ModelCall rows of every service). */
+export async function spentByTask(db: Db, taskId: string): Promise<Spent> {
+  const totals = await db.prisma.modelCall.aggregate({
+    where: { taskId },
+    _sum: { totalTokens: true, costUsd: true },
+    _count: { _all: true },
+  });
+  return {
+    tokens: totals._sum.totalTokens ?? 0,
+    costUsd: totals._sum.costUsd ?? 0,
+    calls: totals._count._all,
+  };
+}
+
+/** The model preference of a role from a task's stored preferences. */
+export function rolePreference(
+  preferences: TaskModelPreference | undefined,
+  role: 'planning' | 'code',
+): { tier?: string; model?: string } | undefined {
+  if (!preferences) return undefined;
+  const model = role === 'planning' ? preferences.planning : preferences.code;
+  const out: { tier?: string; model?: string } = {};
+  if (preferences.tier !== undefined) out.tier = preferences.tier;
+  if (model !== undefined) out.model = model;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/**
+ * Asks the planning model for a plan and validates every answer; a rejected answer goes back with its
+ * errors, at most `maxRepairs` times. Stops early when the task is cancelled, its deadline passed or its
+ * budget is spent. Model calls happen outside any transaction.
+ */
+export async function planWithModel(
+  deps: {
+    db: Db;
+    model: PlanningModel;
+    registry: ReadonlyMap<string, ToolDefinition>;
+    checkContext: ToolCheckContext;
+    limits: PlanningLimits;
+    log: Log;
+  },
+  input: {
+    taskId: string;
+    messages: ChatMessage[];
+    keyPrefix: string;
+    budget: TaskBudget | undefined;
+    preference: TaskModelPreference | undefined;
+    deadline: Date | null;
+    /** Whether a retryable model failure may still be retried through redelivery. */
+    mayRetry: boolean;
+  },
+): Promise<PlanningResult> {
+  const { messages } = input;
+  const tools = planningTools(deps.registry);
+  const spent = await spentByTask(deps.db, input.taskId);
+  let lastError: ErrorShape & { stepId?: string } = {
+    code: ErrorCodes.PLAN_REJECTED,
+    message: 'no plan',
+    retryable: false,
+  };
+  let invalidCalls = 0;
+  let models: string[] = [];
+  let attempts = 0;
+  for (let attempt = 0; attempt <= deps.limits.maxRepairs; attempt += 1) {
+    const task = await deps.db.prisma.task.findUnique({
+      where: { id: input.taskId },
+      select: { status: true },
+    });
+    if (!task || task.status === 'cancelled') return { kind: 'cancelled' };
+    if (input.deadline !== null && Date.now() >= input.deadline.getTime()) {
+      return {
+        kind: 'failed',
+        error: {
+          code: ErrorCodes.TASK_DEADLINE_EXCEEDED,
+          message: `the task's deadline ${input.deadline.toISOString()} passed while it was being planned`,
+          retryable: false,
+        },
+        attempts,
+        models,
+      };
+    }
+    attempts = attempt + 1;
+    let answer: Awaited<ReturnType<PlanningModel['complete']>>;
+    try {
+      answer = await deps.model.complete({
+        taskId: input.taskId,
+        messages,
+        tools,
+        idempotencyKey: `${input.keyPrefix}:${attempt}`,
+        preference: rolePreference(input.preference, 'planning'),
+        budget: input.budget,
+        spent,
+      });
+    } catch (error) {
+      const shape = toErrorShape(error);
+      if (shape.retryable && input.mayRetry) return { kind: 'retry', error: shape, cause: error };
+      return { kind: 'failed', error: { ...shape, retryable: false }, attempts, models };
+    }
+    spent.calls += 1;
+    spent.tokens += answer.usage.totalTokens;
+    spent.costUsd += answer.costUsd;
+    models = [...new Set([...models, answer.model])];
+    const check = checkModelPlan(
+      deps.registry,
+      answer.toolCalls,
+      answer.content,
+      {
+        maxSteps: deps.limits.maxSteps,
+        maxArgumentBytes: deps.limits.maxArgumentBytes,
+        maxDepth: deps.limits.maxDepth,
+      },
+      deps.checkContext,
+    );
+    if (check.ok) return { kind: 'planned', steps: check.steps, attempts, invalidCalls, models };
+    lastError = check.error;
+    invalidCalls += check.invalidCalls;
+    messages.push(...check.feedback);
+    deps.log.info(
+      { taskId: input.taskId, attempt, code: check.error.code },
+      'plan rejected; asking the model again',
+    );
+  }
+  return { kind: 'failed', error: { ...lastError, retryable: false }, attempts, models };
+}
