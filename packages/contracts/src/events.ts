@@ -127,6 +127,31 @@ export const ApprovalDecided = defineEvent({
   }),
 });
 
+/**
+ * The steps of a plan decided by policy when the plan arrived, in one event (approval -> executor): one
+ * message per plan instead of one per step, so the executor can run every approved step in one pass.
+ * Human decisions (and answers) come one by one as `approval.decided`.
+ */
+export const ApprovalsDecided = defineEvent({
+  type: 'approval.batch-decided',
+  version: 1,
+  data: z.object({
+    taskId: z.uuid(),
+    planId: z.uuid(),
+    decisions: z
+      .array(
+        z.object({
+          approvalId: z.uuid(),
+          stepId: z.uuid(),
+          decision: z.enum(['approved', 'rejected']),
+          decidedBy: z.string().nullable(),
+          reason: z.string().nullable(),
+        }),
+      )
+      .min(1),
+  }),
+});
+
 /** Limits of one sandbox job. */
 export const SandboxLimits = z.object({
   timeoutMs: z.number().int().positive().max(600_000),
@@ -159,7 +184,7 @@ export const SandboxRunRequested = defineEvent({
     limits: SandboxLimits,
     /**
      * The task workspace at the time of the request; the runner reads the contents from the workspace
-     * store by (taskId, path) and checks the hash, so files never travel on the bus.
+     * store by (taskId, path) (a hash that no longer matches is logged), so files never travel on the bus.
      */
     files: z
       .array(

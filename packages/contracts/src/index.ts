@@ -33,6 +33,7 @@ export {
   PlanFailed,
   ApprovalRequested,
   ApprovalDecided,
+  ApprovalsDecided,
   SandboxLimits,
   SandboxLanguage,
   SandboxRunRequested,

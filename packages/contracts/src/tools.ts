@@ -177,7 +177,13 @@ export const readFile = defineTool({
   input: z.strictObject({
     path: WorkspacePath.describe('The file, relative to the workspace, e.g. `reports/q1.csv`.'),
   }),
-  output: z.object({ path: z.string(), content: z.string(), bytes: z.number().int().nonnegative() }),
+  output: z.object({
+    path: z.string(),
+    /** UTF-8 text, or base64 when the bytes are not valid UTF-8 (see `encoding`). */
+    content: z.string(),
+    encoding: z.enum(['utf8', 'base64']),
+    size: z.number().int().nonnegative(),
+  }),
   risk: 'read',
   sideEffects: false,
   check: (input) => pathIssue('path', input.path, false),
@@ -194,7 +200,7 @@ export const writeFile = defineTool({
     path: WorkspacePath.describe('The file, relative to the workspace, e.g. `reports/summary.md`.'),
     content: z.string().max(WRITE_FILE_MAX_BYTES).describe('The whole text of the file.'),
   }),
-  output: z.object({ path: z.string(), bytes: z.number().int().nonnegative() }),
+  output: z.object({ path: z.string(), size: z.number().int().nonnegative(), sha256: z.string() }),
   risk: 'write',
   sideEffects: false,
   check: (input) => {
@@ -225,8 +231,7 @@ export const listFiles = defineTool({
       .describe('A directory relative to the workspace, e.g. `reports`; null lists everything.'),
   }),
   output: z.object({
-    files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
-    truncated: z.boolean(),
+    files: z.array(z.object({ path: z.string(), size: z.number().int().nonnegative() })),
   }),
   risk: 'read',
   sideEffects: false,
@@ -279,7 +284,10 @@ export const httpRequest = defineTool({
     headers: z.record(z.string(), z.string()),
     body: z.string(),
     truncated: z.boolean(),
-    finalUrl: z.string(),
+    /** The body parsed as JSON when the response said it is JSON and was not truncated. */
+    json: z.json().nullable(),
+    /** The URL that answered (after redirects). */
+    url: z.string(),
   }),
   risk: 'network',
   sideEffects: true,

@@ -5,6 +5,8 @@ import { PORT_SETTINGS, SERVICES, repositoryRoot, serviceEntry, type ServiceName
 /** Environment variables that carry model credentials: only the services that call models get them. */
 const MODEL_VARIABLES = /^(OPENAI_|TANDEM_(PLANNING|CODE)_(BASE_URL|API_KEY|MODEL))/;
 const NEEDS_MODELS: ReadonlySet<ServiceName> = new Set(['planner', 'executor']);
+/** The executor's secret store for http_request headers (TANDEM_SECRET_<NAME>, TANDEM_SECRETS_FILE). */
+const SECRET_VARIABLES = /^TANDEM_SECRETS?_/;
 
 /** One running service process. */
 export interface ServiceProcess {
@@ -42,6 +44,8 @@ function environmentFor(service: ServiceName, options: StartServicesOptions): Re
   for (const [key, value] of Object.entries(options.env)) {
     if (value === undefined) continue;
     if (!NEEDS_MODELS.has(service) && MODEL_VARIABLES.test(key)) continue;
+    // Secrets for http_request headers are the executor's alone.
+    if (service !== 'executor' && SECRET_VARIABLES.test(key)) continue;
     env[key] = value;
   }
   for (const other of SERVICES) env[PORT_SETTINGS[other].variable] = String(options.ports[other]);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ModelsConfigError, selectorConfigFromEnv, type SelectorConfig } from '@tandem/models';
-import type { ToolCheckContext } from '@tandem/contracts';
+import { parseAllowHosts, parseCidr, type ToolCheckContext } from '@tandem/contracts';
 import { z } from 'zod';
 
 /** Settings every service shares; each service extends it with its own. */
@@ -20,27 +20,48 @@ export const BaseConfig = z.object({
 /** Settings every service shares. */
 export type BaseConfig = z.infer<typeof BaseConfig>;
 
-const HostPattern = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$/;
+function commaList(value: string): string[] {
+  return value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}
 
 /**
  * Tool policy shared by the planner (which validates plans) and the executor (which runs them): both must
  * apply the same allow-list, so both read the same variables.
  */
 export const ToolPolicyConfig = z.object({
-  /** Hosts `http_request` may call: `api.example.com`, `*.example.com`; comma-separated; empty = none. */
+  /**
+   * Hosts `http_request` may call, comma-separated: `api.example.com`, `*.example.com` (subdomains, not the
+   * apex), or an IP literal listed exactly; no ports (any port of an allowed host is allowed). Empty: none.
+   */
   TANDEM_HTTP_ALLOW_HOSTS: z
     .string()
     .default('')
-    .transform((value) =>
-      value
-        .split(',')
-        .map((host) => host.trim().toLowerCase())
-        .filter((host) => host.length > 0),
-    )
-    .pipe(z.array(z.string().regex(HostPattern, 'a host name, optionally *.-prefixed'))),
+    .transform((value, context) => {
+      const parsed = parseAllowHosts(commaList(value));
+      if (parsed.ok) return parsed.hosts;
+      context.addIssue({
+        code: 'custom',
+        message: `not a host name, *.-wildcard or IP literal without a port: ${parsed.invalid.join(', ')}`,
+      });
+      return z.NEVER;
+    }),
   /** Allow plain `http://` URLs (https only by default). */
   TANDEM_HTTP_ALLOW_HTTP: z.stringbool().default(false),
-  /** Largest `run_code` program accepted, in characters. */
+  /** Private ranges `http_request` may reach (an operator opt-in, e.g. `10.1.2.0/24`), comma-separated. */
+  TANDEM_HTTP_ALLOW_PRIVATE_CIDRS: z
+    .string()
+    .default('')
+    .transform((value, context) => {
+      const cidrs = commaList(value);
+      const invalid = cidrs.filter((cidr) => parseCidr(cidr) === null);
+      if (invalid.length === 0) return cidrs;
+      context.addIssue({ code: 'custom', message: `not a CIDR range: ${invalid.join(', ')}` });
+      return z.NEVER;
+    }),
+  /** Largest `run_code` program accepted, in characters (model-written programs included). */
   TANDEM_RUN_CODE_MAX_CHARS: z.coerce.number().int().min(100).max(1_000_000).default(100_000),
 });
 /** Tool policy shared by the planner and the executor. */
@@ -49,7 +70,11 @@ export type ToolPolicyConfig = z.infer<typeof ToolPolicyConfig>;
 /** The semantic-check context of the tool registry from the shared tool policy. */
 export function toolCheckContextFrom(config: ToolPolicyConfig): ToolCheckContext {
   return {
-    http: { allowHosts: config.TANDEM_HTTP_ALLOW_HOSTS, allowHttp: config.TANDEM_HTTP_ALLOW_HTTP },
+    http: {
+      allowHosts: config.TANDEM_HTTP_ALLOW_HOSTS,
+      allowHttp: config.TANDEM_HTTP_ALLOW_HTTP,
+      allowPrivateCidrs: config.TANDEM_HTTP_ALLOW_PRIVATE_CIDRS,
+    },
     runCode: { languages: ['javascript', 'python'], maxCodeChars: config.TANDEM_RUN_CODE_MAX_CHARS },
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ApprovalDecided,
+  ApprovalsDecided,
   ApprovalRequested,
   CloudEventTypes,
   PlanProposed,
@@ -50,6 +51,10 @@ export interface Harness {
   runtime: ServiceRuntime;
   /** `http://127.0.0.1:<port>` of the approval API. */
   baseUrl: string;
+  /** Every decision of an `approval.batch-decided` published so far (policy decisions at plan time). */
+  autoDecided: Array<
+    EventData<typeof ApprovalsDecided>['decisions'][number] & { taskId: string; planId: string }
+  >;
   /** Every `approval.decided` published so far. */
   decided: Array<Envelope<EventData<typeof ApprovalDecided>>>;
   /** Every `approval.requested` published so far. */
@@ -102,6 +107,7 @@ export async function createHarness(): Promise<Harness> {
     throw error;
   }
   const decided: Harness['decided'] = [];
+  const autoDecided: Harness['autoDecided'] = [];
   const requested: Harness['requested'] = [];
   const close = async (): Promise<void> => {
     await runtime.stop();
@@ -118,6 +124,17 @@ export async function createHarness(): Promise<Harness> {
       handle: async (envelope) => void decided.push(envelope),
     });
     runtime.onStop(() => decidedConsumer.stop());
+    const batchConsumer = await runtime.bus.consume({
+      durable: 'test-approval-batch-decided',
+      subject: ApprovalsDecided.subjectSuffix,
+      schema: ApprovalsDecided.envelope,
+      messageId: (envelope) => envelope.id,
+      handle: async (envelope) => {
+        for (const decision of envelope.data.decisions)
+          autoDecided.push({ ...decision, taskId: envelope.data.taskId, planId: envelope.data.planId });
+      },
+    });
+    runtime.onStop(() => batchConsumer.stop());
     const requestedConsumer = await runtime.bus.consume({
       durable: 'test-approval-requested',
       subject: ApprovalRequested.subjectSuffix,
@@ -154,6 +171,7 @@ export async function createHarness(): Promise<Harness> {
     runtime,
     baseUrl,
     decided,
+    autoDecided,
     requested,
     async seedTask(options = {}) {
       const taskId = randomUUID();

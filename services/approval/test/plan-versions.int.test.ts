@@ -61,7 +61,7 @@ describe('plan versions', () => {
 
     // v2's auto-approval is published after anything v1 or the superseding enqueued (the outbox keeps order).
     const v2Respond = fresh.find((row) => row.tool === 'respond');
-    await waitFor(() => harness.decided.some((event) => event.data.approvalId === v2Respond?.id), {
+    await waitFor(() => harness.autoDecided.some((decision) => decision.approvalId === v2Respond?.id), {
       description: "v2's auto-approval on the bus",
     });
 
@@ -79,9 +79,12 @@ describe('plan versions', () => {
     // The superseded request never produced a decision, neither by superseding nor by the late approve.
     const outbox = await harness.runtime.db.prisma.outbox.findMany({ where: { publisher: 'approval' } });
     const decidedIds = outbox
-      .filter((row) => row.subject.endsWith('.approval.decided.v1'))
-      .map((row) => (row.payload as { data: { approvalId: string } }).data.approvalId);
-    expect(decidedIds).not.toContain(oldRun?.id);
+      .filter(
+        (row) =>
+          row.subject.endsWith('.approval.decided.v1') || row.subject.endsWith('.approval.batch-decided.v1'),
+      )
+      .map((row) => JSON.stringify(row.payload));
+    expect(decidedIds.some((payload) => payload.includes(oldRun?.id ?? 'none'))).toBe(false);
     expect(harness.decided.map((event) => event.data.approvalId)).not.toContain(oldRun?.id);
   });
 

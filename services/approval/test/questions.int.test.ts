@@ -208,9 +208,12 @@ describe('ask_human questions', () => {
       status: 'rejected',
       decidedBy: 'policy:invalid-question',
     });
-    const decided = await waitFor(() => harness.decided.find((event) => event.data.approvalId === row.id), {
-      description: 'the automatic rejection on the bus',
-    });
-    expect(decided.data).toMatchObject({ decision: 'rejected', mode: 'auto' });
+    const decided = await waitFor(
+      () => harness.autoDecided.find((decision) => decision.approvalId === row.id),
+      {
+        description: 'the automatic rejection on the bus',
+      },
+    );
+    expect(decided).toMatchObject({ decision: 'rejected', decidedBy: 'policy:invalid-question' });
   });
 });

@@ -85,6 +85,8 @@ export interface AdvanceDeps {
   maxFixAttempts: number;
   /** New plans the executor may ask for after a step failed for good. */
   maxReplans: number;
+  /** Largest program the code model may write (the same cap as `run_code` code in a plan). */
+  maxCodeChars: number;
   kick: () => void;
   onTaskFinished?: (status: 'completed' | 'failed' | 'cancelled', kind: string) => void;
 }
@@ -365,6 +367,17 @@ export async function advanceTask(
     }
 
     const step = action.step;
+    if (INLINE_TOOLS.has(step.tool)) {
+      const ran = await runInlineSteps(deps, state, task, request, extra);
+      if (ran.count === 0) return;
+      deps.kick();
+      if (ran.completed) {
+        deps.onTaskFinished?.('completed', task.kind);
+        log.info({ taskId }, 'task completed');
+        return;
+      }
+      continue;
+    }
     try {
       const progressed = await startStep(deps, state, step, taskId, log, delivery);
       if (!progressed) return;
@@ -410,6 +423,30 @@ async function endTask(
   }
 }
 
+/** Completes a task whose steps all completed, once; runs in the caller's transaction. */
+async function completeTaskInTx(
+  tx: Tx,
+  deps: AdvanceDeps,
+  state: State,
+  task: TaskRef,
+  request: TaskRequestRef,
+  extra: { planId: string; planVersion: number; tools: string[] },
+): Promise<boolean> {
+  const respondStep = [...state.steps].reverse().find((step) => step.tool === 'respond');
+  const answer = respondStep?.result?.value;
+  const result = {
+    answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
+    steps: state.steps.map((step) => ({ id: step.key, tool: step.tool, value: step.result?.value ?? null })),
+  };
+  const updated = await tx.taskRun.updateMany({
+    where: { taskId: task.id, status: 'running' },
+    data: { status: 'completed', result, finishedAt: new Date() },
+  });
+  if (updated.count === 0) return false;
+  await enqueueOutbox(tx, taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra));
+  return true;
+}
+
 async function completeTask(
   deps: AdvanceDeps,
   state: State,
@@ -418,21 +455,9 @@ async function completeTask(
   extra: { planId: string; planVersion: number; tools: string[] },
   log: Log,
 ): Promise<void> {
-  const respondStep = [...state.steps].reverse().find((step) => step.tool === 'respond');
-  const answer = respondStep?.result?.value;
-  const result = {
-    answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
-    steps: state.steps.map((step) => ({ id: step.key, tool: step.tool, value: step.result?.value ?? null })),
-  };
-  const completed = await deps.db.prisma.$transaction(async (tx) => {
-    const updated = await tx.taskRun.updateMany({
-      where: { taskId: task.id, status: 'running' },
-      data: { status: 'completed', result, finishedAt: new Date() },
-    });
-    if (updated.count === 0) return false;
-    await enqueueOutbox(tx, taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra));
-    return true;
-  });
+  const completed = await deps.db.prisma.$transaction((tx) =>
+    completeTaskInTx(tx, deps, state, task, request, extra),
+  );
   if (completed) {
     deps.kick();
     deps.onTaskFinished?.('completed', task.kind);
@@ -481,7 +506,135 @@ async function requestReplan(
   }
 }
 
-/** Runs one step as far as it goes now; false when the task must wait (sandbox, another replica). */
+/** Tools whose work is a read or write of Tandem's own database: they run inline, several in one pass. */
+const INLINE_TOOLS = new Set(['respond', 'ask_human', 'read_file', 'write_file', 'list_files']);
+
+/** The value of an inline step, computed in the caller's transaction; throws TandemError for a tool failure. */
+async function inlineValue(tx: Tx, deps: AdvanceDeps, state: State, step: StepState): Promise<JsonValue> {
+  const taskId = state.task.id;
+  switch (step.tool) {
+    case 'respond':
+      return RespondArguments.parse(resolvedArguments(state, step)).answer;
+    case 'ask_human':
+      // The approval service's answer was stored on the step when it was approved: `{ answer }`.
+      return step.result?.value ?? null;
+    case 'read_file': {
+      const file = await readWorkspaceFile(
+        tx,
+        taskId,
+        workspacePath(PathArguments.parse(resolvedArguments(state, step)).path),
+      );
+      return { path: file.path, content: file.content, encoding: file.encoding, size: file.size };
+    }
+    case 'write_file': {
+      const args = WriteArguments.parse(resolvedArguments(state, step));
+      const entry = await writeWorkspaceFile(
+        tx,
+        {
+          taskId,
+          stepId: step.stepId,
+          path: workspacePath(args.path),
+          content: Buffer.from(args.content, 'utf8'),
+        },
+        deps.workspace,
+      );
+      return { path: entry.path, size: entry.size, sha256: entry.sha256 };
+    }
+    case 'list_files': {
+      const prefix = workspacePath(ListArguments.parse(resolvedArguments(state, step)).prefix ?? '', true);
+      const files = await listWorkspaceFiles(tx, taskId, prefix);
+      return { files: files.map((file) => ({ path: file.path, size: file.size })) };
+    }
+    default:
+      throw new TandemError(ErrorCodes.TOOL_UNKNOWN_FUNCTION, `${step.tool} does not run inline`);
+  }
+}
+
+/** Another replica claimed a step first: this pass's writes are rolled back. */
+class ClaimLost extends Error {}
+
+/**
+ * Runs every approved inline step that can run now, in plan order, in ONE transaction holding the plan
+ * lock, and completes the task in it when nothing is left: a plan of workspace tools and a `respond` costs
+ * one write transaction, not one per step. A tool failure (missing file, full workspace, refused path)
+ * fails its step and ends the pass; the steps before it stay completed.
+ */
+async function runInlineSteps(
+  deps: AdvanceDeps,
+  state: State,
+  task: TaskRef,
+  request: TaskRequestRef,
+  extra: { planId: string; planVersion: number; tools: string[] },
+): Promise<{ count: number; completed: boolean }> {
+  try {
+    return await deps.db.prisma.$transaction(async (tx) => {
+      if (!(await lockActivePlan(tx, state.plan.id))) return { count: 0, completed: false };
+      const messages: OutboxMessage[] = [];
+      let count = 0;
+      let failed = false;
+      for (const step of state.steps) {
+        if (step.status === 'completed') continue;
+        if (step.status !== 'approved' || !INLINE_TOOLS.has(step.tool)) break;
+        let outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
+        try {
+          outcome = { status: 'completed', value: await inlineValue(tx, deps, state, step) };
+        } catch (error) {
+          if (error instanceof z.ZodError) {
+            outcome = {
+              status: 'failed',
+              error: {
+                code: ErrorCodes.TOOL_INVALID_ARGUMENTS,
+                message: `stored arguments of ${step.tool} are malformed`,
+                retryable: false,
+              },
+            };
+          } else if (error instanceof TandemError && !error.retryable) {
+            outcome = { status: 'failed', error: error.toShape() };
+          } else {
+            throw error;
+          }
+        }
+        const now = new Date();
+        const updated = await tx.stepRun.updateMany({
+          where: { stepId: step.stepId, status: 'approved' },
+          data:
+            outcome.status === 'completed'
+              ? {
+                  status: 'completed',
+                  result: toJsonInput({ value: outcome.value, stdout: '' }),
+                  startedAt: now,
+                  finishedAt: now,
+                  attempts: { increment: 1 },
+                }
+              : { status: 'failed', error: toJsonInput(outcome.error), startedAt: now, finishedAt: now },
+        });
+        if (updated.count === 0) throw new ClaimLost();
+        messages.push(stepFinishedMessage(deps, step, state.task.id, outcome));
+        count += 1;
+        if (outcome.status === 'failed') {
+          step.status = 'failed';
+          step.error = outcome.error;
+          failed = true;
+          break;
+        }
+        step.status = 'completed';
+        step.result = { value: outcome.value, stdout: '' };
+      }
+      if (count === 0) return { count: 0, completed: false };
+      await enqueueOutbox(tx, messages);
+      const completed =
+        !failed &&
+        state.steps.every((step) => step.status === 'completed') &&
+        (await completeTaskInTx(tx, deps, state, task, request, extra));
+      return { count, completed };
+    });
+  } catch (error) {
+    if (error instanceof ClaimLost) return { count: 0, completed: false };
+    throw error;
+  }
+}
+
+/** Runs one step that leaves the database (HTTP, sandbox); false when the task must wait. */
 async function startStep(
   deps: AdvanceDeps,
   state: State,
@@ -491,41 +644,6 @@ async function startStep(
   delivery: { lastDelivery: boolean },
 ): Promise<boolean> {
   switch (step.tool) {
-    case 'respond': {
-      const args = RespondArguments.parse(resolvedArguments(state, step));
-      return completeInline(deps, state, step, async () => args.answer);
-    }
-    case 'ask_human': {
-      // The approval service stored the human's answer on the step when it approved it.
-      const answer = step.result?.value ?? null;
-      return completeInline(deps, state, step, async () => answer);
-    }
-    case 'read_file': {
-      const path = workspacePath(PathArguments.parse(resolvedArguments(state, step)).path);
-      return completeInline(deps, state, step, async (tx) => {
-        const file = await readWorkspaceFile(tx, taskId, path);
-        return { path: file.path, content: file.content, encoding: file.encoding, size: file.size };
-      });
-    }
-    case 'write_file': {
-      const args = WriteArguments.parse(resolvedArguments(state, step));
-      const path = workspacePath(args.path);
-      return completeInline(deps, state, step, async (tx) => {
-        const entry = await writeWorkspaceFile(
-          tx,
-          { taskId, stepId: step.stepId, path, content: Buffer.from(args.content, 'utf8') },
-          deps.workspace,
-        );
-        return { path: entry.path, size: entry.size, sha256: entry.sha256 };
-      });
-    }
-    case 'list_files': {
-      const prefix = workspacePath(ListArguments.parse(resolvedArguments(state, step)).prefix ?? '', true);
-      return completeInline(deps, state, step, async (tx) => {
-        const files = await listWorkspaceFiles(tx, taskId, prefix);
-        return { files: files.map((file) => ({ path: file.path, size: file.size })) };
-      });
-    }
     case 'http_request':
       return runHttpStep(deps, state, step, taskId, log);
     case 'run_code':
@@ -534,34 +652,6 @@ async function startStep(
       // A tool the executor cannot run (added to contracts but not here yet) fails the step, not the process.
       throw new TandemError(ErrorCodes.TOOL_UNKNOWN_FUNCTION, `the executor cannot run ${step.tool}`);
   }
-}
-
-/**
- * Completes a step whose work is a database read or write, in one transaction with the plan lock: the
- * step is claimed (approved -> completed) first, so a second replica's attempt changes nothing.
- */
-async function completeInline(
-  deps: AdvanceDeps,
-  state: State,
-  step: StepState,
-  work: (tx: Tx) => Promise<JsonValue>,
-): Promise<boolean> {
-  return deps.db.prisma.$transaction(async (tx) => {
-    if (!(await lockActivePlan(tx, state.plan.id))) return false;
-    const now = new Date();
-    const claimed = await tx.stepRun.updateMany({
-      where: { stepId: step.stepId, status: 'approved' },
-      data: { status: 'completed', startedAt: now, finishedAt: now, attempts: { increment: 1 } },
-    });
-    if (claimed.count === 0) return false;
-    const value = await work(tx);
-    await tx.stepRun.update({
-      where: { stepId: step.stepId },
-      data: { result: toJsonInput({ value, stdout: '' }) },
-    });
-    await enqueueOutbox(tx, stepFinishedMessage(deps, step, state.task.id, { status: 'completed', value }));
-    return true;
-  });
 }
 
 async function runHttpStep(
@@ -685,6 +775,11 @@ async function runCodeStep(
       code = answer.content === null ? null : extractCode(answer.content);
       if (code === null)
         throw new TandemError(ErrorCodes.CODE_GENERATION_FAILED, 'the code model answered without code');
+      if (code.length > deps.maxCodeChars)
+        throw new TandemError(
+          ErrorCodes.CODE_GENERATION_FAILED,
+          `the code model wrote ${code.length} characters; the limit is ${deps.maxCodeChars}`,
+        );
     } catch (error) {
       const shape = toErrorShape(error);
       // A retryable model failure comes back through redelivery, except on the last delivery,

@@ -1,5 +1,6 @@
 import {
   ApprovalDecided,
+  ApprovalsDecided,
   LearningPatternsQuery,
   LearningPatternsReply,
   PlanFailed,
@@ -15,6 +16,7 @@ import type { ExecutorConfig } from './config.js';
 import { sweepDeadlines } from './deadlines.js';
 import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
+import { EXECUTOR_APPROVALS_CONSUMER, handleApprovalsDecided } from './handlers/approvals-decided.js';
 import { EXECUTOR_PLAN_FAILED_CONSUMER, handlePlanFailed } from './handlers/plan-failed.js';
 import { EXECUTOR_PLAN_CONSUMER, handlePlanProposed } from './handlers/plan-proposed.js';
 import { EXECUTOR_SANDBOX_CONSUMER, handleSandboxRunCompleted } from './handlers/sandbox-run-completed.js';
@@ -81,6 +83,7 @@ export async function createExecutor(deps: {
     maxDeliver: config.TANDEM_MAX_DELIVER,
     maxFixAttempts: config.TANDEM_CODE_FIX_ATTEMPTS,
     maxReplans: config.TANDEM_MAX_REPLANS,
+    maxCodeChars: config.TANDEM_RUN_CODE_MAX_CHARS,
     kick,
     onTaskFinished: (status, kind) => outcomes.inc({ status, kind }),
   };
@@ -105,6 +108,14 @@ export async function createExecutor(deps: {
       schema: ApprovalDecided.envelope,
       messageId: (e) => e.id,
       handle: (e, c) => handleApprovalDecided(advance, e, c),
+    }),
+    await runtime.consume({
+      ...common,
+      durable: EXECUTOR_APPROVALS_CONSUMER,
+      subject: ApprovalsDecided.subjectSuffix,
+      schema: ApprovalsDecided.envelope,
+      messageId: (e) => e.id,
+      handle: (e, c) => handleApprovalsDecided(advance, e, c),
     }),
     await runtime.consume({
       ...common,

@@ -41,16 +41,6 @@ export const ExecutorConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
     .min(1)
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
-  /** Private ranges `http_request` may reach (an operator opt-in, e.g. `10.1.2.0/24`); comma-separated. */
-  TANDEM_HTTP_ALLOW_PRIVATE_CIDRS: z
-    .string()
-    .default('')
-    .transform((value) =>
-      value
-        .split(',')
-        .map((cidr) => cidr.trim())
-        .filter((cidr) => cidr.length > 0),
-    ),
   TANDEM_LEARNING_QUERY_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(300),
 });
 /** The executor's settings. */

@@ -107,7 +107,8 @@ export async function writeWorkspaceFile(
 
 /**
  * Saves what a sandbox run wrote back into the workspace (deleted files are removed), in the caller's
- * transaction. Files over the caps fail the step rather than being half-saved.
+ * transaction. The caps are checked on the resulting workspace before anything is written, so a run over
+ * them fails its step with WORKSPACE.LIMIT and saves nothing.
  */
 export async function applySandboxFiles(
   tx: Tx,
@@ -115,21 +116,51 @@ export async function applySandboxFiles(
   limits: WorkspaceLimits,
 ): Promise<number> {
   const files = await tx.sandboxRunFile.findMany({ where: { runId: input.runId }, orderBy: { path: 'asc' } });
+  if (files.length === 0) return 0;
+  const current = await tx.workspaceFile.findMany({
+    where: { taskId: input.taskId },
+    select: { path: true, size: true },
+  });
+  const sizes = new Map(current.map((file) => [file.path, file.size]));
   for (const file of files) {
     if (file.deleted) {
-      await tx.workspaceFile.deleteMany({ where: { taskId: input.taskId, path: file.path } });
+      sizes.delete(file.path);
       continue;
     }
-    await writeWorkspaceFile(
-      tx,
-      {
-        taskId: input.taskId,
-        stepId: input.stepId,
-        path: file.path,
-        content: file.content ?? new Uint8Array(),
-      },
-      limits,
+    if (file.size > limits.maxFileBytes) {
+      throw new TandemError(
+        ErrorCodes.WORKSPACE_LIMIT,
+        `the program wrote ${file.path} with ${file.size} bytes; a workspace file may have at most ${limits.maxFileBytes}`,
+      );
+    }
+    sizes.set(file.path, file.size);
+  }
+  const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+  if (total > limits.maxTotalBytes || sizes.size > limits.maxFiles) {
+    throw new TandemError(
+      ErrorCodes.WORKSPACE_LIMIT,
+      `the files the program wrote would take the workspace to ${sizes.size} files and ${total} bytes; the caps are ${limits.maxFiles} files and ${limits.maxTotalBytes} bytes`,
     );
+  }
+  const removed = files.filter((file) => file.deleted).map((file) => file.path);
+  if (removed.length > 0)
+    await tx.workspaceFile.deleteMany({ where: { taskId: input.taskId, path: { in: removed } } });
+  for (const file of files) {
+    if (file.deleted) continue;
+    const content = new Uint8Array(file.content ?? new Uint8Array());
+    const digest = sha256(content);
+    await tx.workspaceFile.upsert({
+      where: { taskId_path: { taskId: input.taskId, path: file.path } },
+      create: {
+        taskId: input.taskId,
+        path: file.path,
+        content,
+        size: content.byteLength,
+        sha256: digest,
+        stepId: input.stepId,
+      },
+      update: { content, size: content.byteLength, sha256: digest, stepId: input.stepId },
+    });
   }
   return files.length;
 }

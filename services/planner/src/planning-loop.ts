@@ -95,6 +95,8 @@ export async function planWithModel(
     checkContext: ToolCheckContext;
     limits: PlanningLimits;
     log: Log;
+    /** Estimated model cost of running one step; with a cost budget, a plan over what is left is rejected. */
+    estimateStepCostUsd?: (step: ValidatedStep) => number;
   },
   input: {
     taskId: string;
@@ -105,11 +107,13 @@ export async function planWithModel(
     deadline: Date | null;
     /** Whether a retryable model failure may still be retried through redelivery. */
     mayRetry: boolean;
+    /** Model use so far, when the caller already read it (otherwise read here). */
+    spent?: Spent;
   },
 ): Promise<PlanningResult> {
   const { messages } = input;
   const tools = planningTools(deps.registry);
-  const spent = await spentByTask(deps.db, input.taskId);
+  const spent = { ...(input.spent ?? (await spentByTask(deps.db, input.taskId))) };
   let lastError: ErrorShape & { stepId?: string } = {
     code: ErrorCodes.PLAN_REJECTED,
     message: 'no plan',
@@ -119,11 +123,14 @@ export async function planWithModel(
   let models: string[] = [];
   let attempts = 0;
   for (let attempt = 0; attempt <= deps.limits.maxRepairs; attempt += 1) {
-    const task = await deps.db.prisma.task.findUnique({
-      where: { id: input.taskId },
-      select: { status: true },
-    });
-    if (!task || task.status === 'cancelled') return { kind: 'cancelled' };
+    // The caller read the task just before the first round; later rounds look again for a cancellation.
+    if (attempt > 0) {
+      const task = await deps.db.prisma.task.findUnique({
+        where: { id: input.taskId },
+        select: { status: true },
+      });
+      if (!task || task.status === 'cancelled') return { kind: 'cancelled' };
+    }
     if (input.deadline !== null && Date.now() >= input.deadline.getTime()) {
       return {
         kind: 'failed',
@@ -165,6 +172,12 @@ export async function planWithModel(
         maxSteps: deps.limits.maxSteps,
         maxArgumentBytes: deps.limits.maxArgumentBytes,
         maxDepth: deps.limits.maxDepth,
+        ...(input.budget?.maxCostUsd === undefined || deps.estimateStepCostUsd === undefined
+          ? {}
+          : {
+              maxCostUsd: Math.max(0, input.budget.maxCostUsd - spent.costUsd),
+              estimateStepCostUsd: deps.estimateStepCostUsd,
+            }),
       },
       deps.checkContext,
     );

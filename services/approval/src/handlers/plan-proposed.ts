@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
-  ApprovalDecided,
   ApprovalRequested,
+  ApprovalsDecided,
   type Envelope,
   type EventData,
   type PlanProposed,
   type RiskClass,
 } from '@tandem/contracts';
-import { enqueueOutbox, markProcessed, type Db, type OutboxMessage, type Tx } from '@tandem/db';
+import { enqueueOutbox, markProcessed, type Db, type OutboxMessage, type Prisma, type Tx } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { initialDecision } from '../domain/decide.js';
 import { planStanding } from '../domain/plan-versions.js';
@@ -125,6 +125,10 @@ async function supersedePending(tx: Tx, plan: PlanData, planIds: string[]): Prom
   return count;
 }
 
+/**
+ * Creates the requests and their audit rows with one statement each; decisions made by policy go out as
+ * one `approval.batch-decided` for the plan, requests for humans as one `approval.requested` each.
+ */
 async function createRequests(
   tx: Tx,
   deps: { prefix: string; autoApprove: ReadonlySet<RiskClass> },
@@ -138,6 +142,9 @@ async function createRequests(
   const seen = new Set(existing.map((row) => row.stepId));
   const messages: OutboxMessage[] = [];
   const outcomes: StepOutcome[] = [];
+  const requests: Prisma.ApprovalRequestCreateManyInput[] = [];
+  const audits: Prisma.AuditLogCreateManyInput[] = [];
+  const automatic: EventData<typeof ApprovalsDecided>['decisions'] = [];
   const now = new Date();
   const meta = { correlationId: plan.taskId, causationId: envelope.id };
   const options = { prefix: deps.prefix, publisher: 'approval' };
@@ -146,61 +153,47 @@ async function createRequests(
     const decision = initialDecision(step, deps.autoApprove);
     const approvalId = randomUUID();
     const question = decision.kind === 'question' && decision.mode === 'human' ? decision : null;
-    await tx.approvalRequest.create({
+    requests.push({
+      id: approvalId,
+      taskId: plan.taskId,
+      planId: plan.planId,
+      stepId: step.stepId,
+      agentId: plan.agentId,
+      tool: step.tool,
+      riskClass: step.riskClass,
+      kind: decision.kind,
+      question: question?.question ?? null,
+      mode: decision.mode,
+      status: decision.status,
+      reason: decision.reason,
+      ...(decision.mode === 'auto' ? { decidedAt: now, decidedBy: decision.decidedBy } : {}),
+    });
+    audits.push({
+      id: randomUUID(),
+      service: 'approval',
+      action: decision.mode === 'auto' ? `approval.auto-${decision.status}` : 'approval.requested',
+      subjectType: 'step',
+      subjectId: step.stepId,
+      actor: decision.mode === 'auto' ? decision.decidedBy : null,
+      reason: decision.reason,
       data: {
-        id: approvalId,
+        approvalId,
         taskId: plan.taskId,
         planId: plan.planId,
-        stepId: step.stepId,
-        agentId: plan.agentId,
         tool: step.tool,
         riskClass: step.riskClass,
         kind: decision.kind,
-        question: question?.question ?? null,
-        mode: decision.mode,
-        status: decision.status,
-        reason: decision.reason,
-        ...(decision.mode === 'auto' ? { decidedAt: now, decidedBy: decision.decidedBy } : {}),
-      },
-    });
-    await tx.auditLog.create({
-      data: {
-        id: randomUUID(),
-        service: 'approval',
-        action: decision.mode === 'auto' ? `approval.auto-${decision.status}` : 'approval.requested',
-        subjectType: 'step',
-        subjectId: step.stepId,
-        actor: decision.mode === 'auto' ? decision.decidedBy : null,
-        reason: decision.reason,
-        data: {
-          approvalId,
-          taskId: plan.taskId,
-          planId: plan.planId,
-          tool: step.tool,
-          riskClass: step.riskClass,
-          kind: decision.kind,
-          ...(question ? { question: question.question, choices: question.choices } : {}),
-        },
+        ...(question ? { question: question.question, choices: question.choices } : {}),
       },
     });
     if (decision.mode === 'auto') {
-      messages.push(
-        outboxEvent(
-          options,
-          ApprovalDecided,
-          {
-            approvalId,
-            taskId: plan.taskId,
-            planId: plan.planId,
-            stepId: step.stepId,
-            decision: decision.status,
-            mode: 'auto',
-            decidedBy: decision.decidedBy,
-            reason: decision.reason,
-          },
-          meta,
-        ).message,
-      );
+      automatic.push({
+        approvalId,
+        stepId: step.stepId,
+        decision: decision.status,
+        decidedBy: decision.decidedBy,
+        reason: decision.reason,
+      });
       outcomes.push(decision.status === 'approved' ? 'auto-approved' : 'auto-rejected');
     } else {
       messages.push(
@@ -222,6 +215,18 @@ async function createRequests(
       );
       outcomes.push('pending');
     }
+  }
+  if (requests.length > 0) await tx.approvalRequest.createMany({ data: requests });
+  if (audits.length > 0) await tx.auditLog.createMany({ data: audits });
+  if (automatic.length > 0) {
+    messages.unshift(
+      outboxEvent(
+        options,
+        ApprovalsDecided,
+        { taskId: plan.taskId, planId: plan.planId, decisions: automatic },
+        meta,
+      ).message,
+    );
   }
   return { outcomes, messages };
 }

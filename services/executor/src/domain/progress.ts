@@ -227,6 +227,8 @@ export function replanCanHelp(error: ErrorShape): boolean {
     error.code.startsWith('APPROVAL.') ||
     error.code.startsWith('BUDGET.') ||
     error.code.startsWith('TASK.') ||
-    error.code === 'MODEL.UNAVAILABLE'
+    error.code === 'MODEL.UNAVAILABLE' ||
+    error.code === 'MODEL.UNKNOWN_CANDIDATE' ||
+    error.code === 'MODEL.UNAUTHORIZED'
   );
 }

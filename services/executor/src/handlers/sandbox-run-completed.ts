@@ -62,6 +62,7 @@ export async function handleSandboxRunCompleted(
         );
       } catch (failure) {
         if (!(failure instanceof TandemError)) throw failure;
+        // Nothing was written (the caps are checked first); the step fails with the reason.
         error = failure.toShape();
         await tx.stepRun.update({
           where: { stepId: run.stepId },

@@ -19,7 +19,7 @@ import { initialMessages, type ChatMessage } from '../domain/planning.js';
 import { planQuality, riskMixOf } from '../domain/quality.js';
 import { fetchPatterns, type Requester } from '../patterns.js';
 import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
-import { planWithModel, type PlanningModel } from '../planning-loop.js';
+import { planWithModel, spentByTask, type PlanningModel } from '../planning-loop.js';
 
 type TaskAcceptedData = EventData<typeof TaskAccepted>;
 
@@ -177,15 +177,18 @@ export async function handleTaskAccepted(
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
 
   const started = Date.now();
-  const { patterns } = await fetchPatterns(
-    {
-      request: deps.request,
-      prefix: deps.prefix,
-      timeoutMs: deps.limits.learningTimeoutMs,
-      log: context.log,
-    },
-    { kind: data.kind, agentId: data.agentId, limit: 5 },
-  );
+  const [{ patterns }, spent] = await Promise.all([
+    fetchPatterns(
+      {
+        request: deps.request,
+        prefix: deps.prefix,
+        timeoutMs: deps.limits.learningTimeoutMs,
+        log: context.log,
+      },
+      { kind: data.kind, agentId: data.agentId, limit: 5 },
+    ),
+    spentByTask(db, data.taskId),
+  ]);
   const messages: ChatMessage[] = initialMessages({
     goal: data.goal,
     input: data.input,
@@ -202,6 +205,7 @@ export async function handleTaskAccepted(
       preference: task.preferences,
       deadline: task.deadline,
       mayRetry: context.deliveryCount < deps.limits.maxDeliver,
+      spent,
     },
   );
   if (result.kind === 'retry')
