@@ -109,7 +109,11 @@ export const ApprovalRequested = defineEvent({
   }),
 });
 
-/** A step was approved or rejected, automatically or by a human (approval -> executor, learning). */
+/**
+ * A human approved, rejected or answered a step (approval -> executor, learning). Decisions made by policy
+ * when a plan arrives go out once per plan as `approval.batch-decided`; `mode: 'auto'` is kept for
+ * messages written before that change.
+ */
 export const ApprovalDecided = defineEvent({
   type: 'approval.decided',
   version: 1,

@@ -156,7 +156,8 @@ export const respond = defineTool({
   input: z.strictObject({
     answer: z.string().min(1).max(20_000).describe('The final answer for the user.'),
   }),
-  output: z.object({ answer: z.string() }),
+  /** The stored step value is the answer itself, with every reference resolved. */
+  output: z.string(),
   risk: 'read',
   sideEffects: false,
 });

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { checkEditedPlan } from '../domain/planning.js';
 import { planQuality, riskMixOf } from '../domain/quality.js';
 import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
+import { spentByTask } from '../planning-loop.js';
 import { readTaskView } from './tasks.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
@@ -69,7 +70,11 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       const checked = checkEditedPlan(deps.registry, request.body.steps, {
         ...deps.limits,
         context: deps.checkContext,
-        maxCostUsd: budget.success ? budget.data?.maxCostUsd : undefined,
+        // Like a model's plan: against what is left of the budget after the model calls already made.
+        maxCostUsd:
+          budget.success && budget.data?.maxCostUsd !== undefined
+            ? Math.max(0, budget.data.maxCostUsd - (await spentByTask(deps.db, taskId)).costUsd)
+            : undefined,
         estimateStepCostUsd: deps.estimateStepCostUsd,
       });
       if (!checked.ok) {
