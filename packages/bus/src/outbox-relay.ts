@@ -50,7 +50,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let kickedWhileRunning = false;
 
   async function runBatch(): Promise<BatchOutcome> {
-    const rows = await fetchUnpublished(options.db.prisma, options.publisher, batchSize);
+    const rows = await fetchUnpublished(options.db, options.publisher, batchSize);
     if (rows.length === 0) return 'drained';
     const published: string[] = [];
     let failed = false;
@@ -65,14 +65,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           'outbox publish failed; will retry',
         );
         try {
-          await recordPublishFailure(options.db.prisma, row.id, error);
+          await recordPublishFailure(options.db, row.id, error);
         } catch (recordError) {
           log.error({ err: recordError, outboxId: row.id }, 'could not record an outbox publish failure');
         }
         break;
       }
     }
-    if (published.length > 0) await markPublished(options.db.prisma, published);
+    if (published.length > 0) await markPublished(options.db, published);
     if (failed) return 'failed';
     return rows.length === batchSize ? 'more' : 'drained';
   }

@@ -1,4 +1,5 @@
 import type { Tx } from './client.js';
+import type { Sql } from './sql.js';
 
 /**
  * Records that `consumer` handled `messageId`, in the handler's transaction. Returns true the first
@@ -13,4 +14,14 @@ export async function markProcessed(tx: Tx, consumer: string, messageId: string)
     VALUES (${consumer}, ${messageId}, ${new Date()})
     ON CONFLICT DO NOTHING`;
   return inserted === 1;
+}
+
+/** {@link markProcessed} on a plain-SQL transaction (see `sqlTransaction`). */
+export async function markProcessedSql(sql: Sql, consumer: string, messageId: string): Promise<boolean> {
+  const result = await sql.query(
+    `INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
+     VALUES ($1, $2, now() AT TIME ZONE 'UTC') ON CONFLICT DO NOTHING`,
+    [consumer, messageId],
+  );
+  return result.rowCount === 1;
 }

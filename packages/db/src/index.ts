@@ -88,7 +88,7 @@ export { migrationChecksum } from './migrate.js';
 export { defaultMigrationsDir } from './migrate.js';
 
 /** Writes outbox rows in the caller's transaction. */
-export { enqueueOutbox } from './outbox.js';
+export { enqueueOutbox, enqueueOutboxSql } from './outbox.js';
 /** A message to enqueue: id, publisher, subject, payload, headers. */
 export type { OutboxMessage } from './outbox.js';
 /** An unpublished outbox row as the relay reads it. */
@@ -101,9 +101,13 @@ export { markPublished } from './outbox.js';
 export { recordPublishFailure } from './outbox.js';
 
 /** Records a handled message in the handler's transaction; false if it was already handled. */
-export { markProcessed } from './inbox.js';
+export { markProcessed, markProcessedSql } from './inbox.js';
 
 /** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
 export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */
 export type { DeadLetterInput } from './dead-letters.js';
+/** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */
+export { poolSql, sqlTransaction } from './sql.js';
+/** Types of the plain-SQL layer. */
+export type { Sql, SqlResult } from './sql.js';

@@ -1,4 +1,5 @@
-import type { DbClient, Tx } from './client.js';
+import type { Db, Tx } from './client.js';
+import { poolSql, type Sql } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toText } from './text.js';
 
@@ -63,50 +64,106 @@ export async function enqueueOutbox(
 }
 
 /**
- * Reads up to `limit` unpublished rows of one publisher, oldest first. It holds no transaction: the
- * relay publishes them and then calls {@link markPublished}. Two relays may read the same rows; the
- * duplicate publish is dropped by JetStream through `Nats-Msg-Id`.
+ * The outbox rows of one INSERT: `(id, publisher, subject, payload, headers, createdAt)` values with their
+ * bind parameters, starting at `$<offset + 1>`.
+ */
+function insertValues(
+  messages: readonly OutboxMessage[],
+  createdAt: Date,
+): { placeholders: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const rows = messages.map((message) => {
+    const base = values.length;
+    values.push(
+      message.id,
+      message.publisher,
+      message.subject,
+      JSON.stringify(message.payload),
+      message.headers === undefined ? null : JSON.stringify(message.headers),
+      createdAt,
+    );
+    return `($${base + 1}::uuid, $${base + 2}, $${base + 3}, $${base + 4}::jsonb, $${base + 5}::jsonb, $${base + 6}::timestamptz AT TIME ZONE 'UTC')`;
+  });
+  return { placeholders: rows.join(', '), values };
+}
+
+/** {@link enqueueOutbox} on a plain-SQL transaction (see `sqlTransaction`). */
+export async function enqueueOutboxSql(
+  sql: Sql,
+  messages: OutboxMessage | readonly OutboxMessage[],
+): Promise<void> {
+  const list = isMessageList(messages) ? messages : [messages];
+  const createdAt = new Date();
+  for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
+    const { placeholders, values } = insertValues(list.slice(start, start + ROWS_PER_INSERT), createdAt);
+    await sql.query(
+      `INSERT INTO "Outbox" ("id", "publisher", "subject", "payload", "headers", "createdAt") VALUES ${placeholders}`,
+      values,
+    );
+  }
+}
+
+function text(row: Record<string, unknown>, column: string): string {
+  const value = row[column];
+  if (typeof value !== 'string') throw new TypeError(`Outbox.${column} is not text`);
+  return value;
+}
+
+/**
+ * Reads up to `limit` unpublished rows of one publisher, oldest first, with plain SQL on the pool (the
+ * relay runs this for every batch of every service). It holds no transaction: the relay publishes them and
+ * then calls {@link markPublished}. Two relays may read the same rows; the duplicate publish is dropped by
+ * JetStream through `Nats-Msg-Id`.
  */
 export async function fetchUnpublished(
-  db: DbClient,
+  db: Pick<Db, 'pool'>,
   publisher: string,
   limit: number,
 ): Promise<PendingOutboxMessage[]> {
   if (!Number.isInteger(limit) || limit < 1)
     throw new RangeError(`limit must be a positive integer, got ${limit}`);
-  const rows = await db.outbox.findMany({
-    where: { publisher, publishedAt: null },
-    orderBy: { seq: 'asc' },
-    take: limit,
-    select: {
-      seq: true,
-      id: true,
-      subject: true,
-      payload: true,
-      headers: true,
-      attempts: true,
-      createdAt: true,
-    },
+  const result = await poolSql(db).query(
+    `SELECT "seq"::text AS "seq", "id"::text AS "id", "subject", "payload"::text AS "payload",
+            "headers"::text AS "headers", "attempts", ("createdAt" AT TIME ZONE 'UTC') AS "createdAt"
+       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL ORDER BY "Outbox"."seq" LIMIT $2`,
+    [publisher, limit],
+  );
+  return result.rows.map((row) => {
+    const payload: Prisma.JsonValue = JSON.parse(text(row, 'payload'));
+    const headers: Prisma.JsonValue = row['headers'] === null ? null : JSON.parse(text(row, 'headers'));
+    const attempts = row['attempts'];
+    const createdAt = row['createdAt'];
+    if (typeof attempts !== 'number' || !(createdAt instanceof Date))
+      throw new TypeError('malformed Outbox row');
+    return {
+      seq: BigInt(text(row, 'seq')),
+      id: text(row, 'id'),
+      subject: text(row, 'subject'),
+      payload,
+      headers: toHeaders(headers),
+      attempts,
+      createdAt,
+    };
   });
-  return rows.map((row) => ({ ...row, headers: toHeaders(row.headers) }));
 }
 
 /** Marks rows as published; returns how many were still unpublished. */
-export async function markPublished(db: DbClient, ids: readonly string[]): Promise<number> {
+export async function markPublished(db: Pick<Db, 'pool'>, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await db.outbox.updateMany({
-    where: { id: { in: [...ids] }, publishedAt: null },
-    data: { publishedAt: new Date() },
-  });
-  return result.count;
+  const result = await poolSql(db).query(
+    `UPDATE "Outbox" SET "publishedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE "id" = ANY($1::uuid[]) AND "publishedAt" IS NULL`,
+    [[...ids]],
+  );
+  return result.rowCount;
 }
 
 /** Counts a failed publish of one row and keeps the error's message (the row stays unpublished). */
-export async function recordPublishFailure(db: DbClient, id: string, error: unknown): Promise<void> {
-  await db.outbox.updateMany({
-    where: { id },
-    data: { attempts: { increment: 1 }, lastError: toText(errorMessage(error)).slice(0, MAX_ERROR_LENGTH) },
-  });
+export async function recordPublishFailure(db: Pick<Db, 'pool'>, id: string, error: unknown): Promise<void> {
+  await poolSql(db).query(
+    `UPDATE "Outbox" SET "attempts" = "attempts" + 1, "lastError" = $2 WHERE "id" = $1::uuid`,
+    [id, toText(errorMessage(error)).slice(0, MAX_ERROR_LENGTH)],
+  );
 }
 
 function isMessageList(value: OutboxMessage | readonly OutboxMessage[]): value is readonly OutboxMessage[] {

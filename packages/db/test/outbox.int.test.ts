@@ -46,14 +46,14 @@ describe('enqueueOutbox', () => {
         throw new Error('handler failed');
       }),
     ).rejects.toThrow('handler failed');
-    const pending = await fetchUnpublished(db.prisma, 'planner-commit', 10);
+    const pending = await fetchUnpublished(db, 'planner-commit', 10);
     expect(pending.map((row) => row.id)).toEqual([kept.id]);
   });
 
   it('writes many rows at once, beyond one INSERT statement, and the relay reads them in order', async () => {
     const messages = Array.from({ length: 2500 }, (_, index) => message('planner-bulk', index));
     await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, messages));
-    const first = await fetchUnpublished(db.prisma, 'planner-bulk', 3000);
+    const first = await fetchUnpublished(db, 'planner-bulk', 3000);
     expect(first).toHaveLength(2500);
     expect(first.map((row) => row.id)).toEqual(messages.map((row) => row.id));
     const seqs = first.map((row) => row.seq);
@@ -64,7 +64,7 @@ describe('enqueueOutbox', () => {
     const withHeaders = message('planner-shape', 0, { 'Nats-Msg-Id': 'abc', traceparent: '00-1-2-01' });
     const withoutHeaders = message('planner-shape', 1);
     await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, [withHeaders, withoutHeaders]));
-    const [first, second] = await fetchUnpublished(db.prisma, 'planner-shape', 10);
+    const [first, second] = await fetchUnpublished(db, 'planner-shape', 10);
     expect(first).toMatchObject({
       id: withHeaders.id,
       subject: 'tandem.task.accepted.v1',
@@ -93,15 +93,15 @@ describe('relay store functions', () => {
     await db.prisma.$transaction(async (tx) =>
       enqueueOutbox(tx, [mine[0]!, message('relay-b', 0), mine[1]!, mine[2]!]),
     );
-    const pending = await fetchUnpublished(db.prisma, 'relay-a', 2);
+    const pending = await fetchUnpublished(db, 'relay-a', 2);
     expect(pending.map((row) => row.id)).toEqual([mine[0]?.id, mine[1]?.id]);
-    await expect(fetchUnpublished(db.prisma, 'relay-a', 0)).rejects.toThrow(RangeError);
+    await expect(fetchUnpublished(db, 'relay-a', 0)).rejects.toThrow(RangeError);
   });
 
   it('fetchUnpublished holds no lock while the caller publishes', async () => {
     const row = message('relay-lock', 0);
     await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, row));
-    const pending = await fetchUnpublished(db.prisma, 'relay-lock', 10);
+    const pending = await fetchUnpublished(db, 'relay-lock', 10);
     expect(pending).toHaveLength(1);
     // While "publishing", another session can lock the same row at once: nothing holds it.
     const client = await db.pool.connect();
@@ -118,10 +118,10 @@ describe('relay store functions', () => {
   it('markPublished hides rows from the next fetch and counts only rows it changed', async () => {
     const rows = [message('relay-mark', 0), message('relay-mark', 1), message('relay-mark', 2)];
     await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, rows));
-    expect(await markPublished(db.prisma, [rows[0]!.id, rows[1]!.id])).toBe(2);
-    expect(await markPublished(db.prisma, [rows[0]!.id])).toBe(0);
-    expect(await markPublished(db.prisma, [])).toBe(0);
-    const pending = await fetchUnpublished(db.prisma, 'relay-mark', 10);
+    expect(await markPublished(db, [rows[0]!.id, rows[1]!.id])).toBe(2);
+    expect(await markPublished(db, [rows[0]!.id])).toBe(0);
+    expect(await markPublished(db, [])).toBe(0);
+    const pending = await fetchUnpublished(db, 'relay-mark', 10);
     expect(pending.map((row) => row.id)).toEqual([rows[2]?.id]);
     const published = await db.prisma.outbox.findUniqueOrThrow({ where: { id: rows[0]!.id } });
     expect(published.publishedAt).toBeInstanceOf(Date);
@@ -130,9 +130,9 @@ describe('relay store functions', () => {
   it('recordPublishFailure counts attempts, keeps the error and leaves the row pending', async () => {
     const row = message('relay-fail', 0);
     await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, row));
-    await recordPublishFailure(db.prisma, row.id, new Error('no responders'));
-    await recordPublishFailure(db.prisma, row.id, `timeout \u0000 ${'x'.repeat(5000)}`);
-    const [pending] = await fetchUnpublished(db.prisma, 'relay-fail', 10);
+    await recordPublishFailure(db, row.id, new Error('no responders'));
+    await recordPublishFailure(db, row.id, `timeout \u0000 ${'x'.repeat(5000)}`);
+    const [pending] = await fetchUnpublished(db, 'relay-fail', 10);
     expect(pending?.attempts).toBe(2);
     const stored = await db.prisma.outbox.findUniqueOrThrow({ where: { id: row.id } });
     expect(stored.lastError).toMatch(/^timeout \uFFFD x+$/);

@@ -22,7 +22,16 @@ import {
   type SandboxLimits,
   type TaskRequestRef,
 } from '@tandem/contracts';
-import { enqueueOutbox, type Db, type OutboxMessage, type Tx } from '@tandem/db';
+import {
+  enqueueOutbox,
+  enqueueOutboxSql,
+  poolSql,
+  sqlTransaction,
+  type Db,
+  type OutboxMessage,
+  type Sql,
+  type Tx,
+} from '@tandem/db';
 import { outboxCloudEvent, outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
 import {
@@ -36,11 +45,15 @@ import {
   type StepState,
 } from './domain/progress.js';
 import {
-  listWorkspaceFiles,
-  readWorkspaceFile,
-  writeWorkspaceFile,
-  type WorkspaceLimits,
-} from './workspace.js';
+  completeRun,
+  finishApprovedStep,
+  listWorkspaceFilesSql,
+  loadRunState,
+  lockActivePlanSql,
+  readWorkspaceFileSql,
+  writeWorkspaceFileSql,
+} from './store.js';
+import type { WorkspaceLimits } from './workspace.js';
 
 /** Model use of a task so far. */
 export interface Spent {
@@ -112,51 +125,12 @@ function publisherOptions(deps: Pick<AdvanceDeps, 'prefix'>) {
 }
 
 async function loadState(db: Db, taskId: string) {
-  const run = await db.prisma.taskRun.findUnique({ where: { taskId } });
-  if (!run || !run.planId) return null;
-  const task = await db.prisma.task.findUnique({
-    where: { id: taskId },
-    select: {
-      id: true,
-      goal: true,
-      input: true,
-      kind: true,
-      agentId: true,
-      source: true,
-      externalId: true,
-      budget: true,
-      preferences: true,
-      deadline: true,
-    },
-  });
-  const plan = await db.prisma.plan.findUnique({
-    where: { id: run.planId },
-    include: { steps: { include: { run: true }, orderBy: { index: 'asc' } } },
-  });
-  if (!task || !plan) return null;
-  const steps: StepState[] = plan.steps.map((step) => {
-    const args = ArgumentsRecord.safeParse(step.arguments);
-    const result = StepResult.safeParse(step.run?.result ?? null);
-    const error = ErrorShape.safeParse(step.run?.error ?? null);
-    return {
-      stepId: step.id,
-      key: step.stepKey,
-      index: step.index,
-      tool: step.tool,
-      arguments: args.success ? args.data : {},
-      status: step.run?.status ?? 'waiting',
-      result: result.success ? result.data : null,
-      error: error.success ? error.data : null,
-    };
-  });
-  const budget = TaskBudget.safeParse(task.budget ?? undefined);
-  const preferences = TaskModelPreference.safeParse(task.preferences ?? undefined);
+  const state = await loadRunState(poolSql(db), taskId);
+  if (!state) return null;
+  const budget = TaskBudget.safeParse(state.task.budget ?? undefined);
+  const preferences = TaskModelPreference.safeParse(state.task.preferences ?? undefined);
   return {
-    run,
-    task,
-    plan,
-    steps,
-    dependsOn: new Map(plan.steps.map((step) => [step.stepKey, step.dependsOn])),
+    ...state,
     budget: budget.success ? budget.data : undefined,
     preferences: preferences.success ? preferences.data : undefined,
   };
@@ -423,9 +397,9 @@ async function endTask(
   }
 }
 
-/** Completes a task whose steps all completed, once; runs in the caller's transaction. */
+/** Completes a task whose steps all completed, once; runs in the caller's plain-SQL transaction. */
 async function completeTaskInTx(
-  tx: Tx,
+  sql: Sql,
   deps: AdvanceDeps,
   state: State,
   task: TaskRef,
@@ -438,12 +412,11 @@ async function completeTaskInTx(
     answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
     steps: state.steps.map((step) => ({ id: step.key, tool: step.tool, value: step.result?.value ?? null })),
   };
-  const updated = await tx.taskRun.updateMany({
-    where: { taskId: task.id, status: 'running' },
-    data: { status: 'completed', result, finishedAt: new Date() },
-  });
-  if (updated.count === 0) return false;
-  await enqueueOutbox(tx, taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra));
+  if (!(await completeRun(sql, task.id, result))) return false;
+  await enqueueOutboxSql(
+    sql,
+    taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra),
+  );
   return true;
 }
 
@@ -455,8 +428,8 @@ async function completeTask(
   extra: { planId: string; planVersion: number; tools: string[] },
   log: Log,
 ): Promise<void> {
-  const completed = await deps.db.prisma.$transaction((tx) =>
-    completeTaskInTx(tx, deps, state, task, request, extra),
+  const completed = await sqlTransaction(deps.db, (sql) =>
+    completeTaskInTx(sql, deps, state, task, request, extra),
   );
   if (completed) {
     deps.kick();
@@ -510,7 +483,7 @@ async function requestReplan(
 const INLINE_TOOLS = new Set(['respond', 'ask_human', 'read_file', 'write_file', 'list_files']);
 
 /** The value of an inline step, computed in the caller's transaction; throws TandemError for a tool failure. */
-async function inlineValue(tx: Tx, deps: AdvanceDeps, state: State, step: StepState): Promise<JsonValue> {
+async function inlineValue(sql: Sql, deps: AdvanceDeps, state: State, step: StepState): Promise<JsonValue> {
   const taskId = state.task.id;
   switch (step.tool) {
     case 'respond':
@@ -519,8 +492,8 @@ async function inlineValue(tx: Tx, deps: AdvanceDeps, state: State, step: StepSt
       // The approval service's answer was stored on the step when it was approved: `{ answer }`.
       return step.result?.value ?? null;
     case 'read_file': {
-      const file = await readWorkspaceFile(
-        tx,
+      const file = await readWorkspaceFileSql(
+        sql,
         taskId,
         workspacePath(PathArguments.parse(resolvedArguments(state, step)).path),
       );
@@ -528,8 +501,8 @@ async function inlineValue(tx: Tx, deps: AdvanceDeps, state: State, step: StepSt
     }
     case 'write_file': {
       const args = WriteArguments.parse(resolvedArguments(state, step));
-      const entry = await writeWorkspaceFile(
-        tx,
+      const entry = await writeWorkspaceFileSql(
+        sql,
         {
           taskId,
           stepId: step.stepId,
@@ -542,7 +515,7 @@ async function inlineValue(tx: Tx, deps: AdvanceDeps, state: State, step: StepSt
     }
     case 'list_files': {
       const prefix = workspacePath(ListArguments.parse(resolvedArguments(state, step)).prefix ?? '', true);
-      const files = await listWorkspaceFiles(tx, taskId, prefix);
+      const files = await listWorkspaceFilesSql(sql, taskId, prefix);
       return { files: files.map((file) => ({ path: file.path, size: file.size })) };
     }
     default:
@@ -567,8 +540,8 @@ async function runInlineSteps(
   extra: { planId: string; planVersion: number; tools: string[] },
 ): Promise<{ count: number; completed: boolean }> {
   try {
-    return await deps.db.prisma.$transaction(async (tx) => {
-      if (!(await lockActivePlan(tx, state.plan.id))) return { count: 0, completed: false };
+    return await sqlTransaction(deps.db, async (sql) => {
+      if (!(await lockActivePlanSql(sql, state.plan.id))) return { count: 0, completed: false };
       const messages: OutboxMessage[] = [];
       let count = 0;
       let failed = false;
@@ -577,7 +550,7 @@ async function runInlineSteps(
         if (step.status !== 'approved' || !INLINE_TOOLS.has(step.tool)) break;
         let outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
         try {
-          outcome = { status: 'completed', value: await inlineValue(tx, deps, state, step) };
+          outcome = { status: 'completed', value: await inlineValue(sql, deps, state, step) };
         } catch (error) {
           if (error instanceof z.ZodError) {
             outcome = {
@@ -594,21 +567,7 @@ async function runInlineSteps(
             throw error;
           }
         }
-        const now = new Date();
-        const updated = await tx.stepRun.updateMany({
-          where: { stepId: step.stepId, status: 'approved' },
-          data:
-            outcome.status === 'completed'
-              ? {
-                  status: 'completed',
-                  result: toJsonInput({ value: outcome.value, stdout: '' }),
-                  startedAt: now,
-                  finishedAt: now,
-                  attempts: { increment: 1 },
-                }
-              : { status: 'failed', error: toJsonInput(outcome.error), startedAt: now, finishedAt: now },
-        });
-        if (updated.count === 0) throw new ClaimLost();
+        if (!(await finishApprovedStep(sql, step.stepId, outcome))) throw new ClaimLost();
         messages.push(stepFinishedMessage(deps, step, state.task.id, outcome));
         count += 1;
         if (outcome.status === 'failed') {
@@ -621,11 +580,11 @@ async function runInlineSteps(
         step.result = { value: outcome.value, stdout: '' };
       }
       if (count === 0) return { count: 0, completed: false };
-      await enqueueOutbox(tx, messages);
+      await enqueueOutboxSql(sql, messages);
       const completed =
         !failed &&
         state.steps.every((step) => step.status === 'completed') &&
-        (await completeTaskInTx(tx, deps, state, task, request, extra));
+        (await completeTaskInTx(sql, deps, state, task, request, extra));
       return { count, completed };
     });
   } catch (error) {

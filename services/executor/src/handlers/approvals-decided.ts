@@ -1,7 +1,8 @@
 import { ErrorCodes, type ApprovalsDecided, type Envelope, type EventData } from '@tandem/contracts';
-import { markProcessed } from '@tandem/db';
-import { toJsonInput, type Log } from '@tandem/service-kit';
+import { markProcessedSql, sqlTransaction } from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
 import { advanceTask, type AdvanceDeps } from '../advance.js';
+import { NOW } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_APPROVALS_CONSUMER = 'executor-approval-batch-decided';
@@ -17,37 +18,36 @@ export async function handleApprovalsDecided(
   context: { messageId: string; deliveryCount: number; log: Log },
 ): Promise<void> {
   const batch = envelope.data;
-  await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, EXECUTOR_APPROVALS_CONSUMER, context.messageId))) return;
+  await sqlTransaction(deps.db, async (sql) => {
+    if (!(await markProcessedSql(sql, EXECUTOR_APPROVALS_CONSUMER, context.messageId))) return;
+    const stepIds = batch.decisions.map((decision) => decision.stepId);
+    await sql.query(
+      `INSERT INTO "StepRun" ("stepId", "taskId", "status", "attempts", "updatedAt")
+       SELECT id, $2::uuid, 'waiting', 0, ${NOW} FROM unnest($1::uuid[]) AS id
+       ON CONFLICT ("stepId") DO NOTHING`,
+      [stepIds, batch.taskId],
+    );
     const approved = batch.decisions.filter((decision) => decision.decision === 'approved');
-    const rejected = batch.decisions.filter((decision) => decision.decision === 'rejected');
-    await tx.stepRun.createMany({
-      data: batch.decisions.map((decision) => ({
-        stepId: decision.stepId,
-        taskId: batch.taskId,
-        status: 'waiting',
-      })),
-      skipDuplicates: true,
-    });
     if (approved.length > 0) {
-      await tx.stepRun.updateMany({
-        where: { stepId: { in: approved.map((decision) => decision.stepId) }, status: 'waiting' },
-        data: { status: 'approved', approval: 'auto' },
-      });
+      await sql.query(
+        `UPDATE "StepRun" SET "status" = 'approved', "approval" = 'auto', "updatedAt" = ${NOW}
+          WHERE "stepId" = ANY($1::uuid[]) AND "status" = 'waiting'`,
+        [approved.map((decision) => decision.stepId)],
+      );
     }
-    for (const decision of rejected) {
-      await tx.stepRun.updateMany({
-        where: { stepId: decision.stepId, status: 'waiting' },
-        data: {
-          status: 'rejected',
-          approval: 'auto',
-          error: toJsonInput({
+    for (const decision of batch.decisions.filter((candidate) => candidate.decision === 'rejected')) {
+      await sql.query(
+        `UPDATE "StepRun" SET "status" = 'rejected', "approval" = 'auto', "error" = $2::jsonb, "updatedAt" = ${NOW}
+          WHERE "stepId" = $1::uuid AND "status" = 'waiting'`,
+        [
+          decision.stepId,
+          JSON.stringify({
             code: ErrorCodes.APPROVAL_REJECTED,
             message: decision.reason ?? 'rejected by policy',
             retryable: false,
           }),
-        },
-      });
+        ],
+      );
     }
   });
   await advanceTask(deps, batch.taskId, context.log, {

@@ -1,7 +1,8 @@
 import type { Envelope, EventData, PlanProposed } from '@tandem/contracts';
-import { markProcessed } from '@tandem/db';
+import { markProcessedSql, sqlTransaction } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { advanceTask, UNFINISHED_RUN, type AdvanceDeps } from '../advance.js';
+import { NOW } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_PLAN_CONSUMER = 'executor-plan-proposed';
@@ -18,44 +19,59 @@ export async function handlePlanProposed(
   context: { messageId: string; deliveryCount: number; log: Log },
 ): Promise<void> {
   const plan = envelope.data;
-  let switched = false;
-  await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, EXECUTOR_PLAN_CONSUMER, context.messageId))) return;
-    const existing = await tx.taskRun.findUnique({ where: { taskId: plan.taskId } });
-    if (!existing) {
-      await tx.taskRun.create({ data: { taskId: plan.taskId, planId: plan.planId, status: 'running' } });
+  const outcome = await sqlTransaction(deps.db, async (sql) => {
+    if (!(await markProcessedSql(sql, EXECUTOR_PLAN_CONSUMER, context.messageId))) return 'duplicate';
+    const existing = await sql.query(
+      `SELECT r."status", r."planId"::text AS "planId", p."version"
+         FROM "TaskRun" r LEFT JOIN "Plan" p ON p."id" = r."planId" WHERE r."taskId" = $1::uuid FOR UPDATE OF r`,
+      [plan.taskId],
+    );
+    const run = existing.rows[0];
+    let switched = false;
+    if (!run) {
+      await sql.query(
+        `INSERT INTO "TaskRun" ("taskId", "planId", "status", "replans", "startedAt", "updatedAt")
+         VALUES ($1::uuid, $2::uuid, 'running', 0, ${NOW}, ${NOW})`,
+        [plan.taskId, plan.planId],
+      );
     } else {
-      if (!UNFINISHED_RUN.includes(existing.status) || existing.planId === plan.planId) {
-        if (existing.planId !== plan.planId) return;
-      } else {
-        const current =
-          existing.planId === null
-            ? null
-            : await tx.plan.findUnique({ where: { id: existing.planId }, select: { version: true } });
-        if (current !== null && current.version >= plan.version) return;
-        await tx.taskRun.updateMany({
-          where: { taskId: plan.taskId, status: { in: UNFINISHED_RUN } },
-          data: { planId: plan.planId, status: 'running' },
-        });
-        if (existing.planId !== null) {
-          await tx.stepRun.updateMany({
-            where: { step: { planId: existing.planId }, status: { in: ['waiting', 'approved', 'fixing'] } },
-            data: { status: 'superseded', finishedAt: new Date() },
-          });
+      const status = String(run['status']);
+      const planId = run['planId'] === null ? null : String(run['planId']);
+      if (planId !== plan.planId) {
+        if (!UNFINISHED_RUN.includes(status)) return 'ended';
+        if (typeof run['version'] === 'number' && run['version'] >= plan.version) return 'older';
+        await sql.query(
+          `UPDATE "TaskRun" SET "planId" = $2::uuid, "status" = 'running', "updatedAt" = ${NOW}
+            WHERE "taskId" = $1::uuid AND "status" = ANY($3::text[])`,
+          [plan.taskId, plan.planId, UNFINISHED_RUN],
+        );
+        if (planId !== null) {
+          await sql.query(
+            `UPDATE "StepRun" SET "status" = 'superseded', "finishedAt" = ${NOW}, "updatedAt" = ${NOW}
+              WHERE "stepId" IN (SELECT "id" FROM "PlanStep" WHERE "planId" = $1::uuid)
+                AND "status" IN ('waiting', 'approved', 'fixing')`,
+            [planId],
+          );
         }
         switched = true;
       }
     }
-    await tx.stepRun.createMany({
-      data: plan.steps.map((step) => ({ stepId: step.stepId, taskId: plan.taskId, status: 'waiting' })),
-      skipDuplicates: true,
-    });
+    const created = await sql.query(
+      `INSERT INTO "StepRun" ("stepId", "taskId", "status", "attempts", "updatedAt")
+       SELECT id, $2::uuid, 'waiting', 0, ${NOW} FROM unnest($1::uuid[]) AS id
+       ON CONFLICT ("stepId") DO NOTHING`,
+      [plan.steps.map((step) => step.stepId), plan.taskId],
+    );
+    if (switched) return 'switched';
+    // Every step row is new and waiting: nothing can run until its decisions arrive.
+    return created.rowCount === plan.steps.length ? 'waiting' : 'decided';
   });
-  if (switched)
+  if (outcome === 'switched')
     context.log.info(
       { taskId: plan.taskId, version: plan.version, origin: plan.origin },
       'plan version replaced',
     );
+  if (outcome === 'waiting' || outcome === 'older') return;
   await advanceTask(deps, plan.taskId, context.log, {
     lastDelivery: context.deliveryCount >= deps.maxDeliver,
   });

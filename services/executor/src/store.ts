@@ -1,0 +1,264 @@
+/**
+ * The executor's hot-path reads and writes in plain SQL (one round trip each, no ORM work per query):
+ * loading a task's run state, the workspace tools, step and run transitions. See
+ * docs/decisions/2026-11-26-sql-on-hot-paths.md. Timestamps are written and read as UTC wall-clock time,
+ * like Prisma's own writes; `updatedAt` columns are set on every update, as Prisma's `@updatedAt` does.
+ */
+import { createHash } from 'node:crypto';
+import { ErrorCodes, ErrorShape, JsonValue, TandemError } from '@tandem/contracts';
+import type { Sql } from '@tandem/db';
+import { z } from 'zod';
+import type { StepState } from './domain/progress.js';
+import type { WorkspaceEntry, WorkspaceFileView, WorkspaceLimits } from './workspace.js';
+
+/** UTC wall-clock `now()`, as a SQL expression for `timestamp without time zone` columns. */
+export const NOW = `(now() AT TIME ZONE 'UTC')`;
+
+const RunRow = z.object({
+  runStatus: z.string(),
+  planId: z.string().nullable(),
+  replans: z.number(),
+  taskId: z.string(),
+  goal: z.string(),
+  input: z.unknown(),
+  kind: z.string(),
+  agentId: z.string().nullable(),
+  source: z.string(),
+  externalId: z.string(),
+  budget: z.unknown(),
+  preferences: z.unknown(),
+  deadline: z.date().nullable(),
+  planVersion: z.number().nullable(),
+  planStatus: z.string().nullable(),
+});
+
+const StepRow = z.object({
+  stepId: z.string(),
+  stepKey: z.string(),
+  index: z.number(),
+  tool: z.string(),
+  arguments: z.unknown(),
+  dependsOn: z.array(z.string()),
+  status: z.string().nullable(),
+  result: z.unknown(),
+  error: z.unknown(),
+});
+
+const StepResult = z.object({
+  value: JsonValue.nullable().default(null),
+  stdout: z.string().default(''),
+  stderr: z.string().default(''),
+});
+const ArgumentsRecord = z.record(z.string(), JsonValue);
+
+/** A task's run, the task as submitted and the steps of the plan version it runs. */
+export interface RunState {
+  run: { status: string; planId: string; replans: number };
+  task: {
+    id: string;
+    goal: string;
+    input: unknown;
+    kind: string;
+    agentId: string | null;
+    source: string;
+    externalId: string;
+    budget: unknown;
+    preferences: unknown;
+    deadline: Date | null;
+  };
+  plan: { id: string; version: number; status: string };
+  steps: StepState[];
+  dependsOn: Map<string, string[]>;
+}
+
+/** Loads what `advanceTask` needs in two statements; null when the task has no run or plan yet. */
+export async function loadRunState(sql: Sql, taskId: string): Promise<RunState | null> {
+  const head = await sql.query(
+    `SELECT r."status" AS "runStatus", r."planId"::text AS "planId", r."replans",
+            t."id"::text AS "taskId", t."goal", t."input", t."kind", t."agentId", t."source", t."externalId",
+            t."budget", t."preferences", (t."deadline" AT TIME ZONE 'UTC') AS "deadline",
+            p."version" AS "planVersion", p."status" AS "planStatus"
+       FROM "TaskRun" r JOIN "Task" t ON t."id" = r."taskId" LEFT JOIN "Plan" p ON p."id" = r."planId"
+      WHERE r."taskId" = $1::uuid`,
+    [taskId],
+  );
+  const raw = head.rows[0];
+  if (!raw) return null;
+  const row = RunRow.parse(raw);
+  if (row.planId === null || row.planVersion === null || row.planStatus === null) return null;
+  const stepRows = await sql.query(
+    `SELECT s."id"::text AS "stepId", s."stepKey", s."index", s."tool", s."arguments", s."dependsOn",
+            sr."status", sr."result", sr."error"
+       FROM "PlanStep" s LEFT JOIN "StepRun" sr ON sr."stepId" = s."id"
+      WHERE s."planId" = $1::uuid ORDER BY s."index"`,
+    [row.planId],
+  );
+  const steps: StepState[] = [];
+  const dependsOn = new Map<string, string[]>();
+  for (const rawStep of stepRows.rows) {
+    const step = StepRow.parse(rawStep);
+    const args = ArgumentsRecord.safeParse(step.arguments);
+    const result = StepResult.safeParse(step.result ?? null);
+    const error = ErrorShape.safeParse(step.error ?? null);
+    steps.push({
+      stepId: step.stepId,
+      key: step.stepKey,
+      index: step.index,
+      tool: step.tool,
+      arguments: args.success ? args.data : {},
+      status: step.status ?? 'waiting',
+      result: result.success ? result.data : null,
+      error: error.success ? error.data : null,
+    });
+    dependsOn.set(step.stepKey, step.dependsOn);
+  }
+  return {
+    run: { status: row.runStatus, planId: row.planId, replans: row.replans },
+    task: {
+      id: row.taskId,
+      goal: row.goal,
+      input: row.input,
+      kind: row.kind,
+      agentId: row.agentId,
+      source: row.source,
+      externalId: row.externalId,
+      budget: row.budget,
+      preferences: row.preferences,
+      deadline: row.deadline,
+    },
+    plan: { id: row.planId, version: row.planVersion, status: row.planStatus },
+    steps,
+    dependsOn,
+  };
+}
+
+/** Whether the plan is still active, holding a shared lock on its row until the transaction ends. */
+export async function lockActivePlanSql(sql: Sql, planId: string): Promise<boolean> {
+  const result = await sql.query(`SELECT "status" FROM "Plan" WHERE "id" = $1::uuid FOR SHARE`, [planId]);
+  return result.rows[0]?.['status'] === 'active';
+}
+
+/** Moves an approved step to its end state with its result or error; false when it was no longer approved. */
+export async function finishApprovedStep(
+  sql: Sql,
+  stepId: string,
+  outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape },
+): Promise<boolean> {
+  const result =
+    outcome.status === 'completed'
+      ? await sql.query(
+          `UPDATE "StepRun" SET "status" = 'completed', "result" = $2::jsonb, "startedAt" = ${NOW},
+                  "finishedAt" = ${NOW}, "attempts" = "attempts" + 1, "updatedAt" = ${NOW}
+            WHERE "stepId" = $1::uuid AND "status" = 'approved'`,
+          [stepId, JSON.stringify({ value: outcome.value, stdout: '' })],
+        )
+      : await sql.query(
+          `UPDATE "StepRun" SET "status" = 'failed', "error" = $2::jsonb, "startedAt" = ${NOW},
+                  "finishedAt" = ${NOW}, "updatedAt" = ${NOW}
+            WHERE "stepId" = $1::uuid AND "status" = 'approved'`,
+          [stepId, JSON.stringify(outcome.error)],
+        );
+  return result.rowCount === 1;
+}
+
+/** Completes a running task with its result; false when it was no longer running. */
+export async function completeRun(sql: Sql, taskId: string, result: JsonValue): Promise<boolean> {
+  const updated = await sql.query(
+    `UPDATE "TaskRun" SET "status" = 'completed', "result" = $2::jsonb, "finishedAt" = ${NOW}, "updatedAt" = ${NOW}
+      WHERE "taskId" = $1::uuid AND "status" = 'running'`,
+    [taskId, JSON.stringify(result)],
+  );
+  return updated.rowCount === 1;
+}
+
+function asText(content: Uint8Array): { content: string; encoding: 'utf8' | 'base64' } {
+  try {
+    return { content: new TextDecoder('utf-8', { fatal: true }).decode(content), encoding: 'utf8' };
+  } catch {
+    return { content: Buffer.from(content).toString('base64'), encoding: 'base64' };
+  }
+}
+
+/** Reads one workspace file; throws WORKSPACE.FILE_NOT_FOUND when there is none. */
+export async function readWorkspaceFileSql(
+  sql: Sql,
+  taskId: string,
+  path: string,
+): Promise<WorkspaceFileView> {
+  const result = await sql.query(
+    `SELECT "content", "size" FROM "WorkspaceFile" WHERE "taskId" = $1::uuid AND "path" = $2`,
+    [taskId, path],
+  );
+  const row = result.rows[0];
+  const content = row?.['content'];
+  const size = row?.['size'];
+  if (!(content instanceof Uint8Array) || typeof size !== 'number') {
+    throw new TandemError(ErrorCodes.WORKSPACE_FILE_NOT_FOUND, `the workspace has no file ${path}`);
+  }
+  return { path, size, ...asText(content) };
+}
+
+/** Lists the workspace's files under a directory prefix ('' = all), sorted by path. */
+export async function listWorkspaceFilesSql(
+  sql: Sql,
+  taskId: string,
+  prefix: string,
+): Promise<Array<{ path: string; size: number }>> {
+  const result = await sql.query(
+    `SELECT "path", "size" FROM "WorkspaceFile"
+      WHERE "taskId" = $1::uuid AND ($2 = '' OR left("path", length($2) + 1) = $2 || '/')
+      ORDER BY "path"`,
+    [taskId, prefix],
+  );
+  return result.rows.map((row) => {
+    const path = row['path'];
+    const size = row['size'];
+    if (typeof path !== 'string' || typeof size !== 'number')
+      throw new TypeError('malformed WorkspaceFile row');
+    return { path, size };
+  });
+}
+
+/** Writes (creates or replaces) one workspace file within the caps, in the caller's transaction. */
+export async function writeWorkspaceFileSql(
+  sql: Sql,
+  input: { taskId: string; stepId: string; path: string; content: Uint8Array },
+  limits: WorkspaceLimits,
+): Promise<WorkspaceEntry> {
+  const size = input.content.byteLength;
+  if (size > limits.maxFileBytes) {
+    throw new TandemError(
+      ErrorCodes.WORKSPACE_LIMIT,
+      `${input.path} is ${size} bytes; a workspace file may have at most ${limits.maxFileBytes}`,
+    );
+  }
+  const totals = await sql.query(
+    `SELECT coalesce(sum("size"), 0)::bigint::text AS "bytes", count(*)::int AS "files"
+       FROM "WorkspaceFile" WHERE "taskId" = $1::uuid AND "path" <> $2`,
+    [input.taskId, input.path],
+  );
+  const bytes = Number(totals.rows[0]?.['bytes'] ?? 0);
+  const files = Number(totals.rows[0]?.['files'] ?? 0);
+  if (bytes + size > limits.maxTotalBytes) {
+    throw new TandemError(
+      ErrorCodes.WORKSPACE_LIMIT,
+      `writing ${input.path} would take the workspace over ${limits.maxTotalBytes} bytes`,
+    );
+  }
+  if (files + 1 > limits.maxFiles) {
+    throw new TandemError(
+      ErrorCodes.WORKSPACE_LIMIT,
+      `the workspace may hold at most ${limits.maxFiles} files`,
+    );
+  }
+  const sha256 = createHash('sha256').update(input.content).digest('hex');
+  await sql.query(
+    `INSERT INTO "WorkspaceFile" ("taskId", "path", "content", "size", "sha256", "stepId", "updatedAt")
+     VALUES ($1::uuid, $2, $3, $4, $5, $6::uuid, ${NOW})
+     ON CONFLICT ("taskId", "path") DO UPDATE
+       SET "content" = EXCLUDED."content", "size" = EXCLUDED."size", "sha256" = EXCLUDED."sha256",
+           "stepId" = EXCLUDED."stepId", "updatedAt" = EXCLUDED."updatedAt"`,
+    [input.taskId, input.path, Buffer.from(input.content), size, sha256, input.stepId],
+  );
+  return { path: input.path, size, sha256 };
+}
