@@ -108,6 +108,6 @@ export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */
 export type { DeadLetterInput } from './dead-letters.js';
 /** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */
-export { poolSql, sqlTransaction } from './sql.js';
+export { UTC_NOW, insertRows, poolSql, sqlTransaction } from './sql.js';
 /** Types of the plain-SQL layer. */
-export type { Sql, SqlResult } from './sql.js';
+export type { Sql, SqlColumn, SqlResult } from './sql.js';

@@ -59,3 +59,48 @@ export async function sqlTransaction<T>(db: Pick<Db, 'pool'>, fn: (sql: Sql) => 
     client.release(broken);
   }
 }
+
+/** A column of {@link insertRows}: its name as in the migrations and an optional cast (`uuid`, `jsonb`). */
+export interface SqlColumn {
+  name: string;
+  cast?: string;
+}
+
+/**
+ * One multi-row INSERT (split every 1000 rows to stay under Postgres' bind-parameter limit). `suffix` is
+ * appended verbatim (e.g. `ON CONFLICT DO NOTHING`). Returns how many rows were inserted.
+ */
+export async function insertRows(
+  sql: Sql,
+  table: string,
+  columns: readonly SqlColumn[],
+  rows: ReadonlyArray<readonly unknown[]>,
+  suffix = '',
+): Promise<number> {
+  let inserted = 0;
+  const perStatement = Math.max(1, Math.floor(30_000 / Math.max(1, columns.length)));
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const values: unknown[] = [];
+    const tuples = rows.slice(start, start + perStatement).map((row) => {
+      if (row.length !== columns.length) throw new RangeError(`a row for ${table} has ${row.length} values`);
+      const placeholders = columns.map((column, index) => {
+        values.push(row[index]);
+        return column.cast ? `$${values.length}::${column.cast}` : `$${values.length}`;
+      });
+      return `(${placeholders.join(', ')})`;
+    });
+    const names = columns.map((column) => `"${column.name}"`).join(', ');
+    const result = await sql.query(
+      `INSERT INTO "${table}" (${names}) VALUES ${tuples.join(', ')} ${suffix}`,
+      values,
+    );
+    inserted += result.rowCount;
+  }
+  return inserted;
+}
+
+/**
+ * The current time as UTC wall-clock time, as a SQL expression for `timestamp without time zone`
+ * columns: what Prisma writes there, whatever the session's time zone.
+ */
+export const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;

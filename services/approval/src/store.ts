@@ -1,4 +1,4 @@
-import type { Tx } from '@tandem/db';
+import type { Sql, Tx } from '@tandem/db';
 import type { StoredPlan } from './domain/plan-versions.js';
 
 /** Audit action recording that a task's approvals were cancelled; plans arriving later create nothing. */
@@ -39,4 +39,32 @@ export async function isTaskCancelled(tx: Tx, taskId: string): Promise<boolean> 
     select: { seq: true },
   });
   return row !== null;
+}
+
+/** {@link lockTask} on a plain-SQL transaction (the same lock, so both kinds of handler exclude each other). */
+export async function lockTaskSql(sql: Sql, taskId: string): Promise<void> {
+  await sql.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, [`approval:task:${taskId}`]);
+}
+
+/** {@link storedPlans} in one statement. */
+export async function storedPlansSql(sql: Sql, taskId: string): Promise<StoredPlan[]> {
+  const result = await sql.query(
+    `SELECT DISTINCT a."planId"::text AS "planId", p."version"
+       FROM "ApprovalRequest" a LEFT JOIN "Plan" p ON p."id" = a."planId" WHERE a."taskId" = $1::uuid`,
+    [taskId],
+  );
+  return result.rows.map((row) => ({
+    planId: String(row['planId']),
+    version: typeof row['version'] === 'number' ? row['version'] : null,
+  }));
+}
+
+/** {@link isTaskCancelled} in one statement. */
+export async function isTaskCancelledSql(sql: Sql, taskId: string): Promise<boolean> {
+  const result = await sql.query(
+    `SELECT 1 FROM "AuditLog" WHERE "service" = 'approval' AND "subjectType" = 'task' AND "subjectId" = $1
+        AND "action" = $2 LIMIT 1`,
+    [taskId, TASK_CANCELLED_ACTION],
+  );
+  return result.rows.length > 0;
 }

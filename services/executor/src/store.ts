@@ -6,13 +6,13 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCodes, ErrorShape, JsonValue, TandemError } from '@tandem/contracts';
-import type { Sql } from '@tandem/db';
+import { UTC_NOW as NOW, type Sql } from '@tandem/db';
 import { z } from 'zod';
 import type { StepState } from './domain/progress.js';
 import type { WorkspaceEntry, WorkspaceFileView, WorkspaceLimits } from './workspace.js';
 
-/** UTC wall-clock `now()`, as a SQL expression for `timestamp without time zone` columns. */
-export const NOW = `(now() AT TIME ZONE 'UTC')`;
+/** UTC wall-clock `now()` (re-exported for the handlers). */
+export { NOW };
 
 const RunRow = z.object({
   runStatus: z.string(),

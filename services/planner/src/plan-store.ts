@@ -1,11 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { PlanProposed, type PlanOrigin, type PlannedStep, type TaskRequestRef } from '@tandem/contracts';
-import { enqueueOutbox, type Tx } from '@tandem/db';
-import { outboxEvent, toJsonInput } from '@tandem/service-kit';
+import { UTC_NOW as NOW, enqueueOutboxSql, insertRows, type Sql, type SqlColumn } from '@tandem/db';
+import { outboxEvent } from '@tandem/service-kit';
 import type { ValidatedStep } from './domain/planning.js';
 import type { QualityFactors } from './domain/quality.js';
 
 export type { ValidatedStep } from './domain/planning.js';
+
+const STEP_COLUMNS: SqlColumn[] = [
+  { name: 'id', cast: 'uuid' },
+  { name: 'planId', cast: 'uuid' },
+  { name: 'stepKey' },
+  { name: 'index' },
+  { name: 'dependsOn', cast: 'text[]' },
+  { name: 'tool' },
+  { name: 'arguments', cast: 'jsonb' },
+  { name: 'riskClass' },
+  { name: 'rationale' },
+  { name: 'idempotencyKey' },
+];
 
 /** What a stored plan version needs besides its steps. */
 export interface PlanVersionInput {
@@ -32,7 +45,7 @@ export interface PlanVersionInput {
  * so a re-plan's steps never collide with the old ones.
  */
 export async function storePlanVersion(
-  tx: Tx,
+  sql: Sql,
   options: { prefix: string },
   input: PlanVersionInput,
 ): Promise<{ planId: string; steps: PlannedStep[] }> {
@@ -49,53 +62,62 @@ export async function storePlanVersion(
     rationale: step.rationale,
   }));
   if (input.supersedes !== null) {
-    await tx.plan.updateMany({
-      where: { id: input.supersedes, status: 'active' },
-      data: { status: 'superseded' },
-    });
+    await sql.query(
+      `UPDATE "Plan" SET "status" = 'superseded' WHERE "id" = $1::uuid AND "status" = 'active'`,
+      [input.supersedes],
+    );
   }
-  await tx.plan.create({
-    data: {
-      id: planId,
-      taskId: input.task.id,
-      version: input.version,
-      modelsUsed: input.models,
-      qualityScore: input.quality.score,
-      attempts: input.attempts,
-      strategy: input.strategy,
-      origin: input.origin,
-      supersedesId: input.supersedes,
-      editedBy: input.editedBy,
-      estimatedCostUsd: input.estimatedCostUsd,
-    },
-  });
-  await tx.planStep.createMany({
-    data: steps.map((step) => ({
-      id: step.stepId,
+  await sql.query(
+    `INSERT INTO "Plan" ("id", "taskId", "version", "strategy", "modelsUsed", "qualityScore", "attempts", "status",
+                         "origin", "supersedesId", "editedBy", "estimatedCostUsd", "createdAt")
+     VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7, 'active', $8, $9::uuid, $10, $11, ${NOW})`,
+    [
       planId,
-      stepKey: step.key,
-      index: step.index,
-      dependsOn: step.dependsOn,
-      tool: step.tool,
-      arguments: step.arguments,
-      riskClass: step.riskClass,
-      rationale: step.rationale ?? null,
-      idempotencyKey: `${input.task.id}:${input.version}:${step.key}`,
-    })),
-  });
-  await tx.planMetrics.create({
-    data: {
+      input.task.id,
+      input.version,
+      input.strategy,
+      JSON.stringify(input.models),
+      input.quality.score,
+      input.attempts,
+      input.origin,
+      input.supersedes,
+      input.editedBy,
+      input.estimatedCostUsd,
+    ],
+  );
+  await insertRows(
+    sql,
+    'PlanStep',
+    STEP_COLUMNS,
+    steps.map((step) => [
+      step.stepId,
       planId,
-      taskId: input.task.id,
-      stepCount: steps.length,
-      validationErrors: input.invalidCalls,
-      repairAttempts: Math.max(0, input.attempts - 1),
-      qualityScore: input.quality.score,
-      qualityFactors: toJsonInput(input.quality.factors),
-      estimatedCostUsd: input.estimatedCostUsd,
-      planningMs: input.planningMs,
-    },
-  });
+      step.key,
+      step.index,
+      step.dependsOn,
+      step.tool,
+      JSON.stringify(step.arguments),
+      step.riskClass,
+      step.rationale ?? null,
+      `${input.task.id}:${input.version}:${step.key}`,
+    ]),
+  );
+  await sql.query(
+    `INSERT INTO "PlanMetrics" ("planId", "taskId", "stepCount", "validationErrors", "repairAttempts", "qualityScore",
+                                "qualityFactors", "estimatedCostUsd", "planningMs", "createdAt")
+     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8, $9, ${NOW})`,
+    [
+      planId,
+      input.task.id,
+      steps.length,
+      input.invalidCalls,
+      Math.max(0, input.attempts - 1),
+      input.quality.score,
+      JSON.stringify(input.quality.factors),
+      input.estimatedCostUsd,
+      input.planningMs,
+    ],
+  );
   const { message } = outboxEvent(
     { prefix: options.prefix, publisher: 'planner' },
     PlanProposed,
@@ -113,6 +135,6 @@ export async function storePlanVersion(
     },
     { correlationId: input.task.id, causationId: input.causationId },
   );
-  await enqueueOutbox(tx, message);
+  await enqueueOutboxSql(sql, message);
   return { planId, steps };
 }

@@ -7,7 +7,7 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import type { Db } from '@tandem/db';
+import { poolSql, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { checkModelPlan, planningTools, type ChatMessage, type ModelToolCall } from './domain/planning.js';
 import type { ValidatedStep } from './plan-store.js';
@@ -57,15 +57,17 @@ export type PlanningResult =
 
 /** The model use a task has recorded so far (ModelCall rows of every service). */
 export async function spentByTask(db: Db, taskId: string): Promise<Spent> {
-  const totals = await db.prisma.modelCall.aggregate({
-    where: { taskId },
-    _sum: { totalTokens: true, costUsd: true },
-    _count: { _all: true },
-  });
+  const result = await poolSql(db).query(
+    `SELECT coalesce(sum("totalTokens"), 0)::bigint::text AS "tokens", coalesce(sum("costUsd"), 0)::float8 AS "cost",
+            count(*)::int AS "calls"
+       FROM "ModelCall" WHERE "taskId" = $1::uuid`,
+    [taskId],
+  );
+  const row = result.rows[0];
   return {
-    tokens: totals._sum.totalTokens ?? 0,
-    costUsd: totals._sum.costUsd ?? 0,
-    calls: totals._count._all,
+    tokens: Number(row?.['tokens'] ?? 0),
+    costUsd: Number(row?.['cost'] ?? 0),
+    calls: Number(row?.['calls'] ?? 0),
   };
 }
 

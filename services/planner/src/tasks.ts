@@ -7,7 +7,14 @@ import {
   type TaskRequestRef,
   type TaskRequestedData,
 } from '@tandem/contracts';
-import { enqueueOutbox, isUniqueViolation, type Db, type Tx } from '@tandem/db';
+import {
+  UTC_NOW as NOW,
+  enqueueOutboxSql,
+  isUniqueViolation,
+  sqlTransaction,
+  type Db,
+  type Sql,
+} from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
 import { requestHash } from './domain/request-hash.js';
 
@@ -26,49 +33,51 @@ export interface TaskSubmission {
 export type AcceptResult = { taskId: string; created: boolean };
 
 async function acceptInTx(
-  tx: Tx,
+  sql: Sql,
   submission: TaskSubmission,
   options: { prefix: string; causationId: string | null },
 ): Promise<AcceptResult> {
   const hash = requestHash(submission.data);
-  const existing = await tx.task.findUnique({
-    where: { source_externalId: { source: submission.source, externalId: submission.externalId } },
-    select: { id: true, requestHash: true },
-  });
-  if (existing) {
-    if (existing.requestHash !== hash) {
+  const existing = await sql.query(
+    `SELECT "id"::text AS "id", "requestHash" FROM "Task" WHERE "source" = $1 AND "externalId" = $2`,
+    [submission.source, submission.externalId],
+  );
+  const found = existing.rows[0];
+  if (found) {
+    const taskId = String(found['id']);
+    if (found['requestHash'] !== hash) {
       throw new TandemError(
         ErrorCodes.TASK_CONFLICT,
         `a different task was already submitted with source "${submission.source}" and id "${submission.externalId}"`,
-        {
-          details: { taskId: existing.id },
-        },
+        { details: { taskId } },
       );
     }
-    return { taskId: existing.id, created: false };
+    return { taskId, created: false };
   }
   const taskId = randomUUID();
   const kind = submission.data.kind ?? 'general';
   const agentId = submission.data.agentId ?? null;
-  await tx.task.create({
-    data: {
-      id: taskId,
-      source: submission.source,
-      externalId: submission.externalId,
-      requestHash: hash,
+  const input =
+    submission.data.input === undefined || submission.data.input === null ? null : submission.data.input;
+  await sql.query(
+    `INSERT INTO "Task" ("id", "source", "externalId", "requestHash", "agentId", "kind", "goal", "input", "status",
+                         "budget", "preferences", "deadline", "correlationId", "createdAt", "updatedAt")
+     VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::jsonb, 'accepted', $9::jsonb, $10::jsonb,
+             $11::timestamptz AT TIME ZONE 'UTC', $1::uuid, ${NOW}, ${NOW})`,
+    [
+      taskId,
+      submission.source,
+      submission.externalId,
+      hash,
       agentId,
       kind,
-      goal: submission.data.goal,
-      ...(submission.data.input === undefined || submission.data.input === null
-        ? {}
-        : { input: submission.data.input }),
-      ...(submission.data.budget === undefined ? {} : { budget: submission.data.budget }),
-      ...(submission.data.models === undefined ? {} : { preferences: submission.data.models }),
-      ...(submission.data.deadline === undefined ? {} : { deadline: new Date(submission.data.deadline) }),
-      status: 'accepted',
-      correlationId: taskId,
-    },
-  });
+      submission.data.goal,
+      input === null ? null : JSON.stringify(input),
+      submission.data.budget === undefined ? null : JSON.stringify(submission.data.budget),
+      submission.data.models === undefined ? null : JSON.stringify(submission.data.models),
+      submission.data.deadline ?? null,
+    ],
+  );
   const { message } = outboxEvent(
     { prefix: options.prefix, publisher: 'planner' },
     TaskAccepted,
@@ -82,7 +91,7 @@ async function acceptInTx(
     },
     { correlationId: taskId, causationId: options.causationId },
   );
-  await enqueueOutbox(tx, message);
+  await enqueueOutboxSql(sql, message);
   return { taskId, created: true };
 }
 
@@ -94,13 +103,13 @@ async function acceptInTx(
 export async function acceptTask(
   db: Db,
   submission: TaskSubmission,
-  options: { prefix: string; causationId: string | null; beforeCommit?: (tx: Tx) => Promise<void> },
+  options: { prefix: string; causationId: string | null; beforeCommit?: (sql: Sql) => Promise<void> },
 ): Promise<AcceptResult> {
   for (let attempt = 0; ; attempt += 1) {
     try {
-      return await db.prisma.$transaction(async (tx) => {
-        const result = await acceptInTx(tx, submission, options);
-        if (options.beforeCommit) await options.beforeCommit(tx);
+      return await sqlTransaction(db, async (sql) => {
+        const result = await acceptInTx(sql, submission, options);
+        if (options.beforeCommit) await options.beforeCommit(sql);
         return result;
       });
     } catch (error) {

@@ -7,11 +7,20 @@ import {
   type PlanProposed,
   type RiskClass,
 } from '@tandem/contracts';
-import { enqueueOutbox, markProcessed, type Db, type OutboxMessage, type Prisma, type Tx } from '@tandem/db';
+import {
+  enqueueOutboxSql,
+  insertRows,
+  markProcessedSql,
+  sqlTransaction,
+  type Db,
+  type OutboxMessage,
+  type Sql,
+  type SqlColumn,
+} from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { initialDecision } from '../domain/decide.js';
 import { planStanding } from '../domain/plan-versions.js';
-import { isTaskCancelled, lockTask, storedPlans } from '../store.js';
+import { isTaskCancelledSql, lockTaskSql, storedPlansSql } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const PLAN_PROPOSED_CONSUMER = 'approval-plan-proposed';
@@ -43,19 +52,19 @@ export async function handlePlanProposed(
   const log = context.log.child({ taskId: plan.taskId, planId: plan.planId, version: plan.version });
   const outcomes: StepOutcome[] = [];
   let messages = 0;
-  const result = await deps.db.prisma.$transaction(async (tx) => {
-    await lockTask(tx, plan.taskId);
-    if (!(await markProcessed(tx, PLAN_PROPOSED_CONSUMER, context.messageId))) {
+  const result = await sqlTransaction(deps.db, async (sql) => {
+    await lockTaskSql(sql, plan.taskId);
+    if (!(await markProcessedSql(sql, PLAN_PROPOSED_CONSUMER, context.messageId))) {
       return { skipped: 'duplicate' as const };
     }
-    if (await isTaskCancelled(tx, plan.taskId)) return { skipped: 'task cancelled' as const };
-    const standing = planStanding(plan, await storedPlans(tx, plan.taskId));
+    if (await isTaskCancelledSql(sql, plan.taskId)) return { skipped: 'task cancelled' as const };
+    const standing = planStanding(plan, await storedPlansSql(sql, plan.taskId));
     if (standing.stale) return { skipped: 'stale' as const, newerVersion: standing.newerVersion };
-    const superseded = await supersedePending(tx, plan, standing.supersede);
+    const superseded = await supersedePending(sql, plan, standing.supersede);
     for (let index = 0; index < superseded; index++) outcomes.push('superseded');
-    const created = await createRequests(tx, deps, envelope);
+    const created = await createRequests(sql, deps, envelope);
     outcomes.push(...created.outcomes);
-    if (created.messages.length > 0) await enqueueOutbox(tx, created.messages);
+    if (created.messages.length > 0) await enqueueOutboxSql(sql, created.messages);
     messages = created.messages.length;
     return { superseded, created: created.outcomes.length };
   });
@@ -84,45 +93,93 @@ export async function handlePlanProposed(
   );
 }
 
+const REQUEST_COLUMNS: SqlColumn[] = [
+  { name: 'id', cast: 'uuid' },
+  { name: 'taskId', cast: 'uuid' },
+  { name: 'planId', cast: 'uuid' },
+  { name: 'stepId', cast: 'uuid' },
+  { name: 'agentId' },
+  { name: 'tool' },
+  { name: 'riskClass' },
+  { name: 'kind' },
+  { name: 'question' },
+  { name: 'mode' },
+  { name: 'status' },
+  { name: 'reason' },
+  { name: 'decidedAt', cast: 'timestamp' },
+  { name: 'decidedBy' },
+  { name: 'createdAt', cast: 'timestamp' },
+  { name: 'updatedAt', cast: 'timestamp' },
+];
+
+const AUDIT_COLUMNS: SqlColumn[] = [
+  { name: 'id', cast: 'uuid' },
+  { name: 'service' },
+  { name: 'action' },
+  { name: 'subjectType' },
+  { name: 'subjectId' },
+  { name: 'actor' },
+  { name: 'reason' },
+  { name: 'data', cast: 'jsonb' },
+  { name: 'createdAt', cast: 'timestamp' },
+];
+
+/** An audit row's values in {@link AUDIT_COLUMNS} order (UTC wall-clock `createdAt`, like Prisma writes). */
+function auditRow(
+  action: string,
+  subject: { type: string; id: string },
+  actor: string | null,
+  reason: string | null,
+  data: Record<string, unknown>,
+): unknown[] {
+  return [
+    randomUUID(),
+    'approval',
+    action,
+    subject.type,
+    subject.id,
+    actor,
+    reason,
+    JSON.stringify(data),
+    utcNow(),
+  ];
+}
+
+/** A `timestamp without time zone` value holding the current UTC wall-clock time. */
+function utcNow(): string {
+  return new Date().toISOString().replace('Z', '');
+}
+
 /** Marks the pending requests of the replaced plans `superseded`, with an audit row each; returns how many. */
-async function supersedePending(tx: Tx, plan: PlanData, planIds: string[]): Promise<number> {
+async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Promise<number> {
   if (planIds.length === 0) return 0;
-  const pending = await tx.approvalRequest.findMany({
-    where: { taskId: plan.taskId, planId: { in: planIds }, status: 'pending' },
-    orderBy: { createdAt: 'asc' },
-  });
   const decidedBy = plan.editedBy ?? 'planner';
   const reason = `superseded by plan version ${plan.version}${plan.origin ? ` (${plan.origin})` : ''}`;
-  const now = new Date();
-  let count = 0;
-  for (const request of pending) {
-    // Conditional like a human decision: a decision that committed first keeps its request.
-    const updated = await tx.approvalRequest.updateMany({
-      where: { id: request.id, status: 'pending' },
-      data: { status: 'superseded', decidedAt: now, decidedBy, reason },
-    });
-    if (updated.count === 0) continue;
-    await tx.auditLog.create({
-      data: {
-        id: randomUUID(),
-        service: 'approval',
-        action: 'approval.superseded',
-        subjectType: 'step',
-        subjectId: request.stepId ?? request.id,
-        actor: decidedBy,
-        reason,
-        data: {
-          approvalId: request.id,
-          taskId: request.taskId,
-          planId: request.planId,
-          supersededBy: plan.planId,
-          version: plan.version,
-        },
+  // Conditional like a human decision: a decision that committed first keeps its request.
+  const updated = await sql.query(
+    `UPDATE "ApprovalRequest"
+        SET "status" = 'superseded', "decidedAt" = $3::timestamp, "decidedBy" = $4, "reason" = $5, "updatedAt" = $3::timestamp
+      WHERE "taskId" = $1::uuid AND "planId" = ANY($2::uuid[]) AND "status" = 'pending'
+      RETURNING "id"::text AS "id", "stepId"::text AS "stepId", "planId"::text AS "planId"`,
+    [plan.taskId, planIds, utcNow(), decidedBy, reason],
+  );
+  const audits = updated.rows.map((row) =>
+    auditRow(
+      'approval.superseded',
+      { type: 'step', id: String(row['stepId'] ?? row['id']) },
+      decidedBy,
+      reason,
+      {
+        approvalId: row['id'],
+        taskId: plan.taskId,
+        planId: row['planId'],
+        supersededBy: plan.planId,
+        version: plan.version,
       },
-    });
-    count += 1;
-  }
-  return count;
+    ),
+  );
+  if (audits.length > 0) await insertRows(sql, 'AuditLog', AUDIT_COLUMNS, audits);
+  return audits.length;
 }
 
 /**
@@ -130,22 +187,22 @@ async function supersedePending(tx: Tx, plan: PlanData, planIds: string[]): Prom
  * one `approval.batch-decided` for the plan, requests for humans as one `approval.requested` each.
  */
 async function createRequests(
-  tx: Tx,
+  sql: Sql,
   deps: { prefix: string; autoApprove: ReadonlySet<RiskClass> },
   envelope: Envelope<PlanData>,
 ): Promise<{ outcomes: StepOutcome[]; messages: OutboxMessage[] }> {
   const plan = envelope.data;
-  const existing = await tx.approvalRequest.findMany({
-    where: { stepId: { in: plan.steps.map((step) => step.stepId) } },
-    select: { stepId: true },
-  });
-  const seen = new Set(existing.map((row) => row.stepId));
+  const existing = await sql.query(
+    `SELECT "stepId"::text AS "stepId" FROM "ApprovalRequest" WHERE "stepId" = ANY($1::uuid[])`,
+    [plan.steps.map((step) => step.stepId)],
+  );
+  const seen = new Set(existing.rows.map((row) => String(row['stepId'])));
   const messages: OutboxMessage[] = [];
   const outcomes: StepOutcome[] = [];
-  const requests: Prisma.ApprovalRequestCreateManyInput[] = [];
-  const audits: Prisma.AuditLogCreateManyInput[] = [];
+  const requests: unknown[][] = [];
+  const audits: unknown[][] = [];
   const automatic: EventData<typeof ApprovalsDecided>['decisions'] = [];
-  const now = new Date();
+  const now = utcNow();
   const meta = { correlationId: plan.taskId, causationId: envelope.id };
   const options = { prefix: deps.prefix, publisher: 'approval' };
   for (const step of plan.steps) {
@@ -153,39 +210,41 @@ async function createRequests(
     const decision = initialDecision(step, deps.autoApprove);
     const approvalId = randomUUID();
     const question = decision.kind === 'question' && decision.mode === 'human' ? decision : null;
-    requests.push({
-      id: approvalId,
-      taskId: plan.taskId,
-      planId: plan.planId,
-      stepId: step.stepId,
-      agentId: plan.agentId,
-      tool: step.tool,
-      riskClass: step.riskClass,
-      kind: decision.kind,
-      question: question?.question ?? null,
-      mode: decision.mode,
-      status: decision.status,
-      reason: decision.reason,
-      ...(decision.mode === 'auto' ? { decidedAt: now, decidedBy: decision.decidedBy } : {}),
-    });
-    audits.push({
-      id: randomUUID(),
-      service: 'approval',
-      action: decision.mode === 'auto' ? `approval.auto-${decision.status}` : 'approval.requested',
-      subjectType: 'step',
-      subjectId: step.stepId,
-      actor: decision.mode === 'auto' ? decision.decidedBy : null,
-      reason: decision.reason,
-      data: {
-        approvalId,
-        taskId: plan.taskId,
-        planId: plan.planId,
-        tool: step.tool,
-        riskClass: step.riskClass,
-        kind: decision.kind,
-        ...(question ? { question: question.question, choices: question.choices } : {}),
-      },
-    });
+    requests.push([
+      approvalId,
+      plan.taskId,
+      plan.planId,
+      step.stepId,
+      plan.agentId,
+      step.tool,
+      step.riskClass,
+      decision.kind,
+      question?.question ?? null,
+      decision.mode,
+      decision.status,
+      decision.reason,
+      decision.mode === 'auto' ? now : null,
+      decision.mode === 'auto' ? decision.decidedBy : null,
+      now,
+      now,
+    ]);
+    audits.push(
+      auditRow(
+        decision.mode === 'auto' ? `approval.auto-${decision.status}` : 'approval.requested',
+        { type: 'step', id: step.stepId },
+        decision.mode === 'auto' ? decision.decidedBy : null,
+        decision.reason,
+        {
+          approvalId,
+          taskId: plan.taskId,
+          planId: plan.planId,
+          tool: step.tool,
+          riskClass: step.riskClass,
+          kind: decision.kind,
+          ...(question ? { question: question.question, choices: question.choices } : {}),
+        },
+      ),
+    );
     if (decision.mode === 'auto') {
       automatic.push({
         approvalId,
@@ -216,8 +275,8 @@ async function createRequests(
       outcomes.push('pending');
     }
   }
-  if (requests.length > 0) await tx.approvalRequest.createMany({ data: requests });
-  if (audits.length > 0) await tx.auditLog.createMany({ data: audits });
+  if (requests.length > 0) await insertRows(sql, 'ApprovalRequest', REQUEST_COLUMNS, requests);
+  if (audits.length > 0) await insertRows(sql, 'AuditLog', AUDIT_COLUMNS, audits);
   if (automatic.length > 0) {
     messages.unshift(
       outboxEvent(

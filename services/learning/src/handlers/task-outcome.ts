@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskOutcomeCloudEvent } from '@tandem/contracts';
-import { markProcessed, type Db } from '@tandem/db';
+import { UTC_NOW as NOW, markProcessedSql, sqlTransaction, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import {
   StrategyProvenance,
@@ -41,45 +41,46 @@ export async function handleTaskOutcome(
   };
   const scope = `kind:${kind}`;
   let status = 'candidate';
-  await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, context.consumer, context.messageId))) return;
-    await tx.learningPattern.createMany({
-      data: [
-        {
-          id: randomUUID(),
-          type: 'strategy',
-          scope,
-          signature: SIGNATURE,
-          content: strategyContent(kind, StrategyProvenance.parse({})),
-          source: 'execution',
-          provenance: StrategyProvenance.parse({}),
-          status: 'candidate',
-        },
-      ],
-      skipDuplicates: true,
-    });
-    const locked = await tx.$queryRaw<Array<{ id: string }>>`
-      SELECT "id"::text AS "id" FROM "LearningPattern" WHERE "type" = 'strategy' AND "scope" = ${scope} AND "signature" = ${SIGNATURE} FOR UPDATE`;
-    const id = locked[0]?.id;
-    if (!id) throw new Error(`strategy pattern for ${scope} vanished`);
-    const row = await tx.learningPattern.findUniqueOrThrow({ where: { id } });
-    const previous = StrategyProvenance.safeParse(row.provenance);
-    const provenance = applyOutcome(previous.success ? previous.data : StrategyProvenance.parse({}), outcome);
-    const successCount = row.successCount + (outcome.succeeded ? 1 : 0);
-    const failureCount = row.failureCount + (outcome.succeeded ? 0 : 1);
+  await sqlTransaction(deps.db, async (sql) => {
+    if (!(await markProcessedSql(sql, context.consumer, context.messageId))) return;
+    const empty = StrategyProvenance.parse({});
+    await sql.query(
+      `INSERT INTO "LearningPattern" ("id", "type", "scope", "signature", "content", "source", "provenance", "status",
+                                      "createdAt", "updatedAt")
+       VALUES ($1::uuid, 'strategy', $2, $3, $4, 'execution', $5::jsonb, 'candidate', ${NOW}, ${NOW})
+       ON CONFLICT ("type", "scope", "signature") DO NOTHING`,
+      [randomUUID(), scope, SIGNATURE, strategyContent(kind, empty), JSON.stringify(empty)],
+    );
+    // The row is locked while it is updated, so parallel outcomes of the same kind all count.
+    const locked = await sql.query(
+      `SELECT "id"::text AS "id", "successCount", "failureCount", "provenance" FROM "LearningPattern"
+        WHERE "type" = 'strategy' AND "scope" = $1 AND "signature" = $2 FOR UPDATE`,
+      [scope, SIGNATURE],
+    );
+    const row = locked.rows[0];
+    const id = row?.['id'];
+    const before = { ok: row?.['successCount'], failed: row?.['failureCount'] };
+    if (typeof id !== 'string' || typeof before.ok !== 'number' || typeof before.failed !== 'number')
+      throw new Error(`strategy pattern for ${scope} vanished`);
+    const previous = StrategyProvenance.safeParse(row?.['provenance']);
+    const provenance = applyOutcome(previous.success ? previous.data : empty, outcome);
+    const successCount = before.ok + (outcome.succeeded ? 1 : 0);
+    const failureCount = before.failed + (outcome.succeeded ? 0 : 1);
     status = successCount >= deps.minSuccesses ? 'active' : 'candidate';
-    await tx.learningPattern.update({
-      where: { id },
-      data: {
+    await sql.query(
+      `UPDATE "LearningPattern" SET "successCount" = $2, "failureCount" = $3, "confidence" = $4, "provenance" = $5::jsonb,
+              "content" = $6, "status" = $7, "version" = "version" + 1, "updatedAt" = ${NOW}
+        WHERE "id" = $1::uuid`,
+      [
+        id,
         successCount,
         failureCount,
-        confidence: confidence(successCount, failureCount),
-        provenance,
-        content: strategyContent(kind, provenance),
+        confidence(successCount, failureCount),
+        JSON.stringify(provenance),
+        strategyContent(kind, provenance),
         status,
-        version: { increment: 1 },
-      },
-    });
+      ],
+    );
   });
   deps.onPattern?.(kind, status);
   context.log.info({ taskId: data.taskId, kind, succeeded: outcome.succeeded }, 'strategy pattern updated');

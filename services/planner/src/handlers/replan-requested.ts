@@ -8,12 +8,19 @@ import {
   type EventData,
   type TaskReplanRequested,
 } from '@tandem/contracts';
-import { enqueueOutbox, markProcessed } from '@tandem/db';
+import { enqueueOutboxSql, markProcessedSql, poolSql, sqlTransaction, type Sql } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { initialMessages, type ChatMessage } from '../domain/planning.js';
 import { fetchPatterns } from '../patterns.js';
 import { planWithModel } from '../planning-loop.js';
-import { loadPlanningTask, planFailedMessage, storeModelPlan, type PlanningDeps } from './task-accepted.js';
+import {
+  alreadyProcessed,
+  loadPlanningTask,
+  markProcessedAlone,
+  planFailedMessage,
+  storeModelPlan,
+  type PlanningDeps,
+} from './task-accepted.js';
 
 /** Consumer name of the re-planning handler (wire name: renaming it creates a new durable consumer). */
 export const REPLAN_CONSUMER = 'planner-replan';
@@ -33,6 +40,13 @@ export function replanMessage(data: EventData<typeof TaskReplanRequested>): Chat
   };
 }
 
+async function planStatus(sql: Sql, planId: string): Promise<{ status: string; version: number } | null> {
+  const result = await sql.query(`SELECT "status", "version" FROM "Plan" WHERE "id" = $1::uuid`, [planId]);
+  const row = result.rows[0];
+  if (!row || typeof row['status'] !== 'string' || typeof row['version'] !== 'number') return null;
+  return { status: row['status'], version: row['version'] };
+}
+
 /**
  * Makes the one new plan the executor asks for after a step failed for good: the model sees the failure
  * and what already completed; the new version supersedes the failed one, or `plan.failed` ends the task.
@@ -44,23 +58,15 @@ export async function handleReplanRequested(
 ): Promise<void> {
   const { db } = deps;
   const data = envelope.data;
-  const already = await db.prisma.processedMessage.findUnique({
-    where: { consumer_messageId: { consumer: REPLAN_CONSUMER, messageId: context.messageId } },
-  });
-  if (already) return;
+  if (await alreadyProcessed(db, REPLAN_CONSUMER, context.messageId)) return;
   const task = await loadPlanningTask(db, data.taskId);
   if (!task)
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, {
       retryable: true,
     });
-  const current = await db.prisma.plan.findUnique({
-    where: { id: data.planId },
-    select: { status: true, version: true },
-  });
+  const current = await planStatus(poolSql(db), data.planId);
   if (task.status === 'cancelled' || !current || current.status !== 'active') {
-    await db.prisma.$transaction(async (tx) => {
-      await markProcessed(tx, REPLAN_CONSUMER, context.messageId);
-    });
+    await markProcessedAlone(db, REPLAN_CONSUMER, context.messageId);
     return;
   }
   const taskRef = { id: task.id, kind: task.kind, agentId: task.agentId, request: taskRequestRef(task) };
@@ -100,18 +106,16 @@ export async function handleReplanRequested(
   if (result.kind === 'retry')
     throw new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause });
   if (result.kind === 'cancelled') {
-    await db.prisma.$transaction(async (tx) => {
-      await markProcessed(tx, REPLAN_CONSUMER, context.messageId);
-    });
+    await markProcessedAlone(db, REPLAN_CONSUMER, context.messageId);
     return;
   }
   const planningMs = Date.now() - started;
   if (result.kind === 'planned') {
-    const stored = await db.prisma.$transaction(async (tx) => {
-      if (!(await markProcessed(tx, REPLAN_CONSUMER, context.messageId))) return null;
-      const still = await tx.plan.findUnique({ where: { id: data.planId }, select: { status: true } });
+    const stored = await sqlTransaction(db, async (sql) => {
+      if (!(await markProcessedSql(sql, REPLAN_CONSUMER, context.messageId))) return null;
+      const still = await planStatus(sql, data.planId);
       if (still?.status !== 'active') return null;
-      return storeModelPlan(deps, tx, {
+      return storeModelPlan(deps, sql, {
         task: taskRef,
         budget: task.budget,
         version,
@@ -138,9 +142,9 @@ export async function handleReplanRequested(
     message: `re-planning after step ${data.failedStep.key} failed (${data.failedStep.error.code}) did not succeed: ${result.error.message}`,
     retryable: false,
   };
-  await db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, REPLAN_CONSUMER, context.messageId))) return;
-    await enqueueOutbox(tx, planFailedMessage(deps, taskRef, error, envelope.id));
+  await sqlTransaction(db, async (sql) => {
+    if (!(await markProcessedSql(sql, REPLAN_CONSUMER, context.messageId))) return;
+    await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
   });
   deps.kick();
   deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });

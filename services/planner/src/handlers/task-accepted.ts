@@ -13,8 +13,17 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { enqueueOutbox, markProcessed, type Db, type Tx } from '@tandem/db';
-import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
+import {
+  UTC_NOW as NOW,
+  enqueueOutboxSql,
+  markProcessedSql,
+  poolSql,
+  sqlTransaction,
+  type Db,
+  type Sql,
+} from '@tandem/db';
+import { outboxEvent, type Log } from '@tandem/service-kit';
+import { z } from 'zod';
 import { initialMessages, type ChatMessage } from '../domain/planning.js';
 import { planQuality, riskMixOf } from '../domain/quality.js';
 import { fetchPatterns, type Requester } from '../patterns.js';
@@ -54,10 +63,31 @@ const CONSUMER = 'planner-planning';
 /** Consumer name of the planning handler (wire name: renaming it creates a new durable consumer). */
 export const PLANNING_CONSUMER = CONSUMER;
 
+const PlanningTaskRow = z.object({
+  id: z.string(),
+  source: z.string(),
+  externalId: z.string(),
+  agentId: z.string().nullable(),
+  kind: z.string(),
+  goal: z.string(),
+  input: z.unknown(),
+  status: z.string(),
+  budget: z.unknown(),
+  preferences: z.unknown(),
+  deadline: z.date().nullable(),
+});
+
 /** The stored task fields planning needs, parsed (never cast) from their JSON columns. */
 export async function loadPlanningTask(db: Db, taskId: string) {
-  const task = await db.prisma.task.findUnique({ where: { id: taskId } });
-  if (!task) return null;
+  const result = await poolSql(db).query(
+    `SELECT "id"::text AS "id", "source", "externalId", "agentId", "kind", "goal", "input", "status", "budget",
+            "preferences", ("deadline" AT TIME ZONE 'UTC') AS "deadline"
+       FROM "Task" WHERE "id" = $1::uuid`,
+    [taskId],
+  );
+  const raw = result.rows[0];
+  if (!raw) return null;
+  const task = PlanningTaskRow.parse(raw);
   const budget = TaskBudget.safeParse(task.budget ?? undefined);
   const preferences = TaskModelPreference.safeParse(task.preferences ?? undefined);
   return {
@@ -65,6 +95,22 @@ export async function loadPlanningTask(db: Db, taskId: string) {
     budget: budget.success ? budget.data : undefined,
     preferences: preferences.success ? preferences.data : undefined,
   };
+}
+
+/** Whether a consumer already handled a message (read before any model call, outside a transaction). */
+export async function alreadyProcessed(db: Db, consumer: string, messageId: string): Promise<boolean> {
+  const result = await poolSql(db).query(
+    `SELECT 1 FROM "ProcessedMessage" WHERE "consumer" = $1 AND "messageId" = $2`,
+    [consumer, messageId],
+  );
+  return result.rows.length > 0;
+}
+
+/** Marks a message processed in a transaction of its own (when the handler has nothing else to write). */
+export async function markProcessedAlone(db: Db, consumer: string, messageId: string): Promise<void> {
+  await sqlTransaction(db, async (sql) => {
+    await markProcessedSql(sql, consumer, messageId);
+  });
 }
 
 /** The plan-level success rate of the learned strategies, or null without history. */
@@ -77,7 +123,7 @@ export function strategySuccess(patterns: LearningPatternsReply['patterns']): nu
 /** Stores a plan found by the model as `version` and enqueues `plan.proposed`; false when the task moved on. */
 export async function storeModelPlan(
   deps: PlanningDeps,
-  tx: Tx,
+  sql: Sql,
   input: {
     task: { id: string; kind: string; agentId: string | null; request: TaskRequestRef };
     budget: TaskBudget | undefined;
@@ -107,7 +153,7 @@ export async function storeModelPlan(
   };
   const score = planQuality(factors);
   const { planId } = await storePlanVersion(
-    tx,
+    sql,
     { prefix: deps.prefix },
     {
       task: input.task,
@@ -155,25 +201,20 @@ export async function handleTaskAccepted(
 ): Promise<void> {
   const { db } = deps;
   const data = envelope.data;
-  const already = await db.prisma.processedMessage.findUnique({
-    where: { consumer_messageId: { consumer: CONSUMER, messageId: context.messageId } },
-  });
-  if (already) return;
+  if (await alreadyProcessed(db, CONSUMER, context.messageId)) return;
   const task = await loadPlanningTask(db, data.taskId);
   if (!task)
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, {
       retryable: true,
     });
   if (task.status !== 'accepted' && task.status !== 'planning') {
-    await db.prisma.$transaction(async (tx) => {
-      await markProcessed(tx, CONSUMER, context.messageId);
-    });
+    await markProcessedAlone(db, CONSUMER, context.messageId);
     return;
   }
-  await db.prisma.task.updateMany({
-    where: { id: data.taskId, status: 'accepted' },
-    data: { status: 'planning' },
-  });
+  await poolSql(db).query(
+    `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
+    [data.taskId],
+  );
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
 
   const started = Date.now();
@@ -211,22 +252,21 @@ export async function handleTaskAccepted(
   if (result.kind === 'retry')
     throw new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause });
   if (result.kind === 'cancelled') {
-    await db.prisma.$transaction(async (tx) => {
-      await markProcessed(tx, CONSUMER, context.messageId);
-    });
+    await markProcessedAlone(db, CONSUMER, context.messageId);
     context.log.info({ taskId: data.taskId }, 'task cancelled while planning; no plan stored');
     return;
   }
   const planningMs = Date.now() - started;
   if (result.kind === 'planned') {
-    const stored = await db.prisma.$transaction(async (tx) => {
-      if (!(await markProcessed(tx, CONSUMER, context.messageId))) return null;
-      const updated = await tx.task.updateMany({
-        where: { id: data.taskId, status: { in: ['accepted', 'planning'] } },
-        data: { status: 'planned' },
-      });
-      if (updated.count === 0) return null;
-      return storeModelPlan(deps, tx, {
+    const stored = await sqlTransaction(db, async (sql) => {
+      if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return null;
+      const updated = await sql.query(
+        `UPDATE "Task" SET "status" = 'planned', "updatedAt" = ${NOW}
+          WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
+        [data.taskId],
+      );
+      if (updated.rowCount === 0) return null;
+      return storeModelPlan(deps, sql, {
         task: taskRef,
         budget: task.budget,
         version: 1,
@@ -258,14 +298,15 @@ export async function handleTaskAccepted(
   }
 
   const error: ErrorShape = { ...result.error, retryable: false };
-  await db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, CONSUMER, context.messageId))) return;
-    const updated = await tx.task.updateMany({
-      where: { id: data.taskId, status: { in: ['accepted', 'planning'] } },
-      data: { status: 'failed', error: toJsonInput(error) },
-    });
-    if (updated.count === 0) return;
-    await enqueueOutbox(tx, planFailedMessage(deps, taskRef, error, envelope.id));
+  await sqlTransaction(db, async (sql) => {
+    if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return;
+    const updated = await sql.query(
+      `UPDATE "Task" SET "status" = 'failed', "error" = $2::jsonb, "updatedAt" = ${NOW}
+        WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
+      [data.taskId, JSON.stringify(error)],
+    );
+    if (updated.rowCount === 0) return;
+    await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
   });
   deps.kick();
   deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });

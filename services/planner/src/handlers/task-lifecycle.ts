@@ -1,5 +1,5 @@
 import type { TaskCancelRequestedCloudEvent, TaskOutcomeCloudEvent } from '@tandem/contracts';
-import { markProcessed, type Db } from '@tandem/db';
+import { UTC_NOW as NOW, markProcessedSql, sqlTransaction, type Db } from '@tandem/db';
 import { findCancelTarget, type Log } from '@tandem/service-kit';
 
 /** Consumer of `task.cancel-requested.v1` (wire name). */
@@ -22,13 +22,14 @@ export async function handleCancelRequested(
   context: { messageId: string; log: Log },
 ): Promise<void> {
   const taskId = await findCancelTarget(deps.db, event.data);
-  await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, PLANNER_CANCEL_CONSUMER, context.messageId))) return;
+  await sqlTransaction(deps.db, async (sql) => {
+    if (!(await markProcessedSql(sql, PLANNER_CANCEL_CONSUMER, context.messageId))) return;
     if (taskId === null) return;
-    await tx.task.updateMany({
-      where: { id: taskId, status: { in: ['accepted', 'planning'] } },
-      data: { status: 'cancelled' },
-    });
+    await sql.query(
+      `UPDATE "Task" SET "status" = 'cancelled', "updatedAt" = ${NOW}
+        WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
+      [taskId],
+    );
   });
   if (taskId === null) context.log.warn({ eventId: event.id }, 'cancel requested for an unknown task');
 }
@@ -43,20 +44,15 @@ export async function handleTaskOutcome(
   context: { consumer: string; messageId: string },
 ): Promise<void> {
   const data = event.data;
-  await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, context.consumer, context.messageId))) return;
-    const plan = await tx.plan.findFirst({
-      where: {
-        taskId: data.taskId,
-        ...(data.planVersion === undefined ? {} : { version: data.planVersion }),
-      },
-      orderBy: { version: 'desc' },
-      select: { id: true },
-    });
-    if (!plan) return;
-    await tx.planMetrics.updateMany({
-      where: { planId: plan.id, outcome: null },
-      data: { outcome: data.status, outcomeAt: new Date(event.time) },
-    });
+  await sqlTransaction(deps.db, async (sql) => {
+    if (!(await markProcessedSql(sql, context.consumer, context.messageId))) return;
+    // The plan version that ran (the newest one when the event does not say).
+    await sql.query(
+      `UPDATE "PlanMetrics" SET "outcome" = $3, "outcomeAt" = $4::timestamptz AT TIME ZONE 'UTC'
+        WHERE "outcome" IS NULL AND "planId" = (
+          SELECT "id" FROM "Plan" WHERE "taskId" = $1::uuid AND ($2::int IS NULL OR "version" = $2::int)
+           ORDER BY "version" DESC LIMIT 1)`,
+      [data.taskId, data.planVersion ?? null, data.status, event.time],
+    );
   });
 }

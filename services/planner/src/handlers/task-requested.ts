@@ -1,5 +1,5 @@
 import { ErrorCodes, TandemError, type TaskRequestedCloudEvent } from '@tandem/contracts';
-import { markProcessed, type Db } from '@tandem/db';
+import { markProcessedSql, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 
@@ -38,8 +38,8 @@ export async function handleTaskRequested(
     {
       prefix: deps.prefix,
       causationId: event.id,
-      beforeCommit: async (tx) => {
-        await markProcessed(tx, INTAKE_CONSUMER, context.messageId);
+      beforeCommit: async (sql) => {
+        await markProcessedSql(sql, INTAKE_CONSUMER, context.messageId);
       },
     },
   );

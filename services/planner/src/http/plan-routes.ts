@@ -13,7 +13,7 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { enqueueOutbox, type Db } from '@tandem/db';
+import { enqueueOutboxSql, sqlTransaction, type Db } from '@tandem/db';
 import { outboxCloudEvent, type HttpServer } from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -84,29 +84,38 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
           .send({ error: { ...shape, retryable: false, ...(stepId === undefined ? {} : { stepId }) } });
       }
       const editedBy = request.body.editedBy ?? null;
-      await deps.db.prisma.$transaction(async (tx) => {
-        const active = await tx.$queryRaw<Array<{ id: string; version: number }>>`
-          SELECT "id", "version" FROM "Plan" WHERE "taskId" = ${taskId}::uuid AND "status" = 'active'
-          ORDER BY "version" DESC LIMIT 1 FOR UPDATE`;
-        const current = active[0];
+      await sqlTransaction(deps.db, async (sql) => {
+        const active = await sql.query(
+          `SELECT "id"::text AS "id", "version" FROM "Plan" WHERE "taskId" = $1::uuid AND "status" = 'active'
+            ORDER BY "version" DESC LIMIT 1 FOR UPDATE`,
+          [taskId],
+        );
+        const row = active.rows[0];
+        const current =
+          row && typeof row['version'] === 'number'
+            ? { id: String(row['id']), version: row['version'] }
+            : null;
         if (!current || task.status !== 'planned') {
           throw new TandemError(
             ErrorCodes.TASK_NOT_EDITABLE,
             `task ${taskId} has no plan awaiting approval (it is ${task.status})`,
           );
         }
-        const run = await tx.taskRun.findUnique({ where: { taskId }, select: { status: true } });
-        if (run && run.status !== 'running') {
-          throw new TandemError(ErrorCodes.TASK_NOT_EDITABLE, `task ${taskId} is ${run.status}`);
+        const run = await sql.query(`SELECT "status" FROM "TaskRun" WHERE "taskId" = $1::uuid`, [taskId]);
+        const runStatus = run.rows[0]?.['status'];
+        if (runStatus !== undefined && runStatus !== 'running') {
+          throw new TandemError(ErrorCodes.TASK_NOT_EDITABLE, `task ${taskId} is ${String(runStatus)}`);
         }
-        const started = await tx.stepRun.findFirst({
-          where: { step: { planId: current.id }, status: { notIn: [...NOT_STARTED] } },
-          select: { status: true, step: { select: { stepKey: true } } },
-        });
-        if (started) {
+        const started = await sql.query(
+          `SELECT s."stepKey", r."status" FROM "StepRun" r JOIN "PlanStep" s ON s."id" = r."stepId"
+            WHERE s."planId" = $1::uuid AND r."status" <> ALL($2::text[]) LIMIT 1`,
+          [current.id, [...NOT_STARTED]],
+        );
+        const first = started.rows[0];
+        if (first) {
           throw new TandemError(
             ErrorCodes.TASK_NOT_EDITABLE,
-            `step ${started.step.stepKey} of plan version ${current.version} is ${started.status}; a plan can only be edited before its steps start`,
+            `step ${String(first['stepKey'])} of plan version ${current.version} is ${String(first['status'])}; a plan can only be edited before its steps start`,
           );
         }
         const estimatedCostUsd = checked.steps.reduce((sum, step) => sum + deps.estimateStepCostUsd(step), 0);
@@ -122,7 +131,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
           strategySuccess: null,
         };
         await storePlanVersion(
-          tx,
+          sql,
           { prefix: deps.prefix },
           {
             task: {
@@ -179,9 +188,9 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
         );
       }
       const body = request.body ?? {};
-      await deps.db.prisma.$transaction(async (tx) => {
-        await enqueueOutbox(
-          tx,
+      await sqlTransaction(deps.db, async (sql) => {
+        await enqueueOutboxSql(
+          sql,
           outboxCloudEvent(
             { prefix: deps.prefix, publisher: 'planner' },
             PublicSubjects.taskCancelRequested,
