@@ -1,5 +1,5 @@
 import type { Db, Tx } from './client.js';
-import { poolSql, type Sql } from './sql.js';
+import { poolSql, sqlTransaction, type Sql } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toText } from './text.js';
 
@@ -147,15 +147,25 @@ export async function fetchUnpublished(
   });
 }
 
-/** Marks rows as published; returns how many were still unpublished. */
+/**
+ * Marks rows as published; returns how many were still unpublished. The commit does not wait for its WAL
+ * flush: a mark lost in a crash only makes the relay publish the row again, and JetStream drops the
+ * duplicate by `Nats-Msg-Id` (see docs/decisions/2026-11-26-sql-on-hot-paths.md).
+ */
 export async function markPublished(db: Pick<Db, 'pool'>, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await poolSql(db).query(
-    `UPDATE "Outbox" SET "publishedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "id" = ANY($1::uuid[]) AND "publishedAt" IS NULL`,
-    [[...ids]],
+  return sqlTransaction(
+    db,
+    async (sql) => {
+      const result = await sql.query(
+        `UPDATE "Outbox" SET "publishedAt" = (now() AT TIME ZONE 'UTC')
+          WHERE "id" = ANY($1::uuid[]) AND "publishedAt" IS NULL`,
+        [[...ids]],
+      );
+      return result.rowCount;
+    },
+    { durable: false },
   );
-  return result.rowCount;
 }
 
 /** Counts a failed publish of one row and keeps the error's message (the row stays unpublished). */

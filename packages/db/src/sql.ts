@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Db } from './client.js';
 
@@ -35,13 +36,21 @@ export function poolSql(db: Pick<Db, 'pool'>): Sql {
 
 /**
  * Runs `fn` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when it throws
- * (the error is rethrown). Never hold it across a call to another system.
+ * (the error is rethrown). Never hold it across a call to another system. With `durable: false` the
+ * commit returns before its WAL record is flushed (Postgres' `synchronous_commit = off`).
  */
-export async function sqlTransaction<T>(db: Pick<Db, 'pool'>, fn: (sql: Sql) => Promise<T>): Promise<T> {
+export async function sqlTransaction<T>(
+  db: Pick<Db, 'pool'>,
+  fn: (sql: Sql) => Promise<T>,
+  options: { durable?: boolean } = {},
+): Promise<T> {
   const client = await db.pool.connect();
   let broken = false;
   try {
     await client.query('BEGIN');
+    // A non-durable transaction does not wait for its WAL flush: for writes whose loss in a crash only
+    // repeats harmless work (marking an outbox row published, an informational status).
+    if (options.durable === false) await client.query('SET LOCAL synchronous_commit TO OFF');
     try {
       const result = await fn({ query: (text, values) => run(client, text, values) });
       await client.query('COMMIT');

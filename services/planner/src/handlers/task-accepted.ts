@@ -211,9 +211,15 @@ export async function handleTaskAccepted(
     await markProcessedAlone(db, CONSUMER, context.messageId);
     return;
   }
-  await poolSql(db).query(
-    `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
-    [data.taskId],
+  // Informational (the task is being planned): not worth a WAL flush; a crash just leaves it `accepted`.
+  await sqlTransaction(
+    db,
+    (sql) =>
+      sql.query(
+        `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
+        [data.taskId],
+      ),
+    { durable: false },
   );
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
 
