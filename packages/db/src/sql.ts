@@ -19,12 +19,35 @@ export interface SqlResult {
   rowCount: number;
 }
 
+/**
+ * Statements are prepared once per connection under a name derived from their text, so Postgres parses
+ * and plans each distinct statement once instead of on every call.
+ */
+const statementNames = new Map<string, string>();
+const MAX_NAMED_STATEMENTS = 2000;
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    // Texts are fixed by the code (values are always bound), so this map stays small; the cap is a guard.
+    if (statementNames.size >= MAX_NAMED_STATEMENTS) return undefined;
+    name = `tandem_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 async function run(
   client: pg.Pool | pg.PoolClient,
   text: string,
   values?: readonly unknown[],
 ): Promise<SqlResult> {
-  const result = await client.query(text, values === undefined ? undefined : [...values]);
+  const name = statementName(text);
+  const result = await client.query({
+    text,
+    values: values === undefined ? [] : [...values],
+    ...(name === undefined ? {} : { name }),
+  });
   const rows: Array<Record<string, unknown>> = result.rows;
   return { rows, rowCount: result.rowCount ?? 0 };
 }
