@@ -1,4 +1,11 @@
-import { fetchUnpublished, markPublished, recordPublishFailure, type Db } from '@tandem/db';
+import {
+  fetchUnpublished,
+  markPublished,
+  prismaOutboxWrites,
+  recordPublishFailure,
+  type Db,
+  type OutboxMessage,
+} from '@tandem/db';
 import type { Logger } from 'pino';
 import type { Bus } from './bus.js';
 
@@ -20,8 +27,16 @@ export interface OutboxRelayOptions {
 export interface OutboxRelay {
   /** Starts polling (and publishes what is already waiting). */
   start(): void;
-  /** Asks for a batch now, e.g. after a transaction that enqueued rows committed; concurrent kicks coalesce. */
+  /** Reads and publishes a batch now; concurrent kicks coalesce. */
   kick(): void;
+  /**
+   * After a transaction that enqueued rows committed: reads the table only when rows were written through
+   * Prisma since the last read (rows of plain-SQL transactions were handed over by {@link OutboxRelay.offer};
+   * the poll reads the table regardless).
+   */
+  nudge(): void;
+  /** Publishes rows that just committed (handed over by `onOutboxCommitted`), then marks them published. */
+  offer(messages: readonly OutboxMessage[]): void;
   /** Stops polling and waits for the batch in flight. */
   stop(): Promise<void>;
 }
@@ -48,9 +63,79 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> | undefined;
   let kickedWhileRunning = false;
+  let prismaWritesSeen = -1;
+  let offered: Promise<void> = Promise.resolve();
+  /** Ids handed over and not yet marked: a read in the meantime skips them instead of publishing twice. */
+  const handedOver = new Set<string>();
+
+  let pendingMarks: string[] = [];
+  let marking: Promise<void> | undefined;
+
+  /** Marks published rows, coalescing the ids of every hand-over that finished meanwhile into one update. */
+  function markSoon(ids: readonly string[]): void {
+    pendingMarks.push(...ids);
+    if (marking !== undefined) return;
+    marking = (async () => {
+      while (pendingMarks.length > 0) {
+        const batch = pendingMarks;
+        pendingMarks = [];
+        try {
+          await markPublished(options.db, batch);
+        } catch (error) {
+          log.warn({ err: error }, 'could not mark outbox rows published; they will be published again');
+        } finally {
+          for (const id of batch) handedOver.delete(id);
+        }
+      }
+    })().finally(() => {
+      marking = undefined;
+    });
+  }
+
+  async function publishOffered(messages: readonly OutboxMessage[]): Promise<void> {
+    // Sent in order on one connection and awaited together: one round trip for the batch.
+    const results = await Promise.allSettled(
+      messages.map((message) =>
+        options.bus.publish(message.subject, message.payload, {
+          msgId: message.id,
+          headers: message.headers ?? {},
+        }),
+      ),
+    );
+    const published: string[] = [];
+    for (const [index, result] of results.entries()) {
+      const message = messages[index];
+      if (!message) continue;
+      if (result.status === 'fulfilled') {
+        published.push(message.id);
+      } else {
+        handedOver.delete(message.id);
+        log.warn(
+          { err: result.reason, outboxId: message.id },
+          'publishing a committed outbox row failed; the relay will read it again',
+        );
+      }
+    }
+    markSoon(published);
+    if (published.length < messages.length) {
+      prismaWritesSeen = -1;
+      kick();
+    }
+  }
+
+  function offer(messages: readonly OutboxMessage[]): void {
+    if (!running) return;
+    const mine = messages.filter((message) => message.publisher === options.publisher);
+    if (mine.length === 0) return;
+    for (const message of mine) handedOver.add(message.id);
+    offered = offered.then(() => publishOffered(mine));
+  }
 
   async function runBatch(): Promise<BatchOutcome> {
-    const rows = await fetchUnpublished(options.db, options.publisher, batchSize);
+    prismaWritesSeen = prismaOutboxWrites();
+    const fetched = await fetchUnpublished(options.db, options.publisher, batchSize);
+    const rows = fetched.filter((row) => !handedOver.has(row.id));
+    // Rows handed over are being published already; the poll picks up anything they leave behind.
     if (rows.length === 0) return 'drained';
     const published: string[] = [];
     let failed = false;
@@ -94,6 +179,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     } while (running && kickedWhileRunning);
   }
 
+  function nudge(): void {
+    // Nothing was written through Prisma since the last read: committed plain-SQL rows were handed over.
+    if (prismaWritesSeen === prismaOutboxWrites()) return;
+    kick();
+  }
+
   function kick(): void {
     if (!running) return;
     if (current !== undefined) {
@@ -115,11 +206,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       kick();
     },
     kick,
+    nudge,
+    offer,
     async stop() {
       running = false;
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
       await current;
+      await offered;
+      await marking;
     },
   };
 }

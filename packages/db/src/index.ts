@@ -88,7 +88,7 @@ export { migrationChecksum } from './migrate.js';
 export { defaultMigrationsDir } from './migrate.js';
 
 /** Writes outbox rows in the caller's transaction. */
-export { enqueueOutbox, enqueueOutboxSql } from './outbox.js';
+export { enqueueOutbox, enqueueOutboxSql, onOutboxCommitted, prismaOutboxWrites } from './outbox.js';
 /** A message to enqueue: id, publisher, subject, payload, headers. */
 export type { OutboxMessage } from './outbox.js';
 /** An unpublished outbox row as the relay reads it. */
@@ -108,6 +108,6 @@ export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */
 export type { DeadLetterInput } from './dead-letters.js';
 /** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */
-export { UTC_NOW, insertRows, poolSql, sqlTransaction } from './sql.js';
+export { UTC_NOW, afterCommit, insertRows, poolSql, sqlTransaction } from './sql.js';
 /** Types of the plain-SQL layer. */
 export type { Sql, SqlColumn, SqlResult } from './sql.js';

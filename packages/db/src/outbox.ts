@@ -1,5 +1,6 @@
 import type { Db, Tx } from './client.js';
-import { poolSql, sqlTransaction, type Sql } from './sql.js';
+import type pg from 'pg';
+import { afterCommit, poolOf, poolSql, sqlTransaction, type Sql } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toText } from './text.js';
 
@@ -48,6 +49,7 @@ export async function enqueueOutbox(
   messages: OutboxMessage | readonly OutboxMessage[],
 ): Promise<void> {
   const list = isMessageList(messages) ? messages : [messages];
+  prismaWrites += 1;
   // One timestamp for the batch, bound as a value: Prisma writes DateTime columns as UTC wall-clock
   // time, and the database default (CURRENT_TIMESTAMP) would follow the session's time zone instead.
   const createdAt = new Date();
@@ -87,12 +89,37 @@ function insertValues(
   return { placeholders: rows.join(', '), values };
 }
 
+/** Listeners for committed outbox rows, by pool (the relay of the service that owns the pool). */
+const committedListeners = new WeakMap<pg.Pool, (messages: readonly OutboxMessage[]) => void>();
+/** Outbox writes made through Prisma transactions, which have no commit hook: the relay must read those. */
+let prismaWrites = 0;
+
+/**
+ * Hands the rows of every plain-SQL transaction on this pool to `listener` right after it commits, so the
+ * relay can publish them without reading them back. Rows written through Prisma (and rows whose hand-off
+ * was lost) are still found by the relay's reads.
+ */
+export function onOutboxCommitted(
+  db: Pick<Db, 'pool'>,
+  listener: (messages: readonly OutboxMessage[]) => void,
+): void {
+  committedListeners.set(db.pool, listener);
+}
+
+/** How many outbox writes went through Prisma transactions in this process (for the relay). */
+export function prismaOutboxWrites(): number {
+  return prismaWrites;
+}
+
 /** {@link enqueueOutbox} on a plain-SQL transaction (see `sqlTransaction`). */
 export async function enqueueOutboxSql(
   sql: Sql,
   messages: OutboxMessage | readonly OutboxMessage[],
 ): Promise<void> {
   const list = isMessageList(messages) ? messages : [messages];
+  const pool = poolOf(sql);
+  const listener = pool === undefined ? undefined : committedListeners.get(pool);
+  if (listener !== undefined && list.length > 0) afterCommit(sql, () => listener(list));
   const createdAt = new Date();
   for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
     const { placeholders, values } = insertValues(list.slice(start, start + ROWS_PER_INSERT), createdAt);

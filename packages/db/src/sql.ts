@@ -52,9 +52,39 @@ async function run(
   return { rows, rowCount: result.rowCount ?? 0 };
 }
 
+/** Hooks to run after a transaction's COMMIT, by its Sql (absent for statements outside a transaction). */
+const commitHooks = new WeakMap<Sql, Array<() => void>>();
+/** The pool a transaction's Sql runs on. */
+const sqlPools = new WeakMap<Sql, pg.Pool>();
+
+/**
+ * Runs `hook` once the transaction of `sql` has committed (never when it rolls back); at once for a
+ * statement outside a transaction, which has committed already. A hook that throws is ignored.
+ */
+export function afterCommit(sql: Sql, hook: () => void): void {
+  const hooks = commitHooks.get(sql);
+  if (hooks) hooks.push(hook);
+  else runHook(hook);
+}
+
+/** The pool a Sql runs on. */
+export function poolOf(sql: Sql): pg.Pool | undefined {
+  return sqlPools.get(sql);
+}
+
+function runHook(hook: () => void): void {
+  try {
+    hook();
+  } catch {
+    // A hook only speeds things up (e.g. hands committed outbox rows to the relay); the poll covers it.
+  }
+}
+
 /** Statements on the pool, each its own transaction. */
 export function poolSql(db: Pick<Db, 'pool'>): Sql {
-  return { query: (text, values) => run(db.pool, text, values) };
+  const sql: Sql = { query: (text, values) => run(db.pool, text, values) };
+  sqlPools.set(sql, db.pool);
+  return sql;
 }
 
 /**
@@ -74,9 +104,15 @@ export async function sqlTransaction<T>(
     // A non-durable transaction does not wait for its WAL flush: for writes whose loss in a crash only
     // repeats harmless work (marking an outbox row published, an informational status).
     if (options.durable === false) await client.query('SET LOCAL synchronous_commit TO OFF');
+    const sql: Sql = { query: (text, values) => run(client, text, values) };
+    const hooks: Array<() => void> = [];
+    commitHooks.set(sql, hooks);
+    sqlPools.set(sql, db.pool);
     try {
-      const result = await fn({ query: (text, values) => run(client, text, values) });
+      const result = await fn(sql);
       await client.query('COMMIT');
+      commitHooks.delete(sql);
+      for (const hook of hooks) runHook(hook);
       return result;
     } catch (error) {
       try {

@@ -6,7 +6,7 @@ import {
   type OutboxRelay,
   type RunningConsumer,
 } from '@tandem/bus';
-import { createDb, type Db } from '@tandem/db';
+import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
 import type { BaseConfig } from './config.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
 import { createLogger, type Log } from './logger.js';
@@ -65,6 +65,8 @@ export async function createServiceRuntime(options: {
     throw error;
   }
   const relay = createOutboxRelay({ db, bus, publisher: service, log, pollIntervalMs: 500 });
+  // Rows committed through plain-SQL transactions go to the relay directly, without being read back.
+  onOutboxCommitted(db, relay.offer);
   const readiness: ReadinessCheck[] = [
     async () => {
       try {
@@ -113,7 +115,7 @@ export async function createServiceRuntime(options: {
           }
         },
       }),
-    kick: () => relay.kick(),
+    kick: () => relay.nudge(),
     onStop: (step) => {
       stopSteps.push(step);
     },

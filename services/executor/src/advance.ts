@@ -46,7 +46,8 @@ import {
 } from './domain/progress.js';
 import {
   completeRun,
-  finishApprovedStep,
+  finishApprovedSteps,
+  type StepOutcome,
   listWorkspaceFilesSql,
   loadRunState,
   lockActivePlanSql,
@@ -543,7 +544,7 @@ async function runInlineSteps(
     return await sqlTransaction(deps.db, async (sql) => {
       if (!(await lockActivePlanSql(sql, state.plan.id))) return { count: 0, completed: false };
       const messages: OutboxMessage[] = [];
-      let count = 0;
+      const finished: Array<{ stepId: string; outcome: StepOutcome }> = [];
       let failed = false;
       for (const step of state.steps) {
         if (step.status === 'completed') continue;
@@ -567,9 +568,8 @@ async function runInlineSteps(
             throw error;
           }
         }
-        if (!(await finishApprovedStep(sql, step.stepId, outcome))) throw new ClaimLost();
+        finished.push({ stepId: step.stepId, outcome });
         messages.push(stepFinishedMessage(deps, step, state.task.id, outcome));
-        count += 1;
         if (outcome.status === 'failed') {
           step.status = 'failed';
           step.error = outcome.error;
@@ -579,13 +579,15 @@ async function runInlineSteps(
         step.status = 'completed';
         step.result = { value: outcome.value, stdout: '' };
       }
-      if (count === 0) return { count: 0, completed: false };
+      if (finished.length === 0) return { count: 0, completed: false };
+      // One statement for the whole pass; a step another replica finished first undoes this pass.
+      if ((await finishApprovedSteps(sql, finished)) !== finished.length) throw new ClaimLost();
       await enqueueOutboxSql(sql, messages);
       const completed =
         !failed &&
         state.steps.every((step) => step.status === 'completed') &&
         (await completeTaskInTx(sql, deps, state, task, request, extra));
-      return { count, completed };
+      return { count: finished.length, completed };
     });
   } catch (error) {
     if (error instanceof ClaimLost) return { count: 0, completed: false };

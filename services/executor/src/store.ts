@@ -138,27 +138,37 @@ export async function lockActivePlanSql(sql: Sql, planId: string): Promise<boole
   return result.rows[0]?.['status'] === 'active';
 }
 
-/** Moves an approved step to its end state with its result or error; false when it was no longer approved. */
-export async function finishApprovedStep(
+/** How an inline step ended. */
+export type StepOutcome = { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
+
+/**
+ * Moves approved steps to their end states with their results or errors, in one statement; returns how
+ * many were still approved (the caller compares it with how many it meant to finish).
+ */
+export async function finishApprovedSteps(
   sql: Sql,
-  stepId: string,
-  outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape },
-): Promise<boolean> {
-  const result =
-    outcome.status === 'completed'
-      ? await sql.query(
-          `UPDATE "StepRun" SET "status" = 'completed', "result" = $2::jsonb, "startedAt" = ${NOW},
-                  "finishedAt" = ${NOW}, "attempts" = "attempts" + 1, "updatedAt" = ${NOW}
-            WHERE "stepId" = $1::uuid AND "status" = 'approved'`,
-          [stepId, JSON.stringify({ value: outcome.value, stdout: '' })],
-        )
-      : await sql.query(
-          `UPDATE "StepRun" SET "status" = 'failed', "error" = $2::jsonb, "startedAt" = ${NOW},
-                  "finishedAt" = ${NOW}, "updatedAt" = ${NOW}
-            WHERE "stepId" = $1::uuid AND "status" = 'approved'`,
-          [stepId, JSON.stringify(outcome.error)],
-        );
-  return result.rowCount === 1;
+  steps: ReadonlyArray<{ stepId: string; outcome: StepOutcome }>,
+): Promise<number> {
+  if (steps.length === 0) return 0;
+  const result = await sql.query(
+    `UPDATE "StepRun" AS r
+        SET "status" = v."status", "result" = v."result"::jsonb, "error" = v."error"::jsonb,
+            "startedAt" = ${NOW}, "finishedAt" = ${NOW}, "updatedAt" = ${NOW},
+            "attempts" = r."attempts" + CASE WHEN v."status" = 'completed' THEN 1 ELSE 0 END
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS v("stepId", "status", "result", "error")
+      WHERE r."stepId" = v."stepId" AND r."status" = 'approved'`,
+    [
+      steps.map((step) => step.stepId),
+      steps.map((step) => step.outcome.status),
+      steps.map((step) =>
+        step.outcome.status === 'completed'
+          ? JSON.stringify({ value: step.outcome.value, stdout: '' })
+          : null,
+      ),
+      steps.map((step) => (step.outcome.status === 'failed' ? JSON.stringify(step.outcome.error) : null)),
+    ],
+  );
+  return result.rowCount;
 }
 
 /** Completes a running task with its result; false when it was no longer running. */
