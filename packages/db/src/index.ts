@@ -111,3 +111,7 @@ export type { DeadLetterInput } from './dead-letters.js';
 export { UTC_NOW, afterCommit, insertRows, poolSql, sqlTransaction } from './sql.js';
 /** Types of the plain-SQL layer. */
 export type { Sql, SqlColumn, SqlResult } from './sql.js';
+/** A task's model use so far (tokens, cost, calls), for budgets. */
+export { modelUseOfTask } from './model-calls.js';
+/** Types of model use. */
+export type { TaskModelUse } from './model-calls.js';

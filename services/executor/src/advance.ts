@@ -25,6 +25,7 @@ import {
 import {
   enqueueOutbox,
   enqueueOutboxSql,
+  modelUseOfTask,
   poolSql,
   sqlTransaction,
   type Db,
@@ -643,19 +644,6 @@ async function runHttpStep(
   return true;
 }
 
-async function spentByTask(db: Db, taskId: string): Promise<Spent> {
-  const totals = await db.prisma.modelCall.aggregate({
-    where: { taskId },
-    _sum: { totalTokens: true, costUsd: true },
-    _count: { _all: true },
-  });
-  return {
-    tokens: totals._sum.totalTokens ?? 0,
-    costUsd: totals._sum.costUsd ?? 0,
-    calls: totals._count._all,
-  };
-}
-
 async function runCodeStep(
   deps: AdvanceDeps,
   state: State,
@@ -731,7 +719,10 @@ async function runCodeStep(
         idempotencyKey: `code:${step.stepId}:${attempt}`,
         preference: rolePreference(state.preferences, 'code'),
         budget: state.budget,
-        spent: await spentByTask(deps.db, taskId),
+        spent:
+          state.budget === undefined
+            ? { tokens: 0, costUsd: 0, calls: 0 }
+            : await modelUseOfTask(deps.db, taskId),
       });
       code = answer.content === null ? null : extractCode(answer.content);
       if (code === null)

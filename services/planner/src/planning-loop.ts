@@ -7,7 +7,7 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { poolSql, type Db } from '@tandem/db';
+import { modelUseOfTask, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { checkModelPlan, planningTools, type ChatMessage, type ModelToolCall } from './domain/planning.js';
 import type { ValidatedStep } from './plan-store.js';
@@ -55,20 +55,11 @@ export type PlanningResult =
   /** The task was cancelled meanwhile: nothing is stored. */
   | { kind: 'cancelled' };
 
+const NOTHING: Spent = { tokens: 0, costUsd: 0, calls: 0 };
+
 /** The model use a task has recorded so far (ModelCall rows of every service). */
-export async function spentByTask(db: Db, taskId: string): Promise<Spent> {
-  const result = await poolSql(db).query(
-    `SELECT coalesce(sum("totalTokens"), 0)::bigint::text AS "tokens", coalesce(sum("costUsd"), 0)::float8 AS "cost",
-            count(*)::int AS "calls"
-       FROM "ModelCall" WHERE "taskId" = $1::uuid`,
-    [taskId],
-  );
-  const row = result.rows[0];
-  return {
-    tokens: Number(row?.['tokens'] ?? 0),
-    costUsd: Number(row?.['cost'] ?? 0),
-    calls: Number(row?.['calls'] ?? 0),
-  };
+export function spentByTask(db: Db, taskId: string): Promise<Spent> {
+  return modelUseOfTask(db, taskId);
 }
 
 /** The model preference of a role from a task's stored preferences. */
@@ -115,7 +106,10 @@ export async function planWithModel(
 ): Promise<PlanningResult> {
   const { messages } = input;
   const tools = planningTools(deps.registry);
-  const spent = { ...(input.spent ?? (await spentByTask(deps.db, input.taskId))) };
+  // Model use so far only matters against a budget; without one, nothing is read.
+  const spent = {
+    ...(input.spent ?? (input.budget === undefined ? NOTHING : await spentByTask(deps.db, input.taskId))),
+  };
   let lastError: ErrorShape & { stepId?: string } = {
     code: ErrorCodes.PLAN_REJECTED,
     message: 'no plan',

@@ -122,9 +122,16 @@ export function planningRegistry(
   return extended;
 }
 
-/** The tools as sent to the planning model (with the planning envelope). */
+const planningToolSchemas = new WeakMap<ReadonlyMap<string, ToolDefinition>, ModelToolSchema[]>();
+
+/** The tools as sent to the planning model (with the planning envelope); computed once per registry. */
 export function planningTools(registry: ReadonlyMap<string, ToolDefinition>): ModelToolSchema[] {
-  return toModelTools(planningRegistry(registry).values());
+  let tools = planningToolSchemas.get(registry);
+  if (tools === undefined) {
+    tools = toModelTools(planningRegistry(registry).values());
+    planningToolSchemas.set(registry, tools);
+  }
+  return tools;
 }
 
 /** Limits of one plan check. */

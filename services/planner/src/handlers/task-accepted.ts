@@ -234,7 +234,9 @@ export async function handleTaskAccepted(
       },
       { kind: data.kind, agentId: data.agentId, limit: 5 },
     ),
-    spentByTask(db, data.taskId),
+    task.budget === undefined
+      ? Promise.resolve({ tokens: 0, costUsd: 0, calls: 0 })
+      : spentByTask(db, data.taskId),
   ]);
   const messages: ChatMessage[] = initialMessages({
     goal: data.goal,
