@@ -46,25 +46,41 @@ export async function lockTaskSql(sql: Sql, taskId: string): Promise<void> {
   await sql.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, [`approval:task:${taskId}`]);
 }
 
-/** {@link storedPlans} in one statement. */
-export async function storedPlansSql(sql: Sql, taskId: string): Promise<StoredPlan[]> {
+/**
+ * What the plan handler reads about a task, in one statement: whether its approvals were cancelled, the
+ * plans that already have requests (with their versions), and which of `stepIds` already have a request.
+ */
+export async function taskApprovalState(
+  sql: Sql,
+  taskId: string,
+  stepIds: readonly string[],
+): Promise<{ cancelled: boolean; plans: StoredPlan[]; existingSteps: Set<string> }> {
   const result = await sql.query(
-    `SELECT DISTINCT a."planId"::text AS "planId", p."version"
-       FROM "ApprovalRequest" a LEFT JOIN "Plan" p ON p."id" = a."planId" WHERE a."taskId" = $1::uuid`,
-    [taskId],
+    `SELECT EXISTS (SELECT 1 FROM "AuditLog" WHERE "service" = 'approval' AND "subjectType" = 'task'
+                      AND "subjectId" = $1 AND "action" = $2) AS "cancelled",
+            coalesce((SELECT json_agg(json_build_object('planId', x."planId", 'version', x."version"))
+                        FROM (SELECT DISTINCT a."planId"::text AS "planId", p."version"
+                                FROM "ApprovalRequest" a LEFT JOIN "Plan" p ON p."id" = a."planId"
+                               WHERE a."taskId" = $1::uuid) x), '[]'::json) AS "plans",
+            coalesce((SELECT array_agg("stepId"::text) FROM "ApprovalRequest" WHERE "stepId" = ANY($3::uuid[])),
+                     '{}') AS "existing"`,
+    [taskId, TASK_CANCELLED_ACTION, [...stepIds]],
   );
-  return result.rows.map((row) => ({
-    planId: String(row['planId']),
-    version: typeof row['version'] === 'number' ? row['version'] : null,
-  }));
-}
-
-/** {@link isTaskCancelled} in one statement. */
-export async function isTaskCancelledSql(sql: Sql, taskId: string): Promise<boolean> {
-  const result = await sql.query(
-    `SELECT 1 FROM "AuditLog" WHERE "service" = 'approval' AND "subjectType" = 'task' AND "subjectId" = $1
-        AND "action" = $2 LIMIT 1`,
-    [taskId, TASK_CANCELLED_ACTION],
-  );
-  return result.rows.length > 0;
+  const row = result.rows[0];
+  const plans = Array.isArray(row?.['plans']) ? row['plans'] : [];
+  const existing = Array.isArray(row?.['existing']) ? row['existing'] : [];
+  return {
+    cancelled: row?.['cancelled'] === true,
+    plans: plans.flatMap((plan: unknown) =>
+      typeof plan === 'object' && plan !== null && 'planId' in plan && typeof plan.planId === 'string'
+        ? [
+            {
+              planId: plan.planId,
+              version: 'version' in plan && typeof plan.version === 'number' ? plan.version : null,
+            },
+          ]
+        : [],
+    ),
+    existingSteps: new Set(existing.filter((id: unknown): id is string => typeof id === 'string')),
+  };
 }

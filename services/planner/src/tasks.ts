@@ -38,32 +38,18 @@ async function acceptInTx(
   options: { prefix: string; causationId: string | null },
 ): Promise<AcceptResult> {
   const hash = requestHash(submission.data);
-  const existing = await sql.query(
-    `SELECT "id"::text AS "id", "requestHash" FROM "Task" WHERE "source" = $1 AND "externalId" = $2`,
-    [submission.source, submission.externalId],
-  );
-  const found = existing.rows[0];
-  if (found) {
-    const taskId = String(found['id']);
-    if (found['requestHash'] !== hash) {
-      throw new TandemError(
-        ErrorCodes.TASK_CONFLICT,
-        `a different task was already submitted with source "${submission.source}" and id "${submission.externalId}"`,
-        { details: { taskId } },
-      );
-    }
-    return { taskId, created: false };
-  }
   const taskId = randomUUID();
   const kind = submission.data.kind ?? 'general';
   const agentId = submission.data.agentId ?? null;
   const input =
     submission.data.input === undefined || submission.data.input === null ? null : submission.data.input;
-  await sql.query(
+  // Insert first: a new key (the common case) costs one statement; a known key falls through to a read.
+  const inserted = await sql.query(
     `INSERT INTO "Task" ("id", "source", "externalId", "requestHash", "agentId", "kind", "goal", "input", "status",
                          "budget", "preferences", "deadline", "correlationId", "createdAt", "updatedAt")
      VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::jsonb, 'accepted', $9::jsonb, $10::jsonb,
-             $11::timestamptz AT TIME ZONE 'UTC', $1::uuid, ${NOW}, ${NOW})`,
+             $11::timestamptz AT TIME ZONE 'UTC', $1::uuid, ${NOW}, ${NOW})
+     ON CONFLICT ("source", "externalId") DO NOTHING`,
     [
       taskId,
       submission.source,
@@ -78,6 +64,26 @@ async function acceptInTx(
       submission.data.deadline ?? null,
     ],
   );
+  if (inserted.rowCount === 0) {
+    const existing = await sql.query(
+      `SELECT "id"::text AS "id", "requestHash" FROM "Task" WHERE "source" = $1 AND "externalId" = $2`,
+      [submission.source, submission.externalId],
+    );
+    const found = existing.rows[0];
+    if (!found)
+      throw new TandemError(ErrorCodes.TASK_CONFLICT, 'the task vanished while it was being accepted', {
+        retryable: true,
+      });
+    const existingId = String(found['id']);
+    if (found['requestHash'] !== hash) {
+      throw new TandemError(
+        ErrorCodes.TASK_CONFLICT,
+        `a different task was already submitted with source "${submission.source}" and id "${submission.externalId}"`,
+        { details: { taskId: existingId } },
+      );
+    }
+    return { taskId: existingId, created: false };
+  }
   const { message } = outboxEvent(
     { prefix: options.prefix, publisher: 'planner' },
     TaskAccepted,

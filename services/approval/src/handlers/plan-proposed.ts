@@ -20,7 +20,7 @@ import {
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { initialDecision } from '../domain/decide.js';
 import { planStanding } from '../domain/plan-versions.js';
-import { isTaskCancelledSql, lockTaskSql, storedPlansSql } from '../store.js';
+import { lockTaskSql, taskApprovalState } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const PLAN_PROPOSED_CONSUMER = 'approval-plan-proposed';
@@ -57,12 +57,17 @@ export async function handlePlanProposed(
     if (!(await markProcessedSql(sql, PLAN_PROPOSED_CONSUMER, context.messageId))) {
       return { skipped: 'duplicate' as const };
     }
-    if (await isTaskCancelledSql(sql, plan.taskId)) return { skipped: 'task cancelled' as const };
-    const standing = planStanding(plan, await storedPlansSql(sql, plan.taskId));
+    const known = await taskApprovalState(
+      sql,
+      plan.taskId,
+      plan.steps.map((step) => step.stepId),
+    );
+    if (known.cancelled) return { skipped: 'task cancelled' as const };
+    const standing = planStanding(plan, known.plans);
     if (standing.stale) return { skipped: 'stale' as const, newerVersion: standing.newerVersion };
     const superseded = await supersedePending(sql, plan, standing.supersede);
     for (let index = 0; index < superseded; index++) outcomes.push('superseded');
-    const created = await createRequests(sql, deps, envelope);
+    const created = await createRequests(sql, deps, envelope, known.existingSteps);
     outcomes.push(...created.outcomes);
     if (created.messages.length > 0) await enqueueOutboxSql(sql, created.messages);
     messages = created.messages.length;
@@ -190,13 +195,10 @@ async function createRequests(
   sql: Sql,
   deps: { prefix: string; autoApprove: ReadonlySet<RiskClass> },
   envelope: Envelope<PlanData>,
+  existingSteps: ReadonlySet<string>,
 ): Promise<{ outcomes: StepOutcome[]; messages: OutboxMessage[] }> {
   const plan = envelope.data;
-  const existing = await sql.query(
-    `SELECT "stepId"::text AS "stepId" FROM "ApprovalRequest" WHERE "stepId" = ANY($1::uuid[])`,
-    [plan.steps.map((step) => step.stepId)],
-  );
-  const seen = new Set(existing.rows.map((row) => String(row['stepId'])));
+  const seen = existingSteps;
   const messages: OutboxMessage[] = [];
   const outcomes: StepOutcome[] = [];
   const requests: unknown[][] = [];

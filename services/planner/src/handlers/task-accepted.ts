@@ -211,20 +211,20 @@ export async function handleTaskAccepted(
     await markProcessedAlone(db, CONSUMER, context.messageId);
     return;
   }
-  // Informational (the task is being planned): not worth a WAL flush; a crash just leaves it `accepted`.
-  await sqlTransaction(
-    db,
-    (sql) =>
-      sql.query(
-        `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
-        [data.taskId],
-      ),
-    { durable: false },
-  );
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
 
   const started = Date.now();
-  const [{ patterns }, spent] = await Promise.all([
+  const [, { patterns }, spent] = await Promise.all([
+    // Informational (the task is being planned): not worth a WAL flush; a crash just leaves it `accepted`.
+    sqlTransaction(
+      db,
+      (sql) =>
+        sql.query(
+          `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
+          [data.taskId],
+        ),
+      { durable: false },
+    ),
     fetchPatterns(
       {
         request: deps.request,
