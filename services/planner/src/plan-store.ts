@@ -1,24 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { PlanProposed, type PlanOrigin, type PlannedStep, type TaskRequestRef } from '@tandem/contracts';
-import { UTC_NOW as NOW, enqueueOutboxSql, insertRows, type Sql, type SqlColumn } from '@tandem/db';
+import { UTC_NOW as NOW, enqueueOutboxSql, type Sql } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
 import type { ValidatedStep } from './domain/planning.js';
 import type { QualityFactors } from './domain/quality.js';
 
 export type { ValidatedStep } from './domain/planning.js';
-
-const STEP_COLUMNS: SqlColumn[] = [
-  { name: 'id', cast: 'uuid' },
-  { name: 'planId', cast: 'uuid' },
-  { name: 'stepKey' },
-  { name: 'index' },
-  { name: 'dependsOn', cast: 'text[]' },
-  { name: 'tool' },
-  { name: 'arguments', cast: 'jsonb' },
-  { name: 'riskClass' },
-  { name: 'rationale' },
-  { name: 'idempotencyKey' },
-];
 
 /** What a stored plan version needs besides its steps. */
 export interface PlanVersionInput {
@@ -67,10 +54,23 @@ export async function storePlanVersion(
       [input.supersedes],
     );
   }
+  // Plan, steps and metrics in one statement (one round trip); the steps travel as one JSON array.
   await sql.query(
-    `INSERT INTO "Plan" ("id", "taskId", "version", "strategy", "modelsUsed", "qualityScore", "attempts", "status",
-                         "origin", "supersedesId", "editedBy", "estimatedCostUsd", "createdAt")
-     VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7, 'active', $8, $9::uuid, $10, $11, ${NOW})`,
+    `WITH plan AS (
+       INSERT INTO "Plan" ("id", "taskId", "version", "strategy", "modelsUsed", "qualityScore", "attempts", "status",
+                           "origin", "supersedesId", "editedBy", "estimatedCostUsd", "createdAt")
+       VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7, 'active', $8, $9::uuid, $10, $11, ${NOW})
+       RETURNING "id"),
+     steps AS (
+       INSERT INTO "PlanStep" ("id", "planId", "stepKey", "index", "dependsOn", "tool", "arguments", "riskClass",
+                               "rationale", "idempotencyKey")
+       SELECT (x->>'stepId')::uuid, plan."id", x->>'key', (x->>'index')::int,
+              ARRAY(SELECT jsonb_array_elements_text(x->'dependsOn')), x->>'tool', x->'arguments', x->>'riskClass',
+              x->>'rationale', x->>'idempotencyKey'
+         FROM plan, jsonb_array_elements($12::jsonb) AS x)
+     INSERT INTO "PlanMetrics" ("planId", "taskId", "stepCount", "validationErrors", "repairAttempts", "qualityScore",
+                                "qualityFactors", "estimatedCostUsd", "planningMs", "createdAt")
+     SELECT plan."id", $2::uuid, $13, $14, $15, $6, $16::jsonb, $11, $17, ${NOW} FROM plan`,
     [
       planId,
       input.task.id,
@@ -83,38 +83,23 @@ export async function storePlanVersion(
       input.supersedes,
       input.editedBy,
       input.estimatedCostUsd,
-    ],
-  );
-  await insertRows(
-    sql,
-    'PlanStep',
-    STEP_COLUMNS,
-    steps.map((step) => [
-      step.stepId,
-      planId,
-      step.key,
-      step.index,
-      step.dependsOn,
-      step.tool,
-      JSON.stringify(step.arguments),
-      step.riskClass,
-      step.rationale ?? null,
-      `${input.task.id}:${input.version}:${step.key}`,
-    ]),
-  );
-  await sql.query(
-    `INSERT INTO "PlanMetrics" ("planId", "taskId", "stepCount", "validationErrors", "repairAttempts", "qualityScore",
-                                "qualityFactors", "estimatedCostUsd", "planningMs", "createdAt")
-     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8, $9, ${NOW})`,
-    [
-      planId,
-      input.task.id,
+      JSON.stringify(
+        steps.map((step) => ({
+          stepId: step.stepId,
+          key: step.key,
+          index: step.index,
+          dependsOn: step.dependsOn,
+          tool: step.tool,
+          arguments: step.arguments,
+          riskClass: step.riskClass,
+          rationale: step.rationale ?? null,
+          idempotencyKey: `${input.task.id}:${input.version}:${step.key}`,
+        })),
+      ),
       steps.length,
       input.invalidCalls,
       Math.max(0, input.attempts - 1),
-      input.quality.score,
       JSON.stringify(input.quality.factors),
-      input.estimatedCostUsd,
       input.planningMs,
     ],
   );

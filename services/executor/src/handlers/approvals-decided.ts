@@ -1,5 +1,5 @@
 import { ErrorCodes, type ApprovalsDecided, type Envelope, type EventData } from '@tandem/contracts';
-import { markProcessedSql, sqlTransaction } from '@tandem/db';
+import { poolSql } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { advanceTask, type AdvanceDeps } from '../advance.js';
 import { NOW } from '../store.js';
@@ -18,38 +18,37 @@ export async function handleApprovalsDecided(
   context: { messageId: string; deliveryCount: number; log: Log },
 ): Promise<void> {
   const batch = envelope.data;
-  await sqlTransaction(deps.db, async (sql) => {
-    if (!(await markProcessedSql(sql, EXECUTOR_APPROVALS_CONSUMER, context.messageId))) return;
-    const stepIds = batch.decisions.map((decision) => decision.stepId);
-    await sql.query(
-      `INSERT INTO "StepRun" ("stepId", "taskId", "status", "attempts", "updatedAt")
-       SELECT id, $2::uuid, 'waiting', 0, ${NOW} FROM unnest($1::uuid[]) AS id
-       ON CONFLICT ("stepId") DO NOTHING`,
-      [stepIds, batch.taskId],
-    );
-    const approved = batch.decisions.filter((decision) => decision.decision === 'approved');
-    if (approved.length > 0) {
-      await sql.query(
-        `UPDATE "StepRun" SET "status" = 'approved', "approval" = 'auto', "updatedAt" = ${NOW}
-          WHERE "stepId" = ANY($1::uuid[]) AND "status" = 'waiting'`,
-        [approved.map((decision) => decision.stepId)],
-      );
-    }
-    for (const decision of batch.decisions.filter((candidate) => candidate.decision === 'rejected')) {
-      await sql.query(
-        `UPDATE "StepRun" SET "status" = 'rejected', "approval" = 'auto', "error" = $2::jsonb, "updatedAt" = ${NOW}
-          WHERE "stepId" = $1::uuid AND "status" = 'waiting'`,
-        [
-          decision.stepId,
-          JSON.stringify({
-            code: ErrorCodes.APPROVAL_REJECTED,
-            message: decision.reason ?? 'rejected by policy',
-            retryable: false,
-          }),
-        ],
-      );
-    }
-  });
+  // One statement (so one transaction): the inbox row, and each decision on a step that still waits — a
+  // step row the plan did not create yet is created with its decision.
+  await poolSql(deps.db).query(
+    `WITH processed AS (
+       INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt") VALUES ($1, $2, ${NOW})
+       ON CONFLICT DO NOTHING RETURNING 1)
+     INSERT INTO "StepRun" ("stepId", "taskId", "status", "approval", "error", "attempts", "updatedAt")
+     SELECT v."stepId", $3::uuid, v."status", 'auto', v."error"::jsonb, 0, ${NOW}
+       FROM unnest($4::uuid[], $5::text[], $6::text[]) AS v("stepId", "status", "error")
+      WHERE EXISTS (SELECT 1 FROM processed)
+     ON CONFLICT ("stepId") DO UPDATE
+        SET "status" = EXCLUDED."status", "approval" = EXCLUDED."approval", "error" = EXCLUDED."error",
+            "updatedAt" = EXCLUDED."updatedAt"
+      WHERE "StepRun"."status" = 'waiting'`,
+    [
+      EXECUTOR_APPROVALS_CONSUMER,
+      context.messageId,
+      batch.taskId,
+      batch.decisions.map((decision) => decision.stepId),
+      batch.decisions.map((decision) => decision.decision),
+      batch.decisions.map((decision) =>
+        decision.decision === 'rejected'
+          ? JSON.stringify({
+              code: ErrorCodes.APPROVAL_REJECTED,
+              message: decision.reason ?? 'rejected by policy',
+              retryable: false,
+            })
+          : null,
+      ),
+    ],
+  );
   await advanceTask(deps, batch.taskId, context.log, {
     lastDelivery: context.deliveryCount >= deps.maxDeliver,
   });

@@ -75,15 +75,24 @@ const PlanningTaskRow = z.object({
   budget: z.unknown(),
   preferences: z.unknown(),
   deadline: z.date().nullable(),
+  processed: z.boolean(),
 });
 
-/** The stored task fields planning needs, parsed (never cast) from their JSON columns. */
-export async function loadPlanningTask(db: Db, taskId: string) {
+/**
+ * The stored task fields planning needs, parsed (never cast) from their JSON columns; with `inbox`, also
+ * whether that consumer already handled that message (`processed`), in the same statement.
+ */
+export async function loadPlanningTask(
+  db: Db,
+  taskId: string,
+  inbox?: { consumer: string; messageId: string },
+) {
   const result = await poolSql(db).query(
-    `SELECT "id"::text AS "id", "source", "externalId", "agentId", "kind", "goal", "input", "status", "budget",
-            "preferences", ("deadline" AT TIME ZONE 'UTC') AS "deadline"
-       FROM "Task" WHERE "id" = $1::uuid`,
-    [taskId],
+    `SELECT t."id"::text AS "id", t."source", t."externalId", t."agentId", t."kind", t."goal", t."input", t."status",
+            t."budget", t."preferences", (t."deadline" AT TIME ZONE 'UTC') AS "deadline",
+            EXISTS (SELECT 1 FROM "ProcessedMessage" WHERE "consumer" = $2 AND "messageId" = $3) AS "processed"
+       FROM "Task" t WHERE t."id" = $1::uuid`,
+    [taskId, inbox?.consumer ?? '', inbox?.messageId ?? ''],
   );
   const raw = result.rows[0];
   if (!raw) return null;
@@ -201,8 +210,8 @@ export async function handleTaskAccepted(
 ): Promise<void> {
   const { db } = deps;
   const data = envelope.data;
-  if (await alreadyProcessed(db, CONSUMER, context.messageId)) return;
-  const task = await loadPlanningTask(db, data.taskId);
+  const task = await loadPlanningTask(db, data.taskId, { consumer: CONSUMER, messageId: context.messageId });
+  if (task?.processed) return;
   if (!task)
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${data.taskId} does not exist`, {
       retryable: true,
