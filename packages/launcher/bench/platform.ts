@@ -16,8 +16,8 @@ import { waitFor } from '@tandem/testing';
 import { answers, startStack, taskRequested, type Stack } from '../test/harness.js';
 
 const STEPS_PER_TASK = 6;
-const SEQUENTIAL_TASKS = Number(process.env['BENCH_SEQUENTIAL_TASKS'] ?? 100);
-const PARALLEL_TASKS = Number(process.env['BENCH_PARALLEL_TASKS'] ?? 320);
+const SEQUENTIAL_TASKS = Number(process.env['BENCH_SEQUENTIAL_TASKS'] ?? 200);
+const PARALLEL_TASKS = Number(process.env['BENCH_PARALLEL_TASKS'] ?? 1000);
 const IN_FLIGHT = 16;
 
 const PLAN: ScriptedReply = {

@@ -407,6 +407,8 @@ async function completeTaskInTx(
   task: TaskRef,
   request: TaskRequestRef,
   extra: { planId: string; planVersion: number; tools: string[] },
+  /** Outbox rows of the same transaction, written together with the outcome (one INSERT). */
+  alongside: readonly OutboxMessage[] = [],
 ): Promise<boolean> {
   const respondStep = [...state.steps].reverse().find((step) => step.tool === 'respond');
   const answer = respondStep?.result?.value;
@@ -414,11 +416,14 @@ async function completeTaskInTx(
     answer: typeof answer === 'string' ? answer : JSON.stringify(answer ?? null),
     steps: state.steps.map((step) => ({ id: step.key, tool: step.tool, value: step.result?.value ?? null })),
   };
-  if (!(await completeRun(sql, task.id, result))) return false;
-  await enqueueOutboxSql(
-    sql,
+  if (!(await completeRun(sql, task.id, result))) {
+    if (alongside.length > 0) await enqueueOutboxSql(sql, alongside);
+    return false;
+  }
+  await enqueueOutboxSql(sql, [
+    ...alongside,
     taskOutcomeMessage(deps, task, request, { status: 'completed', result }, extra),
-  );
+  ]);
   return true;
 }
 
@@ -583,11 +588,11 @@ async function runInlineSteps(
       if (finished.length === 0) return { count: 0, completed: false };
       // One statement for the whole pass; a step another replica finished first undoes this pass.
       if ((await finishApprovedSteps(sql, finished)) !== finished.length) throw new ClaimLost();
-      await enqueueOutboxSql(sql, messages);
-      const completed =
-        !failed &&
-        state.steps.every((step) => step.status === 'completed') &&
-        (await completeTaskInTx(sql, deps, state, task, request, extra));
+      if (failed || !state.steps.every((step) => step.status === 'completed')) {
+        await enqueueOutboxSql(sql, messages);
+        return { count: finished.length, completed: false };
+      }
+      const completed = await completeTaskInTx(sql, deps, state, task, request, extra, messages);
       return { count: finished.length, completed };
     });
   } catch (error) {

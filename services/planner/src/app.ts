@@ -24,6 +24,7 @@ import { cloudEventMessageId, handleTaskRequested, INTAKE_CONSUMER } from './han
 import { registerPlanRoutes } from './http/plan-routes.js';
 import { registerTaskRoutes } from './http/tasks.js';
 import type { ValidatedStep } from './plan-store.js';
+import { createPatternCache } from './patterns.js';
 import type { PlanningModel } from './planning-loop.js';
 
 /**
@@ -108,6 +109,7 @@ export async function createPlanner(deps: {
       tasksAccepted.inc({ channel: 'nats', created: 'unknown' });
     },
   });
+  const patternCache = createPatternCache(config.TANDEM_LEARNING_CACHE_MS);
   const planningDeps = (context: { working: () => void }): PlanningDeps => ({
     db,
     log: runtime.log,
@@ -125,6 +127,7 @@ export async function createPlanner(deps: {
     },
     request: async (subject, payload, timeoutMs) =>
       (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,
+    patternCache,
     limits: {
       ...planLimits,
       maxRepairs: config.TANDEM_PLANNER_MAX_REPAIRS,

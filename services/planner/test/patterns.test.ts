@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger, type Log } from '@tandem/service-kit';
-import { fetchPatterns, type Requester } from '../src/patterns.js';
+import { createPatternCache, fetchPatterns, type Requester } from '../src/patterns.js';
 
 const PATTERN = {
   id: '5e0c9a4e-8f2b-4c11-9d3a-6b7e8f901234',
@@ -144,5 +144,56 @@ describe('fetchPatterns', () => {
     );
     expect(result).toEqual({ patterns: [], outcome: 'unavailable' });
     expect(sent).toEqual([]);
+  });
+});
+
+describe('the pattern cache', () => {
+  function counting(reply: unknown): { requester: Requester; calls: () => number } {
+    let calls = 0;
+    return {
+      requester: async () => {
+        calls += 1;
+        return new TextEncoder().encode(JSON.stringify(reply));
+      },
+      calls: () => calls,
+    };
+  }
+
+  it('reuses a non-empty answer within its time and asks again after it', async () => {
+    let clock = 1000;
+    const cache = createPatternCache(500, () => clock);
+    const learning = counting({ patterns: [PATTERN] });
+    const deps = {
+      request: learning.requester,
+      prefix: 'tandem',
+      timeoutMs: 50,
+      log: memoryLog().log,
+      cache,
+    };
+    const first = await fetchPatterns(deps, { kind: 'math', limit: 5 });
+    const second = await fetchPatterns(deps, { kind: 'math', limit: 5 });
+    expect(first.patterns).toHaveLength(1);
+    expect(second.patterns).toEqual(first.patterns);
+    expect(learning.calls()).toBe(1);
+    await fetchPatterns(deps, { kind: 'other', limit: 5 });
+    expect(learning.calls()).toBe(2);
+    clock += 501;
+    await fetchPatterns(deps, { kind: 'math', limit: 5 });
+    expect(learning.calls()).toBe(3);
+  });
+
+  it('never keeps an empty answer, so the first learned pattern is used by the next plan', async () => {
+    const cache = createPatternCache(60_000);
+    const learning = counting({ patterns: [] });
+    const deps = {
+      request: learning.requester,
+      prefix: 'tandem',
+      timeoutMs: 50,
+      log: memoryLog().log,
+      cache,
+    };
+    await fetchPatterns(deps, { kind: 'math', limit: 5 });
+    await fetchPatterns(deps, { kind: 'math', limit: 5 });
+    expect(learning.calls()).toBe(2);
   });
 });

@@ -26,7 +26,7 @@ import { outboxEvent, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
 import { initialMessages, type ChatMessage } from '../domain/planning.js';
 import { planQuality, riskMixOf } from '../domain/quality.js';
-import { fetchPatterns, type Requester } from '../patterns.js';
+import { fetchPatterns, type PatternCache, type Requester } from '../patterns.js';
 import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
 import { planWithModel, spentByTask, type PlanningModel } from '../planning-loop.js';
 
@@ -41,6 +41,8 @@ export interface PlanningDeps {
   registry: ReadonlyMap<string, ToolDefinition>;
   checkContext: ToolCheckContext;
   request: Requester;
+  /** Recent learned patterns (optional). */
+  patternCache?: PatternCache;
   /** Estimated model cost of running one step (a `run_code` with `spec` costs a code-model call). */
   estimateStepCostUsd: (step: ValidatedStep) => number;
   limits: {
@@ -240,6 +242,7 @@ export async function handleTaskAccepted(
         prefix: deps.prefix,
         timeoutMs: deps.limits.learningTimeoutMs,
         log: context.log,
+        ...(deps.patternCache === undefined ? {} : { cache: deps.patternCache }),
       },
       { kind: data.kind, agentId: data.agentId, limit: 5 },
     ),
