@@ -41,9 +41,24 @@ export async function isTaskCancelled(tx: Tx, taskId: string): Promise<boolean> 
   return row !== null;
 }
 
-/** {@link lockTask} on a plain-SQL transaction (the same lock, so both kinds of handler exclude each other). */
-export async function lockTaskSql(sql: Sql, taskId: string): Promise<void> {
-  await sql.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, [`approval:task:${taskId}`]);
+/**
+ * {@link lockTask} on a plain-SQL transaction (the same lock, so both kinds of handler exclude each other),
+ * then the inbox row, in one statement: false when the message was handled before.
+ */
+export async function lockTaskAndMarkProcessed(
+  sql: Sql,
+  taskId: string,
+  consumer: string,
+  messageId: string,
+): Promise<boolean> {
+  const result = await sql.query(
+    `WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0)))
+     INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
+     SELECT $2, $3, (now() AT TIME ZONE 'UTC') FROM locked
+     ON CONFLICT DO NOTHING`,
+    [`approval:task:${taskId}`, consumer, messageId],
+  );
+  return result.rowCount === 1;
 }
 
 /**

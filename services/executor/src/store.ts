@@ -71,13 +71,19 @@ export interface RunState {
   dependsOn: Map<string, string[]>;
 }
 
-/** Loads what `advanceTask` needs in two statements; null when the task has no run or plan yet. */
+/** Loads what `advanceTask` needs in one statement; null when the task has no run or plan yet. */
 export async function loadRunState(sql: Sql, taskId: string): Promise<RunState | null> {
   const head = await sql.query(
     `SELECT r."status" AS "runStatus", r."planId"::text AS "planId", r."replans",
             t."id"::text AS "taskId", t."goal", t."input", t."kind", t."agentId", t."source", t."externalId",
             t."budget", t."preferences", (t."deadline" AT TIME ZONE 'UTC') AS "deadline",
-            p."version" AS "planVersion", p."status" AS "planStatus"
+            p."version" AS "planVersion", p."status" AS "planStatus",
+            (SELECT coalesce(json_agg(json_build_object(
+                      'stepId', s."id", 'stepKey', s."stepKey", 'index', s."index", 'tool', s."tool",
+                      'arguments', s."arguments", 'dependsOn', s."dependsOn", 'status', sr."status",
+                      'result', sr."result", 'error', sr."error") ORDER BY s."index"), '[]'::json)
+               FROM "PlanStep" s LEFT JOIN "StepRun" sr ON sr."stepId" = s."id"
+              WHERE s."planId" = r."planId") AS "steps"
        FROM "TaskRun" r JOIN "Task" t ON t."id" = r."taskId" LEFT JOIN "Plan" p ON p."id" = r."planId"
       WHERE r."taskId" = $1::uuid`,
     [taskId],
@@ -86,16 +92,9 @@ export async function loadRunState(sql: Sql, taskId: string): Promise<RunState |
   if (!raw) return null;
   const row = RunRow.parse(raw);
   if (row.planId === null || row.planVersion === null || row.planStatus === null) return null;
-  const stepRows = await sql.query(
-    `SELECT s."id"::text AS "stepId", s."stepKey", s."index", s."tool", s."arguments", s."dependsOn",
-            sr."status", sr."result", sr."error"
-       FROM "PlanStep" s LEFT JOIN "StepRun" sr ON sr."stepId" = s."id"
-      WHERE s."planId" = $1::uuid ORDER BY s."index"`,
-    [row.planId],
-  );
   const steps: StepState[] = [];
   const dependsOn = new Map<string, string[]>();
-  for (const rawStep of stepRows.rows) {
+  for (const rawStep of Array.isArray(raw['steps']) ? raw['steps'] : []) {
     const step = StepRow.parse(rawStep);
     const args = ArgumentsRecord.safeParse(step.arguments);
     const result = StepResult.safeParse(step.result ?? null);

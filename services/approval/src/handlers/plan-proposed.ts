@@ -10,7 +10,6 @@ import {
 import {
   enqueueOutboxSql,
   insertRows,
-  markProcessedSql,
   sqlTransaction,
   type Db,
   type OutboxMessage,
@@ -20,7 +19,7 @@ import {
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { initialDecision } from '../domain/decide.js';
 import { planStanding } from '../domain/plan-versions.js';
-import { lockTaskSql, taskApprovalState } from '../store.js';
+import { lockTaskAndMarkProcessed, taskApprovalState } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const PLAN_PROPOSED_CONSUMER = 'approval-plan-proposed';
@@ -53,8 +52,7 @@ export async function handlePlanProposed(
   const outcomes: StepOutcome[] = [];
   let messages = 0;
   const result = await sqlTransaction(deps.db, async (sql) => {
-    await lockTaskSql(sql, plan.taskId);
-    if (!(await markProcessedSql(sql, PLAN_PROPOSED_CONSUMER, context.messageId))) {
+    if (!(await lockTaskAndMarkProcessed(sql, plan.taskId, PLAN_PROPOSED_CONSUMER, context.messageId))) {
       return { skipped: 'duplicate' as const };
     }
     const known = await taskApprovalState(
