@@ -219,6 +219,29 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     ).rows;
   }
 
+  it('lets a task ask for a model: the preferred candidate is tried first', async () => {
+    const event = taskRequested({
+      goal: 'Add up the numbers with a chosen planner',
+      input: { numbers: [2, 3] },
+      models: { planning: 'planner' },
+    });
+    await stack.publish('task.requested.v1', event);
+    const outcome = await stack.waitForOutcome(answers(event), 'the task with a model preference');
+    expect(outcome.data.result).toMatchObject({ answer: 'The sum is 5.' });
+    const rows = await waitFor(
+      async () => {
+        const found = await calls(outcome.data.taskId);
+        return found.some((call) => call.role === 'code') ? found : undefined;
+      },
+      { description: 'calls of the preference task', timeoutMs: 10_000 },
+    );
+    expect(rows.filter((call) => call.role === 'planning')).toEqual([
+      { role: 'planning', candidateId: 'planner', outcome: 'ok', fallback: false, errorCode: null },
+    ]);
+    // The first candidate of the role was not asked at all.
+    expect(broken.requests).toHaveLength(0);
+  });
+
   it('falls back from a planning model that answers 429, 500 and then times out, and records each call', async () => {
     const first = taskRequested({ goal: 'Add up the numbers', input: { numbers: [1, 2, 3] } });
     await stack.publish('task.requested.v1', first);
