@@ -265,3 +265,16 @@ export function taskRequestRef(stored: { source: string; externalId: string }): 
     ? { idempotencyKey: stored.externalId.startsWith('auto:') ? null : stored.externalId }
     : { source: stored.source, id: stored.externalId };
 }
+
+/** What a task asks of one role's model (tier and/or model), or undefined when it asks nothing. */
+export function modelPreferenceFor(
+  preferences: TaskModelPreference | undefined,
+  role: 'planning' | 'code',
+): { tier?: string; model?: string } | undefined {
+  if (!preferences) return undefined;
+  const model = role === 'planning' ? preferences.planning : preferences.code;
+  const out: { tier?: string; model?: string } = {};
+  if (preferences.tier !== undefined) out.tier = preferences.tier;
+  if (model !== undefined) out.model = model;
+  return Object.keys(out).length > 0 ? out : undefined;
+}

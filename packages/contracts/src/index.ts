@@ -138,6 +138,7 @@ export {
   TaskCancelRequestedData,
   TaskCancelRequestedCloudEvent,
   taskRequestRef,
+  modelPreferenceFor,
 } from './cloud-events.js';
 export { PlanOrigin, TaskReplanRequested } from './events.js';
 export { EditPlanStep, EditPlanBody, CancelTaskBody, CancelTaskResponse } from './http.js';

@@ -14,6 +14,7 @@ import {
   TaskModelPreference,
   TaskReplanRequested,
   TandemError,
+  modelPreferenceFor,
   normalizeWorkspaceDirectory,
   normalizeWorkspacePath,
   resolveStepReferencesDeep,
@@ -722,7 +723,7 @@ async function runCodeStep(
         taskId,
         messages,
         idempotencyKey: `code:${step.stepId}:${attempt}`,
-        preference: rolePreference(state.preferences, 'code'),
+        preference: modelPreferenceFor(state.preferences, 'code'),
         budget: state.budget,
         spent:
           state.budget === undefined
@@ -817,18 +818,6 @@ async function runCodeStep(
   if (sent) log.info({ taskId, step: step.key, attempt, origin }, 'code sent to the sandbox');
   // The task waits for the sandbox's answer either way.
   return false;
-}
-
-function rolePreference(
-  preferences: TaskModelPreference | undefined,
-  role: 'planning' | 'code',
-): { tier?: string; model?: string } | undefined {
-  if (!preferences) return undefined;
-  const model = role === 'planning' ? preferences.planning : preferences.code;
-  const out: { tier?: string; model?: string } = {};
-  if (preferences.tier !== undefined) out.tier = preferences.tier;
-  if (model !== undefined) out.model = model;
-  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** The `step.finished` event of a step. */

@@ -1,5 +1,6 @@
 import {
   ErrorCodes,
+  modelPreferenceFor,
   toErrorShape,
   type ErrorShape,
   type TaskBudget,
@@ -60,19 +61,6 @@ const NOTHING: Spent = { tokens: 0, costUsd: 0, calls: 0 };
 /** The model use a task has recorded so far (ModelCall rows of every service). */
 export function spentByTask(db: Db, taskId: string): Promise<Spent> {
   return modelUseOfTask(db, taskId);
-}
-
-/** The model preference of a role from a task's stored preferences. */
-export function rolePreference(
-  preferences: TaskModelPreference | undefined,
-  role: 'planning' | 'code',
-): { tier?: string; model?: string } | undefined {
-  if (!preferences) return undefined;
-  const model = role === 'planning' ? preferences.planning : preferences.code;
-  const out: { tier?: string; model?: string } = {};
-  if (preferences.tier !== undefined) out.tier = preferences.tier;
-  if (model !== undefined) out.model = model;
-  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /**
@@ -147,7 +135,7 @@ export async function planWithModel(
         messages,
         tools,
         idempotencyKey: `${input.keyPrefix}:${attempt}`,
-        preference: rolePreference(input.preference, 'planning'),
+        preference: modelPreferenceFor(input.preference, 'planning'),
         budget: input.budget,
         spent,
       });
