@@ -22,6 +22,8 @@ export const TaskStepView = z.object({
   arguments: z.record(z.string(), JsonValue),
   riskClass: z.string(),
   dependsOn: z.array(z.string()),
+  /** Why the planning model chose the step (null for human-edited plans). */
+  rationale: z.string().nullable().optional(),
   status: z.string(),
   result: JsonValue.nullable(),
   error: ErrorShape.nullable(),

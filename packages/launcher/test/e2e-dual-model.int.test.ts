@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChatRequestRecord, ScriptedModelServer, ScriptedReply } from '@tandem/testing';
+import { TaskView } from '@tandem/contracts';
 import { createScriptedModelServer, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
@@ -335,6 +336,14 @@ describe('dual-model planning and execution (five processes, real Postgres and N
       (request) => request.body && JSON.stringify(request.body.messages).includes('It failed in the sandbox'),
     );
     expect(JSON.stringify(fixRequest?.body?.messages)).toContain('ZeroDivisionError');
+    // The plan is data a person can read: each step with its dependencies and the model's rationale.
+    const view = TaskView.parse(
+      await (await fetch(`${stack.url('planner')}/v1/tasks/${outcome.data.taskId}`)).json(),
+    );
+    expect(view.plan?.steps.map((step) => [step.key, step.dependsOn, step.rationale])).toEqual([
+      ['s1', [], 'compute'],
+      ['s2', ['s1'], null],
+    ]);
   });
 
   it('re-plans once after a step fails for good, and the new version completes the task', async () => {

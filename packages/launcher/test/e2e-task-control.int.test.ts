@@ -1,5 +1,7 @@
 import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
+import { ApprovalView, HttpErrorBody, TaskView } from '@tandem/contracts';
 import { waitFor } from '@tandem/testing';
+import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
 
@@ -62,14 +64,8 @@ function script(request: ChatRequestRecord): ScriptedReply {
   };
 }
 
-type Approval = {
-  id: string;
-  taskId: string;
-  tool: string;
-  status: string;
-  kind?: string;
-  question?: string | null;
-};
+const ApprovalList = z.object({ approvals: z.array(ApprovalView) });
+type Approval = z.infer<typeof ApprovalView>;
 
 describe('plans edited by people, cancellation, deadlines and questions', () => {
   let stack: Stack;
@@ -98,7 +94,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     return waitFor(
       async () => {
         const response = await fetch(`${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`);
-        const body = (await response.json()) as { approvals: Approval[] };
+        const body = ApprovalList.parse(await response.json());
         return body.approvals.find((approval) => approval.tool === tool);
       },
       { description: `a pending ${tool} approval`, timeoutMs: 30_000, intervalMs: 100 },
@@ -126,7 +122,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
       ],
     });
     expect(traversal.status).toBe(422);
-    const rejected = (await traversal.json()) as { error: { code: string; stepId?: string } };
+    const rejected = HttpErrorBody.parse(await traversal.json());
     expect(rejected.error).toMatchObject({ code: 'TOOL.PATH_REJECTED', stepId: 'save' });
 
     const cycle = await putPlan(taskId, {
@@ -137,7 +133,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
       ],
     });
     expect(cycle.status).toBe(422);
-    expect(((await cycle.json()) as { error: { code: string } }).error.code).toBe('PLAN.CYCLE');
+    expect(HttpErrorBody.parse(await cycle.json()).error.code).toBe('PLAN.CYCLE');
     const unchanged = await stack.sql.query('SELECT count(*)::int AS n FROM "Plan" WHERE "taskId" = $1', [
       taskId,
     ]);
@@ -152,7 +148,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
       ],
     });
     expect(edited.status).toBe(200);
-    const view = (await edited.json()) as { plan: { version: number; origin: string; editedBy: string } };
+    const view = TaskView.parse(await edited.json());
     expect(view.plan).toMatchObject({ version: 2, origin: 'human', editedBy: 'alice' });
 
     const outcome = await stack.waitForOutcome(answers(event), 'the edited task');

@@ -57,6 +57,7 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
     arguments: argumentsOf(step.arguments),
     riskClass: step.riskClass,
     dependsOn: step.dependsOn,
+    rationale: step.rationale,
     status: step.run?.status ?? 'waiting',
     result: jsonOrNull(step.run?.result),
     error: errorOrNull(step.run?.error),
