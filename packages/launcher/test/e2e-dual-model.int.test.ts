@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChatRequestRecord, ScriptedModelServer, ScriptedReply } from '@tandem/testing';
@@ -6,6 +7,12 @@ import { TaskView } from '@tandem/contracts';
 import { createScriptedModelServer, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
+
+/** A local service that http_request steps call (allowed by an explicit opt-in for 127.0.0.1). */
+let echoUrl = '';
+const ECHO_SECRET = 'tok-secret-value-42';
+const echoed: Array<{ authorization: string | undefined; idempotencyKey: string | undefined; body: string }> =
+  [];
 
 /** The planning and code models of these tests; markers in the goal pick a behaviour. */
 function script(request: ChatRequestRecord): ScriptedReply {
@@ -97,6 +104,30 @@ function script(request: ChatRequestRecord): ScriptedReply {
         },
       ],
     };
+  if (task.includes('[http]'))
+    return {
+      toolCalls: [
+        {
+          name: 'http_request',
+          arguments: {
+            method: 'POST',
+            url: `${echoUrl}/v1/echo`,
+            headers: [{ name: 'Authorization', secret: 'ECHO_TOKEN', value: null }],
+            body: '{"ping":true}',
+            dependsOn: null,
+            rationale: null,
+          },
+        },
+        {
+          name: 'respond',
+          arguments: {
+            answer: 'Status {{steps.s1.value.status}}, echoed {{steps.s1.value.json.authorization}}',
+            dependsOn: null,
+            rationale: null,
+          },
+        },
+      ],
+    };
   if (task.includes('[workspace]'))
     return {
       toolCalls: [
@@ -142,7 +173,27 @@ describe('dual-model planning and execution (five processes, real Postgres and N
   let broken: ScriptedModelServer;
   let dir: string;
 
+  let echo: Server;
+
   beforeAll(async () => {
+    echo = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const authorization = request.headers['authorization'];
+        const key = request.headers['idempotency-key'];
+        echoed.push({
+          authorization: typeof authorization === 'string' ? authorization : undefined,
+          idempotencyKey: typeof key === 'string' ? key : undefined,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        response.setHeader('content-type', 'application/json');
+        response.end(JSON.stringify({ authorization: authorization ?? null }));
+      });
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const address = echo.address();
+    echoUrl = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
     // The first planning candidate answers 429, then 500, then too slowly; the second one works.
     let calls = 0;
     broken = await createScriptedModelServer({
@@ -160,7 +211,11 @@ describe('dual-model planning and execution (five processes, real Postgres and N
         TANDEM_MODELS_FILE: join(dir, 'models.json'),
         TANDEM_CODE_FIX_ATTEMPTS: '2',
         TANDEM_MAX_REPLANS: '1',
-        TANDEM_AUTO_APPROVE: 'read,compute,write',
+        TANDEM_AUTO_APPROVE: 'read,compute,write,network',
+        TANDEM_HTTP_ALLOW_HOSTS: '127.0.0.1',
+        TANDEM_HTTP_ALLOW_PRIVATE_CIDRS: '127.0.0.1/32',
+        TANDEM_HTTP_ALLOW_HTTP: 'true',
+        TANDEM_SECRET_ECHO_TOKEN: ECHO_SECRET,
       },
       beforeStart: async (modelUrl) => {
         await writeFile(
@@ -202,6 +257,7 @@ describe('dual-model planning and execution (five processes, real Postgres and N
   afterAll(async () => {
     await stack?.stop();
     await broken?.close();
+    await new Promise<void>((resolve) => (echo ? echo.close(() => resolve()) : resolve()));
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -386,6 +442,25 @@ describe('dual-model planning and execution (five processes, real Postgres and N
       { path: 'data/in.json', size: 9 },
       { path: 'data/out.txt', size: 2 },
     ]);
+  });
+
+  it('calls an allowed HTTP service with a secret resolved only at execution, and never stores it', async () => {
+    const event = taskRequested({ goal: 'Ping the echo service [http]' });
+    await stack.publish('task.requested.v1', event);
+    const outcome = await stack.waitForOutcome(answers(event), 'the http task');
+    expect(outcome.data.result).toMatchObject({ answer: 'Status 200, echoed [secret]' });
+    const call = echoed.at(-1);
+    expect(call).toMatchObject({ authorization: ECHO_SECRET, body: '{"ping":true}' });
+    expect(call?.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+    // Neither the plan, the step results, the events nor the model calls hold the value.
+    for (const table of ['PlanStep', 'StepRun', 'Outbox', 'TaskRun', 'ModelCall']) {
+      const { rows } = await stack.sql.query(
+        `SELECT count(*)::int AS n FROM "${table}" WHERE to_jsonb("${table}".*)::text LIKE $1`,
+        [`%${ECHO_SECRET}%`],
+      );
+      expect(rows[0].n, table).toBe(0);
+    }
+    expect(JSON.stringify(stack.model.requests.map((request) => request.rawBody))).not.toContain(ECHO_SECRET);
   });
 
   it('stores the actual outcome beside the plan quality score', async () => {
