@@ -240,6 +240,24 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     expect(run.durationMs).toBeLessThan(7000);
   });
 
+  it('takes over a code step whose claim a crashed executor left behind', async () => {
+    const event = taskRequested({ goal: 'Compute after a crash' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    await pending(taskId, 'run_code');
+    // As if an executor had claimed the step ten minutes ago and died before sending it to the sandbox:
+    // every message of the task is acknowledged, so only the executor's sweep can pick it up again.
+    await stack.sql.query(
+      `UPDATE "StepRun" SET "status" = 'generating', "approval" = 'human',
+              "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '10 minutes'
+        WHERE "stepId" = (SELECT s."id" FROM "PlanStep" s JOIN "Plan" p ON p."id" = s."planId"
+                           WHERE p."taskId" = $1 AND s."tool" = 'run_code')`,
+      [taskId],
+    );
+    const outcome = await stack.waitForOutcome(answers(event), 'the task taken over after the crash');
+    expect(outcome.data.result).toMatchObject({ answer: 'The answer is 42.' });
+  });
+
   it('cancels a task named by the CloudEvent that requested it', async () => {
     const event = taskRequested({ goal: 'Compute, cancelled by the submitter' });
     await stack.publish('task.requested.v1', event);

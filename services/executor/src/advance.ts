@@ -853,7 +853,7 @@ export function stepFinishedMessage(
  * Moves a step from one of `from` to completed or failed and enqueues its `step.finished` event, in one
  * transaction; a conditional update, so a step another replica already moved is left alone.
  */
-async function finishStep(
+export async function finishStep(
   deps: AdvanceDeps,
   step: StepState,
   taskId: string,

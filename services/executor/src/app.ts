@@ -13,7 +13,7 @@ import {
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
-import { sweepDeadlines } from './deadlines.js';
+import { sweepDeadlines, sweepStaleSteps } from './deadlines.js';
 import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
 import { EXECUTOR_APPROVALS_CONSUMER, handleApprovalsDecided } from './handlers/approvals-decided.js';
@@ -147,6 +147,12 @@ export async function createExecutor(deps: {
     if (sweeping) return;
     sweeping = true;
     sweepDeadlines(advance, runtime.log)
+      .then(() =>
+        sweepStaleSteps(advance, runtime.log, {
+          claimStaleMs: advance.claimStaleMs,
+          httpStaleMs: config.TANDEM_HTTP_TIMEOUT_MS + 60_000,
+        }),
+      )
       .catch((error: unknown) => runtime.log.error({ err: error }, 'deadline sweep failed'))
       .finally(() => {
         sweeping = false;

@@ -56,9 +56,15 @@ describe('nextAction', () => {
     expect(action).toEqual({ kind: 'wait', reason: 'step s1 awaits approval' });
   });
 
-  it.each(['running', 'generating'])('waits while the current step is %s', (status) => {
-    const action = nextAction([step(0, 'completed'), step(1, status), step(2, 'approved')]);
-    expect(action).toEqual({ kind: 'wait', reason: `step s2 is ${status}` });
+  it('waits while the current step is running', () => {
+    const action = nextAction([step(0, 'completed'), step(1, 'running'), step(2, 'approved')]);
+    expect(action).toEqual({ kind: 'wait', reason: 'step s2 is running' });
+  });
+
+  it('starts a generating step again, so a stale claim of a crashed replica can be taken over', () => {
+    const generating = step(1, 'generating');
+    const action = nextAction([step(0, 'completed'), generating, step(2, 'approved')]);
+    expect(action).toEqual({ kind: 'start', step: generating });
   });
 
   it('does not mutate the steps it is given', () => {

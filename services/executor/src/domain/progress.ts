@@ -30,8 +30,10 @@ export function nextAction(steps: readonly StepState[]): NextAction {
     switch (step.status) {
       case 'completed':
         continue;
+      // A `generating` step is started again only to take over a stale claim (the claim itself checks).
       case 'approved':
       case 'fixing':
+      case 'generating':
         return { kind: 'start', step };
       case 'rejected':
         return {
