@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
+import { disablePreparedStatements } from './sql.js';
 import { Prisma, PrismaClient } from './generated/prisma/client.js';
 
 /** The interactive-transaction client passed to `prisma.$transaction(async (tx) => ...)`. */
@@ -25,6 +26,11 @@ export interface CreateDbOptions {
   poolMax?: number;
   /** Where Prisma warnings, Prisma errors and idle-connection errors go; without it they are dropped. */
   log?: DbLog;
+  /**
+   * Prepare plain-SQL statements once per connection (default true). Turn it off where connections share
+   * one server session — the embedded PGlite, or PgBouncer in transaction mode.
+   */
+  preparedStatements?: boolean;
 }
 
 /** A connected database: the Prisma client and the `pg` pool beneath it. */
@@ -56,6 +62,7 @@ export function createDb(options: CreateDbOptions): Db {
   pool.on('error', (error) => {
     log?.error({ err: error }, 'postgres idle connection error');
   });
+  if (options.preparedStatements === false) disablePreparedStatements(pool);
   const adapter = new PrismaPg(pool, { disposeExternalPool: false });
   const prisma = new PrismaClient({
     adapter,

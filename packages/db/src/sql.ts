@@ -25,6 +25,17 @@ export interface SqlResult {
  */
 const statementNames = new Map<string, string>();
 const MAX_NAMED_STATEMENTS = 2000;
+/** Pools whose connections share one server session (or that refused a name): statements stay unnamed. */
+const unnamedPools = new WeakSet<pg.Pool>();
+
+/** Statements on this pool are sent unnamed (see `CreateDbOptions.preparedStatements`). */
+export function disablePreparedStatements(pool: pg.Pool): void {
+  unnamedPools.add(pool);
+}
+
+function isDuplicatePreparedStatement(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === '42P05';
+}
 
 function statementName(text: string): string | undefined {
   let name = statementNames.get(text);
@@ -38,16 +49,25 @@ function statementName(text: string): string | undefined {
 }
 
 async function run(
+  pool: pg.Pool,
   client: pg.Pool | pg.PoolClient,
   text: string,
   values?: readonly unknown[],
 ): Promise<SqlResult> {
-  const name = statementName(text);
-  const result = await client.query({
-    text,
-    values: values === undefined ? [] : [...values],
-    ...(name === undefined ? {} : { name }),
-  });
+  const name = unnamedPools.has(pool) ? undefined : statementName(text);
+  const query = { text, values: values === undefined ? [] : [...values] };
+  let result: pg.QueryResult;
+  try {
+    result = await client.query(name === undefined ? query : { ...query, name });
+  } catch (error) {
+    // Another connection's statement of the same name lives in this session: the connections share one
+    // server session (an embedded or pooled server). Stop naming statements on this pool and retry once;
+    // the failed Parse changed nothing (outside a transaction) — inside one, the caller's retry redoes it.
+    if (name === undefined || !isDuplicatePreparedStatement(error)) throw error;
+    unnamedPools.add(pool);
+    if (client !== pool) throw error;
+    result = await client.query(query);
+  }
   const rows: Array<Record<string, unknown>> = result.rows;
   return { rows, rowCount: result.rowCount ?? 0 };
 }
@@ -82,7 +102,7 @@ function runHook(hook: () => void): void {
 
 /** Statements on the pool, each its own transaction. */
 export function poolSql(db: Pick<Db, 'pool'>): Sql {
-  const sql: Sql = { query: (text, values) => run(db.pool, text, values) };
+  const sql: Sql = { query: (text, values) => run(db.pool, db.pool, text, values) };
   sqlPools.set(sql, db.pool);
   return sql;
 }
@@ -104,7 +124,7 @@ export async function sqlTransaction<T>(
     // A non-durable transaction does not wait for its WAL flush: for writes whose loss in a crash only
     // repeats harmless work (marking an outbox row published, an informational status).
     if (options.durable === false) await client.query('SET LOCAL synchronous_commit TO OFF');
-    const sql: Sql = { query: (text, values) => run(client, text, values) };
+    const sql: Sql = { query: (text, values) => run(db.pool, client, text, values) };
     const hooks: Array<() => void> = [];
     commitHooks.set(sql, hooks);
     sqlPools.set(sql, db.pool);

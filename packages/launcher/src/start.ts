@@ -105,6 +105,8 @@ try {
       NATS_URL: natsUrl,
       // PGlite is one single-threaded Postgres: keep the sum of pools below its connection limit.
       TANDEM_DB_POOL_MAX: embedded ? '3' : (env['TANDEM_DB_POOL_MAX'] ?? '5'),
+      // PGlite is one server session for every connection: a statement name prepared by one would clash.
+      ...(embedded ? { TANDEM_DB_PREPARED_STATEMENTS: 'false' } : {}),
       LOG_LEVEL: env['LOG_LEVEL'] ?? 'info',
     },
     ports,

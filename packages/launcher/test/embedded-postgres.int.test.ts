@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDb, defaultMigrationsDir, markProcessed, migrate } from '@tandem/db';
+import { createDb, defaultMigrationsDir, markProcessed, migrate, poolSql, sqlTransaction } from '@tandem/db';
 import { getFreePort } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded-postgres.js';
@@ -50,6 +50,32 @@ describe('the embedded Postgres (PGlite behind the wire server)', () => {
       expect(zone?.TimeZone).toBe('UTC');
     } finally {
       await Promise.all(clients.map((client) => client.close()));
+    }
+  });
+
+  it('runs plain SQL from several pools: statement names clash in the one session, so they are dropped', async () => {
+    // Without the launcher's setting: the first clash turns naming off for that pool and the statement
+    // is retried unnamed, so nothing fails.
+    const pools = [createDb({ url: embedded.url, poolMax: 2 }), createDb({ url: embedded.url, poolMax: 2 })];
+    try {
+      const text = 'SELECT count(*)::int AS "n" FROM "ProcessedMessage" WHERE "consumer" = $1';
+      for (let round = 0; round < 3; round += 1) {
+        for (const pool of pools) {
+          const result = await poolSql(pool).query(text, ['embedded-test']);
+          expect(result.rows[0]?.['n']).toBe(20);
+        }
+      }
+      // With the setting, statements are never named.
+      const unnamed = createDb({ url: embedded.url, poolMax: 2, preparedStatements: false });
+      try {
+        await sqlTransaction(unnamed, async (sql) => {
+          expect((await sql.query(text, ['embedded-test'])).rows[0]?.['n']).toBe(20);
+        });
+      } finally {
+        await unnamed.close();
+      }
+    } finally {
+      await Promise.all(pools.map((pool) => pool.close()));
     }
   });
 });

@@ -16,6 +16,8 @@ export const BaseConfig = z.object({
   /** Log prompts, tool arguments and code (off by default: they may hold user data). */
   TANDEM_LOG_CONTENT: z.stringbool().default(false),
   TANDEM_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(5),
+  /** Prepare hot-path statements once per connection; off where connections share a session (PGlite, PgBouncer transaction mode). */
+  TANDEM_DB_PREPARED_STATEMENTS: z.stringbool().default(true),
 });
 /** Settings every service shares. */
 export type BaseConfig = z.infer<typeof BaseConfig>;

@@ -47,7 +47,12 @@ export async function createServiceRuntime(options: {
   const log =
     options.log ?? createLogger({ service, level: config.LOG_LEVEL, logContent: config.TANDEM_LOG_CONTENT });
   const metrics = createMetrics(service);
-  const db = createDb({ url: config.DATABASE_URL, poolMax: config.TANDEM_DB_POOL_MAX, log });
+  const db = createDb({
+    url: config.DATABASE_URL,
+    poolMax: config.TANDEM_DB_POOL_MAX,
+    log,
+    preparedStatements: config.TANDEM_DB_PREPARED_STATEMENTS,
+  });
   let bus: Bus;
   try {
     bus = await connectBus({
