@@ -72,10 +72,7 @@ export async function createSandboxRunner(deps: {
           db: runtime.db,
           prefix: config.TANDEM_SUBJECT_PREFIX,
           backend,
-          ceilings: {
-            maxTimeoutMs: config.TANDEM_SANDBOX_MAX_TIMEOUT_MS,
-            maxOutputBytes: config.TANDEM_SANDBOX_MAX_OUTPUT_BYTES,
-          },
+          ceilings: config,
           kick: runtime.kick,
           running,
           onRun: (result, language) => {

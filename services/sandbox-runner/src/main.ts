@@ -1,11 +1,11 @@
 import { createServiceRuntime, loadConfigOrExit, onShutdown } from '@tandem/service-kit';
 import { createSandboxRunner } from './app.js';
 import { SandboxRunnerConfig } from './config.js';
-import { createBwrapBackend } from './sandbox/index.js';
+import { createConfiguredBackend } from './backend.js';
 
 // Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
 const config = loadConfigOrExit(SandboxRunnerConfig, process.env, 'sandbox-runner');
-const backend = createBwrapBackend();
+const backend = createConfiguredBackend();
 const runtime = await createServiceRuntime({
   service: 'sandbox-runner',
   config,

@@ -9,6 +9,7 @@ import {
 } from '@tandem/contracts';
 import { enqueueOutbox, isUniqueViolation, markProcessed, type Db } from '@tandem/db';
 import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
+import { clampLimits, type SandboxCeilingsConfig } from '../limits.js';
 import type { SandboxBackend, SandboxResult } from '../sandbox/index.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
@@ -50,12 +51,6 @@ export function createRunningJobs(): RunningJobs {
 /** Task run states after which a queued job is not started any more. */
 const ENDED = ['completed', 'failed', 'cancelled'];
 
-/** Operator ceilings applied to every job. */
-export interface LimitCeilings {
-  maxTimeoutMs: number;
-  maxOutputBytes: number;
-}
-
 /**
  * Runs a job at most once per idempotency key: a key already stored is not run again (its result event
  * was enqueued with the row). The job runs outside any transaction; the run row, the processed marker and
@@ -66,7 +61,7 @@ export async function handleRunRequested(
     db: Db;
     prefix: string;
     backend: SandboxBackend;
-    ceilings: LimitCeilings;
+    ceilings: SandboxCeilingsConfig;
     kick: () => void;
     running: RunningJobs;
     onRun?: (result: SandboxResult, language: string) => void;
@@ -89,11 +84,7 @@ export async function handleRunRequested(
     );
     return;
   }
-  const limits = {
-    timeoutMs: Math.min(job.limits.timeoutMs, deps.ceilings.maxTimeoutMs),
-    maxOutputBytes: Math.min(job.limits.maxOutputBytes, deps.ceilings.maxOutputBytes),
-    ...(job.limits.memoryMb === undefined ? {} : { memoryMb: job.limits.memoryMb }),
-  };
+  const limits = clampLimits(job.limits, deps.ceilings);
   const files = await loadWorkspaceFiles(deps.db, job, context.log);
   const run = await deps.db.prisma.taskRun.findUnique({
     where: { taskId: job.taskId },
