@@ -80,6 +80,7 @@ async function main(): Promise<number> {
       exitCode: result.exitCode,
       signal: result.signal,
       durationMs: result.durationMs,
+      peakMemoryBytes: result.peakMemoryBytes ?? null,
       limits,
       backend: backend.name,
       ...(result.errorMessage === undefined ? {} : { errorMessage: result.errorMessage }),

@@ -168,6 +168,9 @@ export async function handleRunRequested(
           ...(value.success && value.data !== null ? { value: toJsonInput(value.data) } : {}),
           exitCode: result.exitCode,
           durationMs: result.durationMs,
+          ...(typeof result.peakMemoryBytes === 'number'
+            ? { peakMemoryBytes: BigInt(result.peakMemoryBytes) }
+            : {}),
           filesTruncated,
         },
       });

@@ -1,3 +1,4 @@
+import { detectCgroups, type CgroupSupport, type JobCgroup } from './cgroups.js';
 import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, chmod, chown, lstat, mkdir, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
@@ -61,6 +62,15 @@ export interface BwrapBackendOptions {
    * directory with more entries is cut at what was read. Default 100000.
    */
   maxCollectEntries?: number;
+  /**
+   * Per-job cgroups (memory and pids) from `detectCgroups()` (default, when the runner is root), or `off`.
+   * Without them the runner falls back to rlimits and says which limits are missing (`check().warnings`).
+   */
+  cgroups?: CgroupSupport | 'off';
+  /** Memory limit of a job that names none, in MB (with cgroups). Default 1024. */
+  defaultMemoryMb?: number;
+  /** Default `/usr/bin/setpriv`; drops to the sandbox user after the launcher joined the job's cgroups. */
+  setprivPath?: string;
   /** Default `/usr/bin/mount`; used for the `tmpfs` working directory. */
   mountPath?: string;
   /** Default `/usr/bin/umount`. */
@@ -458,6 +468,17 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   const maxCollectEntries = options.maxCollectEntries ?? DEFAULTS.maxCollectEntries;
   const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
   const maxProcesses = options.maxProcesses ?? DEFAULTS.maxProcesses;
+  const setprivPath = options.setprivPath ?? '/usr/bin/setpriv';
+  const defaultMemoryMb = options.defaultMemoryMb ?? 1024;
+  let cgroupSupport: Promise<CgroupSupport> | undefined;
+  const getCgroups = (): Promise<CgroupSupport> =>
+    (cgroupSupport ??=
+      options.cgroups === 'off' || process.getuid?.() !== 0
+        ? Promise.resolve(noCgroups(options.cgroups === 'off' ? 'turned off' : 'the runner is not root'))
+        : options.cgroups !== undefined
+          ? Promise.resolve(options.cgroups)
+          : detectCgroups());
+  let jobCounter = 0;
   // Started by root, bwrap would run the guest as host root (its --uid only maps inside the namespace):
   // bwrap itself must be spawned as the unprivileged user.
   const credentials = process.getuid?.() === 0 ? (options.sandboxUser ?? DEFAULTS.sandboxUser) : undefined;
@@ -620,6 +641,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
 
     let dirs: JobDirs | undefined;
+    let cgroup: JobCgroup | undefined;
     try {
       try {
         dirs = await makeJobDirs('tandem-sandbox-');
@@ -639,20 +661,76 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         tmpBytes,
         command: guestCommand(job),
       });
+      const cgroups = await getCgroups();
+      if (cgroups.kind !== 'none' && credentials !== undefined) {
+        try {
+          cgroup = await cgroups.create(`job-${process.pid}-${(jobCounter += 1)}-${Date.now()}`, {
+            memoryBytes: (job.limits.memoryMb ?? defaultMemoryMb) * 1024 * 1024,
+            // bwrap's own processes and the launcher count too.
+            maxProcesses: maxProcesses + 4,
+          });
+        } catch (error) {
+          return {
+            ...empty,
+            outcome: 'sandbox_error',
+            durationMs: 0,
+            errorMessage: `could not create the job's cgroup: ${describeError(error)}`,
+          };
+        }
+      }
+      const launch =
+        cgroup !== undefined && credentials !== undefined
+          ? {
+              // A root launcher joins the job's cgroups first, then drops to the sandbox user and execs
+              // bwrap: every process of the job is in the cgroups before any guest code runs.
+              file: '/bin/sh',
+              args: [
+                '-c',
+                'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"',
+                'tandem-launch',
+                ...cgroup.procsFiles,
+                '--',
+                // The shell exports PWD; `env -i` keeps bwrap's own environment (readable at /proc/1/environ) empty.
+                '/usr/bin/env',
+                '-i',
+                setprivPath,
+                `--reuid=${credentials.uid}`,
+                `--regid=${credentials.gid}`,
+                '--clear-groups',
+                bwrapPath,
+                ...args,
+              ],
+            }
+          : { file: bwrapPath, args, ...(credentials === undefined ? {} : { credentials }) };
       const observed = await runBoxProcess({
-        file: bwrapPath,
-        args,
-        ...(credentials === undefined ? {} : { credentials }),
+        ...launch,
         timeoutMs: job.limits.timeoutMs,
         maxOutputBytes: job.limits.maxOutputBytes,
         maxResultBytes: maxResultBytes + 64,
         settleMs: SETTLE_MS,
         ...(runOptions.signal === undefined ? {} : { signal: runOptions.signal }),
       });
-      const result = interpret(job, observed, bwrapPath, maxResultBytes);
+      const stats = cgroup === undefined ? null : await cgroup.stats();
+      let result = interpret(job, observed, bwrapPath, maxResultBytes);
+      if (stats?.oomKilled === true && observed.killReason === null) {
+        // The kernel killed a process of the job at its memory limit (any memory: ArrayBuffers, threads).
+        const limitMb = job.limits.memoryMb ?? defaultMemoryMb;
+        result = {
+          ...result,
+          outcome: 'memory_limit',
+          value: null,
+          errorMessage: `the program went over its memory limit of ${limitMb} MB`,
+        };
+      }
       // Read only now, by the runner: the guest never reports its own files.
-      return { ...result, ...(await collect(job, dirs, inputFiles)) };
+      return {
+        ...result,
+        peakMemoryBytes: stats?.peakMemoryBytes ?? null,
+        ...(await collect(job, dirs, inputFiles)),
+      };
     } finally {
+      // Kill whatever is left in the job's cgroups (a daemon that left the process group included).
+      if (cgroup !== undefined) await cgroup.destroy();
       if (dirs !== undefined) await removeJobDirs(dirs);
     }
   }
@@ -667,6 +745,10 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     ];
     if (workStorage === 'tmpfs') tools.push(['mount', mountPath], ['umount', umountPath]);
     else tools.push(['rm', RM_PATH]);
+    const cgroups = await getCgroups();
+    const warnings = [...cgroups.missing];
+    if (cgroups.kind !== 'none')
+      tools.push(['setpriv', setprivPath], ['sh', '/bin/sh'], ['env', '/usr/bin/env']);
     for (const [what, file] of tools) {
       try {
         await access(file, fsConstants.X_OK);
@@ -692,7 +774,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     } catch (error) {
       problems.push(`scratch root ${scratchRoot} is unusable: ${describeError(error)}`);
     }
-    if (problems.length > 0) return { ok: false, problems };
+    if (problems.length > 0) return { ok: false, problems, warnings };
 
     // The probe goes through the same directories, mount and binds as a job.
     let dirs: JobDirs | undefined;
@@ -733,8 +815,20 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         });
       }
     }
-    return { ok: problems.length === 0, problems };
+    return { ok: problems.length === 0, problems, warnings };
   }
 
   return { name: 'bwrap', run, check };
+}
+
+/** A host without per-job cgroups: every job falls back to rlimits; `missing` says what that loses. */
+function noCgroups(why: string): CgroupSupport {
+  return {
+    kind: 'none',
+    missing: [
+      `memory cgroup (${why}): the memory limit is RLIMIT_AS for Python and a V8 heap cap for JavaScript only`,
+      `pids cgroup (${why}): the process limit is RLIMIT_NPROC, which does not bind root and counts across jobs`,
+    ],
+    create: () => Promise.reject(new Error('no cgroups')),
+  };
 }

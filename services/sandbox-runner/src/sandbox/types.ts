@@ -72,6 +72,8 @@ export interface SandboxResult {
   durationMs: number;
   /** A one-line explanation for any outcome other than `ok`. */
   errorMessage?: string;
+  /** The job's peak memory as its cgroup recorded it; null without cgroups (or when not reported). */
+  peakMemoryBytes?: number | null;
   /**
    * Regular files of the working directory that are new or whose content differs from the job's `files`,
    * read by the runner after the guest exited (whatever the outcome), in path order (segment by segment).
@@ -98,6 +100,8 @@ export interface SandboxRunOptions {
 export interface SandboxCheck {
   ok: boolean;
   problems: string[];
+  /** Limits this host cannot enforce as designed (the runner still works, with weaker fallbacks). */
+  warnings?: string[];
 }
 
 /**

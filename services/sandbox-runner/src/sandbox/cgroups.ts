@@ -1,0 +1,215 @@
+import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+
+/** Per-job limits a cgroup enforces from outside the guest. */
+export interface CgroupLimits {
+  memoryBytes: number;
+  maxProcesses: number;
+}
+
+/** What a finished job's cgroup recorded. */
+export interface CgroupStats {
+  /** Highest memory use of the job, when the kernel reports it. */
+  peakMemoryBytes: number | null;
+  /** Whether the kernel's OOM killer ended a process of the job (its memory limit was hit). */
+  oomKilled: boolean;
+}
+
+/** One job's cgroup(s): join files for the launcher, stats after the run, and removal. */
+export interface JobCgroup {
+  /** `cgroup.procs` files the launcher writes its own pid into before it execs the sandbox. */
+  readonly procsFiles: readonly string[];
+  stats(): Promise<CgroupStats>;
+  /** Kills every process still in the cgroup(s) and removes them; never throws. */
+  destroy(): Promise<void>;
+}
+
+/** Which per-job cgroups this host gives the runner. */
+export interface CgroupSupport {
+  readonly kind: 'v1' | 'v2' | 'none';
+  /** Limits that cannot be enforced by a cgroup here, and why (empty when all can). */
+  readonly missing: readonly string[];
+  create(job: string, limits: CgroupLimits): Promise<JobCgroup>;
+}
+
+const PARENT = 'tandem-sandbox';
+
+async function writable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readNumber(path: string): Promise<number | null> {
+  try {
+    const value = Number((await readFile(path, 'utf8')).trim());
+    return Number.isFinite(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+async function readKeyed(path: string, key: string): Promise<number | null> {
+  try {
+    for (const line of (await readFile(path, 'utf8')).split('\n')) {
+      const [name, value] = line.trim().split(/\s+/);
+      if (name === key && value !== undefined) return Number(value);
+    }
+  } catch {
+    // Not reported by this kernel.
+  }
+  return null;
+}
+
+async function pidsIn(procsFile: string): Promise<number[]> {
+  try {
+    return (await readFile(procsFile, 'utf8'))
+      .split('\n')
+      .map((line) => Number(line.trim()))
+      .filter((pid) => Number.isInteger(pid) && pid > 0);
+  } catch {
+    return [];
+  }
+}
+
+/** Kills what is left in the given cgroups (a daemon that left the process group included), then removes them. */
+async function sweep(dirs: readonly string[]): Promise<void> {
+  for (let round = 0; round < 50; round += 1) {
+    let left = 0;
+    for (const dir of dirs) {
+      for (const pid of await pidsIn(join(dir, 'cgroup.procs'))) {
+        left += 1;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+    if (left === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  for (const dir of dirs) {
+    for (let attempt = 0; attempt < 20; attempt += 1) {
+      try {
+        await rmdir(dir);
+        break;
+      } catch (error) {
+        if (error instanceof Error && 'code' in error && error.code === 'ENOENT') break;
+        // EBUSY while the last process is being reaped.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  }
+}
+
+/**
+ * Finds per-job cgroups this runner can create: cgroup v2 with the memory and pids controllers, else the
+ * v1 memory and pids hierarchies (this machine's kind has v1 controllers only). Without either (not root,
+ * or no writable hierarchy) the kind is `none` and `missing` says which limits are not enforced.
+ */
+export async function detectCgroups(root = '/sys/fs/cgroup'): Promise<CgroupSupport> {
+  const controllers = await readFile(join(root, 'cgroup.controllers'), 'utf8').catch(() => '');
+  if (/\bmemory\b/.test(controllers) && /\bpids\b/.test(controllers) && (await writable(root))) {
+    const parent = join(root, PARENT);
+    try {
+      await mkdir(parent, { recursive: true });
+      await writeFile(join(root, 'cgroup.subtree_control'), '+memory +pids').catch(() => undefined);
+      await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +pids');
+      return v2(parent);
+    } catch {
+      // Fall through to v1.
+    }
+  }
+  const memory = join(root, 'memory');
+  const pids = join(root, 'pids');
+  if ((await writable(memory)) && (await writable(pids))) {
+    try {
+      await mkdir(join(memory, PARENT), { recursive: true });
+      await mkdir(join(pids, PARENT), { recursive: true });
+      return v1(join(memory, PARENT), join(pids, PARENT));
+    } catch {
+      // Fall through to none.
+    }
+  }
+  return {
+    kind: 'none',
+    missing: [
+      'memory cgroup (the memory limit is RLIMIT_AS for Python and a V8 heap cap for JavaScript only)',
+      'pids cgroup (the process limit is RLIMIT_NPROC, which does not bind root and counts across jobs)',
+    ],
+    create: () => Promise.reject(new Error('no cgroups on this host')),
+  };
+}
+
+function v1(memoryParent: string, pidsParent: string): CgroupSupport {
+  return {
+    kind: 'v1',
+    missing: [],
+    async create(job, limits) {
+      const memory = join(memoryParent, job);
+      const pids = join(pidsParent, job);
+      await mkdir(memory);
+      await mkdir(pids);
+      try {
+        await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        // No swap beyond the limit where the kernel accounts it (absent without swap accounting).
+        await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(
+          () => undefined,
+        );
+        await writeFile(join(pids, 'pids.max'), String(limits.maxProcesses));
+      } catch (error) {
+        await sweep([memory, pids]);
+        throw error;
+      }
+      return {
+        procsFiles: [join(memory, 'cgroup.procs'), join(pids, 'cgroup.procs')],
+        async stats() {
+          const failures = (await readNumber(join(memory, 'memory.failcnt'))) ?? 0;
+          const oomKills = await readKeyed(join(memory, 'memory.oom_control'), 'oom_kill');
+          return {
+            peakMemoryBytes: await readNumber(join(memory, 'memory.max_usage_in_bytes')),
+            oomKilled: oomKills !== null ? oomKills > 0 : failures > 0,
+          };
+        },
+        destroy: () => sweep([memory, pids]),
+      };
+    },
+  };
+}
+
+function v2(parent: string): CgroupSupport {
+  return {
+    kind: 'v2',
+    missing: [],
+    async create(job, limits) {
+      const dir = join(parent, job);
+      await mkdir(dir);
+      try {
+        await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
+        await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
+        await writeFile(join(dir, 'pids.max'), String(limits.maxProcesses));
+      } catch (error) {
+        await sweep([dir]);
+        throw error;
+      }
+      return {
+        procsFiles: [join(dir, 'cgroup.procs')],
+        async stats() {
+          return {
+            peakMemoryBytes: await readNumber(join(dir, 'memory.peak')),
+            oomKilled: ((await readKeyed(join(dir, 'memory.events'), 'oom_kill')) ?? 0) > 0,
+          };
+        },
+        async destroy() {
+          await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => undefined);
+          await sweep([dir]);
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,104 @@
+import { readdir } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { detectCgroups, type CgroupSupport } from '../src/sandbox/cgroups.js';
+import { createBwrapBackend, type SandboxBackend, type SandboxLimits } from '../src/sandbox/index.js';
+
+// Real bubblewrap and the host's real cgroups. This machine's kind runs the tests as root with cgroup v1
+// memory and pids controllers; on a host without them the first test says so and the rest are skipped.
+const LIMITS: SandboxLimits = { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
+const MAX_PROCESSES = 32;
+
+let support: CgroupSupport;
+let backend: SandboxBackend;
+
+async function leftoverJobCgroups(): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of [
+    '/sys/fs/cgroup/memory/tandem-sandbox',
+    '/sys/fs/cgroup/pids/tandem-sandbox',
+    '/sys/fs/cgroup/tandem-sandbox',
+  ]) {
+    try {
+      // Only this test process's jobs: other files run sandboxes in parallel.
+      found.push(...(await readdir(dir)).filter((name) => name.startsWith(`job-${process.pid}-`)));
+    } catch {
+      // That hierarchy is not in use here.
+    }
+  }
+  return found;
+}
+
+beforeAll(async () => {
+  support = await detectCgroups();
+  backend = createBwrapBackend({ cgroups: support, maxProcesses: MAX_PROCESSES });
+});
+
+afterAll(async () => {
+  expect(await leftoverJobCgroups()).toEqual([]);
+});
+
+describe('per-job cgroups', () => {
+  test('this host gives the root runner memory and pids cgroups, and the check reports nothing missing', async () => {
+    if (process.getuid?.() !== 0) return;
+    expect(['v1', 'v2']).toContain(support.kind);
+    const check = await backend.check();
+    expect(check.ok).toBe(true);
+    expect(check.warnings).toEqual([]);
+  });
+
+  test('a runner without cgroups says exactly which limits it cannot enforce', async () => {
+    const weaker = createBwrapBackend({ cgroups: 'off' });
+    const check = await weaker.check();
+    expect(check.warnings?.join('\n')).toMatch(/memory cgroup/);
+    expect(check.warnings?.join('\n')).toMatch(/pids cgroup/);
+  });
+
+  test('JavaScript ArrayBuffers past the memory limit end the job as memory_limit (the V8 heap cap misses them)', async () => {
+    if (support.kind === 'none') return;
+    const result = await backend.run({
+      language: 'javascript',
+      code: 'const keep = []; for (let i = 0; i < 1000; i++) keep.push(new Uint8Array(16 * 1024 * 1024).fill(1)); return keep.length;',
+      limits: { ...LIMITS, memoryMb: 128 },
+    });
+    expect(result.outcome).toBe('memory_limit');
+    expect(result.errorMessage).toContain('128 MB');
+    expect(await leftoverJobCgroups()).toEqual([]);
+  });
+
+  test('a fork bomb is held to the pids limit, and nothing of it survives the job', async () => {
+    if (support.kind === 'none') return;
+    const result = await backend.run({
+      language: 'python',
+      code: [
+        'import os, time',
+        'children = 0',
+        'for _ in range(1000):',
+        '    try:',
+        '        if os.fork() == 0:',
+        '            time.sleep(60)',
+        '            os._exit(0)',
+        '        children += 1',
+        '    except OSError:',
+        '        break',
+        'result = children',
+      ].join('\n'),
+      limits: { ...LIMITS, timeoutMs: 5_000 },
+    });
+    expect(result.outcome).toBe('ok');
+    expect(typeof result.value).toBe('number');
+    expect(Number(result.value)).toBeLessThan(MAX_PROCESSES + 4);
+    // The sleeping children were in the job's cgroup, and a cgroup can only be removed once it is empty.
+    expect(await leftoverJobCgroups()).toEqual([]);
+  });
+
+  test('a job reports its peak memory', async () => {
+    if (support.kind === 'none') return;
+    const result = await backend.run({
+      language: 'python',
+      code: 'block = bytearray(40 * 1024 * 1024)\nresult = len(block)',
+      limits: { ...LIMITS, memoryMb: 256 },
+    });
+    expect(result.outcome).toBe('ok');
+    expect(result.peakMemoryBytes ?? 0).toBeGreaterThan(40 * 1024 * 1024);
+  });
+});
