@@ -23,6 +23,7 @@ function script(request: ChatRequestRecord): ScriptedReply {
     .map((message) => (typeof message.content === 'string' ? message.content : ''))
     .join('\n');
   if (!planning) {
+    if (all.includes('SANDBOX.MEMORY_LIMIT')) return { content: '```python\nresult = 1\n```' };
     if (all.includes('[fix-me]') || all.includes('Divide 84 by two')) {
       // The first program divides by zero; the fix request carries the error and gets a working program.
       return all.includes('It failed in the sandbox')
@@ -52,6 +53,25 @@ function script(request: ChatRequestRecord): ScriptedReply {
         {
           name: 'respond',
           arguments: { answer: 'Half is {{steps.s1.value}}.', dependsOn: ['s1'], rationale: null },
+        },
+      ],
+    };
+  if (task.includes('[memory]'))
+    return {
+      toolCalls: [
+        {
+          name: 'run_code',
+          arguments: {
+            language: 'python',
+            code: 'big = bytearray(900 * 1024 * 1024)\nresult = len(big)',
+            spec: null,
+            dependsOn: null,
+            rationale: null,
+          },
+        },
+        {
+          name: 'respond',
+          arguments: { answer: 'Got {{steps.s1.value}}.', dependsOn: null, rationale: null },
         },
       ],
     };
@@ -400,6 +420,34 @@ describe('dual-model planning and execution (five processes, real Postgres and N
       ['s1', [], 'compute'],
       ['s2', ['s1'], null],
     ]);
+  });
+
+  it('reports a sandbox job killed for memory as memory_limit on the step, and the code model fixes it', async () => {
+    const event = taskRequested({ goal: 'Allocate too much [memory]' });
+    await stack.publish('task.requested.v1', event);
+    const outcome = await stack.waitForOutcome(answers(event), 'the memory task');
+    expect(outcome.data.result).toMatchObject({ answer: 'Got 1.' });
+    const { rows: attempts } = await stack.sql.query(
+      'SELECT "attempt", "origin", "outcome", "error" FROM "StepAttempt" WHERE "taskId" = $1 ORDER BY "attempt"',
+      [outcome.data.taskId],
+    );
+    expect(
+      attempts.map((row: { attempt: number; origin: string; outcome: string }) => [
+        row.attempt,
+        row.origin,
+        row.outcome,
+      ]),
+    ).toEqual([
+      [1, 'given', 'memory_limit'],
+      [2, 'fix', 'ok'],
+    ]);
+    expect(attempts[0].error).toMatchObject({ code: 'SANDBOX.MEMORY_LIMIT' });
+    const { rows: runs } = await stack.sql.query(
+      'SELECT "outcome", "peakMemoryBytes"::text AS "peak" FROM "SandboxRun" WHERE "taskId" = $1 ORDER BY "createdAt"',
+      [outcome.data.taskId],
+    );
+    expect(runs.map((row: { outcome: string }) => row.outcome)).toEqual(['memory_limit', 'ok']);
+    expect(Number(runs[1].peak)).toBeGreaterThan(0);
   });
 
   it('re-plans once after a step fails for good, and the new version completes the task', async () => {
