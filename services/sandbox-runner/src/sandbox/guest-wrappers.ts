@@ -90,7 +90,9 @@ def _tandem_main():
 
         linecache.cache['<code>'] = (len(source), None, source.splitlines(True), '<code>')
         if frames:
-            traceback.print_exception(type(error), error, error.__traceback__.tb_next)
+            # A MemoryError raised while the interpreter had no memory left may carry no traceback.
+            frames_of_code = error.__traceback__.tb_next if error.__traceback__ is not None else None
+            traceback.print_exception(type(error), error, frames_of_code)
         else:
             sys.stderr.write(''.join(traceback.format_exception_only(type(error), error)))
         return ''.join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
@@ -128,7 +130,8 @@ def _tandem_main():
         user_globals.clear()  # frees what the program held, so the report itself has room
         try:
             print_exception(error)
-        except MemoryError:
+        except Exception:
+            # Reporting must not fail the report: with memory this short even printing may raise.
             pass
         fail('memory', 'MemoryError: the program exceeded its memory limit')
     except BaseException as error:

@@ -1,0 +1,1218 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { z } from 'zod';
+
+import {
+  createBwrapBackend,
+  type SandboxBackend,
+  type SandboxLanguage,
+  type SandboxLimits,
+  type SandboxResult,
+} from '../src/sandbox/index.js';
+
+// The abuse suite (issue 4): hostile programs against the real bubblewrap backend with per-job cgroups.
+// Every case states the outcome it expects; none asserts timings. After every case the job's cgroups are
+// gone and the backend still answers a trivial job.
+
+const BWRAP = '/usr/bin/bwrap';
+const SECRET = `tandem-abuse-secret-${randomBytes(12).toString('hex')}`;
+const CANARY = `tandem-abuse-canary-${randomBytes(12).toString('hex')}`;
+const ABSTRACT = `tandem-abuse-${randomBytes(8).toString('hex')}`;
+const SOURCE_FILE = fileURLToPath(new URL('../src/sandbox/bwrap-backend.ts', import.meta.url));
+const SANDBOX_UID = process.getuid?.() === 0 ? 65534 : process.getuid?.();
+const MAX_PROCESSES = 64;
+/** Processes a job may hold at once: the guest's RLIMIT_NPROC plus bwrap and the launcher. */
+const PIDS_LIMIT = MAX_PROCESSES + 4;
+const LIMITS: SandboxLimits = { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
+const RUNAWAY: Partial<SandboxLimits> = { timeoutMs: 2_000 };
+/** What `/` of the box may hold (merged-usr links, the binds and the mounts). */
+const BOX_ROOT = [
+  'bin',
+  'box',
+  'dev',
+  'etc',
+  'lib',
+  'lib32',
+  'lib64',
+  'libx32',
+  'proc',
+  'sbin',
+  'tmp',
+  'usr',
+  'work',
+];
+/** The box's whole environment: the four fixed variables, and PWD (set by bwrap for `--chdir`). */
+const BOX_ENV = ['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR'];
+
+/** What every guest gets as `input`: where the host's bait is. */
+interface Bait {
+  port: number;
+  hosts: string[];
+  canary: string;
+  source: string;
+  scratch: string;
+  /** The test process's host pid. */
+  hostPid: number;
+  /** A host listener in the abstract Unix socket namespace (name without the leading NUL). */
+  abstract: string;
+}
+
+let scratchRoot: string;
+let backend: SandboxBackend;
+let server: Server;
+let abstractServer: Server;
+let connections = 0;
+let bait: Bait;
+
+function run(
+  language: SandboxLanguage,
+  code: string,
+  limits: Partial<SandboxLimits> = {},
+): Promise<SandboxResult> {
+  return backend.run({ language, code, input: bait, limits: { ...LIMITS, ...limits } });
+}
+
+/** Everything of a result a secret could leak through, as text. */
+function resultText(result: SandboxResult): string {
+  return [
+    result.stdout,
+    result.stderr,
+    JSON.stringify(result.value) ?? '',
+    result.errorMessage ?? '',
+    ...result.files.map((file) => `${file.path}\n${file.content.toString('utf8')}`),
+  ].join('\n');
+}
+
+function portOf(listener: Server): number {
+  const address = listener.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no port');
+  return address.port;
+}
+
+async function leftoverJobCgroups(): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of [
+    '/sys/fs/cgroup/memory/tandem-sandbox',
+    '/sys/fs/cgroup/pids/tandem-sandbox',
+    '/sys/fs/cgroup/tandem-sandbox',
+  ]) {
+    try {
+      // Only this test process's jobs: other test files run sandboxes in parallel.
+      found.push(...(await readdir(dir)).filter((name) => name.startsWith(`job-${process.pid}-`)));
+    } catch {
+      // That hierarchy is not in use here.
+    }
+  }
+  return found;
+}
+
+const Attempts = z.record(z.string(), z.string());
+
+function okValue(result: SandboxResult): unknown {
+  expect(result.outcome, `${result.errorMessage ?? ''}\n${result.stderr}`).toBe('ok');
+  return result.value;
+}
+
+/** The guest reports `{ what: 'ERR:<code>' | <what it got> }`; every attempt must have failed. */
+function expectAllFailed(result: SandboxResult): Record<string, string> {
+  const attempts = Attempts.parse(okValue(result));
+  expect(Object.keys(attempts).length).toBeGreaterThan(0);
+  for (const [what, outcome] of Object.entries(attempts)) {
+    expect(outcome.startsWith('ERR:'), `${what} -> ${outcome}`).toBe(true);
+  }
+  return attempts;
+}
+
+function expectOutcome(outcome: SandboxResult['outcome']): (result: SandboxResult) => void {
+  return (result) => expect(result.outcome, `${result.errorMessage ?? ''}\n${result.stderr}`).toBe(outcome);
+}
+
+function expectError(pattern: RegExp): (result: SandboxResult) => void {
+  return (result) => {
+    expect(result.outcome).toBe('error');
+    expect(`${result.errorMessage ?? ''}\n${result.stderr}`).toMatch(pattern);
+  };
+}
+
+/** A number the guest counted, below the job's pids limit. */
+function expectHeldToPids(result: SandboxResult): void {
+  const count = z.number().int().nonnegative().parse(okValue(result));
+  expect(count).toBeLessThan(PIDS_LIMIT);
+}
+
+// Guest helpers. `attempt` turns a throw into 'ERR:<code>' and a success into what it returned (or 'OK').
+const JS = String.raw`
+const fs = require('node:fs');
+const attempt = (f) => {
+  try {
+    const value = f();
+    return value === undefined ? 'OK' : String(value);
+  } catch (error) {
+    return 'ERR:' + String((error && (error.code || error.name)) || error);
+  }
+};
+const attemptAsync = async (f) => {
+  try {
+    const value = await f();
+    return value === undefined ? 'OK' : String(value);
+  } catch (error) {
+    return 'ERR:' + String((error && (error.code || error.name)) || error);
+  }
+};
+`;
+
+const PY = String.raw`
+import os, sys
+def attempt(f):
+    try:
+        value = f()
+        return 'OK' if value is None else str(value)
+    except BaseException as error:
+        return 'ERR:' + type(error).__name__
+def read(path):
+    with open(path, 'rb') as file:
+        return file.read().decode('utf-8', 'replace')
+`;
+
+interface AbuseCase {
+  name: string;
+  language: SandboxLanguage;
+  code: string;
+  limits?: Partial<SandboxLimits>;
+  expect: (result: SandboxResult) => void | Promise<void>;
+}
+
+const HOST_FILES = String.raw`{
+  shadow: '/etc/shadow',
+  passwd: '/etc/passwd',
+  canary: input.canary,
+  source: input.source,
+  scratch: input.scratch,
+}`;
+
+const javascriptCases: AbuseCase[] = [
+  {
+    name: 'reads host files (/etc/shadow, /etc/passwd, a world-readable canary, the runner source)',
+    language: 'javascript',
+    code:
+      JS +
+      `const out = {}; for (const [k, p] of Object.entries(${HOST_FILES})) out[k] = attempt(() => fs.readFileSync(p, 'utf8')); return out;`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'lists /root, /home and the runner source tree',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const out = {};
+for (const p of ['/root', '/home', '/var', '/run', require('node:path').dirname(input.source)]) out[p] = attempt(() => fs.readdirSync(p).join(','));
+return out;`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'reads /proc/1/environ and its own environment: no secret, only the four fixed variables',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`return { environ1: attempt(() => fs.readFileSync('/proc/1/environ', 'latin1')), self: Object.keys(process.env).sort() };`,
+    expect: (result) => {
+      const value = z.object({ environ1: z.string(), self: z.array(z.string()) }).parse(okValue(result));
+      expect(value.self).toEqual(BOX_ENV);
+      expect(value.environ1.startsWith('ERR:') || !value.environ1.includes('TANDEM')).toBe(true);
+    },
+  },
+  {
+    name: 'writes outside the working directory (/usr, /etc, /box, /, /dev, /proc)',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const out = {};
+for (const p of ['/usr/abuse', '/usr/bin/node', '/etc/abuse', '/box/abuse', '/box/code.js', '/abuse', '/dev/abuse', '/proc/abuse', input.scratch + '/abuse'])
+  out[p] = attempt(() => fs.writeFileSync(p, 'x'));
+out.mkdir = attempt(() => fs.mkdirSync('/usr/abuse-dir'));
+out.chmod = attempt(() => fs.chmodSync('/usr/bin', 0o777));
+return out;`,
+    expect: (result) => {
+      expectAllFailed(result);
+      for (const host of [
+        '/usr/abuse',
+        '/etc/abuse',
+        '/abuse',
+        '/usr/abuse-dir',
+        path.join(bait.scratch, 'abuse'),
+      ]) {
+        expect(existsSync(host), host).toBe(false);
+      }
+    },
+  },
+  {
+    name: 'escapes the working directory through files.write and symlinks',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`fs.symlinkSync('/etc/passwd', 'leak');
+fs.symlinkSync(input.canary, 'canary');
+fs.symlinkSync('/', 'root');
+return {
+  dotdot: attempt(() => files.write('../etc/abuse', 'x')),
+  absolute: attempt(() => files.write('/etc/abuse', 'x')),
+  readLink: attempt(() => files.read('leak')),
+  writeThroughLink: attempt(() => files.write('root/tmp/abuse', 'x')),
+  canary: attempt(() => fs.readFileSync('canary', 'utf8')),
+};`,
+    expect: (result) => {
+      expectAllFailed(result);
+      // The runner collects the working directory without following the links.
+      expect(result.files.map((file) => file.path)).toEqual([]);
+    },
+  },
+  {
+    name: 'connects over TCP to host listeners (127.0.0.1 and the host addresses) and fetch()',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const net = require('node:net');
+const out = {};
+for (const host of ['127.0.0.1', ...input.hosts]) {
+  out[host] = await new Promise((resolve) => {
+    const s = net.connect(input.port, host, () => { s.destroy(); resolve('connected'); });
+    s.setTimeout(1500, () => { s.destroy(); resolve('ERR:timeout'); });
+    s.on('error', (e) => resolve('ERR:' + e.code));
+  });
+}
+out.fetch = await attemptAsync(async () => (await fetch('http://127.0.0.1:' + input.port + '/')).status);
+return out;`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(connections).toBe(0);
+    },
+  },
+  {
+    name: 'connects to a host abstract Unix socket',
+    language: 'javascript',
+    code: String.raw`return { abstract: await new Promise((resolve) => {
+  const s = require('node:net').connect('\0' + input.abstract, () => { s.destroy(); resolve('connected'); });
+  s.on('error', (e) => resolve('ERR:' + e.code));
+}) };`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(connections).toBe(0);
+    },
+  },
+  {
+    name: 'looks up DNS names (getaddrinfo and a direct resolver)',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const dns = require('node:dns').promises;
+return {
+  lookup: await attemptAsync(async () => JSON.stringify(await dns.lookup('example.com'))),
+  resolve4: await attemptAsync(async () => JSON.stringify(await dns.resolve4('example.com'))),
+  viaPublic: await attemptAsync(async () => { const r = new dns.Resolver({ timeout: 500, tries: 1 }); r.setServers(['1.1.1.1']); return JSON.stringify(await r.resolve4('example.com')); }),
+};`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'child_process runs inside the box only: no host files, only the box root, uid 65534',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const { execFileSync } = require('node:child_process');
+const sh = (script) => attempt(() => execFileSync('/bin/sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
+return {
+  shadow: sh('cat /etc/shadow'),
+  canary: sh('cat ' + input.canary),
+  source: sh('cat ' + input.source),
+  root: sh('ls /'),
+  uid: sh('id -u'),
+};`,
+    expect: (result) => {
+      const value = z
+        .object({
+          shadow: z.string(),
+          canary: z.string(),
+          source: z.string(),
+          root: z.string(),
+          uid: z.string(),
+        })
+        .parse(okValue(result));
+      expect(value.shadow).toMatch(/^ERR:/);
+      expect(value.canary).toMatch(/^ERR:/);
+      expect(value.source).toMatch(/^ERR:/);
+      for (const entry of value.root.split(/\s+/)) expect(BOX_ROOT).toContain(entry);
+      expect(value.uid).toBe(String(SANDBOX_UID));
+    },
+  },
+  {
+    name: 'child_process reaches no network (bash /dev/tcp and a child node)',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const { execFileSync } = require('node:child_process');
+const out = {};
+for (const host of ['127.0.0.1', ...input.hosts]) {
+  out['bash ' + host] = attempt(() => execFileSync('/usr/bin/bash', ['-c', 'echo hi > /dev/tcp/' + host + '/' + input.port], { stdio: 'ignore', timeout: 3000 }));
+}
+out.node = attempt(() => execFileSync('/usr/bin/node', ['-e', 'require("net").connect(' + input.port + ', "127.0.0.1").on("error", () => process.exit(3)).on("connect", () => process.exit(0))'], { stdio: 'ignore', timeout: 3000 }));
+return out;`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(connections).toBe(0);
+    },
+  },
+  {
+    name: 'spawns sleeping children until it cannot: held to the pids limit',
+    language: 'javascript',
+    code: String.raw`const cp = require('node:child_process');
+let started = 0;
+for (let i = 0; i < 300; i++) {
+  const child = cp.spawn('/usr/bin/sleep', ['60'], { stdio: 'ignore' });
+  child.on('error', () => {});
+  if (child.pid !== undefined) started++;
+}
+return started;`,
+    limits: { timeoutMs: 5_000 },
+    expect: expectHeldToPids,
+  },
+  {
+    name: 'a shell fork bomb runs into the pids limit and dies with the job',
+    language: 'javascript',
+    code: String.raw`require('node:child_process').spawn('/usr/bin/bash', ['-c', ':(){ :|:& };:'], { stdio: 'ignore' }).on('error', () => {});
+await new Promise((resolve) => setTimeout(resolve, 60_000));`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'a setsid daemon outlives the guest only until the job ends',
+    language: 'javascript',
+    code: String.raw`const child = require('node:child_process').spawn('/usr/bin/setsid', ['-f', '/usr/bin/sleep', '120'], { detached: true, stdio: 'ignore' });
+child.unref();
+return 'left a daemon';`,
+    expect: (result) => expect(okValue(result)).toBe('left a daemon'),
+  },
+  {
+    name: 'a worker-thread bomb ends as a result, not a crashed runner',
+    language: 'javascript',
+    code: String.raw`const { Worker } = require('node:worker_threads');
+let started = 0;
+for (let i = 0; i < 200; i++) {
+  try {
+    new Worker('for (;;) {}', { eval: true, resourceLimits: { maxOldGenerationSizeMb: 4 } }).on('error', () => {});
+    started++;
+  } catch {
+    break;
+  }
+}
+await new Promise(() => {});`,
+    limits: { timeoutMs: 3_000, memoryMb: 256 },
+    expect: (result) => expect(['timeout', 'error', 'memory_limit', 'killed']).toContain(result.outcome),
+  },
+  {
+    name: 'an infinite loop',
+    language: 'javascript',
+    code: 'for (;;) {}',
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'an infinite loop that catches everything and ignores SIGTERM/SIGINT',
+    language: 'javascript',
+    code: String.raw`for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1']) process.on(s, () => {});
+for (;;) { try { for (;;) {} } catch {} finally { continue; } }`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'a microtask loop (Promise.resolve().then recursion) starves the event loop',
+    language: 'javascript',
+    code: String.raw`const spin = () => Promise.resolve().then(spin);
+spin();
+await new Promise(() => {});`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'Atomics.wait on a SharedArrayBuffer that nobody notifies',
+    language: 'javascript',
+    code: String.raw`Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+return 'woke';`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'a WebAssembly infinite loop',
+    language: 'javascript',
+    code: String.raw`const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 9, 1, 7, 0, 3, 64, 12, 0, 11, 11]);
+const { instance } = await WebAssembly.instantiate(bytes);
+instance.exports.f();
+return 'returned';`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'ReDoS: a catastrophic regular expression',
+    language: 'javascript',
+    code: String.raw`return /^(a+)+$/.test('a'.repeat(64) + '!');`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'a memory bomb of objects',
+    language: 'javascript',
+    code: String.raw`const keep = []; for (;;) keep.push({ a: Math.random(), b: [1, 2, 3], c: 'x' + keep.length });`,
+    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    expect: expectOutcome('memory_limit'),
+  },
+  {
+    name: 'a memory bomb of ArrayBuffers (outside the V8 heap)',
+    language: 'javascript',
+    code: String.raw`const keep = []; for (;;) keep.push(new Uint8Array(8 * 1024 * 1024).fill(7));`,
+    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    expect: expectOutcome('memory_limit'),
+  },
+  {
+    name: '100 MB of stdout',
+    language: 'javascript',
+    code: String.raw`const chunk = 'x'.repeat(1024 * 1024); for (let i = 0; i < 100; i++) process.stdout.write(chunk); return 'done';`,
+    limits: { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024 },
+    expect: (result) => {
+      expect(result.outcome).toBe('output_limit');
+      expect(result.stdout.length).toBeLessThanOrEqual(1024 * 1024);
+    },
+  },
+  {
+    name: 'a 6 MB result (over the 4 MiB result cap)',
+    language: 'javascript',
+    code: String.raw`return 'y'.repeat(6 * 1024 * 1024);`,
+    expect: expectOutcome('output_limit'),
+  },
+  {
+    name: 'deep recursion in guest code (RangeError)',
+    language: 'javascript',
+    code: String.raw`const f = (n) => f(n + 1) + 1; return f(0);`,
+    expect: expectError(/RangeError/),
+  },
+  {
+    name: 'deep recursion in the engine: JSON.stringify of a very deep array',
+    language: 'javascript',
+    code: String.raw`let a = []; for (let i = 0; i < 1000000; i++) a = [a]; return JSON.stringify(a).length;`,
+    expect: expectError(/RangeError/),
+  },
+  {
+    name: 'a very deep result breaks only its own report',
+    language: 'javascript',
+    code: String.raw`let a = []; for (let i = 0; i < 1000000; i++) a = [a]; return a;`,
+    expect: expectError(/not JSON-serialisable/),
+  },
+  {
+    name: "constructor-chain escape this.constructor.constructor('return process')(): no secret, no host files",
+    language: 'javascript',
+    code: String.raw`const p = this.constructor.constructor('return process')();
+const hostFs = p.mainModule.require('fs');
+return {
+  env: attempt(() => { const k = Object.keys(p.env).filter((name) => !['PATH', 'HOME', 'TMPDIR', 'LANG', 'PWD'].includes(name)); if (k.length > 0) return k.join(','); throw new Error('none'); }),
+  shadow: attempt(() => hostFs.readFileSync('/etc/shadow', 'utf8')),
+  canary: attempt(() => hostFs.readFileSync(input.canary, 'utf8')),
+  setuid: attempt(() => p.setuid(0)),
+};`.replace(/^/, JS),
+    expect: expectAllFailed,
+  },
+  {
+    name: 'Error.prepareStackTrace reaching foreign frames: no secret, no host files',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`Error.prepareStackTrace = (_error, frames) => frames.map((frame) => { try { return frame.getThis() ?? frame.getFunction(); } catch { return undefined; } });
+const stack = new Error().stack;
+Error.prepareStackTrace = undefined;
+let proc;
+for (const thing of stack) {
+  try { const candidate = thing.constructor.constructor('return process')(); if (candidate && candidate.env) { proc = candidate; break; } } catch {}
+}
+const out = { reached: proc ? 'ERR:reached process (inside the box, allowed)' : 'ERR:no process' };
+if (proc) {
+  const leaked = Object.keys(proc.env).filter((name) => !['PATH', 'HOME', 'TMPDIR', 'LANG', 'PWD'].includes(name));
+  out.env = leaked.length > 0 ? leaked.join(',') : 'ERR:none';
+  out.canary = attempt(() => proc.mainModule.require('fs').readFileSync(input.canary, 'utf8'));
+  out.binding = attempt(() => proc.binding('fs').open('/etc/shadow', 0, 0));
+}
+return out;`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'a Proxy result that throws on every trap',
+    language: 'javascript',
+    code: String.raw`result = new Proxy({}, { get() { throw new Error('trap'); }, ownKeys() { throw new Error('trap'); } });`,
+    expect: expectError(/not JSON-serialisable|trap/),
+  },
+  {
+    name: 'Proxy over process.env and Reflect tricks find no secret',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const seen = [];
+const probe = new Proxy(process.env, { get(target, key) { seen.push(String(key)); return Reflect.get(target, key); } });
+const direct = probe.TANDEM_ABUSE_SECRET;
+return { direct: direct === undefined ? 'ERR:undefined' : direct, owned: Reflect.ownKeys(process.env).filter((k) => String(k).startsWith('TANDEM')).join(',') || 'ERR:none' };`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'a Symbol.for(nodejs.util.inspect.custom) thrown value that throws in the wrapper',
+    language: 'javascript',
+    code: String.raw`throw { [Symbol.for('nodejs.util.inspect.custom')]() { throw new Error('inspect bomb'); } };`,
+    expect: expectOutcome('error'),
+  },
+  {
+    name: 'a Symbol.for(nodejs.util.inspect.custom) thrown value that never returns',
+    language: 'javascript',
+    code: String.raw`throw { [Symbol.for('nodejs.util.inspect.custom')]() { for (;;) {} } };`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'sabotaging Buffer.from and JSON.stringify breaks only its own report',
+    language: 'javascript',
+    code: String.raw`Buffer.from = () => { throw new Error('sabotage'); };
+JSON.stringify = () => '{"status":"ok","value":"forged"';
+return 'x';`,
+    expect: expectOutcome('error'),
+  },
+  {
+    name: 'prototype pollution does not reach the next job',
+    language: 'javascript',
+    code: String.raw`Object.prototype.polluted = 'yes';
+Object.prototype.toJSON = function () { return 'polluted'; };
+Array.prototype.push = () => { throw new Error('polluted'); };
+globalThis.leftover = 'yes';
+return 1;`,
+    expect: async (result) => {
+      expect(result.outcome).not.toBe('sandbox_error');
+      const next = await run(
+        'javascript',
+        String.raw`return [typeof ({}).polluted, typeof Object.prototype.toJSON, typeof globalThis.leftover, [1].push(2)];`,
+      );
+      expect(okValue(next)).toEqual(['undefined', 'undefined', 'undefined', 2]);
+    },
+  },
+  {
+    name: 'files left in /tmp and /work do not reach the next job',
+    language: 'javascript',
+    code: String.raw`require('node:fs').writeFileSync('/tmp/leftover', 'x'); files.write('leftover', 'x'); return 1;`,
+    expect: async (result) => {
+      expect(okValue(result)).toBe(1);
+      const next = await run(
+        'javascript',
+        String.raw`const fs = require('node:fs'); return [fs.existsSync('/tmp/leftover'), fs.existsSync('/work/leftover')];`,
+      );
+      expect(okValue(next)).toEqual([false, false]);
+    },
+  },
+  {
+    name: 'process.kill(-1, SIGKILL) reaches only the box',
+    language: 'javascript',
+    code: String.raw`process.kill(-1, 'SIGKILL'); process.kill(process.pid, 'SIGKILL');`,
+    expect: (result) => expect(['killed', 'error']).toContain(result.outcome),
+  },
+  {
+    name: 'sees only the box in /proc: no host process to signal',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`return {
+  pids: fs.readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name)).map(Number).sort((a, b) => a - b).join(',') === '1,2' ? 'ERR:only the box' : 'more',
+  host: attempt(() => process.kill(input.hostPid, 0)),
+  hostSigkill: attempt(() => process.kill(input.hostPid, 'SIGKILL')),
+};`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'filling /tmp and /work stops at their tmpfs size',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const chunk = Buffer.alloc(1024 * 1024, 1);
+const fill = (file) => attempt(() => { const fd = fs.openSync(file, 'w'); for (let i = 0; i < 200; i++) fs.writeSync(fd, chunk); });
+const out = { tmp: fill('/tmp/fill') };
+fs.rmSync('/tmp/fill');
+out.work = fill('/work/fill');
+fs.rmSync('/work/fill');
+return out;`,
+    limits: { timeoutMs: 10_000, memoryMb: 256 },
+    expect: (result) => {
+      const attempts = expectAllFailed(result);
+      expect(Object.values(attempts)).toEqual(['ERR:ENOSPC', 'ERR:ENOSPC']);
+    },
+  },
+];
+
+const pythonCases: AbuseCase[] = [
+  {
+    name: 'reads host files (/etc/shadow, /etc/passwd, a world-readable canary, the runner source)',
+    language: 'python',
+    code:
+      PY +
+      String.raw`result = {k: attempt(lambda p=p: read(p)) for k, p in {'shadow': '/etc/shadow', 'passwd': '/etc/passwd', 'canary': input['canary'], 'source': input['source'], 'scratch': input['scratch']}.items()}`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'lists /root, /home and the runner source tree',
+    language: 'python',
+    code:
+      PY +
+      String.raw`result = {p: attempt(lambda p=p: ','.join(os.listdir(p))) for p in ['/root', '/home', '/var', '/run', os.path.dirname(input['source'])]}`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'reads /proc/1/environ and its own environment: no secret, only the four fixed variables',
+    language: 'python',
+    code:
+      PY +
+      String.raw`result = {'environ1': attempt(lambda: read('/proc/1/environ')), 'self': sorted(os.environ)}`,
+    expect: (result) => {
+      const value = z.object({ environ1: z.string(), self: z.array(z.string()) }).parse(okValue(result));
+      expect(value.self).toEqual(BOX_ENV);
+      expect(value.environ1.startsWith('ERR:') || !value.environ1.includes('TANDEM')).toBe(true);
+    },
+  },
+  {
+    name: 'writes outside the working directory (/usr, /etc, /box, /, /dev, /proc)',
+    language: 'python',
+    code:
+      PY +
+      String.raw`def write(p):
+    with open(p, 'w') as f:
+        f.write('x')
+result = {p: attempt(lambda p=p: write(p)) for p in ['/usr/abuse', '/usr/bin/python3', '/etc/abuse', '/box/abuse', '/box/code.py', '/abuse', '/dev/abuse', '/proc/abuse', input['scratch'] + '/abuse']}
+result['mkdir'] = attempt(lambda: os.mkdir('/usr/abuse-dir'))
+result['chmod'] = attempt(lambda: os.chmod('/usr/bin', 0o777))
+result['rename'] = attempt(lambda: os.rename('/box/code.py', '/work/code.py'))`,
+    expect: (result) => {
+      expectAllFailed(result);
+      for (const host of [
+        '/usr/abuse',
+        '/etc/abuse',
+        '/abuse',
+        '/usr/abuse-dir',
+        path.join(bait.scratch, 'abuse'),
+      ]) {
+        expect(existsSync(host), host).toBe(false);
+      }
+    },
+  },
+  {
+    name: 'socket: TCP to host listeners (127.0.0.1 and the host addresses), UDP, raw sockets',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import socket
+def connect(host):
+    s = socket.create_connection((host, input['port']), timeout=1.5)
+    s.close()
+result = {host: attempt(lambda host=host: connect(host)) for host in ['127.0.0.1', 'localhost'] + input['hosts']}
+result['raw'] = attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
+result['packet'] = attempt(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
+result['udp'] = attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('1.1.1.1', 53)))`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(connections).toBe(0);
+    },
+  },
+  {
+    name: 'socket: connects to a host abstract Unix socket',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import socket
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1.5)
+    s.connect('\0' + input['abstract'])
+    s.close()
+result = {'abstract': attempt(connect)}`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(connections).toBe(0);
+    },
+  },
+  {
+    name: 'looks up DNS names',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import socket
+result = {name: attempt(lambda name=name: socket.getaddrinfo(name, 80)) for name in ['example.com', 'registry.npmjs.org']}
+result['byaddr'] = attempt(lambda: socket.gethostbyaddr('1.1.1.1'))`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'subprocess runs inside the box only: no host files, only the box root, uid 65534',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import subprocess
+def sh(script):
+    done = subprocess.run(['/bin/sh', '-c', script], capture_output=True, text=True)
+    if done.returncode != 0:
+        return 'ERR:exit ' + str(done.returncode)
+    return done.stdout.strip()
+result = {'shadow': sh('cat /etc/shadow'), 'canary': sh('cat ' + input['canary']), 'source': sh('cat ' + input['source']), 'root': sh('ls /'), 'uid': sh('id -u')}`,
+    expect: (result) => {
+      const value = z
+        .object({
+          shadow: z.string(),
+          canary: z.string(),
+          source: z.string(),
+          root: z.string(),
+          uid: z.string(),
+        })
+        .parse(okValue(result));
+      expect(value.shadow).toMatch(/^ERR:/);
+      expect(value.canary).toMatch(/^ERR:/);
+      expect(value.source).toMatch(/^ERR:/);
+      for (const entry of value.root.split(/\s+/)) expect(BOX_ROOT).toContain(entry);
+      expect(value.uid).toBe(String(SANDBOX_UID));
+    },
+  },
+  {
+    name: 'os.system reaches neither host files nor the network',
+    language: 'python',
+    code:
+      PY +
+      String.raw`def system(script):
+    status = os.system(script)
+    return 'OK' if status == 0 else 'ERR:status ' + str(status)
+result = {
+    'canary': system('cat ' + input['canary'] + ' > /work/leak'),
+    'shadow': system('cp /etc/shadow /work/shadow'),
+    'tcp': system('/usr/bin/bash -c "echo hi > /dev/tcp/127.0.0.1/' + str(input['port']) + '"'),
+}
+for host in input['hosts']:
+    result['tcp ' + host] = system('/usr/bin/bash -c "echo hi > /dev/tcp/' + host + '/' + str(input['port']) + '"')`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(connections).toBe(0);
+    },
+  },
+  {
+    name: 'a fork bomb is held to the pids limit and dies with the job',
+    language: 'python',
+    code: String.raw`import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'forks sleeping children until it cannot: held to the pids limit',
+    language: 'python',
+    code: String.raw`import os, time
+children = 0
+for _ in range(500):
+    try:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        children += 1
+    except OSError:
+        break
+result = children`,
+    limits: { timeoutMs: 5_000 },
+    expect: expectHeldToPids,
+  },
+  {
+    name: 'a thread bomb is held to the pids limit',
+    language: 'python',
+    code: String.raw`import threading, time
+threads = 0
+for _ in range(500):
+    try:
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+        threads += 1
+    except RuntimeError:
+        break
+result = threads`,
+    limits: { timeoutMs: 5_000 },
+    expect: expectHeldToPids,
+  },
+  {
+    name: 'a double-forked setsid daemon outlives the guest only until the job ends',
+    language: 'python',
+    code: String.raw`import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(120)
+    os._exit(0)
+os.wait()
+result = 'left a daemon'`,
+    expect: (result) => expect(okValue(result)).toBe('left a daemon'),
+  },
+  {
+    name: 'an infinite loop',
+    language: 'python',
+    code: 'while True:\n    pass',
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'an infinite loop that catches BaseException',
+    language: 'python',
+    code: String.raw`while True:
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'an infinite loop with signal handlers ignoring every catchable signal',
+    language: 'python',
+    code: String.raw`import signal
+for s in signal.valid_signals():
+    try:
+        signal.signal(s, signal.SIG_IGN)
+    except (OSError, ValueError):
+        pass
+while True:
+    try:
+        pass
+    except BaseException:
+        pass`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'ReDoS: a catastrophic regular expression',
+    language: 'python',
+    code: String.raw`import re
+result = bool(re.match(r'^(a+)+$', 'a' * 64 + '!'))`,
+    limits: RUNAWAY,
+    expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'a memory bomb of lists',
+    language: 'python',
+    code: String.raw`keep = []
+while True:
+    keep.append([0] * 1000)`,
+    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    expect: expectOutcome('memory_limit'),
+  },
+  {
+    // The MemoryError of a small-object bomb may carry no traceback; it must still be reported as such.
+    name: 'a memory bomb of small dicts',
+    language: 'python',
+    code: String.raw`keep = []
+while True:
+    keep.append({'a': len(keep), 'b': [1, 2, 3], 'c': 'x' * 100})`,
+    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    expect: expectOutcome('memory_limit'),
+  },
+  {
+    name: 'a memory bomb of bytearrays',
+    language: 'python',
+    code: String.raw`keep = []
+while True:
+    keep.append(bytearray(8 * 1024 * 1024))`,
+    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    expect: expectOutcome('memory_limit'),
+  },
+  {
+    name: 'a memory bomb spread over forked children (each under its own RLIMIT_AS)',
+    language: 'python',
+    code: String.raw`import os, time
+pids = []
+for _ in range(6):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(40 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(5)
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+result = 'all children done'`,
+    limits: { timeoutMs: 10_000, memoryMb: 128 },
+    expect: expectOutcome('memory_limit'),
+  },
+  {
+    name: '100 MB of stdout',
+    language: 'python',
+    code: String.raw`import sys
+chunk = 'x' * (1024 * 1024)
+for _ in range(100):
+    sys.stdout.write(chunk)
+result = 'done'`,
+    limits: { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024 },
+    expect: (result) => {
+      expect(result.outcome).toBe('output_limit');
+      expect(result.stdout.length).toBeLessThanOrEqual(1024 * 1024);
+    },
+  },
+  {
+    name: 'a flood of stderr',
+    language: 'python',
+    code: String.raw`import sys
+while True:
+    sys.stderr.write('e' * 65536)`,
+    limits: { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024 },
+    expect: expectOutcome('output_limit'),
+  },
+  {
+    name: 'a 6 MB result (over the 4 MiB result cap)',
+    language: 'python',
+    code: String.raw`result = 'y' * (6 * 1024 * 1024)`,
+    expect: expectOutcome('output_limit'),
+  },
+  {
+    name: 'deep recursion in guest code (RecursionError)',
+    language: 'python',
+    code: String.raw`def f(n):
+    return f(n + 1) + 1
+result = f(0)`,
+    expect: expectError(/RecursionError/),
+  },
+  {
+    name: 'deep recursion in the interpreter: json.dumps of a very deep list',
+    language: 'python',
+    code: String.raw`import json
+a = []
+for _ in range(1000000):
+    a = [a]
+result = len(json.dumps(a))`,
+    expect: expectError(/RecursionError/),
+  },
+  {
+    name: 'a very deep result breaks only its own report',
+    language: 'python',
+    code: String.raw`a = []
+for _ in range(1000000):
+    a = [a]
+result = a`,
+    expect: expectError(/not JSON-serialisable/),
+  },
+  {
+    name: 'a huge recursion limit overflows the C stack: the job ends as an error',
+    language: 'python',
+    code: String.raw`import sys
+sys.setrecursionlimit(10 ** 8)
+def f(n):
+    return f(n + 1) + 1
+result = f(0)`,
+    limits: { timeoutMs: 10_000, memoryMb: 256 },
+    expect: (result) => expect(['error', 'memory_limit']).toContain(result.outcome),
+  },
+  {
+    name: 'ctypes: libc getuid and geteuid are the sandbox user, setuid(0) fails',
+    language: 'python',
+    code: String.raw`import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+result = {'uid': libc.getuid(), 'euid': libc.geteuid(), 'setuid': libc.setuid(0), 'after': libc.geteuid()}`,
+    expect: (result) => {
+      const value = z
+        .object({ uid: z.number(), euid: z.number(), setuid: z.number(), after: z.number() })
+        .parse(okValue(result));
+      expect(value).toEqual({ uid: SANDBOX_UID, euid: SANDBOX_UID, setuid: -1, after: SANDBOX_UID });
+    },
+  },
+  {
+    name: 'ctypes: mount, unshare, chroot and setns fail',
+    language: 'python',
+    code: String.raw`import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def call(f, *args):
+    code = f(*args)
+    return 'ERR:errno ' + str(ctypes.get_errno()) if code != 0 else 'succeeded'
+os.makedirs('/tmp/m', exist_ok=True)
+fd = os.open('/proc/1/ns/mnt', os.O_RDONLY) if os.path.exists('/proc/1/ns/mnt') else -1
+result = {
+    'mount': call(libc.mount, b'none', b'/tmp/m', b'tmpfs', 0, None),
+    'remount /usr': call(libc.mount, None, b'/usr', None, 32 | 4096, None),
+    'unshare user': call(libc.unshare, 0x10000000),
+    'unshare net': call(libc.unshare, 0x40000000),
+    'unshare mount': call(libc.unshare, 0x00020000),
+    'chroot': call(libc.chroot, b'/tmp'),
+    'setns': call(libc.setns, fd, 0) if fd >= 0 else 'ERR:no fd',
+}`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'sees only the box in /proc: no host process to signal or ptrace',
+    language: 'python',
+    code: String.raw`import ctypes, os
+pids = sorted(int(name) for name in os.listdir('/proc') if name.isdigit())
+def kill(pid):
+    try:
+        os.kill(pid, 0)
+        return 'reachable'
+    except ProcessLookupError:
+        return 'ERR:ProcessLookupError'
+    except PermissionError:
+        return 'ERR:PermissionError'
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+traced = libc.ptrace(16, int(input['hostPid']), None, None)
+result = {'pids': pids, 'host': kill(int(input['hostPid'])), 'ptrace host': 'ERR:errno ' + str(ctypes.get_errno()) if traced != 0 else 'attached'}`,
+    expect: (result) => {
+      const value = z
+        .object({ pids: z.array(z.number()), host: z.string(), 'ptrace host': z.string() })
+        .parse(okValue(result));
+      // bwrap's init (1) and the guest (2); nothing of the host.
+      expect(value.pids).toEqual([1, 2]);
+      expect(value.host).toBe('ERR:ProcessLookupError');
+      expect(value['ptrace host']).toBe('ERR:errno 3');
+    },
+  },
+  {
+    name: 'os.setuid(0), os.setgid(0) and os.chown of a system file fail',
+    language: 'python',
+    code:
+      PY +
+      String.raw`result = {'setuid': attempt(lambda: os.setuid(0)), 'setgid': attempt(lambda: os.setgid(0)), 'chown': attempt(lambda: os.chown('/usr/bin/python3', os.getuid(), -1)), 'nice': attempt(lambda: os.nice(-10))}`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'os.kill(-1, SIGKILL) reaches only the box',
+    language: 'python',
+    code: String.raw`import os, signal
+os.kill(-1, signal.SIGKILL)
+os.kill(os.getpid(), signal.SIGKILL)`,
+    expect: (result) => expect(['killed', 'error']).toContain(result.outcome),
+  },
+  {
+    name: 'monkey-patched builtins and files in /tmp do not reach the next job',
+    language: 'python',
+    code: String.raw`import builtins, json
+builtins.len = lambda value: 42
+json.dumps = lambda *args, **kwargs: 'forged'
+with open('/tmp/leftover', 'w') as f:
+    f.write('x')
+with open('/work/leftover', 'w') as f:
+    f.write('x')
+result = 1`,
+    expect: async (result) => {
+      expect(result.outcome).not.toBe('sandbox_error');
+      const next = await run(
+        'python',
+        String.raw`import os
+result = [len([1]), os.path.exists('/tmp/leftover'), os.path.exists('/work/leftover')]`,
+      );
+      expect(okValue(next)).toEqual([1, false, false]);
+    },
+  },
+];
+
+const cases: AbuseCase[] = [...javascriptCases, ...pythonCases];
+
+beforeAll(async () => {
+  if (!existsSync(BWRAP)) {
+    throw new Error(
+      `bubblewrap is required for the abuse suite but ${BWRAP} is missing: apt-get install -y bubblewrap`,
+    );
+  }
+  // Set before any job: no job may see it anywhere.
+  process.env.TANDEM_ABUSE_SECRET = SECRET;
+  scratchRoot = await mkdtemp(path.join(tmpdir(), 'tandem-abuse-'));
+  // bwrap runs as the sandbox user and must traverse this directory; the canary is world-readable, so only
+  // the box (not file permissions) keeps it from the guest.
+  await chmod(scratchRoot, 0o711);
+  const canaryDir = await mkdtemp(path.join(tmpdir(), 'tandem-abuse-canary-'));
+  await chmod(canaryDir, 0o755);
+  const canary = path.join(canaryDir, 'canary.txt');
+  await writeFile(canary, `${CANARY}\n${SECRET}\n`, { mode: 0o644 });
+  server = createServer((socket) => {
+    connections += 1;
+    socket.on('error', () => undefined);
+    socket.end('hello');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  // Abstract Unix sockets belong to the network namespace: the box must not see this one.
+  abstractServer = createServer((socket) => {
+    connections += 1;
+    socket.on('error', () => undefined);
+    socket.end('hello');
+  });
+  await new Promise<void>((resolve) => abstractServer.listen(`\0${ABSTRACT}`, resolve));
+  // Control: both listeners are reachable from outside the box.
+  for (const target of [{ port: portOf(server), host: '127.0.0.1' }, { path: `\0${ABSTRACT}` }]) {
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(target, () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.on('error', reject);
+    });
+  }
+  await vi.waitFor(() => expect(connections).toBe(2));
+  connections = 0;
+  const hosts = Object.values(networkInterfaces())
+    .flat()
+    .flatMap((info) =>
+      info !== undefined && info.family === 'IPv4' && !info.internal ? [info.address] : [],
+    );
+  bait = {
+    port: portOf(server),
+    hosts,
+    canary,
+    source: SOURCE_FILE,
+    scratch: scratchRoot,
+    hostPid: process.pid,
+    abstract: ABSTRACT,
+  };
+  backend = createBwrapBackend({ scratchRoot, maxProcesses: MAX_PROCESSES });
+  const health = await backend.check();
+  expect(health.problems).toEqual([]);
+});
+
+afterEach(async () => {
+  // A cgroup can only be removed once empty: nothing of the job survived it.
+  expect(await leftoverJobCgroups()).toEqual([]);
+  expect(await readdir(scratchRoot)).toEqual([]);
+  expect(connections).toBe(0);
+});
+
+afterAll(async () => {
+  if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (abstractServer !== undefined)
+    await new Promise<void>((resolve) => abstractServer.close(() => resolve()));
+  if (bait !== undefined) await rm(path.dirname(bait.canary), { recursive: true, force: true });
+  if (scratchRoot !== undefined) await rm(scratchRoot, { recursive: true, force: true });
+  delete process.env.TANDEM_ABUSE_SECRET;
+});
+
+describe('abuse suite', () => {
+  test('the host runs jobs as root with memory and pids cgroups (what the suite relies on)', async () => {
+    expect(process.getuid?.()).toBe(0);
+    const check = await backend.check();
+    expect(check.warnings).toEqual([]);
+  });
+
+  test.each(cases.map((abuse) => [`${abuse.language}: ${abuse.name}`, abuse] as const))(
+    '%s',
+    async (_name, abuse) => {
+      const result = await run(abuse.language, abuse.code, abuse.limits);
+      expect(result.outcome).not.toBe('sandbox_error');
+      await abuse.expect(result);
+      const text = resultText(result);
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain(CANARY);
+      // The runner still serves: a trivial job in the same language answers correctly.
+      const trivial = await run(abuse.language, abuse.language === 'python' ? 'result = 1' : 'result = 1;');
+      expect(trivial).toMatchObject({ outcome: 'ok', value: 1 });
+    },
+  );
+});
