@@ -96,23 +96,6 @@ function portOf(listener: Server): number {
   return address.port;
 }
 
-async function leftoverJobCgroups(): Promise<string[]> {
-  const found: string[] = [];
-  for (const dir of [
-    '/sys/fs/cgroup/memory/tandem-sandbox',
-    '/sys/fs/cgroup/pids/tandem-sandbox',
-    '/sys/fs/cgroup/tandem-sandbox',
-  ]) {
-    try {
-      // Only this test process's jobs: other test files run sandboxes in parallel.
-      found.push(...(await readdir(dir)).filter((name) => name.startsWith(`job-${process.pid}-`)));
-    } catch {
-      // That hierarchy is not in use here.
-    }
-  }
-  return found;
-}
-
 const Attempts = z.record(z.string(), z.string());
 
 function okValue(result: SandboxResult): unknown {
@@ -180,6 +163,7 @@ def read(path):
     with open(path, 'rb') as file:
         return file.read().decode('utf-8', 'replace')
 `;
+import { leftoverJobCgroups } from './helpers/cgroups.js';
 
 interface AbuseCase {
   name: string;

@@ -1,7 +1,7 @@
-import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { detectCgroups, type CgroupSupport } from '../src/sandbox/cgroups.js';
 import { createBwrapBackend, type SandboxBackend, type SandboxLimits } from '../src/sandbox/index.js';
+import { leftoverJobCgroups } from './helpers/cgroups.js';
 
 // Real bubblewrap and the host's real cgroups. This machine's kind runs the tests as root with cgroup v1
 // memory and pids controllers; on a host without them the first test says so and the rest are skipped.
@@ -10,23 +10,6 @@ const MAX_PROCESSES = 32;
 
 let support: CgroupSupport;
 let backend: SandboxBackend;
-
-async function leftoverJobCgroups(): Promise<string[]> {
-  const found: string[] = [];
-  for (const dir of [
-    '/sys/fs/cgroup/memory/tandem-sandbox',
-    '/sys/fs/cgroup/pids/tandem-sandbox',
-    '/sys/fs/cgroup/tandem-sandbox',
-  ]) {
-    try {
-      // Only this test process's jobs: other files run sandboxes in parallel.
-      found.push(...(await readdir(dir)).filter((name) => name.startsWith(`job-${process.pid}-`)));
-    } catch {
-      // That hierarchy is not in use here.
-    }
-  }
-  return found;
-}
 
 beforeAll(async () => {
   support = await detectCgroups();
