@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod';
 import { type Flags, UsageError, parseArguments } from './cli-arguments.js';
-import { createConfiguredBackend } from './backend.js';
+import { SandboxBackendConfig, createConfiguredBackend } from './backend.js';
 import { SandboxCeilingsConfig, clampLimits } from './limits.js';
 
 const USAGE =
@@ -45,7 +45,14 @@ async function main(): Promise<number> {
     process.stderr.write(`sandbox: ${error.message}\n${USAGE}\n`);
     return 2;
   }
-  const backend = createConfiguredBackend();
+  const backendConfig = SandboxBackendConfig.safeParse(process.env);
+  if (!backendConfig.success) {
+    process.stderr.write(
+      `sandbox: invalid configuration: ${backendConfig.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}\n`,
+    );
+    return 2;
+  }
+  const backend = createConfiguredBackend(backendConfig.data);
   const check = await backend.check();
   if (!check.ok) {
     process.stdout.write(

@@ -1,13 +1,16 @@
 import { BaseConfig } from '@tandem/service-kit';
 import { z } from 'zod';
+import { SandboxBackendConfig } from './backend.js';
 import { SandboxCeilingsConfig } from './limits.js';
 
 /** The sandbox-runner's settings (environment variables). */
-export const SandboxRunnerConfig = BaseConfig.extend(SandboxCeilingsConfig.shape).extend({
-  TANDEM_SANDBOX_PORT: z.coerce.number().int().min(0).max(65535).default(7104),
-  /** Jobs run at once by this replica. */
-  TANDEM_SANDBOX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
-  TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
-});
+export const SandboxRunnerConfig = BaseConfig.extend(SandboxCeilingsConfig.shape)
+  .extend(SandboxBackendConfig.shape)
+  .extend({
+    TANDEM_SANDBOX_PORT: z.coerce.number().int().min(0).max(65535).default(7104),
+    /** Jobs run at once by this replica. */
+    TANDEM_SANDBOX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+    TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
+  });
 /** The sandbox-runner's settings. */
 export type SandboxRunnerConfig = z.infer<typeof SandboxRunnerConfig>;

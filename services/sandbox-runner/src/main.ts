@@ -5,7 +5,18 @@ import { createConfiguredBackend } from './backend.js';
 
 // Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
 const config = loadConfigOrExit(SandboxRunnerConfig, process.env, 'sandbox-runner');
-const backend = createConfiguredBackend();
+const backend = createConfiguredBackend(config);
+// A runner that cannot isolate jobs does not start: there is no weaker backend to fall back to silently.
+const startCheck = await backend.check();
+if (!startCheck.ok) {
+  process.stderr.write(
+    `sandbox-runner: the ${backend.name} backend cannot run jobs here, so the runner does not start:\n` +
+      startCheck.problems.map((problem) => `  - ${problem}\n`).join('') +
+      `Install bubblewrap (apt-get install bubblewrap) or point TANDEM_SANDBOX_BWRAP_PATH at it. ` +
+      `No weaker backend exists to choose instead (TANDEM_SANDBOX_BACKEND).\n`,
+  );
+  process.exit(2);
+}
 const runtime = await createServiceRuntime({
   service: 'sandbox-runner',
   config,
@@ -22,16 +33,10 @@ const runtime = await createServiceRuntime({
     },
   ],
 });
-const check = await backend.check();
-if ((check.warnings ?? []).length > 0)
+if ((startCheck.warnings ?? []).length > 0)
   runtime.log.warn(
-    { missing: check.warnings },
+    { missing: startCheck.warnings },
     'the sandbox runs with weaker limits: these are not enforced',
-  );
-if (!check.ok)
-  runtime.log.error(
-    { problems: check.problems },
-    'the sandbox backend cannot run jobs; /readyz reports not ready',
   );
 await createSandboxRunner({ runtime, config, backend });
 await runtime.listen(config.TANDEM_SANDBOX_PORT, config.TANDEM_HTTP_HOST);
