@@ -1,6 +1,15 @@
 import type { Db, Tx } from './client.js';
 import type pg from 'pg';
-import { afterCommit, poolOf, poolSql, sqlTransaction, type Sql } from './sql.js';
+import {
+  afterCommit,
+  insertRows,
+  poolOf,
+  poolSql,
+  sqlTransaction,
+  utcWallClock,
+  type Sql,
+  type SqlColumn,
+} from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toText } from './text.js';
 
@@ -65,29 +74,14 @@ export async function enqueueOutbox(
   }
 }
 
-/**
- * The outbox rows of one INSERT: `(id, publisher, subject, payload, headers, createdAt)` values with their
- * bind parameters, starting at `$<offset + 1>`.
- */
-function insertValues(
-  messages: readonly OutboxMessage[],
-  createdAt: Date,
-): { placeholders: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const rows = messages.map((message) => {
-    const base = values.length;
-    values.push(
-      message.id,
-      message.publisher,
-      message.subject,
-      JSON.stringify(message.payload),
-      message.headers === undefined ? null : JSON.stringify(message.headers),
-      createdAt,
-    );
-    return `($${base + 1}::uuid, $${base + 2}, $${base + 3}, $${base + 4}::jsonb, $${base + 5}::jsonb, $${base + 6}::timestamptz AT TIME ZONE 'UTC')`;
-  });
-  return { placeholders: rows.join(', '), values };
-}
+const OUTBOX_COLUMNS: SqlColumn[] = [
+  { name: 'id', cast: 'uuid' },
+  { name: 'publisher' },
+  { name: 'subject' },
+  { name: 'payload', cast: 'jsonb' },
+  { name: 'headers', cast: 'jsonb' },
+  { name: 'createdAt', cast: 'timestamp' },
+];
 
 /** Listeners for committed outbox rows, by pool (the relay of the service that owns the pool). */
 const committedListeners = new WeakMap<pg.Pool, (messages: readonly OutboxMessage[]) => void>();
@@ -120,14 +114,20 @@ export async function enqueueOutboxSql(
   const pool = poolOf(sql);
   const listener = pool === undefined ? undefined : committedListeners.get(pool);
   if (listener !== undefined && list.length > 0) afterCommit(sql, () => listener(list));
-  const createdAt = new Date();
-  for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
-    const { placeholders, values } = insertValues(list.slice(start, start + ROWS_PER_INSERT), createdAt);
-    await sql.query(
-      `INSERT INTO "Outbox" ("id", "publisher", "subject", "payload", "headers", "createdAt") VALUES ${placeholders}`,
-      values,
-    );
-  }
+  const createdAt = utcWallClock();
+  await insertRows(
+    sql,
+    'Outbox',
+    OUTBOX_COLUMNS,
+    list.map((message) => [
+      message.id,
+      message.publisher,
+      message.subject,
+      JSON.stringify(message.payload),
+      message.headers === undefined ? null : JSON.stringify(message.headers),
+      createdAt,
+    ]),
+  );
 }
 
 function text(row: Record<string, unknown>, column: string): string {

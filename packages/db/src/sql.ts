@@ -192,3 +192,8 @@ export async function insertRows(
  * columns: what Prisma writes there, whatever the session's time zone.
  */
 export const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+
+/** A time as UTC wall-clock text, for a bound `timestamp without time zone` value (what Prisma writes). */
+export function utcWallClock(at: Date = new Date()): string {
+  return at.toISOString().replace('Z', '');
+}

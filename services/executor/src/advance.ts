@@ -32,6 +32,7 @@ import {
   type Db,
   type OutboxMessage,
   type Sql,
+  type TaskModelUse,
   type Tx,
 } from '@tandem/db';
 import { outboxCloudEvent, outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
@@ -47,6 +48,7 @@ import {
   type StepState,
 } from './domain/progress.js';
 import {
+  claimStep,
   completeRun,
   finishApprovedSteps,
   type StepOutcome,
@@ -58,13 +60,6 @@ import {
 } from './store.js';
 import type { WorkspaceLimits } from './workspace.js';
 
-/** Model use of a task so far. */
-export interface Spent {
-  tokens: number;
-  costUsd: number;
-  calls: number;
-}
-
 /** What the executor needs of the code model. */
 export interface CodeModel {
   complete(request: {
@@ -73,7 +68,7 @@ export interface CodeModel {
     idempotencyKey: string;
     preference: { tier?: string; model?: string } | undefined;
     budget: TaskBudget | undefined;
-    spent: Spent;
+    spent: TaskModelUse;
   }): Promise<{ content: string | null }>;
 }
 
@@ -258,17 +253,6 @@ export function failTaskInTx(
   extra: { planId?: string | null; planVersion?: number; tools?: string[] },
 ): Promise<boolean> {
   return endTaskInTx(tx, deps, task, request, { status: 'failed', error }, extra);
-}
-
-/**
- * Whether the plan is still the task's active version, holding a shared lock on its row until the
- * transaction ends: the planner's plan edit takes the same row exclusively, so a step start and an edit
- * never both win.
- */
-export async function lockActivePlan(tx: Tx, planId: string): Promise<boolean> {
-  const rows = await tx.$queryRaw<Array<{ status: string }>>`
-    SELECT "status" FROM "Plan" WHERE "id" = ${planId}::uuid FOR SHARE`;
-  return rows[0]?.status === 'active';
 }
 
 function resultsOf(state: State): Map<string, { value: JsonValue; stdout: string }> {
@@ -630,14 +614,15 @@ async function runHttpStep(
   log: Log,
 ): Promise<boolean> {
   const args = resolvedArguments(state, step);
-  const claimed = await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await lockActivePlan(tx, state.plan.id))) return false;
-    const updated = await tx.stepRun.updateMany({
-      where: { stepId: step.stepId, status: 'approved' },
-      data: { status: 'running', startedAt: new Date(), attempts: { increment: 1 } },
-    });
-    return updated.count > 0;
-  });
+  const claimed = await sqlTransaction(deps.db, (sql) =>
+    claimStep(sql, {
+      planId: state.plan.id,
+      stepId: step.stepId,
+      from: 'approved',
+      to: 'running',
+      startRun: true,
+    }),
+  );
   if (!claimed) return false;
   let outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
   try {
@@ -667,20 +652,15 @@ async function runCodeStep(
   const fixing = before.status === 'fixing';
   // Claim the step before any model call, so two replicas advancing the same task never both pay
   // for code generation. A claim left behind by a crashed replica goes stale and is taken over.
-  const claimed = await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await lockActivePlan(tx, state.plan.id))) return false;
-    const updated = await tx.stepRun.updateMany({
-      where: {
-        stepId: step.stepId,
-        OR: [
-          { status: fixing ? 'fixing' : 'approved' },
-          { status: 'generating', updatedAt: { lt: new Date(Date.now() - deps.claimStaleMs) } },
-        ],
-      },
-      data: { status: 'generating' },
-    });
-    return updated.count > 0;
-  });
+  const claimed = await sqlTransaction(deps.db, (sql) =>
+    claimStep(sql, {
+      planId: state.plan.id,
+      stepId: step.stepId,
+      from: fixing ? 'fixing' : 'approved',
+      to: 'generating',
+      staleAfterMs: deps.claimStaleMs,
+    }),
+  );
   if (!claimed) return false;
   const attempt = before.attempts + 1;
   const files = await deps.db.prisma.workspaceFile.findMany({

@@ -11,9 +11,6 @@ import { z } from 'zod';
 import type { StepState } from './domain/progress.js';
 import type { WorkspaceEntry, WorkspaceFileView, WorkspaceLimits } from './workspace.js';
 
-/** UTC wall-clock `now()` (re-exported for the handlers). */
-export { NOW };
-
 const RunRow = z.object({
   runStatus: z.string(),
   planId: z.string().nullable(),
@@ -135,6 +132,35 @@ export async function loadRunState(sql: Sql, taskId: string): Promise<RunState |
 export async function lockActivePlanSql(sql: Sql, planId: string): Promise<boolean> {
   const result = await sql.query(`SELECT "status" FROM "Plan" WHERE "id" = $1::uuid FOR SHARE`, [planId]);
   return result.rows[0]?.['status'] === 'active';
+}
+
+/**
+ * Claims a step for work that leaves the database (an HTTP call, the code model), holding the plan lock:
+ * `from` -> `to`, or a `generating` claim older than `staleAfterMs` (a crashed replica's) when given.
+ * `startRun` also stamps the start and counts an attempt. False when the plan was replaced or another
+ * replica holds the step.
+ */
+export async function claimStep(
+  sql: Sql,
+  input: {
+    planId: string;
+    stepId: string;
+    from: string;
+    to: string;
+    staleAfterMs?: number;
+    startRun?: boolean;
+  },
+): Promise<boolean> {
+  if (!(await lockActivePlanSql(sql, input.planId))) return false;
+  const start = input.startRun === true ? `, "startedAt" = ${NOW}, "attempts" = "attempts" + 1` : '';
+  const result = await sql.query(
+    `UPDATE "StepRun" SET "status" = $3, "updatedAt" = ${NOW}${start}
+      WHERE "stepId" = $1::uuid
+        AND ("status" = $2 OR ($4::int IS NOT NULL AND "status" = 'generating'
+                               AND "updatedAt" < ${NOW} - $4::int * interval '1 millisecond'))`,
+    [input.stepId, input.from, input.to, input.staleAfterMs ?? null],
+  );
+  return result.rowCount === 1;
 }
 
 /** How an inline step ended. */

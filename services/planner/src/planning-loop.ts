@@ -8,17 +8,10 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { modelUseOfTask, type Db } from '@tandem/db';
+import { modelUseOfTask, type Db, type TaskModelUse } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { checkModelPlan, planningTools, type ChatMessage, type ModelToolCall } from './domain/planning.js';
 import type { ValidatedStep } from './plan-store.js';
-
-/** Model use of a task so far. */
-export interface Spent {
-  tokens: number;
-  costUsd: number;
-  calls: number;
-}
 
 /** What the planning model must offer: one chat completion with tools, within the task's budget. */
 export interface PlanningModel {
@@ -29,7 +22,7 @@ export interface PlanningModel {
     idempotencyKey: string;
     preference: { tier?: string; model?: string } | undefined;
     budget: TaskBudget | undefined;
-    spent: Spent;
+    spent: TaskModelUse;
   }): Promise<{
     content: string | null;
     toolCalls: ModelToolCall[];
@@ -56,12 +49,7 @@ export type PlanningResult =
   /** The task was cancelled meanwhile: nothing is stored. */
   | { kind: 'cancelled' };
 
-const NOTHING: Spent = { tokens: 0, costUsd: 0, calls: 0 };
-
-/** The model use a task has recorded so far (ModelCall rows of every service). */
-export function spentByTask(db: Db, taskId: string): Promise<Spent> {
-  return modelUseOfTask(db, taskId);
-}
+const NOTHING: TaskModelUse = { tokens: 0, costUsd: 0, calls: 0 };
 
 /**
  * Asks the planning model for a plan and validates every answer; a rejected answer goes back with its
@@ -89,14 +77,14 @@ export async function planWithModel(
     /** Whether a retryable model failure may still be retried through redelivery. */
     mayRetry: boolean;
     /** Model use so far, when the caller already read it (otherwise read here). */
-    spent?: Spent;
+    spent?: TaskModelUse;
   },
 ): Promise<PlanningResult> {
   const { messages } = input;
   const tools = planningTools(deps.registry);
   // Model use so far only matters against a budget; without one, nothing is read.
   const spent = {
-    ...(input.spent ?? (input.budget === undefined ? NOTHING : await spentByTask(deps.db, input.taskId))),
+    ...(input.spent ?? (input.budget === undefined ? NOTHING : await modelUseOfTask(deps.db, input.taskId))),
   };
   let lastError: ErrorShape & { stepId?: string } = {
     code: ErrorCodes.PLAN_REJECTED,

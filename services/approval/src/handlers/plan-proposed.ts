@@ -11,6 +11,7 @@ import {
   enqueueOutboxSql,
   insertRows,
   sqlTransaction,
+  utcWallClock,
   type Db,
   type OutboxMessage,
   type Sql,
@@ -144,13 +145,8 @@ function auditRow(
     actor,
     reason,
     JSON.stringify(data),
-    utcNow(),
+    utcWallClock(),
   ];
-}
-
-/** A `timestamp without time zone` value holding the current UTC wall-clock time. */
-function utcNow(): string {
-  return new Date().toISOString().replace('Z', '');
 }
 
 /** Marks the pending requests of the replaced plans `superseded`, with an audit row each; returns how many. */
@@ -164,7 +160,7 @@ async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Pr
         SET "status" = 'superseded', "decidedAt" = $3::timestamp, "decidedBy" = $4, "reason" = $5, "updatedAt" = $3::timestamp
       WHERE "taskId" = $1::uuid AND "planId" = ANY($2::uuid[]) AND "status" = 'pending'
       RETURNING "id"::text AS "id", "stepId"::text AS "stepId", "planId"::text AS "planId"`,
-    [plan.taskId, planIds, utcNow(), decidedBy, reason],
+    [plan.taskId, planIds, utcWallClock(), decidedBy, reason],
   );
   const audits = updated.rows.map((row) =>
     auditRow(
@@ -202,7 +198,7 @@ async function createRequests(
   const requests: unknown[][] = [];
   const audits: unknown[][] = [];
   const automatic: EventData<typeof ApprovalsDecided>['decisions'] = [];
-  const now = utcNow();
+  const now = utcWallClock();
   const meta = { correlationId: plan.taskId, causationId: envelope.id };
   const options = { prefix: deps.prefix, publisher: 'approval' };
   for (const step of plan.steps) {

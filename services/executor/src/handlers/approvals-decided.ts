@@ -1,8 +1,7 @@
 import { ErrorCodes, type ApprovalsDecided, type Envelope, type EventData } from '@tandem/contracts';
-import { poolSql } from '@tandem/db';
+import { UTC_NOW as NOW, poolSql } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { advanceTask, type AdvanceDeps } from '../advance.js';
-import { NOW } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_APPROVALS_CONSUMER = 'executor-approval-batch-decided';

@@ -1,8 +1,7 @@
 import type { Envelope, EventData, PlanProposed } from '@tandem/contracts';
-import { markProcessedSql, sqlTransaction } from '@tandem/db';
+import { UTC_NOW as NOW, markProcessedSql, sqlTransaction } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { advanceTask, UNFINISHED_RUN, type AdvanceDeps } from '../advance.js';
-import { NOW } from '../store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_PLAN_CONSUMER = 'executor-plan-proposed';

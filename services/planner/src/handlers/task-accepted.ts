@@ -17,6 +17,7 @@ import {
   UTC_NOW as NOW,
   enqueueOutboxSql,
   markProcessedSql,
+  modelUseOfTask,
   poolSql,
   sqlTransaction,
   type Db,
@@ -28,7 +29,7 @@ import { initialMessages, type ChatMessage } from '../domain/planning.js';
 import { planQuality, riskMixOf } from '../domain/quality.js';
 import { fetchPatterns, type PatternCache, type Requester } from '../patterns.js';
 import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
-import { planWithModel, spentByTask, type PlanningModel } from '../planning-loop.js';
+import { planWithModel, type PlanningModel } from '../planning-loop.js';
 
 type TaskAcceptedData = EventData<typeof TaskAccepted>;
 
@@ -248,7 +249,7 @@ export async function handleTaskAccepted(
     ),
     task.budget === undefined
       ? Promise.resolve({ tokens: 0, costUsd: 0, calls: 0 })
-      : spentByTask(db, data.taskId),
+      : modelUseOfTask(db, data.taskId),
   ]);
   const messages: ChatMessage[] = initialMessages({
     goal: data.goal,

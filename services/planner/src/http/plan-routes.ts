@@ -13,14 +13,13 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { enqueueOutboxSql, sqlTransaction, type Db } from '@tandem/db';
+import { enqueueOutboxSql, modelUseOfTask, sqlTransaction, type Db } from '@tandem/db';
 import { outboxCloudEvent, type HttpServer } from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { checkEditedPlan } from '../domain/planning.js';
 import { planQuality, riskMixOf } from '../domain/quality.js';
 import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
-import { spentByTask } from '../planning-loop.js';
 import { readTaskView } from './tasks.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
@@ -73,7 +72,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
         // Like a model's plan: against what is left of the budget after the model calls already made.
         maxCostUsd:
           budget.success && budget.data?.maxCostUsd !== undefined
-            ? Math.max(0, budget.data.maxCostUsd - (await spentByTask(deps.db, taskId)).costUsd)
+            ? Math.max(0, budget.data.maxCostUsd - (await modelUseOfTask(deps.db, taskId)).costUsd)
             : undefined,
         estimateStepCostUsd: deps.estimateStepCostUsd,
       });
