@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import type { SandboxCeilingsConfig } from './limits.js';
 import { createBwrapBackend, type SandboxBackend } from './sandbox/index.js';
 
 /**
@@ -8,6 +10,17 @@ import { createBwrapBackend, type SandboxBackend } from './sandbox/index.js';
 export const SandboxBackendConfig = z.object({
   TANDEM_SANDBOX_BACKEND: z.enum(['bwrap']).default('bwrap'),
   TANDEM_SANDBOX_BWRAP_PATH: z.string().startsWith('/').default('/usr/bin/bwrap'),
+  /**
+   * Warm sandboxes kept per language (each serves one job, then is destroyed). At most twice the cores:
+   * a warm box only moves start-up work ahead of the job, and more than the machine can start in parallel
+   * only holds memory. 0 turns the pool off.
+   */
+  TANDEM_SANDBOX_POOL_SIZE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 * availableParallelism(), { message: `at most twice the cores (${2 * availableParallelism()})` })
+    .default(2),
 });
 /** Which backend runs jobs. */
 export type SandboxBackendConfig = z.infer<typeof SandboxBackendConfig>;
@@ -18,6 +31,17 @@ export type SandboxBackendConfig = z.infer<typeof SandboxBackendConfig>;
  */
 export function createConfiguredBackend(
   config: SandboxBackendConfig = SandboxBackendConfig.parse({}),
+  ceilings?: Pick<SandboxCeilingsConfig, 'TANDEM_SANDBOX_MAX_TIMEOUT_MS' | 'TANDEM_SANDBOX_MAX_MEMORY_MB'>,
 ): SandboxBackend {
-  return createBwrapBackend({ bwrapPath: config.TANDEM_SANDBOX_BWRAP_PATH });
+  return createBwrapBackend({
+    bwrapPath: config.TANDEM_SANDBOX_BWRAP_PATH,
+    poolSize: config.TANDEM_SANDBOX_POOL_SIZE,
+    ...(ceilings === undefined
+      ? {}
+      : {
+          // RLIMIT_CPU backstop: the longest job the operator allows, plus the start, plus slack.
+          cpuSeconds: Math.ceil(ceilings.TANDEM_SANDBOX_MAX_TIMEOUT_MS / 1000) + 40,
+          defaultMemoryMb: ceilings.TANDEM_SANDBOX_MAX_MEMORY_MB,
+        }),
+  });
 }

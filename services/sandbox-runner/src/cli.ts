@@ -52,7 +52,7 @@ async function main(): Promise<number> {
     );
     return 2;
   }
-  const backend = createConfiguredBackend(backendConfig.data);
+  const backend = createConfiguredBackend(backendConfig.data, ceilings.data);
   const check = await backend.check();
   if (!check.ok) {
     process.stdout.write(
@@ -72,10 +72,9 @@ async function main(): Promise<number> {
   const stop = (): void => controller.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const result = await backend.run(
-    { language: flags.language, code: program, input: null, limits },
-    { signal: controller.signal },
-  );
+  const result = await backend
+    .run({ language: flags.language, code: program, input: null, limits }, { signal: controller.signal })
+    .finally(() => backend.close());
   process.stdout.write(
     `${JSON.stringify({
       outcome: result.outcome,

@@ -5,7 +5,7 @@ import { createConfiguredBackend } from './backend.js';
 
 // Composition root: config -> logger -> bus and db -> start -> drain on SIGTERM.
 const config = loadConfigOrExit(SandboxRunnerConfig, process.env, 'sandbox-runner');
-const backend = createConfiguredBackend(config);
+const backend = createConfiguredBackend(config, config);
 // A runner that cannot isolate jobs does not start: there is no weaker backend to fall back to silently.
 const startCheck = await backend.check();
 if (!startCheck.ok) {
@@ -39,5 +39,8 @@ if ((startCheck.warnings ?? []).length > 0)
     'the sandbox runs with weaker limits: these are not enforced',
   );
 await createSandboxRunner({ runtime, config, backend });
+// Boxes start ahead of the first job; the pool is emptied (and finished jobs' directories removed) at stop.
+backend.warm();
+runtime.onStop(() => backend.close());
 await runtime.listen(config.TANDEM_SANDBOX_PORT, config.TANDEM_HTTP_HOST);
 onShutdown(runtime.log, runtime.stop);

@@ -3,6 +3,17 @@ import { detectCgroups, type CgroupSupport } from '../src/sandbox/cgroups.js';
 import { createBwrapBackend, type SandboxBackend, type SandboxLimits } from '../src/sandbox/index.js';
 import { leftoverJobCgroups } from './helpers/cgroups.js';
 
+/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
+const trackedBackends: SandboxBackend[] = [];
+function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
+  const made = createBwrapBackend(options);
+  trackedBackends.push(made);
+  return made;
+}
+async function drainBackends(): Promise<void> {
+  await Promise.all(trackedBackends.map((made) => made.drain()));
+}
+
 // Real bubblewrap and the host's real cgroups. This machine's kind runs the tests as root with cgroup v1
 // memory and pids controllers; on a host without them the first test says so and the rest are skipped.
 const LIMITS: SandboxLimits = { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
@@ -13,10 +24,11 @@ let backend: SandboxBackend;
 
 beforeAll(async () => {
   support = await detectCgroups();
-  backend = createBwrapBackend({ cgroups: support, maxProcesses: MAX_PROCESSES });
+  backend = trackedBackend({ cgroups: support, maxProcesses: MAX_PROCESSES });
 });
 
 afterAll(async () => {
+  await drainBackends();
   expect(await leftoverJobCgroups()).toEqual([]);
 });
 
@@ -30,7 +42,7 @@ describe('per-job cgroups', () => {
   });
 
   test('a runner without cgroups says exactly which limits it cannot enforce', async () => {
-    const weaker = createBwrapBackend({ cgroups: 'off' });
+    const weaker = trackedBackend({ cgroups: 'off' });
     const check = await weaker.check();
     expect(check.warnings?.join('\n')).toMatch(/memory cgroup/);
     expect(check.warnings?.join('\n')).toMatch(/pids cgroup/);
@@ -45,6 +57,7 @@ describe('per-job cgroups', () => {
     });
     expect(result.outcome).toBe('memory_limit');
     expect(result.errorMessage).toContain('128 MB');
+    await drainBackends();
     expect(await leftoverJobCgroups()).toEqual([]);
   });
 
@@ -71,6 +84,7 @@ describe('per-job cgroups', () => {
     expect(typeof result.value).toBe('number');
     expect(Number(result.value)).toBeLessThan(MAX_PROCESSES + 4);
     // The sleeping children were in the job's cgroup, and a cgroup can only be removed once it is empty.
+    await drainBackends();
     expect(await leftoverJobCgroups()).toEqual([]);
   });
 

@@ -17,6 +17,17 @@ import {
   type SandboxResult,
 } from '../src/sandbox/index.js';
 
+/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
+const trackedBackends: SandboxBackend[] = [];
+function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
+  const made = createBwrapBackend(options);
+  trackedBackends.push(made);
+  return made;
+}
+async function drainBackends(): Promise<void> {
+  await Promise.all(trackedBackends.map((made) => made.drain()));
+}
+
 // Real bubblewrap and, as root, a real per-job tmpfs: the working directory in and out of the box.
 const BWRAP = '/usr/bin/bwrap';
 const IS_ROOT = process.getuid?.() === 0;
@@ -66,8 +77,8 @@ beforeAll(async () => {
   }
   scratchRoot = await mkdtemp(path.join(tmpdir(), 'tandem-sandbox-files-test-'));
   await chmod(scratchRoot, 0o711);
-  backend = createBwrapBackend({ scratchRoot });
-  directoryBackend = createBwrapBackend({ scratchRoot, workStorage: 'directory' });
+  backend = trackedBackend({ scratchRoot });
+  directoryBackend = trackedBackend({ scratchRoot, workStorage: 'directory' });
   for (const candidate of [backend, directoryBackend]) {
     const health = await candidate.check();
     expect(health.problems).toEqual([]);
@@ -75,6 +86,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await drainBackends();
   // Every job, whatever it left in its working directory, is removed with it (mount included).
   expect(await readdir(scratchRoot)).toEqual([]);
   expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(scratchRoot);
@@ -423,7 +435,7 @@ describe('caps on what comes back', () => {
       expect(performance.now() - started - all.durationMs).toBeLessThan(overhead);
 
       // The collector's own bound on entries read: it stops, says so, and still finds the inputs.
-      const bounded = createBwrapBackend({
+      const bounded = trackedBackend({
         scratchRoot,
         workStorage: storage === 'directory' ? 'directory' : undefined,
         maxCollectEntries: 5_000,
@@ -469,7 +481,7 @@ describe('caps on what comes back', () => {
 
 describe('the working directory itself', () => {
   test.runIf(IS_ROOT)('the tmpfs working directory is capped in bytes and in files', async () => {
-    const small = createBwrapBackend({ scratchRoot, workBytes: 1024 * 1024, workInodes: 500 });
+    const small = trackedBackend({ scratchRoot, workBytes: 1024 * 1024, workInodes: 500 });
     const code = [
       'import errno',
       'outcome = {}',
@@ -494,7 +506,7 @@ describe('the working directory itself', () => {
   });
 
   test('a plain-directory working directory caps each file with RLIMIT_FSIZE', async () => {
-    const small = createBwrapBackend({ scratchRoot, workStorage: 'directory', workBytes: 1024 * 1024 });
+    const small = trackedBackend({ scratchRoot, workStorage: 'directory', workBytes: 1024 * 1024 });
     const code = [
       'import errno',
       'try:',
@@ -536,7 +548,7 @@ describe('the working directory itself', () => {
   );
 
   test('input files that do not fit the working directory are a sandbox_error', async () => {
-    const small = createBwrapBackend({ scratchRoot, workBytes: 1024 });
+    const small = trackedBackend({ scratchRoot, workBytes: 1024 });
     const result = await small.run(job('python', 'result = 1', { files: [file('big', Buffer.alloc(2048))] }));
     expect(result).toMatchObject({ outcome: 'sandbox_error', files: [], deletedFiles: [] });
     expect(result.errorMessage).toContain('do not fit');

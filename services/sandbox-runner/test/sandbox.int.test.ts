@@ -17,6 +17,17 @@ import {
   type SandboxResult,
 } from '../src/sandbox/index.js';
 
+/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
+const trackedBackends: SandboxBackend[] = [];
+function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
+  const made = createBwrapBackend(options);
+  trackedBackends.push(made);
+  return made;
+}
+async function drainBackends(): Promise<void> {
+  await Promise.all(trackedBackends.map((made) => made.drain()));
+}
+
 // Real bubblewrap, real namespaces. CI installs bubblewrap; a missing one fails this file on purpose.
 const BWRAP = '/usr/bin/bwrap';
 const SANDBOX_UID = process.getuid?.() === 0 ? 65534 : process.getuid?.();
@@ -79,13 +90,14 @@ beforeAll(async () => {
   scratchRoot = await mkdtemp(path.join(tmpdir(), 'tandem-sandbox-test-'));
   // bwrap runs as the sandbox user and must traverse this directory to bind the job dir.
   await chmod(scratchRoot, 0o711);
-  backend = createBwrapBackend({ scratchRoot });
+  backend = trackedBackend({ scratchRoot });
   const health = await backend.check();
   expect(health.problems).toEqual([]);
   expect(health.ok).toBe(true);
 });
 
 afterEach(async () => {
+  await drainBackends();
   // Every job, whatever its outcome, removes its host scratch dir.
   expect(await readdir(scratchRoot)).toEqual([]);
 });
@@ -284,7 +296,7 @@ describe('limits', () => {
   });
 
   test('writes go only to a size-capped /work and a separately capped /tmp; everything else is read-only', async () => {
-    const small = createBwrapBackend({ scratchRoot, workBytes: 1024 * 1024, tmpBytes: 512 * 1024 });
+    const small = trackedBackend({ scratchRoot, workBytes: 1024 * 1024, tmpBytes: 512 * 1024 });
     const code = [
       'import os',
       'outcome = {"cwd": os.getcwd(), "home": os.environ["HOME"]}',
@@ -567,6 +579,7 @@ describe('isolation', () => {
     }, 5_000);
     expect(during).toHaveLength(1);
     expect((await running).outcome).toBe('ok');
+    await backend.drain();
     expect(await readdir(scratchRoot)).toEqual([]);
   });
 
@@ -642,7 +655,7 @@ return { t, c, d: "\u2028" } // trailing comment without a newline`;
 
 describe('backend health', () => {
   test('check() and run() report a missing bwrap instead of throwing', async () => {
-    const broken = createBwrapBackend({ scratchRoot, bwrapPath: '/nonexistent/bwrap' });
+    const broken = trackedBackend({ scratchRoot, bwrapPath: '/nonexistent/bwrap' });
     const health = await broken.check();
     expect(health.ok).toBe(false);
     expect(health.problems.join('\n')).toContain('/nonexistent/bwrap');
@@ -652,7 +665,7 @@ describe('backend health', () => {
   });
 
   test('an interpreter missing inside the box is a sandbox_error, not a guest error', async () => {
-    const broken = createBwrapBackend({ scratchRoot, pythonPath: '/usr/bin/python-does-not-exist' });
+    const broken = trackedBackend({ scratchRoot, pythonPath: '/usr/bin/python-does-not-exist' });
     const result = await broken.run({ language: 'python', code: 'result = 1', limits: LIMITS });
     expect(result.outcome).toBe('sandbox_error');
   });

@@ -1,24 +1,41 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 
 /** Why the supervisor killed a box. */
 export type KillReason = 'timeout' | 'stdout_limit' | 'stderr_limit' | 'result_limit' | 'aborted';
 
-/** How to start and bound one sandbox process tree. */
-export interface BoxProcessSpec {
-  /** The launcher binary (bwrap). */
+/** How to start one sandbox process tree; the job's own limits come later, with `go`. */
+export interface BoxSpawnSpec {
+  /** The launcher binary (bwrap, or the root launcher shell). */
   file: string;
   args: readonly string[];
   /** Host uid/gid for the launcher; omitted means the runner's own. */
   credentials?: { uid: number; gid: number };
+  /** Cap on the result channel (fd 3), ready marker included. */
+  maxResultBytes: number;
+  /** Cap on each of stdout and stderr until the job's own cap applies (start-up chatter of a broken box). */
+  startOutputBytes: number;
+  /** How long the box may take to report ready before it is killed. */
+  startTimeoutMs: number;
+  /** How long to wait for pipes to close after a kill or exit before giving up on them. */
+  settleMs: number;
+  /** Proof the wrapper inside runs: the first bytes on the result channel. */
+  readyMarker: Buffer;
+  /**
+   * Data the launcher reads from fds 5, 6, ... (each a pipe written in full and closed at once), e.g. the
+   * seccomp program bwrap reads with `--seccomp 5`. A fresh pipe per box: a shared descriptor would be at
+   * its end after the first box read it.
+   */
+  inputs?: readonly Buffer[];
+}
+
+/** What `go` hands a ready box: the job's line on the go channel (fd 4) and its limits. */
+export interface BoxGo {
+  line: string;
   timeoutMs: number;
   /** Cap on each of stdout and stderr. */
   maxOutputBytes: number;
-  /** Cap on the result channel (fd 3). */
-  maxResultBytes: number;
-  /** How long to wait for pipes to close after a kill or exit before giving up on them. */
-  settleMs: number;
   signal?: AbortSignal;
 }
 
@@ -40,6 +57,7 @@ export interface BoxProcessOutcome {
   stderr: CappedBytes;
   result: CappedBytes;
   killReason: KillReason | null;
+  /** Whole milliseconds from `go` (or from the spawn, when the box never got that far) to the end. */
   durationMs: number;
 }
 
@@ -48,7 +66,19 @@ class ByteCap {
   private kept = 0;
   truncated = false;
 
-  constructor(private readonly limit: number) {}
+  constructor(private limit: number) {}
+
+  /** Sets a new cap; true when what is already kept exceeds it (the caller kills the box). */
+  setLimit(limit: number): boolean {
+    this.limit = limit;
+    if (this.truncated || this.kept <= limit) return false;
+    const all = Buffer.concat(this.chunks).subarray(0, limit);
+    this.chunks.length = 0;
+    this.chunks.push(all);
+    this.kept = limit;
+    this.truncated = true;
+    return true;
+  }
 
   /** Keeps what fits; returns true the first time the limit is exceeded. */
   push(chunk: Buffer): boolean {
@@ -65,106 +95,157 @@ class ByteCap {
     return true;
   }
 
+  startsWith(prefix: Buffer): boolean {
+    if (this.kept < prefix.length) return false;
+    return Buffer.concat(this.chunks).subarray(0, prefix.length).equals(prefix);
+  }
+
   collect(): CappedBytes {
     return { bytes: Buffer.concat(this.chunks), truncated: this.truncated };
   }
 }
 
 /**
- * Runs the launcher as the leader of a new process group with an empty environment, reads stdout, stderr
- * and the result channel concurrently with caps, and SIGKILLs the whole group on timeout, on a cap being
- * exceeded, or on abort. Never rejects: a launcher that cannot start is reported in `spawnError`.
+ * One sandbox process tree in two phases. `startBox` spawns the launcher as the leader of a new process
+ * group with an empty environment and reads stdout, stderr and the result channel (fd 3) with caps from the
+ * start; the box is *ready* once the wrapper inside wrote its marker on fd 3 (interpreter up, waiting). `go`
+ * then writes the job's line on fd 4 — the wrapper runs the job only now — and starts the job's wall clock.
+ * The box SIGKILLs its whole group on timeout, on a cap being exceeded, on abort, or when discarded.
  *
  * Killing the group reaches bwrap and its pid-1 reaper; guest processes that called setsid() are outside
- * the group but inside bwrap's pid namespace, which the kernel empties when its pid 1 dies.
+ * the group but inside bwrap's pid namespace, which the kernel empties when its pid 1 dies (and the job's
+ * cgroup sweep catches anything else).
  */
-export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const stdout = new ByteCap(spec.maxOutputBytes);
-    const stderr = new ByteCap(spec.maxOutputBytes);
-    const result = new ByteCap(spec.maxResultBytes);
-    let killReason: KillReason | null = null;
-    let spawnError: Error | null = null;
-    let settled = false;
-    // After the exit only the pipes are draining: a late timer or abort must not relabel a finished job.
-    let exited = false;
-    const timers: { timeout?: NodeJS.Timeout; settle?: NodeJS.Timeout } = {};
-    let child: ChildProcess | undefined;
+export interface BoxProcess {
+  /** True once the wrapper reported ready; false when the box died, failed to spawn or took too long. */
+  readonly ready: Promise<boolean>;
+  /** Whether the box is still ready for a job (not exited, not discarded, `go` not called yet). */
+  isIdle(): boolean;
+  /** Runs the job. Call once, after `ready` resolved; never rejects. */
+  go(job: BoxGo): Promise<BoxProcessOutcome>;
+  /** Kills an unused (or failed) box; resolves once it is gone. */
+  discard(): Promise<void>;
+}
 
-    const finish = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timers.timeout);
-      clearTimeout(timers.settle);
-      spec.signal?.removeEventListener('abort', onAbort);
-      for (const stream of child?.stdio ?? []) stream?.destroy();
-      resolve({
-        spawnError,
-        exitCode,
-        signal,
-        stdout: stdout.collect(),
-        stderr: stderr.collect(),
-        result: result.collect(),
-        killReason,
-        durationMs: Math.round(performance.now() - started),
-      });
-    };
+export function startBox(spec: BoxSpawnSpec): BoxProcess {
+  let started = performance.now();
+  const stdout = new ByteCap(spec.startOutputBytes);
+  const stderr = new ByteCap(spec.startOutputBytes);
+  const result = new ByteCap(spec.maxResultBytes);
+  let killReason: KillReason | null = null;
+  let spawnError: Error | null = null;
+  let phase: 'starting' | 'ready' | 'running' | 'done' = 'starting';
+  let discarded = false;
+  // After the exit only the pipes are draining: a late timer or abort must not relabel a finished job.
+  let exited = false;
+  let exitStatus: { code: number | null; signal: NodeJS.Signals | null } = { code: null, signal: null };
+  const timers: { start?: NodeJS.Timeout; timeout?: NodeJS.Timeout; settle?: NodeJS.Timeout } = {};
+  let child: ChildProcess | undefined;
+  let abortSignal: AbortSignal | undefined;
 
-    // Pipes normally close right after the exit; if something still holds them, stop waiting.
-    const settleSoon = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
-      if (settled || timers.settle !== undefined) return;
-      timers.settle = setTimeout(() => finish(exitCode, signal), spec.settleMs);
-    };
+  let resolveReady: (ready: boolean) => void = () => undefined;
+  const ready = new Promise<boolean>((resolve) => {
+    resolveReady = resolve;
+  });
+  let resolveDone: (outcome: BoxProcessOutcome) => void = () => undefined;
+  const done = new Promise<BoxProcessOutcome>((resolve) => {
+    resolveDone = resolve;
+  });
 
-    const killGroup = (reason: KillReason): void => {
-      if (killReason === null) killReason = reason;
-      const pid = child?.pid;
-      if (pid === undefined) return;
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // ESRCH: the group is already gone.
-        child?.kill('SIGKILL');
-      }
-      settleSoon(null, 'SIGKILL');
-    };
+  const finish = (): void => {
+    if (phase === 'done') return;
+    phase = 'done';
+    clearTimeout(timers.start);
+    clearTimeout(timers.timeout);
+    clearTimeout(timers.settle);
+    abortSignal?.removeEventListener('abort', onAbort);
+    for (const stream of child?.stdio ?? []) stream?.destroy();
+    resolveReady(false);
+    resolveDone({
+      spawnError,
+      exitCode: exitStatus.code,
+      signal: exitStatus.signal,
+      stdout: stdout.collect(),
+      stderr: stderr.collect(),
+      result: result.collect(),
+      killReason,
+      durationMs: Math.round(performance.now() - started),
+    });
+  };
 
-    function onAbort(): void {
-      if (!exited) killGroup('aborted');
-    }
+  // Pipes normally close right after the exit; if something still holds them, stop waiting.
+  const settleSoon = (): void => {
+    if (phase === 'done' || timers.settle !== undefined) return;
+    timers.settle = setTimeout(finish, spec.settleMs);
+  };
 
+  const killGroup = (reason: KillReason | null): void => {
+    if (killReason === null && reason !== null) killReason = reason;
+    const pid = child?.pid;
+    if (pid === undefined) return;
     try {
-      child = spawn(spec.file, [...spec.args], {
-        env: {},
-        cwd: '/',
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-        ...(spec.credentials ?? {}),
-      });
-    } catch (error) {
-      spawnError = error instanceof Error ? error : new Error(String(error));
-      finish(null, null);
-      return;
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // ESRCH: the group is already gone.
+      child?.kill('SIGKILL');
     }
+    if (!exited) exitStatus = { code: null, signal: 'SIGKILL' };
+    settleSoon();
+  };
 
+  function onAbort(): void {
+    if (!exited) killGroup('aborted');
+  }
+
+  try {
+    const stdio: StdioOptions = [
+      'ignore',
+      'pipe',
+      'pipe',
+      'pipe',
+      'pipe',
+      ...(spec.inputs ?? []).map(() => 'pipe' as const),
+    ];
+    child = spawn(spec.file, [...spec.args], {
+      env: {},
+      cwd: '/',
+      detached: true,
+      stdio,
+      ...(spec.credentials ?? {}),
+    });
+  } catch (error) {
+    spawnError = error instanceof Error ? error : new Error(String(error));
+    finish();
+  }
+
+  if (child !== undefined) {
     child.once('error', (error) => {
       // After a successful spawn 'error' only reports a failed kill, which the group kill already covers.
       if (child?.pid !== undefined) return;
       spawnError = error;
-      finish(null, null);
+      finish();
     });
     child.once('exit', (code, signal) => {
       exited = true;
-      settleSoon(code, signal);
+      exitStatus = { code, signal };
+      resolveReady(false);
+      settleSoon();
     });
-    child.once('close', (code, signal) => finish(code, signal));
+    child.once('close', (code, signal) => {
+      exitStatus = exited ? exitStatus : { code, signal };
+      finish();
+    });
 
     const watch = (index: number, cap: ByteCap, reason: KillReason): void => {
       const stream = child?.stdio[index];
       if (!(stream instanceof Readable)) return;
       stream.on('data', (chunk: Buffer) => {
-        if (cap.push(chunk)) killGroup(reason);
+        if (cap.push(chunk)) killGroup(phase === 'running' ? reason : null);
+        if (phase === 'starting' && index === 3 && result.startsWith(spec.readyMarker)) {
+          phase = 'ready';
+          clearTimeout(timers.start);
+          resolveReady(true);
+        }
       });
       stream.on('error', () => {
         // A reset pipe just ends the stream; the exit status tells what happened.
@@ -173,11 +254,49 @@ export function runBoxProcess(spec: BoxProcessSpec): Promise<BoxProcessOutcome> 
     watch(1, stdout, 'stdout_limit');
     watch(2, stderr, 'stderr_limit');
     watch(3, result, 'result_limit');
+    for (const [offset, data] of (spec.inputs ?? []).entries()) {
+      const pipe = child.stdio[5 + offset];
+      if (!(pipe instanceof Writable)) continue;
+      pipe.on('error', () => {
+        // The launcher died before reading it: the exit status tells what happened.
+      });
+      pipe.end(data);
+    }
+    const goChannel = child.stdio[4];
+    if (goChannel instanceof Writable) {
+      goChannel.on('error', () => {
+        // The box died before reading its job: the exit status tells what happened.
+      });
+    }
+    timers.start = setTimeout(() => {
+      if (phase === 'starting') killGroup(null);
+    }, spec.startTimeoutMs);
+  }
 
-    timers.timeout = setTimeout(() => {
-      if (!exited) killGroup('timeout');
-    }, spec.timeoutMs);
-    if (spec.signal?.aborted === true) killGroup('aborted');
-    else spec.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return {
+    ready,
+    isIdle: () => phase === 'ready' && !exited && !discarded,
+    async go(job) {
+      const isReady = await ready;
+      if (phase === 'done' || phase === 'running' || !isReady || discarded) return done;
+      phase = 'running';
+      started = performance.now();
+      if (stdout.setLimit(job.maxOutputBytes)) killGroup('stdout_limit');
+      if (stderr.setLimit(job.maxOutputBytes)) killGroup('stderr_limit');
+      timers.timeout = setTimeout(() => {
+        if (!exited) killGroup('timeout');
+      }, job.timeoutMs);
+      abortSignal = job.signal;
+      if (abortSignal?.aborted === true) killGroup('aborted');
+      else abortSignal?.addEventListener('abort', onAbort, { once: true });
+      const goChannel = child?.stdio[4];
+      if (goChannel instanceof Writable) goChannel.end(job.line);
+      return done;
+    },
+    async discard() {
+      discarded = true;
+      if (phase !== 'done') killGroup(null);
+      await done;
+    },
+  };
 }

@@ -1,19 +1,35 @@
 import { detectCgroups, type CgroupSupport, type JobCgroup } from './cgroups.js';
 import { execFile } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, writeFileSync } from 'node:fs';
 import { access, chmod, chown, lstat, mkdir, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { runBoxProcess, type BoxProcessOutcome, type CappedBytes, type KillReason } from './box-process.js';
+import {
+  startBox,
+  type BoxProcess,
+  type BoxProcessOutcome,
+  type CappedBytes,
+  type KillReason,
+} from './box-process.js';
 import { parseGuestReport } from './guest-report.js';
-import { BOX_DIR, BOX_FILES, JAVASCRIPT_WRAPPER, PYTHON_WRAPPER, WORK_DIR } from './guest-wrappers.js';
+import {
+  BOX_DIR,
+  BOX_FILES,
+  JAVASCRIPT_WRAPPER,
+  PYTHON_WRAPPER,
+  READY_MARKER,
+  WORK_DIR,
+} from './guest-wrappers.js';
+import { createWarmPool, type PoolableBox, type WarmPool } from './pool.js';
+import { seccompFilter } from './seccomp.js';
 import type {
   SandboxBackend,
   SandboxCheck,
   SandboxFile,
   SandboxJob,
+  SandboxLanguage,
   SandboxOutcome,
   SandboxResult,
   SandboxRunOptions,
@@ -83,6 +99,23 @@ export interface BwrapBackendOptions {
    * about a dozen threads. Default 64. The pids cgroup replaces this later.
    */
   maxProcesses?: number;
+  /**
+   * Warm boxes kept per language, started ahead of demand (each serves one job, then is destroyed).
+   * Default 0: every job starts its own box.
+   */
+  poolSize?: number;
+  /**
+   * RLIMIT_CPU of every process in the box, in seconds: a backstop behind the supervisor's wall clock
+   * (which starts only at the job, while the limit counts from the box's start). Default 610.
+   */
+  cpuSeconds?: number;
+  /** How long a box may take to start its interpreter before it is killed. Default 30 s. */
+  startTimeoutMs?: number;
+  /**
+   * The syscall filter (`seccomp.ts`) every box's guest runs under; `off` only for tests that compare.
+   * Default on (x86_64 and arm64; other architectures make the backend throw at creation).
+   */
+  seccomp?: 'on' | 'off';
 }
 
 const DEFAULTS = {
@@ -98,6 +131,8 @@ const DEFAULTS = {
   umountPath: '/usr/bin/umount',
   maxResultBytes: 4 * 1024 * 1024,
   maxProcesses: 64,
+  cpuSeconds: 610,
+  startTimeoutMs: 30_000,
   sandboxUser: { uid: 65534, gid: 65534 },
 } as const;
 
@@ -119,7 +154,9 @@ const RM_PATH = '/usr/bin/rm';
 const CHMOD_PATH = '/usr/bin/chmod';
 /** How long to wait for the box's pipes to close after it exited or was killed. */
 const SETTLE_MS = 2_000;
-/** Budget for the `/bin/true` probe in `check()`. */
+/** The descriptor bwrap reads the seccomp program from (the first of the box's extra inputs). */
+const SECCOMP_FD = 5;
+/** Budget for the probe in `check()`. */
 const CHECK_TIMEOUT_MS = 10_000;
 /** The only host tree bound into the box; interpreters must live under it. */
 const SYSTEM_TREE = '/usr';
@@ -156,6 +193,10 @@ function buildBwrapArgs(params: {
   boxDir: string;
   workDir: string;
   tmpBytes: number;
+  /** The fd bwrap reads the seccomp program from, or null for none. */
+  seccompFd: number | null;
+  /** Extra read-only binds (host path → box path), e.g. the JavaScript engine's packages. */
+  binds?: ReadonlyArray<{ hostPath: string; boxPath: string }>;
   command: readonly string[];
 }): string[] {
   const args = [
@@ -190,6 +231,7 @@ function buildBwrapArgs(params: {
     '--ro-bind',
     params.boxDir,
     BOX_DIR,
+    ...(params.binds ?? []).flatMap((bind) => ['--ro-bind', bind.hostPath, bind.boxPath]),
     '--bind',
     params.workDir,
     WORK_DIR,
@@ -204,6 +246,7 @@ function buildBwrapArgs(params: {
     '/',
     '--chdir',
     WORK_DIR,
+    ...(params.seccompFd === null ? [] : ['--seccomp', String(params.seccompFd)]),
     '--clearenv',
     '--setenv',
     'PATH',
@@ -435,24 +478,33 @@ async function runTool(file: string, args: readonly string[]): Promise<void> {
   }
 }
 
-/** One job's host directories: `jobDir` holds `box` (read-only /box) and `work` (read-write /work). */
+/** One box's host directories: `jobDir` holds `box` (read-only /box) and `work` (read-write /work). */
 interface JobDirs {
   jobDir: string;
   boxDir: string;
   workDir: string;
-  /** Whether `workDir` currently has the job's tmpfs mounted on it. */
-  mounted: boolean;
+}
+
+/** A sandbox started for one job (maybe ahead of it): its directories, cgroup and process tree. */
+interface Box extends PoolableBox {
+  readonly language: SandboxLanguage;
+  readonly dirs: JobDirs | null;
+  readonly cgroup: JobCgroup | null;
+  readonly process: BoxProcess | null;
+  /** Why the box could not be prepared (directories, cgroup), when it could not. */
+  readonly setupError: string | null;
 }
 
 /**
  * Creates the bubblewrap backend. Each job runs in a fresh bwrap box: own user, pid, net, mount, ipc and
  * uts namespaces, an empty read-only root with only /usr, its own working directory and a size-capped /tmp
- * to write to, an empty environment, host uid 65534 when the runner is root, and a wall-clock SIGKILL.
- * After the box is gone the runner collects what the guest wrote to its working directory.
+ * to write to, an empty environment, host uid 65534 in per-job memory and pids cgroups when the runner is
+ * root, rlimits as backstops, and a wall-clock SIGKILL. After the box is gone the runner collects what the
+ * guest wrote to its working directory.
  *
- * Not enforced yet (a later issue adds a per-job cgroup and a warm pool): total memory (JavaScript memory
- * outside the V8 heap, SysV shared memory and the tmpfs mounts up to `workBytes` + `tmpBytes` are not
- * counted anywhere), CPU share between concurrent jobs, and a syscall filter (no seccomp).
+ * Boxes are started before their job (a warm pool of `poolSize` per language, or on demand): the interpreter
+ * starts, then waits on the go channel; the job's code, input and files are written into the box's
+ * directories when the job arrives, its memory limit is set on the box's cgroup, and its clock starts at go.
  */
 export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBackend {
   const bwrapPath = options.bwrapPath ?? DEFAULTS.bwrapPath;
@@ -470,6 +522,10 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   const maxProcesses = options.maxProcesses ?? DEFAULTS.maxProcesses;
   const setprivPath = options.setprivPath ?? '/usr/bin/setpriv';
   const defaultMemoryMb = options.defaultMemoryMb ?? 1024;
+  const cpuSeconds = options.cpuSeconds ?? DEFAULTS.cpuSeconds;
+  const startTimeoutMs = options.startTimeoutMs ?? DEFAULTS.startTimeoutMs;
+  const poolSize = options.poolSize ?? 0;
+  const seccomp = options.seccomp === 'off' ? null : seccompFilter();
   let cgroupSupport: Promise<CgroupSupport> | undefined;
   const getCgroups = (): Promise<CgroupSupport> =>
     (cgroupSupport ??=
@@ -478,7 +534,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         : options.cgroups !== undefined
           ? Promise.resolve(options.cgroups)
           : detectCgroups());
-  let jobCounter = 0;
+  let boxCounter = 0;
   // Started by root, bwrap would run the guest as host root (its --uid only maps inside the namespace):
   // bwrap itself must be spawned as the unprivileged user.
   const credentials = process.getuid?.() === 0 ? (options.sandboxUser ?? DEFAULTS.sandboxUser) : undefined;
@@ -488,61 +544,44 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   let systemRoot: Promise<RootEntry[]> | undefined;
   const getSystemRoot = (): Promise<RootEntry[]> => (systemRoot ??= describeSystemRoot());
 
-  async function makeJobDirs(prefix: string): Promise<JobDirs> {
+  const readyMarker = Buffer.from(READY_MARKER, 'utf8');
+  const cleaner = createCleaner();
+
+  /**
+   * Makes a box's directories: `box` (wrapper now; code and input when the job arrives) and an empty `work`
+   * that only the sandbox user can enter. The tmpfs on `work` is mounted by the box's root launcher, not
+   * here, so preparing a box costs no process of its own.
+   */
+  async function makeBoxDirs(
+    prefix: string,
+    boxFiles: ReadonlyArray<readonly [string, string]>,
+  ): Promise<JobDirs> {
     const jobDir = await mkdtemp(path.join(scratchRoot, prefix));
-    return { jobDir, boxDir: path.join(jobDir, 'box'), workDir: path.join(jobDir, 'work'), mounted: false };
+    const dirs = { jobDir, boxDir: path.join(jobDir, 'box'), workDir: path.join(jobDir, 'work') };
+    await mkdir(dirs.boxDir, { mode: 0o700 });
+    for (const [name, content] of boxFiles) {
+      await writeFile(path.join(dirs.boxDir, name), content, { mode: 0o444 });
+    }
+    await mkdir(dirs.workDir, { mode: 0o700 });
+    if (credentials !== undefined) {
+      // bwrap runs as the sandbox user and must traverse the job dir to bind both halves.
+      await chown(dirs.boxDir, credentials.uid, credentials.gid);
+      await chown(dirs.workDir, credentials.uid, credentials.gid);
+      await chown(dirs.jobDir, credentials.uid, credentials.gid);
+      await chmod(dirs.boxDir, 0o500);
+    }
+    await chmod(dirs.jobDir, 0o500);
+    return dirs;
   }
 
   /**
-   * Fills fresh job dirs: the box files read-only, then an empty working directory that only the sandbox
-   * user can enter (a tmpfs of its own, or a plain directory), then the job's files in it, owned by the
-   * sandbox user so the guest may change or delete them.
+   * Removes a box's dirs: detaches its tmpfs (lazily: a guest process still dying after a kill may hold it;
+   * the memory goes with the last user), or removes however deep a tree the guest left.
    */
-  async function fillJobDirs(
-    dirs: JobDirs,
-    boxFiles: ReadonlyArray<readonly [string, string]>,
-    inputFiles: readonly SandboxFile[],
-  ): Promise<void> {
-    await mkdir(dirs.boxDir, { mode: 0o700 });
-    for (const [name, content] of boxFiles) {
-      const file = path.join(dirs.boxDir, name);
-      await writeFile(file, content, { mode: 0o400 });
-      if (credentials !== undefined) await chown(file, credentials.uid, credentials.gid);
-    }
-    if (credentials !== undefined) await chown(dirs.boxDir, credentials.uid, credentials.gid);
-    await chmod(dirs.boxDir, 0o500);
-
-    await mkdir(dirs.workDir, { mode: 0o700 });
+  async function removeBoxDirs(dirs: JobDirs, unmount: (dir: string) => Promise<void>): Promise<void> {
     if (workStorage === 'tmpfs') {
-      const owner = credentials ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-      const mountOptions = [
-        `size=${workBytes}`,
-        `nr_inodes=${workInodes}`,
-        'mode=0700',
-        `uid=${owner.uid}`,
-        `gid=${owner.gid}`,
-        'nosuid',
-        'nodev',
-      ].join(',');
-      await runTool(mountPath, ['-n', '-t', 'tmpfs', '-o', mountOptions, 'tandem-sandbox', dirs.workDir]);
-      dirs.mounted = true;
-    } else if (credentials !== undefined) {
-      await chown(dirs.workDir, credentials.uid, credentials.gid);
-    }
-    await writeInputFiles(dirs.workDir, inputFiles, credentials);
-
-    // bwrap runs as the sandbox user and must traverse the job dir to bind both halves.
-    if (credentials !== undefined) await chown(dirs.jobDir, credentials.uid, credentials.gid);
-    await chmod(dirs.jobDir, 0o500);
-  }
-
-  /** Removes a job's dirs: unmounts its tmpfs, or removes however deep a tree the guest left. */
-  async function removeJobDirs(dirs: JobDirs): Promise<void> {
-    if (dirs.mounted) {
-      // Lazy: a guest process still dying after a kill may hold it; the memory goes with the last user.
-      await runTool(umountPath, ['-l', dirs.workDir]);
-      dirs.mounted = false;
-    } else if (workStorage === 'directory') {
+      await unmount(dirs.workDir);
+    } else {
       // rm -rf (fts, openat) handles any depth; as non-root the owner must first undo a guest's chmod 000.
       await chmod(dirs.jobDir, 0o700).catch(() => undefined);
       if (credentials === undefined) {
@@ -556,42 +595,229 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     await rm(dirs.jobDir, { recursive: true, force: true, maxRetries: 3 });
   }
 
-  function boxFilesFor(job: SandboxJob, inputJson: string): Array<readonly [string, string]> {
-    return job.language === 'python'
-      ? [
-          [BOX_FILES.pythonWrapper, PYTHON_WRAPPER],
-          [BOX_FILES.pythonCode, job.code],
-          [BOX_FILES.input, inputJson],
-        ]
-      : [
-          [BOX_FILES.javascriptWrapper, JAVASCRIPT_WRAPPER],
-          [BOX_FILES.javascriptCode, job.code],
-          [BOX_FILES.input, inputJson],
-        ];
+  /**
+   * Tears finished boxes down off the job's path: first their cgroups (killing anything left, then removing
+   * them), then one `umount` process detaches every tmpfs queued since the last round (one process per job
+   * was a large part of a trivial job's CPU), then the directories go.
+   */
+  function createCleaner(): {
+    schedule(dirs: JobDirs | null, cgroup: JobCgroup | null): void;
+    drain(): Promise<void>;
+  } {
+    const queue: Array<{ dirs: JobDirs | null; cgroup: JobCgroup | null }> = [];
+    let running: Promise<void> | null = null;
+    const round = async (): Promise<void> => {
+      while (queue.length > 0) {
+        const batch = queue.splice(0, 64);
+        await Promise.all(batch.map((item) => item.cgroup?.destroy()));
+        const dirs = batch.flatMap((item) => (item.dirs === null ? [] : [item.dirs]));
+        if (workStorage === 'tmpfs' && dirs.length > 0) {
+          // Exit status ignored: a box killed before its launcher mounted has nothing to detach.
+          await runTool(umountPath, ['-l', '-n', '--', ...dirs.map((item) => item.workDir)]).catch(
+            () => undefined,
+          );
+        }
+        await Promise.all(
+          dirs.map((item) => removeBoxDirs(item, async () => undefined).catch(() => undefined)),
+        );
+      }
+      running = null;
+    };
+    return {
+      schedule(dirs, cgroup) {
+        queue.push({ dirs, cgroup });
+        running ??= round();
+      },
+      async drain() {
+        while (running !== null) await running;
+      },
+    };
   }
 
-  function guestCommand(job: SandboxJob): string[] {
-    const limits = [prlimitPath, `--nproc=${maxProcesses}`, '--core=0'];
-    // A plain working directory has no size of its own: at least no single file may outgrow the cap.
-    if (workStorage === 'directory') limits.push(`--fsize=${workBytes}`);
-    limits.push('--');
-    if (job.language === 'python') {
-      const memoryBytes = job.limits.memoryMb === undefined ? 0 : job.limits.memoryMb * 1024 * 1024;
-      // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
-      return [
-        ...limits,
-        pythonPath,
-        '-I',
-        '-S',
-        `${BOX_DIR}/${BOX_FILES.pythonWrapper}`,
-        String(memoryBytes),
-      ];
-    }
-    // RLIMIT_AS kills V8 at start-up, so JavaScript gets only a V8 old-space cap; the memory cgroup
-    // (later issue) is what bounds it for real.
-    const heap = job.limits.memoryMb === undefined ? [] : [`--max-old-space-size=${job.limits.memoryMb}`];
-    return [...limits, nodePath, ...heap, `${BOX_DIR}/${BOX_FILES.javascriptWrapper}`];
+  function wrapperFiles(language: SandboxLanguage): Array<readonly [string, string]> {
+    return language === 'python'
+      ? [[BOX_FILES.pythonWrapper, PYTHON_WRAPPER]]
+      : [[BOX_FILES.javascriptWrapper, JAVASCRIPT_WRAPPER]];
   }
+
+  function guestCommand(language: SandboxLanguage): string[] {
+    // Backstops inside the box: processes (where no pids cgroup binds), no core files, file size, CPU time
+    // (the wall clock is the supervisor's; this catches a runner that stopped watching).
+    // A plain working directory has no size of its own: no single file may outgrow the cap. On tmpfs the
+    // mounts' sizes bind first; the file-size limit only backs them up.
+    const fileBytes = workStorage === 'directory' ? workBytes : Math.max(workBytes, tmpBytes) + 1024 * 1024;
+    const limits = [
+      prlimitPath,
+      `--nproc=${maxProcesses}`,
+      '--core=0',
+      `--fsize=${fileBytes}`,
+      `--cpu=${cpuSeconds}`,
+      '--',
+    ];
+    if (language === 'python') {
+      // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
+      return [...limits, pythonPath, '-I', '-S', `${BOX_DIR}/${BOX_FILES.pythonWrapper}`];
+    }
+    // RLIMIT_AS kills V8 at start-up, so JavaScript gets only a V8 old-space cap; the memory cgroup is what
+    // bounds it for real.
+    return [
+      ...limits,
+      nodePath,
+      `--max-old-space-size=${defaultMemoryMb}`,
+      `${BOX_DIR}/${BOX_FILES.javascriptWrapper}`,
+    ];
+  }
+
+  /** A box that could not be prepared: it reports why when its job runs. */
+  function failedBox(
+    language: SandboxLanguage,
+    setupError: string,
+    dirs: JobDirs | null,
+    cgroup: JobCgroup | null,
+  ): Box {
+    cleaner.schedule(dirs, cgroup);
+    return {
+      language,
+      dirs: null,
+      cgroup: null,
+      process: null,
+      setupError,
+      ready: Promise.resolve(false),
+      isIdle: () => false,
+      discard: () => Promise.resolve(),
+    };
+  }
+
+  /** Starts one box for `language`: directories, cgroup, launcher; resolves `ready` once the wrapper waits. */
+  async function prepareBox(language: SandboxLanguage): Promise<Box> {
+    let dirs: JobDirs | null = null;
+    let cgroup: JobCgroup | null = null;
+    try {
+      dirs = await makeBoxDirs('tandem-sandbox-', wrapperFiles(language));
+    } catch (error) {
+      return failedBox(language, `could not prepare the job directory: ${describeError(error)}`, dirs, null);
+    }
+    const cgroups = await getCgroups();
+    if (cgroups.kind !== 'none' && credentials !== undefined) {
+      try {
+        cgroup = await cgroups.create(`job-${process.pid}-${(boxCounter += 1)}-${Date.now()}`, {
+          memoryBytes: defaultMemoryMb * 1024 * 1024,
+          // bwrap's own processes and the launcher count too.
+          maxProcesses: maxProcesses + 4,
+        });
+      } catch (error) {
+        return failedBox(language, `could not create the job's cgroup: ${describeError(error)}`, dirs, null);
+      }
+    }
+    const args = buildBwrapArgs({
+      root: await getSystemRoot(),
+      boxDir: dirs.boxDir,
+      workDir: dirs.workDir,
+      tmpBytes,
+      seccompFd: seccomp === null ? null : SECCOMP_FD,
+      command: guestCommand(language),
+    });
+    const launch =
+      credentials !== undefined
+        ? {
+            // A root launcher mounts the working directory's tmpfs, joins the job's cgroups, then drops to
+            // the sandbox user and execs bwrap: every process of the job is in the cgroups before any guest
+            // code runs, and the whole start costs the runner one spawn.
+            file: '/bin/sh',
+            args: [
+              '-c',
+              LAUNCHER_SCRIPT,
+              'tandem-launch',
+              mountPath,
+              workStorage === 'tmpfs' ? tmpfsOptions(credentials) : '-',
+              dirs.workDir,
+              ...(cgroup?.procsFiles ?? []),
+              '--',
+              // The shell exports PWD; `env -i` keeps bwrap's own environment (readable at /proc/1/environ) empty.
+              '/usr/bin/env',
+              '-i',
+              setprivPath,
+              `--reuid=${credentials.uid}`,
+              `--regid=${credentials.gid}`,
+              '--clear-groups',
+              bwrapPath,
+              ...args,
+            ],
+          }
+        : { file: bwrapPath, args };
+    const boxProcess = startBox({
+      ...launch,
+      ...(seccomp === null ? {} : { inputs: [seccomp] }),
+      maxResultBytes: maxResultBytes + 64,
+      startOutputBytes: 64 * 1024,
+      startTimeoutMs,
+      settleMs: SETTLE_MS,
+      readyMarker,
+    });
+    const ownDirs = dirs;
+    const ownCgroup = cgroup;
+    return {
+      language,
+      dirs: ownDirs,
+      cgroup: ownCgroup,
+      process: boxProcess,
+      setupError: null,
+      ready: boxProcess.ready,
+      isIdle: () => boxProcess.isIdle(),
+      async discard() {
+        await boxProcess.discard();
+        cleaner.schedule(ownDirs, ownCgroup);
+      },
+    };
+  }
+
+  function tmpfsOptions(owner: { uid: number; gid: number }): string {
+    return [
+      `size=${workBytes}`,
+      `nr_inodes=${workInodes}`,
+      'mode=0700',
+      `uid=${owner.uid}`,
+      `gid=${owner.gid}`,
+      'nosuid',
+      'nodev',
+    ].join(',');
+  }
+
+  /**
+   * A box object at once, started in the background: the pool holds it while it starts. Its `ready`
+   * resolves when the wrapper waits for its job (false if anything failed on the way).
+   */
+  function startPreparedBox(language: SandboxLanguage): Box {
+    const prepared = prepareBox(language);
+    let resolved: Box | null = null;
+    void prepared.then((box) => {
+      resolved = box;
+    });
+    return {
+      language,
+      get dirs() {
+        return resolved?.dirs ?? null;
+      },
+      get cgroup() {
+        return resolved?.cgroup ?? null;
+      },
+      get process() {
+        return resolved?.process ?? null;
+      },
+      get setupError() {
+        return resolved?.setupError ?? null;
+      },
+      ready: prepared.then((box) => box.ready),
+      isIdle: () => resolved?.isIdle() ?? false,
+      discard: async () => (await prepared).discard(),
+    };
+  }
+
+  const pools: Record<SandboxLanguage, WarmPool<Box>> = {
+    python: createWarmPool({ size: poolSize, start: () => startPreparedBox('python') }),
+    javascript: createWarmPool({ size: poolSize, start: () => startPreparedBox('javascript') }),
+  };
+  let closed = false;
 
   /** Collects the working directory; whatever happens, a result rather than a throw. */
   async function collect(job: SandboxJob, dirs: JobDirs, inputFiles: SandboxFile[]): Promise<CollectedFiles> {
@@ -608,130 +834,107 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
   }
 
-  async function run(job: SandboxJob, runOptions: SandboxRunOptions = {}): Promise<SandboxResult> {
-    const { inputJson, files: inputFiles } = assertValidJob(job);
-    const empty = {
-      stdout: '',
-      stderr: '',
-      stdoutTruncated: false,
-      stderrTruncated: false,
-      value: null,
-      exitCode: null,
-      signal: null,
-      files: [],
-      deletedFiles: [],
-      filesTruncated: false,
-    };
-    if (runOptions.signal?.aborted === true) {
+  /** Hands the job to a ready box: its files, its memory limit, then the go line; interprets what came back. */
+  async function runInBox(
+    job: SandboxJob,
+    box: Box,
+    inputJson: string,
+    inputFiles: SandboxFile[],
+    runOptions: SandboxRunOptions,
+  ): Promise<SandboxResult> {
+    const empty = emptyResult();
+    const boxProcess = box.process;
+    const dirs = box.dirs;
+    if (box.setupError !== null || boxProcess === null || dirs === null) {
       return {
         ...empty,
-        outcome: 'killed',
-        durationMs: 0,
-        errorMessage: 'the run was aborted before it started',
+        outcome: 'sandbox_error',
+        errorMessage: box.setupError ?? 'the sandbox did not start',
       };
+    }
+    const memoryMb = job.limits.memoryMb ?? defaultMemoryMb;
+    const memoryBytes = memoryMb * 1024 * 1024;
+    if (await boxProcess.ready) {
+      try {
+        // Root wrote them after the box started: code and input readable by the sandbox user.
+        const code = job.language === 'python' ? BOX_FILES.pythonCode : BOX_FILES.javascriptCode;
+        // Synchronous: two small files, where each promise-based write costs thread-pool round trips.
+        writeFileSync(path.join(dirs.boxDir, code), job.code, { mode: 0o444 });
+        writeFileSync(path.join(dirs.boxDir, BOX_FILES.input), inputJson, { mode: 0o444 });
+        await writeInputFiles(dirs.workDir, inputFiles, credentials);
+      } catch (error) {
+        await boxProcess.discard();
+        return {
+          ...empty,
+          outcome: 'sandbox_error',
+          errorMessage: `could not hand the job to its sandbox: ${describeError(error)}`,
+        };
+      }
+      if (box.cgroup !== null) {
+        try {
+          await box.cgroup.setMemoryLimit(memoryBytes);
+        } catch {
+          await boxProcess.discard();
+          return {
+            ...empty,
+            outcome: 'memory_limit',
+            errorMessage: `the memory limit of ${memoryMb} MB is too small to start the ${job.language} interpreter`,
+          };
+        }
+      }
+    }
+    // Python applies the memory as RLIMIT_AS around the user's code (a clean MemoryError before the cgroup's
+    // OOM kill); the JavaScript host gives it to its engine.
+    const wrapperMemory = job.limits.memoryMb === undefined ? 0 : memoryBytes;
+    const observed = await boxProcess.go({
+      line: `${wrapperMemory} ${Math.ceil(job.limits.timeoutMs)}\n`,
+      timeoutMs: job.limits.timeoutMs,
+      maxOutputBytes: job.limits.maxOutputBytes,
+      ...(runOptions.signal === undefined ? {} : { signal: runOptions.signal }),
+    });
+    const stats = box.cgroup === null ? null : await box.cgroup.stats();
+    let result = interpret(job, observed, bwrapPath, maxResultBytes);
+    if (stats?.oomKilled === true && observed.killReason === null) {
+      // The kernel killed a process of the job at its memory limit (any memory: ArrayBuffers, threads).
+      result = {
+        ...result,
+        outcome: 'memory_limit',
+        value: null,
+        errorMessage: `the program went over its memory limit of ${memoryMb} MB`,
+      };
+    }
+    // Read only now, by the runner: the guest never reports its own files.
+    return {
+      ...result,
+      peakMemoryBytes: stats?.peakMemoryBytes ?? null,
+      ...(await collect(job, dirs, inputFiles)),
+    };
+  }
+
+  async function run(job: SandboxJob, runOptions: SandboxRunOptions = {}): Promise<SandboxResult> {
+    const { inputJson, files: inputFiles } = assertValidJob(job);
+    const empty = emptyResult();
+    if (runOptions.signal?.aborted === true) {
+      return { ...empty, outcome: 'killed', errorMessage: 'the run was aborted before it started' };
+    }
+    if (closed) {
+      return { ...empty, outcome: 'sandbox_error', errorMessage: 'the sandbox backend was closed' };
     }
     const inputBytes = inputFiles.reduce((sum, file) => sum + file.content.length, 0);
     if (inputBytes > workBytes) {
       return {
         ...empty,
         outcome: 'sandbox_error',
-        durationMs: 0,
         errorMessage: `the job's files (${inputBytes} bytes) do not fit the working directory (${workBytes} bytes)`,
       };
     }
-
-    let dirs: JobDirs | undefined;
-    let cgroup: JobCgroup | undefined;
+    const box = await pools[job.language].acquire();
     try {
-      try {
-        dirs = await makeJobDirs('tandem-sandbox-');
-        await fillJobDirs(dirs, boxFilesFor(job, inputJson), inputFiles);
-      } catch (error) {
-        return {
-          ...empty,
-          outcome: 'sandbox_error',
-          durationMs: 0,
-          errorMessage: `could not prepare the job directory: ${describeError(error)}`,
-        };
-      }
-      const args = buildBwrapArgs({
-        root: await getSystemRoot(),
-        boxDir: dirs.boxDir,
-        workDir: dirs.workDir,
-        tmpBytes,
-        command: guestCommand(job),
-      });
-      const cgroups = await getCgroups();
-      if (cgroups.kind !== 'none' && credentials !== undefined) {
-        try {
-          cgroup = await cgroups.create(`job-${process.pid}-${(jobCounter += 1)}-${Date.now()}`, {
-            memoryBytes: (job.limits.memoryMb ?? defaultMemoryMb) * 1024 * 1024,
-            // bwrap's own processes and the launcher count too.
-            maxProcesses: maxProcesses + 4,
-          });
-        } catch (error) {
-          return {
-            ...empty,
-            outcome: 'sandbox_error',
-            durationMs: 0,
-            errorMessage: `could not create the job's cgroup: ${describeError(error)}`,
-          };
-        }
-      }
-      const launch =
-        cgroup !== undefined && credentials !== undefined
-          ? {
-              // A root launcher joins the job's cgroups first, then drops to the sandbox user and execs
-              // bwrap: every process of the job is in the cgroups before any guest code runs.
-              file: '/bin/sh',
-              args: [
-                '-c',
-                'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"',
-                'tandem-launch',
-                ...cgroup.procsFiles,
-                '--',
-                // The shell exports PWD; `env -i` keeps bwrap's own environment (readable at /proc/1/environ) empty.
-                '/usr/bin/env',
-                '-i',
-                setprivPath,
-                `--reuid=${credentials.uid}`,
-                `--regid=${credentials.gid}`,
-                '--clear-groups',
-                bwrapPath,
-                ...args,
-              ],
-            }
-          : { file: bwrapPath, args, ...(credentials === undefined ? {} : { credentials }) };
-      const observed = await runBoxProcess({
-        ...launch,
-        timeoutMs: job.limits.timeoutMs,
-        maxOutputBytes: job.limits.maxOutputBytes,
-        maxResultBytes: maxResultBytes + 64,
-        settleMs: SETTLE_MS,
-        ...(runOptions.signal === undefined ? {} : { signal: runOptions.signal }),
-      });
-      const stats = cgroup === undefined ? null : await cgroup.stats();
-      let result = interpret(job, observed, bwrapPath, maxResultBytes);
-      if (stats?.oomKilled === true && observed.killReason === null) {
-        // The kernel killed a process of the job at its memory limit (any memory: ArrayBuffers, threads).
-        const limitMb = job.limits.memoryMb ?? defaultMemoryMb;
-        result = {
-          ...result,
-          outcome: 'memory_limit',
-          value: null,
-          errorMessage: `the program went over its memory limit of ${limitMb} MB`,
-        };
-      }
-      // Read only now, by the runner: the guest never reports its own files.
-      return {
-        ...result,
-        peakMemoryBytes: stats?.peakMemoryBytes ?? null,
-        ...(await collect(job, dirs, inputFiles)),
-      };
+      return await runInBox(job, box, inputJson, inputFiles, runOptions);
     } finally {
-      // Kill whatever is left in the job's cgroups (a daemon that left the process group included).
-      if (cgroup !== undefined) await cgroup.destroy();
-      if (dirs !== undefined) await removeJobDirs(dirs);
+      // Off the job's path: kill whatever is left in the job's cgroups (a daemon that left the process group
+      // included; the pid namespace normally took everything with it already), remove them and the dirs.
+      cleaner.schedule(box.dirs, box.cgroup);
     }
   }
 
@@ -747,7 +950,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     else tools.push(['rm', RM_PATH]);
     const cgroups = await getCgroups();
     const warnings = [...cgroups.missing];
-    if (cgroups.kind !== 'none')
+    if (credentials !== undefined)
       tools.push(['setpriv', setprivPath], ['sh', '/bin/sh'], ['env', '/usr/bin/env']);
     for (const [what, file] of tools) {
       try {
@@ -776,41 +979,45 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
     if (problems.length > 0) return { ok: false, problems, warnings };
 
-    // The probe goes through the same directories, mount and binds as a job.
+    // The probe goes through the same directories and binds as a job (bwrap started directly, no cgroup).
     let dirs: JobDirs | undefined;
     try {
-      dirs = await makeJobDirs('tandem-sandbox-check-');
-      await fillJobDirs(dirs, [], []);
-      const observed = await runBoxProcess({
+      dirs = await makeBoxDirs('tandem-sandbox-check-', []);
+      const probe = startBox({
         file: bwrapPath,
         args: buildBwrapArgs({
           root: await getSystemRoot(),
           boxDir: dirs.boxDir,
           workDir: dirs.workDir,
           tmpBytes,
-          command: ['/bin/true'],
+          seccompFd: seccomp === null ? null : SECCOMP_FD,
+          command: ['/bin/sh', '-c', 'printf "$1" >&3', 'probe', '\\0tandem:ready\\n'],
         }),
+        ...(seccomp === null ? {} : { inputs: [seccomp] }),
         ...(credentials === undefined ? {} : { credentials }),
-        timeoutMs: CHECK_TIMEOUT_MS,
-        maxOutputBytes: 64 * 1024,
         maxResultBytes: 1024,
+        startOutputBytes: 64 * 1024,
+        startTimeoutMs: CHECK_TIMEOUT_MS,
         settleMs: SETTLE_MS,
+        readyMarker,
       });
+      const observed = await probe.go({ line: '', timeoutMs: CHECK_TIMEOUT_MS, maxOutputBytes: 64 * 1024 });
       if (observed.spawnError !== null) {
         problems.push(`could not start bubblewrap at ${bwrapPath}: ${observed.spawnError.message}`);
-      } else if (observed.exitCode !== 0) {
+      } else if (observed.exitCode !== 0 || !observed.result.bytes.equals(readyMarker)) {
         const detail = observed.stderr.bytes.toString('utf8').trim();
         const status =
           observed.killReason ?? `exit code ${String(observed.exitCode)}, signal ${String(observed.signal)}`;
         problems.push(
-          `bubblewrap could not run /bin/true in the box (${status})${detail === '' ? '' : `: ${detail}`}`,
+          `bubblewrap could not run a shell in the box (${status})${detail === '' ? '' : `: ${detail}`}`,
         );
       }
     } catch (error) {
       problems.push(`could not prepare a probe directory: ${describeError(error)}`);
     } finally {
       if (dirs !== undefined) {
-        await removeJobDirs(dirs).catch((error: unknown) => {
+        const probeDirs = dirs;
+        await removeBoxDirs(probeDirs, async () => undefined).catch((error: unknown) => {
           problems.push(`could not remove the probe directory: ${describeError(error)}`);
         });
       }
@@ -818,8 +1025,54 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     return { ok: problems.length === 0, problems, warnings };
   }
 
-  return { name: 'bwrap', run, check };
+  return {
+    name: 'bwrap',
+    run,
+    check,
+    warm() {
+      if (closed) return;
+      pools.python.fill();
+      pools.javascript.fill();
+    },
+    drain: () => cleaner.drain(),
+    async close() {
+      closed = true;
+      await Promise.all([pools.python.close(), pools.javascript.close()]);
+      await cleaner.drain();
+    },
+  };
 }
+
+/** The shape of a result before anything ran. */
+function emptyResult(): SandboxResult {
+  return {
+    outcome: 'sandbox_error',
+    stdout: '',
+    stderr: '',
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    value: null,
+    exitCode: null,
+    signal: null,
+    durationMs: 0,
+    files: [],
+    deletedFiles: [],
+    filesTruncated: false,
+  };
+}
+
+/**
+ * The root launcher (`/bin/sh -c`): mounts the working directory's tmpfs (unless `-`), writes its own pid
+ * into each cgroup.procs file given before `--`, then execs the rest (env -i, setpriv, bwrap). Exit 125
+ * means a step failed before bwrap ran.
+ */
+const LAUNCHER_SCRIPT = [
+  'mount=$1; options=$2; work=$3; shift 3',
+  'if [ "$options" != - ]; then "$mount" -n -t tmpfs -o "$options" tandem-sandbox "$work" || exit 125; fi',
+  'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done',
+  'shift',
+  'exec "$@"',
+].join('\n');
 
 /** A host without per-job cgroups: every job falls back to rlimits; `missing` says what that loses. */
 function noCgroups(why: string): CgroupSupport {

@@ -1,5 +1,5 @@
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Per-job limits a cgroup enforces from outside the guest. */
@@ -20,6 +20,11 @@ export interface CgroupStats {
 export interface JobCgroup {
   /** `cgroup.procs` files the launcher writes its own pid into before it execs the sandbox. */
   readonly procsFiles: readonly string[];
+  /**
+   * Changes the memory limit of a job whose box is already running (a warm box gets its job's limit when
+   * the job arrives). Rejects when the box already uses more than the new limit.
+   */
+  setMemoryLimit(bytes: number): Promise<void>;
   stats(): Promise<CgroupStats>;
   /** Kills every process still in the cgroup(s) and removes them; never throws. */
   destroy(): Promise<void>;
@@ -44,18 +49,21 @@ async function writable(path: string): Promise<boolean> {
   }
 }
 
-async function readNumber(path: string): Promise<number | null> {
+// Per-job control files are kernel pseudo-files that answer at once: read and written synchronously, since
+// each promise-based call costs several thread-pool round trips, which showed up in every job's latency.
+
+function readNumber(path: string): number | null {
   try {
-    const value = Number((await readFile(path, 'utf8')).trim());
+    const value = Number(readFileSync(path, 'utf8').trim());
     return Number.isFinite(value) ? value : null;
   } catch {
     return null;
   }
 }
 
-async function readKeyed(path: string, key: string): Promise<number | null> {
+function readKeyed(path: string, key: string): number | null {
   try {
-    for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
       const [name, value] = line.trim().split(/\s+/);
       if (name === key && value !== undefined) return Number(value);
     }
@@ -65,9 +73,9 @@ async function readKeyed(path: string, key: string): Promise<number | null> {
   return null;
 }
 
-async function pidsIn(procsFile: string): Promise<number[]> {
+function pidsIn(procsFile: string): number[] {
   try {
-    return (await readFile(procsFile, 'utf8'))
+    return readFileSync(procsFile, 'utf8')
       .split('\n')
       .map((line) => Number(line.trim()))
       .filter((pid) => Number.isInteger(pid) && pid > 0);
@@ -76,12 +84,21 @@ async function pidsIn(procsFile: string): Promise<number[]> {
   }
 }
 
+/** Writes a control file that may not exist on this kernel (swap accounting, cgroup.kill). */
+function tryWrite(path: string, value: string): void {
+  try {
+    writeFileSync(path, value);
+  } catch {
+    // Not offered here.
+  }
+}
+
 /** Kills what is left in the given cgroups (a daemon that left the process group included), then removes them. */
 async function sweep(dirs: readonly string[]): Promise<void> {
   for (let round = 0; round < 50; round += 1) {
     let left = 0;
     for (const dir of dirs) {
-      for (const pid of await pidsIn(join(dir, 'cgroup.procs'))) {
+      for (const pid of pidsIn(join(dir, 'cgroup.procs'))) {
         left += 1;
         try {
           process.kill(pid, 'SIGKILL');
@@ -96,7 +113,7 @@ async function sweep(dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {
     for (let attempt = 0; attempt < 20; attempt += 1) {
       try {
-        await rmdir(dir);
+        rmdirSync(dir);
         break;
       } catch (error) {
         if (error instanceof Error && 'code' in error && error.code === 'ENOENT') break;
@@ -153,26 +170,35 @@ function v1(memoryParent: string, pidsParent: string): CgroupSupport {
     async create(job, limits) {
       const memory = join(memoryParent, job);
       const pids = join(pidsParent, job);
-      await mkdir(memory);
-      await mkdir(pids);
+      mkdirSync(memory);
+      mkdirSync(pids);
       try {
-        await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        writeFileSync(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
         // No swap beyond the limit where the kernel accounts it (absent without swap accounting).
-        await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(
-          () => undefined,
-        );
-        await writeFile(join(pids, 'pids.max'), String(limits.maxProcesses));
+        tryWrite(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+        writeFileSync(join(pids, 'pids.max'), String(limits.maxProcesses));
       } catch (error) {
         await sweep([memory, pids]);
         throw error;
       }
+      let current = limits.memoryBytes;
       return {
         procsFiles: [join(memory, 'cgroup.procs'), join(pids, 'cgroup.procs')],
+        async setMemoryLimit(bytes) {
+          if (bytes === current) return;
+          const limit = join(memory, 'memory.limit_in_bytes');
+          const withSwap = join(memory, 'memory.memsw.limit_in_bytes');
+          // v1 keeps limit <= memsw.limit: raise memsw first, lower it last.
+          if (bytes > current) tryWrite(withSwap, String(bytes));
+          writeFileSync(limit, String(bytes));
+          if (bytes < current) tryWrite(withSwap, String(bytes));
+          current = bytes;
+        },
         async stats() {
-          const failures = (await readNumber(join(memory, 'memory.failcnt'))) ?? 0;
-          const oomKills = await readKeyed(join(memory, 'memory.oom_control'), 'oom_kill');
+          const failures = readNumber(join(memory, 'memory.failcnt')) ?? 0;
+          const oomKills = readKeyed(join(memory, 'memory.oom_control'), 'oom_kill');
           return {
-            peakMemoryBytes: await readNumber(join(memory, 'memory.max_usage_in_bytes')),
+            peakMemoryBytes: readNumber(join(memory, 'memory.max_usage_in_bytes')),
             oomKilled: oomKills !== null ? oomKills > 0 : failures > 0,
           };
         },
@@ -188,25 +214,28 @@ function v2(parent: string): CgroupSupport {
     missing: [],
     async create(job, limits) {
       const dir = join(parent, job);
-      await mkdir(dir);
+      mkdirSync(dir);
       try {
-        await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
-        await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
-        await writeFile(join(dir, 'pids.max'), String(limits.maxProcesses));
+        writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes));
+        tryWrite(join(dir, 'memory.swap.max'), '0');
+        writeFileSync(join(dir, 'pids.max'), String(limits.maxProcesses));
       } catch (error) {
         await sweep([dir]);
         throw error;
       }
       return {
         procsFiles: [join(dir, 'cgroup.procs')],
+        async setMemoryLimit(bytes) {
+          writeFileSync(join(dir, 'memory.max'), String(bytes));
+        },
         async stats() {
           return {
-            peakMemoryBytes: await readNumber(join(dir, 'memory.peak')),
-            oomKilled: ((await readKeyed(join(dir, 'memory.events'), 'oom_kill')) ?? 0) > 0,
+            peakMemoryBytes: readNumber(join(dir, 'memory.peak')),
+            oomKilled: (readKeyed(join(dir, 'memory.events'), 'oom_kill') ?? 0) > 0,
           };
         },
         async destroy() {
-          await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => undefined);
+          tryWrite(join(dir, 'cgroup.kill'), '1');
           await sweep([dir]);
         },
       };

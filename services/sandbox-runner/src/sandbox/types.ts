@@ -9,13 +9,16 @@ export type SandboxLanguage = 'javascript' | 'python';
 
 /** Per-job limits. Zero or negative values are a caller bug (the contract schema rejects them). */
 export interface SandboxLimits {
-  /** Wall-clock budget from spawning the sandbox to its exit, start-up included. */
+  /**
+   * Wall-clock budget of the job, from handing it to a started sandbox (its interpreter up and waiting) to
+   * the sandbox's exit. The start itself is bounded separately (it happens before the job, in a warm pool).
+   */
   timeoutMs: number;
   /** Cap on each of stdout and stderr; exceeding either ends the job with `output_limit`. */
   maxOutputBytes: number;
   /**
-   * Memory cap. Today: RLIMIT_AS for Python, a V8 heap cap for JavaScript (heap only, not ArrayBuffers).
-   * A per-job memory cgroup replaces both later.
+   * Memory cap: the job's memory cgroup (everything the box uses), plus RLIMIT_AS around Python code (a
+   * clean MemoryError first) and the engine's own limit for JavaScript. Absent: the backend's default.
    */
   memoryMb?: number;
   /**
@@ -68,7 +71,7 @@ export interface SandboxResult {
   exitCode: number | null;
   /** The signal that ended the guest (e.g. `SIGKILL`), else `null`. */
   signal: string | null;
-  /** Whole milliseconds from spawn to the sandbox being gone. */
+  /** Whole milliseconds from handing the job to its started sandbox to the sandbox being gone. */
   durationMs: number;
   /** A one-line explanation for any outcome other than `ok`. */
   errorMessage?: string;
@@ -115,4 +118,16 @@ export interface SandboxBackend {
   run(job: SandboxJob, options?: SandboxRunOptions): Promise<SandboxResult>;
   /** Verifies the backend can run jobs on this host (for readiness probes and start-up). */
   check(): Promise<SandboxCheck>;
+  /** Starts the warm pool (boxes ready before the first job); a no-op without one. */
+  warm(): void;
+  /**
+   * Waits until every finished job's sandbox is torn down (its cgroups and directories removed), which
+   * happens after `run` resolved, off the job's path.
+   */
+  drain(): Promise<void>;
+  /**
+   * Discards warm boxes and waits until every finished job's directories are removed (that happens after
+   * `run` resolved, off the job's path). Jobs still running finish; new ones end `sandbox_error`.
+   */
+  close(): Promise<void>;
 }
