@@ -4,11 +4,14 @@ import type { SandboxCeilingsConfig } from './limits.js';
 import { createBwrapBackend, type SandboxBackend } from './sandbox/index.js';
 
 /**
- * Which backend runs jobs (environment variables). Only `bwrap` exists; the setting is where a gVisor or
- * microVM backend — or an explicitly chosen weaker one — will be selected. Needs no database or NATS.
+ * Which backend runs jobs (environment variables). `bwrap` (default) isolates every job in a bubblewrap
+ * sandbox and the runner refuses to start where it cannot. `process` is the weaker backend an operator may
+ * choose explicitly where bubblewrap is not available: the same limits, cgroups, uid and empty environment,
+ * but no namespaces and no syscall filter (the runner says so in its logs and in /readyz). A gVisor or
+ * microVM backend would be another value. Needs no database or NATS.
  */
 export const SandboxBackendConfig = z.object({
-  TANDEM_SANDBOX_BACKEND: z.enum(['bwrap']).default('bwrap'),
+  TANDEM_SANDBOX_BACKEND: z.enum(['bwrap', 'process']).default('bwrap'),
   TANDEM_SANDBOX_BWRAP_PATH: z.string().startsWith('/').default('/usr/bin/bwrap'),
   /**
    * Warm sandboxes kept per language (each serves one job, then is destroyed). At most twice the cores:
@@ -34,6 +37,7 @@ export function createConfiguredBackend(
   ceilings?: Pick<SandboxCeilingsConfig, 'TANDEM_SANDBOX_MAX_TIMEOUT_MS' | 'TANDEM_SANDBOX_MAX_MEMORY_MB'>,
 ): SandboxBackend {
   return createBwrapBackend({
+    isolation: config.TANDEM_SANDBOX_BACKEND === 'process' ? 'none' : 'bwrap',
     bwrapPath: config.TANDEM_SANDBOX_BWRAP_PATH,
     poolSize: config.TANDEM_SANDBOX_POOL_SIZE,
     ...(ceilings === undefined

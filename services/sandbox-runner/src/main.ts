@@ -13,7 +13,8 @@ if (!startCheck.ok) {
     `sandbox-runner: the ${backend.name} backend cannot run jobs here, so the runner does not start:\n` +
       startCheck.problems.map((problem) => `  - ${problem}\n`).join('') +
       `Install bubblewrap (apt-get install bubblewrap) or point TANDEM_SANDBOX_BWRAP_PATH at it. ` +
-      `No weaker backend exists to choose instead (TANDEM_SANDBOX_BACKEND).\n`,
+      `Only if jobs need no isolation from this host: choose the weaker backend explicitly with ` +
+      `TANDEM_SANDBOX_BACKEND=process (no namespaces, no syscall filter).\n`,
   );
   process.exit(2);
 }
@@ -35,8 +36,10 @@ const runtime = await createServiceRuntime({
 });
 if ((startCheck.warnings ?? []).length > 0)
   runtime.log.warn(
-    { missing: startCheck.warnings },
-    'the sandbox runs with weaker limits: these are not enforced',
+    { backend: backend.name, missing: startCheck.warnings },
+    backend.name === 'process'
+      ? 'the weaker "process" backend was chosen: jobs are NOT isolated from this host; these are not enforced'
+      : 'the sandbox runs with weaker limits: these are not enforced',
   );
 await createSandboxRunner({ runtime, config, backend });
 // Boxes start ahead of the first job; the pool is emptied (and finished jobs' directories removed) at stop.

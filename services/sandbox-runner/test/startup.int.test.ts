@@ -36,7 +36,7 @@ describe('a host where the sandbox cannot run', () => {
     expect(started.code).toBe(2);
     expect(started.stderr).toContain('the bwrap backend cannot run jobs here, so the runner does not start');
     expect(started.stderr).toContain('/nonexistent/bwrap');
-    expect(started.stderr).toContain('No weaker backend exists');
+    expect(started.stderr).toContain('TANDEM_SANDBOX_BACKEND=process');
   });
 
   it('the check command reports sandbox_error as its JSON result', async () => {
@@ -49,5 +49,19 @@ describe('a host where the sandbox cannot run', () => {
     expect(checked.code).toBe(1);
     const last = checked.stdout.trimEnd().split('\n').at(-1) ?? '';
     expect(JSON.parse(last)).toMatchObject({ outcome: 'sandbox_error', backend: 'bwrap' });
+  });
+});
+
+describe('the weaker backend, chosen explicitly', () => {
+  it('runs a job where bubblewrap is missing when TANDEM_SANDBOX_BACKEND=process', async () => {
+    const checked = await run(
+      'pnpm',
+      ['--silent', 'sandbox', 'run', '--language', 'python'],
+      { TANDEM_SANDBOX_BACKEND: 'process', TANDEM_SANDBOX_BWRAP_PATH: '/nonexistent/bwrap' },
+      'result = 1\n',
+    );
+    expect(checked.code).toBe(0);
+    const last = checked.stdout.trimEnd().split('\n').at(-1) ?? '';
+    expect(JSON.parse(last)).toMatchObject({ outcome: 'ok', value: 1, backend: 'process' });
   });
 });

@@ -12,6 +12,8 @@ export interface BoxSpawnSpec {
   args: readonly string[];
   /** Host uid/gid for the launcher; omitted means the runner's own. */
   credentials?: { uid: number; gid: number };
+  /** The launcher's working directory; default `/`. */
+  cwd?: string;
   /** Cap on the result channel (fd 3), ready marker included. */
   maxResultBytes: number;
   /** Cap on each of stdout and stderr until the job's own cap applies (start-up chatter of a broken box). */
@@ -208,7 +210,7 @@ export function startBox(spec: BoxSpawnSpec): BoxProcess {
     ];
     child = spawn(spec.file, [...spec.args], {
       env: {},
-      cwd: '/',
+      cwd: spec.cwd ?? '/',
       detached: true,
       stdio,
       ...(spec.credentials ?? {}),

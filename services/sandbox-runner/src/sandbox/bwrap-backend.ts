@@ -116,6 +116,13 @@ export interface BwrapBackendOptions {
    * Default on (x86_64 and arm64; other architectures make the backend throw at creation).
    */
   seccomp?: 'on' | 'off';
+  /**
+   * `bwrap` (default): every box is a bubblewrap sandbox. `none`: the explicitly chosen weaker backend
+   * (named `process`) for hosts without bubblewrap: the same wrappers, limits, cgroups, uid drop and empty
+   * environment, but no namespaces and no syscall filter, so the guest can read what uid 65534 may read,
+   * reach the network and see host processes. `check()` lists all of that as warnings.
+   */
+  isolation?: 'bwrap' | 'none';
 }
 
 const DEFAULTS = {
@@ -525,7 +532,8 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   const cpuSeconds = options.cpuSeconds ?? DEFAULTS.cpuSeconds;
   const startTimeoutMs = options.startTimeoutMs ?? DEFAULTS.startTimeoutMs;
   const poolSize = options.poolSize ?? 0;
-  const seccomp = options.seccomp === 'off' ? null : seccompFilter();
+  const isolated = options.isolation !== 'none';
+  const seccomp = options.seccomp === 'off' || !isolated ? null : seccompFilter();
   let cgroupSupport: Promise<CgroupSupport> | undefined;
   const getCgroups = (): Promise<CgroupSupport> =>
     (cgroupSupport ??=
@@ -640,7 +648,10 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       : [[BOX_FILES.javascriptWrapper, JAVASCRIPT_WRAPPER]];
   }
 
-  function guestCommand(language: SandboxLanguage): string[] {
+  function guestCommand(language: SandboxLanguage, dirs: JobDirs): string[] {
+    // Inside a bwrap box the job's directories are /box and /work; without one, their host paths.
+    const boxDir = isolated ? BOX_DIR : dirs.boxDir;
+    const workDir = isolated ? WORK_DIR : dirs.workDir;
     // Backstops inside the box: processes (where no pids cgroup binds), no core files, file size, CPU time
     // (the wall clock is the supervisor's; this catches a runner that stopped watching).
     // A plain working directory has no size of its own: no single file may outgrow the cap. On tmpfs the
@@ -656,7 +667,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     ];
     if (language === 'python') {
       // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
-      return [...limits, pythonPath, '-I', '-S', `${BOX_DIR}/${BOX_FILES.pythonWrapper}`];
+      return [...limits, pythonPath, '-I', '-S', `${boxDir}/${BOX_FILES.pythonWrapper}`, boxDir];
     }
     // RLIMIT_AS kills V8 at start-up, so JavaScript gets only a V8 old-space cap; the memory cgroup is what
     // bounds it for real.
@@ -664,7 +675,9 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       ...limits,
       nodePath,
       `--max-old-space-size=${defaultMemoryMb}`,
-      `${BOX_DIR}/${BOX_FILES.javascriptWrapper}`,
+      `${boxDir}/${BOX_FILES.javascriptWrapper}`,
+      boxDir,
+      workDir,
     ];
   }
 
@@ -709,14 +722,20 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         return failedBox(language, `could not create the job's cgroup: ${describeError(error)}`, dirs, null);
       }
     }
-    const args = buildBwrapArgs({
-      root: await getSystemRoot(),
-      boxDir: dirs.boxDir,
-      workDir: dirs.workDir,
-      tmpBytes,
-      seccompFd: seccomp === null ? null : SECCOMP_FD,
-      command: guestCommand(language),
-    });
+    const command = guestCommand(language, dirs);
+    const args = isolated
+      ? [
+          bwrapPath,
+          ...buildBwrapArgs({
+            root: await getSystemRoot(),
+            boxDir: dirs.boxDir,
+            workDir: dirs.workDir,
+            tmpBytes,
+            seccompFd: seccomp === null ? null : SECCOMP_FD,
+            command,
+          }),
+        ]
+      : command;
     const launch =
       credentials !== undefined
         ? {
@@ -740,13 +759,15 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
               `--reuid=${credentials.uid}`,
               `--regid=${credentials.gid}`,
               '--clear-groups',
-              bwrapPath,
               ...args,
             ],
           }
-        : { file: bwrapPath, args };
+        : { file: args[0] ?? bwrapPath, args: args.slice(1) };
     const boxProcess = startBox({
       ...launch,
+      // The launcher changes into the working directory itself (after mounting it); bwrap's --chdir and the
+      // unprivileged case need none.
+      cwd: credentials === undefined && !isolated ? dirs.workDir : '/',
       ...(seccomp === null ? {} : { inputs: [seccomp] }),
       maxResultBytes: maxResultBytes + 64,
       startOutputBytes: 64 * 1024,
@@ -941,7 +962,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   async function check(): Promise<SandboxCheck> {
     const problems: string[] = [];
     const tools: Array<readonly [string, string]> = [
-      ['bubblewrap', bwrapPath],
+      ...(isolated ? [['bubblewrap', bwrapPath] as const] : []),
       ['prlimit', prlimitPath],
       ['python', pythonPath],
       ['node', nodePath],
@@ -949,7 +970,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     if (workStorage === 'tmpfs') tools.push(['mount', mountPath], ['umount', umountPath]);
     else tools.push(['rm', RM_PATH]);
     const cgroups = await getCgroups();
-    const warnings = [...cgroups.missing];
+    const warnings = [...cgroups.missing, ...(isolated ? [] : PROCESS_BACKEND_GAPS)];
     if (credentials !== undefined)
       tools.push(['setpriv', setprivPath], ['sh', '/bin/sh'], ['env', '/usr/bin/env']);
     for (const [what, file] of tools) {
@@ -961,7 +982,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         );
         continue;
       }
-      if ((what === 'python' || what === 'node' || what === 'prlimit') && !isUnder(SYSTEM_TREE, file)) {
+      if (isolated && (what === 'python' || what === 'node' || what === 'prlimit') && !isUnder(SYSTEM_TREE, file)) {
         problems.push(`${what} at ${file} is outside ${SYSTEM_TREE}, the only host tree bound into the box`);
       }
     }
@@ -977,7 +998,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     } catch (error) {
       problems.push(`scratch root ${scratchRoot} is unusable: ${describeError(error)}`);
     }
-    if (problems.length > 0) return { ok: false, problems, warnings };
+    if (problems.length > 0 || !isolated) return { ok: problems.length === 0, problems, warnings };
 
     // The probe goes through the same directories and binds as a job (bwrap started directly, no cgroup).
     let dirs: JobDirs | undefined;
@@ -1026,7 +1047,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   }
 
   return {
-    name: 'bwrap',
+    name: isolated ? 'bwrap' : 'process',
     run,
     check,
     warm() {
@@ -1042,6 +1063,14 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     },
   };
 }
+
+/** What the `process` backend does not enforce, for its check (logs and /readyz). */
+const PROCESS_BACKEND_GAPS = [
+  'no namespaces (the weaker "process" backend was chosen): the guest can read every host file uid 65534 may read',
+  'no network isolation: the guest can reach the network, including services on 127.0.0.1',
+  'no pid isolation: the guest sees host processes (and can signal those of its own uid)',
+  'no syscall filter (seccomp needs the bubblewrap backend)',
+] as const;
 
 /** The shape of a result before anything ran. */
 function emptyResult(): SandboxResult {
@@ -1062,13 +1091,15 @@ function emptyResult(): SandboxResult {
 }
 
 /**
- * The root launcher (`/bin/sh -c`): mounts the working directory's tmpfs (unless `-`), writes its own pid
+ * The root launcher (`/bin/sh -c`): mounts the working directory's tmpfs (unless `-`), changes into it (the
+ * guest's cwd when there is no bwrap box), writes its own pid
  * into each cgroup.procs file given before `--`, then execs the rest (env -i, setpriv, bwrap). Exit 125
  * means a step failed before bwrap ran.
  */
 const LAUNCHER_SCRIPT = [
   'mount=$1; options=$2; work=$3; shift 3',
   'if [ "$options" != - ]; then "$mount" -n -t tmpfs -o "$options" tandem-sandbox "$work" || exit 125; fi',
+  'cd "$work" || exit 125',
   'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done',
   'shift',
   'exec "$@"',

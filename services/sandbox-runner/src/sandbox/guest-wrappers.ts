@@ -50,6 +50,8 @@ import sys
 def _tandem_main():
     result_fd = 3
     go_fd = 4
+    # Where the runner writes code.py and input.json: /box in a bwrap box, the host path without one.
+    box_dir = sys.argv[1] if len(sys.argv) > 1 else '/box'
     wrapper_pid = os.getpid()
 
     def send(data):
@@ -129,10 +131,10 @@ def _tandem_main():
         send(report('error', kind='exception', message='the go line was malformed').encode('ascii'))
         os._exit(1)
 
-    with open('/box/input.json', 'rb') as file:
+    with open(box_dir + '/input.json', 'rb') as file:
         input_text = file.read().decode('utf-8')
     input_value = scan_json(input_text, 0)[0]
-    with open('/box/code.py', 'rb') as file:
+    with open(box_dir + '/code.py', 'rb') as file:
         source = file.read().decode('utf-8', 'replace')
 
     # traceback (and linecache) cost a few milliseconds to import: only failures pay for them.
@@ -303,7 +305,8 @@ function exitAfterFlush(code) {
   process.stderr.write('', done);
 }
 
-const WORK_DIR = '/work';
+const BOX_DIR = process.argv[2] || '/box';
+const WORK_DIR = process.argv[3] || '/work';
 
 function checkedSegments(path) {
   if (typeof path !== 'string') throw new TypeError('files: a path must be a string, not ' + typeof path);
@@ -453,11 +456,11 @@ function fail(kind, message) {
 }
 
 async function main() {
-  globalThis.input = JSON.parse(fs.readFileSync('/box/input.json', 'utf8'));
+  globalThis.input = JSON.parse(fs.readFileSync(BOX_DIR + '/input.json', 'utf8'));
   globalThis.result = undefined;
   // Like Python's import: the box, not the language, is the boundary, so built-in modules are available.
   globalThis.require = require('node:module').createRequire(WORK_DIR + '/');
-  const source = fs.readFileSync('/box/code.js', 'utf8');
+  const source = fs.readFileSync(BOX_DIR + '/code.js', 'utf8');
   const AsyncFunction = (async function () {}).constructor;
   const head = '(async function (__tandemCapture__) {\n';
   const tail = '\n;__tandemCapture__(typeof result === "undefined" ? undefined : result);\n})';
