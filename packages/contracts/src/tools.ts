@@ -99,7 +99,8 @@ export const runCode = defineTool({
     'Run a program in an isolated sandbox with no network and no host files. Give either `code` (the program) ' +
     'or `spec` (a precise description the code model will implement), not both. The program sees the task input ' +
     'as a variable named `input` and returns its answer by assigning a JSON-serialisable value to a variable ' +
-    'named `result` (JavaScript may also `return` it). The files of the task workspace are in its working ' +
+    'named `result` (JavaScript may also `return` it). Python is CPython with its standard library; JavaScript ' +
+    'is plain ECMAScript (QuickJS: no `require`, Node.js modules, timers or `fetch`). The files of the task workspace are in its working ' +
     'directory, and files it writes there are saved back to the workspace. Later steps can use its result as ' +
     '{{steps.<stepId>.value}}.',
   input: z.strictObject({

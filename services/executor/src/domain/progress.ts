@@ -146,7 +146,7 @@ function systemPrompt(input: CodeRequest): string {
   const fileRule =
     input.language === 'python'
       ? 'Workspace files are in the current directory (open them by relative path); files you write there are saved.'
-      : 'Workspace files are available through `files.read(path)`, `files.write(path, text)`, `files.list()` and `files.exists(path)`; files you write are saved.';
+      : 'Workspace files are available through `files.read(path)`, `files.write(path, text)`, `files.list()` and `files.exists(path)`; files you write are saved. The engine is QuickJS: standard ECMAScript only, with `console.log` for output, and no `require`, `process`, Node.js modules, timers or `fetch`.';
   const lines = [
     `You write ${input.language} programs for Tandem's sandbox. Answer with one fenced code block and nothing else.`,
     'The sandbox has no network, no third-party packages and a short time limit.',

@@ -659,7 +659,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     const fileBytes = workStorage === 'directory' ? workBytes : Math.max(workBytes, tmpBytes) + 1024 * 1024;
     const limits = [
       prlimitPath,
-      `--nproc=${maxProcesses}`,
+      ...(isolated ? [`--nproc=${maxProcesses}`] : []),
       '--core=0',
       `--fsize=${fileBytes}`,
       `--cpu=${cpuSeconds}`,
@@ -667,7 +667,18 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     ];
     if (language === 'python') {
       // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
-      return [...limits, pythonPath, '-I', '-S', `${boxDir}/${BOX_FILES.pythonWrapper}`, boxDir];
+      // The wrapper sets the same rlimits itself before any guest code (no prlimit process).
+      return [
+        pythonPath,
+        '-I',
+        '-S',
+        `${boxDir}/${BOX_FILES.pythonWrapper}`,
+        boxDir,
+        // Without a user namespace RLIMIT_NPROC would count every process of the uid on the host.
+        String(isolated ? maxProcesses : -1),
+        String(fileBytes),
+        String(cpuSeconds),
+      ];
     }
     // RLIMIT_AS kills V8 at start-up, so JavaScript gets only a V8 old-space cap; the memory cgroup is what
     // bounds it for real.
@@ -752,9 +763,6 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
               dirs.workDir,
               ...(cgroup?.procsFiles ?? []),
               '--',
-              // The shell exports PWD; `env -i` keeps bwrap's own environment (readable at /proc/1/environ) empty.
-              '/usr/bin/env',
-              '-i',
               setprivPath,
               `--reuid=${credentials.uid}`,
               `--regid=${credentials.gid}`,
@@ -971,8 +979,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     else tools.push(['rm', RM_PATH]);
     const cgroups = await getCgroups();
     const warnings = [...cgroups.missing, ...(isolated ? [] : PROCESS_BACKEND_GAPS)];
-    if (credentials !== undefined)
-      tools.push(['setpriv', setprivPath], ['sh', '/bin/sh'], ['env', '/usr/bin/env']);
+    if (credentials !== undefined) tools.push(['setpriv', setprivPath], ['sh', '/bin/sh']);
     for (const [what, file] of tools) {
       try {
         await access(file, fsConstants.X_OK);
@@ -982,7 +989,11 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         );
         continue;
       }
-      if (isolated && (what === 'python' || what === 'node' || what === 'prlimit') && !isUnder(SYSTEM_TREE, file)) {
+      if (
+        isolated &&
+        (what === 'python' || what === 'node' || what === 'prlimit') &&
+        !isUnder(SYSTEM_TREE, file)
+      ) {
         problems.push(`${what} at ${file} is outside ${SYSTEM_TREE}, the only host tree bound into the box`);
       }
     }
@@ -1093,7 +1104,7 @@ function emptyResult(): SandboxResult {
 /**
  * The root launcher (`/bin/sh -c`): mounts the working directory's tmpfs (unless `-`), changes into it (the
  * guest's cwd when there is no bwrap box), writes its own pid
- * into each cgroup.procs file given before `--`, then execs the rest (env -i, setpriv, bwrap). Exit 125
+ * into each cgroup.procs file given before `--`, then execs the rest (setpriv, bwrap) with an empty environment. Exit 125
  * means a step failed before bwrap ran.
  */
 const LAUNCHER_SCRIPT = [
@@ -1102,6 +1113,8 @@ const LAUNCHER_SCRIPT = [
   'cd "$work" || exit 125',
   'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done',
   'shift',
+  // The shell's own PWD and OLDPWD would be bwrap's environment, readable at /proc/1/environ in the box.
+  'unset PWD OLDPWD',
   'exec "$@"',
 ].join('\n');
 

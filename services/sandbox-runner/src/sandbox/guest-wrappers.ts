@@ -34,7 +34,7 @@ export const BOX_FILES = {
 // Node passes it on to every child. Descriptors the interpreter opened itself are close-on-exec.
 
 /**
- * Python wrapper. It starts, closes stray descriptors, prepares everything a job needs, writes the ready
+ * Python wrapper, run as `python3 -I -S run.py <boxDir> <maxProcesses> <maxFileBytes> <cpuSeconds>`. It starts, closes stray descriptors, prepares everything a job needs, writes the ready
  * marker, and then blocks on the go channel (fd 4) for one line: `<memoryBytes> <timeoutMs>`. Only then does
  * it read the code and input (written by the runner after the box was ready) and run them. `memoryBytes` is
  * the RLIMIT_AS applied just before the user's code (0: none); the timeout is the supervisor's business.
@@ -78,6 +78,19 @@ def _tandem_main():
     import builtins
     import resource
     import _json
+
+    # Backstops set here, before any guest code, instead of by a prlimit process in front of Python (one
+    # exec less per job): processes (counted in this box's user namespace), file size, CPU seconds; no
+    # core files. Hard limits too, so the guest cannot raise them again. A negative value leaves one unset.
+    if len(sys.argv) > 4:
+        for limit, value in (
+            (resource.RLIMIT_NPROC, int(sys.argv[2])),
+            (resource.RLIMIT_FSIZE, int(sys.argv[3])),
+            (resource.RLIMIT_CPU, int(sys.argv[4])),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            if value >= 0:
+                resource.setrlimit(limit, (value, value))
 
     class _Decoding:
         strict = True
