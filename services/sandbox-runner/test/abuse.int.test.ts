@@ -43,6 +43,7 @@ const BOX_ROOT = [
   'lib64',
   'libx32',
   'proc',
+  'qjs',
   'sbin',
   'tmp',
   'usr',
@@ -131,26 +132,6 @@ function expectHeldToPids(result: SandboxResult): void {
 }
 
 // Guest helpers. `attempt` turns a throw into 'ERR:<code>' and a success into what it returned (or 'OK').
-const JS = String.raw`
-const fs = require('node:fs');
-const attempt = (f) => {
-  try {
-    const value = f();
-    return value === undefined ? 'OK' : String(value);
-  } catch (error) {
-    return 'ERR:' + String((error && (error.code || error.name)) || error);
-  }
-};
-const attemptAsync = async (f) => {
-  try {
-    const value = await f();
-    return value === undefined ? 'OK' : String(value);
-  } catch (error) {
-    return 'ERR:' + String((error && (error.code || error.name)) || error);
-  }
-};
-`;
-
 const PY = String.raw`
 import os, sys
 def attempt(f):
@@ -184,230 +165,206 @@ interface AbuseCase {
   expect: (result: SandboxResult) => void | Promise<void>;
 }
 
-const HOST_FILES = String.raw`{
-  shadow: '/etc/shadow',
-  passwd: '/etc/passwd',
-  canary: input.canary,
-  source: input.source,
-  scratch: input.scratch,
-}`;
+// JavaScript runs in QuickJS inside a Node host inside the box: guest code has no `require`, `process`,
+// file system, network, timers or WebAssembly even before the OS boundary. These cases try every route a
+// QuickJS guest has — the globals, the `files` API, the engine itself — and the engine's own limits.
+const JS = String.raw`
+const attempt = (f) => {
+  try {
+    const value = f();
+    return value === undefined ? 'OK' : String(value);
+  } catch (error) {
+    return 'ERR:' + String((error && error.name) || error);
+  }
+};
+const attemptAsync = async (f) => {
+  try {
+    const value = await f();
+    return value === undefined ? 'OK' : String(value);
+  } catch (error) {
+    return 'ERR:' + String((error && error.name) || error);
+  }
+};
+`;
+
+const HOST_CAPABILITIES = [
+  'require',
+  'process',
+  'module',
+  'Buffer',
+  'fetch',
+  'XMLHttpRequest',
+  'WebSocket',
+  'setTimeout',
+  'setInterval',
+  'setImmediate',
+  'WebAssembly',
+  'Deno',
+  'Bun',
+  'std',
+  'os',
+  'scriptArgs',
+  'print',
+];
 
 const javascriptCases: AbuseCase[] = [
   {
-    name: 'reads host files (/etc/shadow, /etc/passwd, a world-readable canary, the runner source)',
+    name: 'host capabilities are absent: require, process, fetch, timers, WebAssembly, std/os',
     language: 'javascript',
     code:
       JS +
-      `const out = {}; for (const [k, p] of Object.entries(${HOST_FILES})) out[k] = attempt(() => fs.readFileSync(p, 'utf8')); return out;`,
-    expect: expectAllFailed,
-  },
-  {
-    name: 'lists /root, /home and the runner source tree',
-    language: 'javascript',
-    code:
-      JS +
-      String.raw`const out = {};
-for (const p of ['/root', '/home', '/var', '/run', require('node:path').dirname(input.source)]) out[p] = attempt(() => fs.readdirSync(p).join(','));
-return out;`,
-    expect: expectAllFailed,
-  },
-  {
-    name: 'reads /proc/1/environ and its own environment: no secret, only the four fixed variables',
-    language: 'javascript',
-    code:
-      JS +
-      String.raw`return { environ1: attempt(() => fs.readFileSync('/proc/1/environ', 'latin1')), self: Object.keys(process.env).sort() };`,
+      `const out = {}; for (const name of ${JSON.stringify(HOST_CAPABILITIES)}) out[name] = typeof globalThis[name]; return out;`,
     expect: (result) => {
-      const value = z.object({ environ1: z.string(), self: z.array(z.string()) }).parse(okValue(result));
-      expect(value.self).toEqual(BOX_ENV);
-      expect(value.environ1.startsWith('ERR:') || !value.environ1.includes('TANDEM')).toBe(true);
+      const value = z.record(z.string(), z.string()).parse(okValue(result));
+      for (const name of HOST_CAPABILITIES) expect(value[name], name).toBe('undefined');
     },
   },
   {
-    name: 'writes outside the working directory (/usr, /etc, /box, /, /dev, /proc)',
+    name: 'dynamic import of host modules (fs, node:child_process, std, os, a file path) is refused',
     language: 'javascript',
     code:
       JS +
       String.raw`const out = {};
-for (const p of ['/usr/abuse', '/usr/bin/node', '/etc/abuse', '/box/abuse', '/box/code.js', '/abuse', '/dev/abuse', '/proc/abuse', input.scratch + '/abuse'])
-  out[p] = attempt(() => fs.writeFileSync(p, 'x'));
-out.mkdir = attempt(() => fs.mkdirSync('/usr/abuse-dir'));
-out.chmod = attempt(() => fs.chmodSync('/usr/bin', 0o777));
+for (const name of ['fs', 'node:fs', 'node:child_process', 'std', 'os', '/etc/passwd', input.source, 'data:text/javascript,export default 1'])
+  out[name] = await attemptAsync(() => import(name).then(() => 'imported'));
+return out;`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'reads host files through files.read (absolute, .., encoded, the runner source, the canary)',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const out = {};
+for (const p of ['/etc/passwd', '/etc/shadow', '../etc/passwd', '../../box/code.js', '%2e%2e/etc/passwd', input.canary, input.source, '/proc/1/environ', 'a/../../etc/passwd', '.'])
+  out[p] = attempt(() => files.read(p));
+return out;`,
+    expect: expectAllFailed,
+  },
+  {
+    name: 'writes outside the working directory through files.write (absolute, .., /box, /tmp)',
+    language: 'javascript',
+    code:
+      JS +
+      String.raw`const out = {};
+for (const p of ['/usr/abuse', '/etc/abuse', '../abuse', '/box/code.js', '/tmp/abuse', 'x/../../abuse', input.scratch + '/abuse', ''])
+  out[p] = attempt(() => files.write(p, 'x'));
+out.nonString = attempt(() => files.write('ok.txt', { toString() { return 'x'; } }));
 return out;`,
     expect: (result) => {
       expectAllFailed(result);
-      for (const host of [
-        '/usr/abuse',
-        '/etc/abuse',
-        '/abuse',
-        '/usr/abuse-dir',
-        path.join(bait.scratch, 'abuse'),
-      ]) {
+      for (const host of ['/usr/abuse', '/etc/abuse', '/abuse', path.join(bait.scratch, 'abuse')]) {
         expect(existsSync(host), host).toBe(false);
       }
     },
   },
   {
-    name: 'escapes the working directory through files.write and symlinks',
+    name: 'the global object holds no secret and no host function',
     language: 'javascript',
-    code:
-      JS +
-      String.raw`fs.symlinkSync('/etc/passwd', 'leak');
-fs.symlinkSync(input.canary, 'canary');
-fs.symlinkSync('/', 'root');
-return {
-  dotdot: attempt(() => files.write('../etc/abuse', 'x')),
-  absolute: attempt(() => files.write('/etc/abuse', 'x')),
-  readLink: attempt(() => files.read('leak')),
-  writeThroughLink: attempt(() => files.write('root/tmp/abuse', 'x')),
-  canary: attempt(() => fs.readFileSync('canary', 'utf8')),
-};`,
+    code: String.raw`const names = Reflect.ownKeys(globalThis).map(String);
+const text = names.join(',') + JSON.stringify(Object.getOwnPropertyNames(globalThis).map((n) => { try { return typeof globalThis[n] === 'function' ? globalThis[n].toString() : String(globalThis[n]); } catch { return 'throws'; } }));
+return { names, text };`,
     expect: (result) => {
-      expectAllFailed(result);
-      // The runner collects the working directory without following the links.
-      expect(result.files.map((file) => file.path)).toEqual([]);
+      const value = z.object({ names: z.array(z.string()), text: z.string() }).parse(okValue(result));
+      expect(value.text).not.toContain(SECRET);
+      expect(value.text).not.toContain('/box');
+      for (const name of value.names) expect(name.startsWith('__'), name).toBe(false);
     },
   },
   {
-    name: 'connects over TCP to host listeners (127.0.0.1 and the host addresses) and fetch()',
+    name: "constructor-chain escape this.constructor.constructor('return this')() gives only the engine's global",
     language: 'javascript',
-    code:
-      JS +
-      String.raw`const net = require('node:net');
-const out = {};
-for (const host of ['127.0.0.1', ...input.hosts]) {
-  out[host] = await new Promise((resolve) => {
-    const s = net.connect(input.port, host, () => { s.destroy(); resolve('connected'); });
-    s.setTimeout(1500, () => { s.destroy(); resolve('ERR:timeout'); });
-    s.on('error', (e) => resolve('ERR:' + e.code));
-  });
-}
-out.fetch = await attemptAsync(async () => (await fetch('http://127.0.0.1:' + input.port + '/')).status);
-return out;`,
+    code: String.raw`const g = this === undefined ? (function () {}).constructor('return this')() : this.constructor.constructor('return this')();
+const viaAsync = await (async function () {}).constructor('return typeof process')();
+const viaGenerator = (function* () {}).constructor('return typeof require')().next().value;
+return [typeof g.process, typeof g.require, viaAsync, viaGenerator, typeof Function('return this')().process];`,
+    expect: (result) =>
+      expect(okValue(result)).toEqual(['undefined', 'undefined', 'undefined', 'undefined', 'undefined']),
+  },
+  {
+    name: 'Error.prepareStackTrace and captureStackTrace reach no host frame',
+    language: 'javascript',
+    code: String.raw`Error.prepareStackTrace = (_error, frames) => frames.map((frame) => frame.getThis && frame.getThis());
+let stack = '';
+try { null.x; } catch (error) { stack = String(error.stack); }
+const captured = {};
+if (typeof Error.captureStackTrace === 'function') Error.captureStackTrace(captured);
+return { stack, captured: String(captured.stack) };`,
     expect: (result) => {
-      expectAllFailed(result);
-      expect(connections).toBe(0);
+      const text = JSON.stringify(okValue(result));
+      expect(text).not.toMatch(/node:internal|host\.cjs|\/qjs\//);
     },
   },
   {
-    name: 'connects to a host abstract Unix socket',
+    name: 'a Proxy result that throws on every trap fails only its own report',
     language: 'javascript',
-    code: String.raw`return { abstract: await new Promise((resolve) => {
-  const s = require('node:net').connect('\0' + input.abstract, () => { s.destroy(); resolve('connected'); });
-  s.on('error', (e) => resolve('ERR:' + e.code));
-}) };`,
+    code: String.raw`const trap = () => { throw new Error('trap'); };
+return new Proxy({}, { get: trap, ownKeys: trap, getOwnPropertyDescriptor: trap, has: trap, getPrototypeOf: trap });`,
     expect: (result) => {
-      expectAllFailed(result);
-      expect(connections).toBe(0);
+      expect(['error']).toContain(result.outcome);
     },
   },
   {
-    name: 'looks up DNS names (getaddrinfo and a direct resolver)',
+    name: 'Proxy and Reflect over globalThis and files find nothing to escalate',
     language: 'javascript',
-    code:
-      JS +
-      String.raw`const dns = require('node:dns').promises;
-return {
-  lookup: await attemptAsync(async () => JSON.stringify(await dns.lookup('example.com'))),
-  resolve4: await attemptAsync(async () => JSON.stringify(await dns.resolve4('example.com'))),
-  viaPublic: await attemptAsync(async () => { const r = new dns.Resolver({ timeout: 500, tries: 1 }); r.setServers(['1.1.1.1']); return JSON.stringify(await r.resolve4('example.com')); }),
-};`,
-    expect: expectAllFailed,
-  },
-  {
-    name: 'child_process runs inside the box only: no host files, only the box root, uid 65534',
-    language: 'javascript',
-    code:
-      JS +
-      String.raw`const { execFileSync } = require('node:child_process');
-const sh = (script) => attempt(() => execFileSync('/bin/sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
-return {
-  shadow: sh('cat /etc/shadow'),
-  canary: sh('cat ' + input.canary),
-  source: sh('cat ' + input.source),
-  root: sh('ls /'),
-  uid: sh('id -u'),
-};`,
+    code: String.raw`const seen = [];
+const spy = new Proxy(globalThis, { get(target, key, receiver) { seen.push(String(key)); return Reflect.get(target, key, receiver); } });
+const keys = Reflect.ownKeys(files).map(String);
+let frozen;
+try { files.read = () => 'forged'; frozen = files.read === undefined ? 'deleted' : 'unchanged'; } catch (error) { frozen = 'ERR:' + error.name; }
+return { keys: keys.sort(), frozen, hidden: typeof spy.process };`,
     expect: (result) => {
       const value = z
-        .object({
-          shadow: z.string(),
-          canary: z.string(),
-          source: z.string(),
-          root: z.string(),
-          uid: z.string(),
-        })
+        .object({ keys: z.array(z.string()), frozen: z.string(), hidden: z.string() })
         .parse(okValue(result));
-      expect(value.shadow).toMatch(/^ERR:/);
-      expect(value.canary).toMatch(/^ERR:/);
-      expect(value.source).toMatch(/^ERR:/);
-      for (const entry of value.root.split(/\s+/)) expect(BOX_ROOT).toContain(entry);
-      expect(value.uid).toBe(String(SANDBOX_UID));
+      expect(value.keys).toEqual(['exists', 'list', 'read', 'write']);
+      expect(value.hidden).toBe('undefined');
     },
   },
   {
-    name: 'child_process reaches no network (bash /dev/tcp and a child node)',
+    name: "a thrown value with Symbol.for('nodejs.util.inspect.custom') and a throwing toString",
     language: 'javascript',
-    code:
-      JS +
-      String.raw`const { execFileSync } = require('node:child_process');
-const out = {};
-for (const host of ['127.0.0.1', ...input.hosts]) {
-  out['bash ' + host] = attempt(() => execFileSync('/usr/bin/bash', ['-c', 'echo hi > /dev/tcp/' + host + '/' + input.port], { stdio: 'ignore', timeout: 3000 }));
-}
-out.node = attempt(() => execFileSync('/usr/bin/node', ['-e', 'require("net").connect(' + input.port + ', "127.0.0.1").on("error", () => process.exit(3)).on("connect", () => process.exit(0))'], { stdio: 'ignore', timeout: 3000 }));
-return out;`,
-    expect: (result) => {
-      expectAllFailed(result);
-      expect(connections).toBe(0);
-    },
+    code: String.raw`const evil = { [Symbol.for('nodejs.util.inspect.custom')]() { throw new Error('inspect'); }, toString() { throw new Error('toString'); }, get name() { throw new Error('name'); }, get message() { throw new Error('message'); } };
+throw evil;`,
+    expect: (result) => expect(result.outcome).toBe('error'),
   },
   {
-    name: 'spawns sleeping children until it cannot: held to the pids limit',
+    name: 'a thrown value whose toString never returns ends at the time limit at worst',
     language: 'javascript',
-    code: String.raw`const cp = require('node:child_process');
-let started = 0;
-for (let i = 0; i < 300; i++) {
-  const child = cp.spawn('/usr/bin/sleep', ['60'], { stdio: 'ignore' });
-  child.on('error', () => {});
-  if (child.pid !== undefined) started++;
-}
-return started;`,
-    limits: { timeoutMs: 5_000 },
-    expect: expectHeldToPids,
-  },
-  {
-    name: 'a shell fork bomb runs into the pids limit and dies with the job',
-    language: 'javascript',
-    code: String.raw`require('node:child_process').spawn('/usr/bin/bash', ['-c', ':(){ :|:& };:'], { stdio: 'ignore' }).on('error', () => {});
-await new Promise((resolve) => setTimeout(resolve, 60_000));`,
+    code: String.raw`throw { toString() { for (;;) {} }, get stack() { for (;;) {} } };`,
     limits: RUNAWAY,
-    expect: expectOutcome('timeout'),
+    expect: (result) => expect(['error', 'timeout']).toContain(result.outcome),
   },
   {
-    name: 'a setsid daemon outlives the guest only until the job ends',
+    name: 'sabotaging JSON.stringify, Object.prototype.toJSON and console breaks nothing but the guest',
     language: 'javascript',
-    code: String.raw`const child = require('node:child_process').spawn('/usr/bin/setsid', ['-f', '/usr/bin/sleep', '120'], { detached: true, stdio: 'ignore' });
-child.unref();
-return 'left a daemon';`,
-    expect: (result) => expect(okValue(result)).toBe('left a daemon'),
+    code: String.raw`JSON.stringify = () => '"forged"';
+JSON.parse = () => 'forged';
+Object.prototype.toJSON = function () { return 'polluted'; };
+console.log = () => { throw new Error('no'); };
+return 1;`,
+    expect: (result) => {
+      // Either the host's captured serialiser ignores the sabotage, or the report fails: never a forged value.
+      if (result.outcome === 'ok') expect(result.value).not.toBe('forged');
+      else expect(result.outcome).toBe('error');
+    },
   },
   {
-    name: 'a worker-thread bomb ends as a result, not a crashed runner',
+    name: 'prototype pollution and globals do not reach the next job',
     language: 'javascript',
-    code: String.raw`const { Worker } = require('node:worker_threads');
-let started = 0;
-for (let i = 0; i < 200; i++) {
-  try {
-    new Worker('for (;;) {}', { eval: true, resourceLimits: { maxOldGenerationSizeMb: 4 } }).on('error', () => {});
-    started++;
-  } catch {
-    break;
-  }
-}
-await new Promise(() => {});`,
-    limits: { timeoutMs: 3_000, memoryMb: 256 },
-    expect: (result) => expect(['timeout', 'error', 'memory_limit', 'killed']).toContain(result.outcome),
+    code: String.raw`Object.prototype.polluted = 'yes';
+Array.prototype.push = function () { return 'hijacked'; };
+globalThis.leftover = 'yes';
+files.write('leftover', 'x');
+return 1;`,
+    expect: async (result) => {
+      expect(okValue(result)).toBe(1);
+      const next = await run(
+        'javascript',
+        String.raw`return [typeof ({}).polluted, typeof globalThis.leftover, [1].push(2), files.exists('leftover')];`,
+      );
+      expect(okValue(next)).toEqual(['undefined', 'undefined', 2, false]);
+    },
   },
   {
     name: 'an infinite loop',
@@ -417,232 +374,136 @@ await new Promise(() => {});`,
     expect: expectOutcome('timeout'),
   },
   {
-    name: 'an infinite loop that catches everything and ignores SIGTERM/SIGINT',
+    name: 'an infinite loop that catches everything, in finally blocks too',
     language: 'javascript',
-    code: String.raw`for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1']) process.on(s, () => {});
-for (;;) { try { for (;;) {} } catch {} finally { continue; } }`,
+    code: String.raw`for (;;) { try { for (;;) {} } catch (error) { continue; } finally { for (;;) { try { for (;;) {} } catch {} } } }`,
     limits: RUNAWAY,
     expect: expectOutcome('timeout'),
   },
   {
-    name: 'a microtask loop (Promise.resolve().then recursion) starves the event loop',
+    name: 'a microtask loop (Promise.resolve().then recursion)',
     language: 'javascript',
-    code: String.raw`const spin = () => Promise.resolve().then(spin);
-spin();
-await new Promise(() => {});`,
+    code: String.raw`const spin = () => Promise.resolve().then(spin); spin(); await new Promise(() => spin());`,
     limits: RUNAWAY,
     expect: expectOutcome('timeout'),
+  },
+  {
+    name: 'an async function that awaits itself forever',
+    language: 'javascript',
+    code: String.raw`const again = async () => { await null; return again(); }; return await again();`,
+    limits: RUNAWAY,
+    expect: (result) => expect(['timeout', 'error']).toContain(result.outcome),
   },
   {
     name: 'Atomics.wait on a SharedArrayBuffer that nobody notifies',
     language: 'javascript',
-    code: String.raw`Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-return 'woke';`,
+    code: String.raw`if (typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') return 'no shared memory';
+return Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);`,
     limits: RUNAWAY,
-    expect: expectOutcome('timeout'),
+    expect: (result) => {
+      // Blocking is refused, or the wait is stopped at the time limit; never a hang past it.
+      expect(['ok', 'error', 'timeout']).toContain(result.outcome);
+      if (result.outcome === 'ok') expect(result.value).not.toBe('timed-out');
+    },
   },
   {
-    name: 'a WebAssembly infinite loop',
+    name: 'a WebAssembly infinite loop cannot even start (no WebAssembly in the engine)',
     language: 'javascript',
-    code: String.raw`const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 9, 1, 7, 0, 3, 64, 12, 0, 11, 11]);
-const { instance } = await WebAssembly.instantiate(bytes);
-instance.exports.f();
-return 'returned';`,
+    code: String.raw`const bytes = new Uint8Array([0,97,115,109,1,0,0,0,1,4,1,96,0,0,3,2,1,0,7,5,1,1,102,0,0,10,9,1,7,0,3,64,12,0,11,11]);
+const module = await WebAssembly.instantiate(bytes);
+module.instance.exports.f();`,
     limits: RUNAWAY,
-    expect: expectOutcome('timeout'),
+    expect: expectError(/WebAssembly/),
   },
   {
     name: 'ReDoS: a catastrophic regular expression',
     language: 'javascript',
-    code: String.raw`return /^(a+)+$/.test('a'.repeat(64) + '!');`,
+    code: String.raw`return /^(a+)+$/.test('a'.repeat(64) + 'b');`,
     limits: RUNAWAY,
     expect: expectOutcome('timeout'),
   },
   {
     name: 'a memory bomb of objects',
     language: 'javascript',
-    code: String.raw`const keep = []; for (;;) keep.push({ a: Math.random(), b: [1, 2, 3], c: 'x' + keep.length });`,
-    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    code: String.raw`const keep = []; for (;;) keep.push({ a: keep.length, b: 'x'.repeat(64) });`,
+    limits: { ...RUNAWAY, timeoutMs: 20_000, memoryMb: 128 },
     expect: expectOutcome('memory_limit'),
   },
   {
-    name: 'a memory bomb of ArrayBuffers (outside the V8 heap)',
+    name: "a memory bomb of ArrayBuffers (not counted by the engine's own limit)",
     language: 'javascript',
-    code: String.raw`const keep = []; for (;;) keep.push(new Uint8Array(8 * 1024 * 1024).fill(7));`,
-    limits: { timeoutMs: 10_000, memoryMb: 96 },
+    code: String.raw`const keep = []; for (;;) keep.push(new Uint8Array(16 * 1024 * 1024).fill(1));`,
+    limits: { ...RUNAWAY, timeoutMs: 20_000, memoryMb: 128 },
     expect: expectOutcome('memory_limit'),
+  },
+  {
+    name: 'a string-doubling memory bomb',
+    language: 'javascript',
+    code: String.raw`let s = 'x'; for (;;) s = s + s;`,
+    limits: { ...RUNAWAY, timeoutMs: 20_000, memoryMb: 128 },
+    expect: (result) => expect(['memory_limit', 'error']).toContain(result.outcome),
   },
   {
     name: '100 MB of stdout',
     language: 'javascript',
-    code: String.raw`const chunk = 'x'.repeat(1024 * 1024); for (let i = 0; i < 100; i++) process.stdout.write(chunk); return 'done';`,
-    limits: { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024 },
+    code: String.raw`const line = 'x'.repeat(1 << 20); for (let i = 0; i < 100; i++) console.log(line);`,
     expect: (result) => {
       expect(result.outcome).toBe('output_limit');
-      expect(result.stdout.length).toBeLessThanOrEqual(1024 * 1024);
+      expect(result.stdoutTruncated).toBe(true);
+      expect(result.stdout.length).toBeLessThanOrEqual(LIMITS.maxOutputBytes);
     },
   },
   {
     name: 'a 6 MB result (over the 4 MiB result cap)',
     language: 'javascript',
-    code: String.raw`return 'y'.repeat(6 * 1024 * 1024);`,
+    code: String.raw`return 'x'.repeat(6 * 1024 * 1024);`,
     expect: expectOutcome('output_limit'),
   },
   {
-    name: 'deep recursion in guest code (RangeError)',
+    name: 'deep recursion in guest code',
     language: 'javascript',
-    code: String.raw`const f = (n) => f(n + 1) + 1; return f(0);`,
-    expect: expectError(/RangeError/),
+    code: String.raw`const down = (n) => down(n + 1) + 1; return down(0);`,
+    expect: expectError(/stack|recursion|RangeError|InternalError/i),
   },
   {
     name: 'deep recursion in the engine: JSON.stringify of a very deep array',
     language: 'javascript',
-    code: String.raw`let a = []; for (let i = 0; i < 1000000; i++) a = [a]; return JSON.stringify(a).length;`,
-    expect: expectError(/RangeError/),
+    code: String.raw`let deep = []; for (let i = 0; i < 1e6; i++) deep = [deep]; return JSON.stringify(deep).length;`,
+    limits: { ...RUNAWAY, timeoutMs: 20_000 },
+    expect: (result) => expect(['error', 'memory_limit', 'timeout']).toContain(result.outcome),
   },
   {
     name: 'a very deep result breaks only its own report',
     language: 'javascript',
-    code: String.raw`let a = []; for (let i = 0; i < 1000000; i++) a = [a]; return a;`,
-    expect: expectError(/not JSON-serialisable/),
+    code: String.raw`let deep = []; for (let i = 0; i < 1e6; i++) deep = [deep]; return deep;`,
+    limits: { ...RUNAWAY, timeoutMs: 20_000 },
+    expect: (result) => expect(['error', 'memory_limit', 'timeout']).toContain(result.outcome),
   },
   {
-    name: "constructor-chain escape this.constructor.constructor('return process')(): no secret, no host files",
+    name: 'a promise that can never settle is reported at once, not at the time limit',
     language: 'javascript',
-    code: String.raw`const p = this.constructor.constructor('return process')();
-const hostFs = p.mainModule.require('fs');
-return {
-  env: attempt(() => { const k = Object.keys(p.env).filter((name) => !['PATH', 'HOME', 'TMPDIR', 'LANG', 'PWD'].includes(name)); if (k.length > 0) return k.join(','); throw new Error('none'); }),
-  shadow: attempt(() => hostFs.readFileSync('/etc/shadow', 'utf8')),
-  canary: attempt(() => hostFs.readFileSync(input.canary, 'utf8')),
-  setuid: attempt(() => p.setuid(0)),
-};`.replace(/^/, JS),
-    expect: expectAllFailed,
+    code: String.raw`await new Promise(() => {}); return 1;`,
+    expect: expectError(/never|settle/i),
   },
   {
-    name: 'Error.prepareStackTrace reaching foreign frames: no secret, no host files',
+    name: 'eval and new Function run inside the engine only',
     language: 'javascript',
-    code:
-      JS +
-      String.raw`Error.prepareStackTrace = (_error, frames) => frames.map((frame) => { try { return frame.getThis() ?? frame.getFunction(); } catch { return undefined; } });
-const stack = new Error().stack;
-Error.prepareStackTrace = undefined;
-let proc;
-for (const thing of stack) {
-  try { const candidate = thing.constructor.constructor('return process')(); if (candidate && candidate.env) { proc = candidate; break; } } catch {}
-}
-const out = { reached: proc ? 'ERR:reached process (inside the box, allowed)' : 'ERR:no process' };
-if (proc) {
-  const leaked = Object.keys(proc.env).filter((name) => !['PATH', 'HOME', 'TMPDIR', 'LANG', 'PWD'].includes(name));
-  out.env = leaked.length > 0 ? leaked.join(',') : 'ERR:none';
-  out.canary = attempt(() => proc.mainModule.require('fs').readFileSync(input.canary, 'utf8'));
-  out.binding = attempt(() => proc.binding('fs').open('/etc/shadow', 0, 0));
-}
-return out;`,
-    expect: expectAllFailed,
+    code: String.raw`return [eval('typeof require'), new Function('return typeof process')(), (0, eval)('this === globalThis')];`,
+    expect: (result) => expect(okValue(result)).toEqual(['undefined', 'undefined', true]),
   },
   {
-    name: 'a Proxy result that throws on every trap',
-    language: 'javascript',
-    code: String.raw`result = new Proxy({}, { get() { throw new Error('trap'); }, ownKeys() { throw new Error('trap'); } });`,
-    expect: expectError(/not JSON-serialisable|trap/),
-  },
-  {
-    name: 'Proxy over process.env and Reflect tricks find no secret',
+    name: 'filling /work through files.write stops at its tmpfs size, as a guest error',
     language: 'javascript',
     code:
       JS +
-      String.raw`const seen = [];
-const probe = new Proxy(process.env, { get(target, key) { seen.push(String(key)); return Reflect.get(target, key); } });
-const direct = probe.TANDEM_ABUSE_SECRET;
-return { direct: direct === undefined ? 'ERR:undefined' : direct, owned: Reflect.ownKeys(process.env).filter((k) => String(k).startsWith('TANDEM')).join(',') || 'ERR:none' };`,
-    expect: expectAllFailed,
-  },
-  {
-    name: 'a Symbol.for(nodejs.util.inspect.custom) thrown value that throws in the wrapper',
-    language: 'javascript',
-    code: String.raw`throw { [Symbol.for('nodejs.util.inspect.custom')]() { throw new Error('inspect bomb'); } };`,
-    expect: expectOutcome('error'),
-  },
-  {
-    name: 'a Symbol.for(nodejs.util.inspect.custom) thrown value that never returns',
-    language: 'javascript',
-    code: String.raw`throw { [Symbol.for('nodejs.util.inspect.custom')]() { for (;;) {} } };`,
-    limits: RUNAWAY,
-    expect: expectOutcome('timeout'),
-  },
-  {
-    name: 'sabotaging Buffer.from and JSON.stringify breaks only its own report',
-    language: 'javascript',
-    code: String.raw`Buffer.from = () => { throw new Error('sabotage'); };
-JSON.stringify = () => '{"status":"ok","value":"forged"';
-return 'x';`,
-    expect: expectOutcome('error'),
-  },
-  {
-    name: 'prototype pollution does not reach the next job',
-    language: 'javascript',
-    code: String.raw`Object.prototype.polluted = 'yes';
-Object.prototype.toJSON = function () { return 'polluted'; };
-Array.prototype.push = () => { throw new Error('polluted'); };
-globalThis.leftover = 'yes';
-return 1;`,
-    expect: async (result) => {
-      expect(result.outcome).not.toBe('sandbox_error');
-      const next = await run(
-        'javascript',
-        String.raw`return [typeof ({}).polluted, typeof Object.prototype.toJSON, typeof globalThis.leftover, [1].push(2)];`,
-      );
-      expect(okValue(next)).toEqual(['undefined', 'undefined', 'undefined', 2]);
-    },
-  },
-  {
-    name: 'files left in /tmp and /work do not reach the next job',
-    language: 'javascript',
-    code: String.raw`require('node:fs').writeFileSync('/tmp/leftover', 'x'); files.write('leftover', 'x'); return 1;`,
-    expect: async (result) => {
-      expect(okValue(result)).toBe(1);
-      const next = await run(
-        'javascript',
-        String.raw`const fs = require('node:fs'); return [fs.existsSync('/tmp/leftover'), fs.existsSync('/work/leftover')];`,
-      );
-      expect(okValue(next)).toEqual([false, false]);
-    },
-  },
-  {
-    name: 'process.kill(-1, SIGKILL) reaches only the box',
-    language: 'javascript',
-    code: String.raw`process.kill(-1, 'SIGKILL'); process.kill(process.pid, 'SIGKILL');`,
-    expect: (result) => expect(['killed', 'error']).toContain(result.outcome),
-  },
-  {
-    name: 'sees only the box in /proc: no host process to signal',
-    language: 'javascript',
-    code:
-      JS +
-      String.raw`return {
-  pids: fs.readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name)).map(Number).sort((a, b) => a - b).join(',') === '1,2' ? 'ERR:only the box' : 'more',
-  host: attempt(() => process.kill(input.hostPid, 0)),
-  hostSigkill: attempt(() => process.kill(input.hostPid, 'SIGKILL')),
-};`,
-    expect: expectAllFailed,
-  },
-  {
-    name: 'filling /tmp and /work stops at their tmpfs size',
-    language: 'javascript',
-    code:
-      JS +
-      String.raw`const chunk = Buffer.alloc(1024 * 1024, 1);
-const fill = (file) => attempt(() => { const fd = fs.openSync(file, 'w'); for (let i = 0; i < 200; i++) fs.writeSync(fd, chunk); });
-const out = { tmp: fill('/tmp/fill') };
-fs.rmSync('/tmp/fill');
-out.work = fill('/work/fill');
-fs.rmSync('/work/fill');
-return out;`,
-    limits: { timeoutMs: 10_000, memoryMb: 256 },
+      String.raw`const chunk = 'x'.repeat(8 << 20); let written = 0; let error = 'none';
+for (let i = 0; i < 64; i++) { const outcome = attempt(() => files.write('fill-' + i, chunk)); if (outcome.startsWith('ERR:')) { error = outcome; break; } written += 1; }
+return { written, error };`,
+    limits: { timeoutMs: 20_000, maxFiles: 0 },
     expect: (result) => {
-      const attempts = expectAllFailed(result);
-      expect(Object.values(attempts)).toEqual(['ERR:ENOSPC', 'ERR:ENOSPC']);
+      const value = z.object({ written: z.number(), error: z.string() }).parse(okValue(result));
+      expect(value.error.startsWith('ERR:')).toBe(true);
+      expect(value.written).toBeLessThan(64);
     },
   },
 ];

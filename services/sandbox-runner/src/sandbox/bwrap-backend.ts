@@ -1,7 +1,20 @@
-import { detectCgroups, type CgroupSupport, type JobCgroup } from './cgroups.js';
+import { detectCgroups, processExists, type CgroupSupport, type JobCgroup } from './cgroups.js';
 import { execFile } from 'node:child_process';
 import { constants as fsConstants, writeFileSync } from 'node:fs';
-import { access, chmod, chown, lstat, mkdir, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,15 +27,9 @@ import {
   type KillReason,
 } from './box-process.js';
 import { parseGuestReport } from './guest-report.js';
-import {
-  BOX_DIR,
-  BOX_FILES,
-  JAVASCRIPT_WRAPPER,
-  PYTHON_WRAPPER,
-  READY_MARKER,
-  WORK_DIR,
-} from './guest-wrappers.js';
+import { BOX_DIR, BOX_FILES, PYTHON_WRAPPER, READY_MARKER, WORK_DIR } from './guest-wrappers.js';
 import { createWarmPool, type PoolableBox, type WarmPool } from './pool.js';
+import { QUICKJS_HOST, QUICKJS_NODE_FLAGS, quickjsPackageDirs } from './quickjs-host.js';
 import { seccompFilter } from './seccomp.js';
 import type {
   SandboxBackend,
@@ -161,6 +168,18 @@ const RM_PATH = '/usr/bin/rm';
 const CHMOD_PATH = '/usr/bin/chmod';
 /** How long to wait for the box's pipes to close after it exited or was killed. */
 const SETTLE_MS = 2_000;
+/** Names of boxes' host directories: the prefix, then the runner's pid (for the orphan sweep). */
+const BOX_DIR_PREFIX = 'tandem-sandbox-';
+/** Where the QuickJS packages are bound inside a JavaScript box. */
+const QUICKJS_BOX_ROOT = '/qjs';
+/**
+ * Memory of a JavaScript box that is the Node host's own (V8, its threads, the engine's WebAssembly code),
+ * not the program's: the engine's heap cap is the job's memory limit minus this, so a program over its
+ * limit is stopped by the engine (a clean `memory_limit` report) before the cgroup's OOM kill.
+ */
+const JAVASCRIPT_HOST_BYTES = 56 * 1024 * 1024;
+/** The least heap a JavaScript program gets, however small its limit (the cgroup still bounds the box). */
+const JAVASCRIPT_MIN_HEAP_BYTES = 8 * 1024 * 1024;
 /** The descriptor bwrap reads the seccomp program from (the first of the box's extra inputs). */
 const SECCOMP_FD = 5;
 /** Budget for the probe in `check()`. */
@@ -401,7 +420,8 @@ function interpret(
   }
 
   if (report.kind === 'error') {
-    const outcome = report.errorKind === 'memory' ? 'memory_limit' : 'error';
+    const outcome =
+      report.errorKind === 'memory' ? 'memory_limit' : report.errorKind === 'timeout' ? 'timeout' : 'error';
     return { ...base, ...status, outcome, errorMessage: report.message };
   }
   // V8 aborts on heap exhaustion instead of throwing; the message is the only sign.
@@ -553,6 +573,52 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   const getSystemRoot = (): Promise<RootEntry[]> => (systemRoot ??= describeSystemRoot());
 
   const readyMarker = Buffer.from(READY_MARKER, 'utf8');
+
+  /**
+   * Once per backend, before its first box: removes what a runner killed hard (SIGKILL, a crash) left
+   * behind — boxes' tmpfs mounts and directories under the scratch root, and job cgroups — for every
+   * runner pid that no longer exists. The names carry the runner's pid for this.
+   */
+  let orphanSweep: Promise<void> | undefined;
+  const sweepOrphansOnce = (): Promise<void> =>
+    (orphanSweep ??= (async () => {
+      await (await getCgroups()).sweepOrphans().catch(() => 0);
+      let entries: string[] = [];
+      try {
+        entries = await readdir(scratchRoot);
+      } catch {
+        return;
+      }
+      const stale = entries.filter((name) => {
+        const match = /^tandem-sandbox-(\d+)-/.exec(name);
+        return match !== null && !processExists(Number(match[1]));
+      });
+      for (const name of stale) {
+        const jobDir = path.join(scratchRoot, name);
+        cleaner.schedule(
+          { jobDir, boxDir: path.join(jobDir, 'box'), workDir: path.join(jobDir, 'work') },
+          null,
+        );
+      }
+    })());
+
+  // The QuickJS packages, bound read-only under /qjs/node_modules in JavaScript boxes.
+  let quickjsPackages: Promise<Array<{ hostPath: string; boxPath: string }>> | undefined;
+  const getQuickjsPackages = (): Promise<Array<{ hostPath: string; boxPath: string }>> =>
+    (quickjsPackages ??= quickjsPackageDirs());
+  // Without a box (the process backend) the host needs the same layout on the host: symlinks, made once.
+  let hostQuickjsRoot: Promise<string> | undefined;
+  const getHostQuickjsRoot = (): Promise<string> =>
+    (hostQuickjsRoot ??= (async () => {
+      const root = await mkdtemp(path.join(scratchRoot, `tandem-qjs-${process.pid}-`));
+      for (const item of await getQuickjsPackages()) {
+        const link = path.join(root, path.relative(QUICKJS_BOX_ROOT, item.boxPath));
+        await mkdir(path.dirname(link), { recursive: true });
+        await symlink(item.hostPath, link);
+      }
+      await chmod(root, 0o755);
+      return root;
+    })());
   const cleaner = createCleaner();
 
   /**
@@ -645,10 +711,10 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   function wrapperFiles(language: SandboxLanguage): Array<readonly [string, string]> {
     return language === 'python'
       ? [[BOX_FILES.pythonWrapper, PYTHON_WRAPPER]]
-      : [[BOX_FILES.javascriptWrapper, JAVASCRIPT_WRAPPER]];
+      : [[BOX_FILES.javascriptHost, QUICKJS_HOST]];
   }
 
-  function guestCommand(language: SandboxLanguage, dirs: JobDirs): string[] {
+  function guestCommand(language: SandboxLanguage, dirs: JobDirs, qjsRoot: string): string[] {
     // Inside a bwrap box the job's directories are /box and /work; without one, their host paths.
     const boxDir = isolated ? BOX_DIR : dirs.boxDir;
     const workDir = isolated ? WORK_DIR : dirs.workDir;
@@ -680,13 +746,14 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         String(cpuSeconds),
       ];
     }
-    // RLIMIT_AS kills V8 at start-up, so JavaScript gets only a V8 old-space cap; the memory cgroup is what
-    // bounds it for real.
+    // JavaScript runs in QuickJS (WebAssembly) hosted by Node: the host caps the engine's memory itself, and
+    // the memory cgroup bounds the whole box. RLIMIT_AS would kill V8 at start-up.
     return [
       ...limits,
       nodePath,
-      `--max-old-space-size=${defaultMemoryMb}`,
-      `${boxDir}/${BOX_FILES.javascriptWrapper}`,
+      ...QUICKJS_NODE_FLAGS,
+      `${boxDir}/${BOX_FILES.javascriptHost}`,
+      isolated ? QUICKJS_BOX_ROOT : qjsRoot,
       boxDir,
       workDir,
     ];
@@ -717,7 +784,8 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     let dirs: JobDirs | null = null;
     let cgroup: JobCgroup | null = null;
     try {
-      dirs = await makeBoxDirs('tandem-sandbox-', wrapperFiles(language));
+      await sweepOrphansOnce();
+      dirs = await makeBoxDirs(`${BOX_DIR_PREFIX}${process.pid}-`, wrapperFiles(language));
     } catch (error) {
       return failedBox(language, `could not prepare the job directory: ${describeError(error)}`, dirs, null);
     }
@@ -733,7 +801,22 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         return failedBox(language, `could not create the job's cgroup: ${describeError(error)}`, dirs, null);
       }
     }
-    const command = guestCommand(language, dirs);
+    let qjsRoot = QUICKJS_BOX_ROOT;
+    let binds: Array<{ hostPath: string; boxPath: string }> = [];
+    if (language === 'javascript') {
+      try {
+        binds = await getQuickjsPackages();
+        if (!isolated) qjsRoot = await getHostQuickjsRoot();
+      } catch (error) {
+        return failedBox(
+          language,
+          `could not find the JavaScript engine: ${describeError(error)}`,
+          dirs,
+          cgroup,
+        );
+      }
+    }
+    const command = guestCommand(language, dirs, qjsRoot);
     const args = isolated
       ? [
           bwrapPath,
@@ -743,6 +826,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
             workDir: dirs.workDir,
             tmpBytes,
             seccompFd: seccomp === null ? null : SECCOMP_FD,
+            binds,
             command,
           }),
         ]
@@ -914,7 +998,12 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
     // Python applies the memory as RLIMIT_AS around the user's code (a clean MemoryError before the cgroup's
     // OOM kill); the JavaScript host gives it to its engine.
-    const wrapperMemory = job.limits.memoryMb === undefined ? 0 : memoryBytes;
+    const wrapperMemory =
+      job.limits.memoryMb === undefined
+        ? 0
+        : job.language === 'javascript'
+          ? Math.max(JAVASCRIPT_MIN_HEAP_BYTES, memoryBytes - JAVASCRIPT_HOST_BYTES)
+          : memoryBytes;
     const observed = await boxProcess.go({
       line: `${wrapperMemory} ${Math.ceil(job.limits.timeoutMs)}\n`,
       timeoutMs: job.limits.timeoutMs,
@@ -930,6 +1019,13 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         outcome: 'memory_limit',
         value: null,
         errorMessage: `the program went over its memory limit of ${memoryMb} MB`,
+      };
+    }
+    if (result.outcome === 'memory_limit' && !/\bMB\b/.test(result.errorMessage ?? '')) {
+      // The engine's or interpreter's own words, with the job's limit beside them.
+      result = {
+        ...result,
+        errorMessage: `${result.errorMessage ?? 'out of memory'} (the job's memory limit is ${memoryMb} MB)`,
       };
     }
     // Read only now, by the runner: the guest never reports its own files.
@@ -1014,7 +1110,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     // The probe goes through the same directories and binds as a job (bwrap started directly, no cgroup).
     let dirs: JobDirs | undefined;
     try {
-      dirs = await makeBoxDirs('tandem-sandbox-check-', []);
+      dirs = await makeBoxDirs(`${BOX_DIR_PREFIX}${process.pid}-check-`, []);
       const probe = startBox({
         file: bwrapPath,
         args: buildBwrapArgs({
@@ -1071,6 +1167,11 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       closed = true;
       await Promise.all([pools.python.close(), pools.javascript.close()]);
       await cleaner.drain();
+      if (hostQuickjsRoot !== undefined) {
+        await rm(await hostQuickjsRoot.catch(() => ''), { recursive: true, force: true }).catch(
+          () => undefined,
+        );
+      }
     },
   };
 }
@@ -1127,5 +1228,6 @@ function noCgroups(why: string): CgroupSupport {
       `pids cgroup (${why}): the process limit is RLIMIT_NPROC, which does not bind root and counts across jobs`,
     ],
     create: () => Promise.reject(new Error('no cgroups')),
+    sweepOrphans: () => Promise.resolve(0),
   };
 }

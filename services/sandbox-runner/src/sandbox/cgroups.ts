@@ -1,5 +1,5 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { constants, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Per-job limits a cgroup enforces from outside the guest. */
@@ -36,6 +36,11 @@ export interface CgroupSupport {
   /** Limits that cannot be enforced by a cgroup here, and why (empty when all can). */
   readonly missing: readonly string[];
   create(job: string, limits: CgroupLimits): Promise<JobCgroup>;
+  /**
+   * Kills and removes the job cgroups (`job-<pid>-...`) of runner processes that no longer exist: what a
+   * runner killed with SIGKILL left behind. Never throws.
+   */
+  sweepOrphans(): Promise<number>;
 }
 
 const PARENT = 'tandem-sandbox';
@@ -82,6 +87,34 @@ function pidsIn(procsFile: string): number[] {
   } catch {
     return [];
   }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error instanceof Error && 'code' in error && error.code === 'EPERM';
+  }
+}
+
+/** Job cgroup names under the parents whose runner pid is gone. */
+function orphanNames(parents: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const parent of parents) {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(parent);
+    } catch {
+      continue;
+    }
+    for (const name of entries) {
+      const match = /^job-(\d+)-/.exec(name);
+      if (match !== null && !processExists(Number(match[1]))) names.add(name);
+    }
+  }
+  return [...names];
 }
 
 /** Writes a control file that may not exist on this kernel (swap accounting, cgroup.kill). */
@@ -160,6 +193,7 @@ export async function detectCgroups(root = '/sys/fs/cgroup'): Promise<CgroupSupp
       'pids cgroup (the process limit is RLIMIT_NPROC, which does not bind root and counts across jobs)',
     ],
     create: () => Promise.reject(new Error('no cgroups on this host')),
+    sweepOrphans: () => Promise.resolve(0),
   };
 }
 
@@ -167,6 +201,11 @@ function v1(memoryParent: string, pidsParent: string): CgroupSupport {
   return {
     kind: 'v1',
     missing: [],
+    async sweepOrphans() {
+      const names = orphanNames([memoryParent, pidsParent]);
+      for (const name of names) await sweep([join(memoryParent, name), join(pidsParent, name)]);
+      return names.length;
+    },
     async create(job, limits) {
       const memory = join(memoryParent, job);
       const pids = join(pidsParent, job);
@@ -212,6 +251,14 @@ function v2(parent: string): CgroupSupport {
   return {
     kind: 'v2',
     missing: [],
+    async sweepOrphans() {
+      const names = orphanNames([parent]);
+      for (const name of names) {
+        tryWrite(join(parent, name, 'cgroup.kill'), '1');
+        await sweep([join(parent, name)]);
+      }
+      return names.length;
+    },
     async create(job, limits) {
       const dir = join(parent, job);
       mkdirSync(dir);

@@ -6,9 +6,10 @@ export type GuestReport =
   | { kind: 'none' }
   | { kind: 'invalid'; reason: string }
   | { kind: 'ok'; value: unknown }
-  | { kind: 'error'; errorKind: 'exception' | 'result' | 'memory'; message: string };
+  | { kind: 'error'; errorKind: 'exception' | 'result' | 'memory' | 'timeout'; message: string };
 
-const ERROR_KINDS = ['exception', 'result', 'memory'] as const;
+/** `timeout`: the JavaScript engine's own deadline stopped the program (the supervisor's kill is the backstop). */
+const ERROR_KINDS = ['exception', 'result', 'memory', 'timeout'] as const;
 
 function isErrorKind(value: unknown): value is (typeof ERROR_KINDS)[number] {
   return ERROR_KINDS.some((kind) => kind === value);
