@@ -362,6 +362,13 @@ function interpret(
   // with such a code on purpose is indistinguishable, and is reported as killed by that signal.
   let exitCode = observed.exitCode;
   let signal: string | null = observed.signal;
+  if (observed.endedByReport) {
+    // Ended by the runner once the wrapper had reported and closed its channel: the wrapper's own exit code
+    // would have followed its report (0 after ok, 1 after an error).
+    const ended = parseGuestReport(observed.result.bytes);
+    exitCode = ended.kind === 'ok' || ended.kind === 'none' ? 0 : 1;
+    signal = null;
+  }
   if (signal === null && exitCode !== null && exitCode > 128 && exitCode <= 128 + 64) {
     const name = signalName(exitCode - 128);
     if (name !== null) {
@@ -857,6 +864,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         : { file: args[0] ?? bwrapPath, args: args.slice(1) };
     const boxProcess = startBox({
       ...launch,
+      endOnReport: language === 'javascript',
       // The launcher changes into the working directory itself (after mounting it); bwrap's --chdir and the
       // unprivileged case need none.
       cwd: credentials === undefined && !isolated ? dirs.workDir : '/',
@@ -1060,6 +1068,8 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       // Off the job's path: kill whatever is left in the job's cgroups (a daemon that left the process group
       // included; the pid namespace normally took everything with it already), remove them and the dirs.
       cleaner.schedule(box.dirs, box.cgroup);
+      // The replacement starts once the caller has its result (spawning is synchronous work here).
+      setImmediate(() => pools[job.language].refill());
     }
   }
 

@@ -11,17 +11,20 @@ export interface PoolableBox {
 /** Warm boxes of one kind (one language). */
 export interface WarmPool<B extends PoolableBox> {
   /**
-   * A box for one job: a warm one when there is one (the oldest first), else one started now. The pool
-   * starts a replacement at once, so the next job finds a warm box again. The box may have failed to start
+   * A box for one job: a warm one when there is one (the oldest first), else one started now. The caller
+   * calls `refill` once its job is done: a replacement started at once would compete with the job for the
+   * CPU (a box's start costs far more than a trivial job). The box may have failed to start
    * (`ready` false): a box from the pool that died while it waited is replaced by a fresh one first, and a
    * fresh one that fails is returned as it is, so the caller reports what went wrong.
    */
   acquire(): Promise<B>;
   /**
-   * Starts boxes until `size` are warm or starting, and keeps refilling after every `acquire` from then on
+   * Starts boxes until `size` are warm or starting, and lets `refill` keep it so from then on
    * (a service calls this once at start-up; a one-shot command never does, and starts no spare boxes).
    */
   fill(): void;
+  /** Starts boxes until `size` are waiting again (after `fill` was called once; else nothing). */
+  refill(): void;
   /** Boxes waiting (ready or still starting). */
   waiting(): number;
   /** Discards every waiting box and starts no more. */
@@ -59,7 +62,6 @@ export function createWarmPool<B extends PoolableBox>(options: {
       const index = readyIndex >= 0 ? readyIndex : boxes.length > 0 ? 0 : -1;
       if (index >= 0) {
         const [box] = boxes.splice(index, 1);
-        refill();
         if (box !== undefined) {
           if ((await box.ready) && box.isIdle()) return box;
           // Died while it waited (killed from outside, out of memory, ...): not the job's fault.
@@ -67,7 +69,6 @@ export function createWarmPool<B extends PoolableBox>(options: {
         }
       }
       const fresh = options.start();
-      refill();
       await fresh.ready;
       return fresh;
     },
@@ -75,6 +76,7 @@ export function createWarmPool<B extends PoolableBox>(options: {
       active = true;
       refill();
     },
+    refill,
     waiting: () => boxes.length,
     async close() {
       closed = true;

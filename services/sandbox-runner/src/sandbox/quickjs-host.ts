@@ -111,6 +111,11 @@ function finish(report, code) {
       code = 1;
     }
   }
+  // Closing the result channel tells the supervisor the job is over (guest output was written synchronously
+  // before the report, and no guest code runs after it): it may end the box without waiting for Node's exit.
+  try {
+    fs.closeSync(RESULT_FD);
+  } catch {}
   process.exit(code);
 }
 
