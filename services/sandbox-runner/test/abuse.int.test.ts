@@ -1067,6 +1067,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  await Promise.all(trackedBackends.map((made) => made.close()));
   if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   if (abstractServer !== undefined)
     await new Promise<void>((resolve) => abstractServer.close(() => resolve()));

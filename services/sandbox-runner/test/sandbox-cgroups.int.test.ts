@@ -28,6 +28,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await Promise.all(trackedBackends.map((made) => made.close()));
   await drainBackends();
   expect(await leftoverJobCgroups()).toEqual([]);
 });

@@ -103,6 +103,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  await Promise.all(trackedBackends.map((made) => made.close()));
   if (scratchRoot !== undefined) await rm(scratchRoot, { recursive: true, force: true });
 });
 

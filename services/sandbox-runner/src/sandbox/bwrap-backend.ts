@@ -5,6 +5,7 @@ import {
   access,
   chmod,
   chown,
+  cp,
   lstat,
   mkdir,
   mkdtemp,
@@ -12,7 +13,6 @@ import {
   readlink,
   rm,
   stat,
-  symlink,
   writeFile,
 } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
@@ -600,6 +600,12 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         const match = /^tandem-sandbox-(\d+)-/.exec(name);
         return match !== null && !processExists(Number(match[1]));
       });
+      for (const name of await readdir(tmpdir()).catch(() => [])) {
+        const match = /^tandem-qjs-(\d+)-/.exec(name);
+        if (match !== null && !processExists(Number(match[1]))) {
+          await rm(path.join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+        }
+      }
       for (const name of stale) {
         const jobDir = path.join(scratchRoot, name);
         cleaner.schedule(
@@ -609,21 +615,21 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       }
     })());
 
-  // The QuickJS packages, bound read-only under /qjs/node_modules in JavaScript boxes.
-  let quickjsPackages: Promise<Array<{ hostPath: string; boxPath: string }>> | undefined;
-  const getQuickjsPackages = (): Promise<Array<{ hostPath: string; boxPath: string }>> =>
-    (quickjsPackages ??= quickjsPackageDirs());
-  // Without a box (the process backend) the host needs the same layout on the host: symlinks, made once.
-  let hostQuickjsRoot: Promise<string> | undefined;
-  const getHostQuickjsRoot = (): Promise<string> =>
-    (hostQuickjsRoot ??= (async () => {
-      const root = await mkdtemp(path.join(scratchRoot, `tandem-qjs-${process.pid}-`));
-      for (const item of await getQuickjsPackages()) {
-        const link = path.join(root, path.relative(QUICKJS_BOX_ROOT, item.boxPath));
-        await mkdir(path.dirname(link), { recursive: true });
-        await symlink(item.hostPath, link);
+  /**
+   * The QuickJS packages, copied once per backend into a directory of its own in the system's temporary
+   * directory (`<root>/node_modules/...`, 1.6 MB) and bound read-only at /qjs in JavaScript boxes (or used in
+   * place by the process backend). Copied, not bound from where they are installed: the sandbox user must
+   * be able to reach them, and a checkout may sit below a directory only its owner can enter.
+   */
+  let quickjsRoot: Promise<string> | undefined;
+  const getQuickjsRoot = (): Promise<string> =>
+    (quickjsRoot ??= (async () => {
+      const root = await mkdtemp(path.join(tmpdir(), `tandem-qjs-${process.pid}-`));
+      for (const item of await quickjsPackageDirs()) {
+        const target = path.join(root, path.relative(QUICKJS_BOX_ROOT, item.boxPath));
+        await cp(item.hostPath, target, { recursive: true, dereference: true });
       }
-      await chmod(root, 0o755);
+      await runTool(CHMOD_PATH, ['-R', 'a+rX,go-w', '--', root]);
       return root;
     })());
   const cleaner = createCleaner();
@@ -812,8 +818,9 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     let binds: Array<{ hostPath: string; boxPath: string }> = [];
     if (language === 'javascript') {
       try {
-        binds = await getQuickjsPackages();
-        if (!isolated) qjsRoot = await getHostQuickjsRoot();
+        const hostRoot = await getQuickjsRoot();
+        binds = [{ hostPath: hostRoot, boxPath: QUICKJS_BOX_ROOT }];
+        if (!isolated) qjsRoot = hostRoot;
       } catch (error) {
         return failedBox(
           language,
@@ -1177,10 +1184,9 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       closed = true;
       await Promise.all([pools.python.close(), pools.javascript.close()]);
       await cleaner.drain();
-      if (hostQuickjsRoot !== undefined) {
-        await rm(await hostQuickjsRoot.catch(() => ''), { recursive: true, force: true }).catch(
-          () => undefined,
-        );
+      if (quickjsRoot !== undefined) {
+        const root = await quickjsRoot.catch(() => null);
+        if (root !== null) await rm(root, { recursive: true, force: true }).catch(() => undefined);
       }
     },
   };
