@@ -10,12 +10,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vite
 import { z } from 'zod';
 
 import {
-  createBwrapBackend,
   type SandboxBackend,
   type SandboxLanguage,
   type SandboxLimits,
   type SandboxResult,
 } from '../src/sandbox/index.js';
+import { backendTracker } from './helpers/backends.js';
 
 // The abuse suite (issue 4): hostile programs against the real bubblewrap backend with per-job cgroups.
 // Every case states the outcome it expects; none asserts timings. After every case the job's cgroups are
@@ -146,16 +146,7 @@ def read(path):
 `;
 import { leftoverJobCgroups } from './helpers/cgroups.js';
 
-/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
-const trackedBackends: SandboxBackend[] = [];
-function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
-  const made = createBwrapBackend(options);
-  trackedBackends.push(made);
-  return made;
-}
-async function drainBackends(): Promise<void> {
-  await Promise.all(trackedBackends.map((made) => made.drain()));
-}
+const { trackedBackend, drainBackends, closeBackends } = backendTracker();
 
 interface AbuseCase {
   name: string;
@@ -1067,7 +1058,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(trackedBackends.map((made) => made.close()));
+  await closeBackends();
   if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   if (abstractServer !== undefined)
     await new Promise<void>((resolve) => abstractServer.close(() => resolve()));

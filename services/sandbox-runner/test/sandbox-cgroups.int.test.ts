@@ -1,18 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { detectCgroups, type CgroupSupport } from '../src/sandbox/cgroups.js';
-import { createBwrapBackend, type SandboxBackend, type SandboxLimits } from '../src/sandbox/index.js';
+import { type SandboxBackend, type SandboxLimits } from '../src/sandbox/index.js';
+import { backendTracker } from './helpers/backends.js';
 import { leftoverJobCgroups } from './helpers/cgroups.js';
 
-/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
-const trackedBackends: SandboxBackend[] = [];
-function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
-  const made = createBwrapBackend(options);
-  trackedBackends.push(made);
-  return made;
-}
-async function drainBackends(): Promise<void> {
-  await Promise.all(trackedBackends.map((made) => made.drain()));
-}
+const { trackedBackend, drainBackends, closeBackends } = backendTracker();
 
 // Real bubblewrap and the host's real cgroups. This machine's kind runs the tests as root with cgroup v1
 // memory and pids controllers; on a host without them the first test says so and the rest are skipped.
@@ -28,7 +20,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(trackedBackends.map((made) => made.close()));
+  await closeBackends();
   await drainBackends();
   expect(await leftoverJobCgroups()).toEqual([]);
 });

@@ -8,7 +8,6 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 
 import {
-  createBwrapBackend,
   type SandboxBackend,
   type SandboxFile,
   type SandboxJob,
@@ -16,17 +15,9 @@ import {
   type SandboxLimits,
   type SandboxResult,
 } from '../src/sandbox/index.js';
+import { backendTracker } from './helpers/backends.js';
 
-/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
-const trackedBackends: SandboxBackend[] = [];
-function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
-  const made = createBwrapBackend(options);
-  trackedBackends.push(made);
-  return made;
-}
-async function drainBackends(): Promise<void> {
-  await Promise.all(trackedBackends.map((made) => made.drain()));
-}
+const { trackedBackend, drainBackends, closeBackends } = backendTracker();
 
 // Real bubblewrap and, as root, a real per-job tmpfs: the working directory in and out of the box.
 const BWRAP = '/usr/bin/bwrap';
@@ -93,7 +84,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(trackedBackends.map((made) => made.close()));
+  await closeBackends();
   if (scratchRoot !== undefined) await rm(scratchRoot, { recursive: true, force: true });
 });
 

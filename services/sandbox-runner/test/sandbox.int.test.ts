@@ -9,24 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 
 import {
-  createBwrapBackend,
   type SandboxBackend,
   type SandboxJob,
   type SandboxLanguage,
   type SandboxLimits,
   type SandboxResult,
 } from '../src/sandbox/index.js';
+import { backendTracker } from './helpers/backends.js';
 
-/** Every backend a test made: each is drained (its finished jobs torn down) before the checks after a test. */
-const trackedBackends: SandboxBackend[] = [];
-function trackedBackend(options?: Parameters<typeof createBwrapBackend>[0]): SandboxBackend {
-  const made = createBwrapBackend(options);
-  trackedBackends.push(made);
-  return made;
-}
-async function drainBackends(): Promise<void> {
-  await Promise.all(trackedBackends.map((made) => made.drain()));
-}
+const { trackedBackend, drainBackends, closeBackends } = backendTracker();
 
 // Real bubblewrap, real namespaces. CI installs bubblewrap; a missing one fails this file on purpose.
 const BWRAP = '/usr/bin/bwrap';
@@ -103,7 +94,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(trackedBackends.map((made) => made.close()));
+  await closeBackends();
   if (scratchRoot !== undefined) await rm(scratchRoot, { recursive: true, force: true });
 });
 

@@ -336,6 +336,8 @@ function interpret(
   observed: BoxProcessOutcome,
   bwrapPath: string,
   maxResultBytes: number,
+  /** The memory limit the job ran under, named in memory_limit messages. */
+  memoryMb: number,
 ): ProcessResult {
   const stdout = decodeCapped(observed.stdout);
   const stderr = decodeCapped(observed.stderr);
@@ -360,13 +362,13 @@ function interpret(
 
   // bwrap exits with the guest's code, or 128 + n when the guest died by signal n. A guest that exits
   // with such a code on purpose is indistinguishable, and is reported as killed by that signal.
+  const report = parseGuestReport(observed.result.bytes);
   let exitCode = observed.exitCode;
   let signal: string | null = observed.signal;
   if (observed.endedByReport) {
     // Ended by the runner once the wrapper had reported and closed its channel: the wrapper's own exit code
     // would have followed its report (0 after ok, 1 after an error).
-    const ended = parseGuestReport(observed.result.bytes);
-    exitCode = ended.kind === 'ok' || ended.kind === 'none' ? 0 : 1;
+    exitCode = report.kind === 'ok' || report.kind === 'none' ? 0 : 1;
     signal = null;
   }
   if (signal === null && exitCode !== null && exitCode > 128 && exitCode <= 128 + 64) {
@@ -387,7 +389,6 @@ function interpret(
     };
   }
 
-  const report = parseGuestReport(observed.result.bytes);
   const status = { exitCode, signal };
 
   if (
@@ -427,8 +428,12 @@ function interpret(
   }
 
   if (report.kind === 'error') {
-    const outcome =
-      report.errorKind === 'memory' ? 'memory_limit' : report.errorKind === 'timeout' ? 'timeout' : 'error';
+    if (report.errorKind === 'memory') {
+      // The engine's or interpreter's own words, with the job's limit beside them.
+      const errorMessage = `${report.message} (the job's memory limit is ${memoryMb} MB)`;
+      return { ...base, ...status, outcome: 'memory_limit', errorMessage };
+    }
+    const outcome = report.errorKind === 'timeout' ? 'timeout' : 'error';
     return { ...base, ...status, outcome, errorMessage: report.message };
   }
   // V8 aborts on heap exhaustion instead of throwing; the message is the only sign.
@@ -437,7 +442,7 @@ function interpret(
       ...base,
       ...status,
       outcome: 'memory_limit',
-      errorMessage: 'the JavaScript heap exceeded its memory limit',
+      errorMessage: `the JavaScript heap exceeded its memory limit (the job's memory limit is ${memoryMb} MB)`,
     };
   }
   if (signal === 'SIGKILL') {
@@ -662,13 +667,11 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   }
 
   /**
-   * Removes a box's dirs: detaches its tmpfs (lazily: a guest process still dying after a kill may hold it;
-   * the memory goes with the last user), or removes however deep a tree the guest left.
+   * Removes a box's dirs, however deep a tree the guest left. A tmpfs working directory was detached
+   * before (the cleaner's batched lazy `umount`), so only its empty mount point is left to remove.
    */
-  async function removeBoxDirs(dirs: JobDirs, unmount: (dir: string) => Promise<void>): Promise<void> {
-    if (workStorage === 'tmpfs') {
-      await unmount(dirs.workDir);
-    } else {
+  async function removeBoxDirs(dirs: JobDirs): Promise<void> {
+    if (workStorage === 'directory') {
       // rm -rf (fts, openat) handles any depth; as non-root the owner must first undo a guest's chmod 000.
       await chmod(dirs.jobDir, 0o700).catch(() => undefined);
       if (credentials === undefined) {
@@ -704,9 +707,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
             () => undefined,
           );
         }
-        await Promise.all(
-          dirs.map((item) => removeBoxDirs(item, async () => undefined).catch(() => undefined)),
-        );
+        await Promise.all(dirs.map((item) => removeBoxDirs(item).catch(() => undefined)));
       }
       running = null;
     };
@@ -1026,7 +1027,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       ...(runOptions.signal === undefined ? {} : { signal: runOptions.signal }),
     });
     const stats = box.cgroup === null ? null : await box.cgroup.stats();
-    let result = interpret(job, observed, bwrapPath, maxResultBytes);
+    let result = interpret(job, observed, bwrapPath, maxResultBytes, memoryMb);
     if (stats?.oomKilled === true && observed.killReason === null) {
       // The kernel killed a process of the job at its memory limit (any memory: ArrayBuffers, threads).
       result = {
@@ -1034,13 +1035,6 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         outcome: 'memory_limit',
         value: null,
         errorMessage: `the program went over its memory limit of ${memoryMb} MB`,
-      };
-    }
-    if (result.outcome === 'memory_limit' && !/\bMB\b/.test(result.errorMessage ?? '')) {
-      // The engine's or interpreter's own words, with the job's limit beside them.
-      result = {
-        ...result,
-        errorMessage: `${result.errorMessage ?? 'out of memory'} (the job's memory limit is ${memoryMb} MB)`,
       };
     }
     // Read only now, by the runner: the guest never reports its own files.
@@ -1162,7 +1156,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     } finally {
       if (dirs !== undefined) {
         const probeDirs = dirs;
-        await removeBoxDirs(probeDirs, async () => undefined).catch((error: unknown) => {
+        await removeBoxDirs(probeDirs).catch((error: unknown) => {
           problems.push(`could not remove the probe directory: ${describeError(error)}`);
         });
       }

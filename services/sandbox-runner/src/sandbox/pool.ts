@@ -25,8 +25,6 @@ export interface WarmPool<B extends PoolableBox> {
   fill(): void;
   /** Starts boxes until `size` are waiting again (after `fill` was called once; else nothing). */
   refill(): void;
-  /** Boxes waiting (ready or still starting). */
-  waiting(): number;
   /** Discards every waiting box and starts no more. */
   close(): Promise<void>;
 }
@@ -77,7 +75,6 @@ export function createWarmPool<B extends PoolableBox>(options: {
       refill();
     },
     refill,
-    waiting: () => boxes.length,
     async close() {
       closed = true;
       const dropped = boxes.splice(0, boxes.length);
