@@ -60,6 +60,25 @@ export const ErrorCodes = {
   APPROVAL_ALREADY_DECIDED: 'APPROVAL.ALREADY_DECIDED',
   APPROVAL_WRONG_DECISION: 'APPROVAL.WRONG_DECISION',
   APPROVAL_INVALID_ANSWER: 'APPROVAL.INVALID_ANSWER',
+  /** A pending request passed its deadline and was rejected (the task fails with this code). */
+  APPROVAL_EXPIRED: 'APPROVAL.EXPIRED',
+  /** An edited step failed validation (`details.issues`); nothing was decided. */
+  APPROVAL_INVALID_EDIT: 'APPROVAL.INVALID_EDIT',
+  /** The caller's token may not decide this request (approver group). */
+  APPROVAL_NOT_YOUR_GROUP: 'APPROVAL.NOT_YOUR_GROUP',
+  /** No bearer token, an unknown one or a revoked one (401). */
+  AUTH_UNAUTHENTICATED: 'AUTH.UNAUTHENTICATED',
+  /** A valid token whose role may not do this (403). */
+  AUTH_FORBIDDEN: 'AUTH.FORBIDDEN',
+  /** A submitter token that may not act as the named agent (403). */
+  AUTH_AGENT_NOT_ALLOWED: 'AUTH.AGENT_NOT_ALLOWED',
+  /** A webhook whose signature is missing, wrong, stale or replayed (401). */
+  WEBHOOK_SIGNATURE_INVALID: 'WEBHOOK.SIGNATURE_INVALID',
+  /** A step that cannot be reverted (not executed, or already reverted: 409). */
+  STEP_NOT_REVERTIBLE: 'STEP.NOT_REVERTIBLE',
+  STEP_NOT_FOUND: 'STEP.NOT_FOUND',
+  TOKEN_NOT_FOUND: 'TOKEN.NOT_FOUND',
+  AGENT_NOT_FOUND: 'AGENT.NOT_FOUND',
   SANDBOX_ERROR: 'SANDBOX.ERROR',
   SANDBOX_TIMEOUT: 'SANDBOX.TIMEOUT',
   SANDBOX_MEMORY_LIMIT: 'SANDBOX.MEMORY_LIMIT',

@@ -4,6 +4,7 @@ import { ErrorShape } from './errors.js';
 import { JsonValue } from './json.js';
 import { TaskRequestRef } from './cloud-events.js';
 import { RiskClass } from './tools.js';
+import { RiskLevel, RiskReason } from './approval.js';
 
 /*
  * Internal events. Each subject is `<prefix>.<type>.v<version>`.
@@ -106,6 +107,13 @@ export const ApprovalRequested = defineEvent({
     /** `question`: an `ask_human` step waiting for an answer rather than a yes/no. */
     kind: z.enum(['approval', 'question']).optional(),
     question: z.string().nullable().optional(),
+    riskLevel: RiskLevel.optional(),
+    riskReasons: z.array(RiskReason).optional(),
+    /** When the request expires (ISO 8601). */
+    deadline: z.string().nullable().optional(),
+    /** The approver group asked; after an escalation the second group. */
+    group: z.string().nullable().optional(),
+    escalationLevel: z.number().int().nonnegative().optional(),
   }),
 });
 
@@ -128,6 +136,13 @@ export const ApprovalDecided = defineEvent({
     decidedBy: z.string().nullable(),
     reason: z.string().nullable(),
     answer: z.string().nullable().optional(),
+    /**
+     * The error code a rejection fails the step with: `APPROVAL.REJECTED` when absent, `APPROVAL.EXPIRED`
+     * when the request's deadline passed.
+     */
+    code: z.string().optional(),
+    /** An approver's edited arguments (validated like a model's): the step runs with these. */
+    arguments: z.record(z.string(), JsonValue).optional(),
   }),
 });
 

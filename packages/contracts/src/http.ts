@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { TaskRequestedData } from './cloud-events.js';
 import { ErrorShape } from './errors.js';
 import { JsonValue } from './json.js';
+import { RiskLevel, RiskReason } from './approval.js';
 
 /** `POST /v1/tasks` body (public contract): the same fields as a CloudEvent's data; unknown fields rejected. */
 export const CreateTaskBody = TaskRequestedData;
@@ -130,6 +131,30 @@ export const ApprovalView = z.object({
   decidedAt: z.string().nullable(),
   reason: z.string().nullable(),
   createdAt: z.string(),
+  riskLevel: RiskLevel.nullable().optional(),
+  riskReasons: z.array(RiskReason).optional(),
+  /** The agent's trust in the step's action class when the request was made (null: no agent). */
+  trust: z.number().nullable().optional(),
+  actionClass: z.string().nullable().optional(),
+  /** Which policy rule, floor or trust comparison produced the first decision. */
+  basis: z.string().nullable().optional(),
+  deadline: z.string().nullable().optional(),
+  group: z.string().nullable().optional(),
+  escalationLevel: z.number().int().optional(),
+  editedArguments: JsonValue.nullable().optional(),
+  /** The steps of the plan around it, in order. */
+  plan: z
+    .array(
+      z.object({
+        stepId: z.uuid(),
+        key: z.string(),
+        tool: z.string(),
+        arguments: JsonValue,
+        riskClass: z.string(),
+        riskLevel: z.string().nullable(),
+      }),
+    )
+    .optional(),
 });
 /** An approval request as the approval API shows it. */
 export type ApprovalView = z.infer<typeof ApprovalView>;
@@ -149,6 +174,13 @@ export const ApprovalDecisionBody = z.discriminatedUnion('decision', [
   z.strictObject({
     decision: z.literal('answer'),
     answer: z.string().trim().min(1).max(20_000),
+    decidedBy: z.string().max(200).optional(),
+  }),
+  z.strictObject({
+    decision: z.literal('edit'),
+    /** The whole new arguments of the step; validated again like a model's call. */
+    arguments: z.record(z.string(), JsonValue),
+    reason: z.string().max(2000).optional(),
     decidedBy: z.string().max(200).optional(),
   }),
 ]);

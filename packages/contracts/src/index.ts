@@ -142,3 +142,21 @@ export {
 } from './cloud-events.js';
 export { PlanOrigin, TaskReplanRequested } from './events.js';
 export { EditPlanStep, EditPlanBody, CancelTaskBody, CancelTaskResponse } from './http.js';
+export {
+  RiskLevel,
+  RISK_LEVELS,
+  RiskReason,
+  TokenRole,
+  CreateTokenBody,
+  TokenView,
+  CreatedToken,
+  TrustView,
+  ResetTrustBody,
+  CapTrustBody,
+  RevertStepBody,
+  WebhookDecisionBody,
+  ApproverWebhookType,
+  ApproverWebhookPayload,
+  Verdict,
+  ApprovalVerdictRecorded,
+} from './approval.js';

@@ -26,6 +26,15 @@ const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCodes.APPROVAL_ALREADY_DECIDED]: 409,
   [ErrorCodes.TASK_CONFLICT]: 409,
   [ErrorCodes.TASK_NOT_EDITABLE]: 409,
+  [ErrorCodes.AUTH_UNAUTHENTICATED]: 401,
+  [ErrorCodes.WEBHOOK_SIGNATURE_INVALID]: 401,
+  [ErrorCodes.AUTH_FORBIDDEN]: 403,
+  [ErrorCodes.AUTH_AGENT_NOT_ALLOWED]: 403,
+  [ErrorCodes.APPROVAL_NOT_YOUR_GROUP]: 403,
+  [ErrorCodes.STEP_NOT_FOUND]: 404,
+  [ErrorCodes.TOKEN_NOT_FOUND]: 404,
+  [ErrorCodes.AGENT_NOT_FOUND]: 404,
+  [ErrorCodes.STEP_NOT_REVERTIBLE]: 409,
 };
 
 /**
