@@ -48,6 +48,7 @@ export {
   respond,
   readFile,
   writeFile,
+  deleteFile,
   listFiles,
   httpRequest,
   askHuman,

@@ -218,6 +218,32 @@ export const writeFile = defineTool({
   },
 });
 
+/**
+ * Deletes one file from the task's workspace. Deleting a file that is not there is not an error (the
+ * result says `deleted: false`): unlike `read_file`, which has nothing to return for a missing file, the
+ * state the step asks for already holds, and failing it would only spend a re-plan. Destructive, so the
+ * approval service asks a human before it runs.
+ */
+export const deleteFile = defineTool({
+  name: 'delete_file',
+  description:
+    "Delete one file from the task's workspace (Tandem's per-task file store, not a computer's disk). " +
+    'Deleting always asks a human first: the step waits until a person approves it, so delete only what the ' +
+    'task needs gone. Directories are not deleted, only the file at exactly this path. A file that does not ' +
+    `exist is not an error: the result's \`deleted\` is false. ${PATH_HELP}`,
+  input: z.strictObject({
+    path: WorkspacePath.describe('The file, relative to the workspace, e.g. `reports/draft.md`.'),
+  }),
+  output: z.object({
+    path: z.string(),
+    /** False when the workspace had no file at this path (nothing to delete is not an error). */
+    deleted: z.boolean(),
+  }),
+  risk: 'destructive',
+  sideEffects: false,
+  check: (input) => pathIssue('path', input.path, false),
+});
+
 /** Lists the files of the task's workspace, optionally under one directory. */
 export const listFiles = defineTool({
   name: 'list_files',
@@ -370,7 +396,7 @@ export const askHuman = defineTool({
 
 /** Every tool the planner may use, by name. */
 export const toolRegistry: ReadonlyMap<string, ToolDefinition> = new Map<string, ToolDefinition>(
-  [runCode, respond, readFile, writeFile, listFiles, httpRequest, askHuman].map((tool) => [
+  [runCode, respond, readFile, writeFile, deleteFile, listFiles, httpRequest, askHuman].map((tool) => [
     tool.name,
     tool as unknown as ToolDefinition,
   ]),

@@ -41,6 +41,7 @@ describe('model tool schemas', () => {
     const tools = toModelTools(toolRegistry.values());
     expect(tools.map((tool) => tool.function.name).sort()).toEqual([
       'ask_human',
+      'delete_file',
       'http_request',
       'list_files',
       'read_file',
@@ -91,11 +92,32 @@ describe('model tool schemas of the workspace, HTTP and ask_human tools', () => 
     const tools = new Map(
       toModelTools(toolRegistry.values()).map((tool) => [tool.function.name, tool.function]),
     );
-    for (const name of ['read_file', 'write_file', 'list_files'])
+    for (const name of ['read_file', 'write_file', 'delete_file', 'list_files'])
       expect(tools.get(name)?.description).toContain('reports/');
     expect(tools.get('http_request')?.description).toContain('secret');
     expect(tools.get('list_files')?.parameters['required']).toEqual(['prefix']);
     expect(tools.get('ask_human')?.parameters['required']).toEqual(['question', 'choices']);
+  });
+
+  it('tells the model that delete_file asks a human and that a missing file is not an error', () => {
+    const tool = toModelTools(toolRegistry.values()).find(
+      (candidate) => candidate.function.name === 'delete_file',
+    );
+    expect(tool?.function.description).toMatch(/always asks a human/);
+    expect(tool?.function.description).toContain('`deleted` is false');
+    expect(tool?.function.parameters).toEqual({
+      type: 'object',
+      properties: {
+        path: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 512,
+          description: 'The file, relative to the workspace, e.g. `reports/draft.md`.',
+        },
+      },
+      required: ['path'],
+      additionalProperties: false,
+    });
   });
 
   it('declares risk classes and side effects', () => {
@@ -107,6 +129,7 @@ describe('model tool schemas of the workspace, HTTP and ask_human tools', () => 
       respond: ['read', false],
       read_file: ['read', false],
       write_file: ['write', false],
+      delete_file: ['destructive', false],
       list_files: ['read', false],
       http_request: ['network', true],
       ask_human: ['read', false],

@@ -109,7 +109,7 @@ describe('validateToolCall: function names', () => {
   });
 
   it('suggests nothing for an unrelated name and lists what exists', () => {
-    const result = call('delete_everything', '{}');
+    const result = call('launch_rockets', '{}');
     expect(codeOf(result)).toBe(ErrorCodes.TOOL_UNKNOWN_FUNCTION);
     expect(messageOf(result)).not.toContain('did you mean');
     expect(messageOf(result)).toContain('available: run_code, respond, read_file');
@@ -142,6 +142,9 @@ describe('validateToolCall: schemas', () => {
     ],
     ['a single choice', 'ask_human', '{"question":"q","choices":["only"]}'],
     ['missing path', 'read_file', '{}'],
+    ['missing path', 'delete_file', '{}'],
+    ['empty path', 'delete_file', '{"path":""}'],
+    ['extra property', 'delete_file', '{"path":"a.txt","recursive":true}'],
     ['array instead of object', 'list_files', '[]'],
     ['scalar instead of object', 'list_files', '"reports"'],
   ])('rejects %s with TOOL.INVALID_ARGUMENTS', (_label, name, args) => {
@@ -157,6 +160,7 @@ describe('validateToolCall: schemas', () => {
         { path: 'out/summary.md', content: '# Summary\n' },
       ],
       ['write_file', { path: 'empty.txt', content: '' }, { path: 'empty.txt', content: '' }],
+      ['delete_file', { path: 'reports/draft.md' }, { path: 'reports/draft.md' }],
       ['list_files', { prefix: null }, {}],
       ['list_files', { prefix: 'reports' }, { prefix: 'reports' }],
       [
@@ -208,6 +212,10 @@ describe('validateToolCall: semantic checks', () => {
     ['read_file', { path: 'a\u0000.txt' }],
     ['write_file', { path: 'C:\\Windows\\x', content: 'x' }],
     ['write_file', { path: '.', content: 'x' }],
+    ['delete_file', { path: '../other-task/a.txt' }],
+    ['delete_file', { path: '/etc/passwd' }],
+    ['delete_file', { path: '.' }],
+    ['delete_file', { path: 'reports/%2e%2e/%2e%2e/x' }],
     ['list_files', { prefix: '../..' }],
     ['list_files', { prefix: '/' }],
   ])('%s %j: TOOL.PATH_REJECTED', (name, args) => {

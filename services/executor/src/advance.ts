@@ -58,7 +58,7 @@ import {
   readWorkspaceFileSql,
   writeWorkspaceFileSql,
 } from './store.js';
-import type { WorkspaceLimits } from './workspace.js';
+import { deleteWorkspaceFileSql, type WorkspaceLimits } from './workspace.js';
 
 /** What the executor needs of the code model. */
 export interface CodeModel {
@@ -472,7 +472,14 @@ async function requestReplan(
 }
 
 /** Tools whose work is a read or write of Tandem's own database: they run inline, several in one pass. */
-const INLINE_TOOLS = new Set(['respond', 'ask_human', 'read_file', 'write_file', 'list_files']);
+const INLINE_TOOLS = new Set([
+  'respond',
+  'ask_human',
+  'read_file',
+  'write_file',
+  'delete_file',
+  'list_files',
+]);
 
 /** The value of an inline step, computed in the caller's transaction; throws TandemError for a tool failure. */
 async function inlineValue(sql: Sql, deps: AdvanceDeps, state: State, step: StepState): Promise<JsonValue> {
@@ -504,6 +511,10 @@ async function inlineValue(sql: Sql, deps: AdvanceDeps, state: State, step: Step
         deps.workspace,
       );
       return { path: entry.path, size: entry.size, sha256: entry.sha256 };
+    }
+    case 'delete_file': {
+      const path = workspacePath(PathArguments.parse(resolvedArguments(state, step)).path);
+      return { path, deleted: await deleteWorkspaceFileSql(sql, taskId, path) };
     }
     case 'list_files': {
       const prefix = workspacePath(ListArguments.parse(resolvedArguments(state, step)).prefix ?? '', true);

@@ -77,7 +77,7 @@ export async function loadRunState(sql: Sql, taskId: string): Promise<RunState |
             p."version" AS "planVersion", p."status" AS "planStatus",
             (SELECT coalesce(json_agg(json_build_object(
                       'stepId', s."id", 'stepKey', s."stepKey", 'index', s."index", 'tool', s."tool",
-                      'arguments', s."arguments", 'dependsOn', s."dependsOn", 'status', sr."status",
+                      'arguments', coalesce(sr."arguments", s."arguments"), 'dependsOn', s."dependsOn", 'status', sr."status",
                       'result', sr."result", 'error', sr."error") ORDER BY s."index"), '[]'::json)
                FROM "PlanStep" s LEFT JOIN "StepRun" sr ON sr."stepId" = s."id"
               WHERE s."planId" = r."planId") AS "steps"

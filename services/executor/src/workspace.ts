@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, TandemError } from '@tandem/contracts';
-import type { Tx } from '@tandem/db';
+import type { Sql, Tx } from '@tandem/db';
 
 /** Caps on one task's workspace. */
 export interface WorkspaceLimits {
@@ -86,4 +86,17 @@ export async function applySandboxFiles(
     });
   }
   return files.length;
+}
+
+/**
+ * Deletes one workspace file (`delete_file`) in the caller's transaction; false when there was no file at
+ * that path, which is not an error (the state the step asks for already holds). Only the exact path: a
+ * directory prefix deletes nothing.
+ */
+export async function deleteWorkspaceFileSql(sql: Sql, taskId: string, path: string): Promise<boolean> {
+  const result = await sql.query(`DELETE FROM "WorkspaceFile" WHERE "taskId" = $1::uuid AND "path" = $2`, [
+    taskId,
+    path,
+  ]);
+  return result.rowCount > 0;
 }

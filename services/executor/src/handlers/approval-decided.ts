@@ -18,8 +18,14 @@ export async function handleApprovalDecided(
   const status = decision.decision === 'rejected' ? 'rejected' : 'approved';
   const error =
     status === 'rejected'
-      ? { code: ErrorCodes.APPROVAL_REJECTED, message: decision.reason ?? 'rejected', retryable: false }
+      ? {
+          code: decision.code ?? ErrorCodes.APPROVAL_REJECTED,
+          message: decision.reason ?? 'rejected',
+          retryable: false,
+        }
       : undefined;
+  // An approver's edit: the step runs with the edited (already revalidated) arguments.
+  const edited = status === 'approved' && decision.arguments ? { arguments: toJsonInput(decision.arguments) } : {};
   const answer =
     decision.decision === 'answered'
       ? { result: toJsonInput({ value: { answer: decision.answer ?? '' }, stdout: '' }) }
@@ -39,6 +45,7 @@ export async function handleApprovalDecided(
           approval: decision.mode,
           ...(error ? { error: toJsonInput(error) } : {}),
           ...answer,
+          ...edited,
         },
       });
     } else {
@@ -49,6 +56,7 @@ export async function handleApprovalDecided(
           approval: decision.mode,
           ...(error ? { error: toJsonInput(error) } : {}),
           ...answer,
+          ...edited,
         },
       });
     }

@@ -62,7 +62,7 @@ export function planningSystemPrompt(patterns: PlanningRequest['patterns']): str
     '- Finish with exactly one respond call. Put results of earlier steps into the answer with {{steps.s1.value}} (the value the program set as `result`) or {{steps.s1.stdout}}.',
     '- Never invent results: use references to earlier steps (any string argument may contain them).',
     '- Give every call `dependsOn` (the ids of the steps whose results it needs) and a one-sentence `rationale`.',
-    "- Files live in the task's workspace: read_file, write_file and list_files take relative paths like `reports/q1.csv`; run_code programs see the same files.",
+    "- Files live in the task's workspace: read_file, write_file, delete_file and list_files take relative paths like `reports/q1.csv`; run_code programs see the same files.",
     '- http_request only reaches allow-listed hosts over https; put credentials in headers as `secret` names, never as values.',
     "- Use ask_human only when the task cannot go on without a person's answer.",
   ];
