@@ -1,15 +1,18 @@
 import { CreateTaskResponse, TaskView } from '@tandem/contracts';
 
-/** Submits a task over HTTP, prints its plan when it appears and its result when it ends. */
+/** Submits a task over HTTP with a submitter token, prints its plan when it appears and its result when it ends. */
 export async function submitAndFollow(options: {
   plannerUrl: string;
+  /** A bearer token that may submit the task (a submitter or admin token). */
+  token: string;
   task: { goal: string; kind?: string; input?: unknown };
   timeoutMs: number;
   say: (line: string) => void;
 }): Promise<'completed' | 'failed' | 'timeout'> {
+  const authorization = `Bearer ${options.token}`;
   const response = await fetch(`${options.plannerUrl}/v1/tasks`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization },
     body: JSON.stringify(options.task),
   });
   if (response.status !== 202)
@@ -19,7 +22,7 @@ export async function submitAndFollow(options: {
   const deadline = Date.now() + options.timeoutMs;
   let planShown = false;
   while (Date.now() < deadline) {
-    const reply = await fetch(`${options.plannerUrl}/v1/tasks/${taskId}`);
+    const reply = await fetch(`${options.plannerUrl}/v1/tasks/${taskId}`, { headers: { authorization } });
     if (!reply.ok) throw new Error(`reading task ${taskId} failed: ${reply.status} ${await reply.text()}`);
     const view = TaskView.parse(await reply.json());
     if (view.plan && !planShown) {

@@ -9,3 +9,5 @@ export { ensureNats, isListening } from './nats.js';
 export type { NatsServer } from './nats.js';
 export { startDemoModel, demoReply, DEMO_TASK } from './demo-model.js';
 export { submitAndFollow } from './demo-run.js';
+export { ensureAdminToken, createDemoToken, DEMO_TOKEN_NAME } from './tokens.js';
+export type { AdminTokenState } from './tokens.js';

@@ -46,6 +46,8 @@ function environmentFor(service: ServiceName, options: StartServicesOptions): Re
     if (!NEEDS_MODELS.has(service) && MODEL_VARIABLES.test(key)) continue;
     // Secrets for http_request headers are the executor's alone.
     if (service !== 'executor' && SECRET_VARIABLES.test(key)) continue;
+    // The first admin API token is the approval service's to ensure (it keeps the token rows).
+    if (service !== 'approval' && key === 'TANDEM_ADMIN_TOKEN') continue;
     env[key] = value;
   }
   for (const other of SERVICES) env[PORT_SETTINGS[other].variable] = String(options.ports[other]);

@@ -9,6 +9,7 @@ import { ensureNats } from './nats.js';
 import { PORT_SETTINGS, SERVICES, type ServiceName } from './paths.js';
 import { formatLogLine, startServices } from './services.js';
 import { submitAndFollow } from './demo-run.js';
+import { createDemoToken, ensureAdminToken } from './tokens.js';
 
 // `pnpm start`: the whole of Tandem on one machine with the least setup. This file is a composition
 // root, so it reads the environment; services get theirs from here.
@@ -58,6 +59,27 @@ try {
   say(
     `database: ${migration.applied.length > 0 ? `applied ${migration.applied.join(', ')}` : 'schema up to date'}`,
   );
+  // Before any service runs: the approval service then finds the admin token and prints nothing.
+  const admin = await ensureAdminToken(databaseUrl, { token: env['TANDEM_ADMIN_TOKEN'] });
+  const adminPort = env[PORT_SETTINGS.approval.variable] ?? String(PORT_SETTINGS.approval.defaultPort);
+  if (admin.kind === 'generated') {
+    say('');
+    say('##############################################################################');
+    say('#  ADMIN TOKEN (shown this once; store it now, it is never shown again):');
+    say(`#    ${admin.token}`);
+    say('#  Every API call needs a token. Create one for your submissions with it:');
+    say(`#    curl -X POST localhost:${adminPort}/v1/tokens -H 'authorization: Bearer <admin token>' \\`);
+    say(`#      -H 'content-type: application/json' -d '{"name":"me","role":"submitter","agents":["*"]}'`);
+    say('##############################################################################');
+    say('');
+  } else if (admin.kind === 'from-env') {
+    say(`api tokens: admin token from TANDEM_ADMIN_TOKEN${admin.created ? ' (stored)' : ''}`);
+  } else {
+    say(
+      `api tokens: ${admin.count === 1 ? 'an admin token exists' : `${admin.count} admin tokens exist`} ` +
+        '(shown once, at the first start; lost it? start once with TANDEM_ADMIN_TOKEN=<32+ characters> to add one)',
+    );
+  }
 
   let natsUrl = env['NATS_URL'];
   if (!natsUrl) {
@@ -120,15 +142,18 @@ try {
   for (const service of SERVICES)
     say(`  ${service.padEnd(15)} ${services.url(service)}  (/healthz /readyz /metrics)`);
   say(
-    `  submit a task:  curl -X POST ${services.url('planner')}/v1/tasks -H 'content-type: application/json' -d '{"goal":"..."}'`,
+    `  submit a task:  curl -X POST ${services.url('planner')}/v1/tasks -H 'authorization: Bearer <token>' -H 'content-type: application/json' -d '{"goal":"..."}'`,
   );
-  say(`  pending approvals: curl ${services.url('approval')}/v1/approvals?status=pending`);
+  say(
+    `  pending approvals: curl -H 'authorization: Bearer <token>' ${services.url('approval')}/v1/approvals?status=pending`,
+  );
   say('');
 
   if (demo && env['TANDEM_DEMO'] !== 'off') {
-    say(`demo: submitting "${DEMO_TASK.goal}"`);
+    say(`demo: submitting "${DEMO_TASK.goal}" with a submitter token of its own`);
     const outcome = await submitAndFollow({
       plannerUrl: services.url('planner'),
+      token: await createDemoToken(databaseUrl),
       task: DEMO_TASK,
       timeoutMs: 120_000,
       say,

@@ -38,7 +38,10 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
   async function pendingFor(taskId: string): Promise<Approval> {
     return waitFor(
       async () => {
-        const response = await fetch(`${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`);
+        const response = await fetch(
+          `${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`,
+          { headers: stack.auth },
+        );
         const body = (await response.json()) as { approvals: Approval[] };
         return body.approvals.find((approval) => approval.tool === 'run_code');
       },
@@ -80,7 +83,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
 
     const decision = await fetch(`${stack.url('approval')}/v1/approvals/${pending.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'approve', decidedBy: 'alice@example.com' }),
     });
     expect(decision.status).toBe(200);
@@ -91,7 +94,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
 
     const again = await fetch(`${stack.url('approval')}/v1/approvals/${pending.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'reject', reason: 'too late' }),
     });
     expect(again.status).toBe(409);
@@ -114,7 +117,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
     const post = (body: unknown) =>
       fetch(`${stack.url('approval')}/v1/approvals/${pending.id}/decision`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...stack.auth },
         body: JSON.stringify(body),
       });
 
@@ -125,7 +128,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
       (
         await fetch(`${stack.url('approval')}/v1/approvals/${randomUUID()}/decision`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...stack.auth },
           body: JSON.stringify({ decision: 'approve' }),
         })
       ).status,
@@ -162,7 +165,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
     expect(after.id).toBe(pending.id);
     const decision = await fetch(`${stack.url('approval')}/v1/approvals/${pending.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'approve' }),
     });
     expect(decision.status).toBe(200);

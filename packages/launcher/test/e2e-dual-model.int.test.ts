@@ -414,7 +414,9 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     expect(JSON.stringify(fixRequest?.body?.messages)).toContain('ZeroDivisionError');
     // The plan is data a person can read: each step with its dependencies and the model's rationale.
     const view = TaskView.parse(
-      await (await fetch(`${stack.url('planner')}/v1/tasks/${outcome.data.taskId}`)).json(),
+      await (
+        await fetch(`${stack.url('planner')}/v1/tasks/${outcome.data.taskId}`, { headers: stack.auth })
+      ).json(),
     );
     expect(view.plan?.steps.map((step) => [step.key, step.dependsOn, step.rationale])).toEqual([
       ['s1', [], 'compute'],

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
-import { waitFor } from '@tandem/testing';
+import { createTestToken, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDemoToken, ensureAdminToken } from '../src/index.js';
 import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
 
 const VALID_PLAN: ScriptedReply = {
@@ -101,7 +102,9 @@ describe('a task from another system to a stored result (five processes, real Po
     expect(pattern.status).toBe('active');
     expect(JSON.stringify(pattern.provenance)).toContain(outcome.id);
 
-    const view = await (await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`)).json();
+    const view = await (
+      await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`, { headers: stack.auth })
+    ).json();
     expect(view).toMatchObject({
       taskId,
       status: 'completed',
@@ -211,7 +214,7 @@ describe('a task from another system to a stored result (five processes, real Po
   it('sends an invalid plan back to the model and stores the repaired one', async () => {
     const response = await fetch(`${stack.url('planner')}/v1/tasks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ goal: 'Add up [repair-once]', input: { numbers: [1, 1] } }),
     });
     expect(response.status).toBe(202);
@@ -237,7 +240,11 @@ describe('a task from another system to a stored result (five processes, real Po
   it('fails the task with the last validation error when the model never produces a valid plan', async () => {
     const response = await fetch(`${stack.url('planner')}/v1/tasks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': `invalid-${randomUUID()}` },
+      headers: {
+        'content-type': 'application/json',
+        ...stack.auth,
+        'idempotency-key': `invalid-${randomUUID()}`,
+      },
       body: JSON.stringify({ goal: 'Never valid [always-invalid]' }),
     });
     const { taskId } = (await response.json()) as { taskId: string };
@@ -247,7 +254,9 @@ describe('a task from another system to a stored result (five processes, real Po
     );
     expect(outcome.type).toBe('tandem.task.failed');
     expect(outcome.data.error?.code).toBe('TOOL.INVALID_JSON');
-    const view = (await (await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`)).json()) as {
+    const view = (await (
+      await fetch(`${stack.url('planner')}/v1/tasks/${taskId}`, { headers: stack.auth })
+    ).json()) as {
       status: string;
       error: { code: string };
     };
@@ -260,7 +269,7 @@ describe('a task from another system to a stored result (five processes, real Po
     const post = (body: unknown, headers: Record<string, string> = {}) =>
       fetch(`${stack.url('planner')}/v1/tasks`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
+        headers: { 'content-type': 'application/json', ...stack.auth, ...headers },
         body: JSON.stringify(body),
       });
     const first = (await (
@@ -277,7 +286,7 @@ describe('a task from another system to a stored result (five processes, real Po
     const body = (await bad.json()) as { error: { code: string; issues: unknown[] } };
     expect(body.error.code).toBe('HTTP.BAD_REQUEST');
     expect(body.error.issues.length).toBeGreaterThan(0);
-    const missing = await fetch(`${stack.url('planner')}/v1/tasks/${randomUUID()}`);
+    const missing = await fetch(`${stack.url('planner')}/v1/tasks/${randomUUID()}`, { headers: stack.auth });
     expect(missing.status).toBe(404);
     const outcome = await stack.waitForOutcome(
       (candidate) => candidate.data.taskId === first.taskId,
@@ -296,5 +305,47 @@ describe('a task from another system to a stored result (five processes, real Po
     const planner = await (await fetch(`${stack.url('planner')}/metrics`)).text();
     expect(planner).toMatch(/tandem_plans_total\{[^}]*outcome="proposed"[^}]*\} [1-9]/);
     expect(planner).toMatch(/tandem_model_calls_total\{[^}]*role="planning"/);
+  });
+
+  it("needs a token on every API of the running services, and takes the launcher's demo token", async () => {
+    const taskCount = async () =>
+      Number((await stack.sql.query('SELECT count(*)::int AS "n" FROM "Task"')).rows[0]?.n);
+    const before = await taskCount();
+    const submit = (authorization: string | null, body: Record<string, unknown>) =>
+      fetch(`${stack.url('planner')}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(authorization === null ? {} : { authorization }) },
+        body: JSON.stringify(body),
+      });
+    const revoked = await createTestToken(stack.database.url, {
+      role: 'submitter',
+      agents: ['*'],
+      revoked: true,
+    });
+    for (const authorization of [null, 'Basic dXNlcjpwYXNz', `Bearer ${revoked.token}`]) {
+      const response = await submit(authorization, { goal: 'Add up', input: { numbers: [1] } });
+      expect(response.status, String(authorization)).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect((await fetch(`${stack.url('approval')}/v1/approvals?status=pending`)).status).toBe(401);
+    const billing = await createTestToken(stack.database.url, { role: 'submitter', agents: ['billing'] });
+    const forbidden = await submit(`Bearer ${billing.token}`, { goal: 'Add up', agentId: 'payroll' });
+    expect(forbidden.status).toBe(403);
+    expect(((await forbidden.json()) as { error: { code: string } }).error.code).toBe(
+      'AUTH.AGENT_NOT_ALLOWED',
+    );
+    expect(await taskCount()).toBe(before);
+
+    // The launcher writes tokens without @tandem/service-kit: the services must accept them.
+    const demo = await createDemoToken(stack.database.url);
+    const accepted = await submit(`Bearer ${demo}`, { goal: 'Add up', input: { numbers: [2, 2] } });
+    expect(accepted.status).toBe(202);
+    const { taskId } = (await accepted.json()) as { taskId: string };
+    const { rows } = await stack.sql.query(
+      `SELECT t."submittedBy", k."name" FROM "Task" t JOIN "ApiToken" k ON t."submittedBy" = 'token:' || k."id"::text WHERE t."id" = $1`,
+      [taskId],
+    );
+    expect(rows).toEqual([{ submittedBy: expect.stringMatching(/^token:/), name: 'demo' }]);
+    expect(await ensureAdminToken(stack.database.url)).toMatchObject({ kind: 'exists' });
   });
 });

@@ -93,7 +93,10 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
   async function pending(taskId: string, tool: string): Promise<Approval> {
     return waitFor(
       async () => {
-        const response = await fetch(`${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`);
+        const response = await fetch(
+          `${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`,
+          { headers: stack.auth },
+        );
         const body = ApprovalList.parse(await response.json());
         return body.approvals.find((approval) => approval.tool === tool);
       },
@@ -104,7 +107,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
   function putPlan(taskId: string, body: unknown): Promise<Response> {
     return fetch(`${stack.url('planner')}/v1/tasks/${taskId}/plan`, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify(body),
     });
   }
@@ -173,7 +176,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     const approval = await pending(taskId, 'run_code');
     const response = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ reason: 'not needed any more' }),
     });
     expect(response.status).toBe(202);
@@ -193,11 +196,14 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     // Approving afterwards changes nothing.
     const decision = await fetch(`${stack.url('approval')}/v1/approvals/${approval.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'approve' }),
     });
     expect(decision.status).toBe(409);
-    const again = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, { method: 'POST' });
+    const again = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, {
+      method: 'POST',
+      headers: stack.auth,
+    });
     expect(again.status).toBe(409);
   });
 
@@ -208,7 +214,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     const approval = await pending(taskId, 'run_code');
     await fetch(`${stack.url('approval')}/v1/approvals/${approval.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'approve' }),
     });
     await waitFor(
@@ -222,7 +228,10 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     );
     // Give the runner a moment to have the job started, then cancel it.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const response = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, { method: 'POST' });
+    const response = await fetch(`${stack.url('planner')}/v1/tasks/${taskId}/cancel`, {
+      method: 'POST',
+      headers: stack.auth,
+    });
     expect(response.status).toBe(202);
     const outcome = await stack.waitForOutcome(answers(event), 'the cancelled sleeping task');
     expect(outcome.data.status).toBe('cancelled');
@@ -293,13 +302,13 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     expect(question).toMatchObject({ kind: 'question', question: 'Which colour?' });
     const wrong = await fetch(`${stack.url('approval')}/v1/approvals/${question.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'answer', answer: 'green' }),
     });
     expect(wrong.status).toBe(422);
     const answered = await fetch(`${stack.url('approval')}/v1/approvals/${question.id}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.auth },
       body: JSON.stringify({ decision: 'answer', answer: 'blue' }),
     });
     expect(answered.status).toBe(200);

@@ -6,6 +6,7 @@ import {
   createScriptedModelServer,
   createTestDatabase,
   createTestPrefix,
+  createTestToken,
   findNats,
   getFreePort,
   type ScriptMatcher,
@@ -40,6 +41,9 @@ export interface Stack {
   nc: NatsConnection;
   model: ScriptedModelServer;
   services: RunningServices;
+  /** An admin token in the stack's database, and the header that sends it. */
+  adminToken: string;
+  auth: { authorization: string };
   outcomes: OutcomeEvent[];
   url(service: ServiceName): string;
   /** Publishes raw bytes on `<prefix>.<suffix>` through JetStream (as another system would). */
@@ -58,6 +62,8 @@ export async function startStack(options: {
   const nats = await findNats();
   const prefix = createTestPrefix();
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
+  // Before the services start, so the approval service finds an admin token and creates none.
+  const { token: adminToken } = await createTestToken(database.url, { role: 'admin', name: 'e2e-admin' });
   const model = await createScriptedModelServer({ match: options.match });
   await options.beforeStart?.(model.url);
   const nc = await connect({ servers: nats.url, name: 'e2e-test' });
@@ -133,6 +139,8 @@ export async function startStack(options: {
     nc,
     model,
     services,
+    adminToken,
+    auth: { authorization: `Bearer ${adminToken}` },
     outcomes,
     url: (service) => services.url(service),
     publish: async (suffix, payload, msgId) => {

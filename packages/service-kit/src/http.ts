@@ -8,6 +8,7 @@ import {
 import { ErrorCodes, TandemError } from '@tandem/contracts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { authHook, type AuthOptions } from './auth.js';
 import type { Log } from './logger.js';
 
 /** A readiness probe: `ok` false makes `/readyz` answer 503 with the detail. */
@@ -35,17 +36,20 @@ const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCodes.TOKEN_NOT_FOUND]: 404,
   [ErrorCodes.AGENT_NOT_FOUND]: 404,
   [ErrorCodes.STEP_NOT_REVERTIBLE]: 409,
+  [ErrorCodes.APPROVAL_EXPIRED]: 409,
 };
 
 /**
  * Fastify with zod validation on every route, the shared error body `{ error: { code, message, retryable, issues? } }`,
- * and `/healthz`, `/readyz`, `/metrics`.
+ * and `/healthz`, `/readyz`, `/metrics`. With `auth`, every route but those with `config: { public: true }`
+ * (the probes are) needs a bearer token, and `config: { roles }` limits a route to roles.
  */
 export function createHttpServer(options: {
   log: Log;
   registry: Registry;
   readiness: ReadinessCheck[];
   bodyLimit?: number;
+  auth?: AuthOptions;
 }): HttpServer {
   // Fastify logs every request at info; its own logger stays at warn so a service's log is about its work.
   const app = Fastify({
@@ -54,6 +58,9 @@ export function createHttpServer(options: {
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('principal', null);
+  // Added before any route, so that it covers every route and the not-found handler.
+  if (options.auth) app.addHook('onRequest', authHook(options.auth));
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
@@ -95,8 +102,9 @@ export function createHttpServer(options: {
     }),
   );
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  // Probes and metrics stay open: orchestrators and Prometheus scrape them without a token.
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true } }, async (_request, reply) => {
     const results = await Promise.all(
       options.readiness.map(async (check) => {
         try {
@@ -109,7 +117,7 @@ export function createHttpServer(options: {
     const ready = results.every((result) => result.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', checks: results });
   });
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { config: { public: true } }, async (_request, reply) => {
     const body = await options.registry.metrics();
     return reply.header('content-type', options.registry.contentType).send(body);
   });

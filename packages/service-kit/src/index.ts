@@ -14,6 +14,17 @@ export { createMetrics } from './metrics.js';
 export type { ServiceMetrics } from './metrics.js';
 export { createHttpServer } from './http.js';
 export type { HttpServer, ReadinessCheck } from './http.js';
+/** Bearer-token auth: token generation and hashing, the database lookup, role and agent checks. */
+export {
+  databaseAuth,
+  generateApiToken,
+  hashApiToken,
+  hasRole,
+  mayActAsAgent,
+  requirePrincipal,
+} from './auth.js';
+/** Types of bearer-token auth. */
+export type { AuthOptions, FindPrincipal, Principal } from './auth.js';
 export { onShutdown } from './lifecycle.js';
 export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
 /** Prometheus metric classes, for a service's own metrics on its registry. */

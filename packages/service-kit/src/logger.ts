@@ -24,6 +24,8 @@ const SECRET_PATHS = [
   'authorization',
   '*.authorization',
   'headers.authorization',
+  // A logged request (`req`, `request`, ...): its bearer token is in here.
+  '*.headers.authorization',
   'password',
   '*.password',
   'token',

@@ -8,6 +8,7 @@ import {
 } from '@tandem/bus';
 import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
 import type { BaseConfig } from './config.js';
+import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
 import { createLogger, type Log } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
@@ -35,7 +36,8 @@ export interface ServiceRuntime {
 
 /**
  * Connects the database and the bus, creates metrics, the outbox relay and the HTTP server with health
- * endpoints. The caller registers its consumers and routes, then calls `listen`.
+ * endpoints and bearer-token auth (ApiToken rows). The caller registers its consumers and routes, then
+ * calls `listen`.
  */
 export async function createServiceRuntime(options: {
   service: string;
@@ -92,7 +94,8 @@ export async function createServiceRuntime(options: {
     }),
     ...(options.readiness ?? []),
   ];
-  const http = createHttpServer({ log, registry: metrics.registry, readiness });
+  // Every service's API needs a bearer token; there is deliberately no setting to turn it off.
+  const http = createHttpServer({ log, registry: metrics.registry, readiness, auth: databaseAuth(db) });
   const stopSteps: Array<() => Promise<void>> = [];
   let stopping: Promise<void> | undefined;
 

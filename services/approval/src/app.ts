@@ -1,13 +1,26 @@
-import { PlanProposed, PublicSubjects, TaskCancelRequestedCloudEvent } from '@tandem/contracts';
-import { Counter, type ServiceRuntime } from '@tandem/service-kit';
+import { PlanProposed, PublicSubjects, StepFinished, TaskCancelRequestedCloudEvent } from '@tandem/contracts';
+import { toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
+import { parseSecrets } from '@tandem/webhooks';
 import type { ApprovalConfig } from './config.js';
+import { startDeadlineSweep } from './deadlines.js';
+import type { DecisionDeps, LoadedPolicy } from './decisions.js';
+import { loadPolicy } from './domain/policy.js';
 import { handlePlanProposed, PLAN_PROPOSED_CONSUMER, type StepOutcome } from './handlers/plan-proposed.js';
+import { handleStepFinished, STEP_FINISHED_CONSUMER } from './handlers/step-finished.js';
 import {
   cloudEventMessageId,
   handleTaskCancelRequested,
   TASK_CANCEL_REQUESTED_CONSUMER,
 } from './handlers/task-cancel-requested.js';
 import { registerApprovalRoutes } from './http/approvals.js';
+import { registerRevertRoute } from './http/revert.js';
+import { registerTokenRoutes } from './http/tokens.js';
+import { registerTrustRoutes } from './http/trust.js';
+import { registerWebhookDecisionRoute } from './http/webhook-decisions.js';
+import { createApprovalMetrics } from './metrics.js';
+import { bootstrapAdminBanner, ensureBootstrapAdmin } from './tokens.js';
+import { createDeliveryLoop, type WebhookEndpoint } from './webhooks/delivery.js';
+import { pruneReceivedWebhooks } from './webhooks/received.js';
 
 const METRIC_LABELS: Record<StepOutcome, { mode: 'auto' | 'human'; outcome: string }> = {
   'auto-approved': { mode: 'auto', outcome: 'approved' },
@@ -16,27 +29,82 @@ const METRIC_LABELS: Record<StepOutcome, { mode: 'auto' | 'human'; outcome: stri
   superseded: { mode: 'human', outcome: 'superseded' },
 };
 
-/** The approval service: decides per step, keeps pending approvals in Postgres, takes human decisions over HTTP. */
+/** The approver endpoints of the policy with their secrets read from the environment. */
+export function webhookEndpoints(
+  policy: LoadedPolicy['policy'],
+  env: Record<string, string | undefined>,
+): WebhookEndpoint[] {
+  return (policy.webhooks ?? []).map((endpoint) => {
+    const secrets = parseSecrets(env[endpoint.secretEnv]);
+    if (secrets.length === 0) {
+      throw new Error(`webhook endpoint ${endpoint.name}: ${endpoint.secretEnv} holds no whsec_ secret`);
+    }
+    return { name: endpoint.name, url: endpoint.url, groups: endpoint.groups ?? [], secrets };
+  });
+}
+
+/**
+ * The approval service: risk x trust x policy per step, durable pending approvals with deadlines,
+ * escalation and reminders, decisions exactly once over HTTP or signed webhooks, trust from outcomes,
+ * verdicts for learning, signed notifications to approvers.
+ */
 export async function createApproval(deps: {
   runtime: ServiceRuntime;
   config: ApprovalConfig;
+  env?: Record<string, string | undefined>;
 }): Promise<void> {
   const { runtime, config } = deps;
-  const { db, kick } = runtime;
+  const env = deps.env ?? process.env;
+  const { db, kick, log } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
-  const decisions = new Counter({
-    name: 'tandem_approval_decisions_total',
-    help: 'Approval decisions by mode and outcome',
-    labelNames: ['mode', 'outcome'],
-    registers: [runtime.metrics.registry],
+  // Validated at start: a bad policy file or webhook secret stops the service with the reason.
+  const loaded = loadPolicy(config.TANDEM_APPROVAL_POLICY);
+  const endpoints = webhookEndpoints(loaded.policy, env);
+  const decisionSecrets = parseSecrets(config.TANDEM_DECISION_WEBHOOK_SECRETS);
+  log.info(
+    {
+      policy: loaded.origin,
+      version: loaded.version,
+      hash: loaded.hash.slice(0, 12),
+      endpoints: endpoints.map((endpoint) => endpoint.name),
+      decisionWebhook: decisionSecrets.length > 0,
+    },
+    'approval policy loaded',
+  );
+  const bootstrap = await ensureBootstrapAdmin(db, {
+    ...(config.TANDEM_ADMIN_TOKEN === undefined ? {} : { token: config.TANDEM_ADMIN_TOKEN }),
+    log,
   });
-  const autoApprove = new Set(config.TANDEM_AUTO_APPROVE);
-  registerApprovalRoutes(runtime.http, {
+  if (bootstrap.created && bootstrap.token !== undefined) {
+    // Printed once, not through the logger (logs are shipped; the token must not be).
+    process.stdout.write(bootstrapAdminBanner(bootstrap.token));
+  }
+
+  const metrics = createApprovalMetrics(runtime.metrics.registry);
+  const deliveries = createDeliveryLoop({
+    db,
+    endpoints,
+    log: log.child({ component: 'webhooks' }),
+    onResult: (result) => metrics.webhooks.inc({ result }),
+  });
+  runtime.onStop(() => deliveries.stop());
+  const decisionDeps: DecisionDeps = {
     db,
     prefix,
     kick,
-    onDecision: (outcome) => decisions.inc({ mode: 'human', outcome }),
-  });
+    policy: () => loaded,
+    checkContext: toolCheckContextFrom(config),
+    metrics,
+  };
+  registerApprovalRoutes(runtime.http, decisionDeps);
+  registerRevertRoute(runtime.http, decisionDeps);
+  registerTrustRoutes(runtime.http, decisionDeps);
+  registerTokenRoutes(runtime.http, { db });
+  if (decisionSecrets.length > 0) {
+    registerWebhookDecisionRoute(runtime.http, { ...decisionDeps, secrets: () => decisionSecrets });
+  }
+
+  const autoApprove = new Set(config.TANDEM_AUTO_APPROVE);
   const plans = await runtime.consume({
     durable: PLAN_PROPOSED_CONSUMER,
     subject: PlanProposed.subjectSuffix,
@@ -46,7 +114,16 @@ export async function createApproval(deps: {
     concurrency: 4,
     handle: (envelope, context) =>
       handlePlanProposed(
-        { db, prefix, autoApprove, kick, onOutcome: (outcome) => decisions.inc(METRIC_LABELS[outcome]) },
+        {
+          db,
+          prefix,
+          autoApprove,
+          policy: () => loaded,
+          endpoints: () => endpoints,
+          kick,
+          kickDeliveries: deliveries.kick,
+          onOutcome: (outcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
+        },
         envelope,
         context,
       ),
@@ -61,10 +138,43 @@ export async function createApproval(deps: {
     concurrency: 4,
     handle: (event, context) =>
       handleTaskCancelRequested(
-        { db, onCancelled: (count) => decisions.inc({ mode: 'human', outcome: 'cancelled' }, count) },
+        { db, onCancelled: (count) => metrics.decisions.inc({ mode: 'human', outcome: 'cancelled' }, count) },
         event,
         context,
       ),
   });
   runtime.onStop(() => cancels.stop());
+  const outcomes = await runtime.consume({
+    durable: STEP_FINISHED_CONSUMER,
+    subject: StepFinished.subjectSuffix,
+    schema: StepFinished.envelope,
+    messageId: (envelope) => envelope.id,
+    maxDeliver: config.TANDEM_MAX_DELIVER,
+    concurrency: 4,
+    handle: (envelope, context) => handleStepFinished({ db, metrics }, envelope, context),
+  });
+  runtime.onStop(() => outcomes.stop());
+
+  const sweep = startDeadlineSweep(
+    {
+      db,
+      prefix,
+      kick,
+      kickDeliveries: deliveries.kick,
+      policy: () => loaded,
+      endpoints: () => endpoints,
+      metrics,
+      log: log.child({ component: 'deadlines' }),
+    },
+    config.TANDEM_APPROVAL_SWEEP_MS,
+  );
+  runtime.onStop(() => sweep.stop());
+  // Received webhook ids older than the signature window can go: a replay that old is stale anyway.
+  const prune = setInterval(() => {
+    pruneReceivedWebhooks(db, new Date(Date.now() - 15 * 60_000)).catch((error: unknown) =>
+      log.warn({ err: error }, 'could not prune received webhook ids'),
+    );
+  }, 60_000);
+  prune.unref();
+  runtime.onStop(async () => clearInterval(prune));
 }

@@ -1,14 +1,17 @@
-import { BaseConfig } from '@tandem/service-kit';
+import { BaseConfig, ToolPolicyConfig } from '@tandem/service-kit';
 import { RiskClass } from '@tandem/contracts';
 import { z } from 'zod';
 
 /** The approval service's settings (environment variables). */
-export const ApprovalConfig = BaseConfig.extend({
+export const ApprovalConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_APPROVAL_PORT: z.coerce.number().int().min(0).max(65535).default(7102),
-  /** Comma-separated risk classes approved without a human. */
+  /**
+   * Comma-separated risk classes that may be approved without a human at all (by trust or an allow
+   * rule); steps of other classes always wait for a human. `destructive` is in the floor anyway.
+   */
   TANDEM_AUTO_APPROVE: z
     .string()
-    .default('read,compute')
+    .default('read,compute,write,network')
     .transform((value) =>
       value
         .split(',')
@@ -16,6 +19,14 @@ export const ApprovalConfig = BaseConfig.extend({
         .filter((item) => item.length > 0),
     )
     .pipe(z.array(RiskClass)),
+  /** The policy file (YAML or JSON); unset: the shipped default (services/approval/policy/default.yaml). */
+  TANDEM_APPROVAL_POLICY: z.string().min(1).optional(),
+  /** Secrets (whsec_..., comma-separated, two during a rotation) of signed decision webhooks; unset: route off. */
+  TANDEM_DECISION_WEBHOOK_SECRETS: z.string().optional(),
+  /** How often pending deadlines, reminders and escalations are checked. */
+  TANDEM_APPROVAL_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** The first admin token (at least 32 characters); unset: one is created and printed once. */
+  TANDEM_ADMIN_TOKEN: z.string().optional(),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
 });
 /** The approval service's settings. */

@@ -15,8 +15,13 @@ function configProblems(env: Record<string, string | undefined>): string[] {
 }
 
 describe('ApprovalConfig TANDEM_AUTO_APPROVE', () => {
-  it('defaults to read and compute', () => {
-    expect(parseConfig(ApprovalConfig, ENV).TANDEM_AUTO_APPROVE).toEqual(['read', 'compute']);
+  it('defaults to every class but destructive (trust and policy decide within them)', () => {
+    expect(parseConfig(ApprovalConfig, ENV).TANDEM_AUTO_APPROVE).toEqual([
+      'read',
+      'compute',
+      'write',
+      'network',
+    ]);
   });
 
   it('parses a custom comma-separated list, trimming spaces and empty items', () => {

@@ -7,6 +7,7 @@ import {
   PlanProposed,
   PublicSubjects,
   consumerNameFor,
+  toolRegistry,
   createEnvelope,
   streamNameFor,
   type Envelope,
@@ -19,6 +20,7 @@ import { createLogger, createServiceRuntime, parseConfig, type ServiceRuntime } 
 import {
   cleanupNatsPrefix,
   createTestDatabase,
+  createTestToken,
   createTestPrefix,
   findNats,
   waitFor,
@@ -51,6 +53,8 @@ export interface Harness {
   runtime: ServiceRuntime;
   /** `http://127.0.0.1:<port>` of the approval API. */
   baseUrl: string;
+  /** Bearer tokens in the test database; `post` and `get` send the approver token unless told otherwise. */
+  tokens: { approver: string; admin: string };
   /** Every decision of an `approval.batch-decided` published so far (policy decisions at plan time). */
   autoDecided: Array<
     EventData<typeof ApprovalsDecided>['decisions'][number] & { taskId: string; planId: string }
@@ -60,13 +64,20 @@ export interface Harness {
   /** Every `approval.requested` published so far. */
   requested: Array<Envelope<EventData<typeof ApprovalRequested>>>;
   /** Inserts a Task row (the planner's) and returns its ids. */
-  seedTask(options?: { source?: string; externalId?: string }): Promise<SeededTask>;
+  seedTask(options?: {
+    source?: string;
+    externalId?: string;
+    agentId?: string;
+    /** `token:<id>` for a task submitted over HTTP (its agent's trust applies); null or absent: from NATS. */
+    submittedBy?: string | null;
+    input?: Record<string, unknown>;
+  }): Promise<SeededTask>;
   /** Inserts a Plan and its PlanStep rows (the planner's) and returns the `plan.proposed` data for them. */
   seedPlan(
     task: SeededTask,
     version: number,
     steps: StepSpec[],
-    options?: { supersedes?: string; origin?: PlanOrigin; editedBy?: string },
+    options?: { supersedes?: string; origin?: PlanOrigin; editedBy?: string; agentId?: string },
   ): Promise<PlanData>;
   /** Publishes a `plan.proposed` envelope; `msgId` defaults to the envelope id. */
   publishPlan(envelope: Envelope<PlanData>, msgId?: string): Promise<number>;
@@ -79,17 +90,29 @@ export interface Harness {
   /** A valid `tandem.task.cancel-requested` CloudEvent with the given data. */
   cancelEvent(data: Record<string, unknown>): { id: string; source: string; [key: string]: unknown };
   /** Waits until a durable consumer acknowledged every message up to `streamSeq` of the entity's stream. */
-  waitForAck(durable: string, entity: 'task' | 'plan', streamSeq: number): Promise<void>;
-  post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
-  get(path: string): Promise<{ status: number; body: Record<string, unknown> }>;
+  waitForAck(durable: string, entity: 'task' | 'plan' | 'step', streamSeq: number): Promise<void>;
+  /** `token: null` sends no Authorization header. */
+  post(
+    path: string,
+    body: unknown,
+    options?: { token?: string | null },
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  get(
+    path: string,
+    options?: { token?: string | null },
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
 /** Starts the approval service (TANDEM_AUTO_APPROVE=read: run_code needs a human, respond does not). */
-export async function createHarness(): Promise<Harness> {
+export async function createHarness(options: { env?: Record<string, string> } = {}): Promise<Harness> {
   const natsUrl = (await findNats()).url;
   const prefix = createTestPrefix();
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
+  const tokens = {
+    approver: (await createTestToken(database.url, { role: 'approver' })).token,
+    admin: (await createTestToken(database.url, { role: 'admin' })).token,
+  };
   const config = parseConfig(ApprovalConfig, {
     DATABASE_URL: database.url,
     NATS_URL: natsUrl,
@@ -97,6 +120,7 @@ export async function createHarness(): Promise<Harness> {
     TANDEM_AUTO_APPROVE: 'read',
     TANDEM_MAX_DELIVER: '3',
     TANDEM_DB_POOL_MAX: '8',
+    ...options.env,
   });
   const log = createLogger({ service: 'approval', level: process.env['LOG_LEVEL'] ?? 'silent' });
   let runtime: ServiceRuntime;
@@ -115,7 +139,7 @@ export async function createHarness(): Promise<Harness> {
     await database.drop();
   };
   try {
-    await createApproval({ runtime, config });
+    await createApproval({ runtime, config, env: { ...process.env, ...options.env } });
     const decidedConsumer = await runtime.bus.consume({
       durable: 'test-approval-decided',
       subject: ApprovalDecided.subjectSuffix,
@@ -154,13 +178,18 @@ export async function createHarness(): Promise<Harness> {
   async function call(
     method: string,
     path: string,
-    body?: unknown,
+    body: unknown,
+    options: { token?: string | null },
   ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const token = options.token === undefined ? tokens.approver : options.token;
+    const headers: Record<string, string> = {
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    };
     const response = await fetch(`${baseUrl}${path}`, {
       method,
-      ...(body === undefined
-        ? {}
-        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   }
@@ -170,6 +199,7 @@ export async function createHarness(): Promise<Harness> {
     database,
     runtime,
     baseUrl,
+    tokens,
     decided,
     autoDecided,
     requested,
@@ -186,6 +216,9 @@ export async function createHarness(): Promise<Harness> {
           goal: 'a test task',
           status: 'planned',
           correlationId: taskId,
+          agentId: options.agentId ?? null,
+          submittedBy: options.submittedBy ?? null,
+          ...(options.input ? { input: JSON.parse(JSON.stringify(options.input)) } : {}),
         },
       });
       return { taskId, source, externalId };
@@ -209,7 +242,7 @@ export async function createHarness(): Promise<Harness> {
         tool: step.tool,
         arguments: step.arguments,
         riskClass: step.riskClass,
-        sideEffects: false,
+        sideEffects: toolRegistry.get(step.tool)?.sideEffects ?? false,
         dependsOn: [],
       }));
       for (const step of planned) {
@@ -233,7 +266,7 @@ export async function createHarness(): Promise<Harness> {
         version,
         request: { source: task.source, id: task.externalId },
         kind: 'general',
-        agentId: null,
+        agentId: options.agentId ?? null,
         steps: planned,
         ...(options.origin ? { origin: options.origin } : {}),
         ...(options.supersedes ? { supersedes: options.supersedes } : {}),
@@ -289,8 +322,8 @@ export async function createHarness(): Promise<Harness> {
         { description: `${durable} to acknowledge stream sequence ${streamSeq}`, timeoutMs: 15_000 },
       );
     },
-    post: (path, body) => call('POST', path, body),
-    get: (path) => call('GET', path),
+    post: (path, body, options = {}) => call('POST', path, body, options),
+    get: (path, options = {}) => call('GET', path, undefined, options),
     close,
   };
   return harness;

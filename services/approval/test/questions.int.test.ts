@@ -62,7 +62,7 @@ describe('ask_human questions', () => {
       status: 'answered',
       answer: 'us-east',
       kind: 'question',
-      decidedBy: 'bob@example.com',
+      decidedBy: 'token:test-approver',
     });
 
     const decided = await waitFor(
@@ -73,7 +73,7 @@ describe('ask_human questions', () => {
       decision: 'answered',
       answer: 'us-east',
       mode: 'human',
-      decidedBy: 'bob@example.com',
+      decidedBy: 'token:test-approver',
       taskId,
     });
     const audit = await harness.runtime.db.prisma.auditLog.findMany({
@@ -82,7 +82,7 @@ describe('ask_human questions', () => {
     });
     expect(audit.map((row) => [row.action, row.actor])).toEqual([
       ['approval.requested', null],
-      ['approval.answered', 'bob@example.com'],
+      ['approval.answered', 'token:test-approver'],
     ]);
     const listed = await harness.get(`/v1/approvals?status=answered&taskId=${taskId}`);
     expect(listed.body['approvals']).toMatchObject([{ id: approvalId, answer: 'us-east' }]);
@@ -206,7 +206,7 @@ describe('ask_human questions', () => {
       kind: 'question',
       mode: 'auto',
       status: 'rejected',
-      decidedBy: 'policy:invalid-question',
+      decidedBy: 'policy:question:invalid',
     });
     const decided = await waitFor(
       () => harness.autoDecided.find((decision) => decision.approvalId === row.id),
@@ -214,6 +214,6 @@ describe('ask_human questions', () => {
         description: 'the automatic rejection on the bus',
       },
     );
-    expect(decided).toMatchObject({ decision: 'rejected', decidedBy: 'policy:invalid-question' });
+    expect(decided).toMatchObject({ decision: 'rejected', decidedBy: 'policy:question:invalid' });
   });
 });

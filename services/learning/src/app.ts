@@ -1,4 +1,9 @@
-import { PublicSubjects, TaskOutcomeCloudEvent, querySubjectFor } from '@tandem/contracts';
+import {
+  ApprovalVerdictRecorded,
+  PublicSubjects,
+  TaskOutcomeCloudEvent,
+  querySubjectFor,
+} from '@tandem/contracts';
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { LearningConfig } from './config.js';
 import {
@@ -6,6 +11,7 @@ import {
   LEARNING_COMPLETED_CONSUMER,
   LEARNING_FAILED_CONSUMER,
 } from './handlers/task-outcome.js';
+import { handleVerdict, LEARNING_VERDICT_CONSUMER } from './handlers/verdict.js';
 import { answerPatternsQuery } from './patterns-query.js';
 
 /** The learning service: turns task outcomes into strategy patterns and answers pattern queries. */
@@ -53,6 +59,27 @@ export async function createLearning(deps: {
       }),
     ),
   );
+
+  const feedback = new Counter({
+    name: 'tandem_learning_feedback_total',
+    help: 'Human verdicts stored as feedback, by verdict',
+    labelNames: ['verdict'],
+    registers: [runtime.metrics.registry],
+  });
+  const verdicts = await runtime.consume({
+    durable: LEARNING_VERDICT_CONSUMER,
+    subject: ApprovalVerdictRecorded.subjectSuffix,
+    schema: ApprovalVerdictRecorded.envelope,
+    messageId: (envelope) => envelope.id,
+    maxDeliver: config.TANDEM_MAX_DELIVER,
+    concurrency: 2,
+    handle: (envelope, context) =>
+      handleVerdict({ db, onStored: (verdict) => feedback.inc({ verdict }) }, envelope, {
+        messageId: context.messageId,
+        log: context.log,
+      }),
+  });
+  consumers.push(verdicts);
 
   // Core request/reply: a query that goes unanswered costs the planner nothing but its patterns.
   const subscription = bus.nc.subscribe(querySubjectFor(config.TANDEM_SUBJECT_PREFIX, 'learning-patterns'), {

@@ -18,6 +18,8 @@ export interface PlanVersionInput {
   steps: ValidatedStep[];
   models: string[];
   strategy: string | null;
+  /** Learned patterns shown to the planning model (stored with the plan's metrics for feedback). */
+  patternIds?: readonly string[];
   attempts: number;
   invalidCalls: number;
   planningMs: number;
@@ -99,7 +101,7 @@ export async function storePlanVersion(
       steps.length,
       input.invalidCalls,
       Math.max(0, input.attempts - 1),
-      JSON.stringify(input.quality.factors),
+      JSON.stringify({ ...input.quality.factors, patternIds: input.patternIds ?? [] }),
       input.planningMs,
     ],
   );

@@ -27,6 +27,8 @@ export interface TaskSubmission {
   externalId: string;
   request: TaskRequestRef;
   data: TaskRequestedData;
+  /** Who submitted it: `token:<ApiToken.id>` over HTTP; absent (null) for a CloudEvent from NATS. */
+  submittedBy?: string | null;
 }
 
 /** The outcome of accepting a submission. */
@@ -46,9 +48,9 @@ async function acceptInTx(
   // Insert first: a new key (the common case) costs one statement; a known key falls through to a read.
   const inserted = await sql.query(
     `INSERT INTO "Task" ("id", "source", "externalId", "requestHash", "agentId", "kind", "goal", "input", "status",
-                         "budget", "preferences", "deadline", "correlationId", "createdAt", "updatedAt")
+                         "budget", "preferences", "deadline", "submittedBy", "correlationId", "createdAt", "updatedAt")
      VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::jsonb, 'accepted', $9::jsonb, $10::jsonb,
-             $11::timestamptz AT TIME ZONE 'UTC', $1::uuid, ${NOW}, ${NOW})
+             $11::timestamptz AT TIME ZONE 'UTC', $12, $1::uuid, ${NOW}, ${NOW})
      ON CONFLICT ("source", "externalId") DO NOTHING`,
     [
       taskId,
@@ -62,6 +64,7 @@ async function acceptInTx(
       submission.data.budget === undefined ? null : JSON.stringify(submission.data.budget),
       submission.data.models === undefined ? null : JSON.stringify(submission.data.models),
       submission.data.deadline ?? null,
+      submission.submittedBy ?? null,
     ],
   );
   if (inserted.rowCount === 0) {

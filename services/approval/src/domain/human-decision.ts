@@ -58,6 +58,12 @@ export function humanOutcome(
       }
       return { ok: true, outcome: { status: 'answered', reason: null, answer } };
     }
+    case 'edit':
+      // An edit approves the step with new arguments (checked again by the caller).
+      if (request.kind === 'question') {
+        return wrongDecision('a question is answered (decision "answer") or rejected, not edited');
+      }
+      return { ok: true, outcome: { status: 'approved', reason: body.reason ?? null, answer: null } };
   }
 }
 

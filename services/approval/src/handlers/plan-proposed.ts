@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import {
-  ApprovalRequested,
   ApprovalsDecided,
   type Envelope,
   type EventData,
+  JsonValue,
   type PlanProposed,
   type RiskClass,
 } from '@tandem/contracts';
@@ -18,9 +18,32 @@ import {
   type SqlColumn,
 } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
-import { initialDecision } from '../domain/decide.js';
+import { writeAudit, type AuditEntry } from '../audit.js';
+import { requestedMessage } from '../deadlines.js';
+import type { LoadedPolicy } from '../decisions.js';
+import { actionClassOf } from '../domain/action-class.js';
+import { evaluateStep, type StepDecision } from '../domain/evaluate.js';
 import { planStanding } from '../domain/plan-versions.js';
+import { ASK_HUMAN_TOOL, parseQuestion } from '../domain/question.js';
+import { effectiveScore, NEW_TRUST } from '../domain/trust.js';
+import { queueApproverWebhooks } from '../notify.js';
+import type { RequestRow } from '../requests.js';
 import { lockTaskAndMarkProcessed, taskApprovalState } from '../store.js';
+import { loadTrust } from '../trust-store.js';
+import type { WebhookEndpoint } from '../webhooks/delivery.js';
+
+/** What the plan handler needs. */
+export interface PlanDeps {
+  db: Db;
+  prefix: string;
+  /** Risk classes that may be approved without a human at all (TANDEM_AUTO_APPROVE). */
+  autoApprove: ReadonlySet<RiskClass>;
+  policy: () => LoadedPolicy;
+  endpoints: () => readonly WebhookEndpoint[];
+  kick: () => void;
+  kickDeliveries: () => void;
+  onOutcome?: (outcome: StepOutcome) => void;
+}
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const PLAN_PROPOSED_CONSUMER = 'approval-plan-proposed';
@@ -38,13 +61,7 @@ type PlanData = EventData<typeof PlanProposed>;
  * events commit together; a redelivered plan changes nothing.
  */
 export async function handlePlanProposed(
-  deps: {
-    db: Db;
-    prefix: string;
-    autoApprove: ReadonlySet<RiskClass>;
-    kick: () => void;
-    onOutcome?: (outcome: StepOutcome) => void;
-  },
+  deps: PlanDeps,
   envelope: Envelope<PlanData>,
   context: { messageId: string; log: Log },
 ): Promise<void> {
@@ -52,6 +69,7 @@ export async function handlePlanProposed(
   const log = context.log.child({ taskId: plan.taskId, planId: plan.planId, version: plan.version });
   const outcomes: StepOutcome[] = [];
   let messages = 0;
+  let queued = 0;
   const result = await sqlTransaction(deps.db, async (sql) => {
     if (!(await lockTaskAndMarkProcessed(sql, plan.taskId, PLAN_PROPOSED_CONSUMER, context.messageId))) {
       return { skipped: 'duplicate' as const };
@@ -67,12 +85,14 @@ export async function handlePlanProposed(
     const superseded = await supersedePending(sql, plan, standing.supersede);
     for (let index = 0; index < superseded; index++) outcomes.push('superseded');
     const created = await createRequests(sql, deps, envelope, known.existingSteps);
+    queued = created.queued;
     outcomes.push(...created.outcomes);
     if (created.messages.length > 0) await enqueueOutboxSql(sql, created.messages);
     messages = created.messages.length;
     return { superseded, created: created.outcomes.length };
   });
   if (messages > 0) deps.kick();
+  if (queued > 0) deps.kickDeliveries();
   for (const outcome of outcomes) deps.onOutcome?.(outcome);
   if ('skipped' in result) {
     if (result.skipped === 'stale') {
@@ -97,58 +117,6 @@ export async function handlePlanProposed(
   );
 }
 
-const REQUEST_COLUMNS: SqlColumn[] = [
-  { name: 'id', cast: 'uuid' },
-  { name: 'taskId', cast: 'uuid' },
-  { name: 'planId', cast: 'uuid' },
-  { name: 'stepId', cast: 'uuid' },
-  { name: 'agentId' },
-  { name: 'tool' },
-  { name: 'riskClass' },
-  { name: 'kind' },
-  { name: 'question' },
-  { name: 'mode' },
-  { name: 'status' },
-  { name: 'reason' },
-  { name: 'decidedAt', cast: 'timestamp' },
-  { name: 'decidedBy' },
-  { name: 'createdAt', cast: 'timestamp' },
-  { name: 'updatedAt', cast: 'timestamp' },
-];
-
-const AUDIT_COLUMNS: SqlColumn[] = [
-  { name: 'id', cast: 'uuid' },
-  { name: 'service' },
-  { name: 'action' },
-  { name: 'subjectType' },
-  { name: 'subjectId' },
-  { name: 'actor' },
-  { name: 'reason' },
-  { name: 'data', cast: 'jsonb' },
-  { name: 'createdAt', cast: 'timestamp' },
-];
-
-/** An audit row's values in {@link AUDIT_COLUMNS} order (UTC wall-clock `createdAt`, like Prisma writes). */
-function auditRow(
-  action: string,
-  subject: { type: string; id: string },
-  actor: string | null,
-  reason: string | null,
-  data: Record<string, unknown>,
-): unknown[] {
-  return [
-    randomUUID(),
-    'approval',
-    action,
-    subject.type,
-    subject.id,
-    actor,
-    reason,
-    JSON.stringify(data),
-    utcWallClock(),
-  ];
-}
-
 /** Marks the pending requests of the replaced plans `superseded`, with an audit row each; returns how many. */
 async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Promise<number> {
   if (planIds.length === 0) return 0;
@@ -162,50 +130,196 @@ async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Pr
       RETURNING "id"::text AS "id", "stepId"::text AS "stepId", "planId"::text AS "planId"`,
     [plan.taskId, planIds, utcWallClock(), decidedBy, reason],
   );
-  const audits = updated.rows.map((row) =>
-    auditRow(
-      'approval.superseded',
-      { type: 'step', id: String(row['stepId'] ?? row['id']) },
-      decidedBy,
+  await writeAudit(
+    sql,
+    updated.rows.map((row) => ({
+      action: 'approval.superseded',
+      subject: { type: 'step', id: String(row['stepId'] ?? row['id']) },
+      actor: decidedBy,
       reason,
-      {
+      data: {
         approvalId: row['id'],
         taskId: plan.taskId,
         planId: row['planId'],
         supersededBy: plan.planId,
         version: plan.version,
       },
-    ),
+    })),
   );
-  if (audits.length > 0) await insertRows(sql, 'AuditLog', AUDIT_COLUMNS, audits);
-  return audits.length;
+  return updated.rows.length;
+}
+
+const REQUEST_COLUMNS: SqlColumn[] = [
+  { name: 'id', cast: 'uuid' },
+  { name: 'taskId', cast: 'uuid' },
+  { name: 'planId', cast: 'uuid' },
+  { name: 'stepId', cast: 'uuid' },
+  { name: 'agentId' },
+  { name: 'tool' },
+  { name: 'riskClass' },
+  { name: 'riskLevel' },
+  { name: 'riskReasons', cast: 'jsonb' },
+  { name: 'trustAtDecision', cast: 'float8' },
+  { name: 'actionClass' },
+  { name: 'basis' },
+  { name: 'kind' },
+  { name: 'question' },
+  { name: 'mode' },
+  { name: 'status' },
+  { name: 'reason' },
+  { name: 'deadline', cast: 'timestamp' },
+  { name: 'approverGroup' },
+  { name: 'onExpiry' },
+  { name: 'decidedAt', cast: 'timestamp' },
+  { name: 'decidedBy' },
+  { name: 'createdAt', cast: 'timestamp' },
+  { name: 'updatedAt', cast: 'timestamp' },
+];
+
+/** The task as submitted: context for risk, and who submitted it (for whether it may act as its agent). */
+async function taskContext(
+  sql: Sql,
+  taskId: string,
+): Promise<{ goal: string; input: JsonValue | null; submittedBy: string | null; source: string | null }> {
+  const result = await sql.query(
+    `SELECT "goal", "input", "submittedBy", "source" FROM "Task" WHERE "id" = $1::uuid`,
+    [taskId],
+  );
+  const row = result.rows[0];
+  const input = JsonValue.safeParse(row?.['input'] ?? null);
+  return {
+    goal: typeof row?.['goal'] === 'string' ? row['goal'] : '',
+    input: input.success ? input.data : null,
+    submittedBy: typeof row?.['submittedBy'] === 'string' ? row['submittedBy'] : null,
+    source: typeof row?.['source'] === 'string' ? row['source'] : null,
+  };
 }
 
 /**
- * Creates the requests and their audit rows with one statement each; decisions made by policy go out as
- * one `approval.batch-decided` for the plan, requests for humans as one `approval.requested` each.
+ * Whether the task may use its agent's trust: submitted over HTTP with a token (the planner refuses a
+ * token that may not act as the agent), or as a CloudEvent from a source the policy lists for the agent.
+ */
+export function agentVerified(
+  agentId: string | null,
+  task: { submittedBy: string | null; source: string | null },
+  policy: LoadedPolicy['policy'],
+): boolean {
+  if (agentId === null) return false;
+  if (task.submittedBy !== null && task.submittedBy.startsWith('token:')) return true;
+  const sources = policy.agents?.[agentId]?.sources ?? [];
+  return task.source !== null && sources.includes(task.source);
+}
+
+/** The decision for one step, with questions and the TANDEM_AUTO_APPROVE bound applied. */
+type Decided = StepDecision & {
+  kind: 'approval' | 'question';
+  question: string | null;
+  choices: string[] | null;
+};
+
+function decideStep(
+  decision: StepDecision,
+  step: PlanData['steps'][number],
+  autoApprove: ReadonlySet<RiskClass>,
+): Decided {
+  if (step.tool === ASK_HUMAN_TOOL && decision.outcome !== 'rejected') {
+    const asked = parseQuestion(step.arguments);
+    if (asked === null) {
+      return {
+        ...decision,
+        outcome: 'rejected',
+        basis: 'question:invalid',
+        reason: `${ASK_HUMAN_TOOL} arguments hold no question (a non-empty string) or choices are not strings`,
+        kind: 'question',
+        question: null,
+        choices: null,
+      };
+    }
+    return {
+      ...decision,
+      outcome: 'needs-human',
+      basis: 'question',
+      kind: 'question',
+      question: asked.question,
+      choices: asked.choices,
+    };
+  }
+  if (
+    decision.outcome === 'auto-approved' &&
+    !decision.basis.startsWith('rule:') &&
+    !autoApprove.has(step.riskClass)
+  ) {
+    return {
+      ...decision,
+      outcome: 'needs-human',
+      basis: 'config:auto-approve',
+      reason: `risk class ${step.riskClass} is not in TANDEM_AUTO_APPROVE: a human decides`,
+      kind: 'approval',
+      question: null,
+      choices: null,
+    };
+  }
+  return {
+    ...decision,
+    kind: step.tool === ASK_HUMAN_TOOL ? 'question' : 'approval',
+    question: null,
+    choices: null,
+  };
+}
+
+/**
+ * Creates the requests and their audit rows with one statement each: risk from the rules, trust of the
+ * agent (when the submitter may act as it), and the policy decide each step. Decisions made at once go
+ * out as one `approval.batch-decided` for the plan; requests for humans as one `approval.requested` each
+ * plus signed webhooks to the approver group's endpoints.
  */
 async function createRequests(
   sql: Sql,
-  deps: { prefix: string; autoApprove: ReadonlySet<RiskClass> },
+  deps: PlanDeps,
   envelope: Envelope<PlanData>,
   existingSteps: ReadonlySet<string>,
-): Promise<{ outcomes: StepOutcome[]; messages: OutboxMessage[] }> {
+): Promise<{ outcomes: StepOutcome[]; messages: OutboxMessage[]; queued: number }> {
   const plan = envelope.data;
-  const seen = existingSteps;
+  const loaded = deps.policy();
+  const task = await taskContext(sql, plan.taskId);
+  const verified = agentVerified(plan.agentId, task, loaded.policy);
+  const classes = plan.steps.map((step) => actionClassOf(step));
+  const trust = verified && plan.agentId !== null ? await loadTrust(sql, plan.agentId, classes) : new Map();
   const messages: OutboxMessage[] = [];
   const outcomes: StepOutcome[] = [];
   const requests: unknown[][] = [];
-  const audits: unknown[][] = [];
+  const audits: AuditEntry[] = [];
+  const pendingRows: RequestRow[] = [];
   const automatic: EventData<typeof ApprovalsDecided>['decisions'] = [];
   const now = utcWallClock();
-  const meta = { correlationId: plan.taskId, causationId: envelope.id };
-  const options = { prefix: deps.prefix, publisher: 'approval' };
+  const nowMs = Date.now();
   for (const step of plan.steps) {
-    if (seen.has(step.stepId)) continue;
-    const decision = initialDecision(step, deps.autoApprove);
+    if (existingSteps.has(step.stepId)) continue;
+    const actionClass = actionClassOf(step);
+    const agentTrust = verified ? (trust.get(actionClass) ?? NEW_TRUST) : null;
+    const decision = decideStep(
+      evaluateStep({
+        step,
+        plan: plan.steps,
+        task: { kind: plan.kind, goal: task.goal, input: task.input, agentId: plan.agentId },
+        agentVerified: verified,
+        trust: agentTrust,
+        policy: loaded.policy,
+      }),
+      step,
+      deps.autoApprove,
+    );
     const approvalId = randomUUID();
-    const question = decision.kind === 'question' && decision.mode === 'human' ? decision : null;
+    const human = decision.outcome === 'needs-human';
+    const status =
+      decision.outcome === 'auto-approved'
+        ? 'approved'
+        : decision.outcome === 'rejected'
+          ? 'rejected'
+          : 'pending';
+    const decidedBy = human ? null : `policy:${decision.basis}`;
+    const deadline = human ? new Date(nowMs + decision.deadlineMs) : null;
+    const trustScore = agentTrust === null ? null : effectiveScore(agentTrust);
     requests.push([
       approvalId,
       plan.taskId,
@@ -214,74 +328,118 @@ async function createRequests(
       plan.agentId,
       step.tool,
       step.riskClass,
+      decision.risk.level,
+      JSON.stringify(decision.risk.reasons),
+      trustScore,
+      actionClass,
+      decision.basis,
       decision.kind,
-      question?.question ?? null,
-      decision.mode,
-      decision.status,
+      decision.question,
+      human ? 'human' : 'auto',
+      status,
       decision.reason,
-      decision.mode === 'auto' ? now : null,
-      decision.mode === 'auto' ? decision.decidedBy : null,
+      deadline === null ? null : utcWallClock(deadline),
+      human ? decision.group : null,
+      human ? decision.onExpiry : null,
+      human ? null : now,
+      decidedBy,
       now,
       now,
     ]);
-    audits.push(
-      auditRow(
-        decision.mode === 'auto' ? `approval.auto-${decision.status}` : 'approval.requested',
-        { type: 'step', id: step.stepId },
-        decision.mode === 'auto' ? decision.decidedBy : null,
-        decision.reason,
-        {
-          approvalId,
-          taskId: plan.taskId,
-          planId: plan.planId,
-          tool: step.tool,
-          riskClass: step.riskClass,
-          kind: decision.kind,
-          ...(question ? { question: question.question, choices: question.choices } : {}),
-        },
-      ),
-    );
-    if (decision.mode === 'auto') {
+    audits.push({
+      action: human ? 'approval.requested' : `approval.auto-${status}`,
+      subject: { type: 'step', id: step.stepId },
+      actor: decidedBy,
+      reason: decision.reason,
+      data: {
+        approvalId,
+        taskId: plan.taskId,
+        planId: plan.planId,
+        tool: step.tool,
+        riskClass: step.riskClass,
+        riskLevel: decision.risk.level,
+        riskReasons: decision.risk.reasons,
+        actionClass,
+        basis: decision.basis,
+        trust: trustScore,
+        agentVerified: verified,
+        policyVersion: loaded.version,
+        policyHash: loaded.hash,
+        kind: decision.kind,
+        ...(decision.question === null ? {} : { question: decision.question, choices: decision.choices }),
+        ...(deadline === null
+          ? {}
+          : { deadline: deadline.toISOString(), group: decision.group, onExpiry: decision.onExpiry }),
+      },
+    });
+    if (!human) {
       automatic.push({
         approvalId,
         stepId: step.stepId,
-        decision: decision.status,
-        decidedBy: decision.decidedBy,
+        decision: status === 'approved' ? 'approved' : 'rejected',
+        decidedBy,
         reason: decision.reason,
       });
-      outcomes.push(decision.status === 'approved' ? 'auto-approved' : 'auto-rejected');
-    } else {
-      messages.push(
-        outboxEvent(
-          options,
-          ApprovalRequested,
-          {
-            approvalId,
-            taskId: plan.taskId,
-            planId: plan.planId,
-            stepId: step.stepId,
-            tool: step.tool,
-            riskClass: step.riskClass,
-            kind: decision.kind,
-            ...(question ? { question: question.question } : {}),
-          },
-          meta,
-        ).message,
-      );
-      outcomes.push('pending');
+      outcomes.push(status === 'approved' ? 'auto-approved' : 'auto-rejected');
+      continue;
     }
+    pendingRows.push({
+      id: approvalId,
+      taskId: plan.taskId,
+      planId: plan.planId,
+      stepId: step.stepId,
+      agentId: plan.agentId,
+      tool: step.tool,
+      riskClass: step.riskClass,
+      riskLevel: decision.risk.level,
+      riskReasons: decision.risk.reasons,
+      trustAtDecision: trustScore,
+      kind: decision.kind,
+      question: decision.question,
+      mode: 'human',
+      status: 'pending',
+      deadline,
+      decidedBy: null,
+      decidedAt: null,
+      reason: decision.reason,
+      editedArguments: null,
+      answer: null,
+      actionClass,
+      basis: decision.basis,
+      approverGroup: decision.group,
+      escalationLevel: 0,
+      onExpiry: decision.onExpiry,
+      remindedAt: null,
+      revertedAt: null,
+      createdAt: new Date(nowMs),
+    });
+    outcomes.push('pending');
   }
   if (requests.length > 0) await insertRows(sql, 'ApprovalRequest', REQUEST_COLUMNS, requests);
-  if (audits.length > 0) await insertRows(sql, 'AuditLog', AUDIT_COLUMNS, audits);
+  await writeAudit(sql, audits);
+  let queued = 0;
+  const steps = new Map(plan.steps.map((step) => [step.stepId, step]));
+  for (const row of pendingRows) {
+    messages.push(requestedMessage(deps.prefix, row));
+    const step = row.stepId ? steps.get(row.stepId) : undefined;
+    queued += await queueApproverWebhooks(
+      sql,
+      deps.endpoints(),
+      'approval.requested',
+      row,
+      step ? { arguments: step.arguments } : null,
+      'requested:0',
+    );
+  }
   if (automatic.length > 0) {
     messages.unshift(
       outboxEvent(
-        options,
+        { prefix: deps.prefix, publisher: 'approval' },
         ApprovalsDecided,
         { taskId: plan.taskId, planId: plan.planId, decisions: automatic },
-        meta,
+        { correlationId: plan.taskId, causationId: envelope.id },
       ).message,
     );
   }
-  return { outcomes, messages };
+  return { outcomes, messages, queued };
 }

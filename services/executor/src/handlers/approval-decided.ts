@@ -25,7 +25,8 @@ export async function handleApprovalDecided(
         }
       : undefined;
   // An approver's edit: the step runs with the edited (already revalidated) arguments.
-  const edited = status === 'approved' && decision.arguments ? { arguments: toJsonInput(decision.arguments) } : {};
+  const edited =
+    status === 'approved' && decision.arguments ? { arguments: toJsonInput(decision.arguments) } : {};
   const answer =
     decision.decision === 'answered'
       ? { result: toJsonInput({ value: { answer: decision.answer ?? '' }, stdout: '' }) }

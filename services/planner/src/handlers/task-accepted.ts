@@ -176,6 +176,7 @@ export async function storeModelPlan(
       steps: input.steps,
       models: input.models,
       strategy: input.patterns.length > 0 ? 'with-patterns' : 'plain',
+      patternIds: input.patterns.map((pattern) => pattern.id),
       attempts: input.attempts,
       invalidCalls: input.invalidCalls,
       planningMs: input.planningMs,

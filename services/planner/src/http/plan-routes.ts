@@ -14,7 +14,7 @@ import {
   type ToolDefinition,
 } from '@tandem/contracts';
 import { enqueueOutboxSql, modelUseOfTask, sqlTransaction, type Db } from '@tandem/db';
-import { outboxCloudEvent, type HttpServer } from '@tandem/service-kit';
+import { outboxCloudEvent, requirePrincipal, type HttpServer, type Principal } from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { checkEditedPlan } from '../domain/planning.js';
@@ -23,6 +23,14 @@ import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
 import { readTaskView } from './tasks.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
+const AUTH_ERRORS = { 401: HttpErrorBody, 403: HttpErrorBody };
+/** Who may edit or cancel a task: its submitters and approvers (admin always may). */
+const TASK_CONTROL = { roles: ['submitter', 'approver'] } as const;
+
+/** `token:<name>`, cut to the 200 characters that `editedBy` and `requestedBy` hold on the wire. */
+function actorOf(principal: Principal): string {
+  return `token:${principal.name}`.slice(0, 200);
+}
 
 /** Step states in which a step has not started: a plan whose steps are all here may still be edited. */
 const NOT_STARTED = new Set(['waiting', 'approved']);
@@ -49,10 +57,12 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
   app.put(
     '/v1/tasks/:id/plan',
     {
+      config: TASK_CONTROL,
       schema: {
         params: IdParams,
         body: EditPlanBody,
         response: {
+          ...AUTH_ERRORS,
           200: TaskView,
           400: HttpErrorBody,
           404: HttpErrorBody,
@@ -62,6 +72,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       },
     },
     async (request, reply) => {
+      const principal = requirePrincipal(request);
       const taskId = request.params.id;
       const task = await deps.db.prisma.task.findUnique({ where: { id: taskId } });
       if (!task) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
@@ -82,7 +93,8 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
           .code(422)
           .send({ error: { ...shape, retryable: false, ...(stepId === undefined ? {} : { stepId }) } });
       }
-      const editedBy = request.body.editedBy ?? null;
+      // A named person is kept; otherwise the edit is the token's.
+      const editedBy = request.body.editedBy ?? actorOf(principal);
       await sqlTransaction(deps.db, async (sql) => {
         const active = await sql.query(
           `SELECT "id"::text AS "id", "version" FROM "Plan" WHERE "taskId" = $1::uuid AND "status" = 'active'
@@ -165,14 +177,16 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
   app.post(
     '/v1/tasks/:id/cancel',
     {
+      config: TASK_CONTROL,
       schema: {
         params: IdParams,
         // Fastify gives an absent body as null: `curl -X POST .../cancel` with no body is fine.
         body: CancelTaskBody.nullish(),
-        response: { 202: CancelTaskResponse, 404: HttpErrorBody, 409: HttpErrorBody },
+        response: { ...AUTH_ERRORS, 202: CancelTaskResponse, 404: HttpErrorBody, 409: HttpErrorBody },
       },
     },
     async (request, reply) => {
+      const principal = requirePrincipal(request);
       const taskId = request.params.id;
       const task = await deps.db.prisma.task.findUnique({
         where: { id: taskId },
@@ -204,7 +218,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
               data: {
                 taskId,
                 ...(body.reason === undefined ? {} : { reason: body.reason }),
-                ...(body.requestedBy === undefined ? {} : { requestedBy: body.requestedBy }),
+                requestedBy: body.requestedBy ?? actorOf(principal),
               },
             },
           ),

@@ -11,7 +11,7 @@ import {
   type TaskStepView,
 } from '@tandem/contracts';
 import type { Db } from '@tandem/db';
-import type { HttpServer } from '@tandem/service-kit';
+import { mayActAsAgent, requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 
@@ -87,7 +87,10 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
   });
 }
 
-/** `POST /v1/tasks` and `GET /v1/tasks/:id`. */
+/**
+ * `POST /v1/tasks` (submitter tokens, for their own agents; admin for any) and `GET /v1/tasks/:id` (any
+ * token).
+ */
 export function registerTaskRoutes(
   app: HttpServer,
   deps: { db: Db; prefix: string; kick: () => void; onAccepted?: (created: boolean) => void },
@@ -95,13 +98,28 @@ export function registerTaskRoutes(
   app.post(
     '/v1/tasks',
     {
+      config: { roles: ['submitter'] },
       schema: {
         body: CreateTaskBody,
         headers: IdempotencyHeaders,
-        response: { 202: CreateTaskResponse, 400: HttpErrorBody, 409: HttpErrorBody },
+        response: {
+          202: CreateTaskResponse,
+          400: HttpErrorBody,
+          401: HttpErrorBody,
+          403: HttpErrorBody,
+          409: HttpErrorBody,
+        },
       },
     },
     async (request, reply) => {
+      const principal = requirePrincipal(request);
+      const agentId = request.body.agentId;
+      if (agentId !== undefined && !mayActAsAgent(principal, agentId)) {
+        throw new TandemError(
+          ErrorCodes.AUTH_AGENT_NOT_ALLOWED,
+          `token "${principal.name}" may not submit tasks for agent "${agentId}"`,
+        );
+      }
       const key = request.headers['idempotency-key'];
       const result = await acceptTask(
         deps.db,
@@ -110,6 +128,7 @@ export function registerTaskRoutes(
           externalId: key ?? `auto:${randomUUID()}`,
           request: { idempotencyKey: key ?? null },
           data: request.body,
+          submittedBy: `token:${principal.tokenId}`,
         },
         { prefix: deps.prefix, causationId: null },
       );
@@ -121,7 +140,12 @@ export function registerTaskRoutes(
 
   app.get(
     '/v1/tasks/:id',
-    { schema: { params: IdParams, response: { 200: TaskView, 404: HttpErrorBody } } },
+    {
+      schema: {
+        params: IdParams,
+        response: { 200: TaskView, 401: HttpErrorBody, 403: HttpErrorBody, 404: HttpErrorBody },
+      },
+    },
     async (request) => {
       const view = await readTaskView(deps.db, request.params.id);
       if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${request.params.id} not found`);

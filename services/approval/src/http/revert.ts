@@ -1,0 +1,123 @@
+import { ErrorCodes, HttpErrorBody, RevertStepBody, TandemError } from '@tandem/contracts';
+import { UTC_NOW, afterCommit, enqueueOutboxSql, sqlTransaction } from '@tandem/db';
+import { requirePrincipal, type HttpServer } from '@tandem/service-kit';
+import { z } from 'zod';
+import { writeAudit } from '../audit.js';
+import { reportTrust, trustSubject, type DecisionDeps } from '../decisions.js';
+import { findRequest, stepContext } from '../requests.js';
+import { applyTrustChange, type AppliedTrustChange } from '../trust-store.js';
+import { verdictMessage } from '../verdicts.js';
+
+const IdParams = z.strictObject({ id: z.uuid() });
+
+const RevertedView = z.object({
+  stepId: z.uuid(),
+  approvalId: z.uuid(),
+  revertedAt: z.string(),
+  revertedBy: z.string(),
+  reason: z.string(),
+  falseApproval: z.boolean(),
+});
+
+/**
+ * `POST /v1/steps/:id/revert` (approvers and admins): marks an executed step reverted. It counts against
+ * the agent's trust like a rejection, goes to learning as a `reverted` verdict, and an auto-approved
+ * step that is reverted is a false approval. A step is reverted once (`409` after).
+ */
+export function registerRevertRoute(app: HttpServer, deps: DecisionDeps): void {
+  app.post(
+    '/v1/steps/:id/revert',
+    {
+      config: { roles: ['approver'] },
+      schema: {
+        params: IdParams,
+        body: RevertStepBody,
+        response: {
+          200: RevertedView,
+          400: HttpErrorBody,
+          401: HttpErrorBody,
+          403: HttpErrorBody,
+          404: HttpErrorBody,
+          409: HttpErrorBody,
+        },
+      },
+    },
+    async (request) => {
+      const principal = requirePrincipal(request);
+      const actor = `token:${principal.name}`;
+      const stepId = request.params.id;
+      const reason = request.body.reason;
+      let change: AppliedTrustChange | null = null;
+      const result = await sqlTransaction(deps.db, async (sql) => {
+        const approval = await findRequest(sql, { stepId }, true);
+        if (!approval)
+          throw new TandemError(ErrorCodes.STEP_NOT_FOUND, `step ${stepId} has no approval record`);
+        if (approval.revertedAt !== null) {
+          throw new TandemError(ErrorCodes.STEP_NOT_REVERTIBLE, `step ${stepId} is already reverted`, {
+            details: { revertedAt: approval.revertedAt.toISOString() },
+          });
+        }
+        const run = await sql.query(`SELECT "status" FROM "StepRun" WHERE "stepId" = $1::uuid`, [stepId]);
+        const status = run.rows[0]?.['status'];
+        if (status !== 'completed') {
+          throw new TandemError(
+            ErrorCodes.STEP_NOT_REVERTIBLE,
+            `step ${stepId} did not complete, so it cannot be reverted`,
+            {
+              details: { status: typeof status === 'string' ? status : null },
+            },
+          );
+        }
+        const updated = await sql.query(
+          `UPDATE "ApprovalRequest" SET "revertedAt" = ${UTC_NOW}, "revertedBy" = $2, "revertReason" = $3, "updatedAt" = ${UTC_NOW}
+            WHERE "id" = $1::uuid AND "revertedAt" IS NULL
+            RETURNING ("revertedAt" AT TIME ZONE 'UTC') AS "revertedAt"`,
+          [approval.id, actor, reason],
+        );
+        const revertedAt = updated.rows[0]?.['revertedAt'];
+        await writeAudit(sql, [
+          {
+            action: 'approval.reverted',
+            subject: { type: 'step', id: stepId },
+            actor,
+            reason,
+            data: {
+              approvalId: approval.id,
+              taskId: approval.taskId,
+              mode: approval.mode,
+              basis: approval.basis,
+            },
+          },
+        ]);
+        const subject = trustSubject(approval);
+        if (subject) {
+          change = await applyTrustChange(sql, {
+            ...subject,
+            kind: 'revert',
+            sourceEvent: `revert:${stepId}`,
+            reason: `reverted by ${actor}: ${reason}`,
+            actor,
+          });
+        }
+        const step = await stepContext(sql, stepId);
+        if (step) {
+          await enqueueOutboxSql(sql, [
+            verdictMessage(deps.prefix, approval, step, { verdict: 'reverted', reason, decidedBy: actor }),
+          ]);
+          afterCommit(sql, deps.kick);
+        }
+        return {
+          stepId,
+          approvalId: approval.id,
+          revertedAt: revertedAt instanceof Date ? revertedAt.toISOString() : new Date().toISOString(),
+          revertedBy: actor,
+          reason,
+          falseApproval: approval.mode === 'auto',
+        };
+      });
+      reportTrust(deps.metrics, [change]);
+      if (result.falseApproval) deps.metrics.falseApprovals.inc({ reason: 'reverted' });
+      return result;
+    },
+  );
+}

@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import {
+  CapTrustBody,
+  ErrorCodes,
+  HttpErrorBody,
+  ResetTrustBody,
+  TandemError,
+  TrustView,
+} from '@tandem/contracts';
+import { poolSql, sqlTransaction, type Sql } from '@tandem/db';
+import { requirePrincipal, type HttpServer } from '@tandem/service-kit';
+import { z } from 'zod';
+import { reportTrust, type DecisionDeps } from '../decisions.js';
+import { applyTrustChange, trustClassesOf, type AppliedTrustChange } from '../trust-store.js';
+
+const AgentParams = z.strictObject({ id: z.string().min(1).max(200) });
+
+const TrustHistoryEntry = z.object({
+  actionClass: z.string(),
+  kind: z.string(),
+  sourceEvent: z.string(),
+  scoreBefore: z.number(),
+  scoreAfter: z.number(),
+  reason: z.string(),
+  actor: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+const AgentTrustView = z.object({
+  agentId: z.string(),
+  trust: z.array(TrustView),
+  history: z.array(TrustHistoryEntry),
+});
+
+const ERRORS = { 400: HttpErrorBody, 401: HttpErrorBody, 403: HttpErrorBody, 404: HttpErrorBody };
+
+async function readAgentTrust(sql: Sql, agentId: string): Promise<z.infer<typeof AgentTrustView> | null> {
+  const agent = await sql.query(`SELECT 1 FROM "Agent" WHERE "id" = $1`, [agentId]);
+  if (agent.rows.length === 0) return null;
+  const trust = await sql.query(
+    `SELECT "agentId", "actionClass", "score", "successes", "failures", "cap",
+            ("updatedAt" AT TIME ZONE 'UTC') AS "updatedAt"
+       FROM "AgentTrust" WHERE "agentId" = $1 ORDER BY "actionClass"`,
+    [agentId],
+  );
+  const history = await sql.query(
+    `SELECT "actionClass", "kind", "sourceEvent", "scoreBefore", "scoreAfter", "reason", "actor",
+            ("createdAt" AT TIME ZONE 'UTC') AS "createdAt"
+       FROM "TrustEvent" WHERE "agentId" = $1 ORDER BY "createdAt" DESC, "id" LIMIT 100`,
+    [agentId],
+  );
+  const iso = (value: unknown): string => (value instanceof Date ? value.toISOString() : String(value));
+  return {
+    agentId,
+    trust: trust.rows.map((row) =>
+      TrustView.parse({
+        agentId: row['agentId'],
+        actionClass: row['actionClass'],
+        score: Math.min(Number(row['score']), typeof row['cap'] === 'number' ? row['cap'] : 1),
+        successes: row['successes'],
+        failures: row['failures'],
+        cap: row['cap'] ?? null,
+        updatedAt: iso(row['updatedAt']),
+      }),
+    ),
+    history: history.rows.map((row) => TrustHistoryEntry.parse({ ...row, createdAt: iso(row['createdAt']) })),
+  };
+}
+
+/**
+ * `GET /v1/agents/:id/trust` (approvers, admins): trust per action class with its recent history.
+ * `POST /v1/agents/:id/trust/reset` and `POST /v1/agents/:id/trust/cap` (admins): each change is a trust
+ * event with its reason and the admin who made it.
+ */
+export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
+  const sql = poolSql(deps.db);
+  app.get(
+    '/v1/agents/:id/trust',
+    {
+      config: { roles: ['approver'] },
+      schema: { params: AgentParams, response: { 200: AgentTrustView, ...ERRORS } },
+    },
+    async (request) => {
+      const view = await readAgentTrust(sql, request.params.id);
+      if (!view)
+        throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${request.params.id} has no trust record`);
+      return view;
+    },
+  );
+
+  const change = async (
+    agentId: string,
+    classes: readonly string[],
+    event: { kind: 'reset' | 'cap'; cap?: number | null; reason: string; actor: string },
+  ): Promise<void> => {
+    const applied: (AppliedTrustChange | null)[] = [];
+    await sqlTransaction(deps.db, async (tx) => {
+      const source = `admin:${randomUUID()}`;
+      for (const actionClass of classes) {
+        applied.push(
+          await applyTrustChange(tx, {
+            agentId,
+            actionClass,
+            kind: event.kind,
+            ...(event.kind === 'cap' ? { cap: event.cap ?? null } : {}),
+            sourceEvent: source,
+            reason: event.reason,
+            actor: event.actor,
+          }),
+        );
+      }
+    });
+    reportTrust(deps.metrics, applied);
+  };
+
+  app.post(
+    '/v1/agents/:id/trust/reset',
+    {
+      config: { roles: ['admin'] },
+      schema: { params: AgentParams, body: ResetTrustBody, response: { 200: AgentTrustView, ...ERRORS } },
+    },
+    async (request) => {
+      const principal = requirePrincipal(request);
+      const agentId = request.params.id;
+      const classes = request.body.actionClass
+        ? [request.body.actionClass]
+        : await trustClassesOf(sql, agentId);
+      if (classes.length === 0)
+        throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${agentId} has no trust record`);
+      await change(agentId, classes, {
+        kind: 'reset',
+        reason: request.body.reason,
+        actor: `token:${principal.name}`,
+      });
+      const view = await readAgentTrust(sql, agentId);
+      if (!view) throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${agentId} has no trust record`);
+      return view;
+    },
+  );
+
+  app.post(
+    '/v1/agents/:id/trust/cap',
+    {
+      config: { roles: ['admin'] },
+      schema: { params: AgentParams, body: CapTrustBody, response: { 200: AgentTrustView, ...ERRORS } },
+    },
+    async (request) => {
+      const principal = requirePrincipal(request);
+      const agentId = request.params.id;
+      await change(agentId, [request.body.actionClass], {
+        kind: 'cap',
+        cap: request.body.cap,
+        reason: request.body.reason,
+        actor: `token:${principal.name}`,
+      });
+      const view = await readAgentTrust(sql, agentId);
+      if (!view) throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${agentId} has no trust record`);
+      return view;
+    },
+  );
+}

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ErrorCodes,
+  TandemError,
+  TokenView,
+  type CreateTokenBody,
+  type CreatedToken,
+  type TokenRole,
+} from '@tandem/contracts';
+import type { ApiToken, Db, Tx } from '@tandem/db';
+import { generateApiToken, hashApiToken, type Log } from '@tandem/service-kit';
+
+/** Name of the admin token made at install (from TANDEM_ADMIN_TOKEN or generated). */
+export const BOOTSTRAP_ADMIN_NAME = 'bootstrap-admin';
+
+/** A TANDEM_ADMIN_TOKEN value: long enough to be unguessable, and sendable as `Bearer <token>`. */
+const ADMIN_TOKEN_VALUE = /^\S{32,1024}$/;
+
+function toView(row: ApiToken): TokenView {
+  return TokenView.parse({
+    id: row.id,
+    name: row.name,
+    role: row.role,
+    agents: row.agentIds,
+    groups: row.groups,
+    createdAt: row.createdAt.toISOString(),
+    createdBy: row.createdBy,
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+  });
+}
+
+/**
+ * Serialises changes to the set of admin tokens (revoke, bootstrap) until the transaction ends, so two
+ * admins revoking each other, or two replicas bootstrapping at once, cannot leave zero or two. Approval
+ * owns the lock namespace `approval:tokens:`.
+ */
+async function lockAdmins(tx: Tx): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${'approval:tokens:admins'}::text, 0))`;
+}
+
+async function audit(
+  tx: Tx,
+  action: 'token.created' | 'token.revoked',
+  row: ApiToken,
+  actor: string | null,
+): Promise<void> {
+  await tx.auditLog.create({
+    data: {
+      id: randomUUID(),
+      service: 'approval',
+      action,
+      subjectType: 'api-token',
+      subjectId: row.id,
+      actor,
+      data: { name: row.name, role: row.role },
+    },
+  });
+}
+
+async function insertToken(
+  tx: Tx,
+  values: { token: string; name: string; role: TokenRole; agents: string[]; groups: string[] },
+  createdBy: string | null,
+): Promise<ApiToken> {
+  const row = await tx.apiToken.create({
+    data: {
+      id: randomUUID(),
+      name: values.name,
+      tokenHash: hashApiToken(values.token),
+      role: values.role,
+      agentIds: values.agents,
+      groups: values.groups,
+      createdBy,
+    },
+  });
+  await audit(tx, 'token.created', row, createdBy);
+  return row;
+}
+
+/**
+ * Creates a token and returns it with its secret, shown this once (only the hash is stored). Agents
+ * belong to submitter tokens and groups to approver tokens; anything else is HTTP.BAD_REQUEST.
+ */
+export async function createToken(
+  db: Db,
+  body: CreateTokenBody,
+  options: { createdBy: string | null },
+): Promise<CreatedToken> {
+  const agents = [...new Set(body.agents ?? [])];
+  const groups = [...new Set(body.groups ?? [])];
+  if (agents.length > 0 && body.role !== 'submitter')
+    throw new TandemError(
+      ErrorCodes.HTTP_BAD_REQUEST,
+      `agents are for submitter tokens, not ${body.role} tokens`,
+    );
+  if (groups.length > 0 && body.role !== 'approver')
+    throw new TandemError(
+      ErrorCodes.HTTP_BAD_REQUEST,
+      `groups are for approver tokens, not ${body.role} tokens`,
+    );
+  const token = generateApiToken();
+  const row = await db.prisma.$transaction((tx) =>
+    insertToken(tx, { token, name: body.name, role: body.role, agents, groups }, options.createdBy),
+  );
+  return { ...toView(row), token };
+}
+
+/** Every token, newest first; revoked ones too unless `activeOnly`. Never a hash. */
+export async function listTokens(db: Db, options: { activeOnly?: boolean } = {}): Promise<TokenView[]> {
+  const rows = await db.prisma.apiToken.findMany({
+    where: options.activeOnly ? { revokedAt: null } : {},
+    orderBy: [{ createdAt: 'desc' }, { id: 'asc' }],
+  });
+  return rows.map(toView);
+}
+
+/**
+ * Revokes a token: it stops working on the next request (auth reads the row every time). Revoking a
+ * revoked token changes nothing and returns it; TOKEN.NOT_FOUND for an unknown id; HTTP.CONFLICT for
+ * the last non-revoked admin token (create another admin token first).
+ */
+export async function revokeToken(
+  db: Db,
+  id: string,
+  options: { revokedBy: string | null },
+): Promise<TokenView> {
+  return db.prisma.$transaction(async (tx) => {
+    await lockAdmins(tx);
+    const row = await tx.apiToken.findUnique({ where: { id } });
+    if (!row) throw new TandemError(ErrorCodes.TOKEN_NOT_FOUND, `token ${id} not found`);
+    if (row.revokedAt !== null) return toView(row);
+    if (row.role === 'admin') {
+      const otherAdmins = await tx.apiToken.count({
+        where: { role: 'admin', revokedAt: null, id: { not: id } },
+      });
+      if (otherAdmins === 0) {
+        throw new TandemError(
+          ErrorCodes.HTTP_CONFLICT,
+          `token ${id} is the last admin token: create another admin token before revoking it`,
+        );
+      }
+    }
+    const revoked = await tx.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    await audit(tx, 'token.revoked', revoked, options.revokedBy);
+    return toView(revoked);
+  });
+}
+
+/**
+ * Makes sure an installation has an admin token. With `token` (TANDEM_ADMIN_TOKEN): a non-revoked admin
+ * token with that value exists afterwards (created as `bootstrap-admin` if new; a value shorter than 32
+ * characters, a revoked one or a non-admin token's is refused: a revoked token is never revived).
+ * Without: when no non-revoked admin token exists, one is created and returned for the caller to print
+ * once — it is never logged and cannot be shown again.
+ */
+export async function ensureBootstrapAdmin(
+  db: Db,
+  options: { token?: string | undefined; log: Pick<Log, 'info'> },
+): Promise<{ created: boolean; token?: string }> {
+  const { token, log } = options;
+  if (token !== undefined && !ADMIN_TOKEN_VALUE.test(token)) {
+    throw new Error(
+      'TANDEM_ADMIN_TOKEN must be at least 32 characters without spaces (e.g. `openssl rand -base64 32`); unset it to have one generated',
+    );
+  }
+  return db.prisma.$transaction(async (tx) => {
+    await lockAdmins(tx);
+    if (token !== undefined) {
+      const existing = await tx.apiToken.findUnique({ where: { tokenHash: hashApiToken(token) } });
+      if (existing?.revokedAt) {
+        throw new Error(
+          `TANDEM_ADMIN_TOKEN is token ${existing.id}, revoked at ${existing.revokedAt.toISOString()}; a revoked token is never revived: set a new value or unset it`,
+        );
+      }
+      if (existing && existing.role !== 'admin') {
+        throw new Error(
+          `TANDEM_ADMIN_TOKEN is the value of ${existing.role} token ${existing.id}, not an admin token`,
+        );
+      }
+      if (existing) return { created: false };
+      const row = await insertToken(
+        tx,
+        { token, name: BOOTSTRAP_ADMIN_NAME, role: 'admin', agents: [], groups: [] },
+        'bootstrap:TANDEM_ADMIN_TOKEN',
+      );
+      log.info({ tokenId: row.id }, 'admin token created from TANDEM_ADMIN_TOKEN');
+      return { created: true };
+    }
+    const admins = await tx.apiToken.count({ where: { role: 'admin', revokedAt: null } });
+    if (admins > 0) return { created: false };
+    const generated = generateApiToken();
+    const row = await insertToken(
+      tx,
+      { token: generated, name: BOOTSTRAP_ADMIN_NAME, role: 'admin', agents: [], groups: [] },
+      'bootstrap',
+    );
+    log.info({ tokenId: row.id }, 'no admin token existed: created one (printed once, never logged)');
+    return { created: true, token: generated };
+  });
+}
+
+/** The lines to print, once, for a generated admin token (stdout, never the log). */
+export function bootstrapAdminBanner(token: string): string {
+  return [
+    '',
+    '##############################################################################',
+    '#  ADMIN TOKEN (shown this once; store it now, it cannot be shown again):',
+    `#    ${token}`,
+    '#  Create more tokens with it: POST /v1/tokens on the approval API, or',
+    '#  `pnpm tandem token create --role submitter --name <name>` with DATABASE_URL.',
+    '##############################################################################',
+    '',
+  ].join('\n');
+}

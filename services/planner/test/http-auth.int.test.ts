@@ -1,0 +1,268 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { DEFAULT_TOOL_CALL_LIMITS, ErrorCodes, TaskView, toolRegistry } from '@tandem/contracts';
+import { createDb, migrate, type Db } from '@tandem/db';
+import {
+  createHttpServer,
+  createLogger,
+  createMetrics,
+  databaseAuth,
+  type HttpServer,
+} from '@tandem/service-kit';
+import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { registerPlanRoutes } from '../src/http/plan-routes.js';
+import { registerTaskRoutes } from '../src/http/tasks.js';
+import { acceptTask } from '../src/tasks.js';
+
+const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+const Accepted = z.object({ taskId: z.uuid() });
+const CancelData = z.object({
+  data: z.looseObject({ taskId: z.string(), requestedBy: z.string().optional() }),
+});
+
+let database: TestDatabase;
+let db: Db;
+let app: HttpServer;
+let logText: () => string;
+const PREFIX = 'test_planner_auth';
+
+/** Tokens of the test: one per role, a submitter per agent scope, and a revoked submitter. */
+let tokens: {
+  admin: { token: string; id: string };
+  approver: { token: string; id: string };
+  billing: { token: string; id: string };
+  anyAgent: { token: string; id: string };
+  revoked: { token: string; id: string };
+};
+
+beforeAll(async () => {
+  database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
+  db = createDb({ url: database.url, poolMax: 4 });
+  tokens = {
+    admin: await createTestToken(database.url, { role: 'admin', name: 'ops' }),
+    approver: await createTestToken(database.url, { role: 'approver', name: 'alice-approver' }),
+    billing: await createTestToken(database.url, {
+      role: 'submitter',
+      name: 'billing-ci',
+      agents: ['billing'],
+    }),
+    anyAgent: await createTestToken(database.url, { role: 'submitter', name: 'platform', agents: ['*'] }),
+    revoked: await createTestToken(database.url, {
+      role: 'submitter',
+      name: 'old',
+      agents: ['*'],
+      revoked: true,
+    }),
+  };
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  logText = () => chunks.join('');
+  app = createHttpServer({
+    log: createLogger({ service: 'planner', level: 'trace', destination }),
+    registry: createMetrics('planner').registry,
+    readiness: [],
+    auth: databaseAuth(db),
+  });
+  registerTaskRoutes(app, { db, prefix: PREFIX, kick: () => undefined });
+  registerPlanRoutes(app, {
+    db,
+    prefix: PREFIX,
+    kick: () => undefined,
+    registry: toolRegistry,
+    checkContext: {
+      http: { allowHosts: [], allowHttp: false },
+      runCode: { languages: ['javascript', 'python'], maxCodeChars: 100_000 },
+    },
+    limits: {
+      maxSteps: 20,
+      maxArgumentBytes: DEFAULT_TOOL_CALL_LIMITS.maxArgumentBytes,
+      maxDepth: DEFAULT_TOOL_CALL_LIMITS.maxDepth,
+    },
+    estimateStepCostUsd: () => 0,
+  });
+  await app.ready();
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close();
+  await db?.close();
+  await database?.drop();
+});
+
+async function call(
+  method: 'GET' | 'POST' | 'PUT',
+  url: string,
+  authorization: string | null,
+  payload?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const response = await app.inject({
+    method,
+    url,
+    headers: {
+      ...(authorization === null ? {} : { authorization }),
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+  });
+  return { status: response.statusCode, body: response.json() };
+}
+
+const bearer = (token: { token: string }) => `Bearer ${token.token}`;
+const codeOf = (body: unknown) => ErrorBody.parse(body).error.code;
+
+async function submit(token: { token: string }, data: Record<string, unknown>): Promise<string> {
+  const response = await call('POST', '/v1/tasks', bearer(token), data);
+  expect(response.status, JSON.stringify(response.body)).toBe(202);
+  return Accepted.parse(response.body).taskId;
+}
+
+/** A task whose plan (version 1) waits for approval: it may be edited and cancelled. */
+async function plannedTask(): Promise<string> {
+  const taskId = await submit(tokens.anyAgent, { goal: 'an editable task' });
+  await db.prisma.task.update({ where: { id: taskId }, data: { status: 'planned' } });
+  const planId = randomUUID();
+  await db.prisma.plan.create({ data: { id: planId, taskId, version: 1, status: 'active' } });
+  await db.prisma.planStep.create({
+    data: {
+      id: randomUUID(),
+      planId,
+      stepKey: 's1',
+      index: 0,
+      dependsOn: [],
+      tool: 'respond',
+      arguments: { answer: 'draft' },
+      riskClass: 'read',
+      idempotencyKey: `${planId}:s1`,
+    },
+  });
+  return taskId;
+}
+
+describe('planner API authentication', () => {
+  it('refuses a submission without a valid token (401) and creates no task', async () => {
+    const before = await db.prisma.task.count();
+    const messages = await db.prisma.outbox.count();
+    for (const authorization of [
+      null,
+      `Basic ${Buffer.from('user:pass').toString('base64')}`,
+      `Bearer tdm_${'A'.repeat(43)}`,
+      bearer(tokens.revoked),
+    ]) {
+      const response = await call('POST', '/v1/tasks', authorization, { goal: 'sneak in' });
+      expect(response.status, String(authorization)).toBe(401);
+      expect(codeOf(response.body)).toBe(ErrorCodes.AUTH_UNAUTHENTICATED);
+    }
+    expect(await db.prisma.task.count()).toBe(before);
+    expect(await db.prisma.outbox.count()).toBe(messages);
+  });
+
+  it('refuses a submission from an approver token (403)', async () => {
+    const before = await db.prisma.task.count();
+    const response = await call('POST', '/v1/tasks', bearer(tokens.approver), { goal: 'not mine to submit' });
+    expect(response.status).toBe(403);
+    expect(codeOf(response.body)).toBe(ErrorCodes.AUTH_FORBIDDEN);
+    expect(await db.prisma.task.count()).toBe(before);
+  });
+
+  it('records the submitting token and lets a submitter name only its own agents', async () => {
+    const before = await db.prisma.task.count();
+    const refused = await call('POST', '/v1/tasks', bearer(tokens.billing), { goal: 'pay', agentId: 'hr' });
+    expect(refused.status).toBe(403);
+    expect(codeOf(refused.body)).toBe(ErrorCodes.AUTH_AGENT_NOT_ALLOWED);
+    expect(await db.prisma.task.count()).toBe(before);
+
+    const own = await submit(tokens.billing, { goal: 'pay', agentId: 'billing' });
+    const plain = await submit(tokens.billing, { goal: 'no agent named' });
+    const wildcard = await submit(tokens.anyAgent, { goal: 'anything', agentId: 'hr' });
+    const admin = await submit(tokens.admin, { goal: 'admin may', agentId: 'payroll' });
+    const rows = await db.prisma.task.findMany({
+      where: { id: { in: [own, plain, wildcard, admin] } },
+      select: { id: true, agentId: true, submittedBy: true },
+    });
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    expect(byId.get(own)).toMatchObject({ agentId: 'billing', submittedBy: `token:${tokens.billing.id}` });
+    expect(byId.get(plain)).toMatchObject({ agentId: null, submittedBy: `token:${tokens.billing.id}` });
+    expect(byId.get(wildcard)).toMatchObject({ agentId: 'hr', submittedBy: `token:${tokens.anyAgent.id}` });
+    expect(byId.get(admin)).toMatchObject({ agentId: 'payroll', submittedBy: `token:${tokens.admin.id}` });
+  });
+
+  it('leaves submittedBy empty for a task from a CloudEvent', async () => {
+    const { taskId } = await acceptTask(
+      db,
+      {
+        source: 'urn:test:billing',
+        externalId: randomUUID(),
+        request: { source: 'urn:test:billing', id: 'x' },
+        data: { goal: 'from NATS' },
+      },
+      { prefix: PREFIX, causationId: null },
+    );
+    expect((await db.prisma.task.findUniqueOrThrow({ where: { id: taskId } })).submittedBy).toBeNull();
+  });
+
+  it('lets any token read a task, and no one without a token', async () => {
+    const taskId = await submit(tokens.billing, { goal: 'read me' });
+    for (const token of [tokens.billing, tokens.anyAgent, tokens.approver, tokens.admin]) {
+      const response = await call('GET', `/v1/tasks/${taskId}`, bearer(token));
+      expect(response.status).toBe(200);
+      expect(TaskView.parse(response.body).taskId).toBe(taskId);
+    }
+    expect((await call('GET', `/v1/tasks/${taskId}`, null)).status).toBe(401);
+    expect((await call('GET', `/v1/tasks/${taskId}`, bearer(tokens.revoked))).status).toBe(401);
+    // An unknown route answers 401 to a caller without a token, 404 to one with.
+    expect((await call('GET', '/v1/nothing', null)).status).toBe(401);
+    expect((await call('GET', '/v1/nothing', bearer(tokens.approver))).status).toBe(404);
+  });
+
+  it('records the token as the editor of a plan unless the body names a person', async () => {
+    const edit = (editedBy?: string) => ({
+      steps: [{ id: 'answer', tool: 'respond', arguments: { answer: 'edited' } }],
+      ...(editedBy === undefined ? {} : { editedBy }),
+    });
+    const taskId = await plannedTask();
+    const refused = await call('PUT', `/v1/tasks/${taskId}/plan`, bearer(tokens.revoked), edit());
+    expect(refused.status).toBe(401);
+    expect(await db.prisma.plan.count({ where: { taskId } })).toBe(1);
+
+    const byToken = await call('PUT', `/v1/tasks/${taskId}/plan`, bearer(tokens.approver), edit());
+    expect(byToken.status, JSON.stringify(byToken.body)).toBe(200);
+    expect(TaskView.parse(byToken.body).plan?.editedBy).toBe('token:alice-approver');
+
+    const other = await plannedTask();
+    const byName = await call('PUT', `/v1/tasks/${other}/plan`, bearer(tokens.billing), edit('alice'));
+    expect(byName.status).toBe(200);
+    expect(TaskView.parse(byName.body).plan?.editedBy).toBe('alice');
+  });
+
+  it('cancels for submitters and approvers, recording the token unless the body names a person', async () => {
+    const taskId = await plannedTask();
+    const cancels = { subject: { endsWith: 'task.cancel-requested.v1' } };
+    expect((await call('POST', `/v1/tasks/${taskId}/cancel`, null, {})).status).toBe(401);
+    expect(await db.prisma.outbox.count({ where: cancels })).toBe(0);
+
+    expect((await call('POST', `/v1/tasks/${taskId}/cancel`, bearer(tokens.billing), {})).status).toBe(202);
+    expect(
+      (await call('POST', `/v1/tasks/${taskId}/cancel`, bearer(tokens.approver), { requestedBy: 'bob' }))
+        .status,
+    ).toBe(202);
+    const rows = await db.prisma.outbox.findMany({ where: cancels, orderBy: { seq: 'asc' } });
+    expect(rows.map((row) => CancelData.parse(row.payload).data.requestedBy)).toEqual([
+      'token:billing-ci',
+      'bob',
+    ]);
+  });
+
+  it('keeps the probes open and writes no token to the log', async () => {
+    for (const url of ['/healthz', '/readyz', '/metrics'])
+      expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+    const text = logText();
+    for (const token of Object.values(tokens)) expect(text).not.toContain(token.token);
+  });
+});
