@@ -87,7 +87,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
       body: JSON.stringify({ decision: 'approve', decidedBy: 'alice@example.com' }),
     });
     expect(decision.status).toBe(200);
-    expect(await decision.json()).toMatchObject({ status: 'approved', decidedBy: 'alice@example.com' });
+    expect(await decision.json()).toMatchObject({ status: 'approved', decidedBy: 'token:e2e-admin' });
 
     const outcome = await stack.waitForOutcome(answers(event), 'completion after approval');
     expect(outcome.data.result).toMatchObject({ answer: 'The answer is 42.' });
@@ -105,7 +105,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
     );
     expect(audit).toEqual([
       { action: 'approval.requested', actor: null },
-      { action: 'approval.approved', actor: 'alice@example.com' },
+      { action: 'approval.approved', actor: 'token:e2e-admin' },
     ]);
   });
 

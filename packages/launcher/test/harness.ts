@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { migrate } from '@tandem/db';
 import {
@@ -15,6 +18,7 @@ import {
 } from '@tandem/testing';
 import pg from 'pg';
 import { z } from 'zod';
+import { ensureNats, type NatsServer } from '../src/nats.js';
 import { SERVICES, startServices, type RunningServices, type ServiceName } from '../src/index.js';
 
 const OutcomeEvent = z.object({
@@ -49,6 +53,11 @@ export interface Stack {
   /** Publishes raw bytes on `<prefix>.<suffix>` through JetStream (as another system would). */
   publish(suffix: string, payload: Uint8Array | string | object, msgId?: string): Promise<void>;
   waitForOutcome(match: (event: OutcomeEvent) => boolean, description: string): Promise<OutcomeEvent>;
+  /**
+   * Stops all five services and the stack's own nats-server (`ownNats`), then starts them again on the
+   * same ports, JetStream store and database.
+   */
+  restartAll(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -58,8 +67,15 @@ export async function startStack(options: {
   env?: Record<string, string>;
   /** Runs after the scripted model is up and before the services start (e.g. to write a models file). */
   beforeStart?: (modelUrl: string) => Promise<void>;
+  /** Start a nats-server of the stack's own on a free port (with a temporary JetStream store). */
+  ownNats?: boolean;
 }): Promise<Stack> {
-  const nats = await findNats();
+  const natsPort = options.ownNats ? await getFreePort() : 0;
+  const natsStore = options.ownNats ? await mkdtemp(join(tmpdir(), 'tandem-e2e-nats-')) : null;
+  const startOwnNats = () =>
+    ensureNats({ port: natsPort, probePort: natsPort, storeDir: natsStore ?? undefined });
+  let ownNats: NatsServer | null = options.ownNats ? await startOwnNats() : null;
+  const nats = ownNats ? { url: ownNats.url } : await findNats();
   const prefix = createTestPrefix();
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
   // Before the services start, so the approval service finds an admin token and creates none.
@@ -128,6 +144,8 @@ export async function startStack(options: {
     await model.close();
     await database.drop();
     await cleanupNatsPrefix(nats.url, prefix);
+    await ownNats?.stop();
+    if (natsStore) await rm(natsStore, { recursive: true, force: true });
     throw error;
   }
   const sql = new pg.Pool({ connectionString: database.url, max: 2 });
@@ -172,12 +190,21 @@ export async function startStack(options: {
         waiters.add(waiter);
       });
     },
+    restartAll: async () => {
+      if (!ownNats) throw new Error('restartAll needs startStack({ ownNats: true })');
+      await services.stop();
+      await ownNats.stop();
+      ownNats = await startOwnNats();
+      for (const service of SERVICES) await services.restart(service);
+    },
     stop: async () => {
       await services.stop();
       await sql.end();
       await nc.drain();
       await model.close();
       await cleanupNatsPrefix(nats.url, prefix);
+      await ownNats?.stop();
+      if (natsStore) await rm(natsStore, { recursive: true, force: true });
       await database.drop();
     },
   };

@@ -39,8 +39,13 @@ export function nextAction(steps: readonly StepState[]): NextAction {
         return {
           kind: 'fail',
           error: {
-            code: ErrorCodes.APPROVAL_REJECTED,
-            message: `step ${step.key} (${step.tool}) was rejected${step.error ? `: ${step.error.message}` : ''}`,
+            // The step's own code says why: rejected by a human or policy, or expired (APPROVAL.EXPIRED).
+            code: step.error?.code.startsWith('APPROVAL.') ? step.error.code : ErrorCodes.APPROVAL_REJECTED,
+            message: `step ${step.key} (${step.tool}) was ${
+              step.error?.code === ErrorCodes.APPROVAL_EXPIRED
+                ? 'not decided before its deadline'
+                : 'rejected'
+            }${step.error ? `: ${step.error.message}` : ''}`,
             retryable: false,
             stepId: step.key,
           },

@@ -1,0 +1,184 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
+import { waitFor } from '@tandem/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
+
+/** run_code then respond; the goal picks the program (so a policy rule can match it). */
+function script(request: ChatRequestRecord): ScriptedReply {
+  const goal = firstUserText(request.body.messages);
+  const code = goal.includes('expire-me') ? '# expire-me\nresult = 1' : 'result = 6 * 7';
+  return {
+    toolCalls: [
+      { name: 'run_code', arguments: { language: 'python', code, spec: null } },
+      { name: 'respond', arguments: { answer: 'The answer is {{steps.s1.value}}.' } },
+    ],
+  };
+}
+
+const POLICY = `
+version: e2e-durable-1
+defaults: { deadline: 1h, onExpiry: reject }
+trust:
+  low: { minScore: 0, minSuccesses: 0 }
+rules:
+  - id: expires-quickly
+    effect: ask
+    tools: [run_code]
+    arguments: { code: 'expire-me' }
+    deadline: 1s
+  - id: code-is-reviewed
+    effect: ask
+    tools: [run_code]
+    reason: every program is reviewed in this deployment
+`;
+
+type Approval = { id: string; tool: string; status: string; basis: string | null };
+
+let stack: Stack;
+let directory: string;
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'tandem-e2e-policy-'));
+  const policy = join(directory, 'policy.yaml');
+  await writeFile(policy, POLICY);
+  stack = await startStack({
+    match: script,
+    ownNats: true,
+    env: { TANDEM_APPROVAL_POLICY: policy, TANDEM_APPROVAL_SWEEP_MS: '200' },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  if (directory) await rm(directory, { recursive: true, force: true });
+});
+
+async function taskIdOf(event: Record<string, unknown>): Promise<string> {
+  return waitFor(
+    async () =>
+      (
+        await stack.sql.query<{ id: string }>('SELECT "id" FROM "Task" WHERE "externalId" = $1', [
+          event['id'],
+        ])
+      ).rows[0]?.id,
+    { description: 'the task row', timeoutMs: 30_000 },
+  );
+}
+
+async function pendingRunCode(taskId: string): Promise<Approval> {
+  return waitFor(
+    async () => {
+      const response = await fetch(`${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`, {
+        headers: stack.auth,
+      });
+      if (!response.ok) return undefined;
+      const body = (await response.json()) as { approvals: Approval[] };
+      return body.approvals.find((approval) => approval.tool === 'run_code');
+    },
+    { description: `a pending run_code approval for ${taskId}`, timeoutMs: 30_000, intervalMs: 100 },
+  );
+}
+
+async function decide(id: string, body: Record<string, unknown>): Promise<Response> {
+  return fetch(`${stack.url('approval')}/v1/approvals/${id}/decision`, {
+    method: 'POST',
+    headers: { ...stack.auth, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+async function count(query: string, values: unknown[]): Promise<number> {
+  const { rows } = await stack.sql.query<{ n: number }>(query, values);
+  return rows[0]?.n ?? 0;
+}
+
+async function taskState(
+  taskId: string,
+): Promise<{ status: string; error: { code: string } | null; result: unknown }> {
+  const { rows } = await stack.sql.query<{ status: string; error: { code: string } | null; result: unknown }>(
+    'SELECT "status", "error", "result" FROM "TaskRun" WHERE "taskId" = $1',
+    [taskId],
+  );
+  return rows[0] ?? { status: 'none', error: null, result: null };
+}
+
+describe('a pending approval survives a restart of all five services and NATS', () => {
+  it('the decision arrives after the restart, the task completes, the step ran exactly once', async () => {
+    const event = taskRequested({ goal: 'What is six times seven?', kind: 'durable-approval' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    const pending = await pendingRunCode(taskId);
+    expect(pending.basis).toBe('rule:code-is-reviewed');
+    expect(await count('SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1', [taskId])).toBe(0);
+
+    await stack.restartAll();
+
+    // Still pending after everything restarted: it lives in Postgres.
+    const again = await pendingRunCode(taskId);
+    expect(again.id).toBe(pending.id);
+    const decided = await decide(pending.id, { decision: 'approve', reason: 'looks right' });
+    expect(decided.status).toBe(200);
+    const second = await decide(pending.id, { decision: 'approve' });
+    expect(second.status).toBe(409);
+
+    const done = await waitFor(
+      async () => {
+        const state = await taskState(taskId);
+        return state.status === 'completed' || state.status === 'failed' ? state : undefined;
+      },
+      { description: 'the task to finish after the restart', timeoutMs: 60_000, intervalMs: 200 },
+    );
+    expect(done.status).toBe('completed');
+    expect(JSON.stringify(done.result)).toContain('42');
+    expect(await count('SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1', [taskId])).toBe(1);
+    expect(
+      await count(
+        `SELECT count(*)::int AS n FROM "AuditLog" WHERE "action" = 'approval.approved' AND "subjectId" IN
+           (SELECT "stepId"::text FROM "ApprovalRequest" WHERE "id" = $1::uuid)`,
+        [pending.id],
+      ),
+    ).toBe(1);
+    // The verdict reached learning as feedback.
+    await waitFor(
+      async () =>
+        (await count(
+          `SELECT count(*)::int AS n FROM "Feedback" WHERE "approvalId" = $1::uuid AND "kind" = 'verdict'`,
+          [pending.id],
+        )) === 1,
+      { description: 'the verdict stored by learning', timeoutMs: 20_000 },
+    );
+  }, 180_000);
+});
+
+describe('deadlines and edits across the services', () => {
+  it('an expired request is rejected and the task fails with APPROVAL.EXPIRED', async () => {
+    const event = taskRequested({ goal: 'Please expire-me', kind: 'durable-approval' });
+    await stack.publish('task.requested.v1', event);
+    const outcome = await stack.waitForOutcome(answers(event), 'the failed task');
+    expect(outcome.data.status).toBe('failed');
+    expect(outcome.data.error?.code).toBe('APPROVAL.EXPIRED');
+    const taskId = await taskIdOf(event);
+    expect(await count('SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1', [taskId])).toBe(0);
+  }, 90_000);
+
+  it('an approver edits the program: a bad edit is refused, the good one is what runs', async () => {
+    const event = taskRequested({ goal: 'What is six times seven, plus one?', kind: 'durable-approval' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    const pending = await pendingRunCode(taskId);
+    const bad = await decide(pending.id, { decision: 'edit', arguments: { language: 'python' } });
+    expect(bad.status).toBe(422);
+    const good = await decide(pending.id, {
+      decision: 'edit',
+      arguments: { language: 'python', code: 'result = 6 * 7 + 1' },
+      reason: 'the goal says plus one',
+    });
+    expect(good.status).toBe(200);
+    const outcome = await stack.waitForOutcome(answers(event), 'the completed task');
+    expect(outcome.data.status).toBe('completed');
+    expect(JSON.stringify(outcome.data.result)).toContain('43');
+  }, 90_000);
+});
