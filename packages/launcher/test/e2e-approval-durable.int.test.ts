@@ -9,6 +9,18 @@ import { answers, firstUserText, startStack, taskRequested, type Stack } from '.
 /** run_code then respond; the goal picks the program (so a policy rule can match it). */
 function script(request: ChatRequestRecord): ScriptedReply {
   const goal = firstUserText(request.body.messages);
+  if (goal.includes('ask-first')) {
+    return {
+      toolCalls: [
+        { name: 'ask_human', arguments: { question: 'Which unit?', choices: ['km', 'mi'] } },
+        { name: 'run_code', arguments: { language: 'python', code: 'result = 6 * 7', spec: null } },
+        {
+          name: 'respond',
+          arguments: { answer: '{{steps.s2.value}} {{steps.s1.value.answer}}' },
+        },
+      ],
+    };
+  }
   const code = goal.includes('expire-me') ? '# expire-me\nresult = 1' : 'result = 6 * 7';
   return {
     toolCalls: [
@@ -180,5 +192,45 @@ describe('deadlines and edits across the services', () => {
     const outcome = await stack.waitForOutcome(answers(event), 'the completed task');
     expect(outcome.data.status).toBe('completed');
     expect(JSON.stringify(outcome.data.result)).toContain('43');
+  }, 90_000);
+});
+
+describe('steps wait only for the steps that need a human', () => {
+  it('an independent program runs while a question waits; the answer then completes the task', async () => {
+    const event = taskRequested({ goal: 'ask-first: how far?', kind: 'durable-approval' });
+    await stack.publish('task.requested.v1', event);
+    const taskId = await taskIdOf(event);
+    const approvals = await waitFor(
+      async () => {
+        const response = await fetch(
+          `${stack.url('approval')}/v1/approvals?status=pending&taskId=${taskId}`,
+          {
+            headers: stack.auth,
+          },
+        );
+        const body = (await response.json()) as { approvals: Approval[] };
+        return body.approvals.length === 2 ? body.approvals : undefined;
+      },
+      { description: 'the question and the program waiting', timeoutMs: 30_000 },
+    );
+    const program = approvals.find((approval) => approval.tool === 'run_code');
+    const question = approvals.find((approval) => approval.tool === 'ask_human');
+    expect(program && question).toBeTruthy();
+    expect((await decide(program?.id ?? '', { decision: 'approve' })).status).toBe(200);
+    // The program runs although the question before it is still open.
+    await waitFor(
+      async () =>
+        (await count(
+          `SELECT count(*)::int AS n FROM "StepRun" r JOIN "PlanStep" s ON s."id" = r."stepId"
+            WHERE r."taskId" = $1::uuid AND s."tool" = 'run_code' AND r."status" = 'completed'`,
+          [taskId],
+        )) === 1,
+      { description: 'the program to complete while the question waits', timeoutMs: 30_000 },
+    );
+    expect((await taskState(taskId)).status).toBe('running');
+    expect((await decide(question?.id ?? '', { decision: 'answer', answer: 'km' })).status).toBe(200);
+    const outcome = await stack.waitForOutcome(answers(event), 'the completed task');
+    expect(outcome.data.status).toBe('completed');
+    expect(JSON.stringify(outcome.data.result)).toContain('42 km');
   }, 90_000);
 });

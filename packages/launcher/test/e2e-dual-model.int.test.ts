@@ -227,6 +227,15 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     dir = await mkdtemp(join(tmpdir(), 'tandem-models-'));
     stack = await startStack({
       match: script,
+      // The workspace tools and the echo service on 127.0.0.1 are allowed by a written rule (an IP host
+      // and external side effects would otherwise always ask a human).
+      policy: `
+version: e2e-dual-model
+defaults: { deadline: 1h, onExpiry: reject }
+trust: { low: { minScore: 0, minSuccesses: 0 } }
+rules:
+  - { id: e2e-tools, effect: allow, tools: [write_file, read_file, list_files, http_request] }
+`,
       env: {
         TANDEM_MODELS_FILE: join(dir, 'models.json'),
         TANDEM_CODE_FIX_ATTEMPTS: '2',

@@ -71,7 +71,19 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
   let stack: Stack;
 
   beforeAll(async () => {
-    stack = await startStack({ match: script, env: { TANDEM_AUTO_APPROVE: 'read,write' } });
+    // run_code waits for a human (compute is not in TANDEM_AUTO_APPROVE); the workspace steps of the
+    // edited plans are allowed by a written rule (writes would otherwise need a track record).
+    stack = await startStack({
+      match: script,
+      env: { TANDEM_AUTO_APPROVE: 'read,write' },
+      policy: `
+version: e2e-task-control
+defaults: { deadline: 1h, onExpiry: reject }
+trust: { low: { minScore: 0, minSuccesses: 0 } }
+rules:
+  - { id: e2e-workspace, effect: allow, tools: [write_file, read_file, list_files] }
+`,
+    });
   });
 
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -69,7 +69,15 @@ export async function startStack(options: {
   beforeStart?: (modelUrl: string) => Promise<void>;
   /** Start a nats-server of the stack's own on a free port (with a temporary JetStream store). */
   ownNats?: boolean;
+  /** An approval policy (YAML) for the stack, written to a temporary file (TANDEM_APPROVAL_POLICY). */
+  policy?: string;
 }): Promise<Stack> {
+  const policyDir = options.policy === undefined ? null : await mkdtemp(join(tmpdir(), 'tandem-e2e-policy-'));
+  const policyEnv: Record<string, string> = {};
+  if (policyDir !== null && options.policy !== undefined) {
+    policyEnv['TANDEM_APPROVAL_POLICY'] = join(policyDir, 'policy.yaml');
+    await writeFile(policyEnv['TANDEM_APPROVAL_POLICY'], options.policy);
+  }
   const natsPort = options.ownNats ? await getFreePort() : 0;
   const natsStore = options.ownNats ? await mkdtemp(join(tmpdir(), 'tandem-e2e-nats-')) : null;
   const startOwnNats = () =>
@@ -131,6 +139,7 @@ export async function startStack(options: {
         TANDEM_CODE_MODEL: 'scripted-coder',
         TANDEM_MODEL_MAX_RETRIES: '0',
         LOG_LEVEL: process.env['E2E_LOG_LEVEL'] ?? 'warn',
+        ...policyEnv,
         ...options.env,
       },
       ports: portsByService,
@@ -146,6 +155,7 @@ export async function startStack(options: {
     await cleanupNatsPrefix(nats.url, prefix);
     await ownNats?.stop();
     if (natsStore) await rm(natsStore, { recursive: true, force: true });
+    if (policyDir) await rm(policyDir, { recursive: true, force: true });
     throw error;
   }
   const sql = new pg.Pool({ connectionString: database.url, max: 2 });
@@ -205,6 +215,7 @@ export async function startStack(options: {
       await cleanupNatsPrefix(nats.url, prefix);
       await ownNats?.stop();
       if (natsStore) await rm(natsStore, { recursive: true, force: true });
+      if (policyDir) await rm(policyDir, { recursive: true, force: true });
       await database.drop();
     },
   };

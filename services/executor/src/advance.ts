@@ -41,7 +41,9 @@ import {
   codePrompt,
   extractCode,
   fixPrompt,
+  heldBehind,
   nextAction,
+  overtakable,
   replanCanHelp,
   type CodePattern,
   type CodeRequest,
@@ -303,7 +305,7 @@ export async function advanceTask(
       await endTask(deps, task, request, deadlineError(state.task.deadline), extra, log);
       return;
     }
-    const action = nextAction(state.steps);
+    const action = nextAction(state.steps, state.dependsOn);
     if (action.kind === 'wait') {
       log.debug({ taskId, reason: action.reason }, 'task waits');
       return;
@@ -548,8 +550,14 @@ async function runInlineSteps(
       const messages: OutboxMessage[] = [];
       const finished: Array<{ stepId: string; outcome: StepOutcome }> = [];
       let failed = false;
+      // As in nextAction: independent steps go past steps that wait for a human without effects.
+      const held = new Set<string>();
       for (const step of state.steps) {
         if (step.status === 'completed') continue;
+        if (heldBehind(step, held, state.dependsOn) || overtakable(step)) {
+          held.add(step.key);
+          continue;
+        }
         if (step.status !== 'approved' || !INLINE_TOOLS.has(step.tool)) break;
         let outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
         try {

@@ -56,6 +56,36 @@ describe('nextAction', () => {
     expect(action).toEqual({ kind: 'wait', reason: 'step s1 awaits approval' });
   });
 
+  it('runs an independent later step while a question or HTTP call waits for a human', () => {
+    const question = step(0, 'waiting', { tool: 'ask_human' });
+    const compute = step(1, 'approved', { tool: 'run_code' });
+    const answer = step(2, 'approved', { tool: 'respond' });
+    const dependsOn = new Map([['s3', ['s1', 's2']]]);
+    expect(nextAction([question, compute, answer], dependsOn)).toEqual({ kind: 'start', step: compute });
+    // Once the independent step completed, the dependent one is held behind the question.
+    compute.status = 'completed';
+    expect(nextAction([question, compute, answer], dependsOn)).toEqual({
+      kind: 'wait',
+      reason: 'steps s1, s3 await a decision',
+    });
+  });
+
+  it('keeps steps with workspace effects waited for, and external calls in order', () => {
+    const write = step(0, 'waiting', { tool: 'write_file' });
+    expect(nextAction([write, step(1, 'approved', { tool: 'run_code' })])).toMatchObject({ kind: 'wait' });
+    const post = step(0, 'waiting', { tool: 'http_request' });
+    const secondPost = step(1, 'approved', { tool: 'http_request' });
+    expect(nextAction([post, secondPost])).toMatchObject({ kind: 'wait' });
+  });
+
+  it('fails at once on a rejected step even while another step waits', () => {
+    const action = nextAction([
+      step(0, 'waiting', { tool: 'ask_human' }),
+      step(1, 'rejected', { tool: 'run_code' }),
+    ]);
+    expect(action).toMatchObject({ kind: 'fail', error: { code: ErrorCodes.APPROVAL_REJECTED } });
+  });
+
   it('waits while the current step is running', () => {
     const action = nextAction([step(0, 'completed'), step(1, 'running'), step(2, 'approved')]);
     expect(action).toEqual({ kind: 'wait', reason: 'step s2 is running' });

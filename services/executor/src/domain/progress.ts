@@ -21,12 +21,58 @@ export type NextAction =
   | { kind: 'fail'; error: ErrorShape & { stepId?: string } };
 
 /**
+ * Waiting steps later steps may run past: they neither change the workspace nor reach outside before a
+ * human decided, so a later step that does not depend on them cannot observe whether they ran first.
+ */
+const OVERTAKABLE_WHILE_WAITING: ReadonlySet<string> = new Set([
+  'ask_human',
+  'http_request',
+  'respond',
+  'read_file',
+  'list_files',
+]);
+
+/** Steps with external effects keep their order behind every held step. */
+const KEEPS_ORDER: ReadonlySet<string> = new Set(['http_request']);
+
+/**
+ * Whether `step` must wait behind the steps in `held` (steps waiting for a human, and steps held behind
+ * them): it depends on one of them, or it has external effects whose order must not change.
+ */
+export function heldBehind(
+  step: Pick<StepState, 'key' | 'tool'>,
+  held: ReadonlySet<string>,
+  dependsOn: ReadonlyMap<string, readonly string[]>,
+): boolean {
+  if (held.size === 0) return false;
+  if (KEEPS_ORDER.has(step.tool)) return true;
+  return (dependsOn.get(step.key) ?? []).some((key) => held.has(key));
+}
+
+/** Whether a step that has no decision yet lets later, independent steps go ahead. */
+export function overtakable(step: Pick<StepState, 'status' | 'tool'>): boolean {
+  return step.status === 'waiting' && OVERTAKABLE_WHILE_WAITING.has(step.tool);
+}
+
+/**
  * Steps run one at a time in plan order: the first step that is not completed decides. A step waits for
  * its approval; a rejected or failed step fails the task.
  */
-export function nextAction(steps: readonly StepState[]): NextAction {
+export function nextAction(
+  steps: readonly StepState[],
+  dependsOn: ReadonlyMap<string, readonly string[]> = new Map(),
+): NextAction {
   const ordered = [...steps].sort((a, b) => a.index - b.index);
+  // Steps waiting for a human that later independent steps may pass, and the steps held behind them.
+  const held = new Set<string>();
   for (const step of ordered) {
+    // A rejected or failed step fails the task at once, held or not.
+    const decidedForGood =
+      step.status === 'completed' || step.status === 'rejected' || step.status === 'failed';
+    if (!decidedForGood && (heldBehind(step, held, dependsOn) || overtakable(step))) {
+      held.add(step.key);
+      continue;
+    }
     switch (step.status) {
       case 'completed':
         continue;
@@ -69,6 +115,7 @@ export function nextAction(steps: readonly StepState[]): NextAction {
         return { kind: 'wait', reason: `step ${step.key} is ${step.status}` };
     }
   }
+  if (held.size > 0) return { kind: 'wait', reason: `steps ${[...held].join(', ')} await a decision` };
   return { kind: 'complete' };
 }
 
