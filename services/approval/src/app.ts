@@ -1,4 +1,5 @@
 import { PlanProposed, PublicSubjects, StepFinished, TaskCancelRequestedCloudEvent } from '@tandem/contracts';
+import { poolSql } from '@tandem/db';
 import { toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
 import { parseSecrets } from '@tandem/webhooks';
 import type { ApprovalConfig } from './config.js';
@@ -81,6 +82,21 @@ export async function createApproval(deps: {
   }
 
   const metrics = createApprovalMetrics(runtime.metrics.registry);
+  // The trust gauge starts from the stored trust (then follows every change this replica makes).
+  for (const row of (
+    await poolSql(db).query(
+      `SELECT "agentId", "actionClass", LEAST("score", coalesce("cap", 1)) AS "score" FROM "AgentTrust"
+        ORDER BY "updatedAt" DESC LIMIT 5000`,
+      [],
+    )
+  ).rows) {
+    const agent = row['agentId'];
+    const actionClass = row['actionClass'];
+    const score = row['score'];
+    if (typeof agent === 'string' && typeof actionClass === 'string' && typeof score === 'number') {
+      metrics.trust.set({ agent, class: actionClass }, score);
+    }
+  }
   const deliveries = createDeliveryLoop({
     db,
     endpoints,

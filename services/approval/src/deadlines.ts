@@ -1,4 +1,4 @@
-import { ApprovalDecided, ApprovalRequested, ErrorCodes, RiskClass } from '@tandem/contracts';
+import { ApprovalRequested, ErrorCodes, RiskClass } from '@tandem/contracts';
 import { UTC_NOW, enqueueOutboxSql, sqlTransaction, type Db, type OutboxMessage, type Sql } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
@@ -15,7 +15,7 @@ import {
   stepContext,
   type RequestRow,
 } from './requests.js';
-import { verdictMessage } from './verdicts.js';
+import { decidedMessage, verdictMessage } from './verdicts.js';
 import type { WebhookEndpoint } from './webhooks/delivery.js';
 
 /** What the deadline sweep needs. */
@@ -206,22 +206,17 @@ async function expire(deps: DeadlineDeps, sql: Sql, request: RequestRow): Promis
   if (!request.stepId) return [];
   const step = await stepContext(sql, request.stepId);
   const messages: OutboxMessage[] = [
-    outboxEvent(
-      { prefix: deps.prefix, publisher: 'approval' },
-      ApprovalDecided,
+    decidedMessage(
+      deps.prefix,
+      { ...request, stepId: request.stepId },
       {
-        approvalId: request.id,
-        taskId: request.taskId,
-        planId: request.planId,
-        stepId: request.stepId,
         decision: 'rejected',
         mode: 'auto',
         decidedBy: 'policy:expiry',
         reason,
         code: ErrorCodes.APPROVAL_EXPIRED,
       },
-      { correlationId: request.taskId, causationId: null },
-    ).message,
+    ),
   ];
   if (step) {
     messages.push(

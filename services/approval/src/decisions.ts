@@ -1,5 +1,4 @@
 import {
-  ApprovalDecided,
   ErrorCodes,
   TandemError,
   toolRegistry,
@@ -18,7 +17,6 @@ import {
   type OutboxMessage,
   type Sql,
 } from '@tandem/db';
-import { outboxEvent } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
 import { evaluateStep } from './domain/evaluate.js';
 import { humanOutcome, requestKindOf } from './domain/human-decision.js';
@@ -27,7 +25,7 @@ import { parseQuestion } from './domain/question.js';
 import type { ApprovalMetrics } from './metrics.js';
 import { findRequest, stepContext, type RequestRow } from './requests.js';
 import { applyTrustChange, type AppliedTrustChange } from './trust-store.js';
-import { verdictMessage } from './verdicts.js';
+import { decidedMessage, verdictMessage } from './verdicts.js';
 import { claimWebhookIdSql } from './webhooks/received.js';
 
 /** The loaded policy file with its version and hash. */
@@ -267,14 +265,10 @@ export async function applyHumanDecision(
       );
     }
     const messages: OutboxMessage[] = [
-      outboxEvent(
-        { prefix: deps.prefix, publisher: 'approval' },
-        ApprovalDecided,
+      decidedMessage(
+        deps.prefix,
+        { ...request, stepId: request.stepId },
         {
-          approvalId: request.id,
-          taskId: request.taskId,
-          planId: request.planId,
-          stepId: request.stepId,
           decision: status,
           mode: 'human',
           decidedBy: decider.decidedBy,
@@ -282,8 +276,7 @@ export async function applyHumanDecision(
           ...(answer === null ? {} : { answer }),
           ...(edited === null ? {} : { arguments: edited }),
         },
-        { correlationId: request.taskId, causationId: null },
-      ).message,
+      ),
       verdictMessage(deps.prefix, request, step, {
         verdict,
         reason,

@@ -1,4 +1,10 @@
-import { ApprovalVerdictRecorded, type JsonValue, type Verdict } from '@tandem/contracts';
+import {
+  ApprovalDecided,
+  ApprovalVerdictRecorded,
+  type EventData,
+  type JsonValue,
+  type Verdict,
+} from '@tandem/contracts';
 import type { OutboxMessage } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
 import { argumentsOf, riskLevelOf, riskReasonsOf, type RequestRow } from './requests.js';
@@ -41,5 +47,25 @@ export function verdictMessage(
       patternIds: step.patternIds,
     },
     { correlationId: request.taskId, causationId },
+  ).message;
+}
+
+/** The `approval.decided` outbox message for the executor: a human decision or an expiry of `request`. */
+export function decidedMessage(
+  prefix: string,
+  request: RequestRow & { stepId: string },
+  decision: Omit<EventData<typeof ApprovalDecided>, 'approvalId' | 'taskId' | 'planId' | 'stepId'>,
+): OutboxMessage {
+  return outboxEvent(
+    { prefix, publisher: 'approval' },
+    ApprovalDecided,
+    {
+      approvalId: request.id,
+      taskId: request.taskId,
+      planId: request.planId,
+      stepId: request.stepId,
+      ...decision,
+    },
+    { correlationId: request.taskId, causationId: null },
   ).message;
 }
