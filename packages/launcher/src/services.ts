@@ -43,7 +43,11 @@ function environmentFor(service: ServiceName, options: StartServicesOptions): Re
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.env)) {
     if (value === undefined) continue;
-    if (!NEEDS_MODELS.has(service) && MODEL_VARIABLES.test(key)) continue;
+    // The approval service calls a model only for its optional second opinion on risk.
+    const wantsModels =
+      NEEDS_MODELS.has(service) ||
+      (service === 'approval' && options.env['TANDEM_APPROVAL_RISK_OPINION'] === 'true');
+    if (!wantsModels && MODEL_VARIABLES.test(key)) continue;
     // Secrets for http_request headers are the executor's alone.
     if (service !== 'executor' && SECRET_VARIABLES.test(key)) continue;
     // The first admin API token is the approval service's to ensure (it keeps the token rows).

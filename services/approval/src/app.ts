@@ -19,6 +19,7 @@ import { registerTokenRoutes } from './http/tokens.js';
 import { registerTrustRoutes } from './http/trust.js';
 import { registerWebhookDecisionRoute } from './http/webhook-decisions.js';
 import { createApprovalMetrics } from './metrics.js';
+import type { RiskOpinion } from './risk-opinion.js';
 import { bootstrapAdminBanner, ensureBootstrapAdmin } from './tokens.js';
 import { createDeliveryLoop, type WebhookEndpoint } from './webhooks/delivery.js';
 import { pruneReceivedWebhooks } from './webhooks/received.js';
@@ -53,6 +54,8 @@ export async function createApproval(deps: {
   runtime: ServiceRuntime;
   config: ApprovalConfig;
   env?: Record<string, string | undefined>;
+  /** A model's second opinion on risk (see risk-opinion.ts); absent: the rules alone. */
+  opinion?: RiskOpinion;
 }): Promise<void> {
   const { runtime, config } = deps;
   const env = deps.env ?? process.env;
@@ -139,6 +142,7 @@ export async function createApproval(deps: {
           kick,
           kickDeliveries: deliveries.kick,
           onOutcome: (outcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
+          ...(deps.opinion ? { opinion: deps.opinion } : {}),
         },
         envelope,
         context,

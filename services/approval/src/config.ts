@@ -27,6 +27,12 @@ export const ApprovalConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_APPROVAL_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   /** The first admin token (at least 32 characters); unset: one is created and printed once. */
   TANDEM_ADMIN_TOKEN: z.string().optional(),
+  /**
+   * Ask the planning model (the usual model settings) for a second opinion on steps the rules rated low
+   * or medium; it may only raise a level. Off by default.
+   */
+  TANDEM_APPROVAL_RISK_OPINION: z.stringbool().default(false),
+  TANDEM_APPROVAL_RISK_OPINION_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
 });
 /** The approval service's settings. */

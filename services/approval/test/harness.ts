@@ -29,6 +29,7 @@ import {
 import { createApproval } from '../src/app.js';
 import { ApprovalConfig } from '../src/config.js';
 import { PLAN_PROPOSED_CONSUMER } from '../src/handlers/plan-proposed.js';
+import type { RiskOpinion } from '../src/risk-opinion.js';
 
 /** A step to plan: the tool, its arguments and its risk class. */
 export interface StepSpec {
@@ -105,7 +106,9 @@ export interface Harness {
 }
 
 /** Starts the approval service (TANDEM_AUTO_APPROVE=read: run_code needs a human, respond does not). */
-export async function createHarness(options: { env?: Record<string, string> } = {}): Promise<Harness> {
+export async function createHarness(
+  options: { env?: Record<string, string>; opinion?: RiskOpinion } = {},
+): Promise<Harness> {
   const natsUrl = (await findNats()).url;
   const prefix = createTestPrefix();
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
@@ -139,7 +142,12 @@ export async function createHarness(options: { env?: Record<string, string> } = 
     await database.drop();
   };
   try {
-    await createApproval({ runtime, config, env: { ...process.env, ...options.env } });
+    await createApproval({
+      runtime,
+      config,
+      env: { ...process.env, ...options.env },
+      ...(options.opinion ? { opinion: options.opinion } : {}),
+    });
     const decidedConsumer = await runtime.bus.consume({
       durable: 'test-approval-decided',
       subject: ApprovalDecided.subjectSuffix,

@@ -10,6 +10,7 @@ import {
 import {
   enqueueOutboxSql,
   insertRows,
+  poolSql,
   sqlTransaction,
   utcWallClock,
   type Db,
@@ -23,11 +24,13 @@ import { requestedMessage } from '../deadlines.js';
 import type { LoadedPolicy } from '../decisions.js';
 import { actionClassOf } from '../domain/action-class.js';
 import { evaluateStep, type StepDecision } from '../domain/evaluate.js';
+import type { RiskAssessment } from '../domain/risk.js';
 import { planStanding } from '../domain/plan-versions.js';
 import { ASK_HUMAN_TOOL, parseQuestion } from '../domain/question.js';
 import { effectiveScore, NEW_TRUST } from '../domain/trust.js';
 import { queueApproverWebhooks } from '../notify.js';
 import type { RequestRow } from '../requests.js';
+import { assessWithOpinion, type RiskOpinion } from '../risk-opinion.js';
 import { lockTaskAndMarkProcessed, taskApprovalState } from '../store.js';
 import { loadTrust } from '../trust-store.js';
 import type { WebhookEndpoint } from '../webhooks/delivery.js';
@@ -43,6 +46,8 @@ export interface PlanDeps {
   kick: () => void;
   kickDeliveries: () => void;
   onOutcome?: (outcome: StepOutcome) => void;
+  /** A model's second opinion on risk (TANDEM_APPROVAL_RISK_OPINION): may only raise a level. */
+  opinion?: RiskOpinion;
 }
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
@@ -70,6 +75,14 @@ export async function handlePlanProposed(
   const outcomes: StepOutcome[] = [];
   let messages = 0;
   let queued = 0;
+  // The opinion is a model call: asked before the transaction, never inside it.
+  const risks = deps.opinion
+    ? await assessWithOpinion(deps.opinion, {
+        taskId: plan.taskId,
+        plan: plan.steps,
+        task: { kind: plan.kind, ...(await taskContext(poolSql(deps.db), plan.taskId)) },
+      })
+    : new Map<string, RiskAssessment>();
   const result = await sqlTransaction(deps.db, async (sql) => {
     if (!(await lockTaskAndMarkProcessed(sql, plan.taskId, PLAN_PROPOSED_CONSUMER, context.messageId))) {
       return { skipped: 'duplicate' as const };
@@ -84,7 +97,7 @@ export async function handlePlanProposed(
     if (standing.stale) return { skipped: 'stale' as const, newerVersion: standing.newerVersion };
     const superseded = await supersedePending(sql, plan, standing.supersede);
     for (let index = 0; index < superseded; index++) outcomes.push('superseded');
-    const created = await createRequests(sql, deps, envelope, known.existingSteps);
+    const created = await createRequests(sql, deps, envelope, known.existingSteps, risks);
     queued = created.queued;
     outcomes.push(...created.outcomes);
     if (created.messages.length > 0) await enqueueOutboxSql(sql, created.messages);
@@ -278,6 +291,7 @@ async function createRequests(
   deps: PlanDeps,
   envelope: Envelope<PlanData>,
   existingSteps: ReadonlySet<string>,
+  risks: ReadonlyMap<string, RiskAssessment>,
 ): Promise<{ outcomes: StepOutcome[]; messages: OutboxMessage[]; queued: number }> {
   const plan = envelope.data;
   const loaded = deps.policy();
@@ -305,6 +319,7 @@ async function createRequests(
         agentVerified: verified,
         trust: agentTrust,
         policy: loaded.policy,
+        ...(risks.has(step.stepId) ? { risk: risks.get(step.stepId) } : {}),
       }),
       step,
       deps.autoApprove,
