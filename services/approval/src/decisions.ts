@@ -152,25 +152,14 @@ export async function applyHumanDecision(
       kind === 'question' && body.decision === 'answer'
         ? (parseQuestion(step.arguments)?.choices ?? null)
         : null;
-    let edited: Record<string, JsonValue> | null = null;
-    if (body.decision === 'edit') {
-      if (kind === 'question') {
-        throw new TandemError(
-          ErrorCodes.APPROVAL_WRONG_DECISION,
-          'a question is answered or rejected, not edited',
-          {
-            details: { kind },
-          },
-        );
-      }
-    } else {
-      const checked = humanOutcome({ kind, choices }, body);
-      if (!checked.ok) {
-        throw new TandemError(checked.problem.code, checked.problem.message, {
-          details: { kind, ...checked.problem.details },
-        });
-      }
+    // Whether the decision fits the request (an edit or approval of a question does not), before state.
+    const checked = humanOutcome({ kind, choices }, body);
+    if (!checked.ok) {
+      throw new TandemError(checked.problem.code, checked.problem.message, {
+        details: { kind, ...checked.problem.details },
+      });
     }
+    let edited: Record<string, JsonValue> | null = null;
     if (request.status !== 'pending') {
       throw new TandemError(
         ErrorCodes.APPROVAL_ALREADY_DECIDED,
@@ -199,11 +188,7 @@ export async function applyHumanDecision(
       );
     }
     if (body.decision === 'edit') edited = checkEdit(deps, request, step, body.arguments);
-    const status =
-      body.decision === 'reject' ? 'rejected' : body.decision === 'answer' ? 'answered' : 'approved';
-    const reason = body.decision === 'answer' ? null : (body.reason ?? null);
-    const answer =
-      body.decision === 'answer' ? (humanOutcomeAnswer(kind, choices, body) ?? body.answer) : null;
+    const { status, reason, answer } = checked.outcome;
     const updated = await sql.query(
       `UPDATE "ApprovalRequest"
           SET "status" = $2, "mode" = 'human', "decidedBy" = $3, "decidedAt" = ${UTC_NOW}, "reason" = $4,
@@ -295,15 +280,6 @@ export async function applyHumanDecision(
   deps.metrics.timeToDecision.observe({ outcome: outcomeLabel }, decidedAfterSeconds);
   reportTrust(deps.metrics, trustChanges);
   return row;
-}
-
-function humanOutcomeAnswer(
-  kind: 'approval' | 'question',
-  choices: string[] | null,
-  body: Extract<ApprovalDecisionBody, { decision: 'answer' }>,
-): string | null {
-  const checked = humanOutcome({ kind, choices }, body);
-  return checked.ok ? checked.outcome.answer : null;
 }
 
 /** The database's clock (deadlines are compared with it, not with this process's clock). */

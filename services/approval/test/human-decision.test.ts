@@ -29,6 +29,17 @@ describe('humanOutcome', () => {
     });
   });
 
+  it('takes an edit of an approval request as an approval (arguments are checked by the caller), not of a question', () => {
+    expect(humanOutcome(APPROVAL, { decision: 'edit', arguments: { a: 1 }, reason: 'smaller' })).toEqual({
+      ok: true,
+      outcome: { status: 'approved', reason: 'smaller', answer: null },
+    });
+    expect(humanOutcome(OPEN_QUESTION, { decision: 'edit', arguments: {} })).toMatchObject({
+      ok: false,
+      problem: { code: 'APPROVAL.WRONG_DECISION' },
+    });
+  });
+
   it('answers an open question with any answer and rejects a question with a reason', () => {
     expect(humanOutcome(OPEN_QUESTION, { decision: 'answer', answer: 'because' })).toEqual({
       ok: true,
