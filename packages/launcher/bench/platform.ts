@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
 import { waitFor } from '@tandem/testing';
-import { answers, startStack, taskRequested, type Stack } from '../test/harness.js';
+import { allowToolsPolicy, answers, startStack, taskRequested, type Stack } from '../test/harness.js';
 
 const STEPS_PER_TASK = 6;
 const SEQUENTIAL_TASKS = Number(process.env['BENCH_SEQUENTIAL_TASKS'] ?? 200);
@@ -95,6 +95,8 @@ async function modelTimeOf(stack: Stack, taskIds: string[]): Promise<Map<string,
 async function main(): Promise<void> {
   const stack = await startStack({
     match: script,
+    // The workload's workspace steps are approved by a written rule.
+    policy: allowToolsPolicy(['write_file', 'read_file', 'list_files']),
     env: {
       TANDEM_AUTO_APPROVE: 'read,write,compute',
       TANDEM_PLANNER_CONCURRENCY: String(IN_FLIGHT),

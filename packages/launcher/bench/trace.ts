@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
-import { answers, startStack, taskRequested } from '../test/harness.js';
+import { allowToolsPolicy, answers, startStack, taskRequested } from '../test/harness.js';
 
 const PLAN: ScriptedReply = {
   toolCalls: [
@@ -14,6 +14,7 @@ const PLAN: ScriptedReply = {
 };
 const stack = await startStack({
   match: (r: ChatRequestRecord) => ((r.body.tools ?? []).length > 0 ? PLAN : { content: 'x' }),
+  policy: allowToolsPolicy(['write_file', 'read_file', 'list_files']),
   env: {
     TANDEM_AUTO_APPROVE: 'read,write,compute',
     LOG_LEVEL: 'error',

@@ -6,7 +6,14 @@ import type { ChatRequestRecord, ScriptedModelServer, ScriptedReply } from '@tan
 import { TaskView } from '@tandem/contracts';
 import { createScriptedModelServer, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
+import {
+  allowToolsPolicy,
+  answers,
+  firstUserText,
+  startStack,
+  taskRequested,
+  type Stack,
+} from './harness.js';
 
 /** A local service that http_request steps call (allowed by an explicit opt-in for 127.0.0.1). */
 let echoUrl = '';
@@ -229,13 +236,7 @@ describe('dual-model planning and execution (five processes, real Postgres and N
       match: script,
       // The workspace tools and the echo service on 127.0.0.1 are allowed by a written rule (an IP host
       // and external side effects would otherwise always ask a human).
-      policy: `
-version: e2e-dual-model
-defaults: { deadline: 1h, onExpiry: reject }
-trust: { low: { minScore: 0, minSuccesses: 0 } }
-rules:
-  - { id: e2e-tools, effect: allow, tools: [write_file, read_file, list_files, http_request] }
-`,
+      policy: allowToolsPolicy(['write_file', 'read_file', 'list_files', 'http_request']),
       env: {
         TANDEM_MODELS_FILE: join(dir, 'models.json'),
         TANDEM_CODE_FIX_ATTEMPTS: '2',

@@ -3,7 +3,14 @@ import { ApprovalView, HttpErrorBody, TaskView } from '@tandem/contracts';
 import { waitFor } from '@tandem/testing';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
+import {
+  allowToolsPolicy,
+  answers,
+  firstUserText,
+  startStack,
+  taskRequested,
+  type Stack,
+} from './harness.js';
 
 /** run_code (compute) needs a human here; read and write steps are approved automatically. */
 function script(request: ChatRequestRecord): ScriptedReply {
@@ -76,13 +83,7 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     stack = await startStack({
       match: script,
       env: { TANDEM_AUTO_APPROVE: 'read,write' },
-      policy: `
-version: e2e-task-control
-defaults: { deadline: 1h, onExpiry: reject }
-trust: { low: { minScore: 0, minSuccesses: 0 } }
-rules:
-  - { id: e2e-workspace, effect: allow, tools: [write_file, read_file, list_files] }
-`,
+      policy: allowToolsPolicy(['write_file', 'read_file', 'list_files']),
     });
   });
 

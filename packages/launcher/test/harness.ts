@@ -221,6 +221,21 @@ export async function startStack(options: {
   };
 }
 
+/**
+ * An approval policy for test and benchmark stacks whose workload uses `tools` without a human: a
+ * written allow rule (writes and external calls would otherwise need a track record or a person).
+ */
+export function allowToolsPolicy(tools: readonly string[]): string {
+  return [
+    'version: test-allow-tools',
+    'defaults: { deadline: 1h, onExpiry: reject }',
+    'trust: { low: { minScore: 0, minSuccesses: 0 } }',
+    'rules:',
+    `  - { id: test-allow-tools, effect: allow, tools: [${tools.join(', ')}] }`,
+    '',
+  ].join('\n');
+}
+
 /** A CloudEvent requesting a task, as another system would publish it. */
 export function taskRequested(
   data: Record<string, unknown>,

@@ -1,4 +1,9 @@
-import { PlanProposed, PublicSubjects, StepFinished, TaskCancelRequestedCloudEvent } from '@tandem/contracts';
+import {
+  PlanProposed,
+  PublicSubjects,
+  TaskCancelRequestedCloudEvent,
+  TaskOutcomeCloudEvent,
+} from '@tandem/contracts';
 import { poolSql } from '@tandem/db';
 import { toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
 import { parseSecrets } from '@tandem/webhooks';
@@ -7,7 +12,7 @@ import { startDeadlineSweep } from './deadlines.js';
 import type { DecisionDeps, LoadedPolicy } from './decisions.js';
 import { loadPolicy } from './domain/policy.js';
 import { handlePlanProposed, PLAN_PROPOSED_CONSUMER, type StepOutcome } from './handlers/plan-proposed.js';
-import { handleStepFinished, STEP_FINISHED_CONSUMER } from './handlers/step-finished.js';
+import { handleTaskOutcome, TASK_COMPLETED_CONSUMER, TASK_FAILED_CONSUMER } from './handlers/task-outcome.js';
 import {
   cloudEventMessageId,
   handleTaskCancelRequested,
@@ -164,16 +169,25 @@ export async function createApproval(deps: {
       ),
   });
   runtime.onStop(() => cancels.stop());
-  const outcomes = await runtime.consume({
-    durable: STEP_FINISHED_CONSUMER,
-    subject: StepFinished.subjectSuffix,
-    schema: StepFinished.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: 4,
-    handle: (envelope, context) => handleStepFinished({ db, metrics }, envelope, context),
+  const outcomes = await Promise.all(
+    [
+      { durable: TASK_COMPLETED_CONSUMER, subject: PublicSubjects.taskCompleted },
+      { durable: TASK_FAILED_CONSUMER, subject: PublicSubjects.taskFailed },
+    ].map(({ durable, subject }) =>
+      runtime.consume({
+        durable,
+        subject,
+        schema: TaskOutcomeCloudEvent,
+        messageId: (event) => event.id,
+        maxDeliver: config.TANDEM_MAX_DELIVER,
+        concurrency: 2,
+        handle: (event, context) => handleTaskOutcome({ db, metrics }, event, context),
+      }),
+    ),
+  );
+  runtime.onStop(async () => {
+    await Promise.all(outcomes.map((consumer) => consumer.stop()));
   });
-  runtime.onStop(() => outcomes.stop());
 
   const sweep = startDeadlineSweep(
     {

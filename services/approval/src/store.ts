@@ -1,3 +1,4 @@
+import { JsonValue } from '@tandem/contracts';
 import type { Sql, Tx } from '@tandem/db';
 import type { StoredPlan } from './domain/plan-versions.js';
 
@@ -69,17 +70,24 @@ export async function taskApprovalState(
   sql: Sql,
   taskId: string,
   stepIds: readonly string[],
-): Promise<{ cancelled: boolean; plans: StoredPlan[]; existingSteps: Set<string> }> {
+): Promise<{
+  cancelled: boolean;
+  plans: StoredPlan[];
+  existingSteps: Set<string>;
+  task: TaskContext;
+}> {
   const result = await sql.query(
-    `SELECT EXISTS (SELECT 1 FROM "AuditLog" WHERE "service" = 'approval' AND "subjectType" = 'task'
+    `SELECT t."goal", t."input", t."submittedBy", t."source",
+            EXISTS (SELECT 1 FROM "AuditLog" WHERE "service" = 'approval' AND "subjectType" = 'task'
                       AND "subjectId" = $1 AND "action" = $2) AS "cancelled",
             coalesce((SELECT json_agg(json_build_object('planId', x."planId", 'version', x."version"))
                         FROM (SELECT DISTINCT a."planId"::text AS "planId", p."version"
                                 FROM "ApprovalRequest" a LEFT JOIN "Plan" p ON p."id" = a."planId"
                                WHERE a."taskId" = $1::uuid) x), '[]'::json) AS "plans",
             coalesce((SELECT array_agg("stepId"::text) FROM "ApprovalRequest" WHERE "stepId" = ANY($3::uuid[])),
-                     '{}') AS "existing"`,
-    [taskId, TASK_CANCELLED_ACTION, [...stepIds]],
+                     '{}') AS "existing"
+       FROM (SELECT 1) one LEFT JOIN "Task" t ON t."id" = $4::uuid`,
+    [taskId, TASK_CANCELLED_ACTION, [...stepIds], taskId],
   );
   const row = result.rows[0];
   const plans = Array.isArray(row?.['plans']) ? row['plans'] : [];
@@ -97,5 +105,34 @@ export async function taskApprovalState(
         : [],
     ),
     existingSteps: new Set(existing.filter((id: unknown): id is string => typeof id === 'string')),
+    task: taskContextOf(row),
   };
+}
+
+/** The task as submitted: context for risk, and who submitted it (whether it may act as its agent). */
+export interface TaskContext {
+  goal: string;
+  input: JsonValue | null;
+  submittedBy: string | null;
+  source: string | null;
+}
+
+/** Reads the task columns of a row (missing or unreadable values read as empty). */
+export function taskContextOf(row: Record<string, unknown> | undefined): TaskContext {
+  const input = JsonValue.safeParse(row?.['input'] ?? null);
+  return {
+    goal: typeof row?.['goal'] === 'string' ? row['goal'] : '',
+    input: input.success ? input.data : null,
+    submittedBy: typeof row?.['submittedBy'] === 'string' ? row['submittedBy'] : null,
+    source: typeof row?.['source'] === 'string' ? row['source'] : null,
+  };
+}
+
+/** The task's context alone (for work done before the plan's transaction). */
+export async function readTaskContext(sql: Sql, taskId: string): Promise<TaskContext> {
+  const result = await sql.query(
+    `SELECT "goal", "input", "submittedBy", "source" FROM "Task" WHERE "id" = $1::uuid`,
+    [taskId],
+  );
+  return taskContextOf(result.rows[0]);
 }

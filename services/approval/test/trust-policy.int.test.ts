@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFinished, createEnvelope } from '@tandem/contracts';
+import { CloudEventTypes, PublicSubjects } from '@tandem/contracts';
 import { createTestToken, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STEP_FINISHED_CONSUMER } from '../src/handlers/step-finished.js';
+import { TASK_COMPLETED_CONSUMER, TASK_FAILED_CONSUMER } from '../src/handlers/task-outcome.js';
 import { createHarness, type Harness, type StepSpec } from './harness.js';
 
 const AGENT = 'report-bot';
@@ -62,29 +62,41 @@ async function propose(
   return { task, plan, request };
 }
 
-async function finish(stepId: string, taskId: string, status: 'completed' | 'failed', code?: string) {
-  const envelope = createEnvelope(
-    StepFinished,
-    {
+/** The task outcome CloudEvent the executor would publish (one step, `s1`, plan version 1). */
+function outcomeEvent(taskId: string, status: 'completed' | 'failed', code?: string) {
+  return {
+    specversion: '1.0',
+    id: randomUUID(),
+    source: '/tandem/executor',
+    type: status === 'completed' ? CloudEventTypes.taskCompleted : CloudEventTypes.taskFailed,
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    subject: taskId,
+    data: {
       taskId,
-      stepId,
-      key: 's1',
-      tool: 'write_file',
+      request: { source: 'urn:test:approval', id: taskId },
       status,
-      ...(status === 'failed'
-        ? { error: { code: code ?? 'STEP.FAILED', message: 'failed', retryable: false } }
-        : {}),
+      agentId: AGENT,
+      planVersion: 1,
+      ...(status === 'completed'
+        ? { result: { answer: 'done', steps: [{ id: 's1', tool: 'write_file' }] } }
+        : { error: { code: code ?? 'STEP.FAILED', message: 'failed', retryable: false, stepId: 's1' } }),
     },
-    { correlationId: taskId },
-  );
+  };
+}
+
+async function publishOutcome(event: ReturnType<typeof outcomeEvent>, msgId: string = event.id) {
+  const completed = event.data.status === 'completed';
   const ack = await harness.runtime.bus.publish(
-    harness.runtime.bus.subject(StepFinished.subjectSuffix),
-    envelope,
-    {
-      msgId: envelope.id,
-    },
+    harness.runtime.bus.subject(completed ? PublicSubjects.taskCompleted : PublicSubjects.taskFailed),
+    event,
+    { msgId },
   );
-  await harness.waitForAck(STEP_FINISHED_CONSUMER, 'step', ack.seq);
+  await harness.waitForAck(completed ? TASK_COMPLETED_CONSUMER : TASK_FAILED_CONSUMER, 'task', ack.seq);
+}
+
+async function finish(taskId: string, status: 'completed' | 'failed', code?: string) {
+  await publishOutcome(outcomeEvent(taskId, status, code));
 }
 
 async function trustOf(actionClass: string) {
@@ -112,7 +124,7 @@ describe('trust earned from verified outcomes, lost on one rejection', () => {
       const approved = await harness.post(`/v1/approvals/${request.id}/decision`, { decision: 'approve' });
       expect(approved.status).toBe(200);
       expect(approved.body).toMatchObject({ status: 'approved', decidedBy: 'token:test-approver' });
-      await finish(request.stepId ?? '', task.taskId, 'completed');
+      await finish(task.taskId, 'completed');
     }
     const earned = await trustOf('write_file');
     expect(earned?.successes).toBe(3);
@@ -138,30 +150,28 @@ describe('trust earned from verified outcomes, lost on one rejection', () => {
 
   it('the same outcome event twice changes trust once', async () => {
     const before = await trustOf('write_file');
-    const { request, task } = await propose(writeStep('reports/q5.md'));
-    const envelope = createEnvelope(
-      StepFinished,
-      {
-        taskId: task.taskId,
-        stepId: request.stepId ?? '',
-        key: 's1',
-        tool: 'write_file',
-        status: 'completed',
-      },
-      { correlationId: task.taskId },
-    );
-    for (const msgId of [envelope.id, randomUUID()]) {
-      const ack = await harness.runtime.bus.publish(
-        harness.runtime.bus.subject(StepFinished.subjectSuffix),
-        envelope,
-        {
-          msgId,
-        },
-      );
-      await harness.waitForAck(STEP_FINISHED_CONSUMER, 'step', ack.seq);
-    }
+    const { task } = await propose(writeStep('reports/q5.md'));
+    const event = outcomeEvent(task.taskId, 'completed');
+    for (const msgId of [event.id, randomUUID()]) await publishOutcome(event, msgId);
     const after = await trustOf('write_file');
     expect(after?.successes).toBe((before?.successes ?? 0) + 1);
+  });
+
+  it('a sandbox limit costs more than a failure; an expiry is not the step failing', async () => {
+    const program = (code: string): StepSpec => ({
+      tool: 'run_code',
+      arguments: { language: 'python', code },
+      riskClass: 'compute',
+    });
+    const limited = await propose(program('x = 1'));
+    await finish(limited.task.taskId, 'failed', 'SANDBOX.TIMEOUT');
+    expect((await trustOf('run_code'))?.score).toBeCloseTo(-0.3, 5);
+    const failing = await propose(program('x = 2'));
+    await finish(failing.task.taskId, 'failed', 'STEP.FAILED');
+    expect((await trustOf('run_code'))?.score).toBeCloseTo(-0.45, 5);
+    const stopped = await propose(program('x = 3'));
+    await finish(stopped.task.taskId, 'failed', 'APPROVAL.EXPIRED');
+    expect((await trustOf('run_code'))?.score).toBeCloseTo(-0.45, 5);
   });
 
   it('one rejection drops the class below automatic approval', async () => {

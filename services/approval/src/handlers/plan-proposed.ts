@@ -3,7 +3,6 @@ import {
   ApprovalsDecided,
   type Envelope,
   type EventData,
-  JsonValue,
   type PlanProposed,
   type RiskClass,
 } from '@tandem/contracts';
@@ -31,7 +30,7 @@ import { effectiveScore, NEW_TRUST } from '../domain/trust.js';
 import { queueApproverWebhooks } from '../notify.js';
 import type { RequestRow } from '../requests.js';
 import { assessWithOpinion, type RiskOpinion } from '../risk-opinion.js';
-import { lockTaskAndMarkProcessed, taskApprovalState } from '../store.js';
+import { lockTaskAndMarkProcessed, readTaskContext, taskApprovalState, type TaskContext } from '../store.js';
 import { loadTrust } from '../trust-store.js';
 import type { WebhookEndpoint } from '../webhooks/delivery.js';
 
@@ -80,7 +79,7 @@ export async function handlePlanProposed(
     ? await assessWithOpinion(deps.opinion, {
         taskId: plan.taskId,
         plan: plan.steps,
-        task: { kind: plan.kind, ...(await taskContext(poolSql(deps.db), plan.taskId)) },
+        task: { kind: plan.kind, ...(await readTaskContext(poolSql(deps.db), plan.taskId)) },
       })
     : new Map<string, RiskAssessment>();
   const result = await sqlTransaction(deps.db, async (sql) => {
@@ -97,7 +96,7 @@ export async function handlePlanProposed(
     if (standing.stale) return { skipped: 'stale' as const, newerVersion: standing.newerVersion };
     const superseded = await supersedePending(sql, plan, standing.supersede);
     for (let index = 0; index < superseded; index++) outcomes.push('superseded');
-    const created = await createRequests(sql, deps, envelope, known.existingSteps, risks);
+    const created = await createRequests(sql, deps, envelope, known, risks);
     queued = created.queued;
     outcomes.push(...created.outcomes);
     if (created.messages.length > 0) await enqueueOutboxSql(sql, created.messages);
@@ -189,25 +188,6 @@ const REQUEST_COLUMNS: SqlColumn[] = [
   { name: 'updatedAt', cast: 'timestamp' },
 ];
 
-/** The task as submitted: context for risk, and who submitted it (for whether it may act as its agent). */
-async function taskContext(
-  sql: Sql,
-  taskId: string,
-): Promise<{ goal: string; input: JsonValue | null; submittedBy: string | null; source: string | null }> {
-  const result = await sql.query(
-    `SELECT "goal", "input", "submittedBy", "source" FROM "Task" WHERE "id" = $1::uuid`,
-    [taskId],
-  );
-  const row = result.rows[0];
-  const input = JsonValue.safeParse(row?.['input'] ?? null);
-  return {
-    goal: typeof row?.['goal'] === 'string' ? row['goal'] : '',
-    input: input.success ? input.data : null,
-    submittedBy: typeof row?.['submittedBy'] === 'string' ? row['submittedBy'] : null,
-    source: typeof row?.['source'] === 'string' ? row['source'] : null,
-  };
-}
-
 /**
  * Whether the task may use its agent's trust: submitted over HTTP with a token (the planner refuses a
  * token that may not act as the agent), or as a CloudEvent from a source the policy lists for the agent.
@@ -290,12 +270,12 @@ async function createRequests(
   sql: Sql,
   deps: PlanDeps,
   envelope: Envelope<PlanData>,
-  existingSteps: ReadonlySet<string>,
+  known: { existingSteps: ReadonlySet<string>; task: TaskContext },
   risks: ReadonlyMap<string, RiskAssessment>,
 ): Promise<{ outcomes: StepOutcome[]; messages: OutboxMessage[]; queued: number }> {
   const plan = envelope.data;
   const loaded = deps.policy();
-  const task = await taskContext(sql, plan.taskId);
+  const { task, existingSteps } = known;
   const verified = agentVerified(plan.agentId, task, loaded.policy);
   const classes = plan.steps.map((step) => actionClassOf(step));
   const trust = verified && plan.agentId !== null ? await loadTrust(sql, plan.agentId, classes) : new Map();
