@@ -107,6 +107,8 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
             `SELECT ${REQUEST_SELECT} FROM "ApprovalRequest" r
               WHERE r."status" = 'pending' AND r."remindedAt" IS NULL AND r."deadline" > ${UTC_NOW}
                 AND r."deadline" <= ${UTC_NOW} + make_interval(secs => $1)
+                -- only where the wait is longer than the reminder lead (as the policy's rules say)
+                AND r."deadline" - r."updatedAt" > make_interval(secs => $1)
               ORDER BY r."deadline" LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
             [reminderMs / 1000],
           )

@@ -23,7 +23,7 @@ const received: Array<{ payload: ApproverWebhookPayload; id: string }> = [];
 function policy(url: string): string {
   return `
 version: test-decisions-1
-defaults: { deadline: 1h, onExpiry: reject, group: approvers }
+defaults: { deadline: 1h, onExpiry: reject, group: approvers, reminderBefore: 59m59s }
 escalation: { group: oncall, deadline: 1500ms }
 trust:
   low: { minScore: 0, minSuccesses: 0 }
@@ -152,6 +152,23 @@ describe('decisions apply exactly once', () => {
       { description: 'the signed approval.requested webhook' },
     );
     expect(notified.payload.data).toMatchObject({ tool: 'run_code', group: 'approvers', riskLevel: 'low' });
+    // The reminder comes once, before the deadline (here: at once, 59m59s before a 1h deadline).
+    const reminder = await waitFor(
+      () =>
+        received.find(
+          (entry) => entry.payload.data.approvalId === id && entry.payload.type === 'approval.reminder',
+        ),
+      { description: 'the signed approval.reminder webhook' },
+    );
+    expect(reminder.id).not.toBe(notified.id);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(
+      received.filter(
+        (entry) => entry.payload.data.approvalId === id && entry.payload.type === 'approval.reminder',
+      ),
+    ).toHaveLength(1);
+    const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id } });
+    expect(row.remindedAt).not.toBeNull();
   });
 });
 
