@@ -2,6 +2,12 @@ import { BaseConfig, ToolPolicyConfig } from '@tandem/service-kit';
 import { RiskClass } from '@tandem/contracts';
 import { z } from 'zod';
 
+/** An optional setting where an empty value (e.g. `X=` from a compose file) means unset. */
+const optionalText = z.preprocess(
+  (value) => (value === '' ? undefined : value),
+  z.string().min(1).optional(),
+);
+
 /** The approval service's settings (environment variables). */
 export const ApprovalConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_APPROVAL_PORT: z.coerce.number().int().min(0).max(65535).default(7102),
@@ -20,13 +26,13 @@ export const ApprovalConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
     )
     .pipe(z.array(RiskClass)),
   /** The policy file (YAML or JSON); unset: the shipped default (services/approval/policy/default.yaml). */
-  TANDEM_APPROVAL_POLICY: z.string().min(1).optional(),
+  TANDEM_APPROVAL_POLICY: optionalText,
   /** Secrets (whsec_..., comma-separated, two during a rotation) of signed decision webhooks; unset: route off. */
-  TANDEM_DECISION_WEBHOOK_SECRETS: z.string().optional(),
+  TANDEM_DECISION_WEBHOOK_SECRETS: optionalText,
   /** How often pending deadlines, reminders and escalations are checked. */
   TANDEM_APPROVAL_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   /** The first admin token (at least 32 characters); unset: one is created and printed once. */
-  TANDEM_ADMIN_TOKEN: z.string().optional(),
+  TANDEM_ADMIN_TOKEN: optionalText,
   /**
    * Ask the planning model (the usual model settings) for a second opinion on steps the rules rated low
    * or medium; it may only raise a level. Off by default.

@@ -51,3 +51,18 @@ describe('ApprovalConfig TANDEM_AUTO_APPROVE', () => {
     expect(config.TANDEM_MAX_DELIVER).toBe(5);
   });
 });
+
+describe('ApprovalConfig optional settings', () => {
+  it('reads an empty policy path, admin token or webhook secret as unset', () => {
+    const config = parseConfig(ApprovalConfig, {
+      ...ENV,
+      TANDEM_APPROVAL_POLICY: '',
+      TANDEM_ADMIN_TOKEN: '',
+      TANDEM_DECISION_WEBHOOK_SECRETS: '',
+    });
+    expect(config.TANDEM_APPROVAL_POLICY).toBeUndefined();
+    expect(config.TANDEM_ADMIN_TOKEN).toBeUndefined();
+    expect(config.TANDEM_DECISION_WEBHOOK_SECRETS).toBeUndefined();
+    expect(config.TANDEM_APPROVAL_RISK_OPINION).toBe(false);
+  });
+});
