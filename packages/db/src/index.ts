@@ -108,7 +108,15 @@ export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */
 export type { DeadLetterInput } from './dead-letters.js';
 /** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */
-export { UTC_NOW, afterCommit, insertRows, poolSql, sqlTransaction, utcWallClock } from './sql.js';
+export {
+  UTC_NOW,
+  afterCommit,
+  disablePreparedStatements,
+  insertRows,
+  poolSql,
+  sqlTransaction,
+  utcWallClock,
+} from './sql.js';
 /** Types of the plain-SQL layer. */
 export type { Sql, SqlColumn, SqlResult } from './sql.js';
 /** A task's model use so far (tokens, cost, calls), for budgets. */

@@ -23,6 +23,15 @@ export {
   mayActAsAgent,
   requirePrincipal,
 } from './auth.js';
+/** Writes of API tokens shared by the approval service and `pnpm start`: the first admin token, inserts. */
+export {
+  ADMIN_TOKENS_LOCK,
+  BOOTSTRAP_ADMIN_NAME,
+  ensureBootstrapAdmin,
+  insertApiToken,
+  lockAdminTokens,
+} from './api-tokens.js';
+export type { AdminTokenState } from './api-tokens.js';
 /** Types of bearer-token auth. */
 export type { AuthOptions, FindPrincipal, Principal } from './auth.js';
 export { onShutdown } from './lifecycle.js';

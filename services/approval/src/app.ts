@@ -23,9 +23,11 @@ import { registerRevertRoute } from './http/revert.js';
 import { registerTokenRoutes } from './http/tokens.js';
 import { registerTrustRoutes } from './http/trust.js';
 import { registerWebhookDecisionRoute } from './http/webhook-decisions.js';
+import { effectiveScore } from './domain/trust.js';
 import { createApprovalMetrics } from './metrics.js';
 import type { RiskOpinion } from './risk-opinion.js';
 import { bootstrapAdminBanner, ensureBootstrapAdmin } from './tokens.js';
+import { trustStateOf } from './trust-store.js';
 import { createDeliveryLoop, type WebhookEndpoint } from './webhooks/delivery.js';
 import { pruneReceivedWebhooks } from './webhooks/received.js';
 
@@ -93,16 +95,15 @@ export async function createApproval(deps: {
   // The trust gauge starts from the stored trust (then follows every change this replica makes).
   for (const row of (
     await poolSql(db).query(
-      `SELECT "agentId", "actionClass", LEAST("score", coalesce("cap", 1)) AS "score" FROM "AgentTrust"
+      `SELECT "agentId", "actionClass", "score", "successes", "failures", "cap" FROM "AgentTrust"
         ORDER BY "updatedAt" DESC LIMIT 5000`,
       [],
     )
   ).rows) {
     const agent = row['agentId'];
     const actionClass = row['actionClass'];
-    const score = row['score'];
-    if (typeof agent === 'string' && typeof actionClass === 'string' && typeof score === 'number') {
-      metrics.trust.set({ agent, class: actionClass }, score);
+    if (typeof agent === 'string' && typeof actionClass === 'string') {
+      metrics.trust.set({ agent, class: actionClass }, effectiveScore(trustStateOf(row)));
     }
   }
   const deliveries = createDeliveryLoop({

@@ -1,21 +1,13 @@
-import { ApprovalRequested, ErrorCodes, RiskClass } from '@tandem/contracts';
+import { ErrorCodes } from '@tandem/contracts';
 import { UTC_NOW, enqueueOutboxSql, sqlTransaction, type Db, type OutboxMessage, type Sql } from '@tandem/db';
-import { outboxEvent, type Log } from '@tandem/service-kit';
+import type { Log } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
 import { databaseNow, type LoadedPolicy } from './decisions.js';
-import { requestKindOf } from './domain/human-decision.js';
 import { parseDuration } from './domain/policy.js';
 import type { ApprovalMetrics } from './metrics.js';
 import { queueApproverWebhooks } from './notify.js';
-import {
-  REQUEST_SELECT,
-  requestRows,
-  riskLevelOf,
-  riskReasonsOf,
-  stepContext,
-  type RequestRow,
-} from './requests.js';
-import { decidedMessage, verdictMessage } from './verdicts.js';
+import { REQUEST_SELECT, requestRows, stepContext, type RequestRow } from './requests.js';
+import { decidedMessage, requestedMessage, verdictMessage } from './messages.js';
 import type { WebhookEndpoint } from './webhooks/delivery.js';
 
 /** What the deadline sweep needs. */
@@ -64,13 +56,14 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
       ).rows,
     );
     const messages: OutboxMessage[] = [];
-    const now = await databaseNow(sql);
+    // The database's clock for the wait metric, read only when something is due.
+    const now = due.length > 0 ? await databaseNow(sql) : new Date();
     const { policy } = deps.policy();
     for (const request of due) {
+      const step = request.stepId ? await stepContext(sql, request.stepId) : null;
       const escalation = policy.escalation;
       if (request.onExpiry === 'escalate' && request.escalationLevel === 0 && escalation) {
         const escalated = await escalate(sql, request, escalation.group, parseDuration(escalation.deadline));
-        const step = escalated.stepId ? await stepContext(sql, escalated.stepId) : null;
         queued += await queueApproverWebhooks(
           sql,
           deps.endpoints(),
@@ -83,8 +76,7 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
         result.escalated += 1;
         continue;
       }
-      messages.push(...(await expire(deps, sql, request)));
-      const step = request.stepId ? await stepContext(sql, request.stepId) : null;
+      messages.push(...(await expire(deps, sql, request, step)));
       queued += await queueApproverWebhooks(
         sql,
         deps.endpoints(),
@@ -181,7 +173,12 @@ async function escalate(
   return row;
 }
 
-async function expire(deps: DeadlineDeps, sql: Sql, request: RequestRow): Promise<OutboxMessage[]> {
+async function expire(
+  deps: DeadlineDeps,
+  sql: Sql,
+  request: RequestRow,
+  step: Awaited<ReturnType<typeof stepContext>>,
+): Promise<OutboxMessage[]> {
   const reason = `no decision before the deadline (${request.deadline?.toISOString() ?? 'unknown'})`;
   await sql.query(
     `UPDATE "ApprovalRequest"
@@ -206,7 +203,6 @@ async function expire(deps: DeadlineDeps, sql: Sql, request: RequestRow): Promis
     },
   ]);
   if (!request.stepId) return [];
-  const step = await stepContext(sql, request.stepId);
   const messages: OutboxMessage[] = [
     decidedMessage(
       deps.prefix,
@@ -226,33 +222,6 @@ async function expire(deps: DeadlineDeps, sql: Sql, request: RequestRow): Promis
     );
   }
   return messages;
-}
-
-/** `approval.requested` for a request that (again) waits for a human. */
-export function requestedMessage(prefix: string, request: RequestRow): OutboxMessage {
-  const riskClass = RiskClass.safeParse(request.riskClass);
-  return outboxEvent(
-    { prefix, publisher: 'approval' },
-    ApprovalRequested,
-    {
-      approvalId: request.id,
-      taskId: request.taskId,
-      planId: request.planId,
-      stepId: request.stepId ?? request.id,
-      tool: request.tool ?? 'unknown',
-      riskClass: riskClass.success ? riskClass.data : 'destructive',
-      kind: requestKindOf(request.kind),
-      ...(request.question === null ? {} : { question: request.question }),
-      ...(riskLevelOf(request.riskLevel) === null
-        ? {}
-        : { riskLevel: riskLevelOf(request.riskLevel) ?? 'high' }),
-      riskReasons: riskReasonsOf(request.riskReasons),
-      deadline: request.deadline?.toISOString() ?? null,
-      group: request.approverGroup,
-      escalationLevel: request.escalationLevel,
-    },
-    { correlationId: request.taskId, causationId: null },
-  ).message;
 }
 
 /** Runs {@link sweepDeadlines} every `intervalMs` until stopped; errors are logged, the loop goes on. */

@@ -25,8 +25,8 @@ import { parseQuestion } from './domain/question.js';
 import type { ApprovalMetrics } from './metrics.js';
 import { findRequest, stepContext, type RequestRow } from './requests.js';
 import { applyTrustChange, type AppliedTrustChange } from './trust-store.js';
-import { decidedMessage, verdictMessage } from './verdicts.js';
-import { claimWebhookIdSql } from './webhooks/received.js';
+import { decidedMessage, verdictMessage } from './messages.js';
+import { claimWebhookId } from './webhooks/received.js';
 
 /** The loaded policy file with its version and hash. */
 export type LoadedPolicy = ReturnType<typeof loadPolicy>;
@@ -136,7 +136,7 @@ export async function applyHumanDecision(
   let outcomeLabel = '';
   const trustChanges: (AppliedTrustChange | null)[] = [];
   const row = await sqlTransaction(deps.db, async (sql) => {
-    if (options.webhookId !== undefined && !(await claimWebhookIdSql(sql, options.webhookId))) {
+    if (options.webhookId !== undefined && !(await claimWebhookId(sql, options.webhookId))) {
       throw new TandemError(
         ErrorCodes.WEBHOOK_SIGNATURE_INVALID,
         'webhook-id was received before (a replay): nothing changed',

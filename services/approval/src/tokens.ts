@@ -7,14 +7,18 @@ import {
   type CreatedToken,
   type TokenRole,
 } from '@tandem/contracts';
-import type { ApiToken, Db, Tx } from '@tandem/db';
-import { generateApiToken, hashApiToken, type Log } from '@tandem/service-kit';
+import { sqlTransaction, type ApiToken, type Db, type Tx } from '@tandem/db';
+import {
+  ADMIN_TOKENS_LOCK,
+  BOOTSTRAP_ADMIN_NAME,
+  ensureBootstrapAdmin as ensureBootstrapAdminSql,
+  generateApiToken,
+  hashApiToken,
+  type Log,
+} from '@tandem/service-kit';
+import { writeAudit } from './audit.js';
 
-/** Name of the admin token made at install (from TANDEM_ADMIN_TOKEN or generated). */
-export const BOOTSTRAP_ADMIN_NAME = 'bootstrap-admin';
-
-/** A TANDEM_ADMIN_TOKEN value: long enough to be unguessable, and sendable as `Bearer <token>`. */
-const ADMIN_TOKEN_VALUE = /^\S{32,1024}$/;
+export { BOOTSTRAP_ADMIN_NAME } from '@tandem/service-kit';
 
 function toView(row: ApiToken): TokenView {
   return TokenView.parse({
@@ -35,7 +39,7 @@ function toView(row: ApiToken): TokenView {
  * owns the lock namespace `approval:tokens:`.
  */
 async function lockAdmins(tx: Tx): Promise<void> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${'approval:tokens:admins'}::text, 0))`;
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${ADMIN_TOKENS_LOCK}::text, 0))`;
 }
 
 async function audit(
@@ -147,56 +151,36 @@ export async function revokeToken(
 }
 
 /**
- * Makes sure an installation has an admin token. With `token` (TANDEM_ADMIN_TOKEN): a non-revoked admin
- * token with that value exists afterwards (created as `bootstrap-admin` if new; a value shorter than 32
- * characters, a revoked one or a non-admin token's is refused: a revoked token is never revived).
- * Without: when no non-revoked admin token exists, one is created and returned for the caller to print
- * once — it is never logged and cannot be shown again.
+ * Makes sure an installation has an admin token (the rules: `ensureBootstrapAdmin` of
+ * `@tandem/service-kit`, shared with `pnpm start`), with a `token.created` audit row for a new one.
+ * A generated token is returned for the caller to print once — it is never logged.
  */
 export async function ensureBootstrapAdmin(
   db: Db,
   options: { token?: string | undefined; log: Pick<Log, 'info'> },
 ): Promise<{ created: boolean; token?: string }> {
   const { token, log } = options;
-  if (token !== undefined && !ADMIN_TOKEN_VALUE.test(token)) {
-    throw new Error(
-      'TANDEM_ADMIN_TOKEN must be at least 32 characters without spaces (e.g. `openssl rand -base64 32`); unset it to have one generated',
-    );
-  }
-  return db.prisma.$transaction(async (tx) => {
-    await lockAdmins(tx);
-    if (token !== undefined) {
-      const existing = await tx.apiToken.findUnique({ where: { tokenHash: hashApiToken(token) } });
-      if (existing?.revokedAt) {
-        throw new Error(
-          `TANDEM_ADMIN_TOKEN is token ${existing.id}, revoked at ${existing.revokedAt.toISOString()}; a revoked token is never revived: set a new value or unset it`,
-        );
-      }
-      if (existing && existing.role !== 'admin') {
-        throw new Error(
-          `TANDEM_ADMIN_TOKEN is the value of ${existing.role} token ${existing.id}, not an admin token`,
-        );
-      }
-      if (existing) return { created: false };
-      const row = await insertToken(
-        tx,
-        { token, name: BOOTSTRAP_ADMIN_NAME, role: 'admin', agents: [], groups: [] },
-        'bootstrap:TANDEM_ADMIN_TOKEN',
+  const state = await sqlTransaction(db, (sql) =>
+    ensureBootstrapAdminSql(sql, token, async ({ tokenId, createdBy }) => {
+      await writeAudit(sql, [
+        {
+          action: 'token.created',
+          subject: { type: 'api-token', id: tokenId },
+          actor: createdBy,
+          reason: null,
+          data: { name: BOOTSTRAP_ADMIN_NAME, role: 'admin' },
+        },
+      ]);
+      log.info(
+        { tokenId },
+        token === undefined
+          ? 'no admin token existed: created one (printed once, never logged)'
+          : 'admin token created from TANDEM_ADMIN_TOKEN',
       );
-      log.info({ tokenId: row.id }, 'admin token created from TANDEM_ADMIN_TOKEN');
-      return { created: true };
-    }
-    const admins = await tx.apiToken.count({ where: { role: 'admin', revokedAt: null } });
-    if (admins > 0) return { created: false };
-    const generated = generateApiToken();
-    const row = await insertToken(
-      tx,
-      { token: generated, name: BOOTSTRAP_ADMIN_NAME, role: 'admin', agents: [], groups: [] },
-      'bootstrap',
-    );
-    log.info({ tokenId: row.id }, 'no admin token existed: created one (printed once, never logged)');
-    return { created: true, token: generated };
-  });
+    }),
+  );
+  if (state.kind === 'generated') return { created: true, token: state.token };
+  return { created: state.kind === 'from-env' && state.created };
 }
 
 /** The lines to print, once, for a generated admin token (stdout, never the log). */

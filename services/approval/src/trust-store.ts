@@ -35,7 +35,8 @@ function finite(value: unknown, fallback: number): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
 }
 
-function stateOf(row: Record<string, unknown> | undefined): TrustState {
+/** A trust state from an `AgentTrust` row (absent or unreadable values read as a new agent's). */
+export function trustStateOf(row: Record<string, unknown> | undefined): TrustState {
   if (!row) return NEW_TRUST;
   const cap = row['cap'];
   return {
@@ -60,7 +61,7 @@ export async function loadTrust(
   const trust = new Map<string, TrustState>();
   for (const row of result.rows) {
     const actionClass = row['actionClass'];
-    if (typeof actionClass === 'string') trust.set(actionClass, stateOf(row));
+    if (typeof actionClass === 'string') trust.set(actionClass, trustStateOf(row));
   }
   return trust;
 }
@@ -84,7 +85,7 @@ export async function applyTrustChange(sql: Sql, change: TrustChange): Promise<A
       WHERE "agentId" = $1 AND "actionClass" = $2 FOR UPDATE`,
     [change.agentId, change.actionClass],
   );
-  const before = stateOf(locked.rows[0]);
+  const before = trustStateOf(locked.rows[0]);
   const after = applyTrustEvent(before, {
     kind: change.kind,
     ...(change.kind === 'cap' ? { cap: change.cap ?? null } : {}),

@@ -17,7 +17,7 @@ import {
   type DeliveryResult,
   type WebhookEndpoint,
 } from '../src/webhooks/delivery.js';
-import { claimWebhookId, claimWebhookIdSql, pruneReceivedWebhooks } from '../src/webhooks/received.js';
+import { claimWebhookId, pruneReceivedWebhooks } from '../src/webhooks/received.js';
 
 /** A request as the receiver saw it. */
 interface Received {
@@ -558,18 +558,18 @@ describe('delivery loop', () => {
 describe('received webhook ids', () => {
   it('claims an id once; a replay is refused, a rolled-back claim is not', async () => {
     const id = `msg_${randomUUID()}`;
-    expect(await db.prisma.$transaction((tx) => claimWebhookId(tx, id))).toBe(true);
-    expect(await db.prisma.$transaction((tx) => claimWebhookId(tx, id))).toBe(false);
-    expect(await sqlTransaction(db, (sql) => claimWebhookIdSql(sql, id))).toBe(false);
+    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, id))).toBe(true);
+    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, id))).toBe(false);
+    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, id))).toBe(false);
 
     const rolledBack = `msg_${randomUUID()}`;
     await expect(
-      db.prisma.$transaction(async (tx) => {
-        expect(await claimWebhookId(tx, rolledBack)).toBe(true);
+      sqlTransaction(db, async (sql) => {
+        expect(await claimWebhookId(sql, rolledBack)).toBe(true);
         throw new Error('the decision failed');
       }),
     ).rejects.toThrow('the decision failed');
-    expect(await sqlTransaction(db, (sql) => claimWebhookIdSql(sql, rolledBack))).toBe(true);
+    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, rolledBack))).toBe(true);
 
     const stored = await db.prisma.receivedWebhook.findUniqueOrThrow({ where: { webhookId: id } });
     expect(Math.abs(stored.receivedAt.getTime() - Date.now())).toBeLessThan(60_000);

@@ -19,7 +19,6 @@ import {
 } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { writeAudit, type AuditEntry } from '../audit.js';
-import { requestedMessage } from '../deadlines.js';
 import type { LoadedPolicy } from '../decisions.js';
 import { actionClassOf } from '../domain/action-class.js';
 import { evaluateStep, type StepDecision } from '../domain/evaluate.js';
@@ -28,6 +27,7 @@ import { planStanding } from '../domain/plan-versions.js';
 import { ASK_HUMAN_TOOL, parseQuestion } from '../domain/question.js';
 import { effectiveScore, NEW_TRUST } from '../domain/trust.js';
 import { queueApproverWebhooks } from '../notify.js';
+import { requestedMessage } from '../messages.js';
 import type { RequestRow } from '../requests.js';
 import { assessWithOpinion, type RiskOpinion } from '../risk-opinion.js';
 import { lockTaskAndMarkProcessed, readTaskContext, taskApprovalState, type TaskContext } from '../store.js';

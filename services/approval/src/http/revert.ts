@@ -6,7 +6,7 @@ import { writeAudit } from '../audit.js';
 import { reportTrust, trustSubject, type DecisionDeps } from '../decisions.js';
 import { findRequest, stepContext } from '../requests.js';
 import { applyTrustChange, type AppliedTrustChange } from '../trust-store.js';
-import { verdictMessage } from '../verdicts.js';
+import { verdictMessage } from '../messages.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
 

@@ -11,7 +11,8 @@ import { poolSql, sqlTransaction, type Sql } from '@tandem/db';
 import { requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { reportTrust, type DecisionDeps } from '../decisions.js';
-import { applyTrustChange, trustClassesOf, type AppliedTrustChange } from '../trust-store.js';
+import { effectiveScore } from '../domain/trust.js';
+import { applyTrustChange, trustClassesOf, trustStateOf, type AppliedTrustChange } from '../trust-store.js';
 
 const AgentParams = z.strictObject({ id: z.string().min(1).max(200) });
 
@@ -56,7 +57,7 @@ async function readAgentTrust(sql: Sql, agentId: string): Promise<z.infer<typeof
       TrustView.parse({
         agentId: row['agentId'],
         actionClass: row['actionClass'],
-        score: Math.min(Number(row['score']), typeof row['cap'] === 'number' ? row['cap'] : 1),
+        score: effectiveScore(trustStateOf(row)),
         successes: row['successes'],
         failures: row['failures'],
         cap: row['cap'] ?? null,

@@ -11,7 +11,7 @@ import type { HttpServer } from '@tandem/service-kit';
 import { verifyWebhook } from '@tandem/webhooks';
 import { applyHumanDecision, type DecisionDeps } from '../decisions.js';
 import { toViews } from '../requests.js';
-import { claimWebhookIdSql } from '../webhooks/received.js';
+import { claimWebhookId } from '../webhooks/received.js';
 
 /** The decision route for approvers' systems (Standard Webhooks signature instead of a bearer token). */
 export const DECISION_WEBHOOK_ROUTE = '/v1/webhooks/decisions';
@@ -109,7 +109,7 @@ export function registerWebhookDecisionRoute(
             deps.metrics.inboundWebhooks.inc({ result: 'replay' });
           } else if (error instanceof TandemError && !error.retryable && error.code !== ErrorCodes.INTERNAL) {
             // A definitive answer: the same webhook-id sent again is a replay.
-            await sqlTransaction(deps.db, (tx) => claimWebhookIdSql(tx, verified.id));
+            await sqlTransaction(deps.db, (tx) => claimWebhookId(tx, verified.id));
             deps.metrics.inboundWebhooks.inc({ result: 'refused' });
           }
           throw error;

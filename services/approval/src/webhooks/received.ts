@@ -1,4 +1,4 @@
-import { UTC_NOW, type Db, type DbClient, type Sql } from '@tandem/db';
+import { UTC_NOW, type Db, type Sql } from '@tandem/db';
 
 /*
  * Replay protection for inbound signed webhooks. A signature stays valid for the verification window
@@ -11,17 +11,7 @@ import { UTC_NOW, type Db, type DbClient, type Sql } from '@tandem/db';
  * Records a received `webhook-id` in the caller's transaction; false when it was seen before (a replay).
  * A concurrent duplicate waits for the first transaction and gets false once it commits.
  */
-export async function claimWebhookId(tx: DbClient, webhookId: string): Promise<boolean> {
-  // receivedAt is bound rather than left to the column default so it is UTC like Prisma's own writes.
-  const inserted = await tx.$executeRaw`
-    INSERT INTO "ReceivedWebhook" ("webhookId", "receivedAt")
-    VALUES (${webhookId}, ${new Date()})
-    ON CONFLICT DO NOTHING`;
-  return inserted === 1;
-}
-
-/** {@link claimWebhookId} on a plain-SQL transaction (see `sqlTransaction`). */
-export async function claimWebhookIdSql(sql: Sql, webhookId: string): Promise<boolean> {
+export async function claimWebhookId(sql: Sql, webhookId: string): Promise<boolean> {
   const result = await sql.query(
     `INSERT INTO "ReceivedWebhook" ("webhookId", "receivedAt") VALUES ($1, ${UTC_NOW}) ON CONFLICT DO NOTHING`,
     [webhookId],

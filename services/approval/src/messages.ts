@@ -1,5 +1,7 @@
 import {
   ApprovalDecided,
+  ApprovalRequested,
+  RiskClass,
   ApprovalVerdictRecorded,
   type EventData,
   type JsonValue,
@@ -7,6 +9,7 @@ import {
 } from '@tandem/contracts';
 import type { OutboxMessage } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
+import { requestKindOf } from './domain/human-decision.js';
 import { argumentsOf, riskLevelOf, riskReasonsOf, type RequestRow } from './requests.js';
 
 /** The `approval.verdict-recorded` outbox message for learning: what was decided, on what, at what risk and trust. */
@@ -65,6 +68,33 @@ export function decidedMessage(
       planId: request.planId,
       stepId: request.stepId,
       ...decision,
+    },
+    { correlationId: request.taskId, causationId: null },
+  ).message;
+}
+
+/** `approval.requested` for a request that (again) waits for a human. */
+export function requestedMessage(prefix: string, request: RequestRow): OutboxMessage {
+  const riskClass = RiskClass.safeParse(request.riskClass);
+  return outboxEvent(
+    { prefix, publisher: 'approval' },
+    ApprovalRequested,
+    {
+      approvalId: request.id,
+      taskId: request.taskId,
+      planId: request.planId,
+      stepId: request.stepId ?? request.id,
+      tool: request.tool ?? 'unknown',
+      riskClass: riskClass.success ? riskClass.data : 'destructive',
+      kind: requestKindOf(request.kind),
+      ...(request.question === null ? {} : { question: request.question }),
+      ...(riskLevelOf(request.riskLevel) === null
+        ? {}
+        : { riskLevel: riskLevelOf(request.riskLevel) ?? 'high' }),
+      riskReasons: riskReasonsOf(request.riskReasons),
+      deadline: request.deadline?.toISOString() ?? null,
+      group: request.approverGroup,
+      escalationLevel: request.escalationLevel,
     },
     { correlationId: request.taskId, causationId: null },
   ).message;
