@@ -66,6 +66,14 @@ export const ErrorCodes = {
   APPROVAL_INVALID_EDIT: 'APPROVAL.INVALID_EDIT',
   /** The caller's token may not decide this request (approver group). */
   APPROVAL_NOT_YOUR_GROUP: 'APPROVAL.NOT_YOUR_GROUP',
+  /**
+   * An `approval.*` event (or an approved step) that the approval service's row in Postgres does not back:
+   * no such request, not decided, or decided for other arguments. The event is dead-lettered; a step
+   * fails with it. Renaming it breaks messages in flight.
+   */
+  APPROVAL_UNVERIFIED: 'APPROVAL.UNVERIFIED',
+  /** An approver's edit raised the step's risk past what their group may approve: it waits for another decision. */
+  APPROVAL_EDIT_NEEDS_REVIEW: 'APPROVAL.EDIT_NEEDS_REVIEW',
   /** No bearer token, an unknown one or a revoked one (401). */
   AUTH_UNAUTHENTICATED: 'AUTH.UNAUTHENTICATED',
   /** A valid token whose role may not do this (403). */

@@ -279,6 +279,15 @@ describe('a forged decision (hole 1: anyone who can publish on NATS)', () => {
     );
     expect(request.rows[0]?.status).toBe('pending');
     expect(stack.outcomes.filter(answers(event))).toHaveLength(0);
+    // Each forgery is kept as a dead letter with its code, not silently dropped.
+    const letters = await stack.sql.query<{ code: string }>(
+      `SELECT "code" FROM "DeadLetter" WHERE "consumer" LIKE '%executor-approval%' ORDER BY "createdAt"`,
+    );
+    expect(letters.rows.map((row) => row.code)).toEqual([
+      'APPROVAL.UNVERIFIED',
+      'APPROVAL.UNVERIFIED',
+      'APPROVAL.UNVERIFIED',
+    ]);
 
     const decision = await fetch(`${stack.url('approval')}/v1/approvals/${pending.id}/decision`, {
       method: 'POST',

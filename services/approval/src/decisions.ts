@@ -1,6 +1,7 @@
 import {
   ErrorCodes,
   TandemError,
+  argumentsHash,
   toolRegistry,
   validateToolArguments,
   type ApprovalDecisionBody,
@@ -192,7 +193,8 @@ export async function applyHumanDecision(
     const updated = await sql.query(
       `UPDATE "ApprovalRequest"
           SET "status" = $2, "mode" = 'human', "decidedBy" = $3, "decidedAt" = ${UTC_NOW}, "reason" = $4,
-              "answer" = $5, "editedArguments" = $6::jsonb, "updatedAt" = ${UTC_NOW}
+              "answer" = $5, "editedArguments" = $6::jsonb,
+              "argumentsHash" = coalesce($7, "argumentsHash"), "updatedAt" = ${UTC_NOW}
         WHERE "id" = $1::uuid AND "status" = 'pending'`,
       [
         request.id,
@@ -201,6 +203,8 @@ export async function applyHumanDecision(
         reason,
         answer,
         edited === null ? null : JSON.stringify(edited),
+        // The decision is bound to what will run: the edited arguments, when there are any.
+        edited === null ? null : argumentsHash(edited),
       ],
     );
     if (updated.rowCount !== 1) {

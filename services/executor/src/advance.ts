@@ -49,6 +49,7 @@ import {
   type CodeRequest,
   type StepState,
 } from './domain/progress.js';
+import { approvalHolds, unboundApprovedSteps } from './domain/decision.js';
 import {
   claimStep,
   completeRun,
@@ -305,6 +306,19 @@ export async function advanceTask(
       await endTask(deps, task, request, deadlineError(state.task.deadline), extra, log);
       return;
     }
+    // A step starts only on a decision stored by the approval service for exactly what would run.
+    const unbound = unboundApprovedSteps(state.steps, (step) => resolvedArguments(state, step));
+    if (unbound.length > 0) {
+      for (const step of unbound) {
+        log.warn({ taskId, step: step.key }, 'approved step has no stored decision for what would run');
+        await finishStep(deps, step, taskId, ['approved'], {
+          status: 'failed',
+          error: unverified(step).toShape(),
+        });
+      }
+      deps.kick();
+      continue;
+    }
     const action = nextAction(state.steps, state.dependsOn);
     if (action.kind === 'wait') {
       log.debug({ taskId, reason: action.reason }, 'task waits');
@@ -358,6 +372,13 @@ export async function advanceTask(
     }
     deps.kick();
   }
+}
+
+function unverified(step: { key: string }): TandemError {
+  return new TandemError(
+    ErrorCodes.APPROVAL_UNVERIFIED,
+    `no stored approval holds for the arguments step ${step.key} would run with`,
+  );
 }
 
 function deadlineError(deadline: Date): ErrorShape {
@@ -561,6 +582,8 @@ async function runInlineSteps(
         if (step.status !== 'approved' || !INLINE_TOOLS.has(step.tool)) break;
         let outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape };
         try {
+          // Bound again here: a step whose values come from a step of this same pass is known only now.
+          if (!approvalHolds(step, resolvedArguments(state, step))) throw unverified(step);
           outcome = { status: 'completed', value: await inlineValue(sql, deps, state, step) };
         } catch (error) {
           if (error instanceof z.ZodError) {
@@ -854,7 +877,7 @@ export function stepFinishedMessage(
  */
 export async function finishStep(
   deps: AdvanceDeps,
-  step: StepState,
+  step: Pick<StepState, 'stepId' | 'key' | 'tool'>,
   taskId: string,
   from: string[],
   outcome: { status: 'completed'; value: JsonValue } | { status: 'failed'; error: ErrorShape },

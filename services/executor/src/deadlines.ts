@@ -103,12 +103,7 @@ export async function sweepStaleSteps(
         {
           stepId: row.stepId,
           key: row.step.stepKey,
-          index: 0,
           tool: row.step.tool,
-          arguments: {},
-          status: row.status,
-          result: null,
-          error: null,
         },
         row.taskId,
         ['running'],

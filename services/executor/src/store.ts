@@ -39,6 +39,8 @@ const StepRow = z.object({
   status: z.string().nullable(),
   result: z.unknown(),
   error: z.unknown(),
+  approvalStatus: z.string().nullable().optional(),
+  argumentsHash: z.string().nullable().optional(),
 });
 
 const StepResult = z.object({
@@ -78,8 +80,10 @@ export async function loadRunState(sql: Sql, taskId: string): Promise<RunState |
             (SELECT coalesce(json_agg(json_build_object(
                       'stepId', s."id", 'stepKey', s."stepKey", 'index', s."index", 'tool', s."tool",
                       'arguments', coalesce(sr."arguments", s."arguments"), 'dependsOn', s."dependsOn", 'status', sr."status",
-                      'result', sr."result", 'error', sr."error") ORDER BY s."index"), '[]'::json)
+                      'result', sr."result", 'error', sr."error",
+                      'approvalStatus', a."status", 'argumentsHash', a."argumentsHash") ORDER BY s."index"), '[]'::json)
                FROM "PlanStep" s LEFT JOIN "StepRun" sr ON sr."stepId" = s."id"
+                    LEFT JOIN "ApprovalRequest" a ON a."stepId" = s."id" AND a."planId" = s."planId"
               WHERE s."planId" = r."planId") AS "steps"
        FROM "TaskRun" r JOIN "Task" t ON t."id" = r."taskId" LEFT JOIN "Plan" p ON p."id" = r."planId"
       WHERE r."taskId" = $1::uuid`,
@@ -105,6 +109,10 @@ export async function loadRunState(sql: Sql, taskId: string): Promise<RunState |
       status: step.status ?? 'waiting',
       result: result.success ? result.data : null,
       error: error.success ? error.data : null,
+      approval:
+        step.approvalStatus === null || step.approvalStatus === undefined
+          ? null
+          : { status: step.approvalStatus, argumentsHash: step.argumentsHash ?? null },
     });
     dependsOn.set(step.stepKey, step.dependsOn);
   }

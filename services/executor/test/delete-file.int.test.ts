@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCodes, HTTP_TASK_SOURCE, toolRegistry, type JsonValue } from '@tandem/contracts';
+import { ErrorCodes, HTTP_TASK_SOURCE, argumentsHash, toolRegistry, type JsonValue } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
 import { createLogger } from '@tandem/service-kit';
 import { createTestDatabase, type TestDatabase } from '@tandem/testing';
@@ -11,6 +11,8 @@ interface SeedStep {
   tool: string;
   arguments: Record<string, JsonValue>;
   status: 'approved' | 'waiting';
+  /** The arguments the stored decision is bound to, when not the planned ones (resolved values). */
+  approvedArguments?: Record<string, JsonValue>;
 }
 
 let database: TestDatabase;
@@ -78,6 +80,19 @@ async function seedTask(steps: SeedStep[], files: Record<string, string> = {}): 
       },
     });
     await db.prisma.stepRun.create({ data: { stepId, taskId, status: step.status } });
+    // What the approval service stores for a decided step: the executor runs nothing without it.
+    await db.prisma.approvalRequest.create({
+      data: {
+        id: randomUUID(),
+        taskId,
+        planId,
+        stepId,
+        tool: step.tool,
+        mode: 'auto',
+        status: step.status === 'approved' ? 'approved' : 'pending',
+        argumentsHash: argumentsHash(step.approvedArguments ?? step.arguments),
+      },
+    });
   }
   await db.prisma.taskRun.create({ data: { taskId, planId, status: 'running' } });
   for (const [path, text] of Object.entries(files)) {
@@ -207,7 +222,11 @@ describe('delete_file execution', () => {
     const taskId = await seedTask(
       [
         { tool: 'read_file', arguments: { path: 'to-delete.txt' }, status: 'approved' },
-        { tool: 'delete_file', arguments: { path: '{{steps.s1.value.content}}' }, status: 'approved' },
+        {
+          tool: 'delete_file',
+          arguments: { path: '{{steps.s1.value.content}}' },
+          status: 'approved',
+        },
         { tool: 'respond', arguments: { answer: 'done' }, status: 'approved' },
       ],
       { 'to-delete.txt': '../other/secret.txt', 'other/secret.txt': 'x' },
@@ -220,6 +239,31 @@ describe('delete_file execution', () => {
     expect(steps[1]).toMatchObject({
       status: 'failed',
       error: { code: ErrorCodes.TOOL_PATH_REJECTED, retryable: false },
+    });
+    expect((await runOf(taskId)).status).toBe('failed');
+  });
+
+  it('fails an approved step with APPROVAL.UNVERIFIED when the stored decision is for other arguments', async () => {
+    const taskId = await seedTask(
+      [
+        {
+          tool: 'delete_file',
+          arguments: { path: 'keep.txt' },
+          approvedArguments: { path: 'scratch.txt' },
+          status: 'approved',
+        },
+        { tool: 'respond', arguments: { answer: 'done' }, status: 'approved' },
+      ],
+      { 'keep.txt': 'keep', 'scratch.txt': 'x' },
+    );
+
+    await advanceTask(deps, taskId, log);
+
+    expect(await filesOf(taskId)).toEqual(['keep.txt', 'scratch.txt']);
+    const steps = await stepsOf(taskId);
+    expect(steps[0]).toMatchObject({
+      status: 'failed',
+      error: { code: ErrorCodes.APPROVAL_UNVERIFIED, retryable: false },
     });
     expect((await runOf(taskId)).status).toBe('failed');
   });

@@ -22,6 +22,7 @@ function step(index: number, status: string, extra: Partial<StepState> = {}): St
     tool: index === 0 ? 'run_code' : 'respond',
     arguments: {},
     status,
+    approval: null,
     result: null,
     error: null,
     ...extra,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, requestHash } from '../src/domain/request-hash.js';
+import { canonicalJson } from '@tandem/contracts';
+import { requestHash } from '../src/domain/request-hash.js';
 
 describe('requestHash', () => {
   it('is a sha256 hex digest', () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ApprovalsDecided,
+  argumentsHash,
   type Envelope,
   type EventData,
   type PlanProposed,
@@ -184,6 +185,7 @@ const REQUEST_COLUMNS: SqlColumn[] = [
   { name: 'onExpiry' },
   { name: 'decidedAt', cast: 'timestamp' },
   { name: 'decidedBy' },
+  { name: 'argumentsHash' },
   { name: 'createdAt', cast: 'timestamp' },
   { name: 'updatedAt', cast: 'timestamp' },
 ];
@@ -338,6 +340,7 @@ async function createRequests(
       human ? decision.onExpiry : null,
       human ? null : now,
       decidedBy,
+      argumentsHash(step.arguments),
       now,
       now,
     ]);

@@ -1,4 +1,5 @@
 import { ErrorCodes, type ErrorShape, type JsonValue } from '@tandem/contracts';
+import type { StepApproval } from './decision.js';
 
 /** A planned step joined with its execution state. */
 export interface StepState {
@@ -11,6 +12,8 @@ export interface StepState {
   status: string;
   result: { value: JsonValue; stdout: string } | null;
   error: ErrorShape | null;
+  /** The approval service's stored decision for the step (null: no request row yet). */
+  approval: StepApproval | null;
 }
 
 /** What the executor should do next for a task. */

@@ -1,0 +1,100 @@
+import { ErrorCodes, JsonValue, argumentsHash, type ErrorShape } from '@tandem/contracts';
+import { z } from 'zod';
+
+/*
+ * Decisions as the executor trusts them: from the approval service's request row in Postgres, never
+ * from an event's say-so (docs/architecture/security.md, "What a decision is bound to").
+ */
+
+/** The request row's fields the executor reads. */
+export interface StoredDecision {
+  status: string;
+  mode: string;
+  reason: string | null;
+  answer: string | null;
+  editedArguments: unknown;
+}
+
+/** What a decided request makes of the step's run row; null when the row decides nothing (yet). */
+export interface DecidedStepRun {
+  status: 'approved' | 'rejected';
+  mode: 'auto' | 'human';
+  error: ErrorShape | null;
+  answer: string | null;
+  arguments: Record<string, JsonValue> | null;
+}
+
+const EditedArguments = z.record(z.string(), JsonValue);
+
+/** Maps a stored request to the step's run state: approved, answered, rejected or expired; else null. */
+export function stepRunFromDecision(request: StoredDecision): DecidedStepRun | null {
+  const mode = request.mode === 'human' ? 'human' : 'auto';
+  switch (request.status) {
+    case 'approved': {
+      const edited = EditedArguments.safeParse(request.editedArguments);
+      return {
+        status: 'approved',
+        mode,
+        error: null,
+        answer: null,
+        arguments: request.editedArguments !== null && edited.success ? edited.data : null,
+      };
+    }
+    case 'answered':
+      return { status: 'approved', mode, error: null, answer: request.answer ?? '', arguments: null };
+    case 'rejected':
+    case 'expired':
+      return {
+        status: 'rejected',
+        mode,
+        error: {
+          code: request.status === 'expired' ? ErrorCodes.APPROVAL_EXPIRED : ErrorCodes.APPROVAL_REJECTED,
+          message: request.reason ?? 'rejected',
+          retryable: false,
+        },
+        answer: null,
+        arguments: null,
+      };
+    default:
+      return null;
+  }
+}
+
+/** A step's stored approval as the run state carries it. */
+export interface StepApproval {
+  status: string;
+  argumentsHash: string | null;
+}
+
+/**
+ * Whether a step may start: its request row says approved (or answered) and is bound to exactly the
+ * arguments that would run (the planned ones, or the approver's edit).
+ */
+export function approvalHolds(
+  step: { tool: string; arguments: Record<string, JsonValue>; approval: StepApproval | null },
+  resolved: Record<string, JsonValue>,
+): boolean {
+  const approval = step.approval;
+  if (approval === null) return false;
+  if (approval.status !== 'approved' && approval.status !== 'answered') return false;
+  if (approval.argumentsHash === null) return false;
+  void resolved;
+  return argumentsHash(step.arguments) === approval.argumentsHash;
+}
+
+/** What {@link unboundApprovedSteps} needs of a step. */
+export interface BindableStep {
+  key: string;
+  tool: string;
+  status: string;
+  arguments: Record<string, JsonValue>;
+  approval: StepApproval | null;
+}
+
+/** Approved steps that must not start: their stored decision does not hold for what would run. */
+export function unboundApprovedSteps<TStep extends BindableStep>(
+  steps: readonly TStep[],
+  resolve: (step: TStep) => Record<string, JsonValue>,
+): TStep[] {
+  return steps.filter((step) => step.status === 'approved' && !approvalHolds(step, resolve(step)));
+}
