@@ -120,6 +120,8 @@ export async function createApproval(deps: {
     policy: () => loaded,
     checkContext: toolCheckContextFrom(config),
     metrics,
+    endpoints: () => endpoints,
+    kickDeliveries: deliveries.kick,
   };
   registerApprovalRoutes(runtime.http, decisionDeps);
   registerRevertRoute(runtime.http, decisionDeps);

@@ -19,14 +19,18 @@ import {
   type Sql,
 } from '@tandem/db';
 import { writeAudit } from './audit.js';
-import { evaluateStep } from './domain/evaluate.js';
+import { evaluateStep, type StepDecision } from './domain/evaluate.js';
+import { rejudge, type Rejudged } from './domain/rejudge.js';
 import { humanOutcome, requestKindOf } from './domain/human-decision.js';
 import type { loadPolicy } from './domain/policy.js';
 import { parseQuestion } from './domain/question.js';
 import type { ApprovalMetrics } from './metrics.js';
-import { findRequest, stepContext, type RequestRow } from './requests.js';
+import { queueApproverWebhooks } from './notify.js';
+import { argumentsOf, findRequest, stepContext, storedPlan, type RequestRow } from './requests.js';
+import { readTaskContext } from './store.js';
 import { applyTrustChange, type AppliedTrustChange } from './trust-store.js';
-import { decidedMessage, verdictMessage } from './messages.js';
+import { decidedMessage, requestedMessage, verdictMessage } from './messages.js';
+import type { WebhookEndpoint } from './webhooks/delivery.js';
 import { claimWebhookId } from './webhooks/received.js';
 
 /** The loaded policy file with its version and hash. */
@@ -46,6 +50,9 @@ export interface DecisionDeps {
   db: Db;
   prefix: string;
   kick: () => void;
+  /** The approver endpoints (a changed step that becomes a new request notifies its group). */
+  endpoints: () => readonly WebhookEndpoint[];
+  kickDeliveries: () => void;
   policy: () => LoadedPolicy;
   checkContext: ToolCheckContext;
   metrics: ApprovalMetrics;
@@ -66,15 +73,18 @@ export function reportTrust(metrics: ApprovalMetrics, changes: readonly (Applied
 }
 
 /**
- * Revalidates an approver's edited arguments like a model's call (schema, size, semantic checks) and
- * against the policy's deny rules; throws `APPROVAL.INVALID_EDIT` (422) with the problems.
+ * Revalidates an approver's edited arguments like a model's call (schema, size, semantic checks), then
+ * judges the edited step again like a model's step, in its plan and task: a deny refuses the edit
+ * (`APPROVAL.INVALID_EDIT`, 422); an edit that now needs another group, or reaches the floor where the
+ * step as planned did not, becomes a new request (see domain/rejudge.ts).
  */
-function checkEdit(
+async function checkEdit(
+  sql: Sql,
   deps: DecisionDeps,
   request: RequestRow,
   step: { key: string; tool: string },
   edited: Record<string, JsonValue>,
-): Record<string, JsonValue> {
+): Promise<{ arguments: Record<string, JsonValue>; rejudged: Rejudged }> {
   const checked = validateToolArguments(toolRegistry, step.tool, edited, undefined, deps.checkContext);
   if (!checked.ok) {
     throw new TandemError(
@@ -88,36 +98,132 @@ function checkEdit(
       },
     );
   }
-  const tool = toolRegistry.get(step.tool);
-  const plannedStep: PlannedStep = {
+  const rejudged = await judgeChanged(sql, deps, request, checked.call.arguments);
+  if (rejudged.kind === 'denied') {
+    throw new TandemError(
+      ErrorCodes.APPROVAL_INVALID_EDIT,
+      `the policy denies the edited call: ${rejudged.decision.reason}`,
+      { details: { basis: rejudged.decision.basis } },
+    );
+  }
+  return { arguments: checked.call.arguments, rejudged };
+}
+
+/**
+ * Judges a request's step with changed arguments against the step as planned, both now and in the same
+ * context (the stored plan, the task), as an agent without history: trust never makes a changed step
+ * pass where the step as planned would not have.
+ */
+export async function judgeChanged(
+  sql: Sql,
+  deps: Pick<DecisionDeps, 'policy'>,
+  request: RequestRow,
+  changed: Record<string, JsonValue>,
+): Promise<Rejudged> {
+  const plan = await storedPlan(sql, request.planId);
+  const task = await readTaskContext(sql, request.taskId);
+  const planned = plan.steps.find((candidate) => candidate.stepId === request.stepId);
+  const tool = toolRegistry.get(request.tool ?? '');
+  const original: PlannedStep = planned ?? {
     stepId: request.stepId ?? request.id,
-    key: step.key,
+    key: 'edited',
     index: 0,
-    tool: step.tool,
-    arguments: checked.call.arguments,
+    tool: request.tool ?? 'unknown',
+    arguments: {},
     riskClass: tool?.risk ?? 'destructive',
     sideEffects: tool?.sideEffects ?? true,
     dependsOn: [],
   };
-  const loaded = deps.policy();
-  const verdict = evaluateStep({
-    step: plannedStep,
-    plan: [plannedStep],
-    task: { kind: 'general', agentId: request.agentId },
+  const changedStep: PlannedStep = { ...original, arguments: changed };
+  const changedPlan = plan.steps.map((candidate) =>
+    candidate.stepId === original.stepId ? changedStep : candidate,
+  );
+  const policy = deps.policy().policy;
+  const context = {
+    task: { kind: plan.kind, goal: task.goal, input: task.input, agentId: request.agentId },
     agentVerified: false,
     trust: null,
-    policy: loaded.policy,
-  });
-  if (verdict.outcome === 'rejected') {
-    throw new TandemError(
-      ErrorCodes.APPROVAL_INVALID_EDIT,
-      `the policy denies the edited call: ${verdict.reason}`,
-      {
-        details: { basis: verdict.basis },
-      },
-    );
+    policy,
+  };
+  const first = evaluateStep({ ...context, step: original, plan: plan.steps });
+  return rejudge(first, evaluateStep({ ...context, step: changedStep, plan: changedPlan }));
+}
+
+/**
+ * Turns a request whose step changed into a new pending request for the group the change needs: its
+ * risk, basis, deadline and group are the second judgement's, and it is bound to the changed
+ * arguments. Nothing is decided for the executor; the group is notified like for any new request.
+ */
+async function reRequest(
+  sql: Sql,
+  deps: DecisionDeps,
+  request: RequestRow,
+  change: {
+    arguments: Record<string, JsonValue>;
+    decision: StepDecision;
+    why: string;
+    by: string;
+    label: string;
+  },
+): Promise<RequestRow> {
+  const decision = change.decision;
+  const reason = `${change.label}; judged again: ${change.why}`;
+  const updated = await sql.query(
+    `UPDATE "ApprovalRequest"
+        SET "status" = 'pending', "mode" = 'human', "riskLevel" = $2, "riskReasons" = $3::jsonb,
+            "basis" = $4, "reason" = $5, "approverGroup" = $6, "escalationLevel" = 0, "onExpiry" = $7,
+            "deadline" = (now() AT TIME ZONE 'UTC') + ($8::text || ' milliseconds')::interval,
+            "remindedAt" = NULL, "editedArguments" = $9::jsonb, "argumentsHash" = $10,
+            "decidedBy" = NULL, "decidedAt" = NULL, "updatedAt" = ${UTC_NOW}
+      WHERE "id" = $1::uuid AND "status" IN ('pending', 'awaiting-values')`,
+    [
+      request.id,
+      decision.risk.level,
+      JSON.stringify(decision.risk.reasons),
+      decision.basis,
+      reason,
+      decision.group,
+      decision.onExpiry,
+      String(decision.deadlineMs),
+      JSON.stringify(change.arguments),
+      argumentsHash(change.arguments),
+    ],
+  );
+  if (updated.rowCount !== 1) {
+    throw new TandemError(ErrorCodes.APPROVAL_ALREADY_DECIDED, `approval ${request.id} is no longer pending`);
   }
-  return checked.call.arguments;
+  await writeAudit(sql, [
+    {
+      action: 'approval.re-requested',
+      subject: { type: 'step', id: request.stepId ?? request.id },
+      actor: change.by,
+      reason,
+      data: {
+        approvalId: request.id,
+        taskId: request.taskId,
+        arguments: change.arguments,
+        fromGroup: request.approverGroup,
+        group: decision.group,
+        riskLevel: decision.risk.level,
+        riskReasons: decision.risk.reasons,
+        basis: decision.basis,
+        policyVersion: deps.policy().version,
+      },
+    },
+  ]);
+  const row = (await findRequest(sql, { id: request.id })) ?? request;
+  const queued = await queueApproverWebhooks(
+    sql,
+    deps.endpoints(),
+    'approval.requested',
+    row,
+    { arguments: change.arguments },
+    `requested:${argumentsHash(change.arguments).slice(0, 16)}`,
+  );
+  await enqueueOutboxSql(sql, [requestedMessage(deps.prefix, row)]);
+  afterCommit(sql, deps.kick);
+  if (queued > 0) afterCommit(sql, deps.kickDeliveries);
+  return row;
 }
 
 /**
@@ -188,12 +294,45 @@ export async function applyHumanDecision(
         { details: { group: request.approverGroup } },
       );
     }
-    if (body.decision === 'edit') edited = checkEdit(deps, request, step, body.arguments);
+    if (body.decision === 'edit') {
+      const edit = await checkEdit(sql, deps, request, step, body.arguments);
+      if (edit.rejudged.kind === 'new-request') {
+        outcomeLabel = 're-requested';
+        const subject = trustSubject(request);
+        if (subject) {
+          trustChanges.push(
+            await applyTrustChange(sql, {
+              ...subject,
+              kind: 'edit',
+              sourceEvent: `approval:${request.id}`,
+              reason: `arguments edited by ${decider.decidedBy}`,
+              actor: decider.decidedBy,
+            }),
+          );
+        }
+        await enqueueOutboxSql(sql, [
+          verdictMessage(deps.prefix, request, step, {
+            verdict: 'edited',
+            reason: body.reason ?? null,
+            decidedBy: decider.decidedBy,
+            editedArguments: edit.arguments,
+          }),
+        ]);
+        return reRequest(sql, deps, request, {
+          arguments: edit.arguments,
+          decision: edit.rejudged.decision,
+          why: edit.rejudged.why,
+          by: decider.decidedBy,
+          label: `edited by ${decider.decidedBy}${body.reason ? ` (${body.reason})` : ''}`,
+        });
+      }
+      edited = edit.arguments;
+    }
     const { status, reason, answer } = checked.outcome;
     const updated = await sql.query(
       `UPDATE "ApprovalRequest"
           SET "status" = $2, "mode" = 'human', "decidedBy" = $3, "decidedAt" = ${UTC_NOW}, "reason" = $4,
-              "answer" = $5, "editedArguments" = $6::jsonb,
+              "answer" = $5, "editedArguments" = coalesce($6::jsonb, "editedArguments"),
               "argumentsHash" = coalesce($7, "argumentsHash"), "updatedAt" = ${UTC_NOW}
         WHERE "id" = $1::uuid AND "status" = 'pending'`,
       [
@@ -214,6 +353,8 @@ export async function applyHumanDecision(
       );
     }
     const verdict = edited !== null ? 'edited' : status;
+    // What the step runs with: this edit, or the edit an earlier decision turned into this request.
+    const runs = status === 'approved' ? (edited ?? argumentsOf(request.editedArguments)) : null;
     await writeAudit(sql, [
       {
         action: `approval.${verdict}`,
@@ -263,7 +404,7 @@ export async function applyHumanDecision(
           decidedBy: decider.decidedBy,
           reason,
           ...(answer === null ? {} : { answer }),
-          ...(edited === null ? {} : { arguments: edited }),
+          ...(runs === null ? {} : { arguments: runs }),
         },
       ),
       verdictMessage(deps.prefix, request, step, {
@@ -281,7 +422,9 @@ export async function applyHumanDecision(
     return (await findRequest(sql, { id: request.id })) ?? request;
   });
   deps.metrics.decisions.inc({ mode: 'human', outcome: outcomeLabel });
-  deps.metrics.timeToDecision.observe({ outcome: outcomeLabel }, decidedAfterSeconds);
+  if (row.status !== 'pending') {
+    deps.metrics.timeToDecision.observe({ outcome: outcomeLabel }, decidedAfterSeconds);
+  }
   reportTrust(deps.metrics, trustChanges);
   return row;
 }

@@ -1,4 +1,12 @@
-import { ApprovalView, JsonValue, RiskLevel, RiskReason } from '@tandem/contracts';
+import {
+  ApprovalView,
+  JsonValue,
+  RiskClass,
+  RiskLevel,
+  RiskReason,
+  toolRegistry,
+  type PlannedStep,
+} from '@tandem/contracts';
 import type { Sql } from '@tandem/db';
 import { z } from 'zod';
 import { requestKindOf } from './domain/human-decision.js';
@@ -197,4 +205,39 @@ export async function toViews(sql: Sql, rows: readonly RequestRow[]): Promise<Ap
       plan: plans.get(row.planId) ?? [],
     }),
   );
+}
+
+/**
+ * The steps of a stored plan as the plan handler judged them (the planner's rows), with the task's kind:
+ * what an edited or resolved step is judged again against.
+ */
+export async function storedPlan(sql: Sql, planId: string): Promise<{ kind: string; steps: PlannedStep[] }> {
+  const result = await sql.query(
+    `SELECT s."id"::text AS "stepId", s."stepKey", s."index", s."tool", s."arguments", s."riskClass",
+            s."dependsOn", t."kind"
+       FROM "PlanStep" s JOIN "Plan" p ON p."id" = s."planId" JOIN "Task" t ON t."id" = p."taskId"
+      WHERE s."planId" = $1::uuid
+      ORDER BY s."index"`,
+    [planId],
+  );
+  const steps: PlannedStep[] = [];
+  let kind = 'general';
+  for (const row of result.rows) {
+    kind = String(row['kind'] ?? 'general');
+    const tool = String(row['tool']);
+    const riskClass = RiskClass.safeParse(row['riskClass']);
+    const dependsOn = z.array(z.string()).safeParse(row['dependsOn']);
+    steps.push({
+      stepId: String(row['stepId']),
+      key: String(row['stepKey']),
+      index: Number(row['index']),
+      tool,
+      arguments: argumentsOf(row['arguments']) ?? {},
+      // An unreadable class is judged as the most dangerous one (unknown means high).
+      riskClass: riskClass.success ? riskClass.data : 'destructive',
+      sideEffects: toolRegistry.get(tool)?.sideEffects ?? true,
+      dependsOn: dependsOn.success ? dependsOn.data : [],
+    });
+  }
+  return { kind, steps };
 }

@@ -69,9 +69,13 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
     '/v1/approvals/:id/decision',
     {
       config: { roles: ['approver'] },
-      schema: { params: IdParams, body: ApprovalDecisionBody, response: { 200: ApprovalView, ...ERRORS } },
+      schema: {
+        params: IdParams,
+        body: ApprovalDecisionBody,
+        response: { 200: ApprovalView, 202: ApprovalView, ...ERRORS },
+      },
     },
-    async (request) => {
+    async (request, reply) => {
       const principal = requirePrincipal(request);
       const row = await applyHumanDecision(deps, request.params.id, request.body, {
         decidedBy: `token:${principal.name}`,
@@ -79,7 +83,9 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
         groups: principal.groups,
       });
       const [view] = await toViews(sql, [row]);
-      return view;
+      if (!view) throw new TandemError(ErrorCodes.INTERNAL, `approval ${row.id} has no view`);
+      // An edit judged again into a new request decided nothing yet: accepted, still pending.
+      return reply.code(row.status === 'pending' ? 202 : 200).send(view);
     },
   );
 }
