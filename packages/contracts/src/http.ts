@@ -142,6 +142,8 @@ export const ApprovalView = z.object({
   group: z.string().nullable().optional(),
   escalationLevel: z.number().int().optional(),
   editedArguments: JsonValue.nullable().optional(),
+  /** A step approved with its values: the arguments with earlier results filled in (what would run). */
+  resolvedArguments: JsonValue.nullable().optional(),
   /** The steps of the plan around it, in order. */
   plan: z
     .array(

@@ -2,7 +2,7 @@
 export { ErrorCodes, ErrorShape, TandemError, toErrorShape } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { JsonValue, jsonDepth, rawJsonDepth, utf8ByteLength, isWellFormedText } from './json.js';
-export { argumentsHash, canonicalJson } from './decision-binding.js';
+export { argumentsHash, canonicalJson, needsResolvedApproval } from './decision-binding.js';
 export { Entities, defineEvent, createEnvelope } from './envelope.js';
 export type { Entity, Envelope, EventDefinition, EventData } from './envelope.js';
 export {

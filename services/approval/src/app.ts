@@ -1,5 +1,6 @@
 import {
   PlanProposed,
+  StepFinished,
   PublicSubjects,
   TaskCancelRequestedCloudEvent,
   TaskOutcomeCloudEvent,
@@ -12,6 +13,7 @@ import { startDeadlineSweep } from './deadlines.js';
 import type { DecisionDeps, LoadedPolicy } from './decisions.js';
 import { loadPolicy } from './domain/policy.js';
 import { handlePlanProposed, PLAN_PROPOSED_CONSUMER, type StepOutcome } from './handlers/plan-proposed.js';
+import { handleStepFinished, STEP_FINISHED_CONSUMER } from './handlers/step-finished.js';
 import { handleTaskOutcome, TASK_COMPLETED_CONSUMER, TASK_FAILED_CONSUMER } from './handlers/task-outcome.js';
 import {
   cloudEventMessageId,
@@ -36,6 +38,7 @@ const METRIC_LABELS: Record<StepOutcome, { mode: 'auto' | 'human'; outcome: stri
   'auto-rejected': { mode: 'auto', outcome: 'rejected' },
   pending: { mode: 'human', outcome: 'pending' },
   superseded: { mode: 'human', outcome: 'superseded' },
+  'awaiting-values': { mode: 'auto', outcome: 'awaiting-values' },
 };
 
 /** The approver endpoints of the policy with their secrets read from the environment. */
@@ -157,6 +160,31 @@ export async function createApproval(deps: {
       ),
   });
   runtime.onStop(() => plans.stop());
+  const values = await runtime.consume({
+    durable: STEP_FINISHED_CONSUMER,
+    subject: StepFinished.subjectSuffix,
+    schema: StepFinished.envelope,
+    messageId: (envelope) => envelope.id,
+    maxDeliver: config.TANDEM_MAX_DELIVER,
+    concurrency: 4,
+    handle: (envelope, context) =>
+      handleStepFinished(
+        {
+          db,
+          prefix,
+          autoApprove,
+          policy: () => loaded,
+          endpoints: () => endpoints,
+          kick,
+          kickDeliveries: deliveries.kick,
+          checkContext: decisionDeps.checkContext,
+          onOutcome: (outcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
+        },
+        envelope,
+        context,
+      ),
+  });
+  runtime.onStop(() => values.stop());
   const cancels = await runtime.consume({
     durable: TASK_CANCEL_REQUESTED_CONSUMER,
     subject: PublicSubjects.taskCancelRequested,

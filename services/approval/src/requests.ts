@@ -34,6 +34,8 @@ export const RequestRow = z.object({
   decidedAt: z.date().nullable(),
   reason: z.string().nullable(),
   editedArguments: z.unknown(),
+  resolvedArguments: z.unknown().optional(),
+  argumentsHash: z.string().nullable().optional(),
   answer: z.string().nullable(),
   actionClass: z.string().nullable(),
   basis: z.string().nullable(),
@@ -52,7 +54,7 @@ export const REQUEST_SELECT = `r."id"::text AS "id", r."taskId"::text AS "taskId
   r."stepId"::text AS "stepId", r."agentId", r."tool", r."riskClass", r."riskLevel", r."riskReasons",
   r."trustAtDecision", r."kind", r."question", r."mode", r."status",
   (r."deadline" AT TIME ZONE 'UTC') AS "deadline", r."decidedBy", (r."decidedAt" AT TIME ZONE 'UTC') AS "decidedAt",
-  r."reason", r."editedArguments", r."answer", r."actionClass", r."basis", r."approverGroup", r."escalationLevel",
+  r."reason", r."editedArguments", r."resolvedArguments", r."argumentsHash", r."answer", r."actionClass", r."basis", r."approverGroup", r."escalationLevel",
   r."onExpiry", (r."remindedAt" AT TIME ZONE 'UTC') AS "remindedAt",
   (r."revertedAt" AT TIME ZONE 'UTC') AS "revertedAt", (r."createdAt" AT TIME ZONE 'UTC') AS "createdAt"`;
 
@@ -202,6 +204,7 @@ export async function toViews(sql: Sql, rows: readonly RequestRow[]): Promise<Ap
       group: row.approverGroup,
       escalationLevel: row.escalationLevel,
       editedArguments: argumentsOf(row.editedArguments),
+      resolvedArguments: argumentsOf(row.resolvedArguments),
       plan: plans.get(row.planId) ?? [],
     }),
   );

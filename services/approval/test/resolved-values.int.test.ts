@@ -23,7 +23,11 @@ beforeAll(async () => {
   const file = join(directory, 'policy.yaml');
   await writeFile(file, POLICY);
   harness = await createHarness({
-    env: { TANDEM_APPROVAL_POLICY: file, TANDEM_AUTO_APPROVE: 'read,compute,write,network' },
+    env: {
+      TANDEM_APPROVAL_POLICY: file,
+      TANDEM_AUTO_APPROVE: 'read,compute,write,network',
+      TANDEM_HTTP_ALLOW_HOSTS: 'api.example.com',
+    },
   });
 });
 

@@ -225,6 +225,7 @@ describe('delete_file execution', () => {
         {
           tool: 'delete_file',
           arguments: { path: '{{steps.s1.value.content}}' },
+          approvedArguments: { path: '../other/secret.txt' },
           status: 'approved',
         },
         { tool: 'respond', arguments: { answer: 'done' }, status: 'approved' },
@@ -266,5 +267,30 @@ describe('delete_file execution', () => {
       error: { code: ErrorCodes.APPROVAL_UNVERIFIED, retryable: false },
     });
     expect((await runOf(taskId)).status).toBe('failed');
+  });
+
+  it('binds a step that references earlier results to its resolved values', async () => {
+    // Approved for deleting `a.txt`; the reference resolves to `b.txt`: nothing is deleted.
+    const taskId = await seedTask(
+      [
+        { tool: 'read_file', arguments: { path: 'target.txt' }, status: 'approved' },
+        {
+          tool: 'delete_file',
+          arguments: { path: '{{steps.s1.value.content}}' },
+          approvedArguments: { path: 'a.txt' },
+          status: 'approved',
+        },
+        { tool: 'respond', arguments: { answer: 'done' }, status: 'approved' },
+      ],
+      { 'target.txt': 'b.txt', 'a.txt': 'a', 'b.txt': 'b' },
+    );
+
+    await advanceTask(deps, taskId, log);
+
+    expect(await filesOf(taskId)).toEqual(['a.txt', 'b.txt', 'target.txt']);
+    expect((await stepsOf(taskId))[1]).toMatchObject({
+      status: 'failed',
+      error: { code: ErrorCodes.APPROVAL_UNVERIFIED },
+    });
   });
 });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   ApprovalsDecided,
   argumentsHash,
+  needsResolvedApproval,
   type Envelope,
   type EventData,
   type PlanProposed,
@@ -54,7 +55,7 @@ export interface PlanDeps {
 export const PLAN_PROPOSED_CONSUMER = 'approval-plan-proposed';
 
 /** What became of the requests of one step (for metrics). */
-export type StepOutcome = 'auto-approved' | 'auto-rejected' | 'pending' | 'superseded';
+export type StepOutcome = 'auto-approved' | 'auto-rejected' | 'pending' | 'superseded' | 'awaiting-values';
 
 type PlanData = EventData<typeof PlanProposed>;
 
@@ -139,7 +140,7 @@ async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Pr
   const updated = await sql.query(
     `UPDATE "ApprovalRequest"
         SET "status" = 'superseded', "decidedAt" = $3::timestamp, "decidedBy" = $4, "reason" = $5, "updatedAt" = $3::timestamp
-      WHERE "taskId" = $1::uuid AND "planId" = ANY($2::uuid[]) AND "status" = 'pending'
+      WHERE "taskId" = $1::uuid AND "planId" = ANY($2::uuid[]) AND "status" IN ('pending', 'awaiting-values')
       RETURNING "id"::text AS "id", "stepId"::text AS "stepId", "planId"::text AS "planId"`,
     [plan.taskId, planIds, utcWallClock(), decidedBy, reason],
   );
@@ -206,13 +207,13 @@ export function agentVerified(
 }
 
 /** The decision for one step, with questions and the TANDEM_AUTO_APPROVE bound applied. */
-type Decided = StepDecision & {
+export type Decided = StepDecision & {
   kind: 'approval' | 'question';
   question: string | null;
   choices: string[] | null;
 };
 
-function decideStep(
+export function decideStep(
   decision: StepDecision,
   step: PlanData['steps'][number],
   autoApprove: ReadonlySet<RiskClass>,
@@ -307,14 +308,18 @@ async function createRequests(
       deps.autoApprove,
     );
     const approvalId = randomUUID();
-    const human = decision.outcome === 'needs-human';
-    const status =
-      decision.outcome === 'auto-approved'
+    // A step built from earlier results is decided with its values, once they exist (a deny still
+    // rejects it now): nothing is approved, or shown to a human, on the template alone.
+    const deferred = decision.outcome !== 'rejected' && needsResolvedApproval(step.tool, step.arguments);
+    const human = !deferred && decision.outcome === 'needs-human';
+    const status = deferred
+      ? 'awaiting-values'
+      : decision.outcome === 'auto-approved'
         ? 'approved'
         : decision.outcome === 'rejected'
           ? 'rejected'
           : 'pending';
-    const decidedBy = human ? null : `policy:${decision.basis}`;
+    const decidedBy = human || deferred ? null : `policy:${decision.basis}`;
     const deadline = human ? new Date(nowMs + decision.deadlineMs) : null;
     const trustScore = agentTrust === null ? null : effectiveScore(agentTrust);
     requests.push([
@@ -338,14 +343,18 @@ async function createRequests(
       deadline === null ? null : utcWallClock(deadline),
       human ? decision.group : null,
       human ? decision.onExpiry : null,
-      human ? null : now,
+      human || deferred ? null : now,
       decidedBy,
       argumentsHash(step.arguments),
       now,
       now,
     ]);
     audits.push({
-      action: human ? 'approval.requested' : `approval.auto-${status}`,
+      action: human
+        ? 'approval.requested'
+        : deferred
+          ? 'approval.awaiting-values'
+          : `approval.auto-${status}`,
       subject: { type: 'step', id: step.stepId },
       actor: decidedBy,
       reason: decision.reason,
@@ -370,6 +379,10 @@ async function createRequests(
           : { deadline: deadline.toISOString(), group: decision.group, onExpiry: decision.onExpiry }),
       },
     });
+    if (deferred) {
+      outcomes.push('awaiting-values');
+      continue;
+    }
     if (!human) {
       automatic.push({
         approvalId,

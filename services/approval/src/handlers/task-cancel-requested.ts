@@ -41,7 +41,7 @@ export async function handleTaskCancelRequested(
     await lockTask(tx, taskId);
     if (!(await markProcessed(tx, TASK_CANCEL_REQUESTED_CONSUMER, context.messageId))) return null;
     const pending = await tx.approvalRequest.findMany({
-      where: { taskId, status: 'pending' },
+      where: { taskId, status: { in: ['pending', 'awaiting-values'] } },
       orderBy: { createdAt: 'asc' },
     });
     const now = new Date();
@@ -49,7 +49,7 @@ export async function handleTaskCancelRequested(
     for (const request of pending) {
       // Conditional like a human decision: one that committed first keeps its request.
       const updated = await tx.approvalRequest.updateMany({
-        where: { id: request.id, status: 'pending' },
+        where: { id: request.id, status: request.status },
         data: { status: 'cancelled', decidedAt: now, decidedBy: actor, reason },
       });
       if (updated.count === 0) continue;

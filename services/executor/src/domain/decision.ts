@@ -1,4 +1,11 @@
-import { ErrorCodes, JsonValue, argumentsHash, type ErrorShape } from '@tandem/contracts';
+import {
+  ErrorCodes,
+  JsonValue,
+  argumentsHash,
+  needsResolvedApproval,
+  referencedStepKeysDeep,
+  type ErrorShape,
+} from '@tandem/contracts';
 import { z } from 'zod';
 
 /*
@@ -68,7 +75,8 @@ export interface StepApproval {
 
 /**
  * Whether a step may start: its request row says approved (or answered) and is bound to exactly the
- * arguments that would run (the planned ones, or the approver's edit).
+ * arguments that would run — the resolved ones for a step approved with its values. `ask_human` steps
+ * run nothing; their answer is the value.
  */
 export function approvalHolds(
   step: { tool: string; arguments: Record<string, JsonValue>; approval: StepApproval | null },
@@ -78,8 +86,8 @@ export function approvalHolds(
   if (approval === null) return false;
   if (approval.status !== 'approved' && approval.status !== 'answered') return false;
   if (approval.argumentsHash === null) return false;
-  void resolved;
-  return argumentsHash(step.arguments) === approval.argumentsHash;
+  const bound = needsResolvedApproval(step.tool, step.arguments) ? resolved : step.arguments;
+  return argumentsHash(bound) === approval.argumentsHash;
 }
 
 /** What {@link unboundApprovedSteps} needs of a step. */
@@ -91,10 +99,21 @@ export interface BindableStep {
   approval: StepApproval | null;
 }
 
-/** Approved steps that must not start: their stored decision does not hold for what would run. */
+/**
+ * Approved steps that must not start: their stored decision does not hold for what would run. A step
+ * approved with its values is checked once every step it references has completed (before that it
+ * cannot start, and its values are not known).
+ */
 export function unboundApprovedSteps<TStep extends BindableStep>(
   steps: readonly TStep[],
   resolve: (step: TStep) => Record<string, JsonValue>,
 ): TStep[] {
-  return steps.filter((step) => step.status === 'approved' && !approvalHolds(step, resolve(step)));
+  const completed = new Set(steps.filter((step) => step.status === 'completed').map((step) => step.key));
+  return steps.filter((step) => {
+    if (step.status !== 'approved') return false;
+    if (needsResolvedApproval(step.tool, step.arguments)) {
+      if (!referencedStepKeysDeep(step.arguments).every((key) => completed.has(key))) return false;
+    }
+    return !approvalHolds(step, resolve(step));
+  });
 }
