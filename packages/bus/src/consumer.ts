@@ -47,6 +47,8 @@ export interface MessageContext {
   deliveryCount: number;
   /** The message's NATS headers (first value of each). */
   headers: Record<string, string>;
+  /** The payload as JSON, before the schema parsed it (what a signature over the message covers). */
+  json: unknown;
   /** A child logger carrying consumer, subject, streamSeq, messageId and correlationId. */
   log: Logger;
   /** Tells JetStream the handler is still working, restarting the ack-wait timer (for long handlers). */
@@ -319,6 +321,7 @@ export async function startConsumer<T>(
         streamSeq: message.seq,
         deliveryCount,
         headers,
+        json: body,
         log: messageLog,
         working: () => message.working(),
       });

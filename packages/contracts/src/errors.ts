@@ -12,6 +12,11 @@ export const ErrorCodes = {
   TASK_CONFLICT: 'TASK.IDEMPOTENCY_CONFLICT',
   TASK_NOT_FOUND: 'TASK.NOT_FOUND',
   TASK_RESERVED_SOURCE: 'TASK.RESERVED_SOURCE',
+  /**
+   * A CloudEvent from a source that has signing secrets carries no valid `tandemsig` (missing, malformed
+   * or not matching): dead-lettered, no task. Renaming it breaks messages in flight.
+   */
+  TASK_SOURCE_UNPROVEN: 'TASK.SOURCE_UNPROVEN',
   TASK_CANCELLED: 'TASK.CANCELLED',
   TASK_DEADLINE_EXCEEDED: 'TASK.DEADLINE_EXCEEDED',
   TASK_NOT_EDITABLE: 'TASK.NOT_EDITABLE',

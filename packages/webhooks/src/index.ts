@@ -16,3 +16,11 @@ export type {
   WebhookVerification,
   WebhookVerificationFailure,
 } from './signature.js';
+/** Signs a CloudEvent for its source: the `tandemsig` extension attribute (see event-signature.ts). */
+export { signCloudEvent } from './event-signature.js';
+/** Verifies a CloudEvent's `tandemsig` against its source's secrets. */
+export { verifyCloudEventSignature } from './event-signature.js';
+/** The extension attribute of an event's signatures: `tandemsig`. */
+export { EVENT_SIGNATURE_ATTRIBUTE } from './event-signature.js';
+/** Why an event signature did not verify. */
+export type { EventSignatureFailure } from './event-signature.js';

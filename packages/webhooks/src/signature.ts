@@ -133,7 +133,7 @@ function sign(key: Buffer, id: string, timestamp: number, body: string): string 
   return createHmac('sha256', key).update(`${id}.${timestamp}.${body}`, 'utf8').digest('base64');
 }
 
-function constantTimeEqual(expected: Buffer, candidate: string): boolean {
+export function constantTimeEqual(expected: Buffer, candidate: string): boolean {
   const actual = Buffer.from(candidate);
   // timingSafeEqual needs equal lengths; a signature's length is public (44 characters), so comparing
   // the expected value with itself only keeps the work the same.
@@ -144,8 +144,8 @@ function constantTimeEqual(expected: Buffer, candidate: string): boolean {
   return timingSafeEqual(expected, actual);
 }
 
-/** The `v1` signatures of a header: space-separated `<version>,<base64>` entries. */
-function versionOneSignatures(header: string): string[] {
+/** The `v1` signatures of a header (also of a CloudEvent signature attribute): space-separated `<version>,<base64>` entries. */
+export function versionOneSignatures(header: string): string[] {
   const signatures: string[] = [];
   for (const entry of header.split(/\s+/)) {
     // Node joins a repeated header with ", ", leaving a trailing comma on all but the last entry; base64

@@ -105,7 +105,11 @@ export async function createPlanner(deps: {
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: config.TANDEM_PLANNER_CONCURRENCY,
     handle: async (event, context) => {
-      await handleTaskRequested({ db, prefix, kick }, event, context);
+      await handleTaskRequested(
+        { db, prefix, kick, sourceSecrets: config.TANDEM_SOURCE_SECRETS },
+        event,
+        context,
+      );
       tasksAccepted.inc({ channel: 'nats', created: 'unknown' });
     },
   });

@@ -1,5 +1,40 @@
 import { BaseConfig, ToolPolicyConfig } from '@tandem/service-kit';
+import { parseSecrets } from '@tandem/webhooks';
 import { z } from 'zod';
+
+/**
+ * `TANDEM_SOURCE_SECRETS`: a JSON object from CloudEvent source to its signing secrets (`whsec_...`, two
+ * comma-separated while rotating), e.g. `{"urn:acme:billing":"whsec_..."}`. Problems name the source,
+ * never a secret.
+ */
+const SourceSecrets = z
+  .string()
+  .optional()
+  .transform((value, context): ReadonlyMap<string, readonly string[]> => {
+    const secrets = new Map<string, readonly string[]>();
+    if (value === undefined || value.trim() === '') return secrets;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      context.addIssue({ code: 'custom', message: 'must be a JSON object of source -> secrets' });
+      return secrets;
+    }
+    const entries = z.record(z.string().min(1).max(1000), z.string()).safeParse(parsed);
+    if (!entries.success) {
+      context.addIssue({ code: 'custom', message: 'must be a JSON object of source -> "whsec_..." strings' });
+      return secrets;
+    }
+    for (const [source, list] of Object.entries(entries.data)) {
+      try {
+        secrets.set(source, parseSecrets(list));
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : 'invalid';
+        context.addIssue({ code: 'custom', message: `source ${JSON.stringify(source)}: ${reason}` });
+      }
+    }
+    return secrets;
+  });
 
 /** The planner's settings (environment variables). */
 export const PlannerConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
@@ -13,6 +48,8 @@ export const PlannerConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_LEARNING_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
   TANDEM_PLANNER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
+  /** Signing secrets per CloudEvent source: events from these sources are proven (or refused). */
+  TANDEM_SOURCE_SECRETS: SourceSecrets,
 });
 /** The planner's settings. */
 export type PlannerConfig = z.infer<typeof PlannerConfig>;

@@ -193,7 +193,9 @@ const REQUEST_COLUMNS: SqlColumn[] = [
 
 /**
  * Whether the task may use its agent's trust: submitted over HTTP with a token (the planner refuses a
- * token that may not act as the agent), or as a CloudEvent from a source the policy lists for the agent.
+ * token that may not act as the agent), or as a CloudEvent whose source the planner PROVED (its
+ * `tandemsig` verified: `submittedBy` is `source:<source>`) and that the policy lists for the agent. A
+ * source written into an unsigned event is a claim, never proof.
  */
 export function agentVerified(
   agentId: string | null,
@@ -202,8 +204,9 @@ export function agentVerified(
 ): boolean {
   if (agentId === null) return false;
   if (task.submittedBy !== null && task.submittedBy.startsWith('token:')) return true;
+  if (task.source === null || task.submittedBy !== `source:${task.source}`) return false;
   const sources = policy.agents?.[agentId]?.sources ?? [];
-  return task.source !== null && sources.includes(task.source);
+  return sources.includes(task.source);
 }
 
 /** The decision for one step, with questions and the TANDEM_AUTO_APPROVE bound applied. */
