@@ -1,0 +1,48 @@
+import { DEFAULT_CONSUMER_SETTINGS, type ConsumerSettings } from '@tandem/bus';
+import { DEFAULT_SUBJECT_PREFIX } from '@tandem/contracts';
+import { parseConfig } from '@tandem/service-kit';
+import { z } from 'zod';
+
+/**
+ * The settings the provisioning step reads: the same variables, with the same defaults and bounds, as
+ * the services whose consumers it creates (TANDEM_MAX_DELIVER, the sandbox-runner's
+ * TANDEM_SANDBOX_MAX_TIMEOUT_MS), so a provisioned consumer matches what its service would create.
+ */
+export const ProvisionConfig = z.object({
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  TANDEM_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
+    .default(DEFAULT_SUBJECT_PREFIX),
+  TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(DEFAULT_CONSUMER_SETTINGS.maxDeliver),
+  TANDEM_SANDBOX_MAX_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(600_000)
+    .default(DEFAULT_CONSUMER_SETTINGS.sandboxMaxTimeoutMs),
+  /** The provisioner's NATS user and password (infra/nats/nats.conf); unset: no credentials. */
+  TANDEM_NATS_PROVISIONER_USER: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .optional(),
+  ),
+  TANDEM_NATS_PROVISIONER_PASSWORD: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.string().optional(),
+  ),
+});
+/** The provisioning step's settings. */
+export type ProvisionConfig = z.infer<typeof ProvisionConfig>;
+
+/** Parses the provisioning settings (every problem at once, as a ConfigError). */
+export function parseProvisionConfig(env: Record<string, string | undefined>): ProvisionConfig {
+  return parseConfig(ProvisionConfig, env);
+}
+
+/** The consumer settings of a provisioning config. */
+export function consumerSettingsOf(config: ProvisionConfig): ConsumerSettings {
+  return { maxDeliver: config.TANDEM_MAX_DELIVER, sandboxMaxTimeoutMs: config.TANDEM_SANDBOX_MAX_TIMEOUT_MS };
+}
