@@ -93,6 +93,8 @@ export async function startAuthenticatedNats(options: {
   storeDir: string;
   authDir: string;
   externalUsers?: readonly string[];
+  /** Receives what the server logs (permissions violations among it). */
+  onLog?: (text: string) => void;
 }): Promise<AuthenticatedNats> {
   const externalUsers = options.externalUsers ?? ['integration'];
   const { passwords, file } = await loadOrCreateCredentials(options.authDir, [
@@ -118,7 +120,11 @@ export async function startAuthenticatedNats(options: {
   });
   await writeFile(configFile, config, { mode: 0o600 });
   await chmod(configFile, 0o600);
-  const server = await startNatsServer({ port: options.port, configFile });
+  const server = await startNatsServer({
+    port: options.port,
+    configFile,
+    ...(options.onLog === undefined ? {} : { onLog: options.onLog }),
+  });
   return {
     ...server,
     services: Object.fromEntries(

@@ -52,6 +52,8 @@ export async function startNatsServer(options: {
   storeDir?: string;
   /** A nats-server config file (e.g. with users and permissions). */
   configFile?: string;
+  /** Receives what the server logs (errors and warnings, e.g. permissions violations). */
+  onLog?: (text: string) => void;
 }): Promise<NatsServer> {
   const persistent = options.storeDir !== undefined || options.configFile !== undefined;
   const storeDir =
@@ -67,6 +69,7 @@ export async function startNatsServer(options: {
   const stderr: string[] = [];
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr.push(chunk.toString());
+    options.onLog?.(chunk.toString());
     if (stderr.length > 20) stderr.shift();
   });
   const failed = new Promise<never>((_, reject) => {

@@ -40,6 +40,7 @@ let database: TestDatabase;
 let admin: NatsConnection;
 let adminJsm: JetStreamManager;
 const runtimes = new Map<NatsService, ServiceRuntime>();
+const serverLog: string[] = [];
 
 async function runtimeFor(service: NatsService): Promise<ServiceRuntime> {
   const existing = runtimes.get(service);
@@ -81,6 +82,7 @@ const decision = () => ({ id: randomUUID(), forged: true });
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), 'tandem-nats-auth-'));
   nats = await startAuthenticatedNats({
+    onLog: (text) => serverLog.push(text),
     port: await getFreePort(),
     prefix,
     storeDir: join(directory, 'jetstream'),
@@ -138,6 +140,14 @@ describe('NATS least privilege', () => {
     });
     expect(errors.join('\n')).toContain(`${prefix}.approval.decided.v1`);
     expect(await messagesIn('approval')).toBe(before);
+    // The server's side of the refusal, as an operator sees it.
+    await waitFor(
+      () =>
+        serverLog.some((text) =>
+          new RegExp(`Publish Violation.*User "planner".*${prefix}\\.approval\\.decided\\.v1`).test(text),
+        ),
+      { description: 'the violation in the server log', timeoutMs: 5_000 },
+    );
   });
 
   it('gives a service no right to create streams or consumers', async () => {
