@@ -1,22 +1,15 @@
 import { ConfigError } from '@tandem/service-kit';
 import { provisionAs } from './nats-auth.js';
-import { consumerSettingsOf, parseProvisionConfig } from './provision-config.js';
+import { consumerSettingsOf, parseProvisionConfig, provisionerCredentialsOf } from './provision-config.js';
 
 // `pnpm nats:provision`: creates or updates every stream and every declared durable consumer
 // (packages/bus/src/topology.ts) before services that log in with their own NATS users start; they have
 // no right to create them. Idempotent. A composition root, so it reads the environment.
 try {
   const config = parseProvisionConfig(process.env);
-  const user = config.TANDEM_NATS_PROVISIONER_USER;
-  const password = config.TANDEM_NATS_PROVISIONER_PASSWORD;
-  if ((user === undefined) !== (password === undefined)) {
-    throw new ConfigError([
-      'TANDEM_NATS_PROVISIONER_USER and TANDEM_NATS_PROVISIONER_PASSWORD: set both or neither',
-    ]);
-  }
   const result = await provisionAs({
     servers: config.NATS_URL,
-    credentials: user !== undefined && password !== undefined ? { user, password } : null,
+    credentials: provisionerCredentialsOf(config),
     prefix: config.TANDEM_SUBJECT_PREFIX,
     settings: consumerSettingsOf(config),
   });

@@ -1,6 +1,6 @@
 import { DEFAULT_CONSUMER_SETTINGS, type ConsumerSettings } from '@tandem/bus';
 import { DEFAULT_SUBJECT_PREFIX } from '@tandem/contracts';
-import { parseConfig } from '@tandem/service-kit';
+import { ConfigError, parseConfig } from '@tandem/service-kit';
 import { z } from 'zod';
 
 /**
@@ -39,7 +39,28 @@ export type ProvisionConfig = z.infer<typeof ProvisionConfig>;
 
 /** Parses the provisioning settings (every problem at once, as a ConfigError). */
 export function parseProvisionConfig(env: Record<string, string | undefined>): ProvisionConfig {
-  return parseConfig(ProvisionConfig, env);
+  const user = (env['TANDEM_NATS_PROVISIONER_USER'] ?? '') !== '';
+  const password = (env['TANDEM_NATS_PROVISIONER_PASSWORD'] ?? '') !== '';
+  const pairing =
+    user === password
+      ? []
+      : ['TANDEM_NATS_PROVISIONER_USER and TANDEM_NATS_PROVISIONER_PASSWORD: set both or neither'];
+  try {
+    const config = parseConfig(ProvisionConfig, env);
+    if (pairing.length > 0) throw new ConfigError(pairing);
+    return config;
+  } catch (error) {
+    if (!(error instanceof ConfigError) || pairing.length === 0 || error.problems.includes(pairing[0] ?? ''))
+      throw error;
+    throw new ConfigError([...error.problems, ...pairing]);
+  }
+}
+
+/** The provisioner's credentials of a parsed config, or null (connect without credentials). */
+export function provisionerCredentialsOf(config: ProvisionConfig): { user: string; password: string } | null {
+  const user = config.TANDEM_NATS_PROVISIONER_USER;
+  const password = config.TANDEM_NATS_PROVISIONER_PASSWORD;
+  return user !== undefined && password !== undefined ? { user, password } : null;
 }
 
 /** The consumer settings of a provisioning config. */
