@@ -228,6 +228,12 @@ describe('NATS least privilege', () => {
     } finally {
       await intake.stop();
     }
+    // A dead letter from the max-deliveries advisory reads the message by sequence: in its own streams only.
+    const stored = await planner.bus.jsm.streams.getMessage(streamNameFor(prefix, 'task'), { seq: 1 });
+    expect(stored?.seq).toBe(1);
+    await expect(
+      planner.bus.jsm.streams.getMessage(streamNameFor(prefix, 'approval'), { seq: 1 }),
+    ).rejects.toThrow(/permissions violation/i);
     await expect(
       planner.consume({
         durable: 'planner-undeclared',
