@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { assertSubjectPrefix, subjectFor } from '@tandem/contracts';
+import { ErrorCodes, TandemError, assertSubjectPrefix, consumerNameFor, subjectFor } from '@tandem/contracts';
 import type { Db } from '@tandem/db';
 import type { Logger } from 'pino';
 import { startConsumer, type ConsumeOptions, type RunningConsumer } from './consumer.js';
@@ -8,6 +8,7 @@ import type { DeadLetterListener } from './dead-letters.js';
 import { toNatsHeaders } from './headers.js';
 import { parseOrThrow, type MessageSchema } from './schema.js';
 import { ensureStreams } from './streams.js';
+import { ServiceTopologies, isNatsService } from './topology.js';
 
 /** Options of {@link connectBus}. */
 export interface ConnectBusOptions {
@@ -29,6 +30,12 @@ export interface ConnectBusOptions {
   streamReplicas?: number;
   /** How long to wait for a PubAck or a JetStream API answer (default 5 s). */
   timeoutMs?: number;
+  /**
+   * Streams and durable consumers were created by the provisioner (`provisionNats`, `pnpm nats:provision`):
+   * the bus neither ensures the streams nor creates consumers, it checks that each consumer exists. Set it
+   * for a connection with credentials, whose user has no right to create them.
+   */
+  provisioned?: boolean;
   /** Further connection options (credentials, TLS); `servers` and `name` above take precedence. */
   connection?: Omit<NodeConnectionOptions, 'servers' | 'name'>;
 }
@@ -74,7 +81,7 @@ export interface Bus {
     event: PublishableEvent<TEnvelope>,
     envelope: TEnvelope,
   ): Promise<PublishResult>;
-  /** Creates or updates a durable pull consumer and starts handling its messages. */
+  /** Creates or updates (provisioned: checks) a durable pull consumer and starts handling its messages. */
   consume<T>(options: ConsumeOptions<T>): Promise<RunningConsumer>;
   /** Stops every consumer (waiting for handlers in flight), then drains and closes the connection. */
   drain(): Promise<void>;
@@ -82,7 +89,10 @@ export interface Bus {
 
 const DEFAULT_TIMEOUT_MS = 5_000;
 
-/** Connects to NATS, ensures the streams of every entity exist, and returns the {@link Bus}. */
+/**
+ * Connects to NATS, ensures the streams of every entity exist (unless `provisioned`), and returns the
+ * {@link Bus}.
+ */
 export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   const prefix = assertSubjectPrefix(options.prefix);
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -99,12 +109,14 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout });
-    const changes = await ensureStreams(jsm, {
-      prefix,
-      maxAgeMs: options.streamMaxAgeMs,
-      replicas: options.streamReplicas,
-    });
-    log.debug({ streams: changes }, 'streams ensured');
+    if (options.provisioned !== true) {
+      const changes = await ensureStreams(jsm, {
+        prefix,
+        maxAgeMs: options.streamMaxAgeMs,
+        replicas: options.streamReplicas,
+      });
+      log.debug({ streams: changes }, 'streams ensured');
+    }
   } catch (error) {
     await nc.close();
     throw error;
@@ -143,8 +155,18 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
     },
     async consume(consumeOptions) {
       if (draining !== undefined) throw new Error('the bus is draining; no new consumers');
+      if (options.provisioned === true) assertDeclared(options.name, prefix, consumeOptions);
       const running = await startConsumer(
-        { nc, js, jsm, prefix, db: options.db, log, onDeadLetter: options.onDeadLetter },
+        {
+          nc,
+          js,
+          jsm,
+          prefix,
+          db: options.db,
+          log,
+          onDeadLetter: options.onDeadLetter,
+          provisioned: options.provisioned === true,
+        },
         consumeOptions,
       );
       consumers.add(running);
@@ -167,6 +189,28 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
       return draining;
     },
   };
+}
+
+/**
+ * A provisioned service consumes only what topology.ts declares for it (the provisioner created exactly
+ * those): anything else is a drift between the service and the list, reported before asking the server.
+ */
+function assertDeclared(
+  service: string,
+  prefix: string,
+  consume: { durable: string; subject: string },
+): void {
+  if (!isNatsService(service)) return;
+  const declared = ServiceTopologies[service].consumers.find((spec) => spec.durable === consume.durable);
+  if (declared !== undefined && declared.subject === consume.subject) return;
+  throw new TandemError(
+    ErrorCodes.BUS_NOT_PROVISIONED,
+    declared === undefined
+      ? `${service} consumes ${consumerNameFor(prefix, consume.durable)}, which packages/bus/src/topology.ts does not declare for it ` +
+          '(so it was not provisioned); declare it there and run pnpm nats:provision'
+      : `${service}'s consumer ${consume.durable} is declared on ${declared.subject} in packages/bus/src/topology.ts, ` +
+          `not ${consume.subject}`,
+  );
 }
 
 async function watchStatus(nc: NatsConnection, log: Logger): Promise<void> {

@@ -18,6 +18,7 @@ import {
   type DeadLetterSink,
 } from './dead-letters.js';
 import { MSG_ID_HEADER, fromNatsHeaders } from './headers.js';
+import { checkProvisionedConsumer } from './provision.js';
 import { formatIssues, type MessageSchema } from './schema.js';
 import { entityOfSuffix, hasApiCode } from './streams.js';
 
@@ -104,6 +105,8 @@ export interface ConsumerDeps extends DeadLetterSink {
   js: JetStreamClient;
   jsm: JetStreamManager;
   prefix: string;
+  /** Consumers were created by the provisioner: check them instead of creating them (no rights to). */
+  provisioned?: boolean;
 }
 
 /** The default backoff: 1 s, 2 s, 4 s, ... capped at 60 s, with +-20% jitter so replicas don't retry in step. */
@@ -152,7 +155,12 @@ export async function startConsumer<T>(
   const log = deps.log.child({ consumer: name });
   const sink: DeadLetterSink = { db: deps.db, log, onDeadLetter: deps.onDeadLetter };
 
-  await ensureConsumer(deps.jsm, stream, {
+  // Provisioned (a connection with credentials): check the consumer exists instead of creating it.
+  const ensure: typeof ensureConsumer =
+    deps.provisioned === true
+      ? (jsm, on, config) => checkProvisionedConsumer(jsm, on, config, log)
+      : ensureConsumer;
+  await ensure(deps.jsm, stream, {
     durable_name: name,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(ackWaitMs),

@@ -70,3 +70,64 @@ export type { OutboxRelay } from './outbox-relay.js';
 
 /** The header JetStream deduplicates on (`Nats-Msg-Id`). */
 export { MSG_ID_HEADER } from './headers.js';
+
+/** The five services that connect to NATS (each is also its NATS user). */
+export { NatsServices } from './topology.js';
+/** One of the five services. */
+export type { NatsService } from './topology.js';
+/** Every service's consumers, published subjects, subscriptions and queries: the one list. */
+export { ServiceTopologies } from './topology.js';
+/** What one service does on NATS. */
+export type { ServiceTopology } from './topology.js';
+/** One declared durable consumer: durable, subject, ack wait. */
+export type { DurableConsumerSpec } from './topology.js';
+/** Settings some consumer settings derive from: maxDeliver, sandboxMaxTimeoutMs. */
+export type { ConsumerSettings } from './topology.js';
+/** The defaults of ConsumerSettings (the services' config defaults). */
+export { DEFAULT_CONSUMER_SETTINGS } from './topology.js';
+/** Subjects outside systems may publish (task intake and cancel). */
+export { ExternalPublishes } from './topology.js';
+/** Subjects outside systems may subscribe to (task outcomes). */
+export { ExternalSubscribes } from './topology.js';
+/** Every declared durable consumer with its service. */
+export { durableConsumers } from './topology.js';
+/** True when a name is one of the five services. */
+export { isNatsService } from './topology.js';
+
+/** The NATS user of the provisioning step. */
+export { PROVISIONER_USER } from './permissions.js';
+/** Validates a NATS user name (letters, digits, '_', '-'). */
+export { assertNatsUserName } from './permissions.js';
+/** The inbox prefix of a user's connection (`_INBOX.<user>`). */
+export { inboxPrefixFor } from './permissions.js';
+/** A service's NATS permissions, derived from its topology. */
+export { servicePermissions } from './permissions.js';
+/** An outside system's NATS permissions. */
+export { externalPermissions } from './permissions.js';
+/** The provisioner's NATS permissions. */
+export { provisionerPermissions } from './permissions.js';
+/** Every user of a deployment: services, provisioner, outside systems. */
+export { tandemNatsUsers } from './permissions.js';
+/** Renders a nats-server config with JetStream and the given users (no anonymous access). */
+export { renderNatsServerConfig } from './permissions.js';
+/** Publish/subscribe permissions of one NATS user. */
+export type { NatsPermissions } from './permissions.js';
+/** A password in a generated config (env reference or value). */
+export type { NatsPasswordRef } from './permissions.js';
+/** One user of a generated nats-server config. */
+export type { NatsUserEntry } from './permissions.js';
+/** Options of renderNatsServerConfig. */
+export type { NatsServerConfigOptions } from './permissions.js';
+
+/** Creates or updates every stream and declared durable consumer (run as the provisioner). */
+export { provisionNats } from './provision.js';
+/** Options of provisionNats. */
+export type { ProvisionOptions } from './provision.js';
+/** What provisionNats did per stream and consumer. */
+export type { ProvisionResult } from './provision.js';
+/** The stream and config of one declared consumer under a prefix. */
+export { provisionedConsumerFor } from './provision.js';
+/** The consumer config bus.consume creates. */
+export { managedConsumerConfig } from './provision.js';
+/** The settings of a durable consumer the bus manages. */
+export type { ManagedConsumerConfig } from './provision.js';

@@ -9,6 +9,8 @@ export const ErrorCodes = {
   BUS_SCHEMA_INVALID: 'BUS.SCHEMA_INVALID',
   BUS_MAX_DELIVERIES: 'BUS.MAX_DELIVERIES',
   BUS_HANDLER_FAILED: 'BUS.HANDLER_FAILED',
+  /** A service connected with NATS credentials found its durable consumer missing, on another subject, or undeclared. */
+  BUS_NOT_PROVISIONED: 'BUS.NOT_PROVISIONED',
   TASK_CONFLICT: 'TASK.IDEMPOTENCY_CONFLICT',
   TASK_NOT_FOUND: 'TASK.NOT_FOUND',
   TASK_RESERVED_SOURCE: 'TASK.RESERVED_SOURCE',

@@ -27,7 +27,8 @@ export function isListening(host: string, port: number, timeoutMs = 500): Promis
 
 /**
  * Uses nats-server at 127.0.0.1:4222 when one answers there; otherwise starts `nats-server` from PATH
- * with JetStream on a temporary store and a free port.
+ * with JetStream on a temporary store and a free port. Without authentication: for tests and for a
+ * NATS_URL the caller chose; `pnpm start` runs {@link startAuthenticatedNats} instead.
  */
 export async function ensureNats(options: {
   port: number;
@@ -38,14 +39,39 @@ export async function ensureNats(options: {
   const probePort = options.probePort ?? 4222;
   if (await isListening('127.0.0.1', probePort))
     return { url: `nats://127.0.0.1:${probePort}`, started: false, stop: async () => undefined };
-  const persistent = options.storeDir !== undefined;
-  const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), 'tandem-nats-')));
-  if (persistent) await mkdir(storeDir, { recursive: true });
-  const child: ChildProcess = spawn(
-    'nats-server',
-    ['-a', '127.0.0.1', '-p', String(options.port), '-js', '-sd', storeDir],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  return startNatsServer({ port: options.port, storeDir: options.storeDir });
+}
+
+/**
+ * Starts `nats-server` from PATH on 127.0.0.1:`port` with JetStream, either with a config file (which
+ * sets JetStream, store and users; host and port given here win) or with a store directory.
+ */
+export async function startNatsServer(options: {
+  port: number;
+  /** Where JetStream keeps its data; kept after stop. Without it (and without a config), a temporary store. */
+  storeDir?: string;
+  /** A nats-server config file (e.g. with users and permissions). */
+  configFile?: string;
+  /** Receives what the server logs (errors and warnings, e.g. permissions violations). */
+  onLog?: (text: string) => void;
+}): Promise<NatsServer> {
+  const persistent = options.storeDir !== undefined || options.configFile !== undefined;
+  const storeDir =
+    options.configFile !== undefined
+      ? undefined
+      : (options.storeDir ?? (await mkdtemp(join(tmpdir(), 'tandem-nats-'))));
+  if (options.storeDir !== undefined) await mkdir(options.storeDir, { recursive: true });
+  const args =
+    options.configFile !== undefined
+      ? ['-c', options.configFile, '-a', '127.0.0.1', '-p', String(options.port)]
+      : ['-a', '127.0.0.1', '-p', String(options.port), '-js', '-sd', storeDir ?? ''];
+  const child: ChildProcess = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr.push(chunk.toString());
+    options.onLog?.(chunk.toString());
+    if (stderr.length > 20) stderr.shift();
+  });
   const failed = new Promise<never>((_, reject) => {
     child.once('error', (error) =>
       reject(
@@ -54,7 +80,9 @@ export async function ensureNats(options: {
         ),
       ),
     );
-    child.once('exit', (code) => reject(new Error(`nats-server exited with code ${code}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`nats-server exited with code ${code}: ${stderr.join('')}`)),
+    );
   });
   const deadline = Date.now() + 10_000;
   while (!(await Promise.race([isListening('127.0.0.1', options.port), failed]))) {
@@ -66,12 +94,12 @@ export async function ensureNats(options: {
     url: `nats://127.0.0.1:${options.port}`,
     started: true,
     stop: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await exited;
       }
-      if (!persistent) await rm(storeDir, { recursive: true, force: true });
+      if (!persistent && storeDir !== undefined) await rm(storeDir, { recursive: true, force: true });
     },
   };
 }

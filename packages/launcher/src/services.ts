@@ -7,6 +7,7 @@ const MODEL_VARIABLES = /^(OPENAI_|TANDEM_(PLANNING|CODE)_(BASE_URL|API_KEY|MODE
 const NEEDS_MODELS: ReadonlySet<ServiceName> = new Set(['planner', 'executor']);
 /** The executor's secret store for http_request headers (TANDEM_SECRET_<NAME>, TANDEM_SECRETS_FILE). */
 const SECRET_VARIABLES = /^TANDEM_SECRETS?_/;
+const NATS_CREDENTIAL_VARIABLES: ReadonlySet<string> = new Set(['TANDEM_NATS_USER', 'TANDEM_NATS_PASSWORD']);
 
 /** One running service process. */
 export interface ServiceProcess {
@@ -34,6 +35,11 @@ export interface StartServicesOptions {
   ports: Record<ServiceName, number>;
   /** Receives each output line of each service. */
   onLine?: (service: ServiceName, line: string) => void;
+  /**
+   * Each service's own NATS user (TANDEM_NATS_USER / TANDEM_NATS_PASSWORD); a service gets only its own.
+   * Without it the shared `env` decides (no credentials: a dev server without auth).
+   */
+  natsCredentials?: Partial<Record<ServiceName, { user: string; password: string }>>;
   /** Which services to start (default all five). */
   only?: readonly ServiceName[];
   readyTimeoutMs?: number;
@@ -52,7 +58,14 @@ function environmentFor(service: ServiceName, options: StartServicesOptions): Re
     if (service !== 'executor' && SECRET_VARIABLES.test(key)) continue;
     // The first admin API token is the approval service's to ensure (it keeps the token rows).
     if (service !== 'approval' && key === 'TANDEM_ADMIN_TOKEN') continue;
+    // NATS credentials are per service when given: never another service's.
+    if (options.natsCredentials !== undefined && NATS_CREDENTIAL_VARIABLES.has(key)) continue;
     env[key] = value;
+  }
+  const nats = options.natsCredentials?.[service];
+  if (nats !== undefined) {
+    env['TANDEM_NATS_USER'] = nats.user;
+    env['TANDEM_NATS_PASSWORD'] = nats.password;
   }
   for (const other of SERVICES) env[PORT_SETTINGS[other].variable] = String(options.ports[other]);
   return env;

@@ -5,7 +5,8 @@ import { isModelEndpointConfigured } from '@tandem/models';
 import { getFreePort } from '@tandem/testing';
 import { DEMO_TASK, startDemoModel } from './demo-model.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
-import { ensureNats } from './nats.js';
+import { provisionAs, startAuthenticatedNats, type NatsCredentials } from './nats-auth.js';
+import { consumerSettingsOf, parseProvisionConfig } from './provision-config.js';
 import { PORT_SETTINGS, SERVICES, type ServiceName } from './paths.js';
 import { formatLogLine, startServices } from './services.js';
 import { submitAndFollow } from './demo-run.js';
@@ -82,12 +83,32 @@ try {
   }
 
   let natsUrl = env['NATS_URL'];
+  let natsCredentials: Record<ServiceName, NatsCredentials> | undefined;
   if (!natsUrl) {
-    // Beside the embedded database, so messages in flight survive a restart as the tasks' rows do.
-    const nats = await ensureNats({ port: await getFreePort(), storeDir: join(dataRoot, 'nats') });
+    // A nats-server of our own with one user per service (only its own subjects) and no anonymous
+    // access; its JetStream store beside the embedded database, so messages in flight survive a restart.
+    const provisioning = parseProvisionConfig(env);
+    const nats = await startAuthenticatedNats({
+      port: await getFreePort(),
+      prefix: provisioning.TANDEM_SUBJECT_PREFIX,
+      storeDir: join(dataRoot, 'nats'),
+      authDir: join(dataRoot, 'nats-auth'),
+    });
     stopSteps.push(() => nats.stop());
     natsUrl = nats.url;
-    say(`nats: ${nats.started ? `started nats-server at ${nats.url}` : `using ${nats.url}`}`);
+    natsCredentials = nats.services;
+    // The services may not create streams or consumers: the provisioner does, before they start.
+    const provisioned = await provisionAs({
+      servers: nats.url,
+      credentials: nats.provisioner,
+      prefix: provisioning.TANDEM_SUBJECT_PREFIX,
+      settings: consumerSettingsOf(provisioning),
+    });
+    const created = Object.values(provisioned.consumers).filter((change) => change !== 'unchanged').length;
+    say(
+      `nats: started nats-server at ${nats.url}, one user per service (passwords in ${nats.credentialsFile}); ` +
+        `${created > 0 ? `provisioned ${created} consumers` : 'streams and consumers up to date'}`,
+    );
   } else {
     say(`nats: ${natsUrl}`);
   }
@@ -132,6 +153,7 @@ try {
       LOG_LEVEL: env['LOG_LEVEL'] ?? 'info',
     },
     ports,
+    ...(natsCredentials === undefined ? {} : { natsCredentials }),
     onLine: (service, line) => {
       if (!quiet) process.stdout.write(`${formatLogLine(service, line)}\n`);
     },

@@ -58,7 +58,9 @@ beforeAll(async () => {
   await writeFile(policy, POLICY);
   stack = await startStack({
     match: script,
-    ownNats: true,
+    // As pnpm start runs it: every service its own NATS user with only its own subjects, the streams and
+    // consumers provisioned before, this test an outside system. The whole flow proves the permission set.
+    natsAuth: true,
     env: { TANDEM_APPROVAL_POLICY: policy, TANDEM_APPROVAL_SWEEP_MS: '200' },
   });
 }, 120_000);
@@ -233,4 +235,8 @@ describe('steps wait only for the steps that need a human', () => {
     expect(outcome.data.status).toBe('completed');
     expect(JSON.stringify(outcome.data.result)).toContain('42 km');
   }, 90_000);
+});
+
+it('needed no NATS right that a service or the outside system lacks (the server logged no violation)', () => {
+  expect(stack.natsViolations).toEqual([]);
 });

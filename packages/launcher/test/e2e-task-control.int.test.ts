@@ -82,6 +82,9 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     // edited plans are allowed by a written rule (writes would otherwise need a track record).
     stack = await startStack({
       match: script,
+      // Each service its own NATS user, as pnpm start runs it: the cancel paths (HTTP and NATS cancels,
+      // deadlines, the sandbox-runner's cancel subscription) prove their part of the permission set.
+      natsAuth: true,
       env: { TANDEM_AUTO_APPROVE: 'read,write' },
       policy: allowToolsPolicy(['write_file', 'read_file', 'list_files']),
     });
@@ -89,6 +92,11 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
 
   afterAll(async () => {
     await stack?.stop();
+  });
+
+  afterAll(() => {
+    // Registered last, so it runs first (before the stack stops): nothing needed a right it lacks.
+    expect(stack?.natsViolations ?? []).toEqual([]);
   });
 
   async function taskIdOf(event: Record<string, unknown>): Promise<string> {

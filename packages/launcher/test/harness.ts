@@ -18,6 +18,13 @@ import {
 } from '@tandem/testing';
 import pg from 'pg';
 import { z } from 'zod';
+import { DEFAULT_CONSUMER_SETTINGS } from '@tandem/bus';
+import {
+  connectionOptionsFor,
+  provisionAs,
+  startAuthenticatedNats,
+  type AuthenticatedNats,
+} from '../src/nats-auth.js';
 import { ensureNats, type NatsServer } from '../src/nats.js';
 import { SERVICES, startServices, type RunningServices, type ServiceName } from '../src/index.js';
 
@@ -49,6 +56,8 @@ export interface Stack {
   adminToken: string;
   auth: { authorization: string };
   outcomes: OutcomeEvent[];
+  /** What the stack's own authenticated nats-server logged as permissions violations (`natsAuth`). */
+  natsViolations: string[];
   url(service: ServiceName): string;
   /** Publishes raw bytes on `<prefix>.<suffix>` through JetStream (as another system would). */
   publish(suffix: string, payload: Uint8Array | string | object, msgId?: string): Promise<void>;
@@ -69,6 +78,11 @@ export async function startStack(options: {
   beforeStart?: (modelUrl: string) => Promise<void>;
   /** Start a nats-server of the stack's own on a free port (with a temporary JetStream store). */
   ownNats?: boolean;
+  /**
+   * Run that own nats-server (implies `ownNats`) as `pnpm start` does: one user per service with only its
+   * own subjects, streams and consumers provisioned first, and the test connected as an outside system.
+   */
+  natsAuth?: boolean;
   /** An approval policy (YAML) for the stack, written to a temporary file (TANDEM_APPROVAL_POLICY). */
   policy?: string;
 }): Promise<Stack> {
@@ -78,19 +92,53 @@ export async function startStack(options: {
     policyEnv['TANDEM_APPROVAL_POLICY'] = join(policyDir, 'policy.yaml');
     await writeFile(policyEnv['TANDEM_APPROVAL_POLICY'], options.policy);
   }
-  const natsPort = options.ownNats ? await getFreePort() : 0;
-  const natsStore = options.ownNats ? await mkdtemp(join(tmpdir(), 'tandem-e2e-nats-')) : null;
-  const startOwnNats = () =>
-    ensureNats({ port: natsPort, probePort: natsPort, storeDir: natsStore ?? undefined });
-  let ownNats: NatsServer | null = options.ownNats ? await startOwnNats() : null;
-  const nats = ownNats ? { url: ownNats.url } : await findNats();
+  const ownNatsWanted = options.ownNats === true || options.natsAuth === true;
+  const natsPort = ownNatsWanted ? await getFreePort() : 0;
+  const natsStore = ownNatsWanted ? await mkdtemp(join(tmpdir(), 'tandem-e2e-nats-')) : null;
   const prefix = createTestPrefix();
+  const natsViolations: string[] = [];
+  // Started again by restartAll with the same port, store and passwords.
+  const startOwnNats = async (): Promise<{ server: NatsServer; auth: AuthenticatedNats | null }> => {
+    if (options.natsAuth !== true || natsStore === null) {
+      const server = await ensureNats({
+        port: natsPort,
+        probePort: natsPort,
+        storeDir: natsStore ?? undefined,
+      });
+      return { server, auth: null };
+    }
+    const auth = await startAuthenticatedNats({
+      onLog: (text) => {
+        for (const line of text.split('\n')) if (/violation/i.test(line)) natsViolations.push(line);
+      },
+      port: natsPort,
+      prefix,
+      storeDir: join(natsStore, 'jetstream'),
+      authDir: join(natsStore, 'auth'),
+    });
+    await provisionAs({
+      servers: auth.url,
+      credentials: auth.provisioner,
+      prefix,
+      settings: DEFAULT_CONSUMER_SETTINGS,
+    });
+    return { server: auth, auth };
+  };
+  const started = ownNatsWanted ? await startOwnNats() : null;
+  let ownNats: NatsServer | null = started?.server ?? null;
+  const natsAuth: AuthenticatedNats | null = started?.auth ?? null;
+  const nats = ownNats ? { url: ownNats.url } : await findNats();
+  const outside = natsAuth?.external['integration'];
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
   // Before the services start, so the approval service finds an admin token and creates none.
   const { token: adminToken } = await createTestToken(database.url, { role: 'admin', name: 'e2e-admin' });
   const model = await createScriptedModelServer({ match: options.match });
   await options.beforeStart?.(model.url);
-  const nc = await connect({ servers: nats.url, name: 'e2e-test' });
+  const nc = await connect({
+    servers: nats.url,
+    name: 'e2e-test',
+    ...(outside === undefined ? {} : connectionOptionsFor(outside)),
+  });
   const outcomes: OutcomeEvent[] = [];
   // Waiters are told the moment an outcome arrives (latency figures in the benchmark depend on it).
   const waiters = new Set<{
@@ -143,6 +191,7 @@ export async function startStack(options: {
         ...options.env,
       },
       ports: portsByService,
+      ...(natsAuth === null ? {} : { natsCredentials: natsAuth.services }),
       onLine: (service, line) => {
         output.push(`[${service}] ${line}`);
         if (process.env['E2E_LOG_LEVEL']) process.stdout.write(`[${service}] ${line}\n`);
@@ -152,7 +201,8 @@ export async function startStack(options: {
     await nc.close();
     await model.close();
     await database.drop();
-    await cleanupNatsPrefix(nats.url, prefix);
+    // An authenticated server refuses the anonymous clean-up; its store is removed below anyway.
+    if (natsAuth === null) await cleanupNatsPrefix(nats.url, prefix);
     await ownNats?.stop();
     if (natsStore) await rm(natsStore, { recursive: true, force: true });
     if (policyDir) await rm(policyDir, { recursive: true, force: true });
@@ -170,6 +220,7 @@ export async function startStack(options: {
     adminToken,
     auth: { authorization: `Bearer ${adminToken}` },
     outcomes,
+    natsViolations,
     url: (service) => services.url(service),
     publish: async (suffix, payload, msgId) => {
       const bytes =
@@ -201,10 +252,10 @@ export async function startStack(options: {
       });
     },
     restartAll: async () => {
-      if (!ownNats) throw new Error('restartAll needs startStack({ ownNats: true })');
+      if (!ownNats) throw new Error('restartAll needs startStack({ ownNats: true }) or natsAuth');
       await services.stop();
       await ownNats.stop();
-      ownNats = await startOwnNats();
+      ownNats = (await startOwnNats()).server;
       for (const service of SERVICES) await services.restart(service);
     },
     stop: async () => {
@@ -212,7 +263,7 @@ export async function startStack(options: {
       await sql.end();
       await nc.drain();
       await model.close();
-      await cleanupNatsPrefix(nats.url, prefix);
+      if (natsAuth === null) await cleanupNatsPrefix(nats.url, prefix);
       await ownNats?.stop();
       if (natsStore) await rm(natsStore, { recursive: true, force: true });
       if (policyDir) await rm(policyDir, { recursive: true, force: true });

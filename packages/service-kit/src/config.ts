@@ -1,12 +1,27 @@
 import { readFileSync } from 'node:fs';
 import { ModelsConfigError, selectorConfigFromEnv, type SelectorConfig } from '@tandem/models';
 import { parseAllowHosts, parseCidr, type ToolCheckContext } from '@tandem/contracts';
+import { inboxPrefixFor } from '@tandem/bus';
 import { z } from 'zod';
+
+/** An unset variable, or one set to '' (compose's `${X:-}`), is absent. */
+const optionalSetting = <TSchema extends z.ZodType>(schema: TSchema) =>
+  z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
 
 /** Settings every service shares; each service extends it with its own. */
 export const BaseConfig = z.object({
   DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://user@host:port/db)'),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /**
+   * The service's own NATS user (infra/nats/nats.conf); with it the service expects its streams and
+   * consumers provisioned (`pnpm nats:provision`). Unset: no credentials, and the service ensures them
+   * itself (a dev server without auth). nats.js ignores a user:password inside NATS_URL.
+   */
+  TANDEM_NATS_USER: optionalSetting(
+    z.string().regex(/^[A-Za-z0-9_-]+$/, "a NATS user name: letters, digits, '_' or '-'"),
+  ),
+  /** The password of TANDEM_NATS_USER. Never logged. */
+  TANDEM_NATS_PASSWORD: optionalSetting(z.string()),
   TANDEM_SUBJECT_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
@@ -81,6 +96,35 @@ export function toolCheckContextFrom(config: ToolPolicyConfig): ToolCheckContext
   };
 }
 
+/** The NATS connection options (credentials, inbox prefix) of a service config, and whether it is provisioned. */
+export interface NatsConnectionSettings {
+  /** Passed to `connectBus` as `connection`; empty without credentials. */
+  connection: { user?: string; pass?: string; inboxPrefix?: string };
+  /** True with credentials: the service's user may not create streams or consumers. */
+  provisioned: boolean;
+}
+
+/** The NATS connection settings of a parsed base config (see TANDEM_NATS_USER). */
+export function natsConnectionSettings(
+  config: Pick<BaseConfig, 'TANDEM_NATS_USER' | 'TANDEM_NATS_PASSWORD'>,
+): NatsConnectionSettings {
+  const user = config.TANDEM_NATS_USER;
+  if (user === undefined) return { connection: {}, provisioned: false };
+  return {
+    // Replies to this user go to its own inbox subjects, which no other user may subscribe to.
+    connection: { user, pass: config.TANDEM_NATS_PASSWORD ?? '', inboxPrefix: inboxPrefixFor(user) },
+    provisioned: true,
+  };
+}
+
+function natsCredentialProblems(env: Record<string, string | undefined>): string[] {
+  const user = (env['TANDEM_NATS_USER'] ?? '') !== '';
+  const password = (env['TANDEM_NATS_PASSWORD'] ?? '') !== '';
+  if (user && !password) return ['TANDEM_NATS_PASSWORD: required when TANDEM_NATS_USER is set'];
+  if (password && !user) return ['TANDEM_NATS_USER: required when TANDEM_NATS_PASSWORD is set'];
+  return [];
+}
+
 /** Thrown by {@link parseConfig}: every problem at once, printable. */
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -97,10 +141,15 @@ export function parseConfig<TSchema extends z.ZodType>(
   env: Record<string, string | undefined>,
 ): z.infer<TSchema> {
   const result = schema.safeParse(env);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
-  );
+  // Cross-setting checks of the base config: a refinement would stop services extending BaseConfig.
+  const problems = natsCredentialProblems(env);
+  if (result.success && problems.length === 0) return result.data;
+  throw new ConfigError([
+    ...(result.success
+      ? []
+      : result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)),
+    ...problems,
+  ]);
 }
 
 /** For `main.ts`: parse the config or print every problem and exit non-zero. */

@@ -7,7 +7,9 @@ export {
   loadConfigOrExit,
   loadSelectorConfigOrExit,
   toolCheckContextFrom,
+  natsConnectionSettings,
 } from './config.js';
+export type { NatsConnectionSettings } from './config.js';
 export { createLogger } from './logger.js';
 export type { Log } from './logger.js';
 export { createMetrics } from './metrics.js';

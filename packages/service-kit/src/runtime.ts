@@ -7,7 +7,7 @@ import {
   type RunningConsumer,
 } from '@tandem/bus';
 import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
-import type { BaseConfig } from './config.js';
+import { natsConnectionSettings, type BaseConfig } from './config.js';
 import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
 import { createLogger, type Log } from './logger.js';
@@ -56,9 +56,12 @@ export async function createServiceRuntime(options: {
     preparedStatements: config.TANDEM_DB_PREPARED_STATEMENTS,
   });
   let bus: Bus;
+  const nats = natsConnectionSettings(config);
   try {
     bus = await connectBus({
       servers: config.NATS_URL,
+      connection: nats.connection,
+      provisioned: nats.provisioned,
       prefix: config.TANDEM_SUBJECT_PREFIX,
       name: service,
       log,
