@@ -111,6 +111,8 @@ export const ServiceTopologies: Readonly<Record<NatsService, ServiceTopology>> =
         ackWaitMs: DEFAULT_ACK_WAIT,
       },
       { durable: 'approval-task-failed', subject: PublicSubjects.taskFailed, ackWaitMs: DEFAULT_ACK_WAIT },
+      // A completed step frees the requests that wait for its values (approval with values).
+      { durable: 'approval-step-finished', subject: StepFinished.subjectSuffix, ackWaitMs: DEFAULT_ACK_WAIT },
     ],
     // Only approval publishes approval.*: the executor acts on approval.decided.
     publishes: [
