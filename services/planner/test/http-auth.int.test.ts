@@ -123,9 +123,12 @@ async function submit(token: { token: string }, data: Record<string, unknown>): 
   return Accepted.parse(response.body).taskId;
 }
 
-/** A task whose plan (version 1) waits for approval: it may be edited and cancelled. */
-async function plannedTask(): Promise<string> {
-  const taskId = await submit(tokens.anyAgent, { goal: 'an editable task' });
+/**
+ * A task of `submitter` whose plan (version 1) waits for approval, with an approval request without a
+ * group (so approvers without groups reach it): it may be edited and cancelled.
+ */
+async function plannedTask(submitter: { token: string } = tokens.anyAgent): Promise<string> {
+  const taskId = await submit(submitter, { goal: 'an editable task' });
   await db.prisma.task.update({ where: { id: taskId }, data: { status: 'planned' } });
   const planId = randomUUID();
   await db.prisma.plan.create({ data: { id: planId, taskId, version: 1, status: 'active' } });
@@ -141,6 +144,9 @@ async function plannedTask(): Promise<string> {
       riskClass: 'read',
       idempotencyKey: `${planId}:s1`,
     },
+  });
+  await db.prisma.approvalRequest.create({
+    data: { id: randomUUID(), taskId, planId, mode: 'human', status: 'pending' },
   });
   return taskId;
 }
@@ -207,13 +213,15 @@ describe('planner API authentication', () => {
     expect((await db.prisma.task.findUniqueOrThrow({ where: { id: taskId } })).submittedBy).toBeNull();
   });
 
-  it('lets any token read a task, and no one without a token', async () => {
+  it('lets the tokens that may act on a task read it, and no one without a token', async () => {
     const taskId = await submit(tokens.billing, { goal: 'read me' });
-    for (const token of [tokens.billing, tokens.anyAgent, tokens.approver, tokens.admin]) {
+    for (const token of [tokens.billing, tokens.anyAgent, tokens.admin]) {
       const response = await call('GET', `/v1/tasks/${taskId}`, bearer(token));
       expect(response.status).toBe(200);
       expect(TaskView.parse(response.body).taskId).toBe(taskId);
     }
+    // No approval request asks the approver about this task yet (see task-tenancy.int.test.ts).
+    expect((await call('GET', `/v1/tasks/${taskId}`, bearer(tokens.approver))).status).toBe(404);
     expect((await call('GET', `/v1/tasks/${taskId}`, null)).status).toBe(401);
     expect((await call('GET', `/v1/tasks/${taskId}`, bearer(tokens.revoked))).status).toBe(401);
     // An unknown route answers 401 to a caller without a token, 404 to one with.
@@ -235,14 +243,14 @@ describe('planner API authentication', () => {
     expect(byToken.status, JSON.stringify(byToken.body)).toBe(200);
     expect(TaskView.parse(byToken.body).plan?.editedBy).toBe('token:alice-approver');
 
-    const other = await plannedTask();
+    const other = await plannedTask(tokens.billing);
     const byName = await call('PUT', `/v1/tasks/${other}/plan`, bearer(tokens.billing), edit('alice'));
     expect(byName.status).toBe(200);
     expect(TaskView.parse(byName.body).plan?.editedBy).toBe('alice');
   });
 
   it('cancels for submitters and approvers, recording the token unless the body names a person', async () => {
-    const taskId = await plannedTask();
+    const taskId = await plannedTask(tokens.billing);
     const cancels = { subject: { endsWith: 'task.cancel-requested.v1' } };
     expect((await call('POST', `/v1/tasks/${taskId}/cancel`, null, {})).status).toBe(401);
     expect(await db.prisma.outbox.count({ where: cancels })).toBe(0);

@@ -14,7 +14,13 @@ import {
   type ToolDefinition,
 } from '@tandem/contracts';
 import { enqueueOutboxSql, modelUseOfTask, sqlTransaction, type Db } from '@tandem/db';
-import { outboxCloudEvent, requirePrincipal, type HttpServer, type Principal } from '@tandem/service-kit';
+import {
+  outboxCloudEvent,
+  requirePrincipal,
+  requireTaskAccess,
+  type HttpServer,
+  type Principal,
+} from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { checkEditedPlan } from '../domain/planning.js';
@@ -24,7 +30,10 @@ import { readTaskView } from './tasks.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
 const AUTH_ERRORS = { 401: HttpErrorBody, 403: HttpErrorBody };
-/** Who may edit or cancel a task: its submitters and approvers (admin always may). */
+/**
+ * Roles that may edit or cancel a task (admin always may); each route then checks that the token may
+ * act on that task (`requireTaskAccess`: 404 as for a missing task when it may not).
+ */
 const TASK_CONTROL = { roles: ['submitter', 'approver'] } as const;
 
 /** `token:<name>`, cut to the 200 characters that `editedBy` and `requestedBy` hold on the wire. */
@@ -74,6 +83,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
     async (request, reply) => {
       const principal = requirePrincipal(request);
       const taskId = request.params.id;
+      await requireTaskAccess(deps.db, principal, taskId);
       const task = await deps.db.prisma.task.findUnique({ where: { id: taskId } });
       if (!task) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
       const budget = TaskBudget.safeParse(task.budget ?? undefined);
@@ -188,6 +198,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
     async (request, reply) => {
       const principal = requirePrincipal(request);
       const taskId = request.params.id;
+      await requireTaskAccess(deps.db, principal, taskId);
       const task = await deps.db.prisma.task.findUnique({
         where: { id: taskId },
         select: { id: true, status: true, run: { select: { status: true } } },

@@ -11,7 +11,13 @@ import {
   type TaskStepView,
 } from '@tandem/contracts';
 import type { Db } from '@tandem/db';
-import { mayActAsAgent, requirePrincipal, type HttpServer } from '@tandem/service-kit';
+import {
+  mayActAsAgent,
+  principalRef,
+  requirePrincipal,
+  requireTaskAccess,
+  type HttpServer,
+} from '@tandem/service-kit';
 import { z } from 'zod';
 import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 
@@ -88,8 +94,8 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
 }
 
 /**
- * `POST /v1/tasks` (submitter tokens, for their own agents; admin for any) and `GET /v1/tasks/:id` (any
- * token).
+ * `POST /v1/tasks` (submitter tokens, for their own agents; admin for any) and `GET /v1/tasks/:id` (a
+ * token that may act on the task, see `mayActOnTask`; any other gets the 404 of a missing task).
  */
 export function registerTaskRoutes(
   app: HttpServer,
@@ -128,7 +134,7 @@ export function registerTaskRoutes(
           externalId: key ?? `auto:${randomUUID()}`,
           request: { idempotencyKey: key ?? null },
           data: request.body,
-          submittedBy: `token:${principal.tokenId}`,
+          submittedBy: principalRef(principal),
         },
         { prefix: deps.prefix, causationId: null },
       );
@@ -147,6 +153,7 @@ export function registerTaskRoutes(
       },
     },
     async (request) => {
+      await requireTaskAccess(deps.db, requirePrincipal(request), request.params.id);
       const view = await readTaskView(deps.db, request.params.id);
       if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${request.params.id} not found`);
       return view;
