@@ -103,7 +103,10 @@ export interface TaskAccess {
  * Whether a principal sees (and may decide) approval requests of `group`: an approver token with groups
  * only those groups' requests, an approver token without groups only requests without a group; admin all.
  */
-export function maySeeApproverGroup(principal: Principal, group: string | null): boolean {
+export function maySeeApproverGroup(
+  principal: { role: TokenRole; groups: readonly string[] },
+  group: string | null,
+): boolean {
   if (principal.role === 'admin') return true;
   if (principal.role !== 'approver') return false;
   if (principal.groups.length === 0) return group === null;
@@ -123,31 +126,41 @@ export function mayActOnTask(principal: Principal, task: TaskAccess): boolean {
     return task.agentId === null ? principal.agents.includes('*') : mayActAsAgent(principal, task.agentId);
   }
   return (
-    principal.role === 'approver' && task.approverGroups.some((group) => maySeeApproverGroup(principal, group))
+    principal.role === 'approver' &&
+    task.approverGroups.some((group) => maySeeApproverGroup(principal, group))
   );
 }
 
 /**
- * {@link mayActOnTask} against the stored task; throws TASK.NOT_FOUND (404) both when the task does not
- * exist and when the principal may not reach it, with the same message, so the answer does not reveal
- * other tenants' tasks. The approval requests' groups are read only for an approver that needs them.
+ * {@link mayActOnTask} against the stored task: false when the task does not exist or the principal may
+ * not reach it. The approval requests' groups are read only for an approver that needs them.
  */
-export async function requireTaskAccess(db: Db, principal: Principal, taskId: string): Promise<void> {
-  const notFound = () => new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
+export async function reachesTask(db: Db, principal: Principal, taskId: string): Promise<boolean> {
   const task = await db.prisma.task.findUnique({
     where: { id: taskId },
     select: { agentId: true, submittedBy: true },
   });
-  if (!task) throw notFound();
-  if (mayActOnTask(principal, { ...task, approverGroups: [] })) return;
-  if (principal.role !== 'approver') throw notFound();
+  if (!task) return false;
+  if (mayActOnTask(principal, { ...task, approverGroups: [] })) return true;
+  if (principal.role !== 'approver') return false;
   const requests = await db.prisma.approvalRequest.findMany({
     where: { taskId },
     distinct: ['approverGroup'],
     select: { approverGroup: true },
   });
-  const approverGroups = requests.map((request) => request.approverGroup);
-  if (!mayActOnTask(principal, { ...task, approverGroups })) throw notFound();
+  return mayActOnTask(principal, {
+    ...task,
+    approverGroups: requests.map((request) => request.approverGroup),
+  });
+}
+
+/**
+ * {@link reachesTask}, or TASK.NOT_FOUND (404) both when the task does not exist and when the principal
+ * may not reach it, with the same message, so the answer reveals nothing about other tenants' tasks.
+ */
+export async function requireTaskAccess(db: Db, principal: Principal, taskId: string): Promise<void> {
+  if (!(await reachesTask(db, principal, taskId)))
+    throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
 }
 
 // `Bearer <token>`: the scheme is case-insensitive (RFC 7235); a token is one run of visible characters.

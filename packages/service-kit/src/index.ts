@@ -24,6 +24,7 @@ export {
   mayActOnTask,
   maySeeApproverGroup,
   principalRef,
+  reachesTask,
   requirePrincipal,
   requireTaskAccess,
 } from './auth.js';

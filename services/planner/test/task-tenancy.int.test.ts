@@ -164,7 +164,10 @@ const WRITE_INTO_PLAN = {
 
 const cancelsOf = (taskId: string) =>
   db.prisma.outbox.count({
-    where: { subject: { endsWith: 'task.cancel-requested.v1' }, payload: { path: ['subject'], equals: taskId } },
+    where: {
+      subject: { endsWith: 'task.cancel-requested.v1' },
+      payload: { path: ['subject'], equals: taskId },
+    },
   });
 
 /** What each task route answers `token` for `taskId` (the edit and cancel change nothing when refused). */
