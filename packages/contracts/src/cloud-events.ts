@@ -228,7 +228,10 @@ export const TaskCancelRequestedData = z
       .strictObject({ source: z.string().min(1).max(1000), id: z.string().min(1).max(500) })
       .optional(),
     reason: z.string().max(2000).optional(),
+    /** Who asks: from Tandem's own HTTP route the authenticated token (`token:<ApiToken.id>`). */
     requestedBy: z.string().max(200).optional(),
+    /** Optional, added beside the fixed fields: the name the HTTP caller gave, a label beside `requestedBy`. */
+    requestedByLabel: z.string().max(200).optional(),
   })
   .refine((data) => (data.taskId === undefined) !== (data.request === undefined), {
     message: 'give exactly one of taskId or request',

@@ -16,10 +16,10 @@ import {
 import { enqueueOutboxSql, modelUseOfTask, sqlTransaction, type Db } from '@tandem/db';
 import {
   outboxCloudEvent,
+  principalRef,
   requirePrincipal,
   requireTaskAccess,
   type HttpServer,
-  type Principal,
 } from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -35,11 +35,6 @@ const AUTH_ERRORS = { 401: HttpErrorBody, 403: HttpErrorBody };
  * act on that task (`requireTaskAccess`: 404 as for a missing task when it may not).
  */
 const TASK_CONTROL = { roles: ['submitter', 'approver'] } as const;
-
-/** `token:<name>`, cut to the 200 characters that `editedBy` and `requestedBy` hold on the wire. */
-function actorOf(principal: Principal): string {
-  return `token:${principal.name}`.slice(0, 200);
-}
 
 /** Step states in which a step has not started: a plan whose steps are all here may still be edited. */
 const NOT_STARTED = new Set(['waiting', 'approved']);
@@ -103,8 +98,9 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
           .code(422)
           .send({ error: { ...shape, retryable: false, ...(stepId === undefined ? {} : { stepId }) } });
       }
-      // A named person is kept; otherwise the edit is the token's.
-      const editedBy = request.body.editedBy ?? actorOf(principal);
+      // The edit is the token's; a name the body gives is kept only as a label beside it.
+      const editedBy = principalRef(principal);
+      const editedByLabel = request.body.editedBy ?? null;
       await sqlTransaction(deps.db, async (sql) => {
         const active = await sql.query(
           `SELECT "id"::text AS "id", "version" FROM "Plan" WHERE "taskId" = $1::uuid AND "status" = 'active'
@@ -165,6 +161,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
             origin: 'human',
             supersedes: current.id,
             editedBy,
+            editedByLabel,
             steps: checked.steps,
             models: [],
             strategy: 'human-edit',
@@ -229,7 +226,9 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
               data: {
                 taskId,
                 ...(body.reason === undefined ? {} : { reason: body.reason }),
-                requestedBy: body.requestedBy ?? actorOf(principal),
+                // The canceller is the token; a name the body gives travels only as a label.
+                requestedBy: principalRef(principal),
+                ...(body.requestedBy === undefined ? {} : { requestedByLabel: body.requestedBy }),
               },
             },
           ),

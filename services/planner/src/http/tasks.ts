@@ -84,6 +84,7 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
           version: plan.version,
           origin: plan.origin,
           editedBy: plan.editedBy,
+          editedByLabel: plan.editedByLabel,
           qualityScore: plan.qualityScore,
           steps,
         }
