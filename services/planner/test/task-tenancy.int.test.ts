@@ -269,3 +269,62 @@ describe('task routes check the token against the task (hole 2)', () => {
     );
   });
 });
+
+describe('idempotency keys are scoped per token', () => {
+  async function submitWithKey(token: TestToken, key: string, goal: string) {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks',
+      headers: {
+        authorization: `Bearer ${token.token}`,
+        'content-type': 'application/json',
+        'idempotency-key': key,
+      },
+      payload: JSON.stringify({ goal }),
+    });
+    return { status: response.statusCode, body: response.json<unknown>() };
+  }
+
+  it('makes one task per token for the same key; the same key again from the same token is the same task', async () => {
+    const key = `order-${randomUUID()}`;
+    const first = await submitWithKey(tokens.agentA, key, 'same body');
+    const again = await submitWithKey(tokens.agentA, key, 'same body');
+    const other = await submitWithKey(tokens.agentB, key, 'same body');
+    expect([first.status, again.status, other.status]).toEqual([202, 202, 202]);
+    const firstId = Accepted.parse(first.body).taskId;
+    expect(Accepted.parse(again.body).taskId).toBe(firstId);
+    const otherId = Accepted.parse(other.body).taskId;
+    expect(otherId).not.toBe(firstId);
+    // Each token reads its own task only, and sees its own key.
+    expect((await call('GET', `/v1/tasks/${otherId}`, tokens.agentA)).status).toBe(404);
+    const view = TaskView.parse((await call('GET', `/v1/tasks/${otherId}`, tokens.agentB)).body);
+    expect(view.request).toEqual({ source: 'urn:tandem:http', id: key });
+    // The request the task's events carry tells the two tokens' keys apart.
+    const accepted = await db.prisma.outbox.findMany({
+      where: {
+        subject: { endsWith: 'task.accepted.v1' },
+        payload: { path: ['data', 'request', 'idempotencyKey'], equals: key },
+      },
+    });
+    const requests = accepted.map(
+      (row) => z.object({ data: z.object({ request: z.unknown() }) }).parse(row.payload).data.request,
+    );
+    expect(requests).toEqual(
+      expect.arrayContaining([
+        { idempotencyKey: key, tokenId: tokens.agentA.id },
+        { idempotencyKey: key, tokenId: tokens.agentB.id },
+      ]),
+    );
+    expect(requests).toHaveLength(2);
+  });
+
+  it('does not tell a token that another token used its key (no conflict across tokens)', async () => {
+    const key = `order-${randomUUID()}`;
+    expect((await submitWithKey(tokens.agentA, key, 'pay invoice 1')).status).toBe(202);
+    const other = await submitWithKey(tokens.agentB, key, 'pay invoice 2');
+    expect(other.status).toBe(202);
+    const conflict = await submitWithKey(tokens.agentA, key, 'pay invoice 3');
+    expect(conflict.status).toBe(409);
+    expect(ErrorBody.parse(conflict.body).error.code).toBe(ErrorCodes.TASK_CONFLICT);
+  });
+});
