@@ -139,6 +139,8 @@ export {
   TaskCancelRequestedData,
   TaskCancelRequestedCloudEvent,
   taskRequestRef,
+  httpTaskExternalId,
+  httpTaskKey,
   modelPreferenceFor,
 } from './cloud-events.js';
 export { PlanOrigin, TaskReplanRequested } from './events.js';

@@ -8,6 +8,8 @@ import {
   JsonValue,
   TandemError,
   TaskView,
+  httpTaskExternalId,
+  httpTaskKey,
   type TaskStepView,
 } from '@tandem/contracts';
 import type { Db } from '@tandem/db';
@@ -75,7 +77,11 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
     goal: task.goal,
     kind: task.kind,
     agentId: task.agentId,
-    request: { source: task.source, id: task.externalId },
+    // An HTTP task shows the key its client sent, without the token scope it is stored under.
+    request: {
+      source: task.source,
+      id: task.source === HTTP_SOURCE ? httpTaskKey(task.externalId).key : task.externalId,
+    },
     createdAt: task.createdAt.toISOString(),
     deadline: task.deadline?.toISOString() ?? null,
     plan: plan
@@ -132,8 +138,9 @@ export function registerTaskRoutes(
         deps.db,
         {
           source: HTTP_SOURCE,
-          externalId: key ?? `auto:${randomUUID()}`,
-          request: { idempotencyKey: key ?? null },
+          // Keys are scoped per token: the same key from another token is another task.
+          externalId: httpTaskExternalId(principal.tokenId, key ?? `auto:${randomUUID()}`),
+          request: { idempotencyKey: key ?? null, tokenId: principal.tokenId },
           data: request.body,
           submittedBy: principalRef(principal),
         },
