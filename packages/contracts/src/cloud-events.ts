@@ -126,10 +126,14 @@ export const TaskRequestedCloudEvent = z
 /** A structured-mode CloudEvent requesting a task. */
 export type TaskRequestedCloudEvent = z.infer<typeof TaskRequestedCloudEvent>;
 
-/** Who asked for a task: the submitting CloudEvent's source and id, or the HTTP idempotency key. */
+/**
+ * Who asked for a task: the submitting CloudEvent's source and id, or the HTTP idempotency key with the
+ * token that sent it (`tokenId`, optional: absent on tasks stored before keys were scoped per token).
+ * Two tokens may send the same key: `tokenId` tells their tasks apart.
+ */
 export const TaskRequestRef = z.union([
   z.strictObject({ source: z.string(), id: z.string() }),
-  z.strictObject({ idempotencyKey: z.string().nullable() }),
+  z.strictObject({ idempotencyKey: z.string().nullable(), tokenId: z.uuid().optional() }),
 ]);
 /** Who asked for a task. */
 export type TaskRequestRef = z.infer<typeof TaskRequestRef>;
@@ -228,7 +232,10 @@ export const TaskCancelRequestedData = z
       .strictObject({ source: z.string().min(1).max(1000), id: z.string().min(1).max(500) })
       .optional(),
     reason: z.string().max(2000).optional(),
+    /** Who asks: from Tandem's own HTTP route the authenticated token (`token:<ApiToken.id>`). */
     requestedBy: z.string().max(200).optional(),
+    /** Optional, added beside the fixed fields: the name the HTTP caller gave, a label beside `requestedBy`. */
+    requestedByLabel: z.string().max(200).optional(),
   })
   .refine((data) => (data.taskId === undefined) !== (data.request === undefined), {
     message: 'give exactly one of taskId or request',
@@ -256,14 +263,39 @@ export const TaskOutcomeCloudEvent = z.discriminatedUnion('type', [
 /** Any task outcome. */
 export type TaskOutcomeCloudEvent = z.infer<typeof TaskOutcomeCloudEvent>;
 
+// `token:<uuid>:` before the key of an HTTP task: the token whose key it is. Stored form (wire value).
+const HTTP_KEY_SCOPE = /^token:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):/i;
+
+/**
+ * The stored `externalId` of an HTTP task: the submitting token's id, then the Idempotency-Key (or the
+ * planner's `auto:<uuid>` when there was none), so each token has its own keys. Stored form: changing
+ * it splits stored idempotency keys.
+ */
+export function httpTaskExternalId(tokenId: string, key: string): string {
+  return `token:${tokenId}:${key}`;
+}
+
+/**
+ * The parts of an HTTP task's stored `externalId`: the token whose key it is (null for rows stored
+ * before keys were scoped per token) and the key as the client sent it (or `auto:<uuid>`).
+ */
+export function httpTaskKey(externalId: string): { tokenId: string | null; key: string } {
+  const scoped = HTTP_KEY_SCOPE.exec(externalId);
+  return scoped?.[1] === undefined
+    ? { tokenId: null, key: externalId }
+    : { tokenId: scoped[1], key: externalId.slice(scoped[0].length) };
+}
+
 /**
  * The request a stored task came from: HTTP submissions keep their Idempotency-Key (null when the
- * planner generated one, stored as `auto:<uuid>`), CloudEvent submissions their source and id.
+ * planner generated one, stored as `auto:<uuid>`) and the token that sent it, CloudEvent submissions
+ * their source and id.
  */
 export function taskRequestRef(stored: { source: string; externalId: string }): TaskRequestRef {
-  return stored.source === HTTP_TASK_SOURCE
-    ? { idempotencyKey: stored.externalId.startsWith('auto:') ? null : stored.externalId }
-    : { source: stored.source, id: stored.externalId };
+  if (stored.source !== HTTP_TASK_SOURCE) return { source: stored.source, id: stored.externalId };
+  const { tokenId, key } = httpTaskKey(stored.externalId);
+  const idempotencyKey = key.startsWith('auto:') ? null : key;
+  return tokenId === null ? { idempotencyKey } : { idempotencyKey, tokenId };
 }
 
 /** What a task asks of one role's model (tier and/or model), or undefined when it asks nothing. */

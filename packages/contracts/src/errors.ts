@@ -71,7 +71,10 @@ export const ErrorCodes = {
   APPROVAL_EXPIRED: 'APPROVAL.EXPIRED',
   /** An edited step failed validation (`details.issues`); nothing was decided. */
   APPROVAL_INVALID_EDIT: 'APPROVAL.INVALID_EDIT',
-  /** The caller's token may not decide this request (approver group). */
+  /**
+   * No longer sent (kept so consumers matching on it still compile): a request outside the token's
+   * approver groups is now `APPROVAL.NOT_FOUND`, like an unknown one.
+   */
   APPROVAL_NOT_YOUR_GROUP: 'APPROVAL.NOT_YOUR_GROUP',
   /**
    * An `approval.*` event (or an approved step) that the approval service's row in Postgres does not back:

@@ -63,7 +63,10 @@ export const PlanProposed = defineEvent({
     steps: z.array(PlannedStep).min(1),
     origin: PlanOrigin.optional(),
     supersedes: z.uuid().nullable().optional(),
+    /** Who made a human edit: the authenticated token (`token:<ApiToken.id>`), never a client's claim. */
     editedBy: z.string().nullable().optional(),
+    /** The name the editor's client gave (`editedBy` of the edit's body): a label beside `editedBy`. */
+    editedByLabel: z.string().nullable().optional(),
   }),
 });
 

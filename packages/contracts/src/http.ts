@@ -56,7 +56,10 @@ export const TaskView = z.object({
       id: z.uuid(),
       version: z.number().int(),
       origin: z.string().optional(),
+      /** Who made a human edit: the authenticated token, `token:<ApiToken.id>`. */
       editedBy: z.string().nullable().optional(),
+      /** The name the edit's body gave (`editedBy`): a label only, never who edited. */
+      editedByLabel: z.string().nullable().optional(),
       qualityScore: z.number().nullable().optional(),
       steps: z.array(TaskStepView),
     })
@@ -83,6 +86,7 @@ export type EditPlanStep = z.infer<typeof EditPlanStep>;
  */
 export const EditPlanBody = z.strictObject({
   steps: z.array(EditPlanStep).min(1).max(10_000),
+  /** A person's name for the record, kept as the plan's `editedByLabel`; the editor is the token. */
   editedBy: z.string().min(1).max(200).optional(),
 });
 /** `PUT /v1/tasks/:id/plan` body. */
@@ -91,6 +95,7 @@ export type EditPlanBody = z.infer<typeof EditPlanBody>;
 /** `POST /v1/tasks/:id/cancel` body (may be empty). */
 export const CancelTaskBody = z.strictObject({
   reason: z.string().max(2000).optional(),
+  /** A person's name for the record, sent as the event's `requestedByLabel`; the canceller is the token. */
   requestedBy: z.string().max(200).optional(),
 });
 /** `POST /v1/tasks/:id/cancel` body. */

@@ -140,6 +140,8 @@ export {
   TaskCancelRequestedData,
   TaskCancelRequestedCloudEvent,
   taskRequestRef,
+  httpTaskExternalId,
+  httpTaskKey,
   modelPreferenceFor,
 } from './cloud-events.js';
 export { PlanOrigin, TaskReplanRequested } from './events.js';

@@ -15,6 +15,7 @@ import {
 } from './helpers/test-database.js';
 
 const INIT = '20261126000000_init';
+// Fixture migrations are named after 2099 so they sort after every migration of the repository.
 /** Every migration in the repository, in name order (the init migration first). */
 const REPO = readdirSync(defaultMigrationsDir, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
@@ -129,33 +130,33 @@ describe('migrate', () => {
 
   it('applies each migration once when several migrators run at the same time', async () => {
     const dir = await migrationsCopy({
-      '20261127000000_second': 'CREATE TABLE "Second" ("id" TEXT NOT NULL);',
+      '20991127000000_second': 'CREATE TABLE "Second" ("id" TEXT NOT NULL);',
     });
     const results = await Promise.all(
       [1, 2, 3].map(() => migrateTestDatabase(database.url, { migrationsDir: dir })),
     );
     const appliedByAll = results.flatMap((result) => result.applied).sort();
-    expect(appliedByAll).toEqual([...REPO, '20261127000000_second']);
+    expect(appliedByAll).toEqual([...REPO, '20991127000000_second']);
     for (const result of results) {
       expect([...result.applied, ...result.alreadyApplied].sort()).toEqual([
         ...REPO,
-        '20261127000000_second',
+        '20991127000000_second',
       ]);
     }
     expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual([
       ...REPO,
-      '20261127000000_second',
+      '20991127000000_second',
     ]);
   });
 
   it('applies only the new migrations, in name order', async () => {
     await migrateTestDatabase(database.url);
     const dir = await migrationsCopy({
-      '20261128000000_third': 'ALTER TABLE "Second" ADD COLUMN "note" TEXT;',
-      '20261127000000_second': 'CREATE TABLE "Second" ("id" TEXT NOT NULL);',
+      '20991128000000_third': 'ALTER TABLE "Second" ADD COLUMN "note" TEXT;',
+      '20991127000000_second': 'CREATE TABLE "Second" ("id" TEXT NOT NULL);',
     });
     const result = await migrateTestDatabase(database.url, { migrationsDir: dir });
-    expect(result.applied).toEqual(['20261127000000_second', '20261128000000_third']);
+    expect(result.applied).toEqual(['20991127000000_second', '20991128000000_third']);
     expect(result.alreadyApplied).toEqual(REPO);
   });
 
@@ -163,9 +164,9 @@ describe('migrate', () => {
     const dir = await migrationsCopy();
     await migrateTestDatabase(database.url, { migrationsDir: dir });
     await appendFile(join(dir, INIT, 'migration.sql'), '\n-- edited after it was applied\n');
-    await mkdir(join(dir, '20261127000000_second'));
+    await mkdir(join(dir, '20991127000000_second'));
     await writeFile(
-      join(dir, '20261127000000_second', 'migration.sql'),
+      join(dir, '20991127000000_second', 'migration.sql'),
       'CREATE TABLE "Second" ("id" TEXT);',
     );
 
@@ -178,18 +179,18 @@ describe('migrate', () => {
 
   it('rolls a failing migration back completely and does not record it', async () => {
     const dir = await migrationsCopy({
-      '20261127000000_broken': 'CREATE TABLE "Half" ("id" TEXT);\nSELECT 1 / 0;',
+      '20991127000000_broken': 'CREATE TABLE "Half" ("id" TEXT);\nSELECT 1 / 0;',
     });
     await expect(migrateTestDatabase(database.url, { migrationsDir: dir })).rejects.toMatchObject({
       code: 'MIGRATE.APPLY_FAILED',
-      message: expect.stringContaining('20261127000000_broken'),
+      message: expect.stringContaining('20991127000000_broken'),
     });
     expect(await tableExists(database.url, 'Half')).toBe(false);
     expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual(REPO);
 
-    await writeFile(join(dir, '20261127000000_broken', 'migration.sql'), 'CREATE TABLE "Half" ("id" TEXT);');
+    await writeFile(join(dir, '20991127000000_broken', 'migration.sql'), 'CREATE TABLE "Half" ("id" TEXT);');
     const retry = await migrateTestDatabase(database.url, { migrationsDir: dir });
-    expect(retry.applied).toEqual(['20261127000000_broken']);
+    expect(retry.applied).toEqual(['20991127000000_broken']);
   });
 
   it('refuses while a failed migration is recorded (left by prisma migrate deploy)', async () => {
@@ -197,7 +198,7 @@ describe('migrate', () => {
     await withClient(database.url, (client) =>
       client.query(
         `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, applied_steps_count)
-         VALUES ('00000000-0000-0000-0000-000000000001', $1, '20261127000000_failed', 0)`,
+         VALUES ('00000000-0000-0000-0000-000000000001', $1, '20991127000000_failed', 0)`,
         [migrationChecksum('x')],
       ),
     );

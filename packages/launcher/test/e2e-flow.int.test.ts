@@ -292,7 +292,11 @@ describe('a task from another system to a stored result (five processes, real Po
       (candidate) => candidate.data.taskId === first.taskId,
       'the idempotent HTTP task',
     );
-    expect(outcome.data.request).toEqual({ idempotencyKey: key });
+    // Keys are scoped per token: the outcome names the token whose key it is.
+    const admin = await stack.sql.query<{ id: string }>(
+      `SELECT "id"::text AS "id" FROM "ApiToken" WHERE "name" = 'e2e-admin'`,
+    );
+    expect(outcome.data.request).toEqual({ idempotencyKey: key, tokenId: admin.rows[0]?.id });
   });
 
   it('exposes health, readiness and Prometheus metrics on every service', async () => {

@@ -173,7 +173,17 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     });
     expect(edited.status).toBe(200);
     const view = TaskView.parse(await edited.json());
-    expect(view.plan).toMatchObject({ version: 2, origin: 'human', editedBy: 'alice' });
+    // The editor is the token; the body's name is only a label beside it (issue 11, hole 3).
+    const admin = await stack.sql.query<{ id: string }>(
+      `SELECT "id"::text AS "id" FROM "ApiToken" WHERE "name" = 'e2e-admin'`,
+    );
+    const editor = `token:${admin.rows[0]?.id ?? 'missing'}`;
+    expect(view.plan).toMatchObject({
+      version: 2,
+      origin: 'human',
+      editedBy: editor,
+      editedByLabel: 'alice',
+    });
 
     const outcome = await stack.waitForOutcome(answers(event), 'the edited task');
     expect(outcome.data.result).toMatchObject({ answer: 'Stored 42.' });
@@ -183,6 +193,11 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
       [taskId, 'run_code'],
     );
     expect(rows).toEqual([{ status: 'superseded' }]);
+    const superseded = await stack.sql.query(
+      'SELECT "decidedBy" FROM "ApprovalRequest" WHERE "taskId" = $1 AND "tool" = $2',
+      [taskId, 'run_code'],
+    );
+    expect(superseded.rows).toEqual([{ decidedBy: editor }]);
 
     const late = await putPlan(taskId, {
       steps: [{ id: 'answer', tool: 'respond', arguments: { answer: 'too late' } }],

@@ -10,7 +10,7 @@ export interface Principal {
   role: TokenRole;
   /** Agents a submitter token may submit for (`*`: any). */
   agents: string[];
-  /** Approver groups of the token (empty: any). */
+  /** Approver groups of the token (empty: it sees only requests without a group). */
   groups: string[];
 }
 
@@ -80,6 +80,87 @@ export function hasRole(principal: Principal, roles: readonly TokenRole[]): bool
 /** Whether a principal may submit tasks as `agentId` (admin: any; submitter: listed, or `*`). */
 export function mayActAsAgent(principal: Principal, agentId: string): boolean {
   return principal.role === 'admin' || principal.agents.includes('*') || principal.agents.includes(agentId);
+}
+
+/**
+ * How a principal is named where a row records who submitted or changed something: `token:<ApiToken.id>`,
+ * stable and unique (token names are neither), and never taken from a request body.
+ */
+export function principalRef(principal: Principal): string {
+  return `token:${principal.tokenId}`;
+}
+
+/** What decides who may act on a task: its agent, its submitting token and its approval requests' groups. */
+export interface TaskAccess {
+  agentId: string | null;
+  /** `token:<ApiToken.id>` of the submitting token ({@link principalRef}); null for a task from NATS. */
+  submittedBy: string | null;
+  /** The approver group of each approval request made for the task (null: a request without a group). */
+  approverGroups: readonly (string | null)[];
+}
+
+/**
+ * Whether a principal sees (and may decide) approval requests of `group`: an approver token with groups
+ * only those groups' requests, an approver token without groups only requests without a group; admin all.
+ */
+export function maySeeApproverGroup(
+  principal: { role: TokenRole; groups: readonly string[] },
+  group: string | null,
+): boolean {
+  if (principal.role === 'admin') return true;
+  if (principal.role !== 'approver') return false;
+  if (principal.groups.length === 0) return group === null;
+  return group !== null && principal.groups.includes(group);
+}
+
+/**
+ * Whether a principal may read, edit, cancel or revert a task: admins always; the submitting token; a
+ * submitter token that may act as the task's agent (listed, or `*`) — a task without an agent belongs
+ * only to its submitting token and to `*` tokens —; an approver through an approval request of the task
+ * that it sees ({@link maySeeApproverGroup}).
+ */
+export function mayActOnTask(principal: Principal, task: TaskAccess): boolean {
+  if (principal.role === 'admin') return true;
+  if (task.submittedBy !== null && task.submittedBy === principalRef(principal)) return true;
+  if (principal.role === 'submitter') {
+    return task.agentId === null ? principal.agents.includes('*') : mayActAsAgent(principal, task.agentId);
+  }
+  return (
+    principal.role === 'approver' &&
+    task.approverGroups.some((group) => maySeeApproverGroup(principal, group))
+  );
+}
+
+/**
+ * {@link mayActOnTask} against the stored task: false when the task does not exist or the principal may
+ * not reach it. The approval requests' groups are read only for an approver that needs them.
+ */
+export async function reachesTask(db: Db, principal: Principal, taskId: string): Promise<boolean> {
+  const task = await db.prisma.task.findUnique({
+    where: { id: taskId },
+    select: { agentId: true, submittedBy: true },
+  });
+  if (!task) return false;
+  if (mayActOnTask(principal, { ...task, approverGroups: [] })) return true;
+  if (principal.role !== 'approver') return false;
+  const requests = await db.prisma.approvalRequest.findMany({
+    where: { taskId },
+    distinct: ['approverGroup'],
+    select: { approverGroup: true },
+  });
+  return mayActOnTask(principal, {
+    ...task,
+    approverGroups: requests.map((request) => request.approverGroup),
+  });
+}
+
+/**
+ * {@link reachesTask}, or TASK.NOT_FOUND (404) both when the task does not exist and when the principal
+ * may not reach it, with the same message, so the answer reveals nothing about other tenants' tasks.
+ */
+export async function requireTaskAccess(db: Db, principal: Principal, taskId: string): Promise<void> {
+  if (!(await reachesTask(db, principal, taskId)))
+    throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
 }
 
 // `Bearer <token>`: the scheme is case-insensitive (RFC 7235); a token is one run of visible characters.

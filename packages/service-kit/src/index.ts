@@ -16,14 +16,19 @@ export { createMetrics } from './metrics.js';
 export type { ServiceMetrics } from './metrics.js';
 export { createHttpServer } from './http.js';
 export type { HttpServer, ReadinessCheck } from './http.js';
-/** Bearer-token auth: token generation and hashing, the database lookup, role and agent checks. */
+/** Bearer-token auth: token generation and hashing, the database lookup, role, agent and task checks. */
 export {
   databaseAuth,
   generateApiToken,
   hashApiToken,
   hasRole,
   mayActAsAgent,
+  mayActOnTask,
+  maySeeApproverGroup,
+  principalRef,
+  reachesTask,
   requirePrincipal,
+  requireTaskAccess,
 } from './auth.js';
 /** Writes of API tokens shared by the approval service and `pnpm start`: the first admin token, inserts. */
 export {
@@ -35,7 +40,7 @@ export {
 } from './api-tokens.js';
 export type { AdminTokenState } from './api-tokens.js';
 /** Types of bearer-token auth. */
-export type { AuthOptions, FindPrincipal, Principal } from './auth.js';
+export type { AuthOptions, FindPrincipal, Principal, TaskAccess } from './auth.js';
 export { onShutdown } from './lifecycle.js';
 export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
 /** Prometheus metric classes, for a service's own metrics on its registry. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
@@ -10,6 +10,9 @@ import {
   generateApiToken,
   hashApiToken,
   mayActAsAgent,
+  mayActOnTask,
+  maySeeApproverGroup,
+  principalRef,
   requirePrincipal,
   type HttpServer,
   type Principal,
@@ -136,6 +139,75 @@ describe('API tokens', () => {
     expect(mayActAsAgent({ ...base, role: 'submitter', agents: ['*'] }, 'hr')).toBe(true);
     expect(mayActAsAgent({ ...base, role: 'approver', agents: [] }, 'hr')).toBe(false);
     expect(mayActAsAgent({ ...base, role: 'admin', agents: [] }, 'hr')).toBe(true);
+  });
+});
+
+describe('who may act on a task', () => {
+  const principal = (role: TokenRole, options: { agents?: string[]; groups?: string[] } = {}): Principal => ({
+    tokenId: randomUUID(),
+    name: role,
+    role,
+    agents: options.agents ?? [],
+    groups: options.groups ?? [],
+  });
+  const task = (options: Partial<Parameters<typeof mayActOnTask>[1]> = {}) => ({
+    agentId: null,
+    submittedBy: null,
+    approverGroups: [],
+    ...options,
+  });
+
+  it('names a principal by its token id, not its name', () => {
+    const caller = principal('submitter');
+    expect(principalRef(caller)).toBe(`token:${caller.tokenId}`);
+  });
+
+  it("gives a task with an agent to the agent's submitter tokens and `*` tokens, not to other agents'", () => {
+    const billing = task({ agentId: 'billing', submittedBy: 'token:someone-else' });
+    expect(mayActOnTask(principal('submitter', { agents: ['billing'] }), billing)).toBe(true);
+    expect(mayActOnTask(principal('submitter', { agents: ['hr', 'billing'] }), billing)).toBe(true);
+    expect(mayActOnTask(principal('submitter', { agents: ['*'] }), billing)).toBe(true);
+    expect(mayActOnTask(principal('submitter', { agents: ['hr'] }), billing)).toBe(false);
+    expect(mayActOnTask(principal('submitter'), billing)).toBe(false);
+  });
+
+  it('gives a task without an agent to its submitting token, `*` tokens and admins only', () => {
+    const submitter = principal('submitter', { agents: ['billing'] });
+    const own = task({ submittedBy: principalRef(submitter) });
+    expect(mayActOnTask(submitter, own)).toBe(true);
+    expect(mayActOnTask(principal('submitter', { agents: ['billing'] }), own)).toBe(false);
+    expect(mayActOnTask(principal('submitter', { agents: ['*'] }), own)).toBe(true);
+    expect(mayActOnTask(principal('admin'), own)).toBe(true);
+    // From NATS: no submitting token.
+    expect(mayActOnTask(principal('submitter', { agents: ['billing'] }), task())).toBe(false);
+    expect(mayActOnTask(principal('submitter', { agents: ['*'] }), task())).toBe(true);
+  });
+
+  it('lets approvers reach a task only through approval requests of groups they see', () => {
+    const finance = principal('approver', { groups: ['finance'] });
+    const groupless = principal('approver');
+    expect(mayActOnTask(finance, task({ approverGroups: ['security', 'finance'] }))).toBe(true);
+    expect(mayActOnTask(finance, task({ approverGroups: ['security', null] }))).toBe(false);
+    expect(mayActOnTask(groupless, task({ approverGroups: ['security', null] }))).toBe(true);
+    expect(mayActOnTask(groupless, task({ approverGroups: ['finance'] }))).toBe(false);
+    expect(mayActOnTask(groupless, task({ agentId: 'billing' }))).toBe(false);
+    // A submitter never reaches a task through approval requests.
+    expect(mayActOnTask(principal('submitter'), task({ approverGroups: [null] }))).toBe(false);
+    // Agents on an approver token (not creatable through the API) grant nothing.
+    expect(mayActOnTask(principal('approver', { agents: ['*'] }), task({ agentId: 'billing' }))).toBe(false);
+  });
+
+  it('shows approver groups to their approvers, requests without a group to approvers without groups', () => {
+    const finance = principal('approver', { groups: ['finance', 'ops'] });
+    expect(maySeeApproverGroup(finance, 'finance')).toBe(true);
+    expect(maySeeApproverGroup(finance, 'ops')).toBe(true);
+    expect(maySeeApproverGroup(finance, 'security')).toBe(false);
+    expect(maySeeApproverGroup(finance, null)).toBe(false);
+    expect(maySeeApproverGroup(principal('approver'), null)).toBe(true);
+    expect(maySeeApproverGroup(principal('approver'), 'finance')).toBe(false);
+    expect(maySeeApproverGroup(principal('admin'), 'finance')).toBe(true);
+    expect(maySeeApproverGroup(principal('admin'), null)).toBe(true);
+    expect(maySeeApproverGroup(principal('submitter', { agents: ['*'] }), null)).toBe(false);
   });
 });
 

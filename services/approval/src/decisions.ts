@@ -18,6 +18,7 @@ import {
   type OutboxMessage,
   type Sql,
 } from '@tandem/db';
+import { maySeeApproverGroup } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
 import { evaluateStep, type StepDecision } from './domain/evaluate.js';
 import { rejudge, type Rejudged } from './domain/rejudge.js';
@@ -40,7 +41,10 @@ export type LoadedPolicy = ReturnType<typeof loadPolicy>;
 export interface Decider {
   /** Recorded as `decidedBy`: `token:<name>` or `webhook:<decidedBy>`. */
   decidedBy: string;
-  /** `admin` may decide any request; an approver with groups only requests of those groups. */
+  /**
+   * `admin` and a signed webhook may decide any request; an approver with groups only requests of those
+   * groups, one without groups only requests without a group.
+   */
   role: 'admin' | 'approver' | 'submitter' | 'webhook';
   groups: readonly string[];
 }
@@ -250,7 +254,14 @@ export async function applyHumanDecision(
       );
     }
     const request = await findRequest(sql, { id: approvalId }, true);
-    if (!request) throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${approvalId} not found`);
+    // A token decides only the requests it sees (its groups; without groups, requests without a group);
+    // any other is answered like an unknown one, before anything about its state is told.
+    const sees =
+      decider.role === 'webhook' ||
+      (request !== null &&
+        maySeeApproverGroup({ role: decider.role, groups: decider.groups }, request.approverGroup));
+    if (!request || !sees)
+      throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${approvalId} not found`);
     if (!request.stepId) throw new TandemError(ErrorCodes.INTERNAL, `approval ${request.id} has no step`);
     const step = await stepContext(sql, request.stepId);
     if (!step) throw new TandemError(ErrorCodes.INTERNAL, `the step of approval ${request.id} is missing`);
@@ -281,18 +292,6 @@ export async function applyHumanDecision(
       throw new TandemError(ErrorCodes.APPROVAL_EXPIRED, `approval ${request.id} passed its deadline`, {
         details: { deadline: request.deadline.toISOString() },
       });
-    }
-    if (
-      decider.role !== 'admin' &&
-      request.approverGroup !== null &&
-      decider.groups.length > 0 &&
-      !decider.groups.includes(request.approverGroup)
-    ) {
-      throw new TandemError(
-        ErrorCodes.APPROVAL_NOT_YOUR_GROUP,
-        `approval ${request.id} waits for group ${request.approverGroup}`,
-        { details: { group: request.approverGroup } },
-      );
     }
     if (body.decision === 'edit') {
       const edit = await checkEdit(sql, deps, request, step, body.arguments);

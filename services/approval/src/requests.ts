@@ -81,13 +81,23 @@ export function argumentsOf(value: unknown): Record<string, JsonValue> | null {
   return parsed.success ? parsed.data : null;
 }
 
-/** Lists requests by status (`escalated` = pending after an escalation), task and limit, oldest first. */
+/**
+ * Lists requests by status (`escalated` = pending after an escalation), task and limit, oldest first.
+ * `groups` limits them to what an approver token sees (`maySeeApproverGroup`): those groups' requests,
+ * or with no groups the requests without a group; absent, every request (admins).
+ */
 export async function listRequests(
   sql: Sql,
-  filter: { status?: string; taskId?: string; limit: number },
+  filter: { status?: string; taskId?: string; limit: number; groups?: readonly string[] },
 ): Promise<RequestRow[]> {
   const where: string[] = [];
   const params: unknown[] = [];
+  if (filter.groups !== undefined && filter.groups.length === 0) {
+    where.push(`r."approverGroup" IS NULL`);
+  } else if (filter.groups !== undefined) {
+    params.push([...filter.groups]);
+    where.push(`r."approverGroup" = ANY($${params.length}::text[])`);
+  }
   if (filter.status === 'escalated') {
     where.push(`r."status" = 'pending' AND r."escalationLevel" > 0`);
   } else if (filter.status) {

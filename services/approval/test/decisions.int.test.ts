@@ -64,6 +64,8 @@ beforeAll(async () => {
   // The first matching ask rule wins: the escalation rule comes first for its code.
   await writeFile(file, policy(`http://127.0.0.1:${port}/hook`));
   harness = await createHarness({
+    // Every request here waits for a group: the harness's approver is in both.
+    approverGroups: ['approvers', 'oncall'],
     env: {
       TANDEM_APPROVAL_POLICY: file,
       TANDEM_DECISION_WEBHOOK_SECRETS: `${DECISION_SECRET},${ROTATED_SECRET}`,
@@ -294,8 +296,9 @@ describe('deadlines', () => {
       { decision: 'approve' },
       { token: approverOfFirstGroup.token },
     );
-    expect(wrongGroup.status).toBe(403);
-    expect(wrongGroup.body).toMatchObject({ error: { code: 'APPROVAL.NOT_YOUR_GROUP' } });
+    // Escalated to oncall, the request is no longer the first line's: like an unknown request to them.
+    expect(wrongGroup.status).toBe(404);
+    expect(wrongGroup.body).toMatchObject({ error: { code: 'APPROVAL.NOT_FOUND' } });
 
     const expired = await waitFor(() => harness.decided.find((entry) => entry.data.approvalId === id), {
       description: 'approval.decided for the expiry',

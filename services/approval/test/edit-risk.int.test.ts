@@ -81,8 +81,9 @@ describe("an approver's edit is judged again like a model's step (hole 4)", () =
       { decision: 'approve' },
       { token: firstLine },
     );
-    expect(own.status).toBe(403);
-    expect(own.body).toMatchObject({ error: { code: 'APPROVAL.NOT_YOUR_GROUP' } });
+    // The request now belongs to a group the editor's token does not see: like an unknown one.
+    expect(own.status).toBe(404);
+    expect(own.body).toMatchObject({ error: { code: 'APPROVAL.NOT_FOUND' } });
     const approved = await harness.post(
       `/v1/approvals/${id}/decision`,
       { decision: 'approve' },

@@ -107,13 +107,20 @@ export interface Harness {
 
 /** Starts the approval service (TANDEM_AUTO_APPROVE=read: run_code needs a human, respond does not). */
 export async function createHarness(
-  options: { env?: Record<string, string>; opinion?: RiskOpinion } = {},
+  options: {
+    env?: Record<string, string>;
+    opinion?: RiskOpinion;
+    /** Groups of the approver token `post` and `get` send (none: it sees requests without a group). */
+    approverGroups?: string[];
+  } = {},
 ): Promise<Harness> {
   const natsUrl = (await findNats()).url;
   const prefix = createTestPrefix();
   const database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
   const tokens = {
-    approver: (await createTestToken(database.url, { role: 'approver' })).token,
+    approver: (
+      await createTestToken(database.url, { role: 'approver', groups: options.approverGroups ?? [] })
+    ).token,
     admin: (await createTestToken(database.url, { role: 'admin' })).token,
   };
   const config = parseConfig(ApprovalConfig, {

@@ -29,12 +29,14 @@ describe('plan versions', () => {
     expect(oldRun).toMatchObject({ tool: 'run_code', status: 'pending', mode: 'human' });
     expect(oldRespond).toMatchObject({ tool: 'respond', status: 'approved', mode: 'auto' });
 
+    // The planner records the editing token as editedBy; a name the client gave is a label beside it.
+    const editor = `token:${randomUUID()}`;
     const v2 = await harness.seedPlan(task, 2, RUN_THEN_RESPOND, {
       supersedes: v1.planId,
       origin: 'human',
-      editedBy: 'alice@example.com',
+      editedBy: editor,
     });
-    await harness.proposeAndWait(v2);
+    await harness.proposeAndWait({ ...v2, editedByLabel: 'admin' });
 
     const old = await requestsOf(v1.planId);
     expect(old.map((row) => [row.tool, row.status])).toEqual([
@@ -42,7 +44,7 @@ describe('plan versions', () => {
       ['run_code', 'superseded'],
     ]);
     expect(old.find((row) => row.tool === 'run_code')).toMatchObject({
-      decidedBy: 'alice@example.com',
+      decidedBy: editor,
       reason: 'superseded by plan version 2 (human)',
     });
     const fresh = await requestsOf(v2.planId);
@@ -56,8 +58,9 @@ describe('plan versions', () => {
     });
     expect(audit.map((row) => [row.action, row.actor])).toEqual([
       ['approval.requested', null],
-      ['approval.superseded', 'alice@example.com'],
+      ['approval.superseded', editor],
     ]);
+    expect(audit[1]?.data).toMatchObject({ editedByLabel: 'admin' });
 
     // v2's auto-approval is published after anything v1 or the superseding enqueued (the outbox keeps order).
     const v2Respond = fresh.find((row) => row.tool === 'respond');

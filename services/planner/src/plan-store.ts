@@ -13,7 +13,10 @@ export interface PlanVersionInput {
   version: number;
   origin: PlanOrigin;
   supersedes: string | null;
+  /** The editing token of a human edit (`token:<ApiToken.id>`). */
   editedBy: string | null;
+  /** The name the edit's body gave: a label beside `editedBy`. */
+  editedByLabel?: string | null;
   /** Steps in execution order (a topological order of their dependencies). */
   steps: ValidatedStep[];
   models: string[];
@@ -60,8 +63,8 @@ export async function storePlanVersion(
   await sql.query(
     `WITH plan AS (
        INSERT INTO "Plan" ("id", "taskId", "version", "strategy", "modelsUsed", "qualityScore", "attempts", "status",
-                           "origin", "supersedesId", "editedBy", "estimatedCostUsd", "createdAt")
-       VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7, 'active', $8, $9::uuid, $10, $11, ${NOW})
+                           "origin", "supersedesId", "editedBy", "editedByLabel", "estimatedCostUsd", "createdAt")
+       VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7, 'active', $8, $9::uuid, $10, $18, $11, ${NOW})
        RETURNING "id"),
      steps AS (
        INSERT INTO "PlanStep" ("id", "planId", "stepKey", "index", "dependsOn", "tool", "arguments", "riskClass",
@@ -103,6 +106,7 @@ export async function storePlanVersion(
       Math.max(0, input.attempts - 1),
       JSON.stringify({ ...input.quality.factors, patternIds: input.patternIds ?? [] }),
       input.planningMs,
+      input.editedByLabel ?? null,
     ],
   );
   const { message } = outboxEvent(
@@ -119,6 +123,7 @@ export async function storePlanVersion(
       origin: input.origin,
       supersedes: input.supersedes,
       editedBy: input.editedBy,
+      ...(input.editedByLabel ? { editedByLabel: input.editedByLabel } : {}),
     },
     { correlationId: input.task.id, causationId: input.causationId },
   );

@@ -21,6 +21,9 @@ const Accepted = z.object({ taskId: z.uuid() });
 const CancelData = z.object({
   data: z.looseObject({ taskId: z.string(), requestedBy: z.string().optional() }),
 });
+/** Who edited a plan, read loosely so the test runs against a planner without the label field too. */
+const PlanLabels = z.object({ plan: z.looseObject({}) });
+const ProposedLabels = z.object({ data: z.looseObject({}) });
 
 let database: TestDatabase;
 let db: Db;
@@ -123,9 +126,12 @@ async function submit(token: { token: string }, data: Record<string, unknown>): 
   return Accepted.parse(response.body).taskId;
 }
 
-/** A task whose plan (version 1) waits for approval: it may be edited and cancelled. */
-async function plannedTask(): Promise<string> {
-  const taskId = await submit(tokens.anyAgent, { goal: 'an editable task' });
+/**
+ * A task of `submitter` whose plan (version 1) waits for approval, with an approval request without a
+ * group (so approvers without groups reach it): it may be edited and cancelled.
+ */
+async function plannedTask(submitter: { token: string } = tokens.anyAgent): Promise<string> {
+  const taskId = await submit(submitter, { goal: 'an editable task' });
   await db.prisma.task.update({ where: { id: taskId }, data: { status: 'planned' } });
   const planId = randomUUID();
   await db.prisma.plan.create({ data: { id: planId, taskId, version: 1, status: 'active' } });
@@ -141,6 +147,9 @@ async function plannedTask(): Promise<string> {
       riskClass: 'read',
       idempotencyKey: `${planId}:s1`,
     },
+  });
+  await db.prisma.approvalRequest.create({
+    data: { id: randomUUID(), taskId, planId, mode: 'human', status: 'pending' },
   });
   return taskId;
 }
@@ -207,13 +216,15 @@ describe('planner API authentication', () => {
     expect((await db.prisma.task.findUniqueOrThrow({ where: { id: taskId } })).submittedBy).toBeNull();
   });
 
-  it('lets any token read a task, and no one without a token', async () => {
+  it('lets the tokens that may act on a task read it, and no one without a token', async () => {
     const taskId = await submit(tokens.billing, { goal: 'read me' });
-    for (const token of [tokens.billing, tokens.anyAgent, tokens.approver, tokens.admin]) {
+    for (const token of [tokens.billing, tokens.anyAgent, tokens.admin]) {
       const response = await call('GET', `/v1/tasks/${taskId}`, bearer(token));
       expect(response.status).toBe(200);
       expect(TaskView.parse(response.body).taskId).toBe(taskId);
     }
+    // No approval request asks the approver about this task yet (see task-tenancy.int.test.ts).
+    expect((await call('GET', `/v1/tasks/${taskId}`, bearer(tokens.approver))).status).toBe(404);
     expect((await call('GET', `/v1/tasks/${taskId}`, null)).status).toBe(401);
     expect((await call('GET', `/v1/tasks/${taskId}`, bearer(tokens.revoked))).status).toBe(401);
     // An unknown route answers 401 to a caller without a token, 404 to one with.
@@ -221,7 +232,7 @@ describe('planner API authentication', () => {
     expect((await call('GET', '/v1/nothing', bearer(tokens.approver))).status).toBe(404);
   });
 
-  it('records the token as the editor of a plan unless the body names a person', async () => {
+  it('records the token as the editor of a plan; a name in the body is only a label beside it', async () => {
     const edit = (editedBy?: string) => ({
       steps: [{ id: 'answer', tool: 'respond', arguments: { answer: 'edited' } }],
       ...(editedBy === undefined ? {} : { editedBy }),
@@ -231,31 +242,52 @@ describe('planner API authentication', () => {
     expect(refused.status).toBe(401);
     expect(await db.prisma.plan.count({ where: { taskId } })).toBe(1);
 
+    // Issue 11, hole 3: the body's name used to win over the token, so "admin" could be forged.
+    const other = await plannedTask(tokens.billing);
+    const forged = await call('PUT', `/v1/tasks/${other}/plan`, bearer(tokens.billing), edit('admin'));
+    expect(forged.status).toBe(200);
+    expect(PlanLabels.parse(forged.body).plan).toMatchObject({
+      editedBy: `token:${tokens.billing.id}`,
+      editedByLabel: 'admin',
+    });
+    const stored = await db.prisma.plan.findFirstOrThrow({ where: { taskId: other, version: 2 } });
+    expect(stored.editedBy).toBe(`token:${tokens.billing.id}`);
+    // The plan.proposed event (whose editedBy the approval service records as who superseded the old
+    // plan's requests) carries the token too, the label beside it.
+    const proposed = await db.prisma.outbox.findFirstOrThrow({
+      where: {
+        subject: { endsWith: 'plan.proposed.v1' },
+        payload: { path: ['data', 'taskId'], equals: other },
+      },
+    });
+    expect(ProposedLabels.parse(proposed.payload).data).toMatchObject({
+      editedBy: `token:${tokens.billing.id}`,
+      editedByLabel: 'admin',
+    });
+
     const byToken = await call('PUT', `/v1/tasks/${taskId}/plan`, bearer(tokens.approver), edit());
     expect(byToken.status, JSON.stringify(byToken.body)).toBe(200);
-    expect(TaskView.parse(byToken.body).plan?.editedBy).toBe('token:alice-approver');
-
-    const other = await plannedTask();
-    const byName = await call('PUT', `/v1/tasks/${other}/plan`, bearer(tokens.billing), edit('alice'));
-    expect(byName.status).toBe(200);
-    expect(TaskView.parse(byName.body).plan?.editedBy).toBe('alice');
+    expect(PlanLabels.parse(byToken.body).plan).toMatchObject({
+      editedBy: `token:${tokens.approver.id}`,
+      editedByLabel: null,
+    });
   });
 
-  it('cancels for submitters and approvers, recording the token unless the body names a person', async () => {
-    const taskId = await plannedTask();
+  it('cancels for submitters and approvers, recording the token; a name in the body is only a label', async () => {
+    const taskId = await plannedTask(tokens.billing);
     const cancels = { subject: { endsWith: 'task.cancel-requested.v1' } };
     expect((await call('POST', `/v1/tasks/${taskId}/cancel`, null, {})).status).toBe(401);
     expect(await db.prisma.outbox.count({ where: cancels })).toBe(0);
 
     expect((await call('POST', `/v1/tasks/${taskId}/cancel`, bearer(tokens.billing), {})).status).toBe(202);
     expect(
-      (await call('POST', `/v1/tasks/${taskId}/cancel`, bearer(tokens.approver), { requestedBy: 'bob' }))
+      (await call('POST', `/v1/tasks/${taskId}/cancel`, bearer(tokens.approver), { requestedBy: 'admin' }))
         .status,
     ).toBe(202);
     const rows = await db.prisma.outbox.findMany({ where: cancels, orderBy: { seq: 'asc' } });
-    expect(rows.map((row) => CancelData.parse(row.payload).data.requestedBy)).toEqual([
-      'token:billing-ci',
-      'bob',
+    expect(rows.map((row) => CancelData.parse(row.payload).data)).toEqual([
+      { taskId, requestedBy: `token:${tokens.billing.id}` },
+      { taskId, requestedBy: `token:${tokens.approver.id}`, requestedByLabel: 'admin' },
     ]);
   });
 

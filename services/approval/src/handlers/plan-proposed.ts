@@ -134,6 +134,7 @@ export async function handlePlanProposed(
 /** Marks the pending requests of the replaced plans `superseded`, with an audit row each; returns how many. */
 async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Promise<number> {
   if (planIds.length === 0) return 0;
+  // A human edit's editedBy is the editing token (the planner never takes it from a request body).
   const decidedBy = plan.editedBy ?? 'planner';
   const reason = `superseded by plan version ${plan.version}${plan.origin ? ` (${plan.origin})` : ''}`;
   // Conditional like a human decision: a decision that committed first keeps its request.
@@ -157,6 +158,7 @@ async function supersedePending(sql: Sql, plan: PlanData, planIds: string[]): Pr
         planId: row['planId'],
         supersededBy: plan.planId,
         version: plan.version,
+        ...(plan.editedByLabel ? { editedByLabel: plan.editedByLabel } : {}),
       },
     })),
   );

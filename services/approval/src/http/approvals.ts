@@ -7,7 +7,7 @@ import {
   TandemError,
 } from '@tandem/contracts';
 import { poolSql } from '@tandem/db';
-import { requirePrincipal, type HttpServer } from '@tandem/service-kit';
+import { maySeeApproverGroup, requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { applyHumanDecision, type DecisionDeps } from '../decisions.js';
 import { findRequest, listRequests, toViews } from '../requests.js';
@@ -25,8 +25,10 @@ const ERRORS = {
 
 /**
  * `GET /v1/approvals`, `GET /v1/approvals/:id`, `POST /v1/approvals/:id/decision` (approvers and admins).
- * The decision is recorded as made by the caller's token (`token:<name>`); a body's `decidedBy` is kept
- * in the audit row only.
+ * An approver token sees and decides only the requests of its groups (without groups: the requests
+ * without a group, which include every request the policy decided itself); a request it does not see is
+ * answered like an unknown one (404 APPROVAL.NOT_FOUND). The decision is recorded as made by the
+ * caller's token (`token:<name>`); a body's `decidedBy` is kept in the audit row only.
  */
 export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): void {
   const sql = poolSql(deps.db);
@@ -40,11 +42,13 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
       },
     },
     async (request) => {
+      const principal = requirePrincipal(request);
       const { status, taskId, limit } = request.query;
       const rows = await listRequests(sql, {
         ...(status ? { status } : {}),
         ...(taskId ? { taskId } : {}),
         limit,
+        ...(principal.role === 'admin' ? {} : { groups: principal.groups }),
       });
       return { approvals: await toViews(sql, rows) };
     },
@@ -57,8 +61,9 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
       schema: { params: IdParams, response: { 200: ApprovalView, ...ERRORS } },
     },
     async (request) => {
+      const principal = requirePrincipal(request);
       const row = await findRequest(sql, { id: request.params.id });
-      if (!row)
+      if (!row || !maySeeApproverGroup(principal, row.approverGroup))
         throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
       const [view] = await toViews(sql, [row]);
       return view;

@@ -1,6 +1,6 @@
 import { ErrorCodes, HttpErrorBody, RevertStepBody, TandemError } from '@tandem/contracts';
-import { UTC_NOW, afterCommit, enqueueOutboxSql, sqlTransaction } from '@tandem/db';
-import { requirePrincipal, type HttpServer } from '@tandem/service-kit';
+import { UTC_NOW, afterCommit, enqueueOutboxSql, poolSql, sqlTransaction } from '@tandem/db';
+import { reachesTask, requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { writeAudit } from '../audit.js';
 import { reportTrust, trustSubject, type DecisionDeps } from '../decisions.js';
@@ -20,7 +20,8 @@ const RevertedView = z.object({
 });
 
 /**
- * `POST /v1/steps/:id/revert` (approvers and admins): marks an executed step reverted. It counts against
+ * `POST /v1/steps/:id/revert` (approvers and admins that may act on the step's task, see `mayActOnTask`;
+ * others get the 404 of an unknown step): marks an executed step reverted. It counts against
  * the agent's trust like a rejection, goes to learning as a `reverted` verdict, and an auto-approved
  * step that is reverted is a false approval. A step is reverted once (`409` after).
  */
@@ -47,11 +48,15 @@ export function registerRevertRoute(app: HttpServer, deps: DecisionDeps): void {
       const actor = `token:${principal.name}`;
       const stepId = request.params.id;
       const reason = request.body.reason;
+      const noRecord = () =>
+        new TandemError(ErrorCodes.STEP_NOT_FOUND, `step ${stepId} has no approval record`);
+      // A step of a task the token may not act on is answered like a step without a record.
+      const known = await findRequest(poolSql(deps.db), { stepId });
+      if (!known || !(await reachesTask(deps.db, principal, known.taskId))) throw noRecord();
       let change: AppliedTrustChange | null = null;
       const result = await sqlTransaction(deps.db, async (sql) => {
         const approval = await findRequest(sql, { stepId }, true);
-        if (!approval)
-          throw new TandemError(ErrorCodes.STEP_NOT_FOUND, `step ${stepId} has no approval record`);
+        if (!approval) throw noRecord();
         if (approval.revertedAt !== null) {
           throw new TandemError(ErrorCodes.STEP_NOT_REVERTIBLE, `step ${stepId} is already reverted`, {
             details: { revertedAt: approval.revertedAt.toISOString() },

@@ -14,7 +14,13 @@ import {
   type ToolDefinition,
 } from '@tandem/contracts';
 import { enqueueOutboxSql, modelUseOfTask, sqlTransaction, type Db } from '@tandem/db';
-import { outboxCloudEvent, requirePrincipal, type HttpServer, type Principal } from '@tandem/service-kit';
+import {
+  outboxCloudEvent,
+  principalRef,
+  requirePrincipal,
+  requireTaskAccess,
+  type HttpServer,
+} from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { checkEditedPlan } from '../domain/planning.js';
@@ -24,13 +30,11 @@ import { readTaskView } from './tasks.js';
 
 const IdParams = z.strictObject({ id: z.uuid() });
 const AUTH_ERRORS = { 401: HttpErrorBody, 403: HttpErrorBody };
-/** Who may edit or cancel a task: its submitters and approvers (admin always may). */
+/**
+ * Roles that may edit or cancel a task (admin always may); each route then checks that the token may
+ * act on that task (`requireTaskAccess`: 404 as for a missing task when it may not).
+ */
 const TASK_CONTROL = { roles: ['submitter', 'approver'] } as const;
-
-/** `token:<name>`, cut to the 200 characters that `editedBy` and `requestedBy` hold on the wire. */
-function actorOf(principal: Principal): string {
-  return `token:${principal.name}`.slice(0, 200);
-}
 
 /** Step states in which a step has not started: a plan whose steps are all here may still be edited. */
 const NOT_STARTED = new Set(['waiting', 'approved']);
@@ -74,6 +78,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
     async (request, reply) => {
       const principal = requirePrincipal(request);
       const taskId = request.params.id;
+      await requireTaskAccess(deps.db, principal, taskId);
       const task = await deps.db.prisma.task.findUnique({ where: { id: taskId } });
       if (!task) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
       const budget = TaskBudget.safeParse(task.budget ?? undefined);
@@ -93,8 +98,9 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
           .code(422)
           .send({ error: { ...shape, retryable: false, ...(stepId === undefined ? {} : { stepId }) } });
       }
-      // A named person is kept; otherwise the edit is the token's.
-      const editedBy = request.body.editedBy ?? actorOf(principal);
+      // The edit is the token's; a name the body gives is kept only as a label beside it.
+      const editedBy = principalRef(principal);
+      const editedByLabel = request.body.editedBy ?? null;
       await sqlTransaction(deps.db, async (sql) => {
         const active = await sql.query(
           `SELECT "id"::text AS "id", "version" FROM "Plan" WHERE "taskId" = $1::uuid AND "status" = 'active'
@@ -155,6 +161,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
             origin: 'human',
             supersedes: current.id,
             editedBy,
+            editedByLabel,
             steps: checked.steps,
             models: [],
             strategy: 'human-edit',
@@ -188,6 +195,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
     async (request, reply) => {
       const principal = requirePrincipal(request);
       const taskId = request.params.id;
+      await requireTaskAccess(deps.db, principal, taskId);
       const task = await deps.db.prisma.task.findUnique({
         where: { id: taskId },
         select: { id: true, status: true, run: { select: { status: true } } },
@@ -218,7 +226,9 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
               data: {
                 taskId,
                 ...(body.reason === undefined ? {} : { reason: body.reason }),
-                requestedBy: body.requestedBy ?? actorOf(principal),
+                // The canceller is the token; a name the body gives travels only as a label.
+                requestedBy: principalRef(principal),
+                ...(body.requestedBy === undefined ? {} : { requestedByLabel: body.requestedBy }),
               },
             },
           ),

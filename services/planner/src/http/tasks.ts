@@ -8,10 +8,18 @@ import {
   JsonValue,
   TandemError,
   TaskView,
+  httpTaskExternalId,
+  httpTaskKey,
   type TaskStepView,
 } from '@tandem/contracts';
 import type { Db } from '@tandem/db';
-import { mayActAsAgent, requirePrincipal, type HttpServer } from '@tandem/service-kit';
+import {
+  mayActAsAgent,
+  principalRef,
+  requirePrincipal,
+  requireTaskAccess,
+  type HttpServer,
+} from '@tandem/service-kit';
 import { z } from 'zod';
 import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 
@@ -69,7 +77,11 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
     goal: task.goal,
     kind: task.kind,
     agentId: task.agentId,
-    request: { source: task.source, id: task.externalId },
+    // An HTTP task shows the key its client sent, without the token scope it is stored under.
+    request: {
+      source: task.source,
+      id: task.source === HTTP_SOURCE ? httpTaskKey(task.externalId).key : task.externalId,
+    },
     createdAt: task.createdAt.toISOString(),
     deadline: task.deadline?.toISOString() ?? null,
     plan: plan
@@ -78,6 +90,7 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
           version: plan.version,
           origin: plan.origin,
           editedBy: plan.editedBy,
+          editedByLabel: plan.editedByLabel,
           qualityScore: plan.qualityScore,
           steps,
         }
@@ -88,8 +101,8 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
 }
 
 /**
- * `POST /v1/tasks` (submitter tokens, for their own agents; admin for any) and `GET /v1/tasks/:id` (any
- * token).
+ * `POST /v1/tasks` (submitter tokens, for their own agents; admin for any) and `GET /v1/tasks/:id` (a
+ * token that may act on the task, see `mayActOnTask`; any other gets the 404 of a missing task).
  */
 export function registerTaskRoutes(
   app: HttpServer,
@@ -125,10 +138,11 @@ export function registerTaskRoutes(
         deps.db,
         {
           source: HTTP_SOURCE,
-          externalId: key ?? `auto:${randomUUID()}`,
-          request: { idempotencyKey: key ?? null },
+          // Keys are scoped per token: the same key from another token is another task.
+          externalId: httpTaskExternalId(principal.tokenId, key ?? `auto:${randomUUID()}`),
+          request: { idempotencyKey: key ?? null, tokenId: principal.tokenId },
           data: request.body,
-          submittedBy: `token:${principal.tokenId}`,
+          submittedBy: principalRef(principal),
         },
         { prefix: deps.prefix, causationId: null },
       );
@@ -147,6 +161,7 @@ export function registerTaskRoutes(
       },
     },
     async (request) => {
+      await requireTaskAccess(deps.db, requirePrincipal(request), request.params.id);
       const view = await readTaskView(deps.db, request.params.id);
       if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${request.params.id} not found`);
       return view;
