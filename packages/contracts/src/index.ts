@@ -1,7 +1,16 @@
 /** @tandem/contracts: the single source of truth for everything that crosses a wire. */
 export { ErrorCodes, ErrorShape, TandemError, toErrorShape } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export { JsonValue, jsonDepth, rawJsonDepth, utf8ByteLength, isWellFormedText } from './json.js';
+export {
+  JsonValue,
+  jsonDepth,
+  rawJsonDepth,
+  scanJsonText,
+  DEFAULT_WIRE_JSON_LIMITS,
+  utf8ByteLength,
+  isWellFormedText,
+} from './json.js';
+export type { JsonTextLimits, JsonTextScan } from './json.js';
 export { Entities, defineEvent, createEnvelope } from './envelope.js';
 export type { Entity, Envelope, EventDefinition, EventData } from './envelope.js';
 export {
