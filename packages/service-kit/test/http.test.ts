@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
-import { ErrorCodes, HttpErrorBody, TandemError } from '@tandem/contracts';
+import { ErrorCodes, HttpErrorBody, JsonValue, TandemError } from '@tandem/contracts';
 import { createHttpServer, createLogger, type HttpServer, type ReadinessCheck } from '../src/index.js';
 
 type LogRecord = Record<string, unknown>;
@@ -66,6 +66,9 @@ function server(
     { schema: { body: z.strictObject({ decision: z.enum(['approve', 'reject']) }) } },
     async (request) => ({ decision: request.body.decision }),
   );
+  app.post('/inputs', { schema: { body: z.object({ input: JsonValue }) } }, async (request) => ({
+    received: typeof request.body.input,
+  }));
   app.get('/tasks/:id', async (request) => {
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `no task ${JSON.stringify(request.params)}`);
   });
@@ -217,7 +220,7 @@ describe('createHttpServer errors', () => {
     expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
   });
 
-  it('answers 413 with HTTP.BAD_REQUEST for a body over the limit', async () => {
+  it('answers 413 HTTP.BODY_TOO_LARGE for a body over the limit', async () => {
     const { app } = server([], 64);
     const response = await app.inject({
       method: 'POST',
@@ -225,7 +228,23 @@ describe('createHttpServer errors', () => {
       payload: { name: 'x'.repeat(200), count: 1 },
     });
     expect(response.statusCode).toBe(413);
-    expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
+    expect(errorBody(response.body)).toMatchObject({
+      code: ErrorCodes.HTTP_BODY_TOO_LARGE,
+      retryable: false,
+    });
+  });
+
+  it('answers a 10,000-deep JSON body with 400 HTTP.BODY_TOO_DEEP, not 500', async () => {
+    const { app, records } = server();
+    const response = await app.inject({
+      method: 'POST',
+      url: '/inputs',
+      payload: `{"input":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(errorBody(response.body)).toMatchObject({ code: ErrorCodes.HTTP_BODY_TOO_DEEP, retryable: false });
+    expect(records().some((record) => record['msg'] === 'request failed')).toBe(false);
   });
 
   it('maps TASK.NOT_FOUND to 404 with the error shape', async () => {
