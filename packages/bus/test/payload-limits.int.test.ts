@@ -131,4 +131,55 @@ describe('payload limits', () => {
       await consumer.stop();
     }
   });
+
+  it('dead-letters a payload over payloadLimits.maxBytes as BUS.PAYLOAD_TOO_LARGE and handles one within', async () => {
+    const durable = 'large';
+    const suffix = `step.${durable}.v1`;
+    const handled: string[] = [];
+    const consumer = await harness.bus.consume({
+      durable,
+      subject: suffix,
+      schema: StepFinished.envelope,
+      messageId: (message) => message.id,
+      ackWaitMs: 1_000,
+      payloadLimits: { maxBytes: 2_048, maxDepth: 64 },
+      handle: async (message) => {
+        handled.push(message.data.key);
+      },
+    });
+    try {
+      const large = stepFinished({ key: 'x'.repeat(4_096) });
+      await harness.bus.publish(harness.bus.subject(suffix), large, { msgId: large.id });
+      // 60 levels under the envelope's two: within the default depth limit.
+      const nested = JSON.parse(deepStepFinished(60).replace('"key":"deep"', '"key":"nested"'));
+      await harness.bus.publish(harness.bus.subject(suffix), nested, { msgId: 'nested-1' });
+      await waitFor(() => handled.includes('nested'), { description: 'the nested message to be handled' });
+      const [row] = await deadLetters(durable, 1);
+      expect(row).toMatchObject({
+        code: ErrorCodes.BUS_PAYLOAD_TOO_LARGE,
+        messageId: large.id,
+        deliveryCount: 1,
+      });
+      expect(row?.reason).toMatch(/^payload is \d+ bytes; the limit is 2048$/);
+      await waitFor(async () => (await consumerState(durable)).ackPending === 0, {
+        description: 'all settled',
+      });
+      expect(handled).toEqual(['nested']);
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  it('refuses payload limits that are not positive integers', async () => {
+    await expect(
+      harness.bus.consume({
+        durable: 'bad-limits',
+        subject: 'step.bad-limits.v1',
+        schema: StepFinished.envelope,
+        messageId: (message) => message.id,
+        payloadLimits: { maxBytes: 0, maxDepth: 64 },
+        handle: async () => undefined,
+      }),
+    ).rejects.toThrow('payloadLimits.maxBytes must be a positive integer, got 0');
+  });
 });
