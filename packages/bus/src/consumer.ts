@@ -10,7 +10,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  DEFAULT_WIRE_JSON_LIMITS,
+  DEFAULT_BUS_PAYLOAD_LIMITS,
   ErrorCodes,
   TandemError,
   consumerNameFor,
@@ -89,7 +89,7 @@ export interface ConsumeOptions<T> {
   /** Delay before a failed message comes back (default: 1 s doubling per delivery, at most 60 s, +-20%). */
   nakDelayMs?: (deliveryCount: number) => number;
   /**
-   * Size and depth checked on the raw payload before it is parsed (default `DEFAULT_WIRE_JSON_LIMITS`:
+   * Size and depth checked on the raw payload before it is parsed (default `DEFAULT_BUS_PAYLOAD_LIMITS`:
    * 1 MiB, 64 levels). Over them the message is dead-lettered on its first delivery as
    * `BUS.PAYLOAD_TOO_LARGE` or `BUS.PAYLOAD_TOO_DEEP` and never reaches the schema or the handler.
    */
@@ -234,7 +234,7 @@ export async function startConsumer<T>(
   const concurrency = options.concurrency ?? 1;
   const prefetch = options.prefetch ?? Math.max(10, concurrency * 2);
   const nakDelayMs = options.nakDelayMs ?? defaultNakDelayMs;
-  const payloadLimits = options.payloadLimits ?? DEFAULT_WIRE_JSON_LIMITS;
+  const payloadLimits = options.payloadLimits ?? DEFAULT_BUS_PAYLOAD_LIMITS;
   if (!Number.isInteger(maxDeliver) || maxDeliver < 1)
     throw new RangeError(`maxDeliver must be a positive integer, got ${maxDeliver}`);
   if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000)

@@ -4,7 +4,7 @@
  * Run: `pnpm --filter @tandem/contracts run bench`. Prints medians over many runs.
  */
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_WIRE_JSON_LIMITS, scanJsonText } from '../src/index.js';
+import { DEFAULT_BUS_PAYLOAD_LIMITS, scanJsonText } from '../src/index.js';
 
 /** A step.finished-like envelope whose value is an HTTP result with a JSON list of records. */
 function envelopeOf(targetBytes: number): string {
@@ -50,7 +50,7 @@ function measure(label: string, text: string, runs: number): void {
   const parse: number[] = [];
   for (let run = 0; run < runs; run += 1) {
     let started = process.hrtime.bigint();
-    const result = scanJsonText(text, DEFAULT_WIRE_JSON_LIMITS);
+    const result = scanJsonText(text, DEFAULT_BUS_PAYLOAD_LIMITS);
     scan.push(Number(process.hrtime.bigint() - started) / 1_000);
     if (!result.ok) throw new Error(`${label}: the sample was refused (${result.problem})`);
     started = process.hrtime.bigint();
@@ -71,11 +71,11 @@ const deep = `${'['.repeat(500_000)}${']'.repeat(500_000)}`;
 const deepRuns: number[] = [];
 for (let run = 0; run < 200; run += 1) {
   const started = process.hrtime.bigint();
-  scanJsonText(deep, DEFAULT_WIRE_JSON_LIMITS);
+  scanJsonText(deep, DEFAULT_BUS_PAYLOAD_LIMITS);
   deepRuns.push(Number(process.hrtime.bigint() - started) / 1_000);
 }
 
-console.log(`node ${process.version}, limits ${JSON.stringify(DEFAULT_WIRE_JSON_LIMITS)}`);
+console.log(`node ${process.version}, limits ${JSON.stringify(DEFAULT_BUS_PAYLOAD_LIMITS)}`);
 measure('10 KB', envelopeOf(10 * 1024), 2_000);
 measure('1 MB', envelopeOf(1000 * 1024), 100);
 console.log(`1 MB of 500,000-deep brackets refused in ${median(deepRuns).toFixed(1)} us (median)`);

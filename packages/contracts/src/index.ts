@@ -6,7 +6,9 @@ export {
   jsonDepth,
   rawJsonDepth,
   scanJsonText,
-  DEFAULT_WIRE_JSON_LIMITS,
+  DEFAULT_HTTP_BODY_LIMITS,
+  DEFAULT_BUS_PAYLOAD_LIMITS,
+  TOOL_RESULT_MAX_DEPTH,
   utf8ByteLength,
   isWellFormedText,
 } from './json.js';

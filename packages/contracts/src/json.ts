@@ -40,13 +40,26 @@ export interface JsonTextLimits {
   maxDepth: number;
 }
 
-/**
- * Default limits for every HTTP body and bus payload: 1 MiB (nats-server's default `max_payload`) and 64
- * levels. 64 leaves room for tool arguments (capped at 16 by `DEFAULT_TOOL_CALL_LIMITS`) and tool result
- * values inside an event envelope and its lists, and stays far below what recursive validators survive
- * (zod's JSON schema overflows the stack between 1,000 and 2,000 levels on Node 20).
+/*
+ * The nesting budget. What enters over HTTP or comes back from a tool is later carried inside event
+ * envelopes, so every such value must fit through the bus with its envelope around it:
+ *   - tool-call arguments: at most 16 levels (DEFAULT_TOOL_CALL_LIMITS);
+ *   - an HTTP body: at most 32; its deepest part (a task's `input`) sits 2 levels deeper in an event
+ *     (`envelope.data.input`): at most 33;
+ *   - a tool result value (a sandbox result, an HTTP response's JSON): at most 32; it sits at most 5
+ *     levels deeper (`envelope.data.completedSteps[].value.json`): at most 37;
+ *   - a bus payload: at most 64, above all of those with room to spare, and far below what recursive
+ *     validators survive (zod's JSON schema overflows the stack between 1,000 and 2,000 levels on Node 20).
  */
-export const DEFAULT_WIRE_JSON_LIMITS: Readonly<JsonTextLimits> = { maxBytes: 1024 * 1024, maxDepth: 64 };
+
+/** Default limits of an HTTP JSON body: 1 MiB and 32 levels (see the nesting budget above). */
+export const DEFAULT_HTTP_BODY_LIMITS: Readonly<JsonTextLimits> = { maxBytes: 1024 * 1024, maxDepth: 32 };
+
+/** Default limits of a bus payload: 1 MiB (nats-server's default `max_payload`) and 64 levels. */
+export const DEFAULT_BUS_PAYLOAD_LIMITS: Readonly<JsonTextLimits> = { maxBytes: 1024 * 1024, maxDepth: 64 };
+
+/** Deepest tool result value kept (a sandbox program's result, the JSON of an HTTP response). */
+export const TOOL_RESULT_MAX_DEPTH = 32;
 
 /** What {@link scanJsonText} found: within the limits (with the depth), too large, or too deep. */
 export type JsonTextScan =

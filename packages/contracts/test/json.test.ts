@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_WIRE_JSON_LIMITS,
+  DEFAULT_BUS_PAYLOAD_LIMITS,
+  DEFAULT_HTTP_BODY_LIMITS,
+  DEFAULT_TOOL_CALL_LIMITS,
+  TOOL_RESULT_MAX_DEPTH,
   isWellFormedText,
   jsonDepth,
   rawJsonDepth,
@@ -154,7 +157,12 @@ describe('scanJsonText', () => {
     expect(scanJsonText(']]]]', limits)).toEqual({ ok: true, depth: 0 });
   });
 
-  it('has defaults above the tool-argument depth and at nats-server max_payload', () => {
-    expect(DEFAULT_WIRE_JSON_LIMITS).toEqual({ maxBytes: 1024 * 1024, maxDepth: 64 });
+  it('keeps the nesting budget: what HTTP and tools let in fits through the bus inside an envelope', () => {
+    expect(DEFAULT_BUS_PAYLOAD_LIMITS).toEqual({ maxBytes: 1024 * 1024, maxDepth: 64 });
+    expect(DEFAULT_HTTP_BODY_LIMITS).toEqual({ maxBytes: 1024 * 1024, maxDepth: 32 });
+    // A body's value sits 2 levels deeper in an event, a tool result at most 5.
+    expect(DEFAULT_HTTP_BODY_LIMITS.maxDepth + 2).toBeLessThan(DEFAULT_BUS_PAYLOAD_LIMITS.maxDepth);
+    expect(TOOL_RESULT_MAX_DEPTH + 5).toBeLessThan(DEFAULT_BUS_PAYLOAD_LIMITS.maxDepth);
+    expect(DEFAULT_TOOL_CALL_LIMITS.maxDepth).toBeLessThan(DEFAULT_HTTP_BODY_LIMITS.maxDepth);
   });
 });

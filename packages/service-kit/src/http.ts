@@ -6,7 +6,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import {
-  DEFAULT_WIRE_JSON_LIMITS,
+  DEFAULT_HTTP_BODY_LIMITS,
   ErrorCodes,
   TandemError,
   scanJsonText,
@@ -68,7 +68,7 @@ export function checkJsonBody(text: string, limits: JsonTextLimits): TandemError
  * and `/healthz`, `/readyz`, `/metrics`. With `auth`, every route but those with `config: { public: true }`
  * (the probes are) needs a bearer token, and `config: { roles }` limits a route to roles.
  * Every JSON body is scanned before it is parsed: over `bodyLimit` bytes (default 1 MiB, or the route's
- * own `bodyLimit`) is 413 `HTTP.BODY_TOO_LARGE`, nested deeper than `maxBodyDepth` (default 64) is 400
+ * own `bodyLimit`) is 413 `HTTP.BODY_TOO_LARGE`, nested deeper than `maxBodyDepth` (default 32) is 400
  * `HTTP.BODY_TOO_DEEP`, so no validator ever recurses into a hostile body.
  */
 export function createHttpServer(options: {
@@ -79,8 +79,8 @@ export function createHttpServer(options: {
   maxBodyDepth?: number;
   auth?: AuthOptions;
 }): HttpServer {
-  const bodyLimit = options.bodyLimit ?? DEFAULT_WIRE_JSON_LIMITS.maxBytes;
-  const maxBodyDepth = options.maxBodyDepth ?? DEFAULT_WIRE_JSON_LIMITS.maxDepth;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_HTTP_BODY_LIMITS.maxBytes;
+  const maxBodyDepth = options.maxBodyDepth ?? DEFAULT_HTTP_BODY_LIMITS.maxDepth;
   // Fastify logs every request at info; its own logger stays at warn so a service's log is about its work.
   const app = Fastify({
     loggerInstance: options.log.child({ component: 'http' }, { level: 'warn' }),

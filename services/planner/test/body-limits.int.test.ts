@@ -69,7 +69,7 @@ describe('planner HTTP body limits', () => {
     const { error } = ErrorBody.parse(response.body);
     expect(error.code).toBe(ErrorCodes.HTTP_BODY_TOO_DEEP);
     expect(error.retryable).toBe(false);
-    expect(error.message).toContain('64');
+    expect(error.message).toContain('32 levels');
     expect(await db.prisma.task.count()).toBe(before);
   });
 
@@ -81,9 +81,11 @@ describe('planner HTTP body limits', () => {
     expect(await db.prisma.task.count()).toBe(before);
   });
 
-  it('still accepts a task whose input nests deeply but within the limit', async () => {
-    // The body's own object is one level, so the input may nest 63 more.
-    const response = await post(taskWithInputDepth(63));
+  it('accepts a task whose input nests deeply but within the limit, and refuses one level more', async () => {
+    // The body's own object is one level, so the input may nest 31 more (32 is the HTTP limit: the
+    // input must still fit, 2 levels deeper, in the task.accepted event on the bus).
+    const response = await post(taskWithInputDepth(31));
     expect(response.status, JSON.stringify(response.body)).toBe(202);
+    expect((await post(taskWithInputDepth(32))).status).toBe(400);
   });
 });

@@ -1,6 +1,6 @@
 import {
   ApprovalView,
-  DEFAULT_WIRE_JSON_LIMITS,
+  DEFAULT_HTTP_BODY_LIMITS,
   ErrorCodes,
   HttpErrorBody,
   TandemError,
@@ -60,7 +60,7 @@ export function registerWebhookDecisionRoute(
         const text = typeof body === 'string' ? body : body.toString('utf8');
         const refused = checkJsonBody(text, {
           maxBytes: WEBHOOK_BODY_LIMIT,
-          maxDepth: DEFAULT_WIRE_JSON_LIMITS.maxDepth,
+          maxDepth: DEFAULT_HTTP_BODY_LIMITS.maxDepth,
         });
         if (refused !== null) done(refused, undefined);
         else done(null, text);
