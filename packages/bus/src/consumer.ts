@@ -282,13 +282,13 @@ export async function startConsumer<T>(
   });
 
   async function handleAdvisory(data: Uint8Array): Promise<void> {
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder().decode(data));
-    } catch {
-      log.error('unreadable max-deliveries advisory');
+    // nats-server's, but anyone allowed on the subject could publish one: the same limits as payloads.
+    const reading = readPayload(data, payloadLimits);
+    if (!reading.ok) {
+      log.error({ code: reading.code, reason: reading.reason }, 'unreadable max-deliveries advisory');
       return;
     }
+    const body = reading.body;
     const advisory = parseMaxDeliveriesAdvisory(body);
     if (advisory === null || advisory.stream !== stream || advisory.consumer !== name) {
       log.error({ advisory: body }, 'unexpected max-deliveries advisory');

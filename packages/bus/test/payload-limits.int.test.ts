@@ -61,7 +61,8 @@ describe('payload limits', () => {
       subject: suffix,
       schema: StepFinished.envelope,
       messageId: (message) => message.id,
-      ackWaitMs: 1_000,
+      // Long enough that a dead-letter insert on a loaded machine is not mistaken for a hang.
+      ackWaitMs: 2_000,
       maxDeliver: 3,
       nakDelayMs: () => 100,
       handle: async (message) => {
@@ -71,11 +72,10 @@ describe('payload limits', () => {
     try {
       const deep = deepStepFinished(10_000);
       await harness.bus.js.publish(harness.bus.subject(suffix), deep, { msgID: 'deep-1' });
+      const [row] = await deadLetters(durable, 1);
       const valid = stepFinished({ key: 'after-deep' });
       await harness.bus.publish(harness.bus.subject(suffix), valid, { msgId: valid.id });
-
       await waitFor(() => handled.includes('after-deep'), { description: 'the valid message to be handled' });
-      const [row] = await deadLetters(durable, 1);
       expect(row).toMatchObject({
         code: ErrorCodes.BUS_PAYLOAD_TOO_DEEP,
         messageId: 'deep-1',
@@ -85,7 +85,7 @@ describe('payload limits', () => {
       expect(row?.reason).toContain('64');
       expect(row?.payload).toBe(deep);
       // Terminated on the first delivery: nothing pending, nothing redelivered past the ack wait.
-      await sleep(1_500);
+      await sleep(2_500);
       expect(await consumerState(durable)).toEqual({ ackPending: 0, redelivered: 0 });
       expect((await deadLettersOf(durable)).map((letter) => letter.code)).toEqual([
         ErrorCodes.BUS_PAYLOAD_TOO_DEEP,
@@ -106,7 +106,8 @@ describe('payload limits', () => {
       subject: suffix,
       schema: StepFinished.envelope,
       messageId: (message) => message.id,
-      ackWaitMs: 1_000,
+      // Long enough that a dead-letter insert on a loaded machine is not mistaken for a hang.
+      ackWaitMs: 2_000,
       maxDeliver: 3,
       nakDelayMs: () => 100,
       handle: async () => {
@@ -123,7 +124,7 @@ describe('payload limits', () => {
         messageId: envelope.id,
         deliveryCount: 1,
       });
-      await sleep(1_500);
+      await sleep(2_500);
       expect(calls).toBe(1);
       expect(await consumerState(durable)).toEqual({ ackPending: 0, redelivered: 0 });
       expect(await deadLettersOf(durable)).toHaveLength(1);
