@@ -90,7 +90,7 @@ export interface ConsumeOptions<T> {
   nakDelayMs?: (deliveryCount: number) => number;
   /**
    * Size and depth checked on the raw payload before it is parsed (default `DEFAULT_BUS_PAYLOAD_LIMITS`:
-   * 1 MiB, 64 levels). Over them the message is dead-lettered on its first delivery as
+   * 8 MiB, 64 levels). Over them the message is dead-lettered on its first delivery as
    * `BUS.PAYLOAD_TOO_LARGE` or `BUS.PAYLOAD_TOO_DEEP` and never reaches the schema or the handler.
    */
   payloadLimits?: JsonTextLimits;

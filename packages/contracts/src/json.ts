@@ -55,8 +55,15 @@ export interface JsonTextLimits {
 /** Default limits of an HTTP JSON body: 1 MiB and 32 levels (see the nesting budget above). */
 export const DEFAULT_HTTP_BODY_LIMITS: Readonly<JsonTextLimits> = { maxBytes: 1024 * 1024, maxDepth: 32 };
 
-/** Default limits of a bus payload: 1 MiB (nats-server's default `max_payload`) and 64 levels. */
-export const DEFAULT_BUS_PAYLOAD_LIMITS: Readonly<JsonTextLimits> = { maxBytes: 1024 * 1024, maxDepth: 64 };
+/**
+ * Default limits of a bus payload: 8 MiB and 64 levels. 8 MiB is the `max_payload` of the deployed
+ * nats-server (infra/nats/nats.conf), which a sandbox result with a 4 MiB value and its output needs; a
+ * server with a smaller `max_payload` refuses larger messages at publish anyway.
+ */
+export const DEFAULT_BUS_PAYLOAD_LIMITS: Readonly<JsonTextLimits> = {
+  maxBytes: 8 * 1024 * 1024,
+  maxDepth: 64,
+};
 
 /** Deepest tool result value kept (a sandbox program's result, the JSON of an HTTP response). */
 export const TOOL_RESULT_MAX_DEPTH = 32;

@@ -158,7 +158,9 @@ describe('scanJsonText', () => {
   });
 
   it('keeps the nesting budget: what HTTP and tools let in fits through the bus inside an envelope', () => {
-    expect(DEFAULT_BUS_PAYLOAD_LIMITS).toEqual({ maxBytes: 1024 * 1024, maxDepth: 64 });
+    expect(DEFAULT_BUS_PAYLOAD_LIMITS).toEqual({ maxBytes: 8 * 1024 * 1024, maxDepth: 64 });
+    // An HTTP body travels inside an event: the bus takes more bytes than HTTP lets in.
+    expect(DEFAULT_HTTP_BODY_LIMITS.maxBytes).toBeLessThan(DEFAULT_BUS_PAYLOAD_LIMITS.maxBytes);
     expect(DEFAULT_HTTP_BODY_LIMITS).toEqual({ maxBytes: 1024 * 1024, maxDepth: 32 });
     // A body's value sits 2 levels deeper in an event, a tool result at most 5.
     expect(DEFAULT_HTTP_BODY_LIMITS.maxDepth + 2).toBeLessThan(DEFAULT_BUS_PAYLOAD_LIMITS.maxDepth);
