@@ -9,7 +9,16 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { ErrorCodes, TandemError, consumerNameFor, streamNameFor, subjectFor } from '@tandem/contracts';
+import {
+  DEFAULT_BUS_PAYLOAD_LIMITS,
+  ErrorCodes,
+  TandemError,
+  consumerNameFor,
+  scanJsonText,
+  streamNameFor,
+  subjectFor,
+  type JsonTextLimits,
+} from '@tandem/contracts';
 import type { Logger } from 'pino';
 import {
   maxDeliveriesAdvisorySubject,
@@ -19,7 +28,7 @@ import {
 } from './dead-letters.js';
 import { MSG_ID_HEADER, fromNatsHeaders } from './headers.js';
 import { checkProvisionedConsumer } from './provision.js';
-import { formatIssues, type MessageSchema } from './schema.js';
+import { formatIssues, type MessageSchema, type MessageSchemaResult } from './schema.js';
 import { entityOfSuffix, hasApiCode } from './streams.js';
 
 /** Default `max_deliver` of a consumer. */
@@ -82,6 +91,12 @@ export interface ConsumeOptions<T> {
   prefetch?: number;
   /** Delay before a failed message comes back (default: 1 s doubling per delivery, at most 60 s, +-20%). */
   nakDelayMs?: (deliveryCount: number) => number;
+  /**
+   * Size and depth checked on the raw payload before it is parsed (default `DEFAULT_BUS_PAYLOAD_LIMITS`:
+   * 8 MiB, 64 levels). Over them the message is dead-lettered on its first delivery as
+   * `BUS.PAYLOAD_TOO_LARGE` or `BUS.PAYLOAD_TOO_DEEP` and never reaches the schema or the handler.
+   */
+  payloadLimits?: JsonTextLimits;
 }
 
 /** A running consumer. */
@@ -116,18 +131,102 @@ export function defaultNakDelayMs(deliveryCount: number): number {
 }
 
 /**
- * The code and message of a permanent failure, or null when the error should be retried.
- * Duck-typed as well as by class: `instanceof` fails across copies of the contracts package.
+ * Whether an error is V8's stack overflow. It comes back on every delivery of the same message, so it is
+ * a permanent failure, not something to retry.
+ */
+export function isStackOverflow(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    error.name === 'RangeError' &&
+    error.message.includes('Maximum call stack size exceeded')
+  );
+}
+
+/**
+ * The code and message of a permanent failure, or null when the error should be retried. A stack
+ * overflow is permanent as `BUS.STACK_OVERFLOW`. Duck-typed as well as by class: `instanceof` fails
+ * across copies of the contracts package.
  */
 export function permanentFailure(error: unknown): { code: string; message: string } | null {
   if (error instanceof TandemError)
     return error.retryable ? null : { code: error.code, message: error.message };
+  if (isStackOverflow(error))
+    return {
+      code: ErrorCodes.BUS_STACK_OVERFLOW,
+      message: `the stack overflowed while handling the message (${String(error)})`,
+    };
   if (typeof error !== 'object' || error === null) return null;
   const code = 'code' in error ? error.code : undefined;
   const retryable = 'retryable' in error ? error.retryable : undefined;
   if (typeof code !== 'string' || code === '' || retryable !== false) return null;
   const message = 'message' in error && typeof error.message === 'string' ? error.message : String(error);
   return { code, message };
+}
+
+/** A payload read for its schema, or why it was refused (a dead-letter code and reason). */
+export type PayloadReading = { ok: true; body: unknown } | { ok: false; code: string; reason: string };
+
+/**
+ * Reads a message payload without trusting it: size in bytes, strict UTF-8, then size and depth on the
+ * raw text (`scanJsonText`, before any object is built), then JSON.parse. Each refusal has its own code:
+ * `BUS.PAYLOAD_TOO_LARGE`, `BUS.UNPARSEABLE`, `BUS.PAYLOAD_TOO_DEEP`.
+ */
+export function readPayload(data: Uint8Array, limits: JsonTextLimits): PayloadReading {
+  // The byte length is exact here: refuse before decoding anything.
+  if (data.length > limits.maxBytes)
+    return {
+      ok: false,
+      code: ErrorCodes.BUS_PAYLOAD_TOO_LARGE,
+      reason: `payload is ${data.length} bytes; the limit is ${limits.maxBytes}`,
+    };
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(data);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { ok: false, code: ErrorCodes.BUS_UNPARSEABLE, reason: `not JSON: ${reason}` };
+  }
+  const scan = scanJsonText(text, limits);
+  if (!scan.ok)
+    return scan.problem === 'too_large'
+      ? {
+          ok: false,
+          code: ErrorCodes.BUS_PAYLOAD_TOO_LARGE,
+          reason: `payload is larger than ${scan.limit} bytes`,
+        }
+      : {
+          ok: false,
+          code: ErrorCodes.BUS_PAYLOAD_TOO_DEEP,
+          reason: `payload nests more than ${scan.limit} levels deep (at offset ${scan.offset})`,
+        };
+  try {
+    return { ok: true, body: JSON.parse(text) };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { ok: false, code: ErrorCodes.BUS_UNPARSEABLE, reason: `not JSON: ${reason}` };
+  }
+}
+
+/** A schema parse that never throws: a schema that throws (a stack overflow included) is a refusal too. */
+function safeSchemaParse<T>(
+  schema: MessageSchema<T>,
+  body: unknown,
+): { ok: true; data: T } | { ok: false; code: string; reason: string } {
+  let result: MessageSchemaResult<T>;
+  try {
+    result = schema.safeParse(body);
+  } catch (error) {
+    return isStackOverflow(error)
+      ? {
+          ok: false,
+          code: ErrorCodes.BUS_STACK_OVERFLOW,
+          reason: `the schema overflowed the stack (${String(error)})`,
+        }
+      : { ok: false, code: ErrorCodes.BUS_SCHEMA_INVALID, reason: `the schema threw: ${String(error)}` };
+  }
+  return result.success
+    ? { ok: true, data: result.data }
+    : { ok: false, code: ErrorCodes.BUS_SCHEMA_INVALID, reason: formatIssues(result.error.issues) };
 }
 
 /** Creates (or updates) the durable pull consumer and starts its consume loop. */
@@ -140,6 +239,7 @@ export async function startConsumer<T>(
   const concurrency = options.concurrency ?? 1;
   const prefetch = options.prefetch ?? Math.max(10, concurrency * 2);
   const nakDelayMs = options.nakDelayMs ?? defaultNakDelayMs;
+  const payloadLimits = options.payloadLimits ?? DEFAULT_BUS_PAYLOAD_LIMITS;
   if (!Number.isInteger(maxDeliver) || maxDeliver < 1)
     throw new RangeError(`maxDeliver must be a positive integer, got ${maxDeliver}`);
   if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000)
@@ -148,6 +248,9 @@ export async function startConsumer<T>(
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   if (!Number.isInteger(prefetch) || prefetch < 1)
     throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
+  for (const [limit, value] of Object.entries(payloadLimits))
+    if (!Number.isInteger(value) || value < 1)
+      throw new RangeError(`payloadLimits.${limit} must be a positive integer, got ${value}`);
 
   const stream = streamNameFor(deps.prefix, entityOfSuffix(options.subject));
   const name = consumerNameFor(deps.prefix, options.durable);
@@ -189,13 +292,13 @@ export async function startConsumer<T>(
   });
 
   async function handleAdvisory(data: Uint8Array): Promise<void> {
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder().decode(data));
-    } catch {
-      log.error('unreadable max-deliveries advisory');
+    // nats-server's, but anyone allowed on the subject could publish one: the same limits as payloads.
+    const reading = readPayload(data, payloadLimits);
+    if (!reading.ok) {
+      log.error({ code: reading.code, reason: reading.reason }, 'unreadable max-deliveries advisory');
       return;
     }
+    const body = reading.body;
     const advisory = parseMaxDeliveriesAdvisory(body);
     if (advisory === null || advisory.stream !== stream || advisory.consumer !== name) {
       log.error({ advisory: body }, 'unexpected max-deliveries advisory');
@@ -245,11 +348,14 @@ export async function startConsumer<T>(
 
   /** The message id for a dead letter: `messageId(parsed)` when it parses, else `Nats-Msg-Id`. */
   function messageIdOf(payload: Uint8Array, headers: Record<string, string>): string | null {
-    try {
-      const parsed = options.schema.safeParse(JSON.parse(new TextDecoder().decode(payload)));
-      if (parsed.success) return options.messageId(parsed.data);
-    } catch {
-      // fall through to the header
+    const reading = readPayload(payload, payloadLimits);
+    if (reading.ok) {
+      const parsed = safeSchemaParse(options.schema, reading.body);
+      try {
+        if (parsed.ok) return options.messageId(parsed.data);
+      } catch {
+        // fall through to the header
+      }
     }
     return headers[MSG_ID_HEADER] ?? null;
   }
@@ -297,23 +403,16 @@ export async function startConsumer<T>(
     const headerMessageId = headers[MSG_ID_HEADER] ?? null;
     const deliveryCount = message.info.deliveryCount;
 
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.data));
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      await deadLetter(message, headers, headerMessageId, ErrorCodes.BUS_UNPARSEABLE, `not JSON: ${reason}`);
+    // Limits, UTF-8 and JSON before the schema, the schema before the handler: each refusal is a dead
+    // letter with its own code on the first delivery (it would fail the same way on every redelivery).
+    const reading = readPayload(message.data, payloadLimits);
+    if (!reading.ok) {
+      await deadLetter(message, headers, headerMessageId, reading.code, reading.reason);
       return;
     }
-    const parsed = options.schema.safeParse(body);
-    if (!parsed.success) {
-      await deadLetter(
-        message,
-        headers,
-        headerMessageId,
-        ErrorCodes.BUS_SCHEMA_INVALID,
-        formatIssues(parsed.error.issues),
-      );
+    const parsed = safeSchemaParse(options.schema, reading.body);
+    if (!parsed.ok) {
+      await deadLetter(message, headers, headerMessageId, parsed.code, parsed.reason);
       return;
     }
 
@@ -329,7 +428,7 @@ export async function startConsumer<T>(
         streamSeq: message.seq,
         deliveryCount,
         headers,
-        json: body,
+        json: reading.body,
         log: messageLog,
         working: () => message.working(),
       });
@@ -376,11 +475,17 @@ export async function startConsumer<T>(
           }
           const work = processMessage(message)
             .catch((error: unknown) => {
-              // processMessage handles its own failures; this is a bug guard so the loop never dies.
+              // processMessage handles its own failures; this is a bug guard so the loop never dies and
+              // the message comes back after a delay instead of waiting out its ack wait unacknowledged.
               log.error(
                 { err: error, streamSeq: message.seq },
-                'unexpected error while processing a message',
+                'unexpected error while processing a message; it will be redelivered',
               );
+              try {
+                message.nak(nakDelayMs(message.info.deliveryCount));
+              } catch {
+                // The connection is gone: the ack wait brings the message back.
+              }
             })
             .finally(() => inFlight.delete(work));
           inFlight.add(work);

@@ -10,7 +10,10 @@ export interface DeadLetterInfo {
   subject: string;
   streamSeq: number;
   messageId: string | null;
-  /** A `DOMAIN.REASON` error code: `BUS.UNPARSEABLE`, `BUS.SCHEMA_INVALID`, `BUS.MAX_DELIVERIES` or the handler's. */
+  /**
+   * A `DOMAIN.REASON` error code: `BUS.PAYLOAD_TOO_LARGE`, `BUS.PAYLOAD_TOO_DEEP`, `BUS.UNPARSEABLE`,
+   * `BUS.SCHEMA_INVALID`, `BUS.STACK_OVERFLOW`, `BUS.MAX_DELIVERIES` or the handler's.
+   */
   code: string;
   reason: string;
   deliveryCount: number;

@@ -1,5 +1,6 @@
-import { StepFinished, TandemError } from '@tandem/contracts';
+import { ErrorCodes, StepFinished, TandemError } from '@tandem/contracts';
 import { describe, expect, it } from 'vitest';
+import { isStackOverflow, readPayload } from '../src/consumer.js';
 import { parseMaxDeliveriesAdvisory } from '../src/dead-letters.js';
 import {
   defaultNakDelayMs,
@@ -30,6 +31,72 @@ describe('permanentFailure', () => {
     expect(permanentFailure(new Error('boom'))).toBeNull();
     expect(permanentFailure('boom')).toBeNull();
     expect(permanentFailure(null)).toBeNull();
+  });
+});
+
+function stackOverflow(): unknown {
+  const recurse = (depth: number): number => recurse(depth + 1) + 1;
+  try {
+    recurse(0);
+  } catch (error) {
+    return error;
+  }
+  throw new Error('the stack did not overflow');
+}
+
+describe('stack overflows', () => {
+  it('are recognised and permanent as BUS.STACK_OVERFLOW', () => {
+    const error = stackOverflow();
+    expect(isStackOverflow(error)).toBe(true);
+    expect(permanentFailure(error)).toEqual({
+      code: ErrorCodes.BUS_STACK_OVERFLOW,
+      message:
+        'the stack overflowed while handling the message (RangeError: Maximum call stack size exceeded)',
+    });
+  });
+
+  it('are told apart from other RangeErrors, which stay retryable', () => {
+    const other = new RangeError('Invalid array length');
+    expect(isStackOverflow(other)).toBe(false);
+    expect(permanentFailure(other)).toBeNull();
+    expect(isStackOverflow({ name: 'RangeError', message: 'Maximum call stack size exceeded' })).toBe(false);
+  });
+});
+
+describe('readPayload', () => {
+  const limits = { maxBytes: 64, maxDepth: 3 };
+  const bytes = (text: string) => new TextEncoder().encode(text);
+
+  it('parses JSON within the limits', () => {
+    expect(readPayload(bytes('{"a":[[1]]}'), limits)).toEqual({ ok: true, body: { a: [[1]] } });
+  });
+
+  it('refuses, in order, too many bytes, bad UTF-8, too deep, then bad JSON, each with its code', () => {
+    expect(readPayload(new Uint8Array(65).fill(0xff), limits)).toEqual({
+      ok: false,
+      code: ErrorCodes.BUS_PAYLOAD_TOO_LARGE,
+      reason: 'payload is 65 bytes; the limit is 64',
+    });
+    expect(readPayload(new Uint8Array([0xff, 0x7b]), limits)).toMatchObject({
+      ok: false,
+      code: ErrorCodes.BUS_UNPARSEABLE,
+    });
+    expect(readPayload(bytes(`${'['.repeat(30)}"unterminated`), limits)).toEqual({
+      ok: false,
+      code: ErrorCodes.BUS_PAYLOAD_TOO_DEEP,
+      reason: 'payload nests more than 3 levels deep (at offset 4)',
+    });
+    expect(readPayload(bytes('{"a":'), limits)).toMatchObject({
+      ok: false,
+      code: ErrorCodes.BUS_UNPARSEABLE,
+    });
+  });
+
+  it('stops at the depth limit on a 1,000,000-deep payload', () => {
+    const deep = bytes('['.repeat(1_000_000));
+    expect(readPayload(deep, { maxBytes: 2_000_000, maxDepth: 64 })).toMatchObject({
+      code: ErrorCodes.BUS_PAYLOAD_TOO_DEEP,
+    });
   });
 });
 

@@ -113,6 +113,17 @@ export const ErrorCodes = {
   WORKSPACE_FILE_NOT_FOUND: 'WORKSPACE.FILE_NOT_FOUND',
   /** A workspace quota (file count, file size, total size) would be exceeded. */
   WORKSPACE_LIMIT: 'WORKSPACE.LIMIT',
+  // Limits checked on raw JSON text before it is parsed (HTTP bodies, bus payloads).
+  /** A bus payload over the consumer's byte limit; dead-lettered on its first delivery. */
+  BUS_PAYLOAD_TOO_LARGE: 'BUS.PAYLOAD_TOO_LARGE',
+  /** A bus payload nested deeper than the consumer's depth limit; dead-lettered on its first delivery. */
+  BUS_PAYLOAD_TOO_DEEP: 'BUS.PAYLOAD_TOO_DEEP',
+  /** The stack overflowed while a message was validated or handled; dead-lettered, never retried. */
+  BUS_STACK_OVERFLOW: 'BUS.STACK_OVERFLOW',
+  /** An HTTP body over the server's byte limit (413). */
+  HTTP_BODY_TOO_LARGE: 'HTTP.BODY_TOO_LARGE',
+  /** An HTTP JSON body nested deeper than the server's depth limit (400). */
+  HTTP_BODY_TOO_DEEP: 'HTTP.BODY_TOO_DEEP',
   INTERNAL: 'INTERNAL.ERROR',
 } as const;
 

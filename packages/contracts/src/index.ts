@@ -1,7 +1,18 @@
 /** @tandem/contracts: the single source of truth for everything that crosses a wire. */
 export { ErrorCodes, ErrorShape, TandemError, toErrorShape } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export { JsonValue, jsonDepth, rawJsonDepth, utf8ByteLength, isWellFormedText } from './json.js';
+export {
+  JsonValue,
+  jsonDepth,
+  rawJsonDepth,
+  scanJsonText,
+  DEFAULT_HTTP_BODY_LIMITS,
+  DEFAULT_BUS_PAYLOAD_LIMITS,
+  TOOL_RESULT_MAX_DEPTH,
+  utf8ByteLength,
+  isWellFormedText,
+} from './json.js';
+export type { JsonTextLimits, JsonTextScan } from './json.js';
 export { argumentsHash, canonicalJson, needsResolvedApproval } from './decision-binding.js';
 export { Entities, defineEvent, createEnvelope } from './envelope.js';
 export type { Entity, Envelope, EventDefinition, EventData } from './envelope.js';

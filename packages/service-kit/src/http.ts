@@ -5,7 +5,13 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { ErrorCodes, TandemError } from '@tandem/contracts';
+import {
+  DEFAULT_HTTP_BODY_LIMITS,
+  ErrorCodes,
+  TandemError,
+  scanJsonText,
+  type JsonTextLimits,
+} from '@tandem/contracts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { authHook, type AuthOptions } from './auth.js';
@@ -20,6 +26,8 @@ export type HttpServer = FastifyInstance<Server, IncomingMessage, ServerResponse
 /** Status codes for error codes that are the caller's fault. */
 const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCodes.HTTP_BAD_REQUEST]: 400,
+  [ErrorCodes.HTTP_BODY_TOO_DEEP]: 400,
+  [ErrorCodes.HTTP_BODY_TOO_LARGE]: 413,
   [ErrorCodes.HTTP_NOT_FOUND]: 404,
   [ErrorCodes.TASK_NOT_FOUND]: 404,
   [ErrorCodes.APPROVAL_NOT_FOUND]: 404,
@@ -40,27 +48,65 @@ const STATUS_BY_CODE: Record<string, number> = {
 };
 
 /**
+ * Checks a raw request body against size and depth limits before anything parses it into objects: a
+ * `HTTP.BODY_TOO_LARGE` (413) or `HTTP.BODY_TOO_DEEP` (400) error for the error handler, or null. For
+ * routes that read the body as text themselves (the signed decision webhook).
+ */
+export function checkJsonBody(text: string, limits: JsonTextLimits): TandemError | null {
+  const scan = scanJsonText(text, limits);
+  if (scan.ok) return null;
+  if (scan.problem === 'too_large')
+    return new TandemError(ErrorCodes.HTTP_BODY_TOO_LARGE, `the body is larger than ${scan.limit} bytes`);
+  return new TandemError(
+    ErrorCodes.HTTP_BODY_TOO_DEEP,
+    `the body nests more than ${scan.limit} levels deep (at offset ${scan.offset})`,
+  );
+}
+
+/**
  * Fastify with zod validation on every route, the shared error body `{ error: { code, message, retryable, issues? } }`,
  * and `/healthz`, `/readyz`, `/metrics`. With `auth`, every route but those with `config: { public: true }`
  * (the probes are) needs a bearer token, and `config: { roles }` limits a route to roles.
+ * Every JSON body is scanned before it is parsed: over `bodyLimit` bytes (default 1 MiB, or the route's
+ * own `bodyLimit`) is 413 `HTTP.BODY_TOO_LARGE`, nested deeper than `maxBodyDepth` (default 32) is 400
+ * `HTTP.BODY_TOO_DEEP`, so no validator ever recurses into a hostile body.
  */
 export function createHttpServer(options: {
   log: Log;
   registry: Registry;
   readiness: ReadinessCheck[];
   bodyLimit?: number;
+  maxBodyDepth?: number;
   auth?: AuthOptions;
 }): HttpServer {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_HTTP_BODY_LIMITS.maxBytes;
+  const maxBodyDepth = options.maxBodyDepth ?? DEFAULT_HTTP_BODY_LIMITS.maxDepth;
   // Fastify logs every request at info; its own logger stays at warn so a service's log is about its work.
   const app = Fastify({
     loggerInstance: options.log.child({ component: 'http' }, { level: 'warn' }),
-    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    bodyLimit,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);
   // Added before any route, so that it covers every route and the not-found handler.
   if (options.auth) app.addHook('onRequest', authHook(options.auth));
+
+  // Fastify's own JSON parser (empty-body and __proto__/constructor checks kept), behind the scan.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    const refused = checkJsonBody(text, {
+      maxBytes: request.routeOptions.bodyLimit,
+      maxDepth: maxBodyDepth,
+    });
+    if (refused !== null) {
+      done(refused, undefined);
+      return;
+    }
+    void parseJson(request, text, done);
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
@@ -82,9 +128,9 @@ export function createHttpServer(options: {
       return reply.code(status).send({ error: error.toShape() });
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      return reply
-        .code(error.statusCode)
-        .send({ error: { code: ErrorCodes.HTTP_BAD_REQUEST, message: error.message, retryable: false } });
+      // 413 is Fastify refusing a body over bodyLimit while reading it (FST_ERR_CTP_BODY_TOO_LARGE).
+      const code = error.statusCode === 413 ? ErrorCodes.HTTP_BODY_TOO_LARGE : ErrorCodes.HTTP_BAD_REQUEST;
+      return reply.code(error.statusCode).send({ error: { code, message: error.message, retryable: false } });
     }
     request.log.error({ err: error }, 'request failed');
     return reply

@@ -14,7 +14,7 @@ export { createLogger } from './logger.js';
 export type { Log } from './logger.js';
 export { createMetrics } from './metrics.js';
 export type { ServiceMetrics } from './metrics.js';
-export { createHttpServer } from './http.js';
+export { createHttpServer, checkJsonBody } from './http.js';
 export type { HttpServer, ReadinessCheck } from './http.js';
 /** Bearer-token auth: token generation and hashing, the database lookup, role, agent and task checks. */
 export {

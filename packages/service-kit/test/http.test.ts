@@ -2,8 +2,14 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
-import { ErrorCodes, HttpErrorBody, TandemError } from '@tandem/contracts';
-import { createHttpServer, createLogger, type HttpServer, type ReadinessCheck } from '../src/index.js';
+import { ErrorCodes, HttpErrorBody, JsonValue, TandemError } from '@tandem/contracts';
+import {
+  checkJsonBody,
+  createHttpServer,
+  createLogger,
+  type HttpServer,
+  type ReadinessCheck,
+} from '../src/index.js';
 
 type LogRecord = Record<string, unknown>;
 
@@ -45,6 +51,7 @@ afterEach(async () => {
 function server(
   readiness: ReadinessCheck[] = [],
   bodyLimit?: number,
+  maxBodyDepth?: number,
 ): { app: HttpServer; registry: Registry; records: () => LogRecord[] } {
   const registry = new Registry();
   const { log, records } = memoryLog();
@@ -53,6 +60,7 @@ function server(
     registry,
     readiness,
     ...(bodyLimit === undefined ? {} : { bodyLimit }),
+    ...(maxBodyDepth === undefined ? {} : { maxBodyDepth }),
   });
   servers.push(app);
 
@@ -65,6 +73,14 @@ function server(
     '/strict',
     { schema: { body: z.strictObject({ decision: z.enum(['approve', 'reject']) }) } },
     async (request) => ({ decision: request.body.decision }),
+  );
+  app.post('/inputs', { schema: { body: z.object({ input: JsonValue }) } }, async (request) => ({
+    received: typeof request.body.input,
+  }));
+  app.post(
+    '/big-inputs',
+    { bodyLimit: 4096, schema: { body: z.object({ input: JsonValue }) } },
+    async (request) => ({ received: typeof request.body.input }),
   );
   app.get('/tasks/:id', async (request) => {
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `no task ${JSON.stringify(request.params)}`);
@@ -217,7 +233,7 @@ describe('createHttpServer errors', () => {
     expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
   });
 
-  it('answers 413 with HTTP.BAD_REQUEST for a body over the limit', async () => {
+  it('answers 413 HTTP.BODY_TOO_LARGE for a body over the limit', async () => {
     const { app } = server([], 64);
     const response = await app.inject({
       method: 'POST',
@@ -225,7 +241,81 @@ describe('createHttpServer errors', () => {
       payload: { name: 'x'.repeat(200), count: 1 },
     });
     expect(response.statusCode).toBe(413);
-    expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
+    expect(errorBody(response.body)).toMatchObject({
+      code: ErrorCodes.HTTP_BODY_TOO_LARGE,
+      retryable: false,
+    });
+  });
+
+  it('answers a 10,000-deep JSON body with 400 HTTP.BODY_TOO_DEEP, not 500', async () => {
+    const { app, records } = server();
+    const response = await app.inject({
+      method: 'POST',
+      url: '/inputs',
+      payload: `{"input":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(errorBody(response.body)).toMatchObject({ code: ErrorCodes.HTTP_BODY_TOO_DEEP, retryable: false });
+    expect(records().some((record) => record['msg'] === 'request failed')).toBe(false);
+  });
+
+  it('accepts a body at the depth limit and refuses one level more (maxBodyDepth)', async () => {
+    const { app } = server([], undefined, 4);
+    const send = (payload: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/inputs',
+        payload,
+        headers: { 'content-type': 'application/json' },
+      });
+    expect((await send('{"input":[[["x"]]]}')).statusCode).toBe(200);
+    const deeper = await send('{"input":[[[["x"]]]]}');
+    expect(deeper.statusCode).toBe(400);
+    expect(errorBody(deeper.body).message).toBe('the body nests more than 4 levels deep (at offset 13)');
+  });
+
+  it('scans JSON bodies with a charset parameter too, and keeps brackets inside strings out of the count', async () => {
+    const { app } = server();
+    const deep = await app.inject({
+      method: 'POST',
+      url: '/inputs',
+      payload: `{"input":${'{"a":'.repeat(100)}1${'}'.repeat(100)}}`,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    expect(deep.statusCode).toBe(400);
+    expect(errorBody(deep.body).code).toBe(ErrorCodes.HTTP_BODY_TOO_DEEP);
+    const text = await app.inject({
+      method: 'POST',
+      url: '/inputs',
+      payload: { input: `${'['.repeat(10_000)}"\\` },
+    });
+    expect(text.statusCode).toBe(200);
+  });
+
+  it("honours a route's own bodyLimit in the scan", async () => {
+    const { app } = server([], 64);
+    const payload = { input: 'x'.repeat(1000) };
+    expect((await app.inject({ method: 'POST', url: '/inputs', payload })).statusCode).toBe(413);
+    expect((await app.inject({ method: 'POST', url: '/big-inputs', payload })).statusCode).toBe(200);
+  });
+
+  it("keeps Fastify's refusal of __proto__ and constructor keys and of an empty JSON body", async () => {
+    const { app } = server();
+    for (const payload of [
+      '{"input":{"__proto__":{"admin":true}}}',
+      '{"input":{"constructor":{"prototype":{}}}}',
+      '',
+    ]) {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/inputs',
+        payload,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(response.statusCode, payload).toBe(400);
+      expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_BAD_REQUEST);
+    }
   });
 
   it('maps TASK.NOT_FOUND to 404 with the error shape', async () => {
@@ -291,5 +381,18 @@ describe('createHttpServer errors', () => {
     const response = await app.inject({ method: 'DELETE', url: '/healthz' });
     expect(response.statusCode).toBe(404);
     expect(errorBody(response.body).code).toBe(ErrorCodes.HTTP_NOT_FOUND);
+  });
+});
+
+describe('checkJsonBody', () => {
+  it('returns null within the limits and the typed error otherwise', () => {
+    const limits = { maxBytes: 32, maxDepth: 2 };
+    expect(checkJsonBody('{"a":[1]}', limits)).toBeNull();
+    expect(checkJsonBody('{"a":[[1]]}', limits)?.toShape()).toEqual({
+      code: ErrorCodes.HTTP_BODY_TOO_DEEP,
+      message: 'the body nests more than 2 levels deep (at offset 7)',
+      retryable: false,
+    });
+    expect(checkJsonBody(JSON.stringify('x'.repeat(40)), limits)?.code).toBe(ErrorCodes.HTTP_BODY_TOO_LARGE);
   });
 });

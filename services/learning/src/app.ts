@@ -1,8 +1,10 @@
 import {
   ApprovalVerdictRecorded,
+  DEFAULT_BUS_PAYLOAD_LIMITS,
   PublicSubjects,
   TaskOutcomeCloudEvent,
   querySubjectFor,
+  scanJsonText,
 } from '@tandem/contracts';
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { LearningConfig } from './config.js';
@@ -91,7 +93,11 @@ export async function createLearning(deps: {
       }
       void (async () => {
         try {
-          const reply = await answerPatternsQuery(db, JSON.parse(new TextDecoder().decode(message.data)));
+          const text = new TextDecoder().decode(message.data);
+          // Size and depth on the raw text first, as for every bus payload: nothing is parsed past them.
+          const scan = scanJsonText(text, DEFAULT_BUS_PAYLOAD_LIMITS);
+          if (!scan.ok) throw new Error(`pattern query refused: ${scan.problem} (limit ${scan.limit})`);
+          const reply = await answerPatternsQuery(db, JSON.parse(text));
           message.respond(new TextEncoder().encode(JSON.stringify(reply)));
           queries.inc({ outcome: 'ok' });
         } catch (queryError) {

@@ -1,7 +1,9 @@
 import {
+  DEFAULT_BUS_PAYLOAD_LIMITS,
   PublicSubjects,
   SandboxRunRequested,
   TaskCancelRequestedCloudEvent,
+  scanJsonText,
   subjectFor,
 } from '@tandem/contracts';
 import { Counter, Histogram, findCancelTarget, type ServiceRuntime } from '@tandem/service-kit';
@@ -39,9 +41,10 @@ export async function createSandboxRunner(deps: {
         if (error) return;
         let parsed: ReturnType<typeof TaskCancelRequestedCloudEvent.safeParse>;
         try {
-          parsed = TaskCancelRequestedCloudEvent.safeParse(
-            JSON.parse(new TextDecoder().decode(message.data)),
-          );
+          const text = new TextDecoder().decode(message.data);
+          // A public subject: size and depth on the raw text first, as for every bus payload.
+          if (!scanJsonText(text, DEFAULT_BUS_PAYLOAD_LIMITS).ok) return;
+          parsed = TaskCancelRequestedCloudEvent.safeParse(JSON.parse(text));
         } catch {
           return;
         }

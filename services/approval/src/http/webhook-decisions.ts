@@ -1,5 +1,6 @@
 import {
   ApprovalView,
+  DEFAULT_HTTP_BODY_LIMITS,
   ErrorCodes,
   HttpErrorBody,
   TandemError,
@@ -7,7 +8,7 @@ import {
   type ApprovalDecisionBody,
 } from '@tandem/contracts';
 import { poolSql, sqlTransaction } from '@tandem/db';
-import type { HttpServer } from '@tandem/service-kit';
+import { checkJsonBody, type HttpServer } from '@tandem/service-kit';
 import { verifyWebhook } from '@tandem/webhooks';
 import { applyHumanDecision, type DecisionDeps } from '../decisions.js';
 import { toViews } from '../requests.js';
@@ -15,6 +16,9 @@ import { claimWebhookId } from '../webhooks/received.js';
 
 /** The decision route for approvers' systems (Standard Webhooks signature instead of a bearer token). */
 export const DECISION_WEBHOOK_ROUTE = '/v1/webhooks/decisions';
+
+/** Largest decision webhook body, in UTF-8 bytes (room for a decision with edited tool arguments). */
+const WEBHOOK_BODY_LIMIT = 256 * 1024;
 
 function toDecisionBody(body: WebhookDecisionBody): ApprovalDecisionBody {
   switch (body.decision) {
@@ -47,10 +51,21 @@ export function registerWebhookDecisionRoute(
   const sql = poolSql(deps.db);
   void app.register(async (scope) => {
     // The signature covers the exact bytes: keep the body as text here and parse it after verifying.
+    // Size and depth are checked on that text first, as for every JSON body (413 / 400, never a 500).
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 256 * 1024 }, (_request, body, done) => {
-      done(null, body);
-    });
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'string', bodyLimit: WEBHOOK_BODY_LIMIT },
+      (_request, body, done) => {
+        const text = typeof body === 'string' ? body : body.toString('utf8');
+        const refused = checkJsonBody(text, {
+          maxBytes: WEBHOOK_BODY_LIMIT,
+          maxDepth: DEFAULT_HTTP_BODY_LIMITS.maxDepth,
+        });
+        if (refused !== null) done(refused, undefined);
+        else done(null, text);
+      },
+    );
     scope.post(
       DECISION_WEBHOOK_ROUTE,
       {

@@ -1,4 +1,4 @@
-import { ErrorCodes, JsonValue, TandemError } from '@tandem/contracts';
+import { ErrorCodes, JsonValue, TOOL_RESULT_MAX_DEPTH, TandemError, rawJsonDepth } from '@tandem/contracts';
 import { z } from 'zod';
 import type { HttpRunner } from '../advance.js';
 import { scrubSecrets, type SecretStore } from '../secrets.js';
@@ -86,7 +86,13 @@ export function createHttpRunner(deps: { client: HttpClient; secrets: SecretStor
       }
       const body = scrubSecrets(response.body, secrets);
       let json: JsonValue | null = null;
-      if ((kept['content-type'] ?? '').includes('json') && !response.truncated) {
+      // JSON nested deeper than a tool result may be is kept as text only: the result travels in step
+      // events, which the bus would refuse. Measured on the raw text, before anything is parsed.
+      if (
+        (kept['content-type'] ?? '').includes('json') &&
+        !response.truncated &&
+        rawJsonDepth(body, TOOL_RESULT_MAX_DEPTH) <= TOOL_RESULT_MAX_DEPTH
+      ) {
         try {
           const value = JsonValue.safeParse(JSON.parse(body));
           json = value.success ? value.data : null;

@@ -1,3 +1,4 @@
+import { TOOL_RESULT_MAX_DEPTH, rawJsonDepth } from '@tandem/contracts';
 import { READY_MARKER } from './guest-wrappers.js';
 
 /** What the wrapper inside the box reported on the result channel (see guest-wrappers.ts). */
@@ -31,6 +32,15 @@ export function parseGuestReport(channel: Buffer): GuestReport {
   const text = channel.subarray(marker.length).toString('utf8');
   if (text.trim() === '') return { kind: 'none' };
 
+  // The report is `{"status":"ok","value":...}`: one level around the value. The depth is measured on
+  // the raw text, so a million-deep result costs a few characters of work and is never parsed; deeper
+  // than a tool result may be, it could not travel in the events that carry it.
+  if (rawJsonDepth(text, TOOL_RESULT_MAX_DEPTH + 1) > TOOL_RESULT_MAX_DEPTH + 1) {
+    return {
+      kind: 'invalid',
+      reason: `the program's result nests more than ${TOOL_RESULT_MAX_DEPTH} levels deep`,
+    };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
