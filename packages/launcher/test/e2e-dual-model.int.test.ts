@@ -131,6 +131,29 @@ function script(request: ChatRequestRecord): ScriptedReply {
         },
       ],
     };
+  if (task.includes('[copy]'))
+    return {
+      toolCalls: [
+        {
+          name: 'write_file',
+          arguments: { path: 'src.txt', content: 'hello values', dependsOn: null, rationale: null },
+        },
+        { name: 'read_file', arguments: { path: 'src.txt', dependsOn: ['s1'], rationale: null } },
+        {
+          name: 'write_file',
+          arguments: {
+            path: 'copy.txt',
+            content: 'copy: {{steps.s2.value.content}}',
+            dependsOn: ['s2'],
+            rationale: null,
+          },
+        },
+        {
+          name: 'respond',
+          arguments: { answer: 'Copied {{steps.s3.value.size}} bytes', dependsOn: null, rationale: null },
+        },
+      ],
+    };
   if (task.includes('[http]'))
     return {
       toolCalls: [
@@ -487,6 +510,37 @@ describe('dual-model planning and execution (five processes, real Postgres and N
       outcome.data.taskId,
     ]);
     expect(rows).toEqual([{ path: 'notes/greeting.txt', size: 13 }]);
+  });
+
+  it('approves a step built from an earlier result with its values, then runs exactly those', async () => {
+    const event = taskRequested({ goal: 'Copy the note [copy]' });
+    await stack.publish('task.requested.v1', event);
+    const outcome = await stack.waitForOutcome(answers(event), 'the copy task');
+    expect(outcome.type).toBe('tandem.task.completed');
+    expect(outcome.data.result).toMatchObject({ answer: 'Copied 18 bytes' });
+    const { rows } = await stack.sql.query(
+      `SELECT a."status", a."resolvedArguments", a."argumentsHash" IS NOT NULL AS "bound"
+         FROM "ApprovalRequest" a JOIN "PlanStep" s ON s."id" = a."stepId"
+        WHERE a."taskId" = $1 AND s."stepKey" = 's3'`,
+      [outcome.data.taskId],
+    );
+    expect(rows).toEqual([
+      {
+        status: 'approved',
+        resolvedArguments: { path: 'copy.txt', content: 'copy: hello values' },
+        bound: true,
+      },
+    ]);
+    const audit = await stack.sql.query(
+      `SELECT "action" FROM "AuditLog" WHERE "subjectId" = (
+         SELECT a."stepId"::text FROM "ApprovalRequest" a JOIN "PlanStep" s ON s."id" = a."stepId"
+          WHERE a."taskId" = $1 AND s."stepKey" = 's3') ORDER BY "seq"`,
+      [outcome.data.taskId],
+    );
+    expect(audit.rows.map((row: { action: string }) => row.action)).toEqual([
+      'approval.awaiting-values',
+      'approval.auto-approved',
+    ]);
   });
 
   it('gives run_code the workspace files and saves what the program writes', async () => {
