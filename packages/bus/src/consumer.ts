@@ -2,7 +2,6 @@ import {
   AckPolicy,
   DeliverPolicy,
   ReplayPolicy,
-  type ConsumerConfig,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -27,18 +26,14 @@ import {
   type DeadLetterSink,
 } from './dead-letters.js';
 import { MSG_ID_HEADER, fromNatsHeaders } from './headers.js';
-import { checkProvisionedConsumer } from './provision.js';
+import { checkProvisionedConsumer, ensureConsumer } from './provision.js';
 import { formatIssues, type MessageSchema, type MessageSchemaResult } from './schema.js';
-import { entityOfSuffix, hasApiCode } from './streams.js';
+import { entityOfSuffix } from './streams.js';
 
 /** Default `max_deliver` of a consumer. */
 export const DEFAULT_MAX_DELIVER = 5;
 /** Default ack wait of a consumer: 30 s. */
 export const DEFAULT_ACK_WAIT_MS = 30_000;
-
-// JetStream API error codes: the consumer exists with another config (2.10+ create action).
-const CONSUMER_ALREADY_EXISTS = 10148;
-const CONSUMER_NAME_EXISTS = 10013;
 
 const RESTART_DELAY_MS = 1_000;
 const ADVISORY_RETRIES = 3;
@@ -521,24 +516,6 @@ export async function startConsumer<T>(
       return stopped;
     },
   };
-}
-
-async function ensureConsumer(
-  jsm: JetStreamManager,
-  stream: string,
-  config: Partial<ConsumerConfig> & { durable_name: string },
-): Promise<void> {
-  try {
-    // nats-server 2.9 updates an existing durable on create; 2.10+ refuses a differing config, so update then.
-    await jsm.consumers.add(stream, config);
-  } catch (error) {
-    if (!hasApiCode(error, CONSUMER_ALREADY_EXISTS) && !hasApiCode(error, CONSUMER_NAME_EXISTS)) throw error;
-    await jsm.consumers.update(stream, config.durable_name, {
-      ack_wait: config.ack_wait,
-      max_deliver: config.max_deliver,
-      filter_subject: config.filter_subject,
-    });
-  }
 }
 
 function correlationIdOf(message: unknown): string | undefined {

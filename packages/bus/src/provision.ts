@@ -112,17 +112,7 @@ async function ensureManagedConsumer(
 ): Promise<StreamChange> {
   const current = await consumerInfo(jsm, stream, config.durable_name);
   if (current !== null && sameManagedSettings(current, config)) return 'unchanged';
-  try {
-    // nats-server 2.9 updates an existing durable on create; 2.10+ refuses a differing config, so update then.
-    await jsm.consumers.add(stream, config);
-  } catch (error) {
-    if (!hasApiCode(error, CONSUMER_ALREADY_EXISTS) && !hasApiCode(error, CONSUMER_NAME_EXISTS)) throw error;
-    await jsm.consumers.update(stream, config.durable_name, {
-      ack_wait: config.ack_wait,
-      max_deliver: config.max_deliver,
-      filter_subject: config.filter_subject,
-    });
-  }
+  await ensureConsumer(jsm, stream, config);
   return current === null ? 'created' : 'updated';
 }
 
@@ -194,5 +184,24 @@ export async function checkProvisionedConsumer(
       },
       'provisioned consumer settings differ from the service settings; run pnpm nats:provision with the same settings',
     );
+  }
+}
+
+/** Creates a durable consumer, or updates the settings Tandem manages on one that exists. */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  try {
+    // nats-server 2.9 updates an existing durable on create; 2.10+ refuses a differing config, so update then.
+    await jsm.consumers.add(stream, config);
+  } catch (error) {
+    if (!hasApiCode(error, CONSUMER_ALREADY_EXISTS) && !hasApiCode(error, CONSUMER_NAME_EXISTS)) throw error;
+    await jsm.consumers.update(stream, config.durable_name, {
+      ack_wait: config.ack_wait,
+      max_deliver: config.max_deliver,
+      filter_subject: config.filter_subject,
+    });
   }
 }

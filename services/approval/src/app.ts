@@ -135,6 +135,17 @@ export async function createApproval(deps: {
   }
 
   const autoApprove = new Set(config.TANDEM_AUTO_APPROVE);
+  // What judging a step needs, whether the plan just arrived or the step's values now exist.
+  const judging = {
+    db,
+    prefix,
+    autoApprove,
+    policy: () => loaded,
+    endpoints: () => endpoints,
+    kick,
+    kickDeliveries: deliveries.kick,
+    onOutcome: (outcome: StepOutcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
+  };
   const plans = await runtime.consume({
     durable: PLAN_PROPOSED_CONSUMER,
     subject: PlanProposed.subjectSuffix,
@@ -144,17 +155,7 @@ export async function createApproval(deps: {
     concurrency: 4,
     handle: (envelope, context) =>
       handlePlanProposed(
-        {
-          db,
-          prefix,
-          autoApprove,
-          policy: () => loaded,
-          endpoints: () => endpoints,
-          kick,
-          kickDeliveries: deliveries.kick,
-          onOutcome: (outcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
-          ...(deps.opinion ? { opinion: deps.opinion } : {}),
-        },
+        { ...judging, ...(deps.opinion ? { opinion: deps.opinion } : {}) },
         envelope,
         context,
       ),
@@ -168,21 +169,7 @@ export async function createApproval(deps: {
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: 4,
     handle: (envelope, context) =>
-      handleStepFinished(
-        {
-          db,
-          prefix,
-          autoApprove,
-          policy: () => loaded,
-          endpoints: () => endpoints,
-          kick,
-          kickDeliveries: deliveries.kick,
-          checkContext: decisionDeps.checkContext,
-          onOutcome: (outcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
-        },
-        envelope,
-        context,
-      ),
+      handleStepFinished({ ...judging, checkContext: decisionDeps.checkContext }, envelope, context),
   });
   runtime.onStop(() => values.stop());
   const cancels = await runtime.consume({

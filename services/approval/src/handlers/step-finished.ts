@@ -31,10 +31,7 @@ import { agentVerified, decideStep, type PlanDeps } from './plan-proposed.js';
 export const STEP_FINISHED_CONSUMER = 'approval-step-finished';
 
 /** What judging a step with its values needs. */
-export type ValuesDeps = Omit<PlanDeps, 'opinion' | 'onOutcome'> & {
-  checkContext: ToolCheckContext;
-  onOutcome?: (outcome: 'auto-approved' | 'auto-rejected' | 'pending') => void;
-};
+export type ValuesDeps = Omit<PlanDeps, 'opinion'> & { checkContext: ToolCheckContext };
 
 const StepResult = z.object({
   value: JsonValue.nullable().default(null),
