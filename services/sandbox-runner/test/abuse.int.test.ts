@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -89,6 +89,26 @@ function resultText(result: SandboxResult): string {
     result.errorMessage ?? '',
     ...result.files.map((file) => `${file.path}\n${file.content.toString('utf8')}`),
   ].join('\n');
+}
+
+/**
+ * The host pid of a running box interpreter of this test process: started as `interpreter`, with `marker`
+ * in its command line (not bwrap, whose command line names both but whose root is the host's).
+ */
+async function boxInterpreterPid(interpreter: string, marker: string): Promise<number | null> {
+  for (const hierarchy of ['/sys/fs/cgroup/pids/tandem-sandbox', '/sys/fs/cgroup/tandem-sandbox']) {
+    const jobs = (await readdir(hierarchy).catch(() => [])).filter((name) =>
+      name.startsWith(`job-${process.pid}-`),
+    );
+    for (const job of jobs) {
+      const procs = await readFile(path.join(hierarchy, job, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const pid of procs.split('\n').filter((line) => line !== '')) {
+        const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+        if (argv[0] === interpreter && argv.some((arg) => arg.includes(marker))) return Number(pid);
+      }
+    }
+  }
+  return null;
 }
 
 function portOf(listener: Server): number {
@@ -647,6 +667,137 @@ for host in input['hosts']:
       expect(connections).toBe(0);
     },
   },
+  // Hole 8 (issue 11): a compute box needs no programs but its interpreter. Every way Python has to start
+  // one must fail, and the box must hold no shell, no coreutils and no other system binary to start.
+  {
+    name: 'starting a program fails: subprocess, os.system, os.execv, ctypes system(), os.posix_spawn, _posixsubprocess.fork_exec',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import subprocess
+def status(code):
+    return 'OK' if code == 0 else 'ERR:status ' + str(code)
+def run_sh():
+    done = subprocess.run(['/bin/sh', '-c', 'echo hi'], capture_output=True, text=True)
+    return 'OK' if done.returncode == 0 and done.stdout.strip() == 'hi' else 'ERR:status ' + str(done.returncode)
+def in_child(start):
+    # exec replaces the process: try it in a child, which reports a failure through its exit code.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            start()
+        finally:
+            os._exit(111)
+    return status(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+def spawn(path):
+    pid = os.posix_spawn(path, [path], {})
+    return status(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+def fork_exec(path):
+    import _posixsubprocess
+    errpipe_read, errpipe_write = os.pipe()
+    pid = _posixsubprocess.fork_exec([path], [os.fsencode(path)], True, (errpipe_write,), None, None, -1, -1, -1, -1, -1, -1, errpipe_read, errpipe_write, False, False, -1, None, None, None, -1, None, False)
+    os.close(errpipe_write)
+    failure = os.read(errpipe_read, 1000)
+    os.close(errpipe_read)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return 'ERR:' + failure.decode('ascii', 'replace') if failure else status(code)
+def libc_system():
+    import ctypes
+    return status(ctypes.CDLL(None).system(b'id > /work/id.txt'))
+result = {
+    'subprocess /bin/sh': attempt(run_sh),
+    'subprocess env': attempt(lambda: status(subprocess.run(['/usr/bin/env']).returncode)),
+    'os.system': attempt(lambda: status(os.system('id > /work/id.txt'))),
+    'os.popen': attempt(lambda: 'ERR:empty' if os.popen('echo hi').read() == '' else 'OK'),
+    'os.execv /bin/ls': attempt(lambda: in_child(lambda: os.execv('/bin/ls', ['/bin/ls', '/']))),
+    'os.execv /usr/bin/ls': attempt(lambda: in_child(lambda: os.execv('/usr/bin/ls', ['/usr/bin/ls', '/']))),
+    'ctypes system()': attempt(libc_system),
+    'os.posix_spawn /bin/sh': attempt(lambda: spawn('/bin/sh')),
+    '_posixsubprocess.fork_exec /bin/sh': attempt(lambda: fork_exec('/bin/sh')),
+}`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(result.files.map((file) => file.path)).toEqual([]);
+    },
+  },
+  {
+    name: 'the box holds no shell and no system binary: /bin/sh, /usr/bin/env, /bin/ls and the launcher tools are absent',
+    language: 'python',
+    code: String.raw`import os
+names = ['/bin/sh', '/usr/bin/sh', '/bin/bash', '/usr/bin/bash', '/bin/dash', '/usr/bin/env', '/bin/ls', '/usr/bin/ls',
+         '/usr/bin/id', '/usr/bin/cat', '/usr/bin/perl', '/usr/bin/node', '/usr/bin/prlimit', '/usr/bin/setpriv',
+         '/usr/bin/mount', '/usr/bin/bwrap', '/sbin/ldconfig', '/usr/sbin/ldconfig', '/usr/bin/busybox']
+result = {name: os.path.exists(name) for name in names}`,
+    expect: (result) => {
+      const value = z.record(z.string(), z.boolean()).parse(okValue(result));
+      for (const [name, exists] of Object.entries(value)) expect(exists, name).toBe(false);
+    },
+  },
+  {
+    name: 'every executable file the box holds is the interpreter, its loader or a shared library',
+    language: 'python',
+    code: String.raw`import os, stat
+found = []
+for top in ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/box', '/opt', '/root', '/home']:
+    for base, dirs, files in os.walk(top):
+        for name in files:
+            path = os.path.join(base, name)
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
+                continue
+            with open(path, 'rb') as file:
+                head = file.read(256)
+            if head.startswith(b'#!'):
+                # A script starts only through the interpreter its first line names.
+                program = head[2:].split(b'\n')[0].split()[0].decode('utf-8', 'replace')
+                found.append(path + ' -> ' + program + (' (present)' if os.path.exists(program) else ' (absent)'))
+            elif head.startswith(b'\x7fELF'):
+                found.append(path)
+result = found`,
+    expect: (result) => {
+      const found = z.array(z.string()).parse(okValue(result));
+      for (const entry of found) {
+        if (entry.includes(' -> ')) {
+          // A script whose interpreter is missing cannot be started; one naming Python can run only as Python.
+          expect(
+            entry.endsWith('(absent)') || /-> \/usr\/bin\/python3(\.\d+)? \(present\)$/.test(entry),
+            entry,
+          ).toBe(true);
+        } else {
+          expect(
+            /^\/usr\/bin\/python3(\.\d+)?$/.test(entry) ||
+              /\.so(\.[\d.]+)?$/.test(entry) ||
+              /\/ld-linux[^/]*\.so/.test(entry),
+            entry,
+          ).toBe(true);
+        }
+      }
+    },
+  },
+  {
+    name: 'the interpreter cannot start itself again or a copy of itself written to /tmp or /work',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import shutil, subprocess
+def copy_to(path):
+    shutil.copyfile(sys.executable, path)
+    os.chmod(path, 0o755)
+    return path
+def run(path):
+    done = subprocess.run([path, '-I', '-S', '-c', 'print(6 * 7)'], capture_output=True, text=True)
+    return 'OK' if done.stdout.strip() == '42' else 'ERR:exit ' + str(done.returncode)
+result = {
+    'itself': attempt(lambda: run(sys.executable)),
+    'copy in /tmp': attempt(lambda: run(copy_to('/tmp/python-copy'))),
+    'copy in /work': attempt(lambda: run(copy_to('/work/python-copy'))),
+}
+os.remove('/work/python-copy') if os.path.exists('/work/python-copy') else None`,
+    expect: expectAllFailed,
+  },
   {
     name: 'a fork bomb is held to the pids limit and dies with the job',
     language: 'python',
@@ -1073,6 +1224,62 @@ describe('abuse suite', () => {
     const check = await backend.check();
     expect(check.warnings).toEqual([]);
   });
+
+  // Hole 8 (issue 11), seen from the host: the box's own mount namespace, read through /proc/<pid>/root of
+  // its interpreter while a job runs, holds no shell or system binary — for JavaScript too, whose guest
+  // (QuickJS) cannot look at files outside /work itself.
+  test.each([
+    ['python', "open('/work/started', 'w').close()\nwhile True:\n    pass", '/usr/bin/python3', 'run.py'],
+    ['javascript', "files.write('started', '');\nfor (;;) {}", '/usr/bin/node', 'host.cjs'],
+  ] as const)(
+    '%s: the box holds no shell, coreutils or launcher tool (seen from the host)',
+    async (language, code, interpreter, marker) => {
+      const abort = new AbortController();
+      const running = backend.run(
+        { language, code, input: null, limits: { ...LIMITS, timeoutMs: 20_000 } },
+        { signal: abort.signal },
+      );
+      try {
+        const pid = await vi.waitFor(
+          async () => {
+            const found = await boxInterpreterPid(interpreter, marker);
+            // The job's own interpreter, running guest code (not one still starting).
+            if (found === null || !existsSync(`/proc/${found}/root/work/started`)) {
+              throw new Error('the job is not running yet');
+            }
+            return found;
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+        const root = `/proc/${pid}/root`;
+        const present = [
+          '/bin/sh',
+          '/usr/bin/sh',
+          '/bin/bash',
+          '/usr/bin/env',
+          '/bin/ls',
+          '/usr/bin/ls',
+          '/usr/bin/id',
+          '/usr/bin/prlimit',
+          '/usr/bin/setpriv',
+          '/usr/bin/mount',
+          '/usr/bin/bwrap',
+          language === 'python' ? '/usr/bin/node' : '/usr/bin/python3',
+        ].filter((name) => existsSync(`${root}${name}`));
+        expect(present).toEqual([]);
+        expect(await readdir(`${root}/usr/bin`)).toEqual([language === 'python' ? 'python3' : 'node']);
+        // The rlimits are in place without a prlimit in the box: set by the wrapper (Python) or on bwrap's
+        // held child by the runner (JavaScript).
+        const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+        expect(limits).toMatch(new RegExp(`^Max processes\\s+${MAX_PROCESSES}\\s+${MAX_PROCESSES}\\s`, 'm'));
+        expect(limits).toMatch(/^Max core file size\s+0\s+0\s/m);
+        expect(limits).toMatch(/^Max cpu time\s+\d+\s+\d+\s+seconds/m);
+      } finally {
+        abort.abort();
+        await running;
+      }
+    },
+  );
 
   test.each(cases.map((abuse) => [`${abuse.language}: ${abuse.name}`, abuse] as const))(
     '%s',
