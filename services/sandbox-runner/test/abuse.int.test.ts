@@ -28,13 +28,12 @@ const ABSTRACT = `tandem-abuse-${randomBytes(8).toString('hex')}`;
 const SOURCE_FILE = fileURLToPath(new URL('../src/sandbox/bwrap-backend.ts', import.meta.url));
 const SANDBOX_UID = process.getuid?.() === 0 ? 65534 : process.getuid?.();
 const MAX_PROCESSES = 64;
-/** Processes a job may hold at once: the guest's RLIMIT_NPROC plus bwrap and the launcher. */
+/** Processes a job may hold at once: the guest's RLIMIT_NPROC plus bwrap's own. */
 const PIDS_LIMIT = MAX_PROCESSES + 4;
 const LIMITS: SandboxLimits = { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
 const RUNAWAY: Partial<SandboxLimits> = { timeoutMs: 2_000 };
-/** What `/` of the box may hold (merged-usr links, the binds and the mounts). */
+/** What `/` of the box may hold (the interpreter's directories, the binds and the mounts). */
 const BOX_ROOT = [
-  'bin',
   'box',
   'dev',
   'etc',
@@ -44,7 +43,6 @@ const BOX_ROOT = [
   'libx32',
   'proc',
   'qjs',
-  'sbin',
   'tmp',
   'usr',
   'work',
@@ -619,17 +617,12 @@ result['byaddr'] = attempt(lambda: socket.gethostbyaddr('1.1.1.1'))`,
     expect: expectAllFailed,
   },
   {
-    name: 'subprocess runs inside the box only: no host files, only the box root, uid 65534',
+    // Before issue 11 this ran through /bin/sh; the box has no shell any more (see the hole 8 cases below).
+    name: 'the box root holds only its own entries, no host file is readable, and the guest is uid 65534',
     language: 'python',
     code:
       PY +
-      String.raw`import subprocess
-def sh(script):
-    done = subprocess.run(['/bin/sh', '-c', script], capture_output=True, text=True)
-    if done.returncode != 0:
-        return 'ERR:exit ' + str(done.returncode)
-    return done.stdout.strip()
-result = {'shadow': sh('cat /etc/shadow'), 'canary': sh('cat ' + input['canary']), 'source': sh('cat ' + input['source']), 'root': sh('ls /'), 'uid': sh('id -u')}`,
+      String.raw`result = {'shadow': attempt(lambda: read('/etc/shadow')), 'canary': attempt(lambda: read(input['canary'])), 'source': attempt(lambda: read(input['source'])), 'root': ' '.join(sorted(os.listdir('/'))), 'uid': str(os.getuid())}`,
     expect: (result) => {
       const value = z
         .object({
@@ -1011,7 +1004,9 @@ sys.setrecursionlimit(10 ** 8)
 def f(n):
     return f(n + 1) + 1
 result = f(0)`,
-    limits: { timeoutMs: 10_000, memoryMb: 256 },
+    // Printing the traceback of a chain this deep near the memory limit takes 4-10 s of CPU on a loaded
+    // 2-core machine: the time limit leaves room for that, the outcome is what is checked.
+    limits: { timeoutMs: 30_000, memoryMb: 256 },
     expect: (result) => expect(['error', 'memory_limit']).toContain(result.outcome),
   },
   {
