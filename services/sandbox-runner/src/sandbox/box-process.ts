@@ -53,7 +53,7 @@ export interface BoxSpawnSpec {
   attach?: { when: 'held' | 'ready'; join(pids: readonly number[]): Promise<void> };
 }
 
-/** The descriptors a `held` box uses, after its inputs: bwrap writes its info to the first and blocks on the second. */
+/** The descriptors of a `held` box, after its inputs: bwrap writes its info to the first, blocks on the second. */
 export function holdFds(inputCount: number): { infoFd: number; blockFd: number } {
   return { infoFd: 5 + inputCount, blockFd: 6 + inputCount };
 }
@@ -141,10 +141,11 @@ class ByteCap {
 }
 
 /**
- * One sandbox process tree in two phases. `startBox` spawns bwrap (or the interpreter) as the leader of a new process
- * group with an empty environment and reads stdout, stderr and the result channel (fd 3) with caps from the
- * start; the box is *ready* once the wrapper inside wrote its marker on fd 3 (interpreter up, waiting). `go`
- * then writes the job's line on fd 4 — the wrapper runs the job only now — and starts the job's wall clock.
+ * One sandbox process tree in two phases. `startBox` spawns bwrap (or the interpreter) as the leader of a
+ * new process group with an empty environment and reads stdout, stderr and the result channel (fd 3) with
+ * caps from the start; the box is *ready* once the wrapper inside wrote its marker on fd 3 (interpreter up,
+ * waiting). `go` then writes the job's line on fd 4 — the wrapper runs the job only now — and starts the
+ * job's wall clock.
  * The box SIGKILLs its whole group on timeout, on a cap being exceeded, on abort, or when discarded.
  *
  * Killing the group reaches bwrap and its pid-1 reaper; guest processes that called setsid() are outside

@@ -508,10 +508,10 @@ interface Box extends PoolableBox {
 
 /**
  * Creates the bubblewrap backend. Each job runs in a fresh bwrap box: own user, pid, net, mount, ipc and
- * uts namespaces, an empty read-only root holding only its interpreter and what that loads, its own working directory and a size-capped /tmp
- * to write to, an empty environment, host uid 65534 in per-job memory and pids cgroups when the runner is
- * root, rlimits as backstops, and a wall-clock SIGKILL. After the box is gone the runner collects what the
- * guest wrote to its working directory.
+ * uts namespaces, an empty read-only root holding only its interpreter and what that loads, its own working
+ * directory and a size-capped /tmp to write to, an empty environment, host uid 65534 in per-job memory and
+ * pids cgroups when the runner is root, rlimits as backstops, and a wall-clock SIGKILL. After the box is
+ * gone the runner collects what the guest wrote to its working directory.
  *
  * Boxes are started before their job (a warm pool of `poolSize` per language, or on demand): the interpreter
  * starts, then waits on the go channel; the job's code, input and files are written into the box's
@@ -772,7 +772,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     };
   }
 
-  /** Starts one box for `language`: directories, cgroup, tmpfs, bwrap; resolves `ready` once the wrapper waits. */
+  /** Starts one box for `language`: directories, cgroup, tmpfs, bwrap; `ready` once the wrapper waits. */
   async function prepareBox(language: SandboxLanguage): Promise<Box> {
     let dirs: JobDirs | null = null;
     let cgroup: JobCgroup | null = null;
