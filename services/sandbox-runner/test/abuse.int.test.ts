@@ -1263,12 +1263,34 @@ describe('abuse suite', () => {
         ].filter((name) => existsSync(`${root}${name}`));
         expect(present).toEqual([]);
         expect(await readdir(`${root}/usr/bin`)).toEqual([language === 'python' ? 'python3' : 'node']);
-        // The rlimits are in place without a prlimit in the box: set by the wrapper (Python) or on bwrap's
-        // held child by the runner (JavaScript).
+        // The limits are in place without a prlimit in the box: rlimits set by the wrapper (Python) or by
+        // prlimit exec'ing bwrap on the host (JavaScript), and the process limit of the job's pids cgroup,
+        // which the interpreter was in from its start (Python also sets RLIMIT_NPROC inside its namespace).
         const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
-        expect(limits).toMatch(new RegExp(`^Max processes\\s+${MAX_PROCESSES}\\s+${MAX_PROCESSES}\\s`, 'm'));
         expect(limits).toMatch(/^Max core file size\s+0\s+0\s/m);
         expect(limits).toMatch(/^Max cpu time\s+\d+\s+\d+\s+seconds/m);
+        expect(limits).toMatch(/^Max file size\s+\d+\s+\d+\s+bytes/m);
+        if (language === 'python') {
+          expect(limits).toMatch(
+            new RegExp(`^Max processes\\s+${MAX_PROCESSES}\\s+${MAX_PROCESSES}\\s`, 'm'),
+          );
+        }
+        const memberships = (await readFile(`/proc/${pid}/cgroup`, 'utf8'))
+          .split('\n')
+          .map((line) => line.split(':'));
+        // The v1 pids hierarchy where there is one (this machine's kind), else the v2 one.
+        const pidsCgroup =
+          memberships.find(([, controllers]) => controllers === 'pids') ??
+          memberships.find(([, controllers]) => controllers === '');
+        const pidsMax = await readFile(
+          path.join(
+            pidsCgroup?.[1] === 'pids' ? '/sys/fs/cgroup/pids' : '/sys/fs/cgroup',
+            pidsCgroup?.[2] ?? '',
+            'pids.max',
+          ),
+          'utf8',
+        );
+        expect(pidsMax.trim()).toBe(String(PIDS_LIMIT));
       } finally {
         abort.abort();
         await running;

@@ -56,7 +56,10 @@ async function hostProcessesWith(marker: string): Promise<Array<{ pid: number; s
       const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
       const name = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim();
       if (!cmdline.includes(marker) && name !== marker) continue;
-      found.push({ pid: Number(entry), status: await readFile(`/proc/${entry}/status`, 'utf8') });
+      const status = await readFile(`/proc/${entry}/status`, 'utf8');
+      // A zombie keeps its name until it is reaped, but is no longer running anything.
+      if (/^State:\s+Z/m.test(status)) continue;
+      found.push({ pid: Number(entry), status });
     } catch {
       // The process exited while we looked.
     }

@@ -708,14 +708,13 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     ];
   }
 
-  /** The rlimits of a box, as `prlimit` options: backstops behind the cgroups and the supervisor. */
-  function rlimitOptions(): string[] {
-    return [
-      ...(isolated ? [`--nproc=${maxProcesses}`] : []),
-      '--core=0',
-      `--fsize=${fileBytes}`,
-      `--cpu=${cpuSeconds}`,
-    ];
+  /**
+   * The per-process rlimits of a box, as `prlimit` options: backstops behind the cgroups and the supervisor.
+   * They can be set outside the box (they count per process). RLIMIT_NPROC cannot: set outside the box's
+   * user namespace it would count every process of the sandbox user on the host, across jobs.
+   */
+  function processLimitOptions(): string[] {
+    return ['--core=0', `--fsize=${fileBytes}`, `--cpu=${cpuSeconds}`];
   }
 
   function guestCommand(language: SandboxLanguage, dirs: JobDirs, qjsRoot: string): string[] {
@@ -742,7 +741,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     // the memory cgroup bounds the whole box. RLIMIT_AS would kill V8 at start-up. In a bwrap box the runner
     // sets the rlimits on bwrap's held child (no prlimit in the box); without a box prlimit runs in front.
     return [
-      ...(isolated ? [] : [prlimitPath, ...rlimitOptions(), '--']),
+      ...(isolated ? [] : [prlimitPath, ...processLimitOptions(), '--']),
       nodePath,
       ...QUICKJS_NODE_FLAGS,
       `${boxDir}/${BOX_FILES.javascriptHost}`,
@@ -830,37 +829,41 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
     const command = guestCommand(language, dirs, qjsRoot);
     const inputs = seccomp === null ? [] : [seccomp];
+    // A JavaScript box's rlimits (Python's wrapper sets its own): the per-process ones by `prlimit` exec'ing
+    // bwrap (an exec, no process of its own), inherited by all the box starts. The process limit only where no
+    // pids cgroup binds: set on bwrap's held child, inside the box's user namespace (see `join`).
+    const javascriptBox = isolated && language === 'javascript';
+    const nprocOnChild = javascriptBox && cgroup === null;
     const ownCgroupForJoin = cgroup;
-    const rlimits = isolated && language === 'javascript' ? rlimitOptions() : [];
     /**
      * Before anything of the job runs (see `attach` in box-process.ts): the box's processes join its cgroups,
-     * and a JavaScript box gets its rlimits (Python's wrapper sets its own), inherited by all it starts.
+     * and a JavaScript box without a pids cgroup gets its process limit.
      */
     const join = async (pids: readonly number[]): Promise<void> => {
       if (ownCgroupForJoin !== null) await ownCgroupForJoin.join(pids);
       const child = pids[1];
-      if (rlimits.length > 0 && child !== undefined) {
-        // As the sandbox user, whose processes these are: lowering their limits needs no privilege, while root
-        // would need CAP_SYS_RESOURCE (which a container's root may lack; this machine's kind does).
-        await runTool(prlimitPath, [`--pid=${child}`, ...rlimits], credentials);
+      if (nprocOnChild && child !== undefined) {
+        // As the sandbox user, whose process it is: lowering its limits needs no privilege, while root would
+        // need CAP_SYS_RESOURCE (which a container's root may lack; this machine's kind does).
+        await runTool(prlimitPath, [`--pid=${child}`, `--nproc=${maxProcesses}`], credentials);
       }
     };
-    const needsJoin = cgroup !== null || rlimits.length > 0;
-    const launch = isolated
-      ? {
-          file: bwrapPath,
-          args: buildBwrapArgs({
-            root,
-            boxDir: dirs.boxDir,
-            workDir: dirs.workDir,
-            tmpBytes,
-            seccompFd: seccomp === null ? null : SECCOMP_FD,
-            binds,
-            ...(needsJoin ? { hold: holdFds(inputs.length) } : {}),
-            command,
-          }),
-        }
-      : { file: command[0] ?? pythonPath, args: command.slice(1) };
+    const needsJoin = cgroup !== null || nprocOnChild;
+    const bwrapArgs = buildBwrapArgs({
+      root,
+      boxDir: dirs.boxDir,
+      workDir: dirs.workDir,
+      tmpBytes,
+      seccompFd: seccomp === null ? null : SECCOMP_FD,
+      binds,
+      ...(needsJoin ? { hold: holdFds(inputs.length) } : {}),
+      command,
+    });
+    const launch = !isolated
+      ? { file: command[0] ?? pythonPath, args: command.slice(1) }
+      : javascriptBox
+        ? { file: prlimitPath, args: [...processLimitOptions(), '--', bwrapPath, ...bwrapArgs] }
+        : { file: bwrapPath, args: bwrapArgs };
     const boxProcess = startBox({
       ...launch,
       // Spawned as the sandbox user by the runner itself (no setpriv, no launcher shell): started by root,
