@@ -7,7 +7,7 @@
  * arguments) is unit-tested; `describeBoxRoot` asks the host once which files those are.
  */
 import { execFile } from 'node:child_process';
-import { open, readdir, realpath } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -169,4 +169,59 @@ export async function describeBoxRoot(options: { pythonPath: string; nodePath: s
   const node = await interpreterBinds(options.nodePath);
   const javascriptBinds = uniqueBinds([...node.binds, ...cache]);
   return { python: pythonBinds, javascript: javascriptBinds };
+}
+
+/** GNU coreutils `cp`, run on the host to hard-link a directory tree (`cp -al`). */
+const CP_PATH = '/usr/bin/cp';
+
+/** Makes `relative` (and its parents) under `root`, each directory 0755 whatever the umask. */
+async function makeDirs(root: string, relative: string): Promise<void> {
+  let current = root;
+  for (const part of relative.split('/').filter((piece) => piece !== '')) {
+    current = path.join(current, part);
+    const info = await lstat(current).catch(() => null);
+    if (info === null) {
+      await mkdir(current);
+      // Only directories made here: the hard-linked files are the host's own inodes and keep their modes.
+      await chmod(current, 0o755);
+    } else if (!info.isDirectory()) {
+      throw new Error(`${current} exists and is not a directory`);
+    }
+  }
+}
+
+/**
+ * Builds the box's root once, in `dir`, from hard links to the host's files (and `cp -al` of directories):
+ * the same files as the binds, but bound into each box as one read-only tree instead of one mount per file.
+ * Thirty mounts per box were measured to cost nothing alone but to serialise parallel box starts on the
+ * kernel's mount locks (8 in flight: 1.4x the wall time of one bind). Also makes the mount points the box
+ * adds on top (`/proc`, `/box`, ...), since bwrap cannot create them in a read-only bind.
+ *
+ * Resolves false when the host's files cannot be linked from `dir` (another file system, or
+ * `protected_hardlinks` for a runner that does not own them): the caller then binds file by file.
+ */
+export async function linkBoxRoot(
+  binds: readonly BoxBind[],
+  dir: string,
+  mountPoints: readonly string[],
+): Promise<boolean> {
+  try {
+    for (const bind of binds) {
+      await makeDirs(dir, path.dirname(bind.boxPath));
+      const target = path.join(dir, bind.boxPath);
+      if ((await stat(bind.hostPath)).isDirectory()) {
+        await execFileAsync(CP_PATH, ['-al', '--', bind.hostPath, target], {
+          env: {},
+          cwd: '/',
+          timeout: PROBE_TIMEOUT_MS,
+        });
+      } else {
+        await link(bind.hostPath, target);
+      }
+    }
+    for (const mountPoint of mountPoints) await makeDirs(dir, mountPoint);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,4 @@
-import { bindArgs, describeBoxRoot, type BoxBind, type BoxRoot } from './box-root.js';
+import { bindArgs, describeBoxRoot, linkBoxRoot, type BoxBind, type BoxRoot } from './box-root.js';
 import { detectCgroups, processExists, type CgroupSupport, type JobCgroup } from './cgroups.js';
 import { execFile } from 'node:child_process';
 import { constants as fsConstants, writeFileSync } from 'node:fs';
@@ -559,6 +559,34 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
 
   let boxRoot: Promise<BoxRoot> | undefined;
   const getBoxRoot = (): Promise<BoxRoot> => (boxRoot ??= describeBoxRoot({ pythonPath, nodePath }));
+  /**
+   * Per language, the binds that make a box's file view: one read-only tree of hard links where the host
+   * allows it (`linkBoxRoot`; made once per backend in the system's temporary directory), else one bind per
+   * file. The same files either way.
+   */
+  const linkedRoots: string[] = [];
+  let rootBinds: Promise<BoxRoot> | undefined;
+  const getRootBinds = (): Promise<BoxRoot> =>
+    (rootBinds ??= (async () => {
+      const root = await getBoxRoot();
+      const pick = async (language: SandboxLanguage): Promise<readonly BoxBind[]> => {
+        const dir = await mkdtemp(path.join(tmpdir(), `tandem-root-${process.pid}-`));
+        await chmod(dir, 0o755);
+        linkedRoots.push(dir);
+        const mountPoints = [
+          '/proc',
+          '/dev',
+          '/tmp',
+          BOX_DIR,
+          WORK_DIR,
+          ...(language === 'javascript' ? [QUICKJS_BOX_ROOT] : []),
+        ];
+        if (await linkBoxRoot(root[language], dir, mountPoints)) return [{ hostPath: dir, boxPath: '/' }];
+        await rm(dir, { recursive: true, force: true });
+        return root[language];
+      };
+      return { python: await pick('python'), javascript: await pick('javascript') };
+    })());
   // Python installs it on itself before any guest code: no program can be started from its box. Not on an
   // architecture without known syscall numbers, where only the weaker `process` backend can run at all.
   const execFilter = seccomp !== null || isKnownArch(process.arch) ? execDenyFilter() : null;
@@ -585,7 +613,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         return match !== null && !processExists(Number(match[1]));
       });
       for (const name of await readdir(tmpdir()).catch(() => [])) {
-        const match = /^tandem-qjs-(\d+)-/.exec(name);
+        const match = /^tandem-(?:qjs|root)-(\d+)-/.exec(name);
         if (match !== null && !processExists(Number(match[1]))) {
           await rm(path.join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
         }
@@ -811,7 +839,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
     let root: readonly BoxBind[] = [];
     try {
-      if (isolated) root = (await getBoxRoot())[language];
+      if (isolated) root = (await getRootBinds())[language];
       // On the host, by the runner: the job's working directory gets its own size-capped tmpfs.
       if (workStorage === 'tmpfs' && credentials !== undefined) {
         await runTool(mountPath, [
@@ -1110,7 +1138,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
 
     let root: BoxRoot;
     try {
-      root = await getBoxRoot();
+      root = await getRootBinds();
     } catch (error) {
       problems.push(`could not find what the box must hold of the interpreters: ${describeError(error)}`);
       return { ok: false, problems, warnings };
@@ -1182,6 +1210,8 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       closed = true;
       await Promise.all([pools.python.close(), pools.javascript.close()]);
       await cleaner.drain();
+      // Hard links and directories only: removing them leaves the host's files as they are.
+      for (const dir of linkedRoots) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       if (quickjsRoot !== undefined) {
         const root = await quickjsRoot.catch(() => null);
         if (root !== null) await rm(root, { recursive: true, force: true }).catch(() => undefined);
