@@ -101,7 +101,7 @@ def _tandem_main():
     # Issue 11, hole 8: no program may be started from the box, not even this interpreter again. The filter
     # answers execve and execveat with EPERM (fork keeps working); installed on this process before any guest
     # code, it binds everything the guest does and cannot be removed. Through the C module _ctypes directly:
-    # importing ctypes cost about 3.5 ms of CPU per job here, _ctypes about 0.2 ms. Fails closed: a wrapper
+    # importing ctypes cost about 3.5 ms of CPU per job here, this about 0.8 ms. Fails closed: a wrapper
     # that cannot install it never reports ready.
     if len(sys.argv) > 5 and sys.argv[5] != '-':
         import _ctypes
