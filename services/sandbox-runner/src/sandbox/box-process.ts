@@ -42,8 +42,9 @@ export interface BoxSpawnSpec {
    *
    * - `held`: the spec is a bwrap command line naming `--info-fd` and `--block-fd` at `holdFds()`. bwrap's
    *   first child reports its pid and then waits on the block fd, before its seccomp filter and before it
-   *   starts the interpreter; `join` gets bwrap's pid and that child's, and the child goes on only when
-   *   `join` resolved. Everything the box starts later inherits what `join` set. No race, and the whole
+   *   starts the interpreter; `join` gets that child's pid, and the child goes on only when `join` resolved.
+   *   (bwrap's own outer process stays where it is: it only waits for the box, and is in the box's process
+   *   group; each cgroup migration waits for an RCU grace period, so fewer is faster.) Everything the box starts later inherits what `join` set. No race, and the whole
    *   interpreter is charged to the job's memory cgroup.
    * - `ready`: (no bwrap: the `process` backend) `join` gets the interpreter's pid once it reported ready,
    *   before `go`, so before any guest code; its start-up memory stays charged where the runner is.
@@ -351,7 +352,7 @@ export function startBox(spec: BoxSpawnSpec): BoxProcess {
           const bwrapPid = child?.pid;
           if (match === null || bwrapPid === undefined) return;
           attached = true;
-          void attachThen([bwrapPid, Number(match[1])], () => blockStream.end('x'));
+          void attachThen([Number(match[1])], () => blockStream.end('x'));
         });
       }
     }

@@ -869,7 +869,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
      */
     const join = async (pids: readonly number[]): Promise<void> => {
       if (ownCgroupForJoin !== null) await ownCgroupForJoin.join(pids);
-      const child = pids[1];
+      const child = pids[0];
       if (nprocOnChild && child !== undefined) {
         // As the sandbox user, whose process it is: lowering its limits needs no privilege, while root would
         // need CAP_SYS_RESOURCE (which a container's root may lack; this machine's kind does).

@@ -120,9 +120,13 @@ function orphanNames(parents: readonly string[]): string[] {
   return [...names];
 }
 
-/** Writes each pid into each `cgroup.procs` file (one pid per write, as the kernel reads them). */
+/**
+ * Writes each pid into each `cgroup.procs` file (one pid per write, as the kernel reads them). Not
+ * synchronous, unlike the other control files: a migration waits for an RCU grace period in the kernel,
+ * which would stall the runner's event loop for every box.
+ */
 async function joinAll(procsFiles: readonly string[], pids: readonly number[]): Promise<void> {
-  for (const file of procsFiles) for (const pid of pids) writeFileSync(file, String(pid));
+  for (const file of procsFiles) for (const pid of pids) await writeFile(file, String(pid));
 }
 
 /** Writes a control file that may not exist on this kernel (swap accounting, cgroup.kill). */
