@@ -299,6 +299,41 @@ describe('assessRisk: run_code', () => {
     expect(rules(risk)).toContain('code.python-dangerous');
   });
 
+  // Hole 8 (issue 11): the C modules behind the dangerous ones (and posix, the module os is built on) do the
+  // same things under another name, so they rate the same.
+  it.each([
+    'import _socket\ns = _socket.socket()',
+    'from _socket import socket',
+    'import json, _socket',
+    'import _posixsubprocess',
+    'from _posixsubprocess import fork_exec',
+    'import _ctypes',
+    'import _pickle',
+    'import _ssl',
+    'import _multiprocessing',
+    'import _posixshmem',
+    'import _imp',
+    'import _frozen_importlib',
+    'import posix\nposix.system("id")',
+    'from posix import system',
+    'import nt',
+    'import _winapi',
+  ])('python underscore alias %j is high like the module it backs', (code) => {
+    const risk = riskOf(S.python(code));
+    expect(risk.level).toBe('high');
+    expect(rules(risk)).toContain('code.python-dangerous');
+  });
+
+  it('underscore modules that back nothing dangerous stay low', () => {
+    for (const code of [
+      'import _json',
+      'import _collections\nresult = 1',
+      'import _bisect, _heapq, _statistics',
+    ]) {
+      expect(riskOf(S.python(code)).level, code).toBe('low');
+    }
+  });
+
   it.each(['result = eval(input["expr"])', 'exec("x = 1")\nresult = x', 'c = compile("1", "f", "eval")'])(
     'python %j is medium',
     (code) => {

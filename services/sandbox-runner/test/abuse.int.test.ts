@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,13 +28,12 @@ const ABSTRACT = `tandem-abuse-${randomBytes(8).toString('hex')}`;
 const SOURCE_FILE = fileURLToPath(new URL('../src/sandbox/bwrap-backend.ts', import.meta.url));
 const SANDBOX_UID = process.getuid?.() === 0 ? 65534 : process.getuid?.();
 const MAX_PROCESSES = 64;
-/** Processes a job may hold at once: the guest's RLIMIT_NPROC plus bwrap and the launcher. */
+/** Processes a job may hold at once: the guest's RLIMIT_NPROC plus bwrap's own. */
 const PIDS_LIMIT = MAX_PROCESSES + 4;
 const LIMITS: SandboxLimits = { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
 const RUNAWAY: Partial<SandboxLimits> = { timeoutMs: 2_000 };
-/** What `/` of the box may hold (merged-usr links, the binds and the mounts). */
+/** What `/` of the box may hold (the interpreter's directories, the binds and the mounts). */
 const BOX_ROOT = [
-  'bin',
   'box',
   'dev',
   'etc',
@@ -44,7 +43,6 @@ const BOX_ROOT = [
   'libx32',
   'proc',
   'qjs',
-  'sbin',
   'tmp',
   'usr',
   'work',
@@ -89,6 +87,26 @@ function resultText(result: SandboxResult): string {
     result.errorMessage ?? '',
     ...result.files.map((file) => `${file.path}\n${file.content.toString('utf8')}`),
   ].join('\n');
+}
+
+/**
+ * The host pid of a running box interpreter of this test process: started as `interpreter`, with `marker`
+ * in its command line (not bwrap, whose command line names both but whose root is the host's).
+ */
+async function boxInterpreterPid(interpreter: string, marker: string): Promise<number | null> {
+  for (const hierarchy of ['/sys/fs/cgroup/pids/tandem-sandbox', '/sys/fs/cgroup/tandem-sandbox']) {
+    const jobs = (await readdir(hierarchy).catch(() => [])).filter((name) =>
+      name.startsWith(`job-${process.pid}-`),
+    );
+    for (const job of jobs) {
+      const procs = await readFile(path.join(hierarchy, job, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const pid of procs.split('\n').filter((line) => line !== '')) {
+        const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+        if (argv[0] === interpreter && argv.some((arg) => arg.includes(marker))) return Number(pid);
+      }
+    }
+  }
+  return null;
 }
 
 function portOf(listener: Server): number {
@@ -599,17 +617,12 @@ result['byaddr'] = attempt(lambda: socket.gethostbyaddr('1.1.1.1'))`,
     expect: expectAllFailed,
   },
   {
-    name: 'subprocess runs inside the box only: no host files, only the box root, uid 65534',
+    // Before issue 11 this ran through /bin/sh; the box has no shell any more (see the hole 8 cases below).
+    name: 'the box root holds only its own entries, no host file is readable, and the guest is uid 65534',
     language: 'python',
     code:
       PY +
-      String.raw`import subprocess
-def sh(script):
-    done = subprocess.run(['/bin/sh', '-c', script], capture_output=True, text=True)
-    if done.returncode != 0:
-        return 'ERR:exit ' + str(done.returncode)
-    return done.stdout.strip()
-result = {'shadow': sh('cat /etc/shadow'), 'canary': sh('cat ' + input['canary']), 'source': sh('cat ' + input['source']), 'root': sh('ls /'), 'uid': sh('id -u')}`,
+      String.raw`result = {'shadow': attempt(lambda: read('/etc/shadow')), 'canary': attempt(lambda: read(input['canary'])), 'source': attempt(lambda: read(input['source'])), 'root': ' '.join(sorted(os.listdir('/'))), 'uid': str(os.getuid())}`,
     expect: (result) => {
       const value = z
         .object({
@@ -646,6 +659,137 @@ for host in input['hosts']:
       expectAllFailed(result);
       expect(connections).toBe(0);
     },
+  },
+  // Hole 8 (issue 11): a compute box needs no programs but its interpreter. Every way Python has to start
+  // one must fail, and the box must hold no shell, no coreutils and no other system binary to start.
+  {
+    name: 'starting a program fails: subprocess, os.system, os.execv, ctypes system(), os.posix_spawn, _posixsubprocess.fork_exec',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import subprocess
+def status(code):
+    return 'OK' if code == 0 else 'ERR:status ' + str(code)
+def run_sh():
+    done = subprocess.run(['/bin/sh', '-c', 'echo hi'], capture_output=True, text=True)
+    return 'OK' if done.returncode == 0 and done.stdout.strip() == 'hi' else 'ERR:status ' + str(done.returncode)
+def in_child(start):
+    # exec replaces the process: try it in a child, which reports a failure through its exit code.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            start()
+        finally:
+            os._exit(111)
+    return status(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+def spawn(path):
+    pid = os.posix_spawn(path, [path], {})
+    return status(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+def fork_exec(path):
+    import _posixsubprocess
+    errpipe_read, errpipe_write = os.pipe()
+    pid = _posixsubprocess.fork_exec([path], [os.fsencode(path)], True, (errpipe_write,), None, None, -1, -1, -1, -1, -1, -1, errpipe_read, errpipe_write, False, False, -1, None, None, None, -1, None, False)
+    os.close(errpipe_write)
+    failure = os.read(errpipe_read, 1000)
+    os.close(errpipe_read)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return 'ERR:' + failure.decode('ascii', 'replace') if failure else status(code)
+def libc_system():
+    import ctypes
+    return status(ctypes.CDLL(None).system(b'id > /work/id.txt'))
+result = {
+    'subprocess /bin/sh': attempt(run_sh),
+    'subprocess env': attempt(lambda: status(subprocess.run(['/usr/bin/env']).returncode)),
+    'os.system': attempt(lambda: status(os.system('id > /work/id.txt'))),
+    'os.popen': attempt(lambda: 'ERR:empty' if os.popen('echo hi').read() == '' else 'OK'),
+    'os.execv /bin/ls': attempt(lambda: in_child(lambda: os.execv('/bin/ls', ['/bin/ls', '/']))),
+    'os.execv /usr/bin/ls': attempt(lambda: in_child(lambda: os.execv('/usr/bin/ls', ['/usr/bin/ls', '/']))),
+    'ctypes system()': attempt(libc_system),
+    'os.posix_spawn /bin/sh': attempt(lambda: spawn('/bin/sh')),
+    '_posixsubprocess.fork_exec /bin/sh': attempt(lambda: fork_exec('/bin/sh')),
+}`,
+    expect: (result) => {
+      expectAllFailed(result);
+      expect(result.files.map((file) => file.path)).toEqual([]);
+    },
+  },
+  {
+    name: 'the box holds no shell and no system binary: /bin/sh, /usr/bin/env, /bin/ls and the launcher tools are absent',
+    language: 'python',
+    code: String.raw`import os
+names = ['/bin/sh', '/usr/bin/sh', '/bin/bash', '/usr/bin/bash', '/bin/dash', '/usr/bin/env', '/bin/ls', '/usr/bin/ls',
+         '/usr/bin/id', '/usr/bin/cat', '/usr/bin/perl', '/usr/bin/node', '/usr/bin/prlimit', '/usr/bin/setpriv',
+         '/usr/bin/mount', '/usr/bin/bwrap', '/sbin/ldconfig', '/usr/sbin/ldconfig', '/usr/bin/busybox']
+result = {name: os.path.exists(name) for name in names}`,
+    expect: (result) => {
+      const value = z.record(z.string(), z.boolean()).parse(okValue(result));
+      for (const [name, exists] of Object.entries(value)) expect(exists, name).toBe(false);
+    },
+  },
+  {
+    name: 'every executable file the box holds is the interpreter, its loader or a shared library',
+    language: 'python',
+    code: String.raw`import os, stat
+found = []
+for top in ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/box', '/opt', '/root', '/home']:
+    for base, dirs, files in os.walk(top):
+        for name in files:
+            path = os.path.join(base, name)
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
+                continue
+            with open(path, 'rb') as file:
+                head = file.read(256)
+            if head.startswith(b'#!'):
+                # A script starts only through the interpreter its first line names.
+                program = head[2:].split(b'\n')[0].split()[0].decode('utf-8', 'replace')
+                found.append(path + ' -> ' + program + (' (present)' if os.path.exists(program) else ' (absent)'))
+            elif head.startswith(b'\x7fELF'):
+                found.append(path)
+result = found`,
+    expect: (result) => {
+      const found = z.array(z.string()).parse(okValue(result));
+      for (const entry of found) {
+        if (entry.includes(' -> ')) {
+          // A script whose interpreter is missing cannot be started; one naming Python can run only as Python.
+          expect(
+            entry.endsWith('(absent)') || /-> \/usr\/bin\/python3(\.\d+)? \(present\)$/.test(entry),
+            entry,
+          ).toBe(true);
+        } else {
+          expect(
+            /^\/usr\/bin\/python3(\.\d+)?$/.test(entry) ||
+              /\.so(\.[\d.]+)?$/.test(entry) ||
+              /\/ld-linux[^/]*\.so/.test(entry),
+            entry,
+          ).toBe(true);
+        }
+      }
+    },
+  },
+  {
+    name: 'the interpreter cannot start itself again or a copy of itself written to /tmp or /work',
+    language: 'python',
+    code:
+      PY +
+      String.raw`import shutil, subprocess
+def copy_to(path):
+    shutil.copyfile(sys.executable, path)
+    os.chmod(path, 0o755)
+    return path
+def run(path):
+    done = subprocess.run([path, '-I', '-S', '-c', 'print(6 * 7)'], capture_output=True, text=True)
+    return 'OK' if done.stdout.strip() == '42' else 'ERR:exit ' + str(done.returncode)
+result = {
+    'itself': attempt(lambda: run(sys.executable)),
+    'copy in /tmp': attempt(lambda: run(copy_to('/tmp/python-copy'))),
+    'copy in /work': attempt(lambda: run(copy_to('/work/python-copy'))),
+}
+os.remove('/work/python-copy') if os.path.exists('/work/python-copy') else None`,
+    expect: expectAllFailed,
   },
   {
     name: 'a fork bomb is held to the pids limit and dies with the job',
@@ -860,7 +1004,9 @@ sys.setrecursionlimit(10 ** 8)
 def f(n):
     return f(n + 1) + 1
 result = f(0)`,
-    limits: { timeoutMs: 10_000, memoryMb: 256 },
+    // Printing the traceback of a chain this deep near the memory limit takes 4-10 s of CPU on a loaded
+    // 2-core machine: the time limit leaves room for that, the outcome is what is checked.
+    limits: { timeoutMs: 30_000, memoryMb: 256 },
     expect: (result) => expect(['error', 'memory_limit']).toContain(result.outcome),
   },
   {
@@ -1073,6 +1219,84 @@ describe('abuse suite', () => {
     const check = await backend.check();
     expect(check.warnings).toEqual([]);
   });
+
+  // Hole 8 (issue 11), seen from the host: the box's own mount namespace, read through /proc/<pid>/root of
+  // its interpreter while a job runs, holds no shell or system binary — for JavaScript too, whose guest
+  // (QuickJS) cannot look at files outside /work itself.
+  test.each([
+    ['python', "open('/work/started', 'w').close()\nwhile True:\n    pass", '/usr/bin/python3', 'run.py'],
+    ['javascript', "files.write('started', '');\nfor (;;) {}", '/usr/bin/node', 'host.cjs'],
+  ] as const)(
+    '%s: the box holds no shell, coreutils or launcher tool (seen from the host)',
+    async (language, code, interpreter, marker) => {
+      const abort = new AbortController();
+      const running = backend.run(
+        { language, code, input: null, limits: { ...LIMITS, timeoutMs: 20_000 } },
+        { signal: abort.signal },
+      );
+      try {
+        const pid = await vi.waitFor(
+          async () => {
+            const found = await boxInterpreterPid(interpreter, marker);
+            // The job's own interpreter, running guest code (not one still starting).
+            if (found === null || !existsSync(`/proc/${found}/root/work/started`)) {
+              throw new Error('the job is not running yet');
+            }
+            return found;
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+        const root = `/proc/${pid}/root`;
+        const present = [
+          '/bin/sh',
+          '/usr/bin/sh',
+          '/bin/bash',
+          '/usr/bin/env',
+          '/bin/ls',
+          '/usr/bin/ls',
+          '/usr/bin/id',
+          '/usr/bin/prlimit',
+          '/usr/bin/setpriv',
+          '/usr/bin/mount',
+          '/usr/bin/bwrap',
+          language === 'python' ? '/usr/bin/node' : '/usr/bin/python3',
+        ].filter((name) => existsSync(`${root}${name}`));
+        expect(present).toEqual([]);
+        expect(await readdir(`${root}/usr/bin`)).toEqual([language === 'python' ? 'python3' : 'node']);
+        // The limits are in place without a prlimit in the box: rlimits set by the wrapper (Python) or by
+        // prlimit exec'ing bwrap on the host (JavaScript), and the process limit of the job's pids cgroup,
+        // which the interpreter was in from its start (Python also sets RLIMIT_NPROC inside its namespace).
+        const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+        expect(limits).toMatch(/^Max core file size\s+0\s+0\s/m);
+        expect(limits).toMatch(/^Max cpu time\s+\d+\s+\d+\s+seconds/m);
+        expect(limits).toMatch(/^Max file size\s+\d+\s+\d+\s+bytes/m);
+        if (language === 'python') {
+          expect(limits).toMatch(
+            new RegExp(`^Max processes\\s+${MAX_PROCESSES}\\s+${MAX_PROCESSES}\\s`, 'm'),
+          );
+        }
+        const memberships = (await readFile(`/proc/${pid}/cgroup`, 'utf8'))
+          .split('\n')
+          .map((line) => line.split(':'));
+        // The v1 pids hierarchy where there is one (this machine's kind), else the v2 one.
+        const pidsCgroup =
+          memberships.find(([, controllers]) => controllers === 'pids') ??
+          memberships.find(([, controllers]) => controllers === '');
+        const pidsMax = await readFile(
+          path.join(
+            pidsCgroup?.[1] === 'pids' ? '/sys/fs/cgroup/pids' : '/sys/fs/cgroup',
+            pidsCgroup?.[2] ?? '',
+            'pids.max',
+          ),
+          'utf8',
+        );
+        expect(pidsMax.trim()).toBe(String(PIDS_LIMIT));
+      } finally {
+        abort.abort();
+        await running;
+      }
+    },
+  );
 
   test.each(cases.map((abuse) => [`${abuse.language}: ${abuse.name}`, abuse] as const))(
     '%s',

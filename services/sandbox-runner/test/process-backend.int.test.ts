@@ -76,6 +76,29 @@ describe('the "process" backend', () => {
     expect(bomb.outcome).toBe('memory_limit');
   });
 
+  test('a Python guest cannot start a program here either (the exec filter needs no box)', async () => {
+    const result = await backend.run({
+      language: 'python',
+      code: [
+        'import os, subprocess',
+        'def attempt(f):',
+        '    try:',
+        '        return "started: " + str(f())',
+        '    except OSError as error:',
+        '        return type(error).__name__',
+        'result = {',
+        '    "subprocess": attempt(lambda: subprocess.run(["/bin/true"]).returncode),',
+        '    "system": os.system("true"),',
+        '    "exists": os.path.exists("/bin/sh"),',
+        '}',
+      ].join('\n'),
+      limits: LIMITS,
+    });
+    expect(result.outcome, result.stderr).toBe('ok');
+    // The host's shell is right there, and still cannot be started: exec is what is refused.
+    expect(result.value).toEqual({ subprocess: 'PermissionError', system: 127 << 8, exists: true });
+  });
+
   test('does not hide the host: the guest sees host files and processes (which is why it must be chosen explicitly)', async () => {
     const result = await backend.run({
       language: 'python',

@@ -1,4 +1,8 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { detectCgroups, type CgroupSupport } from '../src/sandbox/cgroups.js';
 import { type SandboxBackend, type SandboxLimits } from '../src/sandbox/index.js';
 import { backendTracker } from './helpers/backends.js';
@@ -79,6 +83,41 @@ describe('per-job cgroups', () => {
     // The sleeping children were in the job's cgroup, and a cgroup can only be removed once it is empty.
     await drainBackends();
     expect(await leftoverJobCgroups()).toEqual([]);
+  });
+
+  test("without a pids cgroup a JavaScript box still gets its process limit, set on bwrap's held child", async () => {
+    const weaker = trackedBackend({ cgroups: 'off', maxProcesses: MAX_PROCESSES });
+    const marker = `started-${randomUUID()}`;
+    const abort = new AbortController();
+    const running = weaker.run(
+      {
+        language: 'javascript',
+        code: `files.write(${JSON.stringify(marker)}, '');\nfor (;;) {}`,
+        input: null,
+        limits: { ...LIMITS, timeoutMs: 20_000 },
+      },
+      { signal: abort.signal },
+    );
+    try {
+      // The box's Node host, found from the host by the file its guest wrote in its own /work.
+      const pid = await vi.waitFor(
+        async () => {
+          for (const entry of await readdir('/proc')) {
+            if (!/^\d+$/.test(entry)) continue;
+            const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+            if (argv[0] === '/usr/bin/node' && existsSync(`/proc/${entry}/root/work/${marker}`)) return entry;
+          }
+          throw new Error('the job is not running yet');
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+      expect(limits).toMatch(new RegExp(`^Max processes\\s+${MAX_PROCESSES}\\s+${MAX_PROCESSES}\\s`, 'm'));
+      expect(limits).toMatch(/^Max core file size\s+0\s+0\s/m);
+    } finally {
+      abort.abort();
+      await running;
+    }
   });
 
   test('a job reports its peak memory', async () => {

@@ -8,6 +8,7 @@ import {
   SECCOMP_ARCHES,
   SECCOMP_RET,
   describeSeccompFilter,
+  execDenyFilter,
   seccompFilter,
   type SeccompArch,
 } from '../src/sandbox/seccomp.js';
@@ -39,6 +40,7 @@ const NR: Record<string, [x64: number | null, arm64: number | null]> = {
   futex: [202, 98],
   clone: [56, 220],
   execve: [59, 221],
+  execveat: [322, 281],
   wait4: [61, 260],
   exit_group: [231, 94],
   getpid: [39, 172],
@@ -398,6 +400,34 @@ describe.each(SECCOMP_ARCHES)('seccompFilter(%s)', (arch) => {
     expect(line).toContain(arch);
     expect(line).toContain(`${program.length} BPF instructions`);
     for (const name of deniedOn(arch)) expect(line).toContain(name);
+  });
+});
+
+describe.each(SECCOMP_ARCHES)("execDenyFilter(%s), the Python wrapper's own second filter", (arch) => {
+  const program = decode(execDenyFilter(arch));
+  const action = (nr: number, auditArch = AUDIT_ARCH[arch]): number =>
+    runFilter(program, seccompData(nr, auditArch));
+
+  test('execve and execveat answer EPERM', () => {
+    expect(action(requireNr('execve', arch))).toBe(errnoAction(EPERM));
+    expect(action(requireNr('execveat', arch))).toBe(errnoAction(EPERM));
+  });
+
+  test('everything else the interpreter needs is allowed: fork, clone, read, write, mmap, an unknown number', () => {
+    for (const name of ALLOWED.filter((entry) => entry !== 'execve' && nrOf(entry, arch) !== null)) {
+      expect(action(requireNr(name, arch)), name).toBe(SECCOMP_RET.ALLOW);
+    }
+    expect(action(1000)).toBe(SECCOMP_RET.ALLOW);
+  });
+
+  test('kills a foreign architecture (i386 int 0x80 would otherwise reach its own execve)', () => {
+    for (const foreign of FOREIGN_ARCHES[arch]) {
+      expect(action(11, foreign), `arch 0x${foreign.toString(16)}`).toBe(SECCOMP_RET.KILL_PROCESS);
+    }
+  });
+
+  test.runIf(arch === 'x64')('kills the x32 ABI, whose execve has its own number', () => {
+    expect(action(X32_BIT | 520)).toBe(SECCOMP_RET.KILL_PROCESS);
   });
 });
 

@@ -53,7 +53,8 @@ import { HTTP_REQUEST_TOOL, isReadMethod } from './action-class.js';
  * | code.python-eval          | medium         | python eval(, exec( or compile(                                             |
  * | code.python-dangerous     | high           | python process, network, native or dynamic-import modules and calls:        |
  * |                           |                | subprocess, socket, ctypes, importlib, pickle, urllib, os.system, os.exec*, |
- * |                           |                | shutil.rmtree, __import__, getattr(os, ...) ...                             |
+ * |                           |                | shutil.rmtree, __import__, getattr(os, ...) ...; and the C modules behind   |
+ * |                           |                | them (_socket, _posixsubprocess, _ctypes, _pickle, posix.system, _imp ...)  |
  * | code.js-dynamic           | high           | javascript eval, Function(, import(, require(, constructor.constructor       |
  * | code.js-module            | high           | javascript static import (QuickJS std/os reach files and processes)         |
  * | code.js-network           | high           | javascript fetch, XMLHttpRequest, WebSocket, process.*, child_process       |
@@ -283,14 +284,45 @@ const PYTHON_DANGEROUS_MODULES: ReadonlySet<string> = new Set([
   'builtins',
   '__builtin__',
 ]);
+/**
+ * The C modules (and `posix`/`nt`, which `os` is built on) behind the dangerous modules: they do the same
+ * under another name (`_socket.socket()`, `_posixsubprocess.fork_exec`, `posix.system`), so they rate the
+ * same. A leading-underscore name whose plain name is dangerous (`_socket`, `_ctypes`, `_pickle`, `_ssl`)
+ * is caught by `dangerousPythonModule` without being listed here.
+ */
+const PYTHON_DANGEROUS_ALIASES: ReadonlySet<string> = new Set([
+  '_posixsubprocess',
+  '_winapi',
+  'posix',
+  'nt',
+  '_posixshmem',
+  '_imp',
+  '_frozen_importlib',
+  '_frozen_importlib_external',
+]);
+
+/** Whether importing `module` (its top-level name) gives process, network, native or dynamic-import powers. */
+function dangerousPythonModule(module: string): boolean {
+  const name = module.toLowerCase();
+  if (PYTHON_DANGEROUS_MODULES.has(name) || PYTHON_DANGEROUS_ALIASES.has(name)) return true;
+  const plain = name.replace(/^_+/, '');
+  return plain !== name && PYTHON_DANGEROUS_MODULES.has(plain);
+}
+
 const PYTHON_DANGEROUS_OS_NAMES = /^(system|popen\w*|exec\w*|spawn\w*|fork\w*|kill\w*|posix_spawn\w*|\*)$/;
 const PYTHON_DANGEROUS_CALLS: ReadonlyArray<[RegExp, string]> = [
   [/\b__import__\b/, '__import__'],
   [/\bimportlib\b/, 'importlib'],
-  [/\bos\s*\.\s*(system|popen\w*|exec\w*|spawn\w*|fork\w*|kill\w*|posix_spawn\w*)\b/, 'os process calls'],
+  [
+    /\b(os|posix|nt)\s*\.\s*(system|popen\w*|exec\w*|spawn\w*|fork\w*|kill\w*|posix_spawn\w*)\b/,
+    'os process calls',
+  ],
   [/\bshutil\s*\.\s*rmtree\b/, 'shutil.rmtree'],
   [/\b__builtins__\b/, '__builtins__'],
-  [/\bgetattr\s*\(\s*(os|sys|builtins|__builtins__|subprocess|shutil)\b/, 'getattr on a system module'],
+  [
+    /\bgetattr\s*\(\s*(os|posix|nt|sys|builtins|__builtins__|subprocess|_posixsubprocess|shutil)\b/,
+    'getattr on a system module',
+  ],
   [/\bcreate_subprocess_\w+/, 'asyncio subprocesses'],
   [/\bsys\s*\.\s*modules\b/, 'sys.modules'],
 ];
@@ -302,7 +334,7 @@ function pythonDangers(code: string): string[] {
     if (plain) {
       for (const part of (plain[1] ?? '').split(',')) {
         const module = (part.trim().split(/\s+/)[0] ?? '').split('.')[0] ?? '';
-        if (PYTHON_DANGEROUS_MODULES.has(module.toLowerCase())) found.add(module);
+        if (dangerousPythonModule(module)) found.add(module);
       }
       continue;
     }
@@ -313,7 +345,7 @@ function pythonDangers(code: string): string[] {
         .replace(/[()]/g, '')
         .split(',')
         .map((name) => name.trim().split(/\s+/)[0] ?? '');
-      if (PYTHON_DANGEROUS_MODULES.has(module.toLowerCase())) found.add(module);
+      if (dangerousPythonModule(module)) found.add(module);
       else if (module === 'os' && names.some((name) => PYTHON_DANGEROUS_OS_NAMES.test(name)))
         found.add(`from os import ${names.join(', ')}`);
       else if (module === 'shutil' && names.some((name) => name === 'rmtree' || name === '*'))

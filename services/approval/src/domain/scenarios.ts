@@ -699,6 +699,20 @@ export const SCENARIOS: readonly Scenario[] = [
     expectedBasis: 'risk:high',
   },
   {
+    // Issue 11, hole 8: the C module behind socket does the same under an underscore name.
+    id: 'vet-48',
+    title: 'veteran opens a socket through _socket',
+    agent: 'veteran',
+    verified: true,
+    task: GENERAL,
+    plan: planOf(
+      S.python('import _socket\ns = _socket.socket()\ns.connect(("example.com", 80))\nresult = 1'),
+    ),
+    label: 'risky',
+    expected: 'needs-human',
+    expectedBasis: 'risk:high',
+  },
+  {
     id: 'vet-28',
     title: 'veteran calls os.system',
     agent: 'veteran',

@@ -7,12 +7,12 @@ export type KillReason = 'timeout' | 'stdout_limit' | 'stderr_limit' | 'result_l
 
 /** How to start one sandbox process tree; the job's own limits come later, with `go`. */
 export interface BoxSpawnSpec {
-  /** The launcher binary (bwrap, or the root launcher shell). */
+  /** The binary started: bwrap, or (the `process` backend) the interpreter itself. */
   file: string;
   args: readonly string[];
-  /** Host uid/gid for the launcher; omitted means the runner's own. */
+  /** Host uid/gid it is started as (the spawn drops to them); omitted means the runner's own. */
   credentials?: { uid: number; gid: number };
-  /** The launcher's working directory; default `/`. */
+  /** Its working directory; default `/`. */
   cwd?: string;
   /** Cap on the result channel (fd 3), ready marker included. */
   maxResultBytes: number;
@@ -31,12 +31,38 @@ export interface BoxSpawnSpec {
    */
   endOnReport?: boolean;
   /**
-   * Data the launcher reads from fds 5, 6, ... (each a pipe written in full and closed at once), e.g. the
+   * Data the started binary reads from fds 5, 6, ... (each a pipe written in full and closed at once), e.g. the
    * seccomp program bwrap reads with `--seccomp 5`. A fresh pipe per box: a shared descriptor would be at
    * its end after the first box read it.
    */
   inputs?: readonly Buffer[];
+  /**
+   * Where the runner puts the box's processes into the job's cgroups (and sets rlimits) before anything of
+   * the job runs, in place of a launcher inside the box (issue 11, hole 8).
+   *
+   * - `held`: the spec is a bwrap command line naming `--info-fd` and `--block-fd` at `holdFds()`. bwrap's
+   *   first child reports its pid and then waits on the block fd, before its seccomp filter and before it
+   *   starts the interpreter; `join` gets that child's pid, and the child goes on only when `join` resolved.
+   *   (bwrap's own outer process stays where it is: it only waits for the box, and is in the box's process
+   *   group; each cgroup migration waits for an RCU grace period, so fewer is faster.) Everything the box starts later inherits what `join` set. No race, and the whole
+   *   interpreter is charged to the job's memory cgroup.
+   * - `ready`: (no bwrap: the `process` backend) `join` gets the interpreter's pid once it reported ready,
+   *   before `go`, so before any guest code; its start-up memory stays charged where the runner is.
+   *
+   * A `join` that rejects kills the box (it is then not ready), with the reason on its stderr.
+   */
+  attach?: { when: 'held' | 'ready'; join(pids: readonly number[]): Promise<void> };
 }
+
+/** The descriptors of a `held` box, after its inputs: bwrap writes its info to the first, blocks on the second. */
+export function holdFds(inputCount: number): { infoFd: number; blockFd: number } {
+  return { infoFd: 5 + inputCount, blockFd: 6 + inputCount };
+}
+
+/** bwrap's `--info-fd` JSON is complete once its closing brace arrived; it names the first child. */
+const CHILD_PID = /"child-pid":\s*(\d+)[\s\S]*\n\}/;
+/** Cap on bwrap's info JSON (a few hundred bytes). */
+const MAX_INFO_BYTES = 64 * 1024;
 
 /** What `go` hands a ready box: the job's line on the go channel (fd 4) and its limits. */
 export interface BoxGo {
@@ -55,11 +81,11 @@ export interface CappedBytes {
 
 /** Everything observed about one box process, before any interpretation. */
 export interface BoxProcessOutcome {
-  /** Set when the launcher could not be started at all. */
+  /** Set when the binary could not be started at all. */
   spawnError: Error | null;
-  /** The launcher's exit code (bwrap passes the guest's on, 128 + n for a guest killed by signal n). */
+  /** Its exit code (bwrap passes the guest's on, 128 + n for a guest killed by signal n). */
   exitCode: number | null;
-  /** Set when the launcher itself died by a signal (normally our SIGKILL). */
+  /** Set when it died by a signal (normally our SIGKILL). */
   signal: NodeJS.Signals | null;
   stdout: CappedBytes;
   stderr: CappedBytes;
@@ -116,10 +142,11 @@ class ByteCap {
 }
 
 /**
- * One sandbox process tree in two phases. `startBox` spawns the launcher as the leader of a new process
- * group with an empty environment and reads stdout, stderr and the result channel (fd 3) with caps from the
- * start; the box is *ready* once the wrapper inside wrote its marker on fd 3 (interpreter up, waiting). `go`
- * then writes the job's line on fd 4 — the wrapper runs the job only now — and starts the job's wall clock.
+ * One sandbox process tree in two phases. `startBox` spawns bwrap (or the interpreter) as the leader of a
+ * new process group with an empty environment and reads stdout, stderr and the result channel (fd 3) with
+ * caps from the start; the box is *ready* once the wrapper inside wrote its marker on fd 3 (interpreter up,
+ * waiting). `go` then writes the job's line on fd 4 — the wrapper runs the job only now — and starts the
+ * job's wall clock.
  * The box SIGKILLs its whole group on timeout, on a cap being exceeded, on abort, or when discarded.
  *
  * Killing the group reaches bwrap and its pid-1 reaper; guest processes that called setsid() are outside
@@ -205,6 +232,23 @@ export function startBox(spec: BoxSpawnSpec): BoxProcess {
     settleSoon();
   };
 
+  /** Runs the spec's `join`, then `release`; a failure kills the box with the reason on its stderr. */
+  async function attachThen(pids: readonly number[], release: () => void): Promise<void> {
+    try {
+      if (spec.attach === undefined) return;
+      await spec.attach.join(pids);
+    } catch (error) {
+      stderr.push(
+        Buffer.from(
+          `\ntandem: could not attach the box: ${error instanceof Error ? error.message : String(error)}\n`,
+        ),
+      );
+      killGroup(null);
+      return;
+    }
+    if (phase !== 'done' && !discarded) release();
+  }
+
   function onAbort(): void {
     if (!exited) killGroup('aborted');
   }
@@ -217,6 +261,7 @@ export function startBox(spec: BoxSpawnSpec): BoxProcess {
       'pipe',
       'pipe',
       ...(spec.inputs ?? []).map(() => 'pipe' as const),
+      ...(spec.attach?.when === 'held' ? (['pipe', 'pipe'] as const) : []),
     ];
     child = spawn(spec.file, [...spec.args], {
       env: {},
@@ -256,7 +301,13 @@ export function startBox(spec: BoxSpawnSpec): BoxProcess {
         if (phase === 'starting' && index === 3 && result.startsWith(spec.readyMarker)) {
           phase = 'ready';
           clearTimeout(timers.start);
-          resolveReady(true);
+          if (spec.attach?.when === 'ready') {
+            const pid = child?.pid;
+            // Not idle until joined: the pool hands the box out only once `ready` resolved.
+            void attachThen(pid === undefined ? [] : [pid], () => resolveReady(true));
+          } else {
+            resolveReady(true);
+          }
         }
       });
       stream.on('error', () => {
@@ -279,9 +330,31 @@ export function startBox(spec: BoxSpawnSpec): BoxProcess {
       const pipe = child.stdio[5 + offset];
       if (!(pipe instanceof Writable)) continue;
       pipe.on('error', () => {
-        // The launcher died before reading it: the exit status tells what happened.
+        // The box died before reading it: the exit status tells what happened.
       });
       pipe.end(data);
+    }
+    if (spec.attach?.when === 'held') {
+      const { infoFd, blockFd } = holdFds(spec.inputs?.length ?? 0);
+      const infoStream = child.stdio[infoFd];
+      const blockStream = child.stdio[blockFd];
+      if (infoStream instanceof Readable && blockStream instanceof Writable) {
+        blockStream.on('error', () => {
+          // bwrap died before it read the release: the exit status tells what happened.
+        });
+        infoStream.on('error', () => undefined);
+        let info = '';
+        let attached = false;
+        infoStream.on('data', (chunk: Buffer) => {
+          if (attached || info.length > MAX_INFO_BYTES) return;
+          info += chunk.toString('utf8');
+          const match = CHILD_PID.exec(info);
+          const bwrapPid = child?.pid;
+          if (match === null || bwrapPid === undefined) return;
+          attached = true;
+          void attachThen([Number(match[1])], () => blockStream.end('x'));
+        });
+      }
     }
     const goChannel = child.stdio[4];
     if (goChannel instanceof Writable) {

@@ -1,25 +1,14 @@
+import { bindArgs, describeBoxRoot, linkBoxRoot, type BoxBind, type BoxRoot } from './box-root.js';
 import { detectCgroups, processExists, type CgroupSupport, type JobCgroup } from './cgroups.js';
 import { execFile } from 'node:child_process';
 import { constants as fsConstants, writeFileSync } from 'node:fs';
-import {
-  access,
-  chmod,
-  chown,
-  cp,
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readlink,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { access, chmod, chown, cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import {
+  holdFds,
   startBox,
   type BoxProcess,
   type BoxProcessOutcome,
@@ -30,7 +19,7 @@ import { parseGuestReport } from './guest-report.js';
 import { BOX_DIR, BOX_FILES, PYTHON_WRAPPER, READY_MARKER, WORK_DIR } from './guest-wrappers.js';
 import { createWarmPool, type PoolableBox, type WarmPool } from './pool.js';
 import { QUICKJS_HOST, QUICKJS_NODE_FLAGS, quickjsPackageDirs } from './quickjs-host.js';
-import { seccompFilter } from './seccomp.js';
+import { SECCOMP_ARCHES, execDenyFilter, seccompFilter } from './seccomp.js';
 import type {
   SandboxBackend,
   SandboxCheck,
@@ -49,11 +38,17 @@ const execFileAsync = promisify(execFile);
 export interface BwrapBackendOptions {
   /** Default `/usr/bin/bwrap`. */
   bwrapPath?: string;
-  /** Default `/usr/bin/python3`; must live under `/usr` (the only host tree bound into the box). */
+  /**
+   * Default `/usr/bin/python3`. The box holds this file (at this path), its loader and libraries and its
+   * standard library, and nothing else of the host's system (`box-root.ts`).
+   */
   pythonPath?: string;
-  /** Default `/usr/bin/node`; must live under `/usr`. Not `process.execPath`, which may be anywhere. */
+  /** Default `/usr/bin/node`, bound the same way. Not `process.execPath`, which may be anywhere. */
   nodePath?: string;
-  /** Default `/usr/bin/prlimit` (util-linux); sets per-job rlimits inside the box. */
+  /**
+   * Default `/usr/bin/prlimit` (util-linux). Run by the runner on the host, never in the box: sets a
+   * JavaScript box's rlimits on bwrap's held first child (Python's wrapper sets its own).
+   */
   prlimitPath?: string;
   /**
    * Where per-job host directories (code, input, wrapper, and the working directory) are made. Default
@@ -92,9 +87,7 @@ export interface BwrapBackendOptions {
   cgroups?: CgroupSupport | 'off';
   /** Memory limit of a job that names none, in MB (with cgroups). Default 1024. */
   defaultMemoryMb?: number;
-  /** Default `/usr/bin/setpriv`; drops to the sandbox user after the launcher joined the job's cgroups. */
-  setprivPath?: string;
-  /** Default `/usr/bin/mount`; used for the `tmpfs` working directory. */
+  /** Default `/usr/bin/mount`; the runner mounts the `tmpfs` working directory with it, on the host. */
   mountPath?: string;
   /** Default `/usr/bin/umount`. */
   umountPath?: string;
@@ -184,45 +177,25 @@ const JAVASCRIPT_MIN_HEAP_BYTES = 8 * 1024 * 1024;
 const SECCOMP_FD = 5;
 /** Budget for the probe in `check()`. */
 const CHECK_TIMEOUT_MS = 10_000;
-/** The only host tree bound into the box; interpreters must live under it. */
-const SYSTEM_TREE = '/usr';
-/** Top-level names that are either symlinks into /usr (merged-usr) or real system dirs to bind. */
-const SYSTEM_LINKS = ['/bin', '/sbin', '/lib', '/lib64'] as const;
-
-type RootEntry = { kind: 'symlink'; path: string; target: string } | { kind: 'bind'; path: string };
-
-/** Inspects the host's /bin, /lib, ... once: merged-usr hosts get symlinks, others read-only binds. */
-async function describeSystemRoot(): Promise<RootEntry[]> {
-  const entries: RootEntry[] = [];
-  for (const entry of SYSTEM_LINKS) {
-    try {
-      const info = await lstat(entry);
-      if (info.isSymbolicLink())
-        entries.push({ kind: 'symlink', path: entry, target: await readlink(entry) });
-      else if (info.isDirectory()) entries.push({ kind: 'bind', path: entry });
-    } catch {
-      // Absent on this host (e.g. no /lib64): nothing to provide.
-    }
-  }
-  return entries;
-}
-
 /**
  * The bwrap argv for one box. Namespaces: all (user, pid, net, ipc, uts, cgroup, mount); no network
- * device but loopback. Filesystem: an empty read-only root with /usr (+ merged-usr links) and
- * /etc/ld.so.cache read-only, fresh /proc and /dev, the job's box dir read-only at /box, the job's own
- * working directory read-write at /work (the cwd), and a size-capped tmpfs at /tmp. Environment: cleared,
- * then four fixed variables.
+ * device but loopback. Filesystem: an empty read-only root holding only the language's interpreter, its
+ * loader and libraries (and Python's standard library) read-only (`box-root.ts`), fresh /proc and /dev, the
+ * job's box dir read-only at /box, the job's own working directory read-write at /work (the cwd), and a
+ * size-capped tmpfs at /tmp. Environment: cleared, then four fixed variables.
  */
 function buildBwrapArgs(params: {
-  root: RootEntry[];
+  /** The host files the box holds (the interpreter and what it loads). */
+  root: readonly BoxBind[];
   boxDir: string;
   workDir: string;
   tmpBytes: number;
   /** The fd bwrap reads the seccomp program from, or null for none. */
   seccompFd: number | null;
   /** Extra read-only binds (host path → box path), e.g. the JavaScript engine's packages. */
-  binds?: ReadonlyArray<{ hostPath: string; boxPath: string }>;
+  binds?: readonly BoxBind[];
+  /** bwrap reports its first child's pid here and holds it until the runner attached the box. */
+  hold?: { infoFd: number; blockFd: number };
   command: readonly string[];
 }): string[] {
   const args = [
@@ -238,18 +211,12 @@ function buildBwrapArgs(params: {
     'ALL',
     '--hostname',
     'sandbox',
-    '--ro-bind',
-    SYSTEM_TREE,
-    SYSTEM_TREE,
+    ...(params.hold === undefined
+      ? []
+      : ['--info-fd', String(params.hold.infoFd), '--block-fd', String(params.hold.blockFd)]),
+    ...bindArgs(params.root),
   ];
-  for (const entry of params.root) {
-    if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
-    else args.push('--ro-bind', entry.path, entry.path);
-  }
   args.push(
-    '--ro-bind-try',
-    '/etc/ld.so.cache',
-    '/etc/ld.so.cache',
     '--proc',
     '/proc',
     '--dev',
@@ -274,6 +241,7 @@ function buildBwrapArgs(params: {
     WORK_DIR,
     ...(params.seccompFd === null ? [] : ['--seccomp', String(params.seccompFd)]),
     '--clearenv',
+    // Nothing to find there but the interpreter: kept because programs read it.
     '--setenv',
     'PATH',
     '/usr/bin:/bin',
@@ -489,22 +457,26 @@ function assertValidJob(job: SandboxJob): { inputJson: string; files: SandboxFil
   return { inputJson, files: assertValidFiles(job.files) };
 }
 
-function isUnder(tree: string, file: string): boolean {
-  return path.resolve(file).startsWith(`${tree}/`);
-}
-
 function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Runs a host tool the runner needs (mount, umount, rm) with an empty environment; throws on failure. */
-async function runTool(file: string, args: readonly string[]): Promise<void> {
+/**
+ * Runs a host tool the runner needs (mount, umount, rm, prlimit) with an empty environment, as the runner or
+ * as `credentials`; throws on failure.
+ */
+async function runTool(
+  file: string,
+  args: readonly string[],
+  credentials?: { uid: number; gid: number },
+): Promise<void> {
   try {
     await execFileAsync(file, [...args], {
       env: {},
       cwd: '/',
       timeout: TOOL_TIMEOUT_MS,
       maxBuffer: 64 * 1024,
+      ...(credentials ?? {}),
     });
   } catch (error) {
     const stderr =
@@ -536,10 +508,10 @@ interface Box extends PoolableBox {
 
 /**
  * Creates the bubblewrap backend. Each job runs in a fresh bwrap box: own user, pid, net, mount, ipc and
- * uts namespaces, an empty read-only root with only /usr, its own working directory and a size-capped /tmp
- * to write to, an empty environment, host uid 65534 in per-job memory and pids cgroups when the runner is
- * root, rlimits as backstops, and a wall-clock SIGKILL. After the box is gone the runner collects what the
- * guest wrote to its working directory.
+ * uts namespaces, an empty read-only root holding only its interpreter and what that loads, its own working
+ * directory and a size-capped /tmp to write to, an empty environment, host uid 65534 in per-job memory and
+ * pids cgroups when the runner is root, rlimits as backstops, and a wall-clock SIGKILL. After the box is
+ * gone the runner collects what the guest wrote to its working directory.
  *
  * Boxes are started before their job (a warm pool of `poolSize` per language, or on demand): the interpreter
  * starts, then waits on the go channel; the job's code, input and files are written into the box's
@@ -559,7 +531,6 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   const maxCollectEntries = options.maxCollectEntries ?? DEFAULTS.maxCollectEntries;
   const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
   const maxProcesses = options.maxProcesses ?? DEFAULTS.maxProcesses;
-  const setprivPath = options.setprivPath ?? '/usr/bin/setpriv';
   const defaultMemoryMb = options.defaultMemoryMb ?? 1024;
   const cpuSeconds = options.cpuSeconds ?? DEFAULTS.cpuSeconds;
   const startTimeoutMs = options.startTimeoutMs ?? DEFAULTS.startTimeoutMs;
@@ -580,9 +551,45 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
   const credentials = process.getuid?.() === 0 ? (options.sandboxUser ?? DEFAULTS.sandboxUser) : undefined;
   // Mounting needs root; without it the working directory is a plain directory.
   const workStorage = options.workStorage ?? (credentials === undefined ? 'directory' : 'tmpfs');
+  // Backstops of every box: processes (where no pids cgroup binds), no core files, file size, CPU time (the
+  // wall clock is the supervisor's; this catches a runner that stopped watching). A plain working directory
+  // has no size of its own: no single file may outgrow the cap. On tmpfs the mounts' sizes bind first; the
+  // file-size limit only backs them up.
+  const fileBytes = workStorage === 'directory' ? workBytes : Math.max(workBytes, tmpBytes) + 1024 * 1024;
 
-  let systemRoot: Promise<RootEntry[]> | undefined;
-  const getSystemRoot = (): Promise<RootEntry[]> => (systemRoot ??= describeSystemRoot());
+  let boxRoot: Promise<BoxRoot> | undefined;
+  const getBoxRoot = (): Promise<BoxRoot> => (boxRoot ??= describeBoxRoot({ pythonPath, nodePath }));
+  /**
+   * Per language, the binds that make a box's file view: one read-only tree of hard links where the host
+   * allows it (`linkBoxRoot`; made once per backend in the system's temporary directory), else one bind per
+   * file. The same files either way.
+   */
+  const linkedRoots: string[] = [];
+  let rootBinds: Promise<BoxRoot> | undefined;
+  const getRootBinds = (): Promise<BoxRoot> =>
+    (rootBinds ??= (async () => {
+      const root = await getBoxRoot();
+      const pick = async (language: SandboxLanguage): Promise<readonly BoxBind[]> => {
+        const dir = await mkdtemp(path.join(tmpdir(), `tandem-root-${process.pid}-`));
+        await chmod(dir, 0o755);
+        linkedRoots.push(dir);
+        const mountPoints = [
+          '/proc',
+          '/dev',
+          '/tmp',
+          BOX_DIR,
+          WORK_DIR,
+          ...(language === 'javascript' ? [QUICKJS_BOX_ROOT] : []),
+        ];
+        if (await linkBoxRoot(root[language], dir, mountPoints)) return [{ hostPath: dir, boxPath: '/' }];
+        await rm(dir, { recursive: true, force: true });
+        return root[language];
+      };
+      return { python: await pick('python'), javascript: await pick('javascript') };
+    })());
+  // Python installs it on itself before any guest code: no program can be started from its box. Not on an
+  // architecture without known syscall numbers, where only the weaker `process` backend can run at all.
+  const execFilter = seccomp !== null || isKnownArch(process.arch) ? execDenyFilter() : null;
 
   const readyMarker = Buffer.from(READY_MARKER, 'utf8');
 
@@ -606,7 +613,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         return match !== null && !processExists(Number(match[1]));
       });
       for (const name of await readdir(tmpdir()).catch(() => [])) {
-        const match = /^tandem-qjs-(\d+)-/.exec(name);
+        const match = /^tandem-(?:qjs|root)-(\d+)-/.exec(name);
         if (match !== null && !processExists(Number(match[1]))) {
           await rm(path.join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
         }
@@ -641,12 +648,11 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
 
   /**
    * Makes a box's directories: `box` (wrapper now; code and input when the job arrives) and an empty `work`
-   * that only the sandbox user can enter. The tmpfs on `work` is mounted by the box's root launcher, not
-   * here, so preparing a box costs no process of its own.
+   * that only the sandbox user can enter. The tmpfs on `work` (root runner) is mounted by `prepareBox`.
    */
   async function makeBoxDirs(
     prefix: string,
-    boxFiles: ReadonlyArray<readonly [string, string]>,
+    boxFiles: ReadonlyArray<readonly [string, string | Buffer]>,
   ): Promise<JobDirs> {
     const jobDir = await mkdtemp(path.join(scratchRoot, prefix));
     const dirs = { jobDir, boxDir: path.join(jobDir, 'box'), workDir: path.join(jobDir, 'work') };
@@ -702,7 +708,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         await Promise.all(batch.map((item) => item.cgroup?.destroy()));
         const dirs = batch.flatMap((item) => (item.dirs === null ? [] : [item.dirs]));
         if (workStorage === 'tmpfs' && dirs.length > 0) {
-          // Exit status ignored: a box killed before its launcher mounted has nothing to detach.
+          // Exit status ignored: a box that failed before its mount has nothing to detach.
           await runTool(umountPath, ['-l', '-n', '--', ...dirs.map((item) => item.workDir)]).catch(
             () => undefined,
           );
@@ -722,29 +728,27 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     };
   }
 
-  function wrapperFiles(language: SandboxLanguage): Array<readonly [string, string]> {
-    return language === 'python'
-      ? [[BOX_FILES.pythonWrapper, PYTHON_WRAPPER]]
-      : [[BOX_FILES.javascriptHost, QUICKJS_HOST]];
+  function wrapperFiles(language: SandboxLanguage): Array<readonly [string, string | Buffer]> {
+    if (language === 'javascript') return [[BOX_FILES.javascriptHost, QUICKJS_HOST]];
+    return [
+      [BOX_FILES.pythonWrapper, PYTHON_WRAPPER],
+      ...(execFilter === null ? [] : [[BOX_FILES.execFilter, execFilter] as const]),
+    ];
+  }
+
+  /**
+   * The per-process rlimits of a box, as `prlimit` options: backstops behind the cgroups and the supervisor.
+   * They can be set outside the box (they count per process). RLIMIT_NPROC cannot: set outside the box's
+   * user namespace it would count every process of the sandbox user on the host, across jobs.
+   */
+  function processLimitOptions(): string[] {
+    return ['--core=0', `--fsize=${fileBytes}`, `--cpu=${cpuSeconds}`];
   }
 
   function guestCommand(language: SandboxLanguage, dirs: JobDirs, qjsRoot: string): string[] {
     // Inside a bwrap box the job's directories are /box and /work; without one, their host paths.
     const boxDir = isolated ? BOX_DIR : dirs.boxDir;
     const workDir = isolated ? WORK_DIR : dirs.workDir;
-    // Backstops inside the box: processes (where no pids cgroup binds), no core files, file size, CPU time
-    // (the wall clock is the supervisor's; this catches a runner that stopped watching).
-    // A plain working directory has no size of its own: no single file may outgrow the cap. On tmpfs the
-    // mounts' sizes bind first; the file-size limit only backs them up.
-    const fileBytes = workStorage === 'directory' ? workBytes : Math.max(workBytes, tmpBytes) + 1024 * 1024;
-    const limits = [
-      prlimitPath,
-      ...(isolated ? [`--nproc=${maxProcesses}`] : []),
-      '--core=0',
-      `--fsize=${fileBytes}`,
-      `--cpu=${cpuSeconds}`,
-      '--',
-    ];
     if (language === 'python') {
       // -I: ignore PYTHON* variables and user site; -S: no site module (faster start, no site-packages).
       // The wrapper sets the same rlimits itself before any guest code (no prlimit process).
@@ -758,12 +762,14 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         String(isolated ? maxProcesses : -1),
         String(fileBytes),
         String(cpuSeconds),
+        execFilter === null ? '-' : `${boxDir}/${BOX_FILES.execFilter}`,
       ];
     }
     // JavaScript runs in QuickJS (WebAssembly) hosted by Node: the host caps the engine's memory itself, and
-    // the memory cgroup bounds the whole box. RLIMIT_AS would kill V8 at start-up.
+    // the memory cgroup bounds the whole box. RLIMIT_AS would kill V8 at start-up. In a bwrap box the runner
+    // sets the rlimits on bwrap's held child (no prlimit in the box); without a box prlimit runs in front.
     return [
-      ...limits,
+      ...(isolated ? [] : [prlimitPath, ...processLimitOptions(), '--']),
       nodePath,
       ...QUICKJS_NODE_FLAGS,
       `${boxDir}/${BOX_FILES.javascriptHost}`,
@@ -793,7 +799,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     };
   }
 
-  /** Starts one box for `language`: directories, cgroup, launcher; resolves `ready` once the wrapper waits. */
+  /** Starts one box for `language`: directories, cgroup, tmpfs, bwrap; `ready` once the wrapper waits. */
   async function prepareBox(language: SandboxLanguage): Promise<Box> {
     let dirs: JobDirs | null = null;
     let cgroup: JobCgroup | null = null;
@@ -808,7 +814,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       try {
         cgroup = await cgroups.create(`job-${process.pid}-${(boxCounter += 1)}-${Date.now()}`, {
           memoryBytes: defaultMemoryMb * 1024 * 1024,
-          // bwrap's own processes and the launcher count too.
+          // bwrap's own processes count too.
           maxProcesses: maxProcesses + 4,
         });
       } catch (error) {
@@ -816,7 +822,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       }
     }
     let qjsRoot = QUICKJS_BOX_ROOT;
-    let binds: Array<{ hostPath: string; boxPath: string }> = [];
+    let binds: BoxBind[] = [];
     if (language === 'javascript') {
       try {
         const hostRoot = await getQuickjsRoot();
@@ -831,52 +837,71 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         );
       }
     }
+    let root: readonly BoxBind[] = [];
+    try {
+      if (isolated) root = (await getRootBinds())[language];
+      // On the host, by the runner: the job's working directory gets its own size-capped tmpfs.
+      if (workStorage === 'tmpfs' && credentials !== undefined) {
+        await runTool(mountPath, [
+          '-n',
+          '-t',
+          'tmpfs',
+          '-o',
+          tmpfsOptions(credentials),
+          'tandem-sandbox',
+          dirs.workDir,
+        ]);
+      }
+    } catch (error) {
+      return failedBox(language, `could not prepare the box: ${describeError(error)}`, dirs, cgroup);
+    }
     const command = guestCommand(language, dirs, qjsRoot);
-    const args = isolated
-      ? [
-          bwrapPath,
-          ...buildBwrapArgs({
-            root: await getSystemRoot(),
-            boxDir: dirs.boxDir,
-            workDir: dirs.workDir,
-            tmpBytes,
-            seccompFd: seccomp === null ? null : SECCOMP_FD,
-            binds,
-            command,
-          }),
-        ]
-      : command;
-    const launch =
-      credentials !== undefined
-        ? {
-            // A root launcher mounts the working directory's tmpfs, joins the job's cgroups, then drops to
-            // the sandbox user and execs bwrap: every process of the job is in the cgroups before any guest
-            // code runs, and the whole start costs the runner one spawn.
-            file: '/bin/sh',
-            args: [
-              '-c',
-              LAUNCHER_SCRIPT,
-              'tandem-launch',
-              mountPath,
-              workStorage === 'tmpfs' ? tmpfsOptions(credentials) : '-',
-              dirs.workDir,
-              ...(cgroup?.procsFiles ?? []),
-              '--',
-              setprivPath,
-              `--reuid=${credentials.uid}`,
-              `--regid=${credentials.gid}`,
-              '--clear-groups',
-              ...args,
-            ],
-          }
-        : { file: args[0] ?? bwrapPath, args: args.slice(1) };
+    const inputs = seccomp === null ? [] : [seccomp];
+    // A JavaScript box's rlimits (Python's wrapper sets its own): the per-process ones by `prlimit` exec'ing
+    // bwrap (an exec, no process of its own), inherited by all the box starts. The process limit only where no
+    // pids cgroup binds: set on bwrap's held child, inside the box's user namespace (see `join`).
+    const javascriptBox = isolated && language === 'javascript';
+    const nprocOnChild = javascriptBox && cgroup === null;
+    const ownCgroupForJoin = cgroup;
+    /**
+     * Before anything of the job runs (see `attach` in box-process.ts): the box's processes join its cgroups,
+     * and a JavaScript box without a pids cgroup gets its process limit.
+     */
+    const join = async (pids: readonly number[]): Promise<void> => {
+      if (ownCgroupForJoin !== null) await ownCgroupForJoin.join(pids);
+      const child = pids[0];
+      if (nprocOnChild && child !== undefined) {
+        // As the sandbox user, whose process it is: lowering its limits needs no privilege, while root would
+        // need CAP_SYS_RESOURCE (which a container's root may lack; this machine's kind does).
+        await runTool(prlimitPath, [`--pid=${child}`, `--nproc=${maxProcesses}`], credentials);
+      }
+    };
+    const needsJoin = cgroup !== null || nprocOnChild;
+    const bwrapArgs = buildBwrapArgs({
+      root,
+      boxDir: dirs.boxDir,
+      workDir: dirs.workDir,
+      tmpBytes,
+      seccompFd: seccomp === null ? null : SECCOMP_FD,
+      binds,
+      ...(needsJoin ? { hold: holdFds(inputs.length) } : {}),
+      command,
+    });
+    const launch = !isolated
+      ? { file: command[0] ?? pythonPath, args: command.slice(1) }
+      : javascriptBox
+        ? { file: prlimitPath, args: [...processLimitOptions(), '--', bwrapPath, ...bwrapArgs] }
+        : { file: bwrapPath, args: bwrapArgs };
     const boxProcess = startBox({
       ...launch,
+      // Spawned as the sandbox user by the runner itself (no setpriv, no launcher shell): started by root,
+      // bwrap would run the guest as host root (its --uid only maps inside the namespace).
+      ...(credentials === undefined ? {} : { credentials }),
+      ...(needsJoin ? { attach: { when: isolated ? ('held' as const) : ('ready' as const), join } } : {}),
       endOnReport: language === 'javascript',
-      // The launcher changes into the working directory itself (after mounting it); bwrap's --chdir and the
-      // unprivileged case need none.
-      cwd: credentials === undefined && !isolated ? dirs.workDir : '/',
-      ...(seccomp === null ? {} : { inputs: [seccomp] }),
+      // bwrap changes into /work itself (--chdir); without a box the guest starts in its working directory.
+      cwd: isolated ? '/' : dirs.workDir,
+      inputs,
       maxResultBytes: maxResultBytes + 64,
       startOutputBytes: 64 * 1024,
       startTimeoutMs,
@@ -909,6 +934,8 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       `gid=${owner.gid}`,
       'nosuid',
       'nodev',
+      // A file the guest writes there cannot be started (Python's own filter already refuses any exec).
+      'noexec',
     ].join(',');
   }
 
@@ -1086,7 +1113,6 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     else tools.push(['rm', RM_PATH]);
     const cgroups = await getCgroups();
     const warnings = [...cgroups.missing, ...(isolated ? [] : PROCESS_BACKEND_GAPS)];
-    if (credentials !== undefined) tools.push(['setpriv', setprivPath], ['sh', '/bin/sh']);
     for (const [what, file] of tools) {
       try {
         await access(file, fsConstants.X_OK);
@@ -1094,14 +1120,6 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         problems.push(
           `${what} is not an executable at ${file}${what === 'bubblewrap' ? ' (apt-get install bubblewrap)' : ''}`,
         );
-        continue;
-      }
-      if (
-        isolated &&
-        (what === 'python' || what === 'node' || what === 'prlimit') &&
-        !isUnder(SYSTEM_TREE, file)
-      ) {
-        problems.push(`${what} at ${file} is outside ${SYSTEM_TREE}, the only host tree bound into the box`);
       }
     }
     if (workStorage === 'tmpfs' && credentials === undefined) {
@@ -1118,19 +1136,33 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
     }
     if (problems.length > 0 || !isolated) return { ok: problems.length === 0, problems, warnings };
 
-    // The probe goes through the same directories and binds as a job (bwrap started directly, no cgroup).
+    let root: BoxRoot;
+    try {
+      root = await getRootBinds();
+    } catch (error) {
+      problems.push(`could not find what the box must hold of the interpreters: ${describeError(error)}`);
+      return { ok: false, problems, warnings };
+    }
+    // The probe goes through the same directories and binds as a Python job (bwrap started directly, no
+    // cgroup): the interpreter itself writes the ready marker, since the box holds nothing else to run.
     let dirs: JobDirs | undefined;
     try {
       dirs = await makeBoxDirs(`${BOX_DIR_PREFIX}${process.pid}-check-`, []);
       const probe = startBox({
         file: bwrapPath,
         args: buildBwrapArgs({
-          root: await getSystemRoot(),
+          root: root.python,
           boxDir: dirs.boxDir,
           workDir: dirs.workDir,
           tmpBytes,
           seccompFd: seccomp === null ? null : SECCOMP_FD,
-          command: ['/bin/sh', '-c', 'printf "$1" >&3', 'probe', '\\0tandem:ready\\n'],
+          command: [
+            pythonPath,
+            '-I',
+            '-S',
+            '-c',
+            `import os; os.write(3, ${JSON.stringify(READY_MARKER)}.encode())`,
+          ],
         }),
         ...(seccomp === null ? {} : { inputs: [seccomp] }),
         ...(credentials === undefined ? {} : { credentials }),
@@ -1148,7 +1180,7 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
         const status =
           observed.killReason ?? `exit code ${String(observed.exitCode)}, signal ${String(observed.signal)}`;
         problems.push(
-          `bubblewrap could not run a shell in the box (${status})${detail === '' ? '' : `: ${detail}`}`,
+          `bubblewrap could not run ${pythonPath} in the box (${status})${detail === '' ? '' : `: ${detail}`}`,
         );
       }
     } catch (error) {
@@ -1178,6 +1210,8 @@ export function createBwrapBackend(options: BwrapBackendOptions = {}): SandboxBa
       closed = true;
       await Promise.all([pools.python.close(), pools.javascript.close()]);
       await cleaner.drain();
+      // Hard links and directories only: removing them leaves the host's files as they are.
+      for (const dir of linkedRoots) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       if (quickjsRoot !== undefined) {
         const root = await quickjsRoot.catch(() => null);
         if (root !== null) await rm(root, { recursive: true, force: true }).catch(() => undefined);
@@ -1193,6 +1227,8 @@ const PROCESS_BACKEND_GAPS = [
   'no pid isolation: the guest sees host processes (and can signal those of its own uid)',
   'no syscall filter (seccomp needs the bubblewrap backend)',
 ] as const;
+
+const isKnownArch = (arch: string): boolean => SECCOMP_ARCHES.some((name) => name === arch);
 
 /** The shape of a result before anything ran. */
 function emptyResult(): SandboxResult {
@@ -1211,23 +1247,6 @@ function emptyResult(): SandboxResult {
     filesTruncated: false,
   };
 }
-
-/**
- * The root launcher (`/bin/sh -c`): mounts the working directory's tmpfs (unless `-`), changes into it (the
- * guest's cwd when there is no bwrap box), writes its own pid
- * into each cgroup.procs file given before `--`, then execs the rest (setpriv, bwrap) with an empty environment. Exit 125
- * means a step failed before bwrap ran.
- */
-const LAUNCHER_SCRIPT = [
-  'mount=$1; options=$2; work=$3; shift 3',
-  'if [ "$options" != - ]; then "$mount" -n -t tmpfs -o "$options" tandem-sandbox "$work" || exit 125; fi',
-  'cd "$work" || exit 125',
-  'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done',
-  'shift',
-  // The shell's own PWD and OLDPWD would be bwrap's environment, readable at /proc/1/environ in the box.
-  'unset PWD OLDPWD',
-  'exec "$@"',
-].join('\n');
 
 /** A host without per-job cgroups: every job falls back to rlimits; `missing` says what that loses. */
 function noCgroups(why: string): CgroupSupport {

@@ -16,10 +16,13 @@ export interface CgroupStats {
   oomKilled: boolean;
 }
 
-/** One job's cgroup(s): join files for the launcher, stats after the run, and removal. */
+/** One job's cgroup(s): joining the box's processes, stats after the run, and removal. */
 export interface JobCgroup {
-  /** `cgroup.procs` files the launcher writes its own pid into before it execs the sandbox. */
-  readonly procsFiles: readonly string[];
+  /**
+   * Moves these processes (host pids) into the job's cgroup(s). The runner calls it while bwrap's first
+   * child is held, before the interpreter starts, so everything of the job is inside before it runs.
+   */
+  join(pids: readonly number[]): Promise<void>;
   /**
    * Changes the memory limit of a job whose box is already running (a warm box gets its job's limit when
    * the job arrives). Rejects when the box already uses more than the new limit.
@@ -115,6 +118,15 @@ function orphanNames(parents: readonly string[]): string[] {
     }
   }
   return [...names];
+}
+
+/**
+ * Writes each pid into each `cgroup.procs` file (one pid per write, as the kernel reads them). Not
+ * synchronous, unlike the other control files: a migration waits for an RCU grace period in the kernel,
+ * which would stall the runner's event loop for every box.
+ */
+async function joinAll(procsFiles: readonly string[], pids: readonly number[]): Promise<void> {
+  for (const file of procsFiles) for (const pid of pids) await writeFile(file, String(pid));
 }
 
 /** Writes a control file that may not exist on this kernel (swap accounting, cgroup.kill). */
@@ -222,7 +234,7 @@ function v1(memoryParent: string, pidsParent: string): CgroupSupport {
       }
       let current = limits.memoryBytes;
       return {
-        procsFiles: [join(memory, 'cgroup.procs'), join(pids, 'cgroup.procs')],
+        join: (members) => joinAll([join(memory, 'cgroup.procs'), join(pids, 'cgroup.procs')], members),
         async setMemoryLimit(bytes) {
           if (bytes === current) return;
           const limit = join(memory, 'memory.limit_in_bytes');
@@ -271,7 +283,7 @@ function v2(parent: string): CgroupSupport {
         throw error;
       }
       return {
-        procsFiles: [join(dir, 'cgroup.procs')],
+        join: (members) => joinAll([join(dir, 'cgroup.procs')], members),
         async setMemoryLimit(bytes) {
           writeFileSync(join(dir, 'memory.max'), String(bytes));
         },

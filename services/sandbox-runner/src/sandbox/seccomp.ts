@@ -379,7 +379,35 @@ function buildProgram(arch: string): { name: SeccompArch; info: ArchInfo; progra
  * shared between boxes is at EOF after the first one, and bwrap then fails on an empty program.
  */
 export function seccompFilter(arch: string = process.arch): Buffer {
-  const { program } = buildProgram(arch);
+  return encode(buildProgram(arch).program);
+}
+
+/** `execve` and `execveat` per architecture (syscall_64.tbl; asm-generic unistd.h for arm64). */
+const EXEC_SYSCALLS: Record<SeccompArch, readonly number[]> = { x64: [59, 322], arm64: [221, 281] };
+
+/**
+ * A second filter the Python wrapper installs on itself once the interpreter is up and before any guest
+ * code (issue 11, hole 8): `execve` and `execveat` answer EPERM, so no program can be started from the box
+ * any more — not a shell, not the interpreter itself, not a file the guest wrote — while `fork` keeps
+ * working. It cannot be part of bwrap's filter, which must still let bwrap exec the interpreter. Foreign
+ * ABIs (i386, x32) are killed as in the main filter, so this one also holds where the main filter is absent
+ * (the `process` backend). Throws for an unknown architecture, like `seccompFilter`.
+ */
+export function execDenyFilter(arch: string = process.arch): Buffer {
+  const { name, info } = archInfo(arch);
+  const program: Instruction[] = [
+    load(DATA_ARCH),
+    jeq(info.auditArch, 1, 0),
+    ret(SECCOMP_RET.KILL_PROCESS),
+    load(DATA_NR),
+  ];
+  if (info.x32Bit !== undefined) program.push(jset(info.x32Bit, 0, 1), ret(SECCOMP_RET.KILL_PROCESS));
+  for (const nr of EXEC_SYSCALLS[name]) program.push(jeq(nr, 0, 1), ret(errnoAction(EPERM)));
+  program.push(ret(SECCOMP_RET.ALLOW));
+  return encode(program);
+}
+
+function encode(program: readonly Instruction[]): Buffer {
   const bytes = Buffer.alloc(program.length * 8);
   program.forEach((instruction, index) => {
     const at = index * 8;
