@@ -1,16 +1,10 @@
 import { ErrorCodes } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
-import {
-  createHttpServer,
-  createLogger,
-  createMetrics,
-  databaseAuth,
-  type HttpServer,
-} from '@tandem/service-kit';
+import type { HttpServer } from '@tandem/service-kit';
 import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { registerTaskRoutes } from '../src/http/tasks.js';
+import { createPlannerHttp } from './helpers/planner-http.js';
 
 // Hole 7 of issue 11: a 10,000-deep JSON body reached the route's zod schema, whose recursion overflowed
 // the stack, and the caller got a 500. Limits are checked on the raw text before anything parses it.
@@ -29,13 +23,7 @@ beforeAll(async () => {
   database = await createTestDatabase({ migrate: async (url) => void (await migrate({ url })) });
   db = createDb({ url: database.url, poolMax: 2 });
   authorization = `Bearer ${(await createTestToken(database.url, { role: 'submitter', name: 'deep', agents: ['*'] })).token}`;
-  app = createHttpServer({
-    log: createLogger({ service: 'planner', level: 'silent' }),
-    registry: createMetrics('planner').registry,
-    readiness: [],
-    auth: databaseAuth(db),
-  });
-  registerTaskRoutes(app, { db, prefix: 'test_planner_limits', kick: () => undefined });
+  app = createPlannerHttp(db, { prefix: 'test_planner_limits' });
   // A real socket: the body travels over HTTP and through Fastify's own body reading.
   baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 }, 60_000);

@@ -1,19 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { DEFAULT_TOOL_CALL_LIMITS, ErrorCodes, TaskView, toolRegistry } from '@tandem/contracts';
+import { ErrorCodes, TaskView } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
-import {
-  createHttpServer,
-  createLogger,
-  createMetrics,
-  databaseAuth,
-  type HttpServer,
-} from '@tandem/service-kit';
+import { createLogger, type HttpServer } from '@tandem/service-kit';
 import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { registerPlanRoutes } from '../src/http/plan-routes.js';
-import { registerTaskRoutes } from '../src/http/tasks.js';
+import { createPlannerHttp } from './helpers/planner-http.js';
 import { acceptTask } from '../src/tasks.js';
 
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
@@ -67,28 +60,9 @@ beforeAll(async () => {
     },
   });
   logText = () => chunks.join('');
-  app = createHttpServer({
-    log: createLogger({ service: 'planner', level: 'trace', destination }),
-    registry: createMetrics('planner').registry,
-    readiness: [],
-    auth: databaseAuth(db),
-  });
-  registerTaskRoutes(app, { db, prefix: PREFIX, kick: () => undefined });
-  registerPlanRoutes(app, {
-    db,
+  app = createPlannerHttp(db, {
     prefix: PREFIX,
-    kick: () => undefined,
-    registry: toolRegistry,
-    checkContext: {
-      http: { allowHosts: [], allowHttp: false },
-      runCode: { languages: ['javascript', 'python'], maxCodeChars: 100_000 },
-    },
-    limits: {
-      maxSteps: 20,
-      maxArgumentBytes: DEFAULT_TOOL_CALL_LIMITS.maxArgumentBytes,
-      maxDepth: DEFAULT_TOOL_CALL_LIMITS.maxDepth,
-    },
-    estimateStepCostUsd: () => 0,
+    log: createLogger({ service: 'planner', level: 'trace', destination }),
   });
   await app.ready();
 }, 60_000);

@@ -1,18 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_TOOL_CALL_LIMITS, ErrorCodes, TaskView, toolRegistry } from '@tandem/contracts';
+import { ErrorCodes, TaskView } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
-import {
-  createHttpServer,
-  createLogger,
-  createMetrics,
-  databaseAuth,
-  type HttpServer,
-} from '@tandem/service-kit';
+import type { HttpServer } from '@tandem/service-kit';
 import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { registerPlanRoutes } from '../src/http/plan-routes.js';
-import { registerTaskRoutes } from '../src/http/tasks.js';
+import { createPlannerHttp } from './helpers/planner-http.js';
 
 // Issue 11, hole 2: a token scoped to agent A could read, edit and cancel agent B's task, because the
 // task routes checked the token's role and not its agents. Every task route now answers a task the
@@ -60,29 +53,7 @@ beforeAll(async () => {
     securityApprover: await approver('security-approver', ['security']),
     grouplessApprover: await approver('any-approver', []),
   };
-  app = createHttpServer({
-    log: createLogger({ service: 'planner', level: 'silent' }),
-    registry: createMetrics('planner').registry,
-    readiness: [],
-    auth: databaseAuth(db),
-  });
-  registerTaskRoutes(app, { db, prefix: PREFIX, kick: () => undefined });
-  registerPlanRoutes(app, {
-    db,
-    prefix: PREFIX,
-    kick: () => undefined,
-    registry: toolRegistry,
-    checkContext: {
-      http: { allowHosts: [], allowHttp: false },
-      runCode: { languages: ['javascript', 'python'], maxCodeChars: 100_000 },
-    },
-    limits: {
-      maxSteps: 20,
-      maxArgumentBytes: DEFAULT_TOOL_CALL_LIMITS.maxArgumentBytes,
-      maxDepth: DEFAULT_TOOL_CALL_LIMITS.maxDepth,
-    },
-    estimateStepCostUsd: () => 0,
-  });
+  app = createPlannerHttp(db, { prefix: PREFIX });
   await app.ready();
 }, 60_000);
 
