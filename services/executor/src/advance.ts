@@ -306,8 +306,13 @@ export async function advanceTask(
       await endTask(deps, task, request, deadlineError(state.task.deadline), extra, log);
       return;
     }
-    // A step starts only on a decision stored by the approval service for exactly what would run.
-    const unbound = unboundApprovedSteps(state.steps, (step) => resolvedArguments(state, step));
+    // A step starts only on a decision stored by the approval service for exactly what would run (inline
+    // steps are checked in their pass, where a value may come from an earlier step of the same pass).
+    const unbound = unboundApprovedSteps(
+      state.steps,
+      (step) => resolvedArguments(state, step),
+      (step) => INLINE_TOOLS.has(step.tool),
+    );
     if (unbound.length > 0) {
       for (const step of unbound) {
         log.warn({ taskId, step: step.key }, 'approved step has no stored decision for what would run');

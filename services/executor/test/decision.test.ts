@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, argumentsHash } from '@tandem/contracts';
-import { approvalHolds, stepRunFromDecision, unboundApprovedSteps } from '../src/domain/decision.js';
+import {
+  approvalHolds,
+  stepRunFromDecision,
+  unboundApprovedSteps,
+  type BindableStep,
+} from '../src/domain/decision.js';
 
 const stored = { mode: 'human', reason: null, answer: null, editedArguments: null };
 
@@ -75,5 +80,33 @@ describe('unboundApprovedSteps', () => {
       { key: 's4', tool: 'respond', status: 'completed', arguments: { answer: 'y' }, approval: null },
     ];
     expect(unboundApprovedSteps(steps, (step) => step.arguments).map((step) => step.key)).toEqual(['s2']);
+  });
+
+  it('leaves steps checked elsewhere alone, and still counts their results for the others', () => {
+    const read = { status: 'approved', argumentsHash: argumentsHash({ path: 'a.txt' }) };
+    const sendHash = argumentsHash({ method: 'GET', url: 'https://x.test/?d=hello' });
+    const steps: BindableStep[] = [
+      { key: 's1', tool: 'read_file', status: 'completed', arguments: { path: 'a.txt' }, approval: read },
+      {
+        key: 's2',
+        tool: 'write_file',
+        status: 'approved',
+        arguments: { path: 'b', content: 'x' },
+        approval: null,
+      },
+      {
+        key: 's3',
+        tool: 'http_request',
+        status: 'approved',
+        arguments: { method: 'GET', url: 'https://x.test/?d={{steps.s1.value.content}}' },
+        approval: { status: 'approved', argumentsHash: sendHash },
+      },
+    ];
+    const inline = (step: { tool: string }) => step.tool !== 'http_request';
+    // Resolved with another value than approved: s3 is unbound; s2 is left to the inline pass.
+    const other = () => ({ method: 'GET', url: 'https://x.test/?d=bye' });
+    expect(unboundApprovedSteps(steps, other, inline).map((step) => step.key)).toEqual(['s3']);
+    const same = () => ({ method: 'GET', url: 'https://x.test/?d=hello' });
+    expect(unboundApprovedSteps(steps, same, inline)).toEqual([]);
   });
 });

@@ -23,7 +23,7 @@ import { raiseByValues } from '../domain/value-risk.js';
 import { decidedMessage, requestedMessage } from '../messages.js';
 import { queueApproverWebhooks } from '../notify.js';
 import { REQUEST_SELECT, findRequest, requestRows, storedPlan, type RequestRow } from '../requests.js';
-import { lockTaskAndMarkProcessed, readTaskContext } from '../store.js';
+import { lockTaskAndMarkProcessed, readTaskContext, type TaskContext } from '../store.js';
 import { loadTrust } from '../trust-store.js';
 import { agentVerified, decideStep, type PlanDeps } from './plan-proposed.js';
 
@@ -76,8 +76,17 @@ export async function handleStepFinished(
       ).rows,
     );
     const messages: OutboxMessage[] = [];
+    // What every request of the task is judged against, read once per plan version (and the task once).
+    const plans = new Map<string, Promise<PlanFacts>>();
+    const task = requests.length > 0 ? await readTaskContext(sql, event.taskId) : null;
     for (const request of requests) {
-      const judged = await judgeWithValues(sql, deps, request);
+      if (task === null) break;
+      let facts = plans.get(request.planId);
+      if (facts === undefined) {
+        facts = planFacts(sql, request.planId);
+        plans.set(request.planId, facts);
+      }
+      const judged = await judgeWithValues(sql, deps, request, await facts, task);
       if (judged === null) continue;
       outcomes.push(judged.outcome);
       queued += judged.queued;
@@ -112,20 +121,30 @@ async function completedResults(
   return results;
 }
 
+/** A stored plan with the results of its completed steps. */
+interface PlanFacts {
+  plan: Awaited<ReturnType<typeof storedPlan>>;
+  results: Map<string, { value: JsonValue; stdout: string }>;
+}
+
+async function planFacts(sql: Sql, planId: string): Promise<PlanFacts> {
+  return { plan: await storedPlan(sql, planId), results: await completedResults(sql, planId) };
+}
+
 async function judgeWithValues(
   sql: Sql,
   deps: ValuesDeps,
   request: RequestRow,
+  { plan, results }: PlanFacts,
+  task: TaskContext,
 ): Promise<{
   outcome: 'auto-approved' | 'auto-rejected' | 'pending';
   messages: OutboxMessage[];
   queued: number;
 } | null> {
   if (request.stepId === null) return null;
-  const plan = await storedPlan(sql, request.planId);
   const step = plan.steps.find((candidate) => candidate.stepId === request.stepId);
   if (!step) return null;
-  const results = await completedResults(sql, request.planId);
   if (!referencedStepKeysDeep(step.arguments).every((key) => results.has(key))) return null;
   const parsed = ArgumentsRecord.safeParse(resolveStepReferencesDeep(step.arguments, results));
   const resolved = parsed.success ? parsed.data : {};
@@ -133,7 +152,6 @@ async function judgeWithValues(
   const resolvedPlan = plan.steps.map((candidate) =>
     candidate.stepId === step.stepId ? resolvedStep : candidate,
   );
-  const task = await readTaskContext(sql, request.taskId);
   const loaded = deps.policy();
   const verified = agentVerified(request.agentId, task, loaded.policy);
   const actionClass = actionClassOf(resolvedStep);

@@ -107,10 +107,12 @@ export interface BindableStep {
 export function unboundApprovedSteps<TStep extends BindableStep>(
   steps: readonly TStep[],
   resolve: (step: TStep) => Record<string, JsonValue>,
+  /** Steps checked elsewhere (the executor's inline pass checks its own steps as it runs them). */
+  checkedElsewhere: (step: TStep) => boolean = () => false,
 ): TStep[] {
   const completed = new Set(steps.filter((step) => step.status === 'completed').map((step) => step.key));
   return steps.filter((step) => {
-    if (step.status !== 'approved') return false;
+    if (step.status !== 'approved' || checkedElsewhere(step)) return false;
     if (needsResolvedApproval(step.tool, step.arguments)) {
       if (!referencedStepKeysDeep(step.arguments).every((key) => completed.has(key))) return false;
     }
