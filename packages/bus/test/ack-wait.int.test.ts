@@ -50,7 +50,7 @@ describe('ack waits, heartbeats and pre-fetch', () => {
         },
       });
       await publishSteps(suffix, 1);
-      await waitFor(() => deliveries.length >= 1, { timeoutMs: 10_000 });
+      await waitFor(() => deliveries.length >= 1, { timeoutMs: 10_000, description: 'the first delivery' });
       await sleep(ACK_WAIT_MS * 3.5);
     } finally {
       await running?.stop();
@@ -83,7 +83,10 @@ describe('ack waits, heartbeats and pre-fetch', () => {
       );
       let output = '';
       child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      await waitFor(() => output.includes('started '), { timeoutMs: 15_000 });
+      await waitFor(() => output.includes('started '), {
+        timeoutMs: 15_000,
+        description: 'the fixture handling a message',
+      });
       // Let the client pull whatever it pulls ahead of the handler.
       await sleep(500);
       const info = await harness.bus.jsm.consumers.info(
@@ -107,7 +110,10 @@ describe('ack waits, heartbeats and pre-fetch', () => {
           handled.add(context.streamSeq);
         },
       });
-      await waitFor(() => handled.size >= total, { timeoutMs: ACK_WAIT_MS + 10_000 });
+      await waitFor(() => handled.size >= total, {
+        timeoutMs: ACK_WAIT_MS + 10_000,
+        description: 'every message handled',
+      });
       const recoveredMs = Date.now() - killedAt;
       process.stdout.write(
         `killed consumer held ${held} message(s); all ${total} handled ${recoveredMs} ms after the kill (ack wait ${ACK_WAIT_MS} ms)\n`,

@@ -22,7 +22,10 @@ export interface ServiceRuntime {
   metrics: ServiceMetrics;
   relay: OutboxRelay;
   http: HttpServer;
-  /** `bus.consume` with per-consumer metrics (handled messages by outcome, handler duration). */
+  /**
+   * `bus.consume` with per-consumer metrics (handled messages by outcome, handler duration) and the ack
+   * wait of TANDEM_ACK_WAIT_MS unless the options give one.
+   */
   consume: <T>(options: ConsumeOptions<T>) => Promise<RunningConsumer>;
   /** Wakes the outbox relay after a transaction that enqueued messages committed. */
   kick: () => void;
@@ -66,6 +69,7 @@ export async function createServiceRuntime(options: {
       name: service,
       log,
       db,
+      streamReplicas: config.TANDEM_STREAM_REPLICAS,
       onDeadLetter: (info) => {
         metrics.deadLetters.inc({ consumer: info.consumer, code: info.code });
       },
@@ -112,6 +116,8 @@ export async function createServiceRuntime(options: {
     http,
     consume: (consumeOptions) =>
       bus.consume({
+        // One ack wait for every consumer (TANDEM_ACK_WAIT_MS), as topology.ts declares and provisions it.
+        ackWaitMs: config.TANDEM_ACK_WAIT_MS,
         ...consumeOptions,
         handle: async (message, context) => {
           const end = metrics.handlerSeconds.startTimer({ consumer: consumeOptions.durable });
