@@ -48,4 +48,10 @@ describe('the provisioning settings', () => {
       'TANDEM_NATS_PROVISIONER_USER and TANDEM_NATS_PROVISIONER_PASSWORD: set both or neither',
     ]);
   });
+
+  it('read the stream replicas the services read (TANDEM_STREAM_REPLICAS, default 1)', () => {
+    expect(parseProvisionConfig({}).TANDEM_STREAM_REPLICAS).toBe(1);
+    expect(parseProvisionConfig({ TANDEM_STREAM_REPLICAS: '3' }).TANDEM_STREAM_REPLICAS).toBe(3);
+    expect(problemsOf({ TANDEM_STREAM_REPLICAS: '0' })[0]).toMatch(/^TANDEM_STREAM_REPLICAS/);
+  });
 });
