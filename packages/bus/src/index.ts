@@ -41,6 +41,8 @@ export { maxDeliveriesAdvisorySubject } from './dead-letters.js';
 
 /** Creates or updates every entity's stream; safe to run from several processes at once. */
 export { ensureStreams } from './streams.js';
+/** The replicas a stream keeps: the count asked for, or the server's when higher (never lowered). */
+export { replicasToKeep } from './domain/stream-replicas.js';
 /** Options of ensureStreams: prefix, maxAgeMs, replicas. */
 export type { EnsureStreamsOptions } from './streams.js';
 /** What ensureStreams did per stream: created, updated or unchanged. */

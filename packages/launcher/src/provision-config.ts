@@ -22,6 +22,8 @@ export const ProvisionConfig = z.object({
     .min(1_000)
     .max(600_000)
     .default(DEFAULT_CONSUMER_SETTINGS.ackWaitMs),
+  /** Replicas of every stream, as the services read it (service-kit's BaseConfig); never lowered. */
+  TANDEM_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** The provisioner's NATS user and password (infra/nats/nats.conf); unset: no credentials. */
   TANDEM_NATS_PROVISIONER_USER: z.preprocess(
     (value) => (value === '' ? undefined : value),

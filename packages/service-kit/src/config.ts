@@ -11,6 +11,7 @@ const optionalSetting = <TSchema extends z.ZodType>(schema: TSchema) =>
 /** Settings every service shares; each service extends it with its own. */
 export const BaseConfig = z.object({
   DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://user@host:port/db)'),
+  /** NATS server URL, or a cluster's URLs comma-separated (`nats://n1:4222,nats://n2:4222`). */
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /**
    * The service's own NATS user (infra/nats/nats.conf); with it the service expects its streams and
@@ -110,6 +111,11 @@ export function toolCheckContextFrom(config: ToolPolicyConfig): ToolCheckContext
     },
     runCode: { languages: ['javascript', 'python'], maxCodeChars: config.TANDEM_RUN_CODE_MAX_CHARS },
   };
+}
+
+/** The server URLs of `NATS_URL`: one, or a cluster's comma-separated. */
+export function natsServers(natsUrl: string): string[] {
+  return commaList(natsUrl);
 }
 
 /** The NATS connection options (credentials, inbox prefix) of a service config, and whether it is provisioned. */

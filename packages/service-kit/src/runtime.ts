@@ -7,7 +7,7 @@ import {
   type RunningConsumer,
 } from '@tandem/bus';
 import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
-import { natsConnectionSettings, type BaseConfig } from './config.js';
+import { natsConnectionSettings, natsServers, type BaseConfig } from './config.js';
 import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
 import { createLogger, type Log } from './logger.js';
@@ -62,7 +62,8 @@ export async function createServiceRuntime(options: {
   const nats = natsConnectionSettings(config);
   try {
     bus = await connectBus({
-      servers: config.NATS_URL,
+      // A cluster's servers, comma-separated (nats.js would take the whole string for one URL).
+      servers: natsServers(config.NATS_URL),
       connection: nats.connection,
       provisioned: nats.provisioned,
       prefix: config.TANDEM_SUBJECT_PREFIX,
