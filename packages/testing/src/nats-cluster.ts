@@ -21,7 +21,10 @@ export interface NatsClusterNode {
   readonly storeDir: string;
   /** Whether the process is running. */
   readonly running: boolean;
-  /** Signals the process (default SIGKILL) and resolves once it exited. Nothing happens when stopped. */
+  /**
+   * Signals the process (default SIGKILL) and resolves once it exited (at once for SIGSTOP/SIGCONT,
+   * which pause and resume it). Nothing happens when it is not running.
+   */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the process again with the same ports and store; resolves once `/healthz` answers ok. */
   start(): Promise<void>;
@@ -118,6 +121,7 @@ export async function startNatsCluster(
     url: nodes.map((node) => node.url).join(','),
     waitForJetStream: (timeoutMs = DEFAULT_READY_TIMEOUT_MS) => waitForJetStream(nodes, size > 1, timeoutMs),
     async stop() {
+      // A paused (SIGSTOPped) server still dies of SIGKILL.
       await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
       await rm(root, { recursive: true, force: true });
     },
@@ -158,6 +162,8 @@ function createNode(spec: {
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (child === undefined) return;
       child.kill(signal);
+      // SIGSTOP and SIGCONT pause and resume the server: there is no exit to wait for.
+      if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
       await exited;
     },
     async start() {
