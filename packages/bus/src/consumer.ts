@@ -39,8 +39,11 @@ export const DEFAULT_MAX_WORKING_MS = 15 * 60_000;
 
 const RESTART_DELAY_MS = 1_000;
 const ADVISORY_RETRIES = 3;
-/** How long one pull request waits on the server for messages before it is renewed. */
-const FETCH_EXPIRES_MS = 10_000;
+/**
+ * How long one pull request waits on the server for messages before it is renewed. Short, because a
+ * request lost with a restarted server is noticed only by missed heartbeats (half of it).
+ */
+const FETCH_EXPIRES_MS = 5_000;
 /** The shortest heartbeat interval (a guard for tiny ack waits in tests). */
 const MIN_HEARTBEAT_MS = 100;
 
