@@ -26,7 +26,7 @@ export interface ConnectBusOptions {
   onDeadLetter?: DeadLetterListener;
   /** Stream retention (default 7 days). */
   streamMaxAgeMs?: number;
-  /** Stream replicas in a NATS cluster (default 1). */
+  /** Stream replicas in a NATS cluster (default 1; `TANDEM_STREAM_REPLICAS`): raised, never lowered. */
   streamReplicas?: number;
   /** How long to wait for a PubAck or a JetStream API answer (default 5 s). */
   timeoutMs?: number;

@@ -34,9 +34,26 @@ import { entityOfSuffix } from './streams.js';
 export const DEFAULT_MAX_DELIVER = 5;
 /** Default ack wait of a consumer: 30 s. */
 export const DEFAULT_ACK_WAIT_MS = 30_000;
+/** Default longest time one message is heartbeated: 15 min. */
+export const DEFAULT_MAX_WORKING_MS = 15 * 60_000;
 
 const RESTART_DELAY_MS = 1_000;
 const ADVISORY_RETRIES = 3;
+/**
+ * How long one pull request waits on the server for messages before it is renewed. Short, because a
+ * request lost with a restarted server is noticed only by missed heartbeats (half of it).
+ */
+const FETCH_EXPIRES_MS = 5_000;
+/** The shortest heartbeat interval (a guard for tiny ack waits in tests). */
+const MIN_HEARTBEAT_MS = 100;
+
+/**
+ * How often a held message is reported `working()`: three times per ack wait, so one lost or late
+ * heartbeat never lets the ack wait run out while the process is alive.
+ */
+export function heartbeatIntervalMs(ackWaitMs: number): number {
+  return Math.max(MIN_HEARTBEAT_MS, Math.floor(ackWaitMs / 3));
+}
 
 /** What a handler gets beside the parsed message. */
 export interface MessageContext {
@@ -56,7 +73,10 @@ export interface MessageContext {
   json: unknown;
   /** A child logger carrying consumer, subject, streamSeq, messageId and correlationId. */
   log: Logger;
-  /** Tells JetStream the handler is still working, restarting the ack-wait timer (for long handlers). */
+  /**
+   * Tells JetStream the handler is still working, restarting the ack-wait timer. The framework already
+   * does this every ackWait/3 while the handler runs; calling it is never needed, and harmless.
+   */
   working(): void;
 }
 
@@ -78,11 +98,26 @@ export interface ConsumeOptions<T> {
   handle: (message: T, context: MessageContext) => Promise<void>;
   /** Deliveries before the message is dead-lettered as `BUS.MAX_DELIVERIES` (default 5). */
   maxDeliver?: number;
-  /** How long JetStream waits for an ack before redelivering (default 30 s). */
+  /**
+   * How long JetStream waits for an ack before redelivering (default 30 s). Size it to recovery, not to
+   * the work: the framework heartbeats (`working()`) every ackWait/3 for each message it holds, so a
+   * live handler is never redelivered however long it runs, and a dead process's messages come back
+   * after one ack wait.
+   */
   ackWaitMs?: number;
+  /**
+   * How long the framework heartbeats one message (default 15 min). A handler still running after this
+   * is taken for hung: the heartbeats stop, the message is redelivered after its ack wait and, after
+   * `maxDeliver` such deliveries, dead-lettered as `BUS.MAX_DELIVERIES`.
+   */
+  maxWorkingMs?: number;
   /** Messages handled at once by this process (default 1: in stream order). */
   concurrency?: number;
-  /** Messages pulled ahead of the handler (default max(10, 2 x concurrency)); each waits its ack wait. */
+  /**
+   * Messages this process holds at most, handled or waiting for a handler slot (default: concurrency).
+   * At least `concurrency`; every held message is heartbeated, and all come back one ack wait after
+   * the process dies.
+   */
   prefetch?: number;
   /** Delay before a failed message comes back (default: 1 s doubling per delivery, at most 60 s, +-20%). */
   nakDelayMs?: (deliveryCount: number) => number;
@@ -231,18 +266,23 @@ export async function startConsumer<T>(
 ): Promise<RunningConsumer> {
   const maxDeliver = options.maxDeliver ?? DEFAULT_MAX_DELIVER;
   const ackWaitMs = options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+  const maxWorkingMs = options.maxWorkingMs ?? DEFAULT_MAX_WORKING_MS;
   const concurrency = options.concurrency ?? 1;
-  const prefetch = options.prefetch ?? Math.max(10, concurrency * 2);
+  const prefetch = options.prefetch ?? concurrency;
   const nakDelayMs = options.nakDelayMs ?? defaultNakDelayMs;
   const payloadLimits = options.payloadLimits ?? DEFAULT_BUS_PAYLOAD_LIMITS;
   if (!Number.isInteger(maxDeliver) || maxDeliver < 1)
     throw new RangeError(`maxDeliver must be a positive integer, got ${maxDeliver}`);
   if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000)
     throw new RangeError(`ackWaitMs must be an integer of at least 1000, got ${ackWaitMs}`);
+  if (!Number.isInteger(maxWorkingMs) || maxWorkingMs < 1)
+    throw new RangeError(`maxWorkingMs must be a positive integer, got ${maxWorkingMs}`);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  if (!Number.isInteger(prefetch) || prefetch < 1)
-    throw new RangeError(`prefetch must be a positive integer, got ${prefetch}`);
+  if (!Number.isInteger(prefetch) || prefetch < concurrency)
+    throw new RangeError(
+      `prefetch must be an integer of at least concurrency (${concurrency}), got ${prefetch}`,
+    );
   for (const [limit, value] of Object.entries(payloadLimits))
     if (!Number.isInteger(value) || value < 1)
       throw new RangeError(`payloadLimits.${limit} must be a positive integer, got ${value}`);
@@ -455,44 +495,91 @@ export async function startConsumer<T>(
     message.ack();
   }
 
+  /**
+   * Holds one pulled message until it settles: heartbeats it from the moment it arrives (waiting for a
+   * handler slot included) until it is acked, naked or terminated.
+   */
+  async function hold(message: JsMsg, beatMs: number, slots: Slots): Promise<void> {
+    const heldSince = Date.now();
+    const beat = setInterval(() => {
+      if (Date.now() - heldSince >= maxWorkingMs) {
+        clearInterval(beat);
+        log.warn(
+          { streamSeq: message.seq, maxWorkingMs },
+          'handler still running after maxWorkingMs; no longer heartbeating, so the message will be redelivered',
+        );
+        return;
+      }
+      try {
+        message.working();
+      } catch {
+        // The connection is gone: the ack wait brings the message back.
+      }
+    }, beatMs);
+    try {
+      await slots.acquire();
+      try {
+        if (stopping) {
+          // Pulled but not started: give it back now instead of after the ack wait.
+          message.nak();
+          return;
+        }
+        await processMessage(message).catch((error: unknown) => {
+          // processMessage handles its own failures; this is a bug guard so the loop never dies and
+          // the message comes back after a delay instead of waiting out its ack wait unacknowledged.
+          log.error(
+            { err: error, streamSeq: message.seq },
+            'unexpected error while processing a message; it will be redelivered',
+          );
+          try {
+            message.nak(nakDelayMs(message.info.deliveryCount));
+          } catch {
+            // The connection is gone: the ack wait brings the message back.
+          }
+        });
+      } finally {
+        slots.release();
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
   async function runLoop(): Promise<void> {
-    const inFlight = new Set<Promise<void>>();
+    const held = new Set<Promise<void>>();
+    const slots = createSlots(concurrency);
     while (!stopping) {
       try {
         const consumer = await deps.js.consumers.get(stream, name);
-        messages = await consumer.consume({ max_messages: prefetch });
-        if (stopping) messages.stop();
-        for await (const message of messages) {
-          if (stopping) {
-            // Pulled but not started: give it back now instead of after the ack wait.
-            message.nak();
+        // A provisioned consumer keeps the server's ack wait when it differs: beat for the shorter one.
+        const serverAckWaitMs = Math.floor(((await consumer.info(true)).config.ack_wait ?? 0) / 1_000_000);
+        const beatMs = heartbeatIntervalMs(
+          serverAckWaitMs > 0 ? Math.min(ackWaitMs, serverAckWaitMs) : ackWaitMs,
+        );
+        while (!stopping) {
+          // Pull only what can be held: a process that dies holds at most `prefetch` messages.
+          if (held.size >= prefetch) {
+            await Promise.race(held);
             continue;
           }
-          const work = processMessage(message)
-            .catch((error: unknown) => {
-              // processMessage handles its own failures; this is a bug guard so the loop never dies and
-              // the message comes back after a delay instead of waiting out its ack wait unacknowledged.
-              log.error(
-                { err: error, streamSeq: message.seq },
-                'unexpected error while processing a message; it will be redelivered',
-              );
-              try {
-                message.nak(nakDelayMs(message.info.deliveryCount));
-              } catch {
-                // The connection is gone: the ack wait brings the message back.
-              }
-            })
-            .finally(() => inFlight.delete(work));
-          inFlight.add(work);
-          if (inFlight.size >= concurrency) await Promise.race(inFlight);
+          messages = await consumer.fetch({ max_messages: prefetch - held.size, expires: FETCH_EXPIRES_MS });
+          if (stopping) messages.stop();
+          for await (const message of messages) {
+            if (stopping) {
+              message.nak();
+              continue;
+            }
+            const work = hold(message, beatMs, slots).finally(() => held.delete(work));
+            held.add(work);
+          }
+          if (deps.nc.isClosed()) break;
         }
         if (!stopping && deps.nc.isClosed()) return;
-        if (!stopping) log.warn('consume iterator ended; restarting');
       } catch (error) {
         if (stopping || deps.nc.isClosed()) break;
         log.error({ err: error }, 'consume loop failed; restarting');
       } finally {
-        await Promise.all(inFlight);
+        await Promise.all(held);
       }
       if (!stopping) await sleep(RESTART_DELAY_MS);
     }
@@ -521,6 +608,31 @@ export async function startConsumer<T>(
 function correlationIdOf(message: unknown): string | undefined {
   if (typeof message !== 'object' || message === null || !('correlationId' in message)) return undefined;
   return typeof message.correlationId === 'string' ? message.correlationId : undefined;
+}
+
+/** A counting semaphore of handler slots. */
+interface Slots {
+  acquire(): Promise<void>;
+  release(): void;
+}
+
+function createSlots(size: number): Slots {
+  let free = size;
+  const waiting: Array<() => void> = [];
+  return {
+    acquire() {
+      if (free > 0) {
+        free--;
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => waiting.push(resolve));
+    },
+    release() {
+      const next = waiting.shift();
+      if (next === undefined) free++;
+      else next();
+    },
+  };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -23,8 +23,12 @@ export type { RunningConsumer } from './consumer.js';
 export { DEFAULT_MAX_DELIVER } from './consumer.js';
 /** Default ack wait of a consumer (30 s). */
 export { DEFAULT_ACK_WAIT_MS } from './consumer.js';
+/** Default longest time one message is heartbeated (15 min). */
+export { DEFAULT_MAX_WORKING_MS } from './consumer.js';
 /** The default redelivery backoff: 1 s doubling per delivery, at most 60 s, with jitter. */
 export { defaultNakDelayMs } from './consumer.js';
+/** How often the consumer framework reports a held message working(): ackWait/3. */
+export { heartbeatIntervalMs } from './consumer.js';
 /** The code and message of a non-retryable error, or null when it should be retried. */
 export { permanentFailure } from './consumer.js';
 
@@ -37,6 +41,8 @@ export { maxDeliveriesAdvisorySubject } from './dead-letters.js';
 
 /** Creates or updates every entity's stream; safe to run from several processes at once. */
 export { ensureStreams } from './streams.js';
+/** The replicas a stream keeps: the count asked for, or the server's when higher (never lowered). */
+export { replicasToKeep } from './domain/stream-replicas.js';
 /** Options of ensureStreams: prefix, maxAgeMs, replicas. */
 export type { EnsureStreamsOptions } from './streams.js';
 /** What ensureStreams did per stream: created, updated or unchanged. */
@@ -81,7 +87,7 @@ export { ServiceTopologies } from './topology.js';
 export type { ServiceTopology } from './topology.js';
 /** One declared durable consumer: durable, subject, ack wait. */
 export type { DurableConsumerSpec } from './topology.js';
-/** Settings some consumer settings derive from: maxDeliver, sandboxMaxTimeoutMs. */
+/** Settings consumer settings derive from: maxDeliver (TANDEM_MAX_DELIVER), ackWaitMs (TANDEM_ACK_WAIT_MS). */
 export type { ConsumerSettings } from './topology.js';
 /** The defaults of ConsumerSettings (the services' config defaults). */
 export { DEFAULT_CONSUMER_SETTINGS } from './topology.js';
@@ -91,6 +97,8 @@ export { ExternalPublishes } from './topology.js';
 export { ExternalSubscribes } from './topology.js';
 /** Every declared durable consumer with its service. */
 export { durableConsumers } from './topology.js';
+/** The declared ack wait of one service's durable under given settings. */
+export { ackWaitMsOf } from './topology.js';
 /** True when a name is one of the five services. */
 export { isNatsService } from './topology.js';
 

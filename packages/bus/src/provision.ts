@@ -73,7 +73,7 @@ export interface ProvisionOptions {
   settings: ConsumerSettings;
   /** Stream retention (default 7 days). */
   streamMaxAgeMs?: number;
-  /** Stream replicas (default 1). */
+  /** Stream replicas (default 1; `TANDEM_STREAM_REPLICAS`): raised to this count, never lowered. */
   streamReplicas?: number;
 }
 

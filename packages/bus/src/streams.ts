@@ -9,6 +9,7 @@ import {
 import type { Nanos } from '@nats-io/transport-node';
 import { nanos } from '@nats-io/transport-node';
 import { Entities, assertSubjectPrefix, streamNameFor, type Entity } from '@tandem/contracts';
+import { assertStreamReplicas, replicasToKeep } from './domain/stream-replicas.js';
 
 /** Default retention of every stream: 7 days. */
 export const DEFAULT_STREAM_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
@@ -25,7 +26,10 @@ export interface EnsureStreamsOptions {
   prefix: string;
   /** How long messages are kept (default 7 days). */
   maxAgeMs?: number;
-  /** Stream replicas in a NATS cluster (default 1). */
+  /**
+   * Stream replicas in a NATS cluster (default 1; `TANDEM_STREAM_REPLICAS`). A stream is raised to this
+   * count, never lowered: a stream an operator raised higher keeps its replicas.
+   */
   replicas?: number;
 }
 
@@ -71,14 +75,15 @@ export function streamConfigFor(entity: Entity, options: EnsureStreamsOptions): 
     discard: DiscardPolicy.Old,
     max_age: nanos(maxAgeMs),
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    num_replicas: options.replicas ?? 1,
+    num_replicas: assertStreamReplicas(options.replicas ?? 1),
   };
 }
 
 /**
  * Creates or updates the stream of every entity. Idempotent, and safe when several processes start at
  * once: an add that loses the race falls back to comparing and updating. Storage and retention cannot
- * change in place; a mismatch there is an error rather than a silent recreate.
+ * change in place; a mismatch there is an error rather than a silent recreate. Replicas are raised to
+ * `replicas` but never lowered (`replicasToKeep`).
  */
 export async function ensureStreams(
   jsm: JetStreamManager,
@@ -106,6 +111,7 @@ async function ensureStream(jsm: JetStreamManager, config: ManagedStreamConfig):
     }
   }
   const current = info.config;
+  const replicas = replicasToKeep(current.num_replicas, config.num_replicas);
   if (current.storage !== config.storage || current.retention !== config.retention) {
     throw new Error(
       `stream ${config.name} exists with storage=${current.storage} retention=${current.retention}; ` +
@@ -116,7 +122,7 @@ async function ensureStream(jsm: JetStreamManager, config: ManagedStreamConfig):
     sameSubjects(current.subjects, config.subjects) &&
     current.max_age === config.max_age &&
     current.duplicate_window === config.duplicate_window &&
-    current.num_replicas === config.num_replicas
+    current.num_replicas === replicas
   ) {
     return 'unchanged';
   }
@@ -125,7 +131,7 @@ async function ensureStream(jsm: JetStreamManager, config: ManagedStreamConfig):
     subjects: config.subjects,
     max_age: config.max_age,
     duplicate_window: config.duplicate_window,
-    num_replicas: config.num_replicas,
+    num_replicas: replicas,
   });
   return 'updated';
 }

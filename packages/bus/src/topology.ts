@@ -27,12 +27,15 @@ export type NatsService = (typeof NatsServices)[number];
 export interface ConsumerSettings {
   /** `TANDEM_MAX_DELIVER` (default 5). */
   maxDeliver: number;
-  /** The sandbox-runner's `TANDEM_SANDBOX_MAX_TIMEOUT_MS` (default 60 s). */
-  sandboxMaxTimeoutMs: number;
+  /**
+   * `TANDEM_ACK_WAIT_MS` (default 30 s): the ack wait of every consumer. Handlers are heartbeated while
+   * they run, so it bounds how long the messages of a dead process wait, not how long work may take.
+   */
+  ackWaitMs: number;
 }
 
 /** The defaults of {@link ConsumerSettings}, the same as the services' config defaults. */
-export const DEFAULT_CONSUMER_SETTINGS: ConsumerSettings = { maxDeliver: 5, sandboxMaxTimeoutMs: 60_000 };
+export const DEFAULT_CONSUMER_SETTINGS: ConsumerSettings = { maxDeliver: 5, ackWaitMs: 30_000 };
 
 /** One durable pull consumer of a service. */
 export interface DurableConsumerSpec {
@@ -40,7 +43,7 @@ export interface DurableConsumerSpec {
   durable: string;
   /** The subject suffix it filters on (`task.requested.v1`). */
   subject: string;
-  /** The ack wait the service passes to `consume` for it. */
+  /** The ack wait the service passes to `consume` for it (every consumer: `settings.ackWaitMs`). */
   ackWaitMs: (settings: ConsumerSettings) => number;
 }
 
@@ -58,17 +61,17 @@ export interface ServiceTopology {
   answers: readonly string[];
 }
 
-const DEFAULT_ACK_WAIT = (): number => 30_000;
-const PLANNING_ACK_WAIT = (): number => 10 * 60_000;
-const EXECUTOR_ACK_WAIT = (): number => 5 * 60_000;
+// One short ack wait for every consumer, sized to recovery: the consumer framework heartbeats a
+// message while its handler runs (planning, a sandbox job), so long work needs no long ack wait.
+const DEFAULT_ACK_WAIT = (settings: ConsumerSettings): number => settings.ackWaitMs;
 
 /** Every service's NATS topology. */
 export const ServiceTopologies: Readonly<Record<NatsService, ServiceTopology>> = {
   planner: {
     consumers: [
       { durable: 'planner-intake', subject: PublicSubjects.taskRequested, ackWaitMs: DEFAULT_ACK_WAIT },
-      { durable: 'planner-planning', subject: TaskAccepted.subjectSuffix, ackWaitMs: PLANNING_ACK_WAIT },
-      { durable: 'planner-replan', subject: TaskReplanRequested.subjectSuffix, ackWaitMs: PLANNING_ACK_WAIT },
+      { durable: 'planner-planning', subject: TaskAccepted.subjectSuffix, ackWaitMs: DEFAULT_ACK_WAIT },
+      { durable: 'planner-replan', subject: TaskReplanRequested.subjectSuffix, ackWaitMs: DEFAULT_ACK_WAIT },
       {
         durable: 'planner-task-cancel-requested',
         subject: PublicSubjects.taskCancelRequested,
@@ -130,28 +133,28 @@ export const ServiceTopologies: Readonly<Record<NatsService, ServiceTopology>> =
       {
         durable: 'executor-plan-proposed',
         subject: PlanProposed.subjectSuffix,
-        ackWaitMs: EXECUTOR_ACK_WAIT,
+        ackWaitMs: DEFAULT_ACK_WAIT,
       },
       {
         durable: 'executor-approval-decided',
         subject: ApprovalDecided.subjectSuffix,
-        ackWaitMs: EXECUTOR_ACK_WAIT,
+        ackWaitMs: DEFAULT_ACK_WAIT,
       },
       {
         durable: 'executor-approval-batch-decided',
         subject: ApprovalsDecided.subjectSuffix,
-        ackWaitMs: EXECUTOR_ACK_WAIT,
+        ackWaitMs: DEFAULT_ACK_WAIT,
       },
       {
         durable: 'executor-sandbox-run-completed',
         subject: SandboxRunCompleted.subjectSuffix,
-        ackWaitMs: EXECUTOR_ACK_WAIT,
+        ackWaitMs: DEFAULT_ACK_WAIT,
       },
-      { durable: 'executor-plan-failed', subject: PlanFailed.subjectSuffix, ackWaitMs: EXECUTOR_ACK_WAIT },
+      { durable: 'executor-plan-failed', subject: PlanFailed.subjectSuffix, ackWaitMs: DEFAULT_ACK_WAIT },
       {
         durable: 'executor-task-cancel-requested',
         subject: PublicSubjects.taskCancelRequested,
-        ackWaitMs: EXECUTOR_ACK_WAIT,
+        ackWaitMs: DEFAULT_ACK_WAIT,
       },
     ],
     publishes: [
@@ -173,8 +176,8 @@ export const ServiceTopologies: Readonly<Record<NatsService, ServiceTopology>> =
       {
         durable: 'sandbox-run-requested',
         subject: SandboxRunRequested.subjectSuffix,
-        // A job may run for the longest timeout allowed, plus the time to start and report it.
-        ackWaitMs: (settings) => settings.sandboxMaxTimeoutMs + 30_000,
+        // A job may run for the longest timeout allowed: the framework heartbeats it meanwhile.
+        ackWaitMs: DEFAULT_ACK_WAIT,
       },
     ],
     publishes: [SandboxRunCompleted.subjectSuffix],
@@ -215,6 +218,18 @@ export const ExternalSubscribes: readonly string[] = [
   PublicSubjects.taskFailed,
   PublicSubjects.taskCancelled,
 ];
+
+/** The ack wait of a service's durable consumer under these settings (what it passes to `consume`). */
+export function ackWaitMsOf(
+  service: NatsService,
+  durable: string,
+  settings: ConsumerSettings = DEFAULT_CONSUMER_SETTINGS,
+): number {
+  const spec = ServiceTopologies[service].consumers.find((consumer) => consumer.durable === durable);
+  if (spec === undefined)
+    throw new Error(`${service} declares no durable consumer ${durable} in topology.ts`);
+  return spec.ackWaitMs(settings);
+}
 
 /** Every durable consumer of every service, with its service. */
 export function durableConsumers(): Array<DurableConsumerSpec & { service: NatsService }> {

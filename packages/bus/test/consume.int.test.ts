@@ -324,6 +324,8 @@ describe('consume', () => {
             messageId: (message) => message.id,
             maxDeliver: 2,
             ackWaitMs: 1_000,
+            // Heartbeats stop after this long: the hung handler is then redelivered like a dead one.
+            maxWorkingMs: 500,
             concurrency: 2,
             handle: async (_message, context) => {
               deliveryCounts.push(context.deliveryCount);

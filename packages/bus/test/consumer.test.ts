@@ -20,6 +20,13 @@ describe('permanentFailure', () => {
     expect(permanentFailure(new TandemError('MODEL.TIMEOUT', 'slow', { retryable: true }))).toBeNull();
   });
 
+  it('retries a transaction that lost its database connection (nak, redeliver)', () => {
+    const lost = new TandemError(ErrorCodes.DB_CONNECTION_LOST, 'the database connection was lost', {
+      retryable: true,
+    });
+    expect(permanentFailure(lost)).toBeNull();
+  });
+
   it('accepts a duck-typed error only with an explicit retryable: false', () => {
     expect(permanentFailure({ code: 'PLAN.EMPTY', message: 'empty', retryable: false })).toEqual({
       code: 'PLAN.EMPTY',

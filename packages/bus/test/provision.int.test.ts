@@ -34,8 +34,8 @@ describe('provisionNats', () => {
       streamNameFor(harness.prefix, 'sandbox'),
       consumerNameFor(harness.prefix, 'sandbox-run-requested'),
     );
-    // The sandbox-runner's ack wait follows its longest job timeout (60 s) plus 30 s.
-    expect(sandbox.config.ack_wait).toBe(90_000 * 1_000_000);
+    // Every consumer has the one short ack wait (TANDEM_ACK_WAIT_MS, 30 s): handlers are heartbeated.
+    expect(sandbox.config.ack_wait).toBe(30_000 * 1_000_000);
     const second = await provisionNats(harness.bus.jsm, {
       prefix: harness.prefix,
       settings: DEFAULT_CONSUMER_SETTINGS,
@@ -47,6 +47,11 @@ describe('provisionNats', () => {
       settings: { ...DEFAULT_CONSUMER_SETTINGS, maxDeliver: 7 },
     });
     expect(Object.values(third.consumers).every((change) => change === 'updated')).toBe(true);
+    const fourth = await provisionNats(harness.bus.jsm, {
+      prefix: harness.prefix,
+      settings: { ...DEFAULT_CONSUMER_SETTINGS, maxDeliver: 7, ackWaitMs: 5_000 },
+    });
+    expect(Object.values(fourth.consumers).every((change) => change === 'updated')).toBe(true);
   });
 
   it('provisions a consumer exactly as bus.consume would create it', async () => {

@@ -1,6 +1,7 @@
 import { consumerNameFor, Entities } from '@tandem/contracts';
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_CONSUMER_SETTINGS,
   ExternalPublishes,
   NatsServices,
   PROVISIONER_USER,
@@ -17,6 +18,15 @@ import {
 const prefix = 'tandem';
 
 describe('the NATS topology', () => {
+  it('gives every durable consumer the one short ack wait setting (30 s by default), not one sized to its work', () => {
+    // Handlers heartbeat while they work, so an ack wait only bounds how long a dead process's messages wait.
+    const settings = { ...DEFAULT_CONSUMER_SETTINGS, ackWaitMs: 2_500 };
+    for (const consumer of durableConsumers()) {
+      expect(consumer.ackWaitMs(DEFAULT_CONSUMER_SETTINGS), consumer.durable).toBe(30_000);
+      expect(consumer.ackWaitMs(settings), consumer.durable).toBe(2_500);
+    }
+  });
+
   it('names every durable consumer once, on a subject of a known stream', () => {
     const names = durableConsumers().map((consumer) => consumerNameFor(prefix, consumer.durable));
     expect(new Set(names).size).toBe(names.length);

@@ -125,6 +125,12 @@ export const ErrorCodes = {
   /** An HTTP JSON body nested deeper than the server's depth limit (400). */
   HTTP_BODY_TOO_DEEP: 'HTTP.BODY_TOO_DEEP',
   INTERNAL: 'INTERNAL.ERROR',
+  // issue 12: database connections and consumer delivery (kit)
+  /**
+   * A transaction's database connection died under it (server restart, backend killed, socket reset):
+   * retryable, the consumer naks and the message comes back. Renaming it breaks messages in flight.
+   */
+  DB_CONNECTION_LOST: 'DB.CONNECTION_LOST',
 } as const;
 
 /** One of the error code string literals in {@link ErrorCodes}. */

@@ -63,7 +63,16 @@ export function createDb(options: CreateDbOptions): Db {
     log?.error({ err: error }, 'postgres idle connection error');
   });
   if (options.preparedStatements === false) disablePreparedStatements(pool);
-  const adapter = new PrismaPg(pool, { disposeExternalPool: false });
+  // The adapter listens on the connections it checks out for a transaction; these hooks only log.
+  const adapter = new PrismaPg(pool, {
+    disposeExternalPool: false,
+    onPoolError: (error) => {
+      log?.error({ err: error }, 'postgres idle connection error (prisma adapter)');
+    },
+    onConnectionError: (error) => {
+      log?.warn({ err: error }, 'postgres connection lost during a prisma transaction');
+    },
+  });
   const prisma = new PrismaClient({
     adapter,
     log: [

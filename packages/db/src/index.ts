@@ -113,6 +113,7 @@ export {
   afterCommit,
   disablePreparedStatements,
   insertRows,
+  isConnectionError,
   poolSql,
   sqlTransaction,
   utcWallClock,

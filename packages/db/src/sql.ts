@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ErrorCodes, TandemError } from '@tandem/contracts';
 import type pg from 'pg';
 import type { Db } from './client.js';
 
@@ -102,7 +103,15 @@ function runHook(hook: () => void): void {
 
 /** Statements on the pool, each its own transaction. */
 export function poolSql(db: Pick<Db, 'pool'>): Sql {
-  const sql: Sql = { query: (text, values) => run(db.pool, db.pool, text, values) };
+  const sql: Sql = {
+    query: async (text, values) => {
+      try {
+        return await run(db.pool, db.pool, text, values);
+      } catch (error) {
+        throw isConnectionError(error) ? connectionLost(error) : error;
+      }
+    },
+  };
   sqlPools.set(sql, db.pool);
   return sql;
 }
@@ -111,13 +120,28 @@ export function poolSql(db: Pick<Db, 'pool'>): Sql {
  * Runs `fn` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when it throws
  * (the error is rethrown). Never hold it across a call to another system. With `durable: false` the
  * commit returns before its WAL record is flushed (Postgres' `synchronous_commit = off`).
+ *
+ * A connection that dies under the transaction (server restart, backend killed, socket reset) makes it
+ * throw a retryable `DB.CONNECTION_LOST` TandemError, and the connection is destroyed instead of going
+ * back to the pool. While the client is checked out pg-pool removes its own 'error' listener, so this
+ * function holds one: without it a socket error is an uncaught 'error' event and the process dies.
  */
 export async function sqlTransaction<T>(
   db: Pick<Db, 'pool'>,
   fn: (sql: Sql) => Promise<T>,
   options: { durable?: boolean } = {},
 ): Promise<T> {
-  const client = await db.pool.connect();
+  let client: pg.PoolClient;
+  try {
+    client = await db.pool.connect();
+  } catch (error) {
+    throw isConnectionError(error) ? connectionLost(error) : error;
+  }
+  let lost: Error | undefined;
+  const onError = (error: Error): void => {
+    lost ??= error;
+  };
+  client.on('error', onError);
   let broken = false;
   try {
     await client.query('BEGIN');
@@ -142,10 +166,55 @@ export async function sqlTransaction<T>(
       }
       throw error;
     }
+  } catch (error) {
+    // The COMMIT of a transaction whose connection died may or may not have landed: the caller retries,
+    // and its writes are idempotent (inbox, unique keys) as for any redelivery.
+    if (lost !== undefined || isConnectionError(error)) throw connectionLost(lost ?? error, error);
+    throw error;
   } finally {
-    // A connection whose ROLLBACK failed is in an unknown state: drop it instead of reusing it.
-    client.release(broken);
+    client.removeListener('error', onError);
+    // A connection whose ROLLBACK failed, or that reported an error, is in an unknown state: drop it.
+    client.release(lost ?? broken);
   }
+}
+
+// SQLSTATE classes and codes of a connection that is gone or refused (not of a statement that failed).
+const CONNECTION_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const CONNECTION_ERRNOS = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+]);
+const CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'Client has encountered a connection error',
+  'Client was closed and is not queryable',
+  'timeout exceeded when trying to connect',
+];
+
+/**
+ * Whether an error says the database connection itself failed (server shut down or restarting, backend
+ * terminated, socket reset or refused) rather than a statement: worth retrying on a new connection.
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof TandemError) return error.code === ErrorCodes.DB_CONNECTION_LOST;
+  if (typeof error !== 'object' || error === null) return false;
+  const code = 'code' in error && typeof error.code === 'string' ? error.code : '';
+  if (CONNECTION_SQLSTATES.has(code) || code.startsWith('08') || CONNECTION_ERRNOS.has(code)) return true;
+  const message = 'message' in error && typeof error.message === 'string' ? error.message : '';
+  return CONNECTION_MESSAGES.some((known) => message.includes(known));
+}
+
+function connectionLost(cause: unknown, thrown: unknown = cause): TandemError {
+  if (thrown instanceof TandemError && thrown.code === ErrorCodes.DB_CONNECTION_LOST) return thrown;
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new TandemError(ErrorCodes.DB_CONNECTION_LOST, `the database connection was lost: ${reason}`, {
+    retryable: true,
+    cause,
+  });
 }
 
 /** A column of {@link insertRows}: its name as in the migrations and an optional cast (`uuid`, `jsonb`). */

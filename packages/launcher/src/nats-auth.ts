@@ -156,6 +156,8 @@ export async function provisionAs(options: {
   prefix: string;
   settings: ConsumerSettings;
   streamMaxAgeMs?: number;
+  /** TANDEM_STREAM_REPLICAS: raised to this count, never lowered (default 1). */
+  streamReplicas?: number;
 }): Promise<ProvisionResult> {
   const nc = await connect({
     servers: options.servers.split(','),
@@ -168,6 +170,7 @@ export async function provisionAs(options: {
       prefix: options.prefix,
       settings: options.settings,
       ...(options.streamMaxAgeMs === undefined ? {} : { streamMaxAgeMs: options.streamMaxAgeMs }),
+      ...(options.streamReplicas === undefined ? {} : { streamReplicas: options.streamReplicas }),
     });
   } finally {
     await nc.close();

@@ -12,6 +12,7 @@ try {
     credentials: provisionerCredentialsOf(config),
     prefix: config.TANDEM_SUBJECT_PREFIX,
     settings: consumerSettingsOf(config),
+    streamReplicas: config.TANDEM_STREAM_REPLICAS,
   });
   for (const [kind, changes] of Object.entries(result)) {
     for (const [name, change] of Object.entries(changes))

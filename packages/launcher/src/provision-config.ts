@@ -5,8 +5,8 @@ import { z } from 'zod';
 
 /**
  * The settings the provisioning step reads: the same variables, with the same defaults and bounds, as
- * the services whose consumers it creates (TANDEM_MAX_DELIVER, the sandbox-runner's
- * TANDEM_SANDBOX_MAX_TIMEOUT_MS), so a provisioned consumer matches what its service would create.
+ * the services whose consumers it creates (TANDEM_MAX_DELIVER, TANDEM_ACK_WAIT_MS), so a provisioned
+ * consumer matches what its service would create.
  */
 export const ProvisionConfig = z.object({
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
@@ -15,12 +15,15 @@ export const ProvisionConfig = z.object({
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
     .default(DEFAULT_SUBJECT_PREFIX),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(DEFAULT_CONSUMER_SETTINGS.maxDeliver),
-  TANDEM_SANDBOX_MAX_TIMEOUT_MS: z.coerce
+  /** The ack wait of every durable consumer, as the services read it (service-kit's BaseConfig). */
+  TANDEM_ACK_WAIT_MS: z.coerce
     .number()
     .int()
-    .min(100)
+    .min(1_000)
     .max(600_000)
-    .default(DEFAULT_CONSUMER_SETTINGS.sandboxMaxTimeoutMs),
+    .default(DEFAULT_CONSUMER_SETTINGS.ackWaitMs),
+  /** Replicas of every stream, as the services read it (service-kit's BaseConfig); never lowered. */
+  TANDEM_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** The provisioner's NATS user and password (infra/nats/nats.conf); unset: no credentials. */
   TANDEM_NATS_PROVISIONER_USER: z.preprocess(
     (value) => (value === '' ? undefined : value),
@@ -65,5 +68,5 @@ export function provisionerCredentialsOf(config: ProvisionConfig): { user: strin
 
 /** The consumer settings of a provisioning config. */
 export function consumerSettingsOf(config: ProvisionConfig): ConsumerSettings {
-  return { maxDeliver: config.TANDEM_MAX_DELIVER, sandboxMaxTimeoutMs: config.TANDEM_SANDBOX_MAX_TIMEOUT_MS };
+  return { maxDeliver: config.TANDEM_MAX_DELIVER, ackWaitMs: config.TANDEM_ACK_WAIT_MS };
 }

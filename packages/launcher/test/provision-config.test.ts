@@ -19,7 +19,7 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('the provisioning settings', () => {
   it("use the services' defaults, and no credentials when none are set", () => {
     const config = parseProvisionConfig({});
-    expect(consumerSettingsOf(config)).toEqual({ maxDeliver: 5, sandboxMaxTimeoutMs: 60_000 });
+    expect(consumerSettingsOf(config)).toEqual({ maxDeliver: 5, ackWaitMs: 30_000 });
     expect(config.TANDEM_SUBJECT_PREFIX).toBe('tandem');
     expect(provisionerCredentialsOf(config)).toBeNull();
   });
@@ -27,11 +27,11 @@ describe('the provisioning settings', () => {
   it("follow the services' variables and take the provisioner's credentials", () => {
     const config = parseProvisionConfig({
       TANDEM_MAX_DELIVER: '8',
-      TANDEM_SANDBOX_MAX_TIMEOUT_MS: '120000',
+      TANDEM_ACK_WAIT_MS: '5000',
       TANDEM_NATS_PROVISIONER_USER: 'provisioner',
       TANDEM_NATS_PROVISIONER_PASSWORD: 'secret-password',
     });
-    expect(consumerSettingsOf(config)).toEqual({ maxDeliver: 8, sandboxMaxTimeoutMs: 120_000 });
+    expect(consumerSettingsOf(config)).toEqual({ maxDeliver: 8, ackWaitMs: 5_000 });
     expect(provisionerCredentialsOf(config)).toEqual({ user: 'provisioner', password: 'secret-password' });
   });
 
@@ -47,5 +47,11 @@ describe('the provisioning settings', () => {
     expect(problemsOf({ TANDEM_NATS_PROVISIONER_USER: 'provisioner' })).toEqual([
       'TANDEM_NATS_PROVISIONER_USER and TANDEM_NATS_PROVISIONER_PASSWORD: set both or neither',
     ]);
+  });
+
+  it('read the stream replicas the services read (TANDEM_STREAM_REPLICAS, default 1)', () => {
+    expect(parseProvisionConfig({}).TANDEM_STREAM_REPLICAS).toBe(1);
+    expect(parseProvisionConfig({ TANDEM_STREAM_REPLICAS: '3' }).TANDEM_STREAM_REPLICAS).toBe(3);
+    expect(problemsOf({ TANDEM_STREAM_REPLICAS: '0' })[0]).toMatch(/^TANDEM_STREAM_REPLICAS/);
   });
 });

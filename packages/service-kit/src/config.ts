@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ModelsConfigError, selectorConfigFromEnv, type SelectorConfig } from '@tandem/models';
 import { parseAllowHosts, parseCidr, type ToolCheckContext } from '@tandem/contracts';
-import { inboxPrefixFor } from '@tandem/bus';
+import { DEFAULT_CONSUMER_SETTINGS, inboxPrefixFor } from '@tandem/bus';
 import { z } from 'zod';
 
 /** An unset variable, or one set to '' (compose's `${X:-}`), is absent. */
@@ -11,6 +11,7 @@ const optionalSetting = <TSchema extends z.ZodType>(schema: TSchema) =>
 /** Settings every service shares; each service extends it with its own. */
 export const BaseConfig = z.object({
   DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://user@host:port/db)'),
+  /** NATS server URL, or a cluster's URLs comma-separated (`nats://n1:4222,nats://n2:4222`). */
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /**
    * The service's own NATS user (infra/nats/nats.conf); with it the service expects its streams and
@@ -33,6 +34,22 @@ export const BaseConfig = z.object({
   TANDEM_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(5),
   /** Prepare hot-path statements once per connection; off where connections share a session (PGlite, PgBouncer transaction mode). */
   TANDEM_DB_PREPARED_STATEMENTS: z.stringbool().default(true),
+  /**
+   * The ack wait of every durable consumer (ms). Handlers are heartbeated every third of it while they
+   * run, so it is how long the messages of a process that died wait before another replica gets them,
+   * not a limit on work. The provisioner reads the same variable (`pnpm nats:provision`).
+   */
+  TANDEM_ACK_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(600_000)
+    .default(DEFAULT_CONSUMER_SETTINGS.ackWaitMs),
+  /**
+   * Replicas of every JetStream stream (1, or 3/5 on a NATS cluster). A service raises a stream's
+   * replicas to this count and never lowers one an operator raised; the provisioner does the same.
+   */
+  TANDEM_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 });
 /** Settings every service shares. */
 export type BaseConfig = z.infer<typeof BaseConfig>;
@@ -94,6 +111,11 @@ export function toolCheckContextFrom(config: ToolPolicyConfig): ToolCheckContext
     },
     runCode: { languages: ['javascript', 'python'], maxCodeChars: config.TANDEM_RUN_CODE_MAX_CHARS },
   };
+}
+
+/** The server URLs of `NATS_URL`: one, or a cluster's comma-separated. */
+export function natsServers(natsUrl: string): string[] {
+  return commaList(natsUrl);
 }
 
 /** The NATS connection options (credentials, inbox prefix) of a service config, and whether it is provisioned. */

@@ -8,6 +8,7 @@ export {
   loadSelectorConfigOrExit,
   toolCheckContextFrom,
   natsConnectionSettings,
+  natsServers,
 } from './config.js';
 export type { NatsConnectionSettings } from './config.js';
 export { createLogger } from './logger.js';

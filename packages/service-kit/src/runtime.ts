@@ -7,7 +7,7 @@ import {
   type RunningConsumer,
 } from '@tandem/bus';
 import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
-import { natsConnectionSettings, type BaseConfig } from './config.js';
+import { natsConnectionSettings, natsServers, type BaseConfig } from './config.js';
 import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
 import { createLogger, type Log } from './logger.js';
@@ -22,7 +22,10 @@ export interface ServiceRuntime {
   metrics: ServiceMetrics;
   relay: OutboxRelay;
   http: HttpServer;
-  /** `bus.consume` with per-consumer metrics (handled messages by outcome, handler duration). */
+  /**
+   * `bus.consume` with per-consumer metrics (handled messages by outcome, handler duration) and the ack
+   * wait of TANDEM_ACK_WAIT_MS unless the options give one.
+   */
   consume: <T>(options: ConsumeOptions<T>) => Promise<RunningConsumer>;
   /** Wakes the outbox relay after a transaction that enqueued messages committed. */
   kick: () => void;
@@ -59,13 +62,15 @@ export async function createServiceRuntime(options: {
   const nats = natsConnectionSettings(config);
   try {
     bus = await connectBus({
-      servers: config.NATS_URL,
+      // A cluster's servers, comma-separated (nats.js would take the whole string for one URL).
+      servers: natsServers(config.NATS_URL),
       connection: nats.connection,
       provisioned: nats.provisioned,
       prefix: config.TANDEM_SUBJECT_PREFIX,
       name: service,
       log,
       db,
+      streamReplicas: config.TANDEM_STREAM_REPLICAS,
       onDeadLetter: (info) => {
         metrics.deadLetters.inc({ consumer: info.consumer, code: info.code });
       },
@@ -112,6 +117,8 @@ export async function createServiceRuntime(options: {
     http,
     consume: (consumeOptions) =>
       bus.consume({
+        // One ack wait for every consumer (TANDEM_ACK_WAIT_MS), as topology.ts declares and provisions it.
+        ackWaitMs: config.TANDEM_ACK_WAIT_MS,
         ...consumeOptions,
         handle: async (message, context) => {
           const end = metrics.handlerSeconds.startTimer({ consumer: consumeOptions.durable });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { BaseConfig, ConfigError, parseConfig } from '../src/index.js';
+import { BaseConfig, ConfigError, natsServers, parseConfig } from '../src/index.js';
 
 function problemsOf(run: () => unknown): string[] {
   try {
@@ -17,6 +17,41 @@ const ServiceConfig = BaseConfig.extend({
 });
 
 describe('parseConfig', () => {
+  it("splits a cluster's NATS_URL into its servers", () => {
+    expect(natsServers('nats://127.0.0.1:4222')).toEqual(['nats://127.0.0.1:4222']);
+    expect(natsServers('nats://a:4222, nats://b:4222,nats://c:4222')).toEqual([
+      'nats://a:4222',
+      'nats://b:4222',
+      'nats://c:4222',
+    ]);
+  });
+
+  it('reads one ack wait for every consumer and the stream replicas', () => {
+    const url = 'postgresql://postgres@127.0.0.1:5432/test_kit';
+    expect(parseConfig(ServiceConfig, { DATABASE_URL: url })).toMatchObject({
+      TANDEM_ACK_WAIT_MS: 30_000,
+      TANDEM_STREAM_REPLICAS: 1,
+    });
+    expect(
+      parseConfig(ServiceConfig, {
+        DATABASE_URL: url,
+        TANDEM_ACK_WAIT_MS: '3000',
+        TANDEM_STREAM_REPLICAS: '3',
+      }),
+    ).toMatchObject({ TANDEM_ACK_WAIT_MS: 3_000, TANDEM_STREAM_REPLICAS: 3 });
+    const problems = problemsOf(() =>
+      parseConfig(ServiceConfig, {
+        DATABASE_URL: url,
+        TANDEM_ACK_WAIT_MS: '10',
+        TANDEM_STREAM_REPLICAS: '7',
+      }),
+    );
+    expect(problems.map((problem) => problem.split(':')[0])).toEqual([
+      'TANDEM_ACK_WAIT_MS',
+      'TANDEM_STREAM_REPLICAS',
+    ]);
+  });
+
   it('applies the shared defaults', () => {
     const config = parseConfig(ServiceConfig, {
       DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test_kit',

@@ -43,3 +43,7 @@ export type { Queryable, TestTokenOptions } from './tokens.js';
 export { getFreePort, waitFor } from './wait.js';
 /** Options of `waitFor`. */
 export type { WaitForOptions } from './wait.js';
+/** nats-servers with JetStream on loopback started by a test: a cluster of n, or one server (n = 1). */
+export { startNatsCluster } from './nats-cluster.js';
+/** Types of a test's own NATS cluster. */
+export type { NatsCluster, NatsClusterNode, StartNatsClusterOptions } from './nats-cluster.js';

@@ -90,7 +90,6 @@ export async function createExecutor(deps: {
   const common = {
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: config.TANDEM_EXECUTOR_CONCURRENCY,
-    ackWaitMs: 5 * 60_000,
   };
   const consumers = [
     await runtime.consume({

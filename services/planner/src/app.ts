@@ -153,8 +153,7 @@ export async function createPlanner(deps: {
     messageId: (envelope) => envelope.id,
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: config.TANDEM_PLANNER_CONCURRENCY,
-    // A planning round may take several model calls; JetStream waits this long before redelivering.
-    ackWaitMs: 10 * 60_000,
+    // A planning round may take several model calls: the consumer framework heartbeats it meanwhile.
     handle: (envelope, context) => handleTaskAccepted(planningDeps(context), envelope, context),
   });
   const replanning = await runtime.consume({
@@ -164,7 +163,6 @@ export async function createPlanner(deps: {
     messageId: (envelope) => envelope.id,
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: config.TANDEM_PLANNER_CONCURRENCY,
-    ackWaitMs: 10 * 60_000,
     handle: (envelope, context) => handleReplanRequested(planningDeps(context), envelope, context),
   });
   const cancels = await runtime.consume({

@@ -68,7 +68,8 @@ export async function createSandboxRunner(deps: {
     messageId: (envelope) => envelope.id,
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: config.TANDEM_SANDBOX_CONCURRENCY,
-    ackWaitMs: config.TANDEM_SANDBOX_MAX_TIMEOUT_MS + 30_000,
+    // A job may run up to TANDEM_SANDBOX_MAX_TIMEOUT_MS: the consumer framework heartbeats it, so the
+    // ack wait stays the short TANDEM_ACK_WAIT_MS (how long a dead runner's job waits for another).
     handle: (envelope, context) =>
       handleRunRequested(
         {
