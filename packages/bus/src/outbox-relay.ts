@@ -1,9 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import {
-  fetchUnpublished,
+  claimUnpublished,
   markPublished,
+  onOutboxCommitted,
   prismaOutboxWrites,
   recordPublishFailure,
+  releaseClaims,
   type Db,
+  type OutboxClaim,
+  type OutboxHandOver,
   type OutboxMessage,
 } from '@tandem/db';
 import type { Logger } from 'pino';
@@ -20,12 +25,22 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** How often the relay looks for rows without being kicked (default 1000 ms). */
   pollIntervalMs?: number;
+  /**
+   * How long a claim on rows lasts (default 10 s): rows of a relay that died are taken over after it. Keep it
+   * well above the bus's publish timeout (5 s), so a claim never runs out while its publish may still land.
+   */
+  claimLeaseMs?: number;
   log: Logger;
 }
 
-/** Publishes a service's outbox rows to JetStream, in order, with `Nats-Msg-Id` = outbox id. */
+/** Publishes a service's outbox rows to JetStream, in order, with `Nats-Msg-Id` = outbox id, each row once. */
 export interface OutboxRelay {
-  /** Starts polling (and publishes what is already waiting). */
+  /** This relay instance's claim holder name (`<publisher>:<uuid>`), as stored in `Outbox.claimedBy`. */
+  readonly holder: string;
+  /**
+   * Starts polling (and publishes what is already waiting), and becomes the hand-over of the database
+   * pool's plain-SQL transactions: their rows of this publisher are inserted claimed by this relay.
+   */
   start(): void;
   /** Reads and publishes a batch now; concurrent kicks coalesce. */
   kick(): void;
@@ -35,7 +50,7 @@ export interface OutboxRelay {
    * the poll reads the table regardless).
    */
   nudge(): void;
-  /** Publishes rows that just committed (handed over by `onOutboxCommitted`), then marks them published. */
+  /** Publishes rows that just committed claimed by this relay (the hand-over), then marks them published. */
   offer(messages: readonly OutboxMessage[]): void;
   /** Stops polling and waits for the batch in flight. */
   stop(): Promise<void>;
@@ -43,20 +58,34 @@ export interface OutboxRelay {
 
 type BatchOutcome = 'more' | 'drained' | 'failed';
 
+/** Default lease of a relay's claim on outbox rows: 10 s. */
+export const DEFAULT_CLAIM_LEASE_MS = 10_000;
+
 /**
- * Creates the relay. Each batch reads unpublished rows oldest first with no transaction open,
- * publishes them one by one (awaiting each PubAck), then marks the published ones in one update.
- * A failed publish is recorded on its row and ends the batch, so a later row never overtakes an
- * earlier one; the next tick retries. A crash between publish and mark republishes rows, which
- * JetStream drops as duplicates of their msgId (within the 2-minute window).
+ * Creates the relay. Every row is claimed before it is published, so two relays of one publisher (two
+ * replicas of a service) and the two paths of one relay never both publish it:
+ * - rows of this process's plain-SQL transactions are inserted already claimed by this relay and handed to
+ *   it right after COMMIT ({@link OutboxRelay.offer}); nobody else reads them while the claim holds;
+ * - the poll claims the oldest unclaimed rows (written through Prisma, released after a failure, or left by
+ *   a relay whose claim ran out) in one statement, then publishes them one by one, awaiting each PubAck,
+ *   and marks them published (a durable commit).
+ * A failed publish is recorded on its row, ends the batch and releases the claims of the rows not
+ * published, so a later row never overtakes an earlier one; the next tick retries. A relay that dies
+ * holding claims leaves its rows for `claimLeaseMs`; then any relay takes them over. A crash between
+ * publish and mark republishes a row, which JetStream drops as a duplicate of its msgId (2-minute window).
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 100;
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+  const leaseMs = options.claimLeaseMs ?? DEFAULT_CLAIM_LEASE_MS;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isFinite(pollIntervalMs) || pollIntervalMs < 1)
     throw new RangeError(`pollIntervalMs must be positive, got ${pollIntervalMs}`);
+  if (!Number.isInteger(leaseMs) || leaseMs < 1_000)
+    throw new RangeError(`claimLeaseMs must be an integer of at least 1000, got ${leaseMs}`);
+  const holder = `${options.publisher}:${randomUUID()}`;
+  const claim: OutboxClaim = { holder, leaseMs };
   const log = options.log.child({ component: 'outbox-relay', publisher: options.publisher });
 
   let running = false;
@@ -65,8 +94,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let kickedWhileRunning = false;
   let prismaWritesSeen = -1;
   let offered: Promise<void> = Promise.resolve();
-  /** Ids handed over and not yet marked: a read in the meantime skips them instead of publishing twice. */
-  const handedOver = new Set<string>();
+  let detach: (() => void) | undefined;
 
   let pendingMarks: string[] = [];
   let marking: Promise<void> | undefined;
@@ -79,17 +107,45 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       while (pendingMarks.length > 0) {
         const batch = pendingMarks;
         pendingMarks = [];
-        try {
-          await markPublished(options.db, batch);
-        } catch (error) {
-          log.warn({ err: error }, 'could not mark outbox rows published; they will be published again');
-        } finally {
-          for (const id of batch) handedOver.delete(id);
-        }
+        await markWithRetries(batch);
       }
     })().finally(() => {
       marking = undefined;
     });
+  }
+
+  /**
+   * A mark that failed is tried again while the claim holds (Postgres restarting): an unmarked row is
+   * published again once its claim runs out.
+   */
+  async function markWithRetries(ids: readonly string[]): Promise<void> {
+    const deadline = Date.now() + leaseMs / 2;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await markPublished(options.db, ids);
+        return;
+      } catch (error) {
+        if (Date.now() + 100 * attempt > deadline) {
+          log.warn(
+            { err: error, rows: ids.length },
+            'could not mark outbox rows published; they will be published again',
+          );
+          return;
+        }
+        await sleep(100 * attempt);
+      }
+    }
+  }
+
+  async function release(ids: readonly string[]): Promise<void> {
+    try {
+      await releaseClaims(options.db, holder, ids);
+    } catch (error) {
+      log.warn(
+        { err: error, rows: ids.length },
+        'could not release outbox claims; they run out after the lease',
+      );
+    }
   }
 
   async function publishOffered(messages: readonly OutboxMessage[]): Promise<void> {
@@ -103,43 +159,53 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       ),
     );
     const published: string[] = [];
+    const failed: string[] = [];
     for (const [index, result] of results.entries()) {
       const message = messages[index];
       if (!message) continue;
       if (result.status === 'fulfilled') {
         published.push(message.id);
       } else {
-        handedOver.delete(message.id);
+        failed.push(message.id);
         log.warn(
           { err: result.reason, outboxId: message.id },
-          'publishing a committed outbox row failed; the relay will read it again',
+          'publishing a committed outbox row failed; the relay will claim it again',
         );
       }
     }
     markSoon(published);
-    if (published.length < messages.length) {
+    if (failed.length > 0) {
+      await release(failed);
       prismaWritesSeen = -1;
       kick();
     }
   }
 
   function offer(messages: readonly OutboxMessage[]): void {
+    // Stopped: the rows stay claimed until the lease runs out, then a relay (this one restarted, or
+    // another replica's) takes them.
     if (!running) return;
     const mine = messages.filter((message) => message.publisher === options.publisher);
     if (mine.length === 0) return;
-    for (const message of mine) handedOver.add(message.id);
     offered = offered.then(() => publishOffered(mine));
   }
 
+  const handOver: OutboxHandOver = {
+    publisher: options.publisher,
+    claim: () => (running ? claim : null),
+    committed: offer,
+  };
+
   async function runBatch(): Promise<BatchOutcome> {
     prismaWritesSeen = prismaOutboxWrites();
-    const fetched = await fetchUnpublished(options.db, options.publisher, batchSize);
-    const rows = fetched.filter((row) => !handedOver.has(row.id));
-    // Rows handed over are being published already; the poll picks up anything they leave behind.
+    const rows = await claimUnpublished(options.db, options.publisher, claim, batchSize);
     if (rows.length === 0) return 'drained';
+    // Publish only while the claim surely holds; what is left is released for the next batch.
+    const stopAt = Date.now() + leaseMs / 2;
     const published: string[] = [];
     let failed = false;
     for (const row of rows) {
+      if (Date.now() >= stopAt) break;
       try {
         await options.bus.publish(row.subject, row.payload, { msgId: row.id, headers: row.headers });
         published.push(row.id);
@@ -157,9 +223,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         break;
       }
     }
-    if (published.length > 0) await markPublished(options.db, published);
+    const left = rows.slice(published.length).map((row) => row.id);
+    if (published.length > 0) await markWithRetries(published);
+    if (left.length > 0) await release(left);
     if (failed) return 'failed';
-    return rows.length === batchSize ? 'more' : 'drained';
+    return rows.length === batchSize || left.length > 0 ? 'more' : 'drained';
   }
 
   async function drain(): Promise<void> {
@@ -197,9 +265,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   return {
+    holder,
     start() {
       if (running) return;
       running = true;
+      detach = onOutboxCommitted(options.db, handOver);
       timer = setInterval(kick, pollIntervalMs);
       // The NATS connection keeps a service alive; the poll timer alone must not.
       timer.unref();
@@ -210,6 +280,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     offer,
     async stop() {
       running = false;
+      detach?.();
+      detach = undefined;
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
       await current;
@@ -217,4 +289,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await marking;
     },
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,12 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  createDb,
-  enqueueOutbox,
-  enqueueOutboxSql,
-  onOutboxCommitted,
-  sqlTransaction,
-  type Db,
-} from '@tandem/db';
+import { createDb, enqueueOutbox, enqueueOutboxSql, sqlTransaction, type Db } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay, type Bus, type OutboxRelay } from '../src/index.js';
@@ -38,7 +31,7 @@ function startReplica(db: Db, bus: Bus, publisher: string): Replica {
     pollIntervalMs: 2,
     batchSize: 8,
   });
-  onOutboxCommitted(db, relay.offer);
+  // start() makes the relay the hand-over of the pool's plain-SQL transactions, as in a service.
   relay.start();
   return { db, relay };
 }
@@ -122,6 +115,47 @@ describe('outbox relay publishes each row once', () => {
       await first.relay.stop();
       await second.relay.stop();
       await secondDb.close();
+    }
+  });
+});
+
+describe('outbox claims', () => {
+  it('a claim whose holder died is taken over once its lease ran out, and not before', async () => {
+    const publisher = 'relay-takeover';
+    const subject = harness.bus.subject('sandbox.relay-takeover.v1');
+    const id = randomUUID();
+    await harness.db.prisma.$transaction(async (tx) => {
+      await enqueueOutbox(tx, { id, publisher, subject, payload: { n: 1 } });
+    });
+    // Claimed by a relay that died right after claiming: its lease runs for 1.5 s more.
+    await harness.db.pool.query(
+      `UPDATE "Outbox" SET "claimedBy" = 'dead-relay',
+              "claimedUntil" = (clock_timestamp() AT TIME ZONE 'UTC') + interval '1500 milliseconds'
+        WHERE "id" = $1::uuid`,
+      [id],
+    );
+    const plain = countPlain(subject);
+    const relay = createOutboxRelay({
+      db: harness.db,
+      bus: harness.bus,
+      publisher,
+      log: harness.log,
+      pollIntervalMs: 50,
+    });
+    const started = Date.now();
+    relay.start();
+    try {
+      await waitFor(async () => plain.seen.size === 1, {
+        description: 'the row taken over',
+        timeoutMs: 10_000,
+      });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+      const row = await harness.db.prisma.outbox.findUnique({ where: { id } });
+      expect(row?.claimedBy).toBe(relay.holder);
+      expect(row?.publishedAt).not.toBeNull();
+    } finally {
+      plain.stop();
+      await relay.stop();
     }
   });
 });

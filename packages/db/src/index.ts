@@ -91,11 +91,17 @@ export { defaultMigrationsDir } from './migrate.js';
 export { enqueueOutbox, enqueueOutboxSql, onOutboxCommitted, prismaOutboxWrites } from './outbox.js';
 /** A message to enqueue: id, publisher, subject, payload, headers. */
 export type { OutboxMessage } from './outbox.js';
+/** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's plain-SQL transactions. */
+export type { OutboxClaim, OutboxHandOver } from './outbox.js';
 /** An unpublished outbox row as the relay reads it. */
 export type { PendingOutboxMessage } from './outbox.js';
-/** Reads a publisher's unpublished rows in seq order, holding no transaction. */
+/** Reads a publisher's unpublished rows in seq order without claiming them (tests, inspection). */
 export { fetchUnpublished } from './outbox.js';
-/** Marks outbox rows as published. */
+/** Claims a publisher's oldest unclaimed unpublished rows for a lease (FOR UPDATE SKIP LOCKED). */
+export { claimUnpublished } from './outbox.js';
+/** Releases a relay's claims on rows it did not publish. */
+export { releaseClaims } from './outbox.js';
+/** Marks outbox rows as published (a durable commit). */
 export { markPublished } from './outbox.js';
 /** Counts a failed publish and keeps its error message. */
 export { recordPublishFailure } from './outbox.js';

@@ -6,7 +6,7 @@ import {
   type OutboxRelay,
   type RunningConsumer,
 } from '@tandem/bus';
-import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
+import { createDb, type Db } from '@tandem/db';
 import { natsConnectionSettings, type BaseConfig } from './config.js';
 import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
@@ -74,9 +74,9 @@ export async function createServiceRuntime(options: {
     await db.close();
     throw error;
   }
+  // Once started, rows committed through plain-SQL transactions are inserted claimed by the relay and go
+  // to it directly, without being read back.
   const relay = createOutboxRelay({ db, bus, publisher: service, log, pollIntervalMs: 500 });
-  // Rows committed through plain-SQL transactions go to the relay directly, without being read back.
-  onOutboxCommitted(db, relay.offer);
   const readiness: ReadinessCheck[] = [
     async () => {
       try {
