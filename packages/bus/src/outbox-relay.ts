@@ -1,18 +1,51 @@
 import { randomUUID } from 'node:crypto';
+import { ErrorCodes } from '@tandem/contracts';
 import {
   claimUnpublished,
+  deadLetterOutboxRow,
+  oldestUnpublishedAgeMs,
   markPublished,
   onOutboxCommitted,
   prismaOutboxWrites,
   recordPublishFailure,
   releaseClaims,
   type Db,
+  type JsonValue,
   type OutboxClaim,
   type OutboxHandOver,
   type OutboxMessage,
 } from '@tandem/db';
 import type { Logger } from 'pino';
 import type { Bus } from './bus.js';
+import { permanentFailure } from './consumer.js';
+
+/**
+ * The header on a message the relay enqueued in place of an unpublishable row (its value: that row's
+ * outbox id). A row carrying it is dead-lettered without asking the hook again, so a bad replacement
+ * cannot loop. Wire name.
+ */
+export const REPLACES_HEADER = 'Tandem-Replaces';
+
+/** An outbox row that can never be published, as the relay's `onUnpublishable` hook gets it. */
+export interface UnpublishableOutboxRow {
+  /** The outbox id (`Nats-Msg-Id`; also the DeadLetter's id). */
+  id: string;
+  publisher: string;
+  subject: string;
+  payload: JsonValue;
+  headers: Record<string, string>;
+  /** Why: the publish error's code (`BUS.PAYLOAD_TOO_LARGE`, `BUS.PUBLISH_REFUSED`, ...) and message. */
+  error: { code: string; message: string };
+}
+
+/**
+ * The owner's answer to an unpublishable row: messages (e.g. a typed failure event for the row's task)
+ * enqueued in the same transaction as the row's dead letter. Return none when the row is not yours to
+ * replace. A hook that throws leaves the row dead-lettered without replacements.
+ */
+export type UnpublishableHook = (
+  row: UnpublishableOutboxRow,
+) => readonly OutboxMessage[] | Promise<readonly OutboxMessage[]>;
 
 /** Options of {@link createOutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -30,6 +63,8 @@ export interface OutboxRelayOptions {
    * well above the bus's publish timeout (5 s), so a claim never runs out while its publish may still land.
    */
   claimLeaseMs?: number;
+  /** See {@link UnpublishableHook}; can also be set later with {@link OutboxRelay.onUnpublishable}. */
+  onUnpublishable?: UnpublishableHook;
   log: Logger;
 }
 
@@ -52,6 +87,10 @@ export interface OutboxRelay {
   nudge(): void;
   /** Publishes rows that just committed claimed by this relay (the hand-over), then marks them published. */
   offer(messages: readonly OutboxMessage[]): void;
+  /** Sets the hook asked for replacements of a row that can never be published (see {@link UnpublishableHook}). */
+  onUnpublishable(hook: UnpublishableHook): void;
+  /** How long this publisher's oldest waiting row has waited (ms), null when none: for readiness. */
+  oldestUnpublishedAgeMs(): Promise<number | null>;
   /** Stops polling and waits for the batch in flight. */
   stop(): Promise<void>;
 }
@@ -73,6 +112,11 @@ export const DEFAULT_CLAIM_LEASE_MS = 10_000;
  * published, so a later row never overtakes an earlier one; the next tick retries. A relay that dies
  * holding claims leaves its rows for `claimLeaseMs`; then any relay takes them over. A crash between
  * publish and mark republishes a row, which JetStream drops as a duplicate of its msgId (2-minute window).
+ *
+ * A row that can never be published (a non-retryable publish error: over max_payload with no claim check,
+ * a subject refused) is dead-lettered with its reason (`BUS.OUTBOX_UNPUBLISHABLE`, DeadLetter consumer
+ * `outbox:<publisher>`) together with the hook's replacements, and later rows go on. Payloads over the
+ * bus's claim-check threshold are published as claim checks (`claimCheck: true`).
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 100;
@@ -87,6 +131,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const holder = `${options.publisher}:${randomUUID()}`;
   const claim: OutboxClaim = { holder, leaseMs };
   const log = options.log.child({ component: 'outbox-relay', publisher: options.publisher });
+  let hook = options.onUnpublishable;
 
   let running = false;
   let timer: NodeJS.Timeout | undefined;
@@ -148,6 +193,55 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
+  /**
+   * Dead-letters a row that can never be published, with the hook's replacements, in one transaction.
+   * Throws when the database does (the row is then tried again later).
+   */
+  async function deadLetterRow(
+    row: { id: string; subject: string; payload: JsonValue; headers: Record<string, string> },
+    failure: { code: string; message: string },
+  ): Promise<void> {
+    let replacements: OutboxMessage[] = [];
+    if (hook !== undefined && row.headers[REPLACES_HEADER] === undefined) {
+      try {
+        const made = await hook({ ...row, publisher: options.publisher, error: failure });
+        replacements = made.map((message) => ({
+          ...message,
+          headers: { ...message.headers, [REPLACES_HEADER]: row.id },
+        }));
+      } catch (error) {
+        log.error(
+          { err: error, outboxId: row.id },
+          'onUnpublishable failed; the row is dead-lettered without a replacement',
+        );
+      }
+    }
+    const recorded = await deadLetterOutboxRow(
+      options.db,
+      {
+        id: row.id,
+        consumer: `outbox:${options.publisher}`,
+        code: ErrorCodes.BUS_OUTBOX_UNPUBLISHABLE,
+        reason: `${failure.code}: ${failure.message}`,
+      },
+      replacements,
+    );
+    if (!recorded) return;
+    log.error(
+      {
+        outboxId: row.id,
+        subject: row.subject,
+        code: ErrorCodes.BUS_OUTBOX_UNPUBLISHABLE,
+        cause: failure.code,
+        reason: failure.message,
+        replacements: replacements.map((message) => message.id),
+      },
+      'outbox row can never be published; dead-lettered',
+    );
+    // Replacements were handed over (this relay is the pool's) or wait for the next batch.
+    if (replacements.length > 0) kick();
+  }
+
   async function publishOffered(messages: readonly OutboxMessage[]): Promise<void> {
     // Sent in order on one connection and awaited together: one round trip for the batch.
     const results = await Promise.allSettled(
@@ -155,6 +249,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         options.bus.publish(message.subject, message.payload, {
           msgId: message.id,
           headers: message.headers ?? {},
+          claimCheck: true,
         }),
       ),
     );
@@ -165,13 +260,30 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (!message) continue;
       if (result.status === 'fulfilled') {
         published.push(message.id);
-      } else {
-        failed.push(message.id);
-        log.warn(
-          { err: result.reason, outboxId: message.id },
-          'publishing a committed outbox row failed; the relay will claim it again',
-        );
+        continue;
       }
+      const permanent = permanentFailure(result.reason);
+      if (permanent !== null) {
+        try {
+          await deadLetterRow(
+            {
+              id: message.id,
+              subject: message.subject,
+              payload: toJsonValue(message.payload),
+              headers: message.headers ?? {},
+            },
+            permanent,
+          );
+          continue;
+        } catch (error) {
+          log.warn({ err: error, outboxId: message.id }, 'could not dead-letter an unpublishable outbox row');
+        }
+      }
+      failed.push(message.id);
+      log.warn(
+        { err: result.reason, outboxId: message.id },
+        'publishing a committed outbox row failed; the relay will claim it again',
+      );
     }
     markSoon(published);
     if (failed.length > 0) {
@@ -203,13 +315,33 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // Publish only while the claim surely holds; what is left is released for the next batch.
     const stopAt = Date.now() + leaseMs / 2;
     const published: string[] = [];
+    let handled = 0;
     let failed = false;
     for (const row of rows) {
       if (Date.now() >= stopAt) break;
       try {
-        await options.bus.publish(row.subject, row.payload, { msgId: row.id, headers: row.headers });
+        await options.bus.publish(row.subject, row.payload, {
+          msgId: row.id,
+          headers: row.headers,
+          claimCheck: true,
+        });
         published.push(row.id);
+        handled++;
+        continue;
       } catch (error) {
+        const permanent = permanentFailure(error);
+        if (permanent !== null) {
+          try {
+            await deadLetterRow(row, permanent);
+            handled++;
+            continue;
+          } catch (deadLetterError) {
+            log.warn(
+              { err: deadLetterError, outboxId: row.id },
+              'could not dead-letter an unpublishable outbox row; will retry',
+            );
+          }
+        }
         failed = true;
         log.warn(
           { err: error, outboxId: row.id, subject: row.subject, attempts: row.attempts + 1 },
@@ -223,7 +355,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         break;
       }
     }
-    const left = rows.slice(published.length).map((row) => row.id);
+    const left = rows.slice(handled).map((row) => row.id);
     if (published.length > 0) await markWithRetries(published);
     if (left.length > 0) await release(left);
     if (failed) return 'failed';
@@ -278,6 +410,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     kick,
     nudge,
     offer,
+    onUnpublishable(next) {
+      hook = next;
+    },
+    oldestUnpublishedAgeMs: () => oldestUnpublishedAgeMs(options.db, options.publisher),
     async stop() {
       running = false;
       detach?.();
@@ -293,4 +429,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A stored JSON input as the JSON value it is (for the hook). */
+function toJsonValue(value: unknown): JsonValue {
+  const parsed: JsonValue = JSON.parse(JSON.stringify(value ?? null));
+  return parsed;
 }

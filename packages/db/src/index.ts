@@ -105,6 +105,16 @@ export { releaseClaims } from './outbox.js';
 export { markPublished } from './outbox.js';
 /** Counts a failed publish and keeps its error message. */
 export { recordPublishFailure } from './outbox.js';
+/** Dead-letters an unpublishable outbox row (DeadLetter row, deadLetteredAt, replacements) in one transaction. */
+export { deadLetterOutboxRow } from './outbox.js';
+/** An outbox row to dead-letter: id, consumer, code, reason. */
+export type { OutboxDeadLetter } from './outbox.js';
+/** Reads one outbox row's subject and payload text (a claim check's reference). */
+export { readOutboxPayload } from './outbox.js';
+/** A stored outbox payload: subject and JSON text. */
+export type { StoredOutboxPayload } from './outbox.js';
+/** Age in ms of a publisher's oldest row not yet published nor dead-lettered (null: none). */
+export { oldestUnpublishedAgeMs } from './outbox.js';
 
 /** Records a handled message in the handler's transaction; false if it was already handled. */
 export { markProcessed, markProcessedSql } from './inbox.js';

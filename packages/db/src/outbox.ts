@@ -1,6 +1,6 @@
 import type { Db, Tx } from './client.js';
 import type pg from 'pg';
-import { afterCommit, poolOf, poolSql, utcWallClock, type Sql } from './sql.js';
+import { afterCommit, poolOf, poolSql, sqlTransaction, utcWallClock, type Sql } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toText } from './text.js';
 
@@ -197,7 +197,8 @@ export async function fetchUnpublished(
   assertLimit(limit);
   const result = await poolSql(db).query(
     `SELECT ${PENDING_COLUMNS}
-       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL ORDER BY "Outbox"."seq" LIMIT $2`,
+       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
+      ORDER BY "Outbox"."seq" LIMIT $2`,
     [publisher, limit],
   );
   return result.rows.map(pendingRow);
@@ -220,7 +221,7 @@ export async function claimUnpublished(
     `UPDATE "Outbox" SET "claimedBy" = $2, "claimedUntil" = ${UTC_CLOCK} + $3 * interval '1 millisecond'
       WHERE "seq" IN (
         SELECT "seq" FROM "Outbox"
-         WHERE "publisher" = $1 AND "publishedAt" IS NULL
+         WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
            AND ("claimedUntil" IS NULL OR "claimedUntil" < ${UTC_CLOCK})
          ORDER BY "seq" LIMIT $4
          FOR UPDATE SKIP LOCKED)
@@ -269,6 +270,96 @@ export async function recordPublishFailure(db: Pick<Db, 'pool'>, id: string, err
     `UPDATE "Outbox" SET "attempts" = "attempts" + 1, "lastError" = $2 WHERE "id" = $1::uuid`,
     [id, toText(errorMessage(error)).slice(0, MAX_ERROR_LENGTH)],
   );
+}
+
+/** An outbox row to dead-letter: it can never be published. */
+export interface OutboxDeadLetter {
+  /** The outbox id (also the DeadLetter's id and messageId). */
+  id: string;
+  /** The DeadLetter's `consumer`: who gave up (the relay: `outbox:<publisher>`). */
+  consumer: string;
+  /** A `DOMAIN.REASON` code, e.g. `BUS.OUTBOX_UNPUBLISHABLE`. */
+  code: string;
+  /** Why, readable (the publish error). */
+  reason: string;
+}
+
+/**
+ * Dead-letters an unpublished outbox row in one transaction: a DeadLetter row with the row's subject,
+ * payload and headers and the reason; the row marked `deadLetteredAt` (the relay never tries it again);
+ * and `replacements` (e.g. a typed failure event for the row's task) enqueued beside it. Returns false,
+ * writing nothing, when the row was published or dead-lettered already.
+ */
+export async function deadLetterOutboxRow(
+  db: Pick<Db, 'pool'>,
+  deadLetter: OutboxDeadLetter,
+  replacements: readonly OutboxMessage[] = [],
+): Promise<boolean> {
+  const reason = toText(deadLetter.reason).slice(0, MAX_ERROR_LENGTH);
+  return sqlTransaction(db, async (sql) => {
+    const marked = await sql.query(
+      `UPDATE "Outbox" SET "deadLetteredAt" = ${UTC_CLOCK}, "lastError" = $2, "attempts" = "attempts" + 1
+        WHERE "id" = $1::uuid AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL`,
+      [deadLetter.id, reason],
+    );
+    if (marked.rowCount === 0) return false;
+    await sql.query(
+      `INSERT INTO "DeadLetter"
+         ("id", "consumer", "subject", "streamSeq", "messageId", "code", "reason", "payload", "headers", "deliveryCount", "createdAt")
+       SELECT "id", $2, "subject", NULL, "id"::text, $3, $4, "payload"::text, "headers", "attempts", ${UTC_CLOCK}
+         FROM "Outbox" WHERE "id" = $1::uuid
+       ON CONFLICT DO NOTHING`,
+      [deadLetter.id, deadLetter.consumer, deadLetter.code, reason],
+    );
+    if (replacements.length > 0) await enqueueOutboxSql(sql, replacements);
+    return true;
+  });
+}
+
+/** A stored outbox payload, as a claim check resolves it. */
+export interface StoredOutboxPayload {
+  /** The subject the row was published on. */
+  subject: string;
+  /** The payload as JSON text. */
+  payload: string;
+}
+
+/**
+ * Reads the payload of one outbox row by id (a claim check's reference), or null when there is none. The
+ * rows are never deleted today; a cleanup must keep every row at least as long as the streams keep
+ * messages (7 days by default), or claim checks still in a stream stop resolving.
+ */
+export async function readOutboxPayload(
+  db: Pick<Db, 'pool'>,
+  id: string,
+): Promise<StoredOutboxPayload | null> {
+  const result = await poolSql(db).query(
+    `SELECT "subject", "payload"::text AS "payload" FROM "Outbox" WHERE "id" = $1::uuid`,
+    [id],
+  );
+  const row = result.rows[0];
+  if (row === undefined) return null;
+  return { subject: text(row, 'subject'), payload: text(row, 'payload') };
+}
+
+/**
+ * How long (ms, on the database's clock) the oldest row of `publisher` that is neither published nor
+ * dead-lettered has waited; null when none waits. A relay that is draining keeps it near zero.
+ */
+export async function oldestUnpublishedAgeMs(
+  db: Pick<Db, 'pool'>,
+  publisher: string,
+): Promise<number | null> {
+  const result = await poolSql(db).query(
+    `SELECT (EXTRACT(EPOCH FROM (${UTC_CLOCK} - "createdAt")) * 1000)::float8 AS "ageMs"
+       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
+      ORDER BY "seq" LIMIT 1`,
+    [publisher],
+  );
+  const age = result.rows[0]?.['ageMs'];
+  if (age === undefined) return null;
+  if (typeof age !== 'number') throw new TypeError('Outbox age is not a number');
+  return Math.max(0, age);
 }
 
 function isMessageList(value: OutboxMessage | readonly OutboxMessage[]): value is readonly OutboxMessage[] {

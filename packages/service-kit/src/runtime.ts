@@ -34,6 +34,29 @@ export interface ServiceRuntime {
   stop: () => Promise<void>;
 }
 
+/** Default age of the oldest waiting outbox row past which `/readyz` says the relay is not draining: 30 s. */
+export const DEFAULT_OUTBOX_STALE_AFTER_MS = 30_000;
+
+/** The readiness check of the outbox relay: ready while the oldest waiting row is younger than `staleAfterMs`. */
+export function outboxReadiness(
+  relay: Pick<OutboxRelay, 'oldestUnpublishedAgeMs'>,
+  staleAfterMs: number,
+): ReadinessCheck {
+  return async () => {
+    try {
+      const ageMs = await relay.oldestUnpublishedAgeMs();
+      if (ageMs === null || ageMs <= staleAfterMs) return { name: 'outbox', ok: true };
+      return {
+        name: 'outbox',
+        ok: false,
+        detail: `the oldest unpublished outbox row has waited ${Math.round(ageMs / 1000)} s (limit ${Math.round(staleAfterMs / 1000)} s): the relay is not draining`,
+      };
+    } catch (error) {
+      return { name: 'outbox', ok: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+  };
+}
+
 /**
  * Connects the database and the bus, creates metrics, the outbox relay and the HTTP server with health
  * endpoints and bearer-token auth (ApiToken rows). The caller registers its consumers and routes, then
@@ -44,6 +67,11 @@ export async function createServiceRuntime(options: {
   config: BaseConfig;
   log?: Log;
   readiness?: ReadinessCheck[];
+  /**
+   * `/readyz` reports the outbox relay as not draining when this service's oldest row that is neither
+   * published nor dead-lettered has waited longer than this (default 30 s).
+   */
+  outboxStaleAfterMs?: number;
 }): Promise<ServiceRuntime> {
   const { config, service } = options;
   const log =
@@ -95,6 +123,7 @@ export async function createServiceRuntime(options: {
       ok: !bus.nc.isClosed(),
       ...(bus.nc.isClosed() ? { detail: 'connection closed' } : {}),
     }),
+    outboxReadiness(relay, options.outboxStaleAfterMs ?? DEFAULT_OUTBOX_STALE_AFTER_MS),
     ...(options.readiness ?? []),
   ];
   // Every service's API needs a bearer token; there is deliberately no setting to turn it off.
