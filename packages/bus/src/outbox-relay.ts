@@ -59,8 +59,9 @@ export interface OutboxRelayOptions {
   /** How often the relay looks for rows without being kicked (default 1000 ms). */
   pollIntervalMs?: number;
   /**
-   * How long a claim on rows lasts (default 10 s): rows of a relay that died are taken over after it. Keep it
-   * well above the bus's publish timeout (5 s), so a claim never runs out while its publish may still land.
+   * How long a claim on rows lasts (default 15 s): rows of a relay that died are taken over after it. A relay
+   * starts publishing claimed rows only within the first third of the lease, so keep the lease above three
+   * times the bus's publish timeout (5 s): a claim never runs out while its publish may still land.
    */
   claimLeaseMs?: number;
   /** See {@link UnpublishableHook}; can also be set later with {@link OutboxRelay.onUnpublishable}. */
@@ -97,8 +98,8 @@ export interface OutboxRelay {
 
 type BatchOutcome = 'more' | 'drained' | 'failed';
 
-/** Default lease of a relay's claim on outbox rows: 10 s. */
-export const DEFAULT_CLAIM_LEASE_MS = 10_000;
+/** Default lease of a relay's claim on outbox rows: 15 s. */
+export const DEFAULT_CLAIM_LEASE_MS = 15_000;
 
 /**
  * Creates the relay. Every row is claimed before it is published, so two relays of one publisher (two
@@ -110,7 +111,9 @@ export const DEFAULT_CLAIM_LEASE_MS = 10_000;
  *   and marks them published (a durable commit).
  * A failed publish is recorded on its row, ends the batch and releases the claims of the rows not
  * published, so a later row never overtakes an earlier one; the next tick retries. A relay that dies
- * holding claims leaves its rows for `claimLeaseMs`; then any relay takes them over. A crash between
+ * holding claims leaves its rows for `claimLeaseMs`; then any relay takes them over. Rows are only sent
+ * within the first third of their lease (later ones are released and claimed again), so a publish still in
+ * flight never overlaps another relay's. A crash between
  * publish and mark republishes a row, which JetStream drops as a duplicate of its msgId (2-minute window).
  *
  * A row that can never be published (a non-retryable publish error: over max_payload with no claim check,
@@ -164,7 +167,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * published again once its claim runs out.
    */
   async function markWithRetries(ids: readonly string[]): Promise<void> {
-    const deadline = Date.now() + leaseMs / 2;
+    const deadline = Date.now() + leaseMs / 3;
     for (let attempt = 1; ; attempt++) {
       try {
         await markPublished(options.db, ids);
@@ -242,7 +245,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (replacements.length > 0) kick();
   }
 
-  async function publishOffered(messages: readonly OutboxMessage[]): Promise<void> {
+  async function publishOffered(messages: readonly OutboxMessage[], offeredAt: number): Promise<void> {
+    if (Date.now() - offeredAt > leaseMs / 3) {
+      // Waited behind slow hand-overs (NATS down) for a good part of the lease: claim them again instead
+      // of publishing under a claim that may run out meanwhile.
+      await release(messages.map((message) => message.id));
+      prismaWritesSeen = -1;
+      kick();
+      return;
+    }
     // Sent in order on one connection and awaited together: one round trip for the batch.
     const results = await Promise.allSettled(
       messages.map((message) =>
@@ -299,7 +310,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (!running) return;
     const mine = messages.filter((message) => message.publisher === options.publisher);
     if (mine.length === 0) return;
-    offered = offered.then(() => publishOffered(mine));
+    const offeredAt = Date.now();
+    offered = offered.then(() => publishOffered(mine, offeredAt));
   }
 
   const handOver: OutboxHandOver = {
@@ -313,7 +325,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const rows = await claimUnpublished(options.db, options.publisher, claim, batchSize);
     if (rows.length === 0) return 'drained';
     // Publish only while the claim surely holds; what is left is released for the next batch.
-    const stopAt = Date.now() + leaseMs / 2;
+    const stopAt = Date.now() + leaseMs / 3;
     const published: string[] = [];
     let handled = 0;
     let failed = false;
