@@ -66,6 +66,8 @@ export interface OutboxRelayOptions {
   claimLeaseMs?: number;
   /** See {@link UnpublishableHook}; can also be set later with {@link OutboxRelay.onUnpublishable}. */
   onUnpublishable?: UnpublishableHook;
+  /** Called once per row dead-lettered as unpublishable (e.g. to count it in the dead-letter metric). */
+  onDeadLetter?: (info: { consumer: string; code: string; subject: string; outboxId: string }) => void;
   log: Logger;
 }
 
@@ -230,6 +232,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       replacements,
     );
     if (!recorded) return;
+    try {
+      options.onDeadLetter?.({
+        consumer: `outbox:${options.publisher}`,
+        code: ErrorCodes.BUS_OUTBOX_UNPUBLISHABLE,
+        subject: row.subject,
+        outboxId: row.id,
+      });
+    } catch (error) {
+      log.error({ err: error }, 'onDeadLetter listener threw');
+    }
     log.error(
       {
         outboxId: row.id,

@@ -305,12 +305,14 @@ describe('the onUnpublishable hook', () => {
     const replacement = randomUUID();
     const looping = randomUUID();
     const hookedRows: string[] = [];
+    const counted: string[] = [];
     const relay = createOutboxRelay({
       db: harness.db,
       bus,
       publisher,
       log: harness.log,
       pollIntervalMs: 50,
+      onDeadLetter: (info) => counted.push(`${info.consumer} ${info.code} ${info.outboxId}`),
       onUnpublishable: (row) => {
         hookedRows.push(row.id);
         expect(row.error.code).toBe('BUS.PAYLOAD_TOO_LARGE');
@@ -367,6 +369,8 @@ describe('the onUnpublishable hook', () => {
       );
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(hookedRows).toEqual([failed, looping]);
+      expect(counted).toHaveLength(3);
+      expect(counted[0]).toBe(`outbox:${publisher} BUS.OUTBOX_UNPUBLISHABLE ${failed}`);
       expect(await relay.oldestUnpublishedAgeMs()).toBeNull();
     } finally {
       subscription.unsubscribe();

@@ -104,7 +104,16 @@ export async function createServiceRuntime(options: {
   }
   // Once started, rows committed through plain-SQL transactions are inserted claimed by the relay and go
   // to it directly, without being read back.
-  const relay = createOutboxRelay({ db, bus, publisher: service, log, pollIntervalMs: 500 });
+  const relay = createOutboxRelay({
+    db,
+    bus,
+    publisher: service,
+    log,
+    pollIntervalMs: 500,
+    onDeadLetter: (info) => {
+      metrics.deadLetters.inc({ consumer: info.consumer, code: info.code });
+    },
+  });
   const readiness: ReadinessCheck[] = [
     async () => {
       try {
