@@ -93,6 +93,31 @@ describe('enqueueOutbox', () => {
 });
 
 describe('relay store functions', () => {
+  it('enqueueOutboxSql round-trips payloads and headers with quotes, backslashes, braces and unicode', async () => {
+    const tricky = {
+      id: randomUUID(),
+      publisher: 'relay-tricky',
+      subject: 'tandem.task.accepted.v1',
+      payload: {
+        text: 'a "quoted" \\ back\\slash, {braces} [1,2] NULL \u00e9 \ud83d\ude00',
+        list: ['"', '\\', ',', '}'],
+      },
+      headers: { 'X-Odd': 'a "b" \\ c, {d}' },
+    };
+    const plain = {
+      id: randomUUID(),
+      publisher: 'relay-tricky',
+      subject: 'tandem.task.accepted.v1',
+      payload: 'NULL',
+    };
+    await sqlTransaction(db, async (sql) => enqueueOutboxSql(sql, [tricky, plain]));
+    const [first, second] = await fetchUnpublished(db, 'relay-tricky', 10);
+    expect(first?.payload).toEqual(tricky.payload);
+    expect(first?.headers).toEqual(tricky.headers);
+    expect(second?.payload).toBe('NULL');
+    expect(second?.headers).toEqual({});
+  });
+
   it('concurrent claims of one publisher take disjoint rows, oldest first; a released row is claimed again', async () => {
     const rows = Array.from({ length: 40 }, (_, index) => message('relay-claims', index));
     await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, rows));
