@@ -5,6 +5,7 @@ import type { Db } from '@tandem/db';
 import type { Logger } from 'pino';
 import { startConsumer, type ConsumeOptions, type RunningConsumer } from './consumer.js';
 import type { DeadLetterListener } from './dead-letters.js';
+import { CLAIM_CHECK_HEADER, DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES, claimCheckBody } from './claim-check.js';
 import { toNatsHeaders } from './headers.js';
 import { parseOrThrow, type MessageSchema } from './schema.js';
 import { ensureStreams } from './streams.js';
@@ -31,6 +32,12 @@ export interface ConnectBusOptions {
   /** How long to wait for a PubAck or a JetStream API answer (default 5 s). */
   timeoutMs?: number;
   /**
+   * A payload stored in the outbox (`publish` with `claimCheck: true`) of more serialized bytes than this is
+   * sent as a claim check: a small reference that consumers resolve from Postgres (default 256 KiB, well
+   * under NATS's max_payload of 1 MiB). null: never (payloads over max_payload then fail for good).
+   */
+  claimCheckThresholdBytes?: number | null;
+  /**
    * Streams and durable consumers were created by the provisioner (`provisionNats`, `pnpm nats:provision`):
    * the bus neither ensures the streams nor creates consumers, it checks that each consumer exists. Set it
    * for a connection with credentials, whose user has no right to create them.
@@ -46,6 +53,11 @@ export interface PublishOptions {
   msgId: string;
   /** Extra NATS headers. */
   headers?: Record<string, string>;
+  /**
+   * The payload is stored as Outbox row `msgId` (the relay's publishes): over the bus's claim-check threshold
+   * it is sent as a claim check (header `Tandem-Claim-Check: <msgId>`, body `{"claimCheck":{...}}`).
+   */
+  claimCheck?: boolean;
 }
 
 /** What JetStream answered to a publish. */
@@ -74,7 +86,11 @@ export interface Bus {
   readonly jsm: JetStreamManager;
   /** `<prefix>.<suffix>`. */
   subject(suffix: string): string;
-  /** Publishes `payload` as JSON to a full subject under the prefix and waits for the PubAck. */
+  /**
+   * Publishes `payload` as JSON to a full subject under the prefix and waits for the PubAck. A publish that
+   * can never succeed (over max_payload, a subject outside the prefix, refused by permissions, invalid)
+   * throws a non-retryable TandemError (`BUS.PAYLOAD_TOO_LARGE`, `BUS.PUBLISH_REFUSED`).
+   */
   publish(subject: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
   /** Validates the envelope against the event's schema, then publishes it with `Nats-Msg-Id` = envelope id. */
   publishEvent<TEnvelope extends { id: string }>(
@@ -88,6 +104,50 @@ export interface Bus {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
+const encoder = new TextEncoder();
+/** JetStream's API error code for a message over the stream's max_msg_size. */
+const JS_MESSAGE_SIZE_EXCEEDED = 10054;
+
+/**
+ * A publish failure that will never succeed, as a non-retryable TandemError; null for failures worth
+ * retrying (no connection, timeout, no stream answering).
+ */
+export function permanentPublishError(
+  error: unknown,
+  subject: string,
+  bytes: number,
+  maxPayload: number | undefined,
+): TandemError | null {
+  for (
+    let cause: unknown = error, depth = 0;
+    cause instanceof Error && depth < 5;
+    cause = cause.cause, depth++
+  ) {
+    const code = 'code' in cause ? cause.code : undefined;
+    if (cause.name === 'InvalidArgumentError' && cause.message.includes('max_payload'))
+      return new TandemError(
+        ErrorCodes.BUS_PAYLOAD_TOO_LARGE,
+        `the message on ${subject} is ${bytes} bytes (headers not counted), over the server's max_payload` +
+          (maxPayload === undefined ? '' : ` of ${maxPayload} bytes`),
+        { cause: error },
+      );
+    if (code === JS_MESSAGE_SIZE_EXCEEDED)
+      return new TandemError(
+        ErrorCodes.BUS_PAYLOAD_TOO_LARGE,
+        `the message on ${subject} is ${bytes} bytes, over the stream's message size limit: ${cause.message}`,
+        { cause: error },
+      );
+    if (cause.name === 'PermissionViolationError' || cause.name === 'InvalidSubjectError')
+      return new TandemError(
+        ErrorCodes.BUS_PUBLISH_REFUSED,
+        `publishing on ${subject} was refused: ${cause.message}`,
+        {
+          cause: error,
+        },
+      );
+  }
+  return null;
+}
 
 /**
  * Connects to NATS, ensures the streams of every entity exist (unless `provisioned`), and returns the
@@ -96,6 +156,14 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   const prefix = assertSubjectPrefix(options.prefix);
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const claimCheckThreshold =
+    options.claimCheckThresholdBytes === undefined
+      ? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES
+      : options.claimCheckThresholdBytes;
+  if (claimCheckThreshold !== null && (!Number.isInteger(claimCheckThreshold) || claimCheckThreshold < 1))
+    throw new RangeError(
+      `claimCheckThresholdBytes must be a positive integer or null, got ${claimCheckThreshold}`,
+    );
   const log = options.log.child({ component: 'bus' });
   const nc = await connect({
     // A service keeps trying to reach NATS for as long as it runs.
@@ -131,15 +199,33 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
     publishOptions: PublishOptions,
   ): Promise<PublishResult> {
     if (!subject.startsWith(`${prefix}.`)) {
-      throw new Error(`subject "${subject}" is not under the prefix "${prefix}"; use bus.subject(suffix)`);
+      throw new TandemError(
+        ErrorCodes.BUS_PUBLISH_REFUSED,
+        `subject "${subject}" is not under the prefix "${prefix}"; use bus.subject(suffix)`,
+      );
     }
-    const body = JSON.stringify(payload);
-    if (body === undefined) throw new TypeError(`payload for ${subject} is not JSON-serialisable`);
-    const ack = await js.publish(subject, body, {
-      msgID: publishOptions.msgId,
-      headers: toNatsHeaders(publishOptions.headers),
-    });
-    return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+    const json = JSON.stringify(payload);
+    if (json === undefined) throw new TypeError(`payload for ${subject} is not JSON-serialisable`);
+    let body = encoder.encode(json);
+    const headers = { ...publishOptions.headers };
+    if (
+      publishOptions.claimCheck === true &&
+      claimCheckThreshold !== null &&
+      body.length > claimCheckThreshold
+    ) {
+      // The payload stays in its Outbox row; consumers read it from there (resolveClaimCheck).
+      headers[CLAIM_CHECK_HEADER] = publishOptions.msgId;
+      body = encoder.encode(claimCheckBody(publishOptions.msgId, body.length));
+    }
+    try {
+      const ack = await js.publish(subject, body, {
+        msgID: publishOptions.msgId,
+        headers: toNatsHeaders(headers),
+      });
+      return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+    } catch (error) {
+      throw permanentPublishError(error, subject, body.length, nc.info?.max_payload) ?? error;
+    }
   }
 
   return {

@@ -19,6 +19,7 @@ import {
   type JsonTextLimits,
 } from '@tandem/contracts';
 import type { Logger } from 'pino';
+import { resolveClaimCheck } from './claim-check.js';
 import {
   maxDeliveriesAdvisorySubject,
   parseMaxDeliveriesAdvisory,
@@ -438,9 +439,16 @@ export async function startConsumer<T>(
     const headerMessageId = headers[MSG_ID_HEADER] ?? null;
     const deliveryCount = message.info.deliveryCount;
 
+    // A claim check carries only a reference: read the real payload from its outbox row first, so limits,
+    // schema and handler see the payload itself. A database failure throws: the message comes back.
+    const claimed = await resolveClaimCheck(deps.db, message.subject, headers, message.data);
+    if (!claimed.ok) {
+      await deadLetter(message, headers, headerMessageId, claimed.code, claimed.reason);
+      return;
+    }
     // Limits, UTF-8 and JSON before the schema, the schema before the handler: each refusal is a dead
     // letter with its own code on the first delivery (it would fail the same way on every redelivery).
-    const reading = readPayload(message.data, payloadLimits);
+    const reading = readPayload(claimed.data, payloadLimits);
     if (!reading.ok) {
       await deadLetter(message, headers, headerMessageId, reading.code, reading.reason);
       return;

@@ -69,10 +69,33 @@ export { formatIssues } from './schema.js';
 
 /** Creates the outbox relay of one publisher: start, kick, stop. */
 export { createOutboxRelay } from './outbox-relay.js';
-/** Options of createOutboxRelay: db, bus, publisher, batchSize, pollIntervalMs, log. */
+/** Options of createOutboxRelay: db, bus, publisher, batchSize, pollIntervalMs, claimLeaseMs, onUnpublishable, log. */
 export type { OutboxRelayOptions } from './outbox-relay.js';
 /** The outbox relay. */
 export type { OutboxRelay } from './outbox-relay.js';
+/** Default lease of a relay's claim on outbox rows (10 s). */
+export { DEFAULT_CLAIM_LEASE_MS } from './outbox-relay.js';
+/** The header on a replacement of an unpublishable row (`Tandem-Replaces: <outbox id>`). */
+export { REPLACES_HEADER } from './outbox-relay.js';
+/** An unpublishable outbox row as the onUnpublishable hook gets it. */
+export type { UnpublishableOutboxRow } from './outbox-relay.js';
+/** The hook that turns an unpublishable row into replacement outbox messages. */
+export type { UnpublishableHook } from './outbox-relay.js';
+/** A publish error that can never succeed, as a non-retryable TandemError (null: retry). */
+export { permanentPublishError } from './bus.js';
+
+/** The claim-check header (`Tandem-Claim-Check: <outbox id>`). */
+export { CLAIM_CHECK_HEADER } from './claim-check.js';
+/** Default claim-check threshold (256 KiB of serialized payload). */
+export { DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES } from './claim-check.js';
+/** The claim-check body for an outbox id and the real payload's size. */
+export { claimCheckBody } from './claim-check.js';
+/** The claim-check body's shape. */
+export type { ClaimCheckBody } from './claim-check.js';
+/** Loads a claim-checked message's payload from its outbox row (the consumer's first step). */
+export { resolveClaimCheck } from './claim-check.js';
+/** What resolveClaimCheck returns. */
+export type { ClaimCheckResolution } from './claim-check.js';
 
 /** The header JetStream deduplicates on (`Nats-Msg-Id`). */
 export { MSG_ID_HEADER } from './headers.js';

@@ -112,10 +112,11 @@ describe('outbox relay', () => {
       });
       expect((await storedOn(suffix)).map((event) => event.msgId)).toEqual([...ids, ...more]);
 
-      // A relay that crashed after publishing but before marking: the rows go out again and JetStream drops them.
+      // A relay that crashed after publishing but before marking, and whose claim ran out: the rows go out
+      // again and JetStream drops them.
       await harness.db.prisma.outbox.updateMany({
         where: { id: { in: ids.slice(5) } },
-        data: { publishedAt: null },
+        data: { publishedAt: null, claimedUntil: new Date(0) },
       });
       relay.kick();
       await waitFor(async () => (await unpublishedCount(publisher)) === 0, {

@@ -124,6 +124,13 @@ export const ErrorCodes = {
   HTTP_BODY_TOO_LARGE: 'HTTP.BODY_TOO_LARGE',
   /** An HTTP JSON body nested deeper than the server's depth limit (400). */
   HTTP_BODY_TOO_DEEP: 'HTTP.BODY_TOO_DEEP',
+  // issue 12: outbox relay and claim checks. Wire names: renaming one breaks dead letters and events in flight.
+  /** An outbox row that can never be published (over max_payload, a refused subject); dead-lettered, not retried. */
+  BUS_OUTBOX_UNPUBLISHABLE: 'BUS.OUTBOX_UNPUBLISHABLE',
+  /** NATS refused a publish for good (a subject outside the prefix or not permitted, an invalid subject). */
+  BUS_PUBLISH_REFUSED: 'BUS.PUBLISH_REFUSED',
+  /** A claim-check message whose outbox row is missing or does not match its subject and id. */
+  BUS_CLAIM_CHECK_MISSING: 'BUS.CLAIM_CHECK_MISSING',
   INTERNAL: 'INTERNAL.ERROR',
   // issue 12: database connections and consumer delivery (kit)
   /**

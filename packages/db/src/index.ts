@@ -91,14 +91,30 @@ export { defaultMigrationsDir } from './migrate.js';
 export { enqueueOutbox, enqueueOutboxSql, onOutboxCommitted, prismaOutboxWrites } from './outbox.js';
 /** A message to enqueue: id, publisher, subject, payload, headers. */
 export type { OutboxMessage } from './outbox.js';
+/** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's plain-SQL transactions. */
+export type { OutboxClaim, OutboxHandOver } from './outbox.js';
 /** An unpublished outbox row as the relay reads it. */
 export type { PendingOutboxMessage } from './outbox.js';
-/** Reads a publisher's unpublished rows in seq order, holding no transaction. */
+/** Reads a publisher's unpublished rows in seq order without claiming them (tests, inspection). */
 export { fetchUnpublished } from './outbox.js';
-/** Marks outbox rows as published. */
+/** Claims a publisher's oldest unclaimed unpublished rows for a lease (FOR UPDATE SKIP LOCKED). */
+export { claimUnpublished } from './outbox.js';
+/** Releases a relay's claims on rows it did not publish. */
+export { releaseClaims } from './outbox.js';
+/** Marks outbox rows as published (a durable commit). */
 export { markPublished } from './outbox.js';
 /** Counts a failed publish and keeps its error message. */
 export { recordPublishFailure } from './outbox.js';
+/** Dead-letters an unpublishable outbox row (DeadLetter row, deadLetteredAt, replacements) in one transaction. */
+export { deadLetterOutboxRow } from './outbox.js';
+/** An outbox row to dead-letter: id, consumer, code, reason. */
+export type { OutboxDeadLetter } from './outbox.js';
+/** Reads one outbox row's subject and payload text (a claim check's reference). */
+export { readOutboxPayload } from './outbox.js';
+/** A stored outbox payload: subject and JSON text. */
+export type { StoredOutboxPayload } from './outbox.js';
+/** Age in ms of a publisher's oldest row not yet published nor dead-lettered (null: none). */
+export { oldestUnpublishedAgeMs } from './outbox.js';
 
 /** Records a handled message in the handler's transaction; false if it was already handled. */
 export { markProcessed, markProcessedSql } from './inbox.js';

@@ -1,15 +1,6 @@
 import type { Db, Tx } from './client.js';
 import type pg from 'pg';
-import {
-  afterCommit,
-  insertRows,
-  poolOf,
-  poolSql,
-  sqlTransaction,
-  utcWallClock,
-  type Sql,
-  type SqlColumn,
-} from './sql.js';
+import { afterCommit, poolOf, poolSql, sqlTransaction, utcWallClock, type Sql } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toText } from './text.js';
 
@@ -48,6 +39,8 @@ export interface PendingOutboxMessage {
 // Postgres accepts at most 65535 bind parameters per statement; 6 per row keeps well below it.
 const ROWS_PER_INSERT = 1000;
 const MAX_ERROR_LENGTH = 2000;
+/** The database's clock (not the transaction's start) as UTC wall-clock time, like Prisma's timestamps. */
+const UTC_CLOCK = `(clock_timestamp() AT TIME ZONE 'UTC')`;
 
 /**
  * Writes outbox rows in the caller's transaction (one multi-row INSERT per 1000 messages), so that the
@@ -74,30 +67,43 @@ export async function enqueueOutbox(
   }
 }
 
-const OUTBOX_COLUMNS: SqlColumn[] = [
-  { name: 'id', cast: 'uuid' },
-  { name: 'publisher' },
-  { name: 'subject' },
-  { name: 'payload', cast: 'jsonb' },
-  { name: 'headers', cast: 'jsonb' },
-  { name: 'createdAt', cast: 'timestamp' },
-];
+/** A claim on outbox rows: who publishes them, and for how long the claim holds if it is not released. */
+export interface OutboxClaim {
+  /** The relay instance (unique per process). */
+  holder: string;
+  /** How long the claim lasts; then another relay may take the rows over. */
+  leaseMs: number;
+}
 
-/** Listeners for committed outbox rows, by pool (the relay of the service that owns the pool). */
-const committedListeners = new WeakMap<pg.Pool, (messages: readonly OutboxMessage[]) => void>();
+/**
+ * The relay of a pool's service, as `enqueueOutboxSql` sees it: rows of `publisher` written in a plain-SQL
+ * transaction are inserted already claimed by it (`claim()`), so no other relay and no poll publishes them,
+ * and handed to `committed` right after COMMIT.
+ */
+export interface OutboxHandOver {
+  /** The publisher whose rows this relay publishes. */
+  publisher: string;
+  /** The claim to insert rows with, or null (the relay is not running: rows stay unclaimed for the polls). */
+  claim(): OutboxClaim | null;
+  /** Rows that committed under the claim. */
+  committed(messages: readonly OutboxMessage[]): void;
+}
+
+/** The hand-over of committed rows, by pool (the relay of the service that owns the pool). */
+const handOvers = new WeakMap<pg.Pool, OutboxHandOver>();
 /** Outbox writes made through Prisma transactions, which have no commit hook: the relay must read those. */
 let prismaWrites = 0;
 
 /**
- * Hands the rows of every plain-SQL transaction on this pool to `listener` right after it commits, so the
- * relay can publish them without reading them back. Rows written through Prisma (and rows whose hand-off
- * was lost) are still found by the relay's reads.
+ * Makes `handOver` the relay of the pool's plain-SQL transactions (see {@link OutboxHandOver}); returns a
+ * function that removes it again (if it is still the one registered). Rows written through Prisma are
+ * found by the relays' polls.
  */
-export function onOutboxCommitted(
-  db: Pick<Db, 'pool'>,
-  listener: (messages: readonly OutboxMessage[]) => void,
-): void {
-  committedListeners.set(db.pool, listener);
+export function onOutboxCommitted(db: Pick<Db, 'pool'>, handOver: OutboxHandOver): () => void {
+  handOvers.set(db.pool, handOver);
+  return () => {
+    if (handOvers.get(db.pool) === handOver) handOvers.delete(db.pool);
+  };
 }
 
 /** How many outbox writes went through Prisma transactions in this process (for the relay). */
@@ -105,28 +111,45 @@ export function prismaOutboxWrites(): number {
   return prismaWrites;
 }
 
-/** {@link enqueueOutbox} on a plain-SQL transaction (see `sqlTransaction`). */
+/**
+ * {@link enqueueOutbox} on a plain-SQL transaction (see `sqlTransaction`). Rows of the pool's relay's
+ * publisher are inserted claimed by that relay and handed to it after COMMIT (one statement for any
+ * number of rows).
+ */
 export async function enqueueOutboxSql(
   sql: Sql,
   messages: OutboxMessage | readonly OutboxMessage[],
 ): Promise<void> {
   const list = isMessageList(messages) ? messages : [messages];
+  if (list.length === 0) return;
   const pool = poolOf(sql);
-  const listener = pool === undefined ? undefined : committedListeners.get(pool);
-  if (listener !== undefined && list.length > 0) afterCommit(sql, () => listener(list));
+  const handOver = pool === undefined ? undefined : handOvers.get(pool);
+  const claim = handOver?.claim() ?? null;
+  const claimed =
+    handOver === undefined || claim === null
+      ? []
+      : list.filter((message) => message.publisher === handOver.publisher);
+  if (handOver !== undefined && claimed.length > 0) afterCommit(sql, () => handOver.committed(claimed));
   const createdAt = utcWallClock();
-  await insertRows(
-    sql,
-    'Outbox',
-    OUTBOX_COLUMNS,
-    list.map((message) => [
-      message.id,
-      message.publisher,
-      message.subject,
-      JSON.stringify(message.payload),
-      message.headers === undefined ? null : JSON.stringify(message.headers),
+  // The lease runs from the statement's clock on the database, which the claims compare against.
+  await sql.query(
+    `INSERT INTO "Outbox" ("id", "publisher", "subject", "payload", "headers", "createdAt", "claimedBy", "claimedUntil")
+     SELECT row."id", row."publisher", row."subject", row."payload", row."headers", $6::timestamp,
+            CASE WHEN row."publisher" = $7 THEN $8 END,
+            CASE WHEN row."publisher" = $7 THEN ${UTC_CLOCK} + $9 * interval '1 millisecond' END
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])
+         AS row("id", "publisher", "subject", "payload", "headers")`,
+    [
+      list.map((message) => message.id),
+      list.map((message) => message.publisher),
+      list.map((message) => message.subject),
+      list.map((message) => JSON.stringify(message.payload)),
+      list.map((message) => (message.headers === undefined ? null : JSON.stringify(message.headers))),
       createdAt,
-    ]),
+      claim === null || handOver === undefined ? null : handOver.publisher,
+      claim?.holder ?? null,
+      claim?.leaseMs ?? 0,
+    ],
   );
 }
 
@@ -136,63 +159,109 @@ function text(row: Record<string, unknown>, column: string): string {
   return value;
 }
 
+const PENDING_COLUMNS = `"seq"::text AS "seq", "id"::text AS "id", "subject", "payload"::text AS "payload",
+  "headers"::text AS "headers", "attempts", ("createdAt" AT TIME ZONE 'UTC') AS "createdAt"`;
+
+function pendingRow(row: Record<string, unknown>): PendingOutboxMessage {
+  const payload: Prisma.JsonValue = JSON.parse(text(row, 'payload'));
+  const headers: Prisma.JsonValue = row['headers'] === null ? null : JSON.parse(text(row, 'headers'));
+  const attempts = row['attempts'];
+  const createdAt = row['createdAt'];
+  if (typeof attempts !== 'number' || !(createdAt instanceof Date))
+    throw new TypeError('malformed Outbox row');
+  return {
+    seq: BigInt(text(row, 'seq')),
+    id: text(row, 'id'),
+    subject: text(row, 'subject'),
+    payload,
+    headers: toHeaders(headers),
+    attempts,
+    createdAt,
+  };
+}
+
+function assertLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`limit must be a positive integer, got ${limit}`);
+}
+
 /**
- * Reads up to `limit` unpublished rows of one publisher, oldest first, with plain SQL on the pool (the
- * relay runs this for every batch of every service). It holds no transaction: the relay publishes them and
- * then calls {@link markPublished}. Two relays may read the same rows; the duplicate publish is dropped by
- * JetStream through `Nats-Msg-Id`.
+ * Reads up to `limit` unpublished rows of one publisher, oldest first, without claiming them (for tests and
+ * inspection; the relay uses {@link claimUnpublished}).
  */
 export async function fetchUnpublished(
   db: Pick<Db, 'pool'>,
   publisher: string,
   limit: number,
 ): Promise<PendingOutboxMessage[]> {
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new RangeError(`limit must be a positive integer, got ${limit}`);
+  assertLimit(limit);
   const result = await poolSql(db).query(
-    `SELECT "seq"::text AS "seq", "id"::text AS "id", "subject", "payload"::text AS "payload",
-            "headers"::text AS "headers", "attempts", ("createdAt" AT TIME ZONE 'UTC') AS "createdAt"
-       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL ORDER BY "Outbox"."seq" LIMIT $2`,
+    `SELECT ${PENDING_COLUMNS}
+       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
+      ORDER BY "Outbox"."seq" LIMIT $2`,
     [publisher, limit],
   );
-  return result.rows.map((row) => {
-    const payload: Prisma.JsonValue = JSON.parse(text(row, 'payload'));
-    const headers: Prisma.JsonValue = row['headers'] === null ? null : JSON.parse(text(row, 'headers'));
-    const attempts = row['attempts'];
-    const createdAt = row['createdAt'];
-    if (typeof attempts !== 'number' || !(createdAt instanceof Date))
-      throw new TypeError('malformed Outbox row');
-    return {
-      seq: BigInt(text(row, 'seq')),
-      id: text(row, 'id'),
-      subject: text(row, 'subject'),
-      payload,
-      headers: toHeaders(headers),
-      attempts,
-      createdAt,
-    };
-  });
+  return result.rows.map(pendingRow);
 }
 
 /**
- * Marks rows as published; returns how many were still unpublished. The commit does not wait for its WAL
- * flush: a mark lost in a crash only makes the relay publish the row again, and JetStream drops the
- * duplicate by `Nats-Msg-Id` (see docs/decisions/2026-11-26-sql-on-hot-paths.md).
+ * Claims up to `limit` unpublished rows of one publisher, oldest first, that nobody holds (never claimed,
+ * released, or whose lease ran out), for `claim.leaseMs`; returns them in seq order. One statement: rows
+ * another relay is claiming at the same moment are skipped (`FOR UPDATE SKIP LOCKED`), and a row claimed
+ * meanwhile fails the re-check of the lease, so two relays never claim the same row at once.
+ */
+export async function claimUnpublished(
+  db: Pick<Db, 'pool'>,
+  publisher: string,
+  claim: OutboxClaim,
+  limit: number,
+): Promise<PendingOutboxMessage[]> {
+  assertLimit(limit);
+  const result = await poolSql(db).query(
+    `UPDATE "Outbox" SET "claimedBy" = $2, "claimedUntil" = ${UTC_CLOCK} + $3 * interval '1 millisecond'
+      WHERE "seq" IN (
+        SELECT "seq" FROM "Outbox"
+         WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
+           AND ("claimedUntil" IS NULL OR "claimedUntil" < ${UTC_CLOCK})
+         ORDER BY "seq" LIMIT $4
+         FOR UPDATE SKIP LOCKED)
+      RETURNING ${PENDING_COLUMNS}`,
+    [publisher, claim.holder, claim.leaseMs, limit],
+  );
+  return result.rows.map(pendingRow).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+}
+
+/**
+ * Gives up `holder`'s claim on rows it did not publish (a publish failed), so the next claim, of any relay,
+ * takes them again at once, in order. Rows already published or claimed by someone else are left alone.
+ */
+export async function releaseClaims(
+  db: Pick<Db, 'pool'>,
+  holder: string,
+  ids: readonly string[],
+): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await poolSql(db).query(
+    `UPDATE "Outbox" SET "claimedBy" = NULL, "claimedUntil" = NULL
+      WHERE "id" = ANY($1::uuid[]) AND "claimedBy" = $2 AND "publishedAt" IS NULL`,
+    [[...ids], holder],
+  );
+  return result.rowCount;
+}
+
+/**
+ * Marks rows as published; returns how many were still unpublished. The commit is durable: a mark lost in
+ * a Postgres crash would have the relay publish the row again, which a plain NATS subscriber would see
+ * twice (JetStream's own dedup window hides it only from stream consumers, and only for 2 minutes).
  */
 export async function markPublished(db: Pick<Db, 'pool'>, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  return sqlTransaction(
-    db,
-    async (sql) => {
-      const result = await sql.query(
-        `UPDATE "Outbox" SET "publishedAt" = (now() AT TIME ZONE 'UTC')
-          WHERE "id" = ANY($1::uuid[]) AND "publishedAt" IS NULL`,
-        [[...ids]],
-      );
-      return result.rowCount;
-    },
-    { durable: false },
+  const result = await poolSql(db).query(
+    `UPDATE "Outbox" SET "publishedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE "id" = ANY($1::uuid[]) AND "publishedAt" IS NULL`,
+    [[...ids]],
   );
+  return result.rowCount;
 }
 
 /** Counts a failed publish of one row and keeps the error's message (the row stays unpublished). */
@@ -201,6 +270,96 @@ export async function recordPublishFailure(db: Pick<Db, 'pool'>, id: string, err
     `UPDATE "Outbox" SET "attempts" = "attempts" + 1, "lastError" = $2 WHERE "id" = $1::uuid`,
     [id, toText(errorMessage(error)).slice(0, MAX_ERROR_LENGTH)],
   );
+}
+
+/** An outbox row to dead-letter: it can never be published. */
+export interface OutboxDeadLetter {
+  /** The outbox id (also the DeadLetter's id and messageId). */
+  id: string;
+  /** The DeadLetter's `consumer`: who gave up (the relay: `outbox:<publisher>`). */
+  consumer: string;
+  /** A `DOMAIN.REASON` code, e.g. `BUS.OUTBOX_UNPUBLISHABLE`. */
+  code: string;
+  /** Why, readable (the publish error). */
+  reason: string;
+}
+
+/**
+ * Dead-letters an unpublished outbox row in one transaction: a DeadLetter row with the row's subject,
+ * payload and headers and the reason; the row marked `deadLetteredAt` (the relay never tries it again);
+ * and `replacements` (e.g. a typed failure event for the row's task) enqueued beside it. Returns false,
+ * writing nothing, when the row was published or dead-lettered already.
+ */
+export async function deadLetterOutboxRow(
+  db: Pick<Db, 'pool'>,
+  deadLetter: OutboxDeadLetter,
+  replacements: readonly OutboxMessage[] = [],
+): Promise<boolean> {
+  const reason = toText(deadLetter.reason).slice(0, MAX_ERROR_LENGTH);
+  return sqlTransaction(db, async (sql) => {
+    const marked = await sql.query(
+      `UPDATE "Outbox" SET "deadLetteredAt" = ${UTC_CLOCK}, "lastError" = $2, "attempts" = "attempts" + 1
+        WHERE "id" = $1::uuid AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL`,
+      [deadLetter.id, reason],
+    );
+    if (marked.rowCount === 0) return false;
+    await sql.query(
+      `INSERT INTO "DeadLetter"
+         ("id", "consumer", "subject", "streamSeq", "messageId", "code", "reason", "payload", "headers", "deliveryCount", "createdAt")
+       SELECT "id", $2, "subject", NULL, "id"::text, $3, $4, "payload"::text, "headers", "attempts", ${UTC_CLOCK}
+         FROM "Outbox" WHERE "id" = $1::uuid
+       ON CONFLICT DO NOTHING`,
+      [deadLetter.id, deadLetter.consumer, deadLetter.code, reason],
+    );
+    if (replacements.length > 0) await enqueueOutboxSql(sql, replacements);
+    return true;
+  });
+}
+
+/** A stored outbox payload, as a claim check resolves it. */
+export interface StoredOutboxPayload {
+  /** The subject the row was published on. */
+  subject: string;
+  /** The payload as JSON text. */
+  payload: string;
+}
+
+/**
+ * Reads the payload of one outbox row by id (a claim check's reference), or null when there is none. The
+ * rows are never deleted today; a cleanup must keep every row at least as long as the streams keep
+ * messages (7 days by default), or claim checks still in a stream stop resolving.
+ */
+export async function readOutboxPayload(
+  db: Pick<Db, 'pool'>,
+  id: string,
+): Promise<StoredOutboxPayload | null> {
+  const result = await poolSql(db).query(
+    `SELECT "subject", "payload"::text AS "payload" FROM "Outbox" WHERE "id" = $1::uuid`,
+    [id],
+  );
+  const row = result.rows[0];
+  if (row === undefined) return null;
+  return { subject: text(row, 'subject'), payload: text(row, 'payload') };
+}
+
+/**
+ * How long (ms, on the database's clock) the oldest row of `publisher` that is neither published nor
+ * dead-lettered has waited; null when none waits. A relay that is draining keeps it near zero.
+ */
+export async function oldestUnpublishedAgeMs(
+  db: Pick<Db, 'pool'>,
+  publisher: string,
+): Promise<number | null> {
+  const result = await poolSql(db).query(
+    `SELECT (EXTRACT(EPOCH FROM (${UTC_CLOCK} - "createdAt")) * 1000)::float8 AS "ageMs"
+       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
+      ORDER BY "seq" LIMIT 1`,
+    [publisher],
+  );
+  const age = result.rows[0]?.['ageMs'];
+  if (age === undefined) return null;
+  if (typeof age !== 'number') throw new TypeError('Outbox age is not a number');
+  return Math.max(0, age);
 }
 
 function isMessageList(value: OutboxMessage | readonly OutboxMessage[]): value is readonly OutboxMessage[] {

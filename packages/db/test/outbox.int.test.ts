@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  claimUnpublished,
   createDb,
   enqueueOutbox,
+  enqueueOutboxSql,
   fetchUnpublished,
+  onOutboxCommitted,
+  releaseClaims,
+  sqlTransaction,
   isUniqueViolation,
   markPublished,
   recordPublishFailure,
@@ -88,6 +93,103 @@ describe('enqueueOutbox', () => {
 });
 
 describe('relay store functions', () => {
+  it('enqueueOutboxSql round-trips payloads and headers with quotes, backslashes, braces and unicode', async () => {
+    const tricky = {
+      id: randomUUID(),
+      publisher: 'relay-tricky',
+      subject: 'tandem.task.accepted.v1',
+      payload: {
+        text: 'a "quoted" \\ back\\slash, {braces} [1,2] NULL \u00e9 \ud83d\ude00',
+        list: ['"', '\\', ',', '}'],
+      },
+      headers: { 'X-Odd': 'a "b" \\ c, {d}' },
+    };
+    const plain = {
+      id: randomUUID(),
+      publisher: 'relay-tricky',
+      subject: 'tandem.task.accepted.v1',
+      payload: 'NULL',
+    };
+    await sqlTransaction(db, async (sql) => enqueueOutboxSql(sql, [tricky, plain]));
+    const [first, second] = await fetchUnpublished(db, 'relay-tricky', 10);
+    expect(first?.payload).toEqual(tricky.payload);
+    expect(first?.headers).toEqual(tricky.headers);
+    expect(second?.payload).toBe('NULL');
+    expect(second?.headers).toEqual({});
+  });
+
+  it('concurrent claims of one publisher take disjoint rows, oldest first; a released row is claimed again', async () => {
+    const rows = Array.from({ length: 40 }, (_, index) => message('relay-claims', index));
+    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, rows));
+    const claims = await Promise.all(
+      ['a', 'b', 'c', 'd'].map((holder) =>
+        claimUnpublished(db, 'relay-claims', { holder, leaseMs: 60_000 }, 15),
+      ),
+    );
+    const claimed = claims.flat().map((row) => row.id);
+    expect(new Set(claimed).size).toBe(claimed.length);
+    expect(claimed.length).toBe(40);
+    for (const batch of claims)
+      expect(batch.map((row) => row.seq)).toEqual(
+        [...batch.map((row) => row.seq)].sort((x, y) => (x < y ? -1 : 1)),
+      );
+    // Everything is held: nothing more to claim, until a holder releases what it did not publish.
+    expect(await claimUnpublished(db, 'relay-claims', { holder: 'e', leaseMs: 60_000 }, 100)).toEqual([]);
+    const first = claims[0] ?? [];
+    expect(
+      await releaseClaims(
+        db,
+        'not-the-holder',
+        first.map((row) => row.id),
+      ),
+    ).toBe(0);
+    expect(
+      await releaseClaims(
+        db,
+        'a',
+        first.map((row) => row.id),
+      ),
+    ).toBe(first.length);
+    const again = await claimUnpublished(db, 'relay-claims', { holder: 'e', leaseMs: 60_000 }, 100);
+    expect(again.map((row) => row.id).sort()).toEqual(first.map((row) => row.id).sort());
+  });
+
+  it('enqueueOutboxSql inserts the rows of the hand-over publisher claimed, and hands them over after COMMIT', async () => {
+    const handed: string[][] = [];
+    const detach = onOutboxCommitted(db, {
+      publisher: 'relay-hand',
+      claim: () => ({ holder: 'relay-hand:1', leaseMs: 60_000 }),
+      committed: (messages) => handed.push(messages.map((one) => one.id)),
+    });
+    try {
+      const mine = message('relay-hand', 0);
+      const other = message('relay-other', 0);
+      await sqlTransaction(db, async (sql) => {
+        await enqueueOutboxSql(sql, [mine, other]);
+        expect(handed).toEqual([]);
+      });
+      expect(handed).toEqual([[mine.id]]);
+      const stored = await db.prisma.outbox.findMany({ where: { id: { in: [mine.id, other.id] } } });
+      expect(stored.find((row) => row.id === mine.id)?.claimedBy).toBe('relay-hand:1');
+      expect(stored.find((row) => row.id === other.id)?.claimedBy).toBeNull();
+      // A claimed row is nobody else's to claim; the other publisher's row is free.
+      expect(await claimUnpublished(db, 'relay-hand', { holder: 'x', leaseMs: 1_000 }, 10)).toEqual([]);
+      expect(
+        (await claimUnpublished(db, 'relay-other', { holder: 'x', leaseMs: 1_000 }, 10)).map((row) => row.id),
+      ).toEqual([other.id]);
+      // A transaction that rolls back hands nothing over.
+      await expect(
+        sqlTransaction(db, async (sql) => {
+          await enqueueOutboxSql(sql, message('relay-hand', 1));
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      expect(handed).toHaveLength(1);
+    } finally {
+      detach();
+    }
+  });
+
   it('fetchUnpublished reads only the publisher, oldest first, up to the limit', async () => {
     const mine = [message('relay-a', 0), message('relay-a', 1), message('relay-a', 2)];
     await db.prisma.$transaction(async (tx) =>

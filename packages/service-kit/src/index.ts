@@ -47,6 +47,8 @@ export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
 /** Prometheus metric classes, for a service's own metrics on its registry. */
 export { Counter, Gauge, Histogram } from 'prom-client';
 export { createServiceRuntime } from './runtime.js';
+/** The outbox relay's readiness check (not draining past a limit), and its default limit (30 s). */
+export { DEFAULT_OUTBOX_STALE_AFTER_MS, outboxReadiness } from './runtime.js';
 export type { ServiceRuntime } from './runtime.js';
 export { createModelCallRecorder, createRecordedModelSelector } from './model-calls.js';
 export { findCancelTarget } from './tasks.js';

@@ -6,7 +6,7 @@ import {
   type OutboxRelay,
   type RunningConsumer,
 } from '@tandem/bus';
-import { createDb, onOutboxCommitted, type Db } from '@tandem/db';
+import { createDb, type Db } from '@tandem/db';
 import { natsConnectionSettings, natsServers, type BaseConfig } from './config.js';
 import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
@@ -37,6 +37,29 @@ export interface ServiceRuntime {
   stop: () => Promise<void>;
 }
 
+/** Default age of the oldest waiting outbox row past which `/readyz` says the relay is not draining: 30 s. */
+export const DEFAULT_OUTBOX_STALE_AFTER_MS = 30_000;
+
+/** The readiness check of the outbox relay: ready while the oldest waiting row is younger than `staleAfterMs`. */
+export function outboxReadiness(
+  relay: Pick<OutboxRelay, 'oldestUnpublishedAgeMs'>,
+  staleAfterMs: number,
+): ReadinessCheck {
+  return async () => {
+    try {
+      const ageMs = await relay.oldestUnpublishedAgeMs();
+      if (ageMs === null || ageMs <= staleAfterMs) return { name: 'outbox', ok: true };
+      return {
+        name: 'outbox',
+        ok: false,
+        detail: `the oldest unpublished outbox row has waited ${Math.round(ageMs / 1000)} s (limit ${Math.round(staleAfterMs / 1000)} s): the relay is not draining`,
+      };
+    } catch (error) {
+      return { name: 'outbox', ok: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+  };
+}
+
 /**
  * Connects the database and the bus, creates metrics, the outbox relay and the HTTP server with health
  * endpoints and bearer-token auth (ApiToken rows). The caller registers its consumers and routes, then
@@ -47,6 +70,11 @@ export async function createServiceRuntime(options: {
   config: BaseConfig;
   log?: Log;
   readiness?: ReadinessCheck[];
+  /**
+   * `/readyz` reports the outbox relay as not draining when this service's oldest row that is neither
+   * published nor dead-lettered has waited longer than this (default 30 s).
+   */
+  outboxStaleAfterMs?: number;
 }): Promise<ServiceRuntime> {
   const { config, service } = options;
   const log =
@@ -79,9 +107,18 @@ export async function createServiceRuntime(options: {
     await db.close();
     throw error;
   }
-  const relay = createOutboxRelay({ db, bus, publisher: service, log, pollIntervalMs: 500 });
-  // Rows committed through plain-SQL transactions go to the relay directly, without being read back.
-  onOutboxCommitted(db, relay.offer);
+  // Once started, rows committed through plain-SQL transactions are inserted claimed by the relay and go
+  // to it directly, without being read back.
+  const relay = createOutboxRelay({
+    db,
+    bus,
+    publisher: service,
+    log,
+    pollIntervalMs: 500,
+    onDeadLetter: (info) => {
+      metrics.deadLetters.inc({ consumer: info.consumer, code: info.code });
+    },
+  });
   const readiness: ReadinessCheck[] = [
     async () => {
       try {
@@ -100,6 +137,7 @@ export async function createServiceRuntime(options: {
       ok: !bus.nc.isClosed(),
       ...(bus.nc.isClosed() ? { detail: 'connection closed' } : {}),
     }),
+    outboxReadiness(relay, options.outboxStaleAfterMs ?? DEFAULT_OUTBOX_STALE_AFTER_MS),
     ...(options.readiness ?? []),
   ];
   // Every service's API needs a bearer token; there is deliberately no setting to turn it off.

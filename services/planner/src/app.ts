@@ -1,4 +1,8 @@
+import type { UnpublishableOutboxRow } from '@tandem/bus';
 import {
+  ErrorCodes,
+  PlanProposed,
+  subjectFor,
   TaskAccepted,
   TaskCancelRequestedCloudEvent,
   TaskOutcomeCloudEvent,
@@ -13,7 +17,13 @@ import { Counter, Histogram, toolCheckContextFrom, type ServiceRuntime } from '@
 
 import type { PlannerConfig } from './config.js';
 import { handleReplanRequested, REPLAN_CONSUMER } from './handlers/replan-requested.js';
-import { handleTaskAccepted, PLANNING_CONSUMER, type PlanningDeps } from './handlers/task-accepted.js';
+import type { OutboxMessage } from '@tandem/db';
+import {
+  handleTaskAccepted,
+  planFailedMessage,
+  PLANNING_CONSUMER,
+  type PlanningDeps,
+} from './handlers/task-accepted.js';
 import {
   handleCancelRequested,
   handleTaskOutcome,
@@ -42,6 +52,9 @@ export async function createPlanner(deps: {
   const { runtime, config } = deps;
   const { db, bus, kick } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
+  // A plan NATS refuses for good is dead-lettered by the relay; its task gets plan.failed instead of
+  // waiting for a plan that never arrives.
+  runtime.relay.onUnpublishable((row) => unpublishablePlan(prefix, row));
   const registry = deps.registry ?? toolRegistry;
   const checkContext = toolCheckContextFrom(config);
   const estimateStepCostUsd = deps.estimateStepCostUsd ?? (() => 0);
@@ -201,4 +214,27 @@ export async function createPlanner(deps: {
       ...outcomes.map((consumer) => consumer.stop()),
     ]);
   });
+}
+
+/**
+ * The replacement of a `plan.proposed` the relay could not publish: `plan.failed` for its task with
+ * `BUS.OUTBOX_UNPUBLISHABLE` and the reason (the executor turns it into `task.failed`). Other rows get none.
+ */
+export function unpublishablePlan(prefix: string, row: UnpublishableOutboxRow): OutboxMessage[] {
+  if (row.subject !== subjectFor(prefix, PlanProposed.subjectSuffix)) return [];
+  const parsed = PlanProposed.envelope.safeParse(row.payload);
+  if (!parsed.success) return [];
+  const plan = parsed.data.data;
+  return [
+    planFailedMessage(
+      { prefix },
+      { id: plan.taskId, kind: plan.kind, agentId: plan.agentId, request: plan.request },
+      {
+        code: ErrorCodes.BUS_OUTBOX_UNPUBLISHABLE,
+        message: `plan ${plan.planId} (version ${plan.version}) could not be published: ${row.error.code}: ${row.error.message}`,
+        retryable: false,
+      },
+      parsed.data.id,
+    ),
+  ];
 }

@@ -1,12 +1,16 @@
+import type { UnpublishableOutboxRow } from '@tandem/bus';
 import {
   DEFAULT_BUS_PAYLOAD_LIMITS,
+  ErrorCodes,
   PublicSubjects,
+  SandboxRunCompleted,
   SandboxRunRequested,
   TaskCancelRequestedCloudEvent,
   scanJsonText,
   subjectFor,
 } from '@tandem/contracts';
-import { Counter, Histogram, findCancelTarget, type ServiceRuntime } from '@tandem/service-kit';
+import type { OutboxMessage } from '@tandem/db';
+import { Counter, Histogram, findCancelTarget, outboxEvent, type ServiceRuntime } from '@tandem/service-kit';
 import type { SandboxRunnerConfig } from './config.js';
 import { createRunningJobs, handleRunRequested, RUN_REQUESTED_CONSUMER } from './handlers/run-requested.js';
 import type { SandboxBackend } from './sandbox/index.js';
@@ -31,6 +35,9 @@ export async function createSandboxRunner(deps: {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
     registers: [runtime.metrics.registry],
   });
+  // A result NATS refuses for good is dead-lettered by the relay; its step gets a typed failed outcome
+  // instead of waiting for a result that never comes.
+  runtime.relay.onUnpublishable((row) => unpublishableRunResult(config.TANDEM_SUBJECT_PREFIX, row));
   const running = createRunningJobs();
   // Every replica must see a cancel (the job may run on any of them): a plain subscription, not a
   // durable consumer. A missed cancel costs at most the job's own timeout; the task has ended anyway.
@@ -92,4 +99,34 @@ export async function createSandboxRunner(deps: {
     cancels.unsubscribe();
     await consumer.stop();
   });
+}
+
+/**
+ * The replacement of a `sandbox.run-completed` the relay could not publish: the same run with a failed
+ * outcome (`output_limit` when it was too large, else `sandbox_error`), no output, and the reason with
+ * `BUS.OUTBOX_UNPUBLISHABLE` in `errorMessage`. Other rows get no replacement.
+ */
+export function unpublishableRunResult(prefix: string, row: UnpublishableOutboxRow): OutboxMessage[] {
+  if (row.subject !== subjectFor(prefix, SandboxRunCompleted.subjectSuffix)) return [];
+  const parsed = SandboxRunCompleted.envelope.safeParse(row.payload);
+  if (!parsed.success) return [];
+  const run = parsed.data;
+  const { message } = outboxEvent(
+    { prefix, publisher: 'sandbox-runner' },
+    SandboxRunCompleted,
+    {
+      ...run.data,
+      outcome: row.error.code === ErrorCodes.BUS_PAYLOAD_TOO_LARGE ? 'output_limit' : 'sandbox_error',
+      stdout: '',
+      stderr: '',
+      stdoutTruncated: run.data.stdoutTruncated || run.data.stdout.length > 0,
+      stderrTruncated: run.data.stderrTruncated || run.data.stderr.length > 0,
+      value: null,
+      files: [],
+      filesTruncated: run.data.filesTruncated === true || (run.data.files?.length ?? 0) > 0,
+      errorMessage: `${ErrorCodes.BUS_OUTBOX_UNPUBLISHABLE}: the run's result could not be published (${row.error.code}: ${row.error.message})`,
+    },
+    { correlationId: run.correlationId, causationId: run.causationId ?? null },
+  );
+  return [message];
 }
