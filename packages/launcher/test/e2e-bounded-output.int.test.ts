@@ -59,7 +59,12 @@ describe('bounded messages (five processes, real Postgres and NATS at max_payloa
     await stack.publish('task.requested.v1', next);
     const answered = await stack.waitForOutcome(answers(next), 'the outcome of the task after the flood');
     expect(answered.type).toBe('tandem.task.completed');
-    expect(answered.data.result).toMatchObject({ steps: [{ id: 's1', value: 42 }, { id: 's2', value: 'done' }] });
+    expect(answered.data.result).toMatchObject({
+      steps: [
+        { id: 's1', value: 42 },
+        { id: 's2', value: 'done' },
+      ],
+    });
   }, 120_000);
 
   it('an outcome too large for an event carries a typed marker, and GET /v1/tasks/:id the whole result', async () => {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   JsonValue,
+  boundSandboxEventParts,
   normalizeWorkspacePath,
   SandboxRunCompleted,
   type Envelope,
@@ -123,6 +124,21 @@ export async function handleRunRequested(
   }
   const value = JsonValue.safeParse(result.value ?? null);
   const runId = randomUUID();
+  // The event carries at most a bounded part of what the program printed and returned (issue 12): the
+  // run row keeps the whole (within the runner's caps), and the executor reads a left-out value from it.
+  const bounded = boundSandboxEventParts({
+    stdout: result.stdout,
+    stderr: result.stderr,
+    stdoutTruncated: result.stdoutTruncated,
+    stderrTruncated: result.stderrTruncated,
+    value: value.success ? value.data : null,
+    errorMessage: result.errorMessage ?? null,
+    files: [
+      ...written.map((file) => ({ path: file.path, size: file.content.byteLength, deleted: false })),
+      ...result.deletedFiles.map((path) => ({ path, size: 0, deleted: true })),
+    ],
+    filesTruncated,
+  });
   const { message } = outboxEvent(
     { prefix: deps.prefix, publisher: 'sandbox-runner' },
     SandboxRunCompleted,
@@ -132,19 +148,9 @@ export async function handleRunRequested(
       taskId: job.taskId,
       stepId: job.stepId,
       outcome: result.outcome,
-      stdout: result.stdout,
-      stderr: result.stderr,
-      stdoutTruncated: result.stdoutTruncated,
-      stderrTruncated: result.stderrTruncated,
-      value: value.success ? value.data : null,
       exitCode: result.exitCode,
       durationMs: result.durationMs,
-      errorMessage: result.errorMessage ?? null,
-      files: [
-        ...written.map((file) => ({ path: file.path, size: file.content.byteLength, deleted: false })),
-        ...result.deletedFiles.map((path) => ({ path, size: 0, deleted: true })),
-      ],
-      filesTruncated,
+      ...bounded,
     },
     { correlationId: job.taskId, causationId: envelope.id },
   );
