@@ -34,6 +34,7 @@ export type {
   SandboxEventParts,
   TaskResultParts,
 } from './bounds.js';
+export { hasUnsafeText, toSafeJson, toSafeJsonText, toSafeText } from './safe-text.js';
 export { argumentsHash, canonicalJson, needsResolvedApproval } from './decision-binding.js';
 export { Entities, defineEvent, createEnvelope } from './envelope.js';
 export type { Entity, Envelope, EventDefinition, EventData } from './envelope.js';

@@ -103,6 +103,12 @@ export { recordPublishFailure } from './outbox.js';
 /** Records a handled message in the handler's transaction; false if it was already handled. */
 export { markProcessed, markProcessedSql } from './inbox.js';
 
+/** Text and JSON text Postgres can store: NUL and lone surrogates replaced by U+FFFD. */
+export { toJsonText, toText } from './text.js';
+/** Writes a finished sandbox run with its files (writer: sandbox-runner), its text made safe. */
+export { createSandboxRun } from './sandbox-runs.js';
+/** A finished sandbox run to write. */
+export type { SandboxRunInput } from './sandbox-runs.js';
 /** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
 export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */

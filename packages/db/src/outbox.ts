@@ -11,7 +11,7 @@ import {
   type SqlColumn,
 } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
-import { toText } from './text.js';
+import { toJsonText, toText } from './text.js';
 
 /** A message to publish once the caller's transaction commits. */
 export interface OutboxMessage {
@@ -64,8 +64,9 @@ export async function enqueueOutbox(
   const createdAt = new Date();
   for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
     const rows = list.slice(start, start + ROWS_PER_INSERT).map((message) => {
-      const payload = JSON.stringify(message.payload);
-      const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
+      // Made safe here, once for every publisher: a NUL in a payload would fail the whole transaction.
+      const payload = toJsonText(message.payload);
+      const headers = message.headers === undefined ? null : toJsonText(message.headers);
       return Prisma.sql`(${message.id}::uuid, ${message.publisher}, ${message.subject}, ${payload}::jsonb, ${headers}::jsonb, ${createdAt})`;
     });
     await tx.$executeRaw`
@@ -123,8 +124,8 @@ export async function enqueueOutboxSql(
       message.id,
       message.publisher,
       message.subject,
-      JSON.stringify(message.payload),
-      message.headers === undefined ? null : JSON.stringify(message.headers),
+      toJsonText(message.payload),
+      message.headers === undefined ? null : toJsonText(message.headers),
       createdAt,
     ]),
   );

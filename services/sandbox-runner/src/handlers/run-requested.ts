@@ -8,7 +8,7 @@ import {
   type EventData,
   type SandboxRunRequested,
 } from '@tandem/contracts';
-import { enqueueOutbox, isUniqueViolation, markProcessed, type Db } from '@tandem/db';
+import { createSandboxRun, enqueueOutbox, isUniqueViolation, markProcessed, type Db } from '@tandem/db';
 import { outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
 import { clampLimits, type SandboxCeilingsConfig } from '../limits.js';
 import type { SandboxBackend, SandboxResult } from '../sandbox/index.js';
@@ -157,40 +157,34 @@ export async function handleRunRequested(
   try {
     await deps.db.prisma.$transaction(async (tx) => {
       await markProcessed(tx, RUN_REQUESTED_CONSUMER, context.messageId);
-      await tx.sandboxRun.create({
-        data: {
-          id: runId,
-          idempotencyKey: job.idempotencyKey,
-          taskId: job.taskId,
-          stepId: job.stepId,
-          language: job.language,
-          codeHash: createHash('sha256').update(job.code).digest('hex'),
-          limits: toJsonInput(limits),
-          outcome: result.outcome,
-          stdout: result.stdout,
-          stderr: result.stderr,
-          stdoutTruncated: result.stdoutTruncated,
-          stderrTruncated: result.stderrTruncated,
-          ...(value.success && value.data !== null ? { value: toJsonInput(value.data) } : {}),
-          exitCode: result.exitCode,
-          durationMs: result.durationMs,
-          ...(typeof result.peakMemoryBytes === 'number'
-            ? { peakMemoryBytes: BigInt(result.peakMemoryBytes) }
-            : {}),
-          filesTruncated,
-        },
+      await createSandboxRun(tx, {
+        id: runId,
+        idempotencyKey: job.idempotencyKey,
+        taskId: job.taskId,
+        stepId: job.stepId,
+        language: job.language,
+        codeHash: createHash('sha256').update(job.code).digest('hex'),
+        limits: toJsonInput(limits),
+        outcome: result.outcome,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        stdoutTruncated: result.stdoutTruncated,
+        stderrTruncated: result.stderrTruncated,
+        value: value.success ? value.data : null,
+        exitCode: result.exitCode,
+        durationMs: result.durationMs,
+        peakMemoryBytes: result.peakMemoryBytes,
+        filesTruncated,
+        files: [
+          ...written.map((file) => ({
+            path: file.path,
+            content: new Uint8Array(file.content),
+            size: file.content.byteLength,
+            deleted: false,
+          })),
+          ...result.deletedFiles.map((path) => ({ path, size: 0, deleted: true })),
+        ],
       });
-      const rows = [
-        ...written.map((file) => ({
-          runId,
-          path: file.path,
-          content: new Uint8Array(file.content),
-          size: file.content.byteLength,
-          deleted: false,
-        })),
-        ...result.deletedFiles.map((path) => ({ runId, path, size: 0, deleted: true })),
-      ];
-      if (rows.length > 0) await tx.sandboxRunFile.createMany({ data: rows });
       await enqueueOutbox(tx, message);
     });
   } catch (error) {
