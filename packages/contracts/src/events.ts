@@ -273,7 +273,7 @@ export const SandboxRunCompleted = defineEvent({
     /** A typed reason beside `outcome` (e.g. `SANDBOX.INTERRUPTED` for a job whose runs kept being cut off). */
     errorCode: z.string().optional(),
     /** Which run of the job this result came from (1 unless a runner died while running it). */
-    attempt: z.number().int().positive().optional(),
+    runAttempt: z.number().int().positive().optional(),
   }),
 });
 

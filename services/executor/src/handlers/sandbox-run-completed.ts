@@ -37,7 +37,7 @@ export async function handleSandboxRunCompleted(
       ...(Number.isInteger(attempt) ? { attempts: attempt } : {}),
     };
     const output = { stdout: run.stdout, stderr: run.stderr, outcome: run.outcome, runId: run.runId };
-    let error =
+    const failure =
       run.outcome === 'ok'
         ? null
         : sandboxError(run.outcome, {
@@ -45,6 +45,11 @@ export async function handleSandboxRunCompleted(
             errorMessage: run.errorMessage ?? null,
             exitCode: run.exitCode,
           });
+    // A typed reason from the runner (e.g. SANDBOX.INTERRUPTED) is the step's error code.
+    let error =
+      failure !== null && run.errorCode !== undefined
+        ? { ...failure, code: run.errorCode, message: run.errorMessage ?? failure.message }
+        : failure;
     if (error === null) {
       // Claim first, then save the files: a result for an attempt no longer running changes nothing.
       const claimed = await tx.stepRun.updateMany({
