@@ -2,9 +2,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   ErrorCodes,
   JsonValue,
+  SANDBOX_EVENT_MAX_BYTES,
   SandboxOutcome,
   SandboxRunCompleted,
   boundSandboxEventParts,
+  jsonByteLength,
   normalizeWorkspacePath,
   toSafeJson,
   toSafeText,
@@ -338,19 +340,36 @@ function completedMessage(
   fields: BoundedEventFields,
 ): OutboxMessage {
   const job = envelope.data;
-  return outboxEvent(
-    { prefix: deps.prefix, publisher: 'sandbox-runner' },
-    SandboxRunCompleted,
-    {
-      idempotencyKey: job.idempotencyKey,
-      runId,
-      taskId: job.taskId,
-      stepId: job.stepId,
-      runAttempt: attempt,
-      ...fields,
-    },
-    { correlationId: job.taskId, causationId: envelope.id },
-  ).message;
+  const build = (parts: BoundedEventFields): OutboxMessage =>
+    outboxEvent(
+      { prefix: deps.prefix, publisher: 'sandbox-runner' },
+      SandboxRunCompleted,
+      {
+        idempotencyKey: job.idempotencyKey,
+        runId,
+        taskId: job.taskId,
+        stepId: job.stepId,
+        runAttempt: attempt,
+        ...parts,
+      },
+      { correlationId: job.taskId, causationId: envelope.id },
+    ).message;
+  const message = build(fields);
+  if (jsonByteLength(message.payload) <= SANDBOX_EVENT_MAX_BYTES) return message;
+  // Cannot happen with the part budgets (asserted in the contracts tests); if it ever did, the event
+  // goes out with only the outcome rather than block the outbox: the stored run has everything.
+  return build({
+    ...fields,
+    stdout: '',
+    stderr: '',
+    stdoutTruncated: true,
+    stderrTruncated: true,
+    value: null,
+    valueTruncated: true,
+    files: [],
+    filesTruncated: true,
+    errorMessage: null,
+  });
 }
 
 /**
