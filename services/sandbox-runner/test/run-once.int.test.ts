@@ -251,6 +251,33 @@ describe('a sandbox job runs once per idempotency key', () => {
   });
 });
 
+describe('a redelivery to the process that still runs the job', () => {
+  it('is refused as retryable (not acked, not run), and the running job stores once', async () => {
+    const counting = countingBackend();
+    const { log } = capturingLog();
+    const envelope = job();
+    const deps = {
+      db,
+      prefix: 'test',
+      backend: counting.backend,
+      ceilings,
+      kick: () => {},
+      running: createRunningJobs(),
+    };
+    const held = counting.hold(1);
+    const first = handleRunRequested(deps, envelope, { messageId: envelope.id, log });
+    await waitUntil(async () => (await attemptsOf(envelope.data.idempotencyKey)) === 1);
+    await expect(handleRunRequested(deps, envelope, { messageId: envelope.id, log })).rejects.toMatchObject({
+      code: 'SANDBOX.UNAVAILABLE',
+      retryable: true,
+    });
+    held.release();
+    await first;
+    expect(counting.runs()).toBe(1);
+    expect(await completedEvents(envelope.data.idempotencyKey)).toHaveLength(1);
+  });
+});
+
 async function attemptsOf(idempotencyKey: string): Promise<number | null> {
   const rows = await db.pool.query<{ attempts: number }>(
     `SELECT "attempts" FROM "SandboxRun" WHERE "idempotencyKey" = $1`,

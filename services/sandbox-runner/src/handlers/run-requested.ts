@@ -5,6 +5,7 @@ import {
   SANDBOX_EVENT_MAX_BYTES,
   SandboxOutcome,
   SandboxRunCompleted,
+  TandemError,
   boundSandboxEventParts,
   jsonByteLength,
   normalizeWorkspacePath,
@@ -151,11 +152,14 @@ export async function handleRunRequested(
 ): Promise<void> {
   const job = envelope.data;
   const key = job.idempotencyKey;
-  // A redelivery while this very process still runs the job (its ack wait passed): that run will store
-  // and publish; running it a second time here would be the duplicate this guards against.
+  // A redelivery while this very process still runs the job (its ack wait passed): running it a second
+  // time here would be the duplicate this guards against. Not acked either: redelivered later, it finds
+  // the stored result (republished) or the result this process kept.
   if (!deps.running.claim(key)) {
     context.log.warn({ key }, 'sandbox job is already running in this process; not running it again');
-    return;
+    throw new TandemError(ErrorCodes.SANDBOX_UNAVAILABLE, 'the job is still running in this process', {
+      retryable: true,
+    });
   }
   try {
     const kept = deps.running.take(key);
