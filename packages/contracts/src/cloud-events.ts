@@ -138,7 +138,12 @@ export const TaskRequestRef = z.union([
 /** Who asked for a task. */
 export type TaskRequestRef = z.infer<typeof TaskRequestRef>;
 
-/** `data` of `tandem.task.completed`. */
+/**
+ * `data` of `tandem.task.completed`. A result whose JSON is too large for the event (see
+ * `TASK_OUTCOME_EVENT_MAX_BYTES`) arrives as a marker: `truncated: true`, its size in `bytes` and `href`
+ * (`GET /v1/tasks/:id`, which returns the whole result), with the answer's first 4 KiB and the steps
+ * without values, so it still reads as a result.
+ */
 export const TaskCompletedData = z.object({
   taskId: z.uuid(),
   request: TaskRequestRef,
@@ -146,6 +151,9 @@ export const TaskCompletedData = z.object({
   result: z.object({
     answer: z.string(),
     steps: z.array(z.object({ id: z.string(), tool: z.string(), value: JsonValue.optional() })),
+    truncated: z.literal(true).optional(),
+    bytes: z.number().int().nonnegative().optional(),
+    href: z.string().optional(),
   }),
   kind: z.string().optional(),
   agentId: z.string().nullable().optional(),

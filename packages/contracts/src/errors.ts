@@ -103,6 +103,9 @@ export const ErrorCodes = {
   SANDBOX_OUTPUT_LIMIT: 'SANDBOX.OUTPUT_LIMIT',
   SANDBOX_KILLED: 'SANDBOX.KILLED',
   SANDBOX_UNAVAILABLE: 'SANDBOX.UNAVAILABLE',
+  // issue 12: output (sandbox runs stored once)
+  /** A sandbox job whose runner stopped mid-run at every allowed attempt; it is not run again. */
+  SANDBOX_INTERRUPTED: 'SANDBOX.INTERRUPTED',
   STEP_FAILED: 'STEP.FAILED',
   HTTP_BAD_REQUEST: 'HTTP.BAD_REQUEST',
   HTTP_NOT_FOUND: 'HTTP.NOT_FOUND',

@@ -234,7 +234,13 @@ export const SandboxOutcome = z.enum([
 /** Typed outcomes of a sandbox run. */
 export type SandboxOutcome = z.infer<typeof SandboxOutcome>;
 
-/** The result of a sandbox run (sandbox-runner -> executor). */
+/**
+ * The result of a sandbox run (sandbox-runner -> executor). Built through `boundSandboxEventParts`, so the
+ * event stays under `SANDBOX_EVENT_MAX_BYTES` whatever the program printed or returned: stdout and stderr
+ * are cut (their `*Truncated` flags set), a large value is left out (`valueTruncated`; the executor reads
+ * it from the stored run by `runId`), the files listing is cut (`filesTruncated`). The stored run keeps
+ * everything within the runner's own caps.
+ */
 export const SandboxRunCompleted = defineEvent({
   type: 'sandbox.run-completed',
   version: 1,
@@ -257,6 +263,17 @@ export const SandboxRunCompleted = defineEvent({
       .array(z.object({ path: z.string(), size: z.number().int().nonnegative(), deleted: z.boolean() }))
       .optional(),
     filesTruncated: z.boolean().optional(),
+    /** The value was too large for the event and is only in the stored run (`SandboxRun.value`). */
+    valueTruncated: z.boolean().optional(),
+    /** Size of the stored value's JSON when it was left out. */
+    valueBytes: z.number().int().nonnegative().optional(),
+    /** Lengths of the stored stdout and stderr, when the event carries less. */
+    stdoutLength: z.number().int().nonnegative().optional(),
+    stderrLength: z.number().int().nonnegative().optional(),
+    /** A typed reason beside `outcome` (e.g. `SANDBOX.INTERRUPTED` for a job whose runs kept being cut off). */
+    errorCode: z.string().optional(),
+    /** Which run of the job this result came from (1 unless a runner died while running it). */
+    runAttempt: z.number().int().positive().optional(),
   }),
 });
 

@@ -13,6 +13,28 @@ export {
   isWellFormedText,
 } from './json.js';
 export type { JsonTextLimits, JsonTextScan } from './json.js';
+export {
+  SANDBOX_EVENT_MAX_BYTES,
+  SANDBOX_EVENT_PART_BYTES,
+  STEP_VALUE_EVENT_MAX_BYTES,
+  TASK_OUTCOME_EVENT_MAX_BYTES,
+  TruncatedValue,
+  boundOutcomeError,
+  boundSandboxEventParts,
+  boundStepValue,
+  boundTaskResult,
+  jsonByteLength,
+  taskHref,
+  truncateJsonString,
+  truncateJsonStringTail,
+} from './bounds.js';
+export type {
+  BoundedSandboxEventParts,
+  BoundedTaskResult,
+  SandboxEventParts,
+  TaskResultParts,
+} from './bounds.js';
+export { hasUnsafeText, toSafeJson, toSafeJsonText, toSafeText } from './safe-text.js';
 export { argumentsHash, canonicalJson, needsResolvedApproval } from './decision-binding.js';
 export { Entities, defineEvent, createEnvelope } from './envelope.js';
 export type { Entity, Envelope, EventDefinition, EventData } from './envelope.js';

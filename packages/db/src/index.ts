@@ -119,6 +119,19 @@ export { oldestUnpublishedAgeMs } from './outbox.js';
 /** Records a handled message in the handler's transaction; false if it was already handled. */
 export { markProcessed, markProcessedSql } from './inbox.js';
 
+/** Text and JSON text Postgres can store: NUL and lone surrogates replaced by U+FFFD. */
+export { toJsonText, toText } from './text.js';
+/** Records that a sandbox job starts (once per key, attempts counted), or finds its stored result. */
+export { startSandboxRun } from './sandbox-runs.js';
+/** Stores a run's result once on its row, for the attempt that holds it; its text made safe. */
+export { finishSandboxRun } from './sandbox-runs.js';
+/** Types of the sandbox-run store. */
+export type {
+  SandboxRunResult,
+  SandboxRunStart,
+  SandboxRunStarted,
+  StoredSandboxRun,
+} from './sandbox-runs.js';
 /** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
 export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */

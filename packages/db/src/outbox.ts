@@ -2,7 +2,7 @@ import type { Db, Tx } from './client.js';
 import type pg from 'pg';
 import { afterCommit, poolOf, poolSql, sqlTransaction, utcWallClock, type Sql } from './sql.js';
 import { Prisma } from './generated/prisma/client.js';
-import { toText } from './text.js';
+import { toJsonText, toText } from './text.js';
 
 /** A message to publish once the caller's transaction commits. */
 export interface OutboxMessage {
@@ -57,8 +57,9 @@ export async function enqueueOutbox(
   const createdAt = new Date();
   for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
     const rows = list.slice(start, start + ROWS_PER_INSERT).map((message) => {
-      const payload = JSON.stringify(message.payload);
-      const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
+      // Made safe here, once for every publisher: a NUL in a payload would fail the whole transaction.
+      const payload = toJsonText(message.payload);
+      const headers = message.headers === undefined ? null : toJsonText(message.headers);
       return Prisma.sql`(${message.id}::uuid, ${message.publisher}, ${message.subject}, ${payload}::jsonb, ${headers}::jsonb, ${createdAt})`;
     });
     await tx.$executeRaw`
@@ -143,8 +144,8 @@ export async function enqueueOutboxSql(
       list.map((message) => message.id),
       list.map((message) => message.publisher),
       list.map((message) => message.subject),
-      list.map((message) => JSON.stringify(message.payload)),
-      list.map((message) => (message.headers === undefined ? null : JSON.stringify(message.headers))),
+      list.map((message) => toJsonText(message.payload)),
+      list.map((message) => (message.headers === undefined ? null : toJsonText(message.headers))),
       createdAt,
       claim === null || handOver === undefined ? null : handOver.publisher,
       claim?.holder ?? null,

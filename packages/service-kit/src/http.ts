@@ -10,6 +10,7 @@ import {
   ErrorCodes,
   TandemError,
   scanJsonText,
+  toSafeJson,
   type JsonTextLimits,
 } from '@tandem/contracts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -69,7 +70,8 @@ export function checkJsonBody(text: string, limits: JsonTextLimits): TandemError
  * (the probes are) needs a bearer token, and `config: { roles }` limits a route to roles.
  * Every JSON body is scanned before it is parsed: over `bodyLimit` bytes (default 1 MiB, or the route's
  * own `bodyLimit`) is 413 `HTTP.BODY_TOO_LARGE`, nested deeper than `maxBodyDepth` (default 32) is 400
- * `HTTP.BODY_TOO_DEEP`, so no validator ever recurses into a hostile body.
+ * `HTTP.BODY_TOO_DEEP`, so no validator ever recurses into a hostile body. Parsed bodies have NUL and
+ * lone surrogates replaced by U+FFFD (Postgres cannot store them).
  */
 export function createHttpServer(options: {
   log: Log;
@@ -105,7 +107,12 @@ export function createHttpServer(options: {
       done(refused, undefined);
       return;
     }
-    void parseJson(request, text, done);
+    // Every body is made safe for Postgres here, once for every route: NUL and lone surrogates (which
+    // text and jsonb columns refuse) become U+FFFD, so no route can fail on them with a 500.
+    void parseJson(request, text, (error, body) => {
+      if (error) done(error, undefined);
+      else done(null, toSafeJson(body));
+    });
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -1,5 +1,6 @@
 import {
   JsonValue,
+  toSafeJson,
   createEnvelope,
   subjectFor,
   type Envelope,
@@ -53,9 +54,11 @@ export function outboxCloudEvent(
 
 /**
  * Any JSON-serialisable value (an error shape with `details: unknown`, a result) as a Prisma JSON input:
- * round-tripped through JSON and checked, so nothing that is not JSON reaches a JSONB column.
+ * round-tripped through JSON and checked, so nothing that is not JSON reaches a JSONB column; NUL and
+ * lone surrogates become U+FFFD (Postgres refuses them).
  */
 export function toJsonInput(value: unknown): InputJsonValue {
-  const parsed = JsonValue.parse(JSON.parse(JSON.stringify(value ?? null)));
+  // Made safe for jsonb (NUL, lone surrogates), so a Prisma write of any service cannot fail on them.
+  const parsed = JsonValue.parse(toSafeJson(JSON.parse(JSON.stringify(value ?? null))));
   return parsed === null ? {} : parsed;
 }

@@ -14,6 +14,9 @@ import {
   TaskModelPreference,
   TaskReplanRequested,
   TandemError,
+  boundOutcomeError,
+  boundStepValue,
+  boundTaskResult,
   modelPreferenceFor,
   normalizeWorkspaceDirectory,
   normalizeWorkspacePath,
@@ -164,7 +167,12 @@ export function taskOutcomeMessage(
   const base = { taskId: task.id, request, kind: task.kind, agentId: task.agentId, ...extra };
   const options = publisherOptions(deps);
   if (outcome.status === 'completed') {
-    const data = TaskCompletedData.parse({ ...base, status: 'completed', result: outcome.result });
+    // Bounded: a result too large for the event becomes a typed marker pointing at GET /v1/tasks/:id.
+    const data = TaskCompletedData.parse({
+      ...base,
+      status: 'completed',
+      result: boundTaskResult(outcome.result, task.id),
+    });
     return outboxCloudEvent(options, PublicSubjects.taskCompleted, {
       ...common,
       type: CloudEventTypes.taskCompleted,
@@ -184,7 +192,11 @@ export function taskOutcomeMessage(
       data,
     });
   }
-  const data = TaskFailedData.parse({ ...base, status: 'failed', error: outcome.error });
+  const data = TaskFailedData.parse({
+    ...base,
+    status: 'failed',
+    error: boundOutcomeError(outcome.error, task.id),
+  });
   return outboxCloudEvent(options, PublicSubjects.taskFailed, {
     ...common,
     type: CloudEventTypes.taskFailed,
@@ -480,10 +492,18 @@ async function requestReplan(
           taskId: state.task.id,
           planId: state.plan.id,
           version: state.plan.version,
-          failedStep: { key: failed.key, tool: failed.tool, error: { ...error, retryable: false } },
+          failedStep: {
+            key: failed.key,
+            tool: failed.tool,
+            error: boundOutcomeError({ ...error, retryable: false }, state.task.id),
+          },
           completedSteps: state.steps
             .filter((step) => step.status === 'completed')
-            .map((step) => ({ key: step.key, tool: step.tool, value: step.result?.value ?? null })),
+            .map((step) => ({
+              key: step.key,
+              tool: step.tool,
+              value: boundStepValue(step.result?.value ?? null, state.task.id),
+            })),
         },
         { correlationId: state.task.id, causationId: null },
       ).message,
@@ -862,7 +882,8 @@ export function stepFinishedMessage(
           key: step.key,
           tool: step.tool,
           status: 'completed' as const,
-          value: outcome.value,
+          // A large value stays in the step's stored result; the event carries a marker (issue 12).
+          value: boundStepValue(outcome.value, taskId),
         }
       : {
           taskId,
@@ -870,7 +891,7 @@ export function stepFinishedMessage(
           key: step.key,
           tool: step.tool,
           status: 'failed' as const,
-          error: outcome.error,
+          error: boundOutcomeError(outcome.error, taskId),
         };
   return outboxEvent(publisherOptions(deps), StepFinished, data, { correlationId: taskId, causationId: null })
     .message;

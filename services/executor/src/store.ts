@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCodes, ErrorShape, JsonValue, TandemError } from '@tandem/contracts';
-import { UTC_NOW as NOW, type Sql } from '@tandem/db';
+import { UTC_NOW as NOW, toJsonText, type Sql } from '@tandem/db';
 import { z } from 'zod';
 import type { StepState } from './domain/progress.js';
 import type { WorkspaceEntry, WorkspaceFileView, WorkspaceLimits } from './workspace.js';
@@ -194,11 +194,9 @@ export async function finishApprovedSteps(
       steps.map((step) => step.stepId),
       steps.map((step) => step.outcome.status),
       steps.map((step) =>
-        step.outcome.status === 'completed'
-          ? JSON.stringify({ value: step.outcome.value, stdout: '' })
-          : null,
+        step.outcome.status === 'completed' ? toJsonText({ value: step.outcome.value, stdout: '' }) : null,
       ),
-      steps.map((step) => (step.outcome.status === 'failed' ? JSON.stringify(step.outcome.error) : null)),
+      steps.map((step) => (step.outcome.status === 'failed' ? toJsonText(step.outcome.error) : null)),
     ],
   );
   return result.rowCount;
@@ -209,7 +207,7 @@ export async function completeRun(sql: Sql, taskId: string, result: JsonValue): 
   const updated = await sql.query(
     `UPDATE "TaskRun" SET "status" = 'completed', "result" = $2::jsonb, "finishedAt" = ${NOW}, "updatedAt" = ${NOW}
       WHERE "taskId" = $1::uuid AND "status" = 'running'`,
-    [taskId, JSON.stringify(result)],
+    [taskId, toJsonText(result)],
   );
   return updated.rowCount === 1;
 }

@@ -86,6 +86,7 @@ export async function createSandboxRunner(deps: {
           ceilings: config,
           kick: runtime.kick,
           running,
+          maxAttempts: config.TANDEM_SANDBOX_MAX_ATTEMPTS,
           onRun: (result, language) => {
             runs.inc({ language, outcome: result.outcome });
             seconds.observe({ language }, result.durationMs / 1000);

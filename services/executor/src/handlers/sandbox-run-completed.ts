@@ -1,5 +1,5 @@
 import type { Envelope, EventData, SandboxRunCompleted } from '@tandem/contracts';
-import { TandemError } from '@tandem/contracts';
+import { JsonValue, TandemError } from '@tandem/contracts';
 import { enqueueOutbox, markProcessed } from '@tandem/db';
 import { toJsonInput, type Log } from '@tandem/service-kit';
 import { advanceTask, stepFinishedMessage, type AdvanceDeps } from '../advance.js';
@@ -21,6 +21,8 @@ export async function handleSandboxRunCompleted(
 ): Promise<void> {
   const run = envelope.data;
   const attempt = Number(run.idempotencyKey.split(':').pop());
+  // A value too large for the event is only in the stored run (a claim check): read it from there.
+  const value = run.valueTruncated === true ? await storedRunValue(deps, run.runId) : run.value;
   let changed = false;
   await deps.db.prisma.$transaction(async (tx) => {
     if (!(await markProcessed(tx, EXECUTOR_SANDBOX_CONSUMER, context.messageId))) return;
@@ -35,7 +37,7 @@ export async function handleSandboxRunCompleted(
       ...(Number.isInteger(attempt) ? { attempts: attempt } : {}),
     };
     const output = { stdout: run.stdout, stderr: run.stderr, outcome: run.outcome, runId: run.runId };
-    let error =
+    const failure =
       run.outcome === 'ok'
         ? null
         : sandboxError(run.outcome, {
@@ -43,13 +45,18 @@ export async function handleSandboxRunCompleted(
             errorMessage: run.errorMessage ?? null,
             exitCode: run.exitCode,
           });
+    // A typed reason from the runner (e.g. SANDBOX.INTERRUPTED) is the step's error code.
+    let error =
+      failure !== null && run.errorCode !== undefined
+        ? { ...failure, code: run.errorCode, message: run.errorMessage ?? failure.message }
+        : failure;
     if (error === null) {
       // Claim first, then save the files: a result for an attempt no longer running changes nothing.
       const claimed = await tx.stepRun.updateMany({
         where,
         data: {
           status: 'completed',
-          result: toJsonInput({ value: run.value, ...output }),
+          result: toJsonInput({ value, ...output }),
           finishedAt: new Date(),
         },
       });
@@ -105,7 +112,7 @@ export async function handleSandboxRunCompleted(
         deps,
         { stepId: run.stepId, key: step.stepKey, tool: step.tool },
         run.taskId,
-        error === null ? { status: 'completed', value: run.value } : { status: 'failed', error },
+        error === null ? { status: 'completed', value } : { status: 'failed', error },
       ),
     );
   });
@@ -113,4 +120,12 @@ export async function handleSandboxRunCompleted(
   await advanceTask(deps, run.taskId, context.log, {
     lastDelivery: context.deliveryCount >= deps.maxDeliver,
   });
+}
+
+/** The value of a stored sandbox run (the sandbox-runner's row, read only), for a result event that left it out. */
+async function storedRunValue(deps: AdvanceDeps, runId: string): Promise<JsonValue | null> {
+  const row = await deps.db.prisma.sandboxRun.findUnique({ where: { id: runId }, select: { value: true } });
+  if (!row) return null;
+  const parsed = JsonValue.safeParse(row.value ?? null);
+  return parsed.success ? parsed.data : null;
 }
