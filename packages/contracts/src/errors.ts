@@ -125,6 +125,13 @@ export const ErrorCodes = {
   /** An HTTP JSON body nested deeper than the server's depth limit (400). */
   HTTP_BODY_TOO_DEEP: 'HTTP.BODY_TOO_DEEP',
   INTERNAL: 'INTERNAL.ERROR',
+  // issue 12: stuck work (executor and planner sweeps). Wire names: renaming one breaks stored outcomes.
+  /** A message Tandem published for the task was dead-lettered (`details`: consumer, subject, code, reason). */
+  TASK_MESSAGE_DEAD_LETTERED: 'TASK.MESSAGE_DEAD_LETTERED',
+  /** The task had not ended and nothing was left that could move it on (no step, approval, job or plan). */
+  TASK_STUCK: 'TASK.STUCK',
+  /** A step stayed `running` past its lease: the process that ran it stopped (`details.tool`). */
+  STEP_LEASE_EXPIRED: 'STEP.LEASE_EXPIRED',
 } as const;
 
 /** One of the error code string literals in {@link ErrorCodes}. */

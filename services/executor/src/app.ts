@@ -13,6 +13,7 @@ import {
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
+import { sweepDeadLetters } from './dead-letter-sweep.js';
 import { sweepDeadlines, sweepStaleSteps } from './deadlines.js';
 import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
@@ -142,25 +143,41 @@ export async function createExecutor(deps: {
       handle: (event, context) => handleTaskCancelRequested(advance, event, context),
     }),
   ];
-  let sweeping = false;
-  const sweeper = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    sweepDeadlines(advance, runtime.log)
-      .then(() =>
-        sweepStaleSteps(advance, runtime.log, {
-          claimStaleMs: advance.claimStaleMs,
-          httpStaleMs: config.TANDEM_HTTP_TIMEOUT_MS + 60_000,
-        }),
-      )
-      .catch((error: unknown) => runtime.log.error({ err: error }, 'deadline sweep failed'))
-      .finally(() => {
-        sweeping = false;
+  const sweepers = [
+    every(config.TANDEM_DEADLINE_SWEEP_MS, runtime.log, 'deadline sweep', async () => {
+      await sweepDeadlines(advance, runtime.log);
+      await sweepStaleSteps(advance, runtime.log, {
+        claimStaleMs: advance.claimStaleMs,
+        httpStaleMs: config.TANDEM_HTTP_TIMEOUT_MS + 60_000,
       });
-  }, config.TANDEM_DEADLINE_SWEEP_MS);
-  sweeper.unref();
+    }),
+    every(config.TANDEM_DEAD_LETTER_SWEEP_MS, runtime.log, 'dead-letter sweep', () =>
+      sweepDeadLetters(advance, runtime.log),
+    ),
+  ];
   runtime.onStop(async () => {
-    clearInterval(sweeper);
+    for (const sweeper of sweepers) clearInterval(sweeper);
     await Promise.all(consumers.map((consumer) => consumer.stop()));
   });
+}
+
+/** Runs `work` every `ms` (never two at once in this process); a failure is logged, the next run retries. */
+function every(
+  ms: number,
+  log: ServiceRuntime['log'],
+  name: string,
+  work: () => Promise<unknown>,
+): ReturnType<typeof setInterval> {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    work()
+      .catch((error: unknown) => log.error({ err: error }, `${name} failed`))
+      .finally(() => {
+        running = false;
+      });
+  }, ms);
+  timer.unref();
+  return timer;
 }

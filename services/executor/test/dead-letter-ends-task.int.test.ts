@@ -64,7 +64,7 @@ async function deadLetterOf(msgId: string) {
       const rows = await harness.runtime.db.prisma.deadLetter.findMany();
       return rows.find((row) => row.messageId === msgId || JSON.stringify(row.headers).includes(msgId));
     },
-    { timeoutMs: 15_000 },
+    { timeoutMs: 15_000, description: `a dead letter of ${msgId}` },
   );
 }
 
@@ -112,7 +112,7 @@ describe('a dead letter of a task message', () => {
         const row = await prisma.taskRun.findUnique({ where: { taskId: genuine.taskId } });
         return row?.status === 'failed' ? row : undefined;
       },
-      { timeoutMs: 15_000 },
+      { timeoutMs: 15_000, description: 'the genuine task failed' },
     );
     expect(run.error).toMatchObject({ code: 'TASK.MESSAGE_DEAD_LETTERED' });
     expect(JSON.stringify(run.error)).toContain('executor-sandbox-run-completed');
@@ -128,7 +128,7 @@ describe('a dead letter of a task message', () => {
             row.subject.endsWith('.task.failed.v1') && JSON.stringify(row.payload).includes(genuine.taskId),
         );
       },
-      { timeoutMs: 5000 },
+      { timeoutMs: 5000, description: 'its task.failed outcome' },
     );
     expect(JSON.stringify(outcome.payload)).toContain('TASK.MESSAGE_DEAD_LETTERED');
     expect(JSON.stringify(outcome.payload)).toContain(message.id);
