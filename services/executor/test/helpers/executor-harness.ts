@@ -29,8 +29,23 @@ export interface ExecutorHarness {
   database: TestDatabase;
   runtime: ServiceRuntime;
   /** Stores a task, its active plan with the given steps and its running TaskRun; returns the ids. */
-  seedTask(steps: SeedStep[], options?: { runStatus?: string; withRun?: boolean }): Promise<SeededTask>;
+  seedTask(steps: SeedStep[], options?: SeedOptions): Promise<SeededTask>;
   close(): Promise<void>;
+}
+
+/** How a task is seeded. */
+export interface SeedOptions {
+  /** The TaskRun status (default `running`). */
+  runStatus?: string;
+  /** false: no TaskRun and no StepRun rows, as before the executor saw `plan.proposed`. */
+  withRun?: boolean;
+  /** The submitter's CloudEvent `source` and `id` (default: an HTTP task). */
+  source?: string;
+  externalId?: string;
+  /** The task's id (default: a new one). */
+  taskId?: string;
+  /** The planner's Task.status (default `planned`). */
+  taskStatus?: string;
 }
 
 /** A seeded task's ids. */
@@ -88,17 +103,18 @@ export async function createExecutorHarness(env: Record<string, string> = {}): P
     database,
     runtime,
     async seedTask(steps, options = {}) {
-      const taskId = randomUUID();
+      const taskId = options.taskId ?? randomUUID();
       const planId = randomUUID();
-      const externalId = `auto:${taskId}`;
+      const source = options.source ?? HTTP_TASK_SOURCE;
+      const externalId = options.externalId ?? `auto:${taskId}`;
       await prisma.task.create({
         data: {
           id: taskId,
-          source: HTTP_TASK_SOURCE,
+          source,
           externalId,
           requestHash: 'test',
           goal: 'a test task',
-          status: 'planned',
+          status: options.taskStatus ?? 'planned',
           correlationId: taskId,
         },
       });
@@ -133,6 +149,7 @@ export async function createExecutorHarness(env: Record<string, string> = {}): P
           },
         });
         const running = step.status === 'running' || step.status === 'generating';
+        if (options.withRun === false) continue;
         await prisma.stepRun.create({
           data: {
             stepId,
@@ -147,7 +164,7 @@ export async function createExecutorHarness(env: Record<string, string> = {}): P
       }
       if (options.withRun !== false)
         await prisma.taskRun.create({ data: { taskId, planId, status: options.runStatus ?? 'running' } });
-      return { taskId, planId, stepIds, source: HTTP_TASK_SOURCE, externalId };
+      return { taskId, planId, stepIds, source, externalId };
     },
     close,
   };
