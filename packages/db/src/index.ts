@@ -115,6 +115,8 @@ export { pendingTaskDeadLetters } from './dead-letters.js';
 export type { TaskDeadLetter } from './dead-letters.js';
 /** Records what became of a task's dead letter (executor), once. */
 export { recordDeadLetterOutcome } from './dead-letters.js';
+/** Row of EarlyCancel (writer: executor). */
+export type { EarlyCancel } from './generated/prisma/client.js';
 /** Row of DeadLetterOutcome (writer: executor). */
 export type { DeadLetterOutcome } from './generated/prisma/client.js';
 /** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */

@@ -11,3 +11,26 @@ CREATE TABLE "DeadLetterOutcome" (
     CONSTRAINT "DeadLetterOutcome_pkey" PRIMARY KEY ("deadLetterId")
 );
 
+
+-- CreateTable
+CREATE TABLE "EarlyCancel" (
+    "id" UUID NOT NULL,
+    "taskId" UUID,
+    "source" TEXT,
+    "externalId" TEXT,
+    "reason" TEXT,
+    "requestedBy" TEXT,
+    "expiresAt" TIMESTAMP(3) NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "EarlyCancel_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateIndex
+CREATE INDEX "EarlyCancel_taskId_idx" ON "EarlyCancel"("taskId");
+
+-- CreateIndex
+CREATE INDEX "EarlyCancel_source_externalId_idx" ON "EarlyCancel"("source", "externalId");
+
+-- CreateIndex
+CREATE INDEX "EarlyCancel_expiresAt_idx" ON "EarlyCancel"("expiresAt");

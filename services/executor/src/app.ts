@@ -14,6 +14,7 @@ import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
 import { sweepDeadLetters } from './dead-letter-sweep.js';
+import { applyEarlyCancels } from './early-cancels.js';
 import { sweepDeadlines, sweepStaleSteps } from './deadlines.js';
 import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
@@ -140,12 +141,18 @@ export async function createExecutor(deps: {
       subject: PublicSubjects.taskCancelRequested,
       schema: TaskCancelRequestedCloudEvent,
       messageId: (event) => `ce:${JSON.stringify([event.source, event.id])}`,
-      handle: (event, context) => handleTaskCancelRequested(advance, event, context),
+      handle: (event, context) =>
+        handleTaskCancelRequested(
+          { ...advance, earlyCancelTtlMs: config.TANDEM_EARLY_CANCEL_TTL_MS },
+          event,
+          context,
+        ),
     }),
   ];
   const sweepers = [
     every(config.TANDEM_DEADLINE_SWEEP_MS, runtime.log, 'deadline sweep', async () => {
       await sweepDeadlines(advance, runtime.log);
+      await applyEarlyCancels(advance, runtime.log);
       await sweepStaleSteps(advance, runtime.log, {
         claimStaleMs: advance.claimStaleMs,
         httpStaleMs: config.TANDEM_HTTP_TIMEOUT_MS + 60_000,

@@ -34,6 +34,8 @@ export const ExecutorConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_WORKSPACE_MAX_FILES: z.coerce.number().int().min(1).max(100_000).default(500),
   /** How often tasks past their deadline are looked for. */
   TANDEM_DEADLINE_SWEEP_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
+  /** How long a cancel request for a task not stored yet is kept (it may overtake its task.requested). */
+  TANDEM_EARLY_CANCEL_TTL_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
   /** How often dead letters of task messages are turned into task failures. */
   TANDEM_DEAD_LETTER_SWEEP_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   TANDEM_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),

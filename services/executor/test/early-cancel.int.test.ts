@@ -150,4 +150,27 @@ describe('a cancel that arrives before its task', () => {
     const run = await endOf(taskId);
     expect(run.status).toBe('cancelled');
   }, 60_000);
+
+  it('is kept only for a bounded time: an expired one is forgotten and cancels nothing', async () => {
+    const { prisma } = harness.runtime.db;
+    const externalId = `req-${randomUUID()}`;
+    await prisma.earlyCancel.create({
+      data: {
+        id: randomUUID(),
+        source: 'urn:test:ci',
+        externalId,
+        expiresAt: new Date(Date.now() - 1000),
+      },
+    });
+    await waitFor(async () => (await prisma.earlyCancel.count({ where: { externalId } })) === 0, {
+      timeoutMs: 10_000,
+      description: 'the expired early cancel pruned',
+    });
+    const task = await harness.seedTask(
+      [{ tool: 'respond', arguments: { answer: 'ran anyway' }, status: 'approved' }],
+      { withRun: false, source: 'urn:test:ci', externalId },
+    );
+    await proposeAndApprove(task);
+    expect((await endOf(task.taskId)).status).toBe('completed');
+  }, 60_000);
 });
