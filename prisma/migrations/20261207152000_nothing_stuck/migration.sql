@@ -34,3 +34,9 @@ CREATE INDEX "EarlyCancel_source_externalId_idx" ON "EarlyCancel"("source", "ext
 
 -- CreateIndex
 CREATE INDEX "EarlyCancel_expiresAt_idx" ON "EarlyCancel"("expiresAt");
+
+-- AlterTable
+ALTER TABLE "StepAttempt" ADD COLUMN     "requests" INTEGER NOT NULL DEFAULT 1;
+
+-- CreateIndex
+CREATE INDEX "TaskRun_status_updatedAt_idx" ON "TaskRun"("status", "updatedAt");

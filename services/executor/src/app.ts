@@ -15,7 +15,8 @@ import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
 import { sweepDeadLetters } from './dead-letter-sweep.js';
 import { applyEarlyCancels } from './early-cancels.js';
-import { sweepDeadlines, sweepStaleSteps } from './deadlines.js';
+import { sweepDeadlines } from './deadlines.js';
+import { sweepStaleReplanning, sweepStaleSteps, sweepStuckTasks } from './stale-work.js';
 import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
 import { EXECUTOR_APPROVALS_CONSUMER, handleApprovalsDecided } from './handlers/approvals-decided.js';
@@ -80,8 +81,8 @@ export async function createExecutor(deps: {
       maxTotalBytes: config.TANDEM_WORKSPACE_MAX_BYTES,
       maxFiles: config.TANDEM_WORKSPACE_MAX_FILES,
     },
-    // A redelivery comes after the ack wait (5 min); a claim older than 4 min is then taken over.
-    claimStaleMs: 4 * 60_000,
+    // The step lease: a live replica renews its claim, so only a stopped replica's claim goes stale.
+    claimStaleMs: config.TANDEM_STEP_LEASE_MS,
     maxDeliver: config.TANDEM_MAX_DELIVER,
     maxFixAttempts: config.TANDEM_CODE_FIX_ATTEMPTS,
     maxReplans: config.TANDEM_MAX_REPLANS,
@@ -149,14 +150,27 @@ export async function createExecutor(deps: {
         ),
     }),
   ];
+  // Messages not yet delivered to any executor: while there are some, no task is judged stuck.
+  const backlog = async (): Promise<number> => {
+    let pending = 0;
+    for (const consumer of consumers) {
+      const info = await bus.jsm.consumers.info(consumer.stream, consumer.name);
+      pending += info.num_pending;
+    }
+    return pending;
+  };
   const sweepers = [
     every(config.TANDEM_DEADLINE_SWEEP_MS, runtime.log, 'deadline sweep', async () => {
       await sweepDeadlines(advance, runtime.log);
       await applyEarlyCancels(advance, runtime.log);
       await sweepStaleSteps(advance, runtime.log, {
-        claimStaleMs: advance.claimStaleMs,
-        httpStaleMs: config.TANDEM_HTTP_TIMEOUT_MS + 60_000,
+        leaseMs: config.TANDEM_STEP_LEASE_MS,
+        leaseRetries: config.TANDEM_STEP_LEASE_RETRIES,
+        sandboxTimeoutMs: config.TANDEM_STEP_TIMEOUT_MS,
+        httpTimeoutMs: config.TANDEM_HTTP_TIMEOUT_MS,
       });
+      await sweepStaleReplanning(advance, runtime.log, { leaseMs: config.TANDEM_PLANNING_LEASE_MS });
+      await sweepStuckTasks(advance, runtime.log, { quietMs: config.TANDEM_STUCK_AFTER_MS, backlog });
     }),
     every(config.TANDEM_DEAD_LETTER_SWEEP_MS, runtime.log, 'dead-letter sweep', () =>
       sweepDeadLetters(advance, runtime.log),
