@@ -71,6 +71,9 @@ export function staleStepAction(
   };
 }
 
+/** Approval states in which a decision is still to come (a human's, after an escalation too). */
+const STILL_TO_DECIDE = new Set(['pending', 'escalated']);
+
 /**
  * Why a running task that was quiet for the stuck period (and that `advanceTask` just could not move)
  * can never move on, or null while something can still move it: a step out (`generating`, `running`),
@@ -89,7 +92,7 @@ export function stuckReason(
   if (state.plan.status !== 'active') return `the run's plan is ${state.plan.status}`;
   for (const step of state.steps) {
     if (step.status === 'generating' || step.status === 'running') return null;
-    if (step.status === 'waiting' && (step.approval === null || step.approval.status === 'pending'))
+    if (step.status === 'waiting' && (step.approval === null || STILL_TO_DECIDE.has(step.approval.status)))
       return null;
   }
   const action = nextAction(state.steps, state.dependsOn);
