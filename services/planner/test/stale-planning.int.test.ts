@@ -139,3 +139,29 @@ describe('stale planning', () => {
     }
   }, 30_000);
 });
+
+describe('a cancel that came before its task', () => {
+  it('keeps the planner from planning the task at all', async () => {
+    const taskId = await seedTask('accepted', 0);
+    const { prisma } = runtime.db;
+    // What the executor keeps for a cancel whose task was not stored yet (EarlyCancel, executor's table).
+    await prisma.earlyCancel.create({
+      data: { id: randomUUID(), taskId, expiresAt: new Date(Date.now() + 60_000) },
+    });
+    const task = await prisma.task.findUniqueOrThrow({ where: { id: taskId } });
+    await runtime.bus.publishEvent(
+      TaskAccepted,
+      createEnvelope(
+        TaskAccepted,
+        { taskId, request: taskRequestRef(task), goal: task.goal, kind: task.kind, agentId: null },
+        { correlationId: taskId },
+      ),
+    );
+    await waitFor(
+      async () => (await prisma.task.findUniqueOrThrow({ where: { id: taskId } })).status === 'cancelled',
+      { timeoutMs: 10_000, description: 'the task marked cancelled by the planner' },
+    );
+    expect(calls.filter((key) => key.includes(taskId))).toEqual([]);
+    expect(await plansOf(taskId)).toEqual([]);
+  }, 30_000);
+});
