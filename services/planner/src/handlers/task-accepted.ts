@@ -151,6 +151,22 @@ export async function alreadyProcessed(db: Db, consumer: string, messageId: stri
   return result.rows.length > 0;
 }
 
+/**
+ * Whether a cancel request that came before the task was stored names it and has not expired (the
+ * executor's EarlyCancel rows, read here so that no model call is paid for a cancelled task).
+ */
+export async function cancelledBeforeArrival(
+  db: Db,
+  task: { id: string; source: string; externalId: string },
+): Promise<boolean> {
+  const result = await poolSql(db).query(
+    `SELECT 1 FROM "EarlyCancel"
+      WHERE "expiresAt" > ${NOW} AND ("taskId" = $1::uuid OR ("source" = $2 AND "externalId" = $3)) LIMIT 1`,
+    [task.id, task.source, task.externalId],
+  );
+  return result.rows.length > 0;
+}
+
 /** Marks a message processed in a transaction of its own (when the handler has nothing else to write). */
 export async function markProcessedAlone(db: Db, consumer: string, messageId: string): Promise<void> {
   await sqlTransaction(db, async (sql) => {
@@ -258,6 +274,19 @@ export async function handleTaskAccepted(
     return;
   }
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
+  if (await cancelledBeforeArrival(db, task)) {
+    // The executor kept a cancel that came before the task, and ends the task `cancelled` itself.
+    await sqlTransaction(db, async (sql) => {
+      if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return;
+      await sql.query(
+        `UPDATE "Task" SET "status" = 'cancelled', "updatedAt" = ${NOW}
+          WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
+        [data.taskId],
+      );
+    });
+    context.log.info({ taskId: data.taskId }, 'task cancelled before it arrived; not planned');
+    return;
+  }
   const releaseLease = holdPlanningLease(deps, data.taskId);
   try {
     const started = Date.now();
