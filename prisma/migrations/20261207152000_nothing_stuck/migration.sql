@@ -40,3 +40,6 @@ ALTER TABLE "StepAttempt" ADD COLUMN     "requests" INTEGER NOT NULL DEFAULT 1;
 
 -- CreateIndex
 CREATE INDEX "TaskRun_status_updatedAt_idx" ON "TaskRun"("status", "updatedAt");
+
+-- CreateIndex
+CREATE INDEX "StepAttempt_finishedAt_idx" ON "StepAttempt"("finishedAt");

@@ -38,6 +38,9 @@ export async function sweepStaleSteps(
     take: 100,
   });
   let handled = 0;
+  const sandboxDraining = stale.some((row) => row.status === 'running' && row.step.tool === 'run_code')
+    ? await sandboxResultSince(deps, oldest)
+    : false;
   for (const row of stale) {
     const attempt =
       row.step.tool === 'run_code' && row.status === 'running'
@@ -54,6 +57,7 @@ export async function sweepStaleSteps(
         requests: attempt?.requests ?? 1,
       },
       leases,
+      sandboxDraining,
     );
     const step = { stepId: row.stepId, key: row.step.stepKey, tool: row.step.tool };
     if (action.kind === 'none') continue;
@@ -129,6 +133,16 @@ export async function sweepStaleSteps(
     }
   }
   return handled;
+}
+
+/** Whether any sandbox result was stored since `since` (the newest finished sandbox attempt). */
+async function sandboxResultSince(deps: Pick<AdvanceDeps, 'db'>, since: Date): Promise<boolean> {
+  const newest = await deps.db.prisma.stepAttempt.aggregate({
+    _max: { finishedAt: true },
+    where: { outcome: { notIn: ['running', 'generation_failed', 'lease_expired'] } },
+  });
+  const at = newest._max.finishedAt;
+  return at !== null && at.getTime() >= since.getTime();
 }
 
 /**

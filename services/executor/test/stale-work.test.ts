@@ -40,6 +40,12 @@ describe('staleStepAction', () => {
     });
   });
 
+  it('leaves an unanswered job alone while the sandbox keeps answering others (it is queued)', () => {
+    expect(
+      staleStepAction({ status: 'running', tool: 'run_code', ageMs: 60_000, requests: 3 }, leases, true).kind,
+    ).toBe('none');
+  });
+
   it('fails an interrupted http_request without resending it, and any other running tool on the lease', () => {
     expect(
       staleStepAction({ status: 'running', tool: 'http_request', ageMs: 1300, requests: 1 }, leases).kind,

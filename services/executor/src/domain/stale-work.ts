@@ -20,7 +20,8 @@ export type StaleStepAction =
 /**
  * The rule for a stale step, per tool:
  * - `generating` (a code-model call): its replica renews the claim, so a stale one is taken over;
- * - `run_code` `running` (a sandbox job out): past the lease + the job's time limit the job is requested
+ * - `run_code` `running` (a sandbox job out): past the lease + the job's time limit, and while no sandbox
+ *   result arrived for a lease (a runner draining a queue answers everything in time), the job is requested
  *   again with the SAME idempotency key (the sandbox-runner answers a finished run from its store instead
  *   of running it again), at most `leaseRetries` times, then the step fails STEP.LEASE_EXPIRED;
  * - `http_request` `running`: past the lease + the request's time limit the replica that sent it is
@@ -30,12 +31,15 @@ export type StaleStepAction =
 export function staleStepAction(
   step: { status: string; tool: string; ageMs: number; requests: number },
   leases: StepLeases,
+  /** A sandbox result arrived within the last lease: the runner is working through its queue. */
+  sandboxDraining = false,
 ): StaleStepAction {
   if (step.status === 'generating')
     return step.ageMs > leases.leaseMs ? { kind: 'take_over' } : { kind: 'none' };
   if (step.status !== 'running') return { kind: 'none' };
   if (step.tool === 'run_code') {
-    if (step.ageMs <= leases.leaseMs + leases.sandboxTimeoutMs) return { kind: 'none' };
+    // While results keep coming, an unanswered job is most likely queued behind others, not lost.
+    if (sandboxDraining || step.ageMs <= leases.leaseMs + leases.sandboxTimeoutMs) return { kind: 'none' };
     if (step.requests <= leases.leaseRetries) return { kind: 'resend' };
     return {
       kind: 'fail',
