@@ -159,7 +159,6 @@ export async function sweepStuckTasks(
   log: Log,
   options: { quietMs: number; backlog: () => Promise<number> },
 ): Promise<number> {
-  if ((await options.backlog()) > 0) return 0;
   const quiet = options.quietMs;
   const running = await deps.db.prisma.$queryRaw<Array<{ taskId: string }>>`
     SELECT r."taskId"::text AS "taskId" FROM "TaskRun" r
@@ -175,6 +174,8 @@ export async function sweepStuckTasks(
        AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" = 'planner' AND o."publishedAt" IS NULL
                          AND o."payload"->'data'->>'taskId' = t."id"::text)
      ORDER BY t."updatedAt" LIMIT 50`;
+  // Only when there is something to judge: the backlog costs a request per consumer.
+  if (running.length + unplanned.length === 0 || (await options.backlog()) > 0) return 0;
   let ended = 0;
   for (const { taskId } of running) {
     try {
@@ -187,7 +188,13 @@ export async function sweepStuckTasks(
     const run = await deps.db.prisma.taskRun.findUnique({ where: { taskId }, select: { status: true } });
     if (run?.status !== 'running') continue;
     const reason = stuckReason(state);
-    if (reason === null) continue;
+    if (reason === null) {
+      // Still waiting for something (a human, most often): judged again after another quiet period, so
+      // the oldest waiting tasks do not keep the sweep from the others.
+      await deps.db.prisma.$executeRaw`
+        UPDATE "TaskRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') WHERE "taskId" = ${taskId}::uuid AND "status" = 'running'`;
+      continue;
+    }
     if (await failStuck(deps, taskId, `the task cannot move on: ${reason}`, state?.plan.id ?? null)) {
       ended += 1;
       log.warn({ taskId, reason }, 'stuck task failed');
