@@ -21,9 +21,35 @@ export async function sweepStaleSteps(
   leases: StepLeases,
   now: Date = new Date(),
 ): Promise<number> {
-  const oldest = new Date(now.getTime() - leases.leaseMs);
+  const before = (ms: number) => new Date(now.getTime() - ms);
+  const oldest = before(leases.leaseMs);
+  // Asked first, so that queued jobs are not even read: they would crowd out the stale steps behind them.
+  const sandboxDraining = await sandboxResultSince(deps, oldest);
   const stale = await deps.db.prisma.stepRun.findMany({
-    where: { status: { in: ['generating', 'running'] }, updatedAt: { lt: oldest } },
+    where: {
+      OR: [
+        { status: 'generating', updatedAt: { lt: oldest } },
+        {
+          status: 'running',
+          step: { tool: { notIn: ['run_code', 'http_request'] } },
+          updatedAt: { lt: oldest },
+        },
+        {
+          status: 'running',
+          step: { tool: 'http_request' },
+          updatedAt: { lt: before(leases.leaseMs + leases.httpTimeoutMs) },
+        },
+        ...(sandboxDraining
+          ? []
+          : [
+              {
+                status: 'running',
+                step: { tool: 'run_code' },
+                updatedAt: { lt: before(leases.leaseMs + leases.sandboxTimeoutMs) },
+              },
+            ]),
+      ],
+    },
     select: {
       stepId: true,
       taskId: true,
@@ -38,9 +64,6 @@ export async function sweepStaleSteps(
     take: 100,
   });
   let handled = 0;
-  const sandboxDraining = stale.some((row) => row.status === 'running' && row.step.tool === 'run_code')
-    ? await sandboxResultSince(deps, oldest)
-    : false;
   for (const row of stale) {
     const attempt =
       row.step.tool === 'run_code' && row.status === 'running'
