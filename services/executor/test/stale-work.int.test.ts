@@ -52,13 +52,12 @@ async function runOf(taskId: string) {
 /** A run_code step `running` since long ago: its sandbox job was sent (attempt 1) and never answered. */
 async function lostSandboxJob() {
   const task = await harness.seedTask([
-    { tool: 'run_code', arguments: code, status: 'running', updatedAgoMs: 60_000 },
+    { tool: 'run_code', arguments: code, status: 'running' },
     { tool: 'respond', arguments: { answer: 'done' }, status: 'approved' },
   ]);
   const stepId = task.stepIds[0] ?? '';
   const { prisma } = harness.runtime.db;
   await prisma.$executeRaw`UPDATE "StepRun" SET "code" = ${code.code} WHERE "stepId" = ${stepId}::uuid`;
-  await prisma.$executeRaw`UPDATE "StepRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "stepId" = ${stepId}::uuid`;
   await prisma.stepAttempt.create({
     data: {
       id: randomUUID(),
@@ -71,6 +70,8 @@ async function lostSandboxJob() {
       outcome: 'running',
     },
   });
+  // Stale only once every row is in place (a sweep in between would see half a seed).
+  await prisma.$executeRaw`UPDATE "StepRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "stepId" = ${stepId}::uuid`;
   return { ...task, stepId };
 }
 
