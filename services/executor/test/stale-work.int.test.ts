@@ -176,6 +176,47 @@ describe('stuck tasks', () => {
   }, 30_000);
 });
 
+describe('planning outcomes that never reached the executor', () => {
+  it("ends a task the planner failed or cancelled, with the planner's error, when no outcome came", async () => {
+    const { prisma } = harness.runtime.db;
+    const failed = await harness.seedTask(
+      [{ tool: 'respond', arguments: { answer: 'x' }, status: 'waiting' }],
+      {
+        withRun: false,
+        taskStatus: 'failed',
+      },
+    );
+    await prisma.task.update({
+      where: { id: failed.taskId },
+      data: {
+        error: { code: 'PLAN.INVALID', message: 'the model never made a valid plan', retryable: false },
+      },
+    });
+    const cancelled = await harness.seedTask(
+      [{ tool: 'respond', arguments: { answer: 'y' }, status: 'waiting' }],
+      {
+        withRun: false,
+        taskStatus: 'cancelled',
+      },
+    );
+    for (const task of [failed, cancelled])
+      await prisma.$executeRaw`UPDATE "Task" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "id" = ${task.taskId}::uuid`;
+    const failedRun = await waitFor(
+      async () => prisma.taskRun.findUnique({ where: { taskId: failed.taskId } }),
+      {
+        timeoutMs: 10_000,
+        description: 'the failed task ended',
+      },
+    );
+    expect(failedRun).toMatchObject({ status: 'failed', error: { code: 'PLAN.INVALID' } });
+    const cancelledRun = await waitFor(
+      async () => prisma.taskRun.findUnique({ where: { taskId: cancelled.taskId } }),
+      { timeoutMs: 10_000, description: 'the cancelled task ended' },
+    );
+    expect(cancelledRun?.status).toBe('cancelled');
+  }, 30_000);
+});
+
 describe('stale re-planning', () => {
   it('asks for the re-plan again when the planner took longer than its lease', async () => {
     const { prisma } = harness.runtime.db;
