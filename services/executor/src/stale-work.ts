@@ -1,8 +1,15 @@
-import { ErrorCodes, JsonValue, SandboxRunRequested, taskRequestRef } from '@tandem/contracts';
+import { ErrorCodes, ErrorShape, JsonValue, SandboxRunRequested, taskRequestRef } from '@tandem/contracts';
 import { enqueueOutbox, poolSql } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
-import { advanceTask, failTaskInTx, finishStep, replanRequestMessage, type AdvanceDeps } from './advance.js';
+import {
+  advanceTask,
+  endTaskInTx,
+  failTaskInTx,
+  finishStep,
+  replanRequestMessage,
+  type AdvanceDeps,
+} from './advance.js';
 import { nextAction } from './domain/progress.js';
 import { staleStepAction, stuckReason, type StepLeases } from './domain/stale-work.js';
 import { loadRunState } from './store.js';
@@ -173,7 +180,8 @@ async function sandboxResultSince(deps: Pick<AdvanceDeps, 'db'>, since: Date): P
  * - a `running` run quiet (run and steps unchanged) for `quietMs`, that `advanceTask` cannot move and
  *   that has no step out and no decision still to come (`stuckReason`);
  * - a `planned` task with no run, quiet for `quietMs`, whose `plan.proposed` is neither in the planner's
- *   outbox nor waiting in the executor's consumer: the plan never reached the executor.
+ *   outbox nor waiting in the executor's consumer: the plan never reached the executor. A task the
+ *   planner failed or cancelled the same way ends with the planner's error, or `cancelled`.
  * It runs only while the executor's consumers have nothing undelivered (`backlog`), so a message that is
  * merely queued is never mistaken for a lost one. Replica-safe: ending a task is a conditional update.
  */
@@ -190,9 +198,9 @@ export async function sweepStuckTasks(
              AND (s."status" IN ('generating', 'running')
                   OR s."updatedAt" >= (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'))
      ORDER BY r."updatedAt" LIMIT 50`;
-  const unplanned = await deps.db.prisma.$queryRaw<Array<{ taskId: string }>>`
-    SELECT t."id"::text AS "taskId" FROM "Task" t
-     WHERE t."status" = 'planned' AND t."updatedAt" < (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'
+  const unplanned = await deps.db.prisma.$queryRaw<Array<{ taskId: string; status: string; error: unknown }>>`
+    SELECT t."id"::text AS "taskId", t."status", t."error" FROM "Task" t
+     WHERE t."status" IN ('planned', 'failed', 'cancelled') AND t."updatedAt" < (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'
        AND NOT EXISTS (SELECT 1 FROM "TaskRun" r WHERE r."taskId" = t."id")
        AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" = 'planner' AND o."publishedAt" IS NULL
                          AND o."payload"->'data'->>'taskId' = t."id"::text)
@@ -223,13 +231,57 @@ export async function sweepStuckTasks(
       log.warn({ taskId, reason }, 'stuck task failed');
     }
   }
-  for (const { taskId } of unplanned) {
-    if (await failStuck(deps, taskId, 'the task was planned but its plan never reached the executor', null)) {
+  for (const { taskId, status, error } of unplanned) {
+    // The planner's outcome (a plan, plan.failed, a cancel) was stored but never reached the executor.
+    const planned = ErrorShape.safeParse(error);
+    const outcome: Parameters<typeof endTaskInTx>[4] =
+      status === 'cancelled'
+        ? { status: 'cancelled', reason: 'cancelled while it was being planned', requestedBy: null }
+        : status === 'failed' && planned.success
+          ? { status: 'failed', error: { ...planned.data, retryable: false } }
+          : {
+              status: 'failed',
+              error: {
+                code: ErrorCodes.TASK_STUCK,
+                message:
+                  status === 'planned'
+                    ? 'the task was planned but its plan never reached the executor'
+                    : 'planning ended but its outcome never reached the executor',
+                retryable: false,
+              },
+            };
+    if (await endUnrun(deps, taskId, outcome)) {
       ended += 1;
-      log.warn({ taskId }, 'stuck task failed: its plan never arrived');
+      log.warn({ taskId, status, outcome: outcome.status }, 'task ended: its planning outcome never arrived');
     }
   }
   if (ended > 0) deps.kick();
+  return ended;
+}
+
+async function endUnrun(
+  deps: AdvanceDeps,
+  taskId: string,
+  outcome: Parameters<typeof endTaskInTx>[4],
+): Promise<boolean> {
+  const task = await deps.db.prisma.task.findUnique({
+    where: { id: taskId },
+    select: { id: true, kind: true, agentId: true, source: true, externalId: true },
+  });
+  if (!task) return false;
+  const ended = await deps.db.prisma.$transaction((tx) =>
+    endTaskInTx(
+      tx,
+      deps,
+      { id: task.id, kind: task.kind, agentId: task.agentId },
+      taskRequestRef(task),
+      outcome,
+      {
+        planId: null,
+      },
+    ),
+  );
+  if (ended) deps.onTaskFinished?.(outcome.status, task.kind);
   return ended;
 }
 
