@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { CloudEventTypes, PublicSubjects, consumerNameFor, taskRequestRef } from '@tandem/contracts';
+import {
+  CloudEventTypes,
+  PublicSubjects,
+  StepFinished,
+  consumerNameFor,
+  subjectFor,
+  taskRequestRef,
+} from '@tandem/contracts';
 import { enqueueOutbox, pendingTaskDeadLetters, recordDeadLetterOutcome } from '@tandem/db';
 import { outboxCloudEvent, type Log } from '@tandem/service-kit';
 import { failTaskInTx, type AdvanceDeps } from './advance.js';
@@ -21,10 +28,20 @@ export async function sweepDeadLetters(
   limit = 100,
 ): Promise<number> {
   const letters = await pendingTaskDeadLetters(deps.db, { limit, horizonMs: HORIZON_MS });
-  const observer = consumerNameFor(deps.prefix, 'learning-');
+  const learning = consumerNameFor(deps.prefix, 'learning-');
+  const reports = new Set(
+    [
+      StepFinished.subjectSuffix,
+      PublicSubjects.taskCompleted,
+      PublicSubjects.taskFailed,
+      PublicSubjects.taskCancelled,
+    ].map((suffix) => subjectFor(deps.prefix, suffix)),
+  );
+  const isObserver = (consumer: string, subject: string): boolean =>
+    consumer.startsWith(learning) || reports.has(subject);
   let failed = 0;
   for (const letter of letters) {
-    const verdict = judgeDeadLetter(letter, { isObserver: (consumer) => consumer.startsWith(observer) });
+    const verdict = judgeDeadLetter(letter, { isObserver });
     const ended = await deps.db.prisma
       .$transaction(async (tx) => {
         if (verdict.kind === 'ignore') {

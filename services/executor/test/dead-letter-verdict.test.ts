@@ -19,7 +19,10 @@ function letter(overrides: Partial<DeadLetterFacts> = {}): DeadLetterFacts {
     ...overrides,
   };
 }
-const options = { isObserver: (consumer: string) => consumer.startsWith('X_learning-') };
+const options = {
+  isObserver: (consumer: string, subject: string) =>
+    consumer.startsWith('X_learning-') || subject === 'x.step.finished.v1',
+};
 
 describe('judgeDeadLetter', () => {
   it('fails the task for a message that is exactly its outbox row, saying which and why', () => {
@@ -51,11 +54,22 @@ describe('judgeDeadLetter', () => {
     expect(judgeDeadLetter(letter({ payload: '{not json' }), options).kind).toBe('ignore');
   });
 
-  it('ignores dead letters of observing consumers', () => {
+  it('ignores dead letters of observing consumers and of reports of what happened', () => {
     expect(judgeDeadLetter(letter({ consumer: 'X_learning-task-failed' }), options)).toEqual({
       kind: 'ignore',
       outcome: 'observer',
     });
+    const report = 'x.step.finished.v1';
+    expect(
+      judgeDeadLetter(
+        letter({
+          consumer: 'X_approval-step-finished',
+          subject: report,
+          outbox: { publisher: 'executor', subject: report, payload },
+        }),
+        options,
+      ).kind,
+    ).toBe('ignore');
   });
 });
 

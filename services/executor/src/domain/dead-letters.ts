@@ -26,15 +26,16 @@ const MAX_REASON = 500;
  * Decides whether a dead letter ends its task. Only a message Tandem itself published does: one whose
  * message id is an outbox row with the same subject and, parsed, exactly the same JSON. Anyone allowed
  * on the bus can publish a message naming a task (or copying an outbox id it saw), so a message that is
- * not the outbox row's payload changes nothing. A consumer that only observes (`isObserver`,
- * e.g. learning) losing a message never ends a task.
+ * not the outbox row's payload changes nothing. A consumer that only observes (`isObserver`:
+ * learning, and every consumer of reports of what already happened, `step.finished` and the outcomes)
+ * losing a message never ends a task.
  */
 export function judgeDeadLetter(
   letter: DeadLetterFacts,
-  options: { isObserver: (consumer: string) => boolean },
+  options: { isObserver: (consumer: string, subject: string) => boolean },
 ): DeadLetterVerdict {
   if (!publishedByTandem(letter)) return { kind: 'ignore', outcome: 'not_tandem' };
-  if (options.isObserver(letter.consumer)) return { kind: 'ignore', outcome: 'observer' };
+  if (options.isObserver(letter.consumer, letter.subject)) return { kind: 'ignore', outcome: 'observer' };
   const reason =
     letter.reason.length > MAX_REASON ? `${letter.reason.slice(0, MAX_REASON)}...` : letter.reason;
   const messageId = letter.natsMessageId ?? letter.messageId;
