@@ -182,8 +182,9 @@ async function sandboxResultSince(deps: Pick<AdvanceDeps, 'db'>, since: Date): P
  * - a `planned` task with no run, quiet for `quietMs`, whose `plan.proposed` is neither in the planner's
  *   outbox nor waiting in the executor's consumer: the plan never reached the executor. A task the
  *   planner failed or cancelled the same way ends with the planner's error, or `cancelled`.
- * It runs only while the executor's consumers have nothing undelivered (`backlog`), so a message that is
- * merely queued is never mistaken for a lost one. Replica-safe: ending a task is a conditional update.
+ * A task with a message still in an outbox is never judged, and the sweep runs only while the executor's
+ * consumers have nothing undelivered (`backlog`), so a message that is merely late is never mistaken for
+ * a lost one. Replica-safe: ending a task is a conditional update.
  */
 export async function sweepStuckTasks(
   deps: AdvanceDeps,
@@ -197,12 +198,15 @@ export async function sweepStuckTasks(
        AND NOT EXISTS (SELECT 1 FROM "StepRun" s WHERE s."taskId" = r."taskId"
              AND (s."status" IN ('generating', 'running')
                   OR s."updatedAt" >= (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'))
+       AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" IN ('planner', 'approval', 'executor', 'sandbox-runner')
+                         AND o."publishedAt" IS NULL AND o."payload"->'data'->>'taskId' = r."taskId"::text)
      ORDER BY r."updatedAt" LIMIT 50`;
   const unplanned = await deps.db.prisma.$queryRaw<Array<{ taskId: string; status: string; error: unknown }>>`
     SELECT t."id"::text AS "taskId", t."status", t."error" FROM "Task" t
      WHERE t."status" IN ('planned', 'failed', 'cancelled') AND t."updatedAt" < (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'
        AND NOT EXISTS (SELECT 1 FROM "TaskRun" r WHERE r."taskId" = t."id")
-       AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" = 'planner' AND o."publishedAt" IS NULL
+       AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" IN ('planner', 'approval', 'executor', 'sandbox-runner')
+                         AND o."publishedAt" IS NULL
                          AND o."payload"->'data'->>'taskId' = t."id"::text)
      ORDER BY t."updatedAt" LIMIT 50`;
   // Only when there is something to judge: the backlog costs a request per consumer.
