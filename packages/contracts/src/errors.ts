@@ -141,6 +141,13 @@ export const ErrorCodes = {
    * retryable, the consumer naks and the message comes back. Renaming it breaks messages in flight.
    */
   DB_CONNECTION_LOST: 'DB.CONNECTION_LOST',
+  // issue 12: stuck work (executor and planner sweeps). Wire names: renaming one breaks stored outcomes.
+  /** A message Tandem published for the task was dead-lettered (`details`: consumer, subject, code, reason). */
+  TASK_MESSAGE_DEAD_LETTERED: 'TASK.MESSAGE_DEAD_LETTERED',
+  /** The task had not ended and nothing was left that could move it on (no step, approval, job or plan). */
+  TASK_STUCK: 'TASK.STUCK',
+  /** A step stayed `running` past its lease: the process that ran it stopped (`details.tool`). */
+  STEP_LEASE_EXPIRED: 'STEP.LEASE_EXPIRED',
 } as const;
 
 /** One of the error code string literals in {@link ErrorCodes}. */

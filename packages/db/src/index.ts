@@ -136,6 +136,18 @@ export type {
 export { recordDeadLetter } from './dead-letters.js';
 /** A dead letter to record. */
 export type { DeadLetterInput } from './dead-letters.js';
+/** The task a message payload names (data.taskId, CloudEvent subject, correlationId), unverified. */
+export { taskIdOfPayload } from './dead-letters.js';
+/** Dead letters of task messages not yet dealt with, each with the outbox row its message id names. */
+export { pendingTaskDeadLetters } from './dead-letters.js';
+/** A task's dead letter as the executor's sweep reads it. */
+export type { TaskDeadLetter } from './dead-letters.js';
+/** Records what became of a task's dead letter (executor), once. */
+export { recordDeadLetterOutcome } from './dead-letters.js';
+/** Row of EarlyCancel (writer: executor). */
+export type { EarlyCancel } from './generated/prisma/client.js';
+/** Row of DeadLetterOutcome (writer: executor). */
+export type { DeadLetterOutcome } from './generated/prisma/client.js';
 /** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */
 export {
   UTC_NOW,

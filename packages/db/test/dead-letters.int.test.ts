@@ -89,3 +89,22 @@ describe('recordDeadLetter', () => {
     expect(await db.prisma.deadLetter.count({ where: { id } })).toBe(1);
   });
 });
+
+describe('the task of a dead letter', () => {
+  it('is read from data.taskId, a CloudEvent subject or the correlation id, else null', async () => {
+    const { taskIdOfPayload } = await import('../src/index.js');
+    const task = randomUUID();
+    expect(taskIdOfPayload(JSON.stringify({ correlationId: randomUUID(), data: { taskId: task } }))).toBe(
+      task,
+    );
+    expect(taskIdOfPayload(JSON.stringify({ specversion: '1.0', subject: task, data: {} }))).toBe(task);
+    expect(taskIdOfPayload(JSON.stringify({ correlationId: task, data: { taskId: 'nope' } }))).toBe(task);
+    expect(taskIdOfPayload('{"data":{"taskId":"not-a-uuid"}}')).toBeNull();
+    expect(taskIdOfPayload('not json')).toBeNull();
+    expect(
+      await recordDeadLetter(db.prisma, deadLetter({ payload: JSON.stringify({ data: { taskId: task } }) })),
+    ).toBe(true);
+    const row = await db.prisma.deadLetter.findFirstOrThrow({ where: { taskId: task } });
+    expect(row.taskId).toBe(task);
+  });
+});

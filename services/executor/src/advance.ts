@@ -94,7 +94,10 @@ export interface AdvanceDeps {
   codePatterns: (language: string) => Promise<CodePattern[]>;
   sandboxLimits: SandboxLimits;
   workspace: WorkspaceLimits;
-  /** After this long a `generating` claim of a crashed replica may be taken over (below the ack wait). */
+  /**
+   * The step lease: a `generating` claim not renewed for this long (its replica stopped) is taken over;
+   * a live replica renews it every third of it.
+   */
   claimStaleMs: number;
   /** The consumers' max_deliver: the last delivery fails a step instead of retrying a model call. */
   maxDeliver: number;
@@ -470,6 +473,37 @@ async function completeTask(
   }
 }
 
+/** The `task.replan-requested` event for a run whose step `failed` failed for good with `error`. */
+export function replanRequestMessage(
+  deps: Pick<AdvanceDeps, 'prefix'>,
+  state: { task: { id: string }; plan: { id: string; version: number }; steps: readonly StepState[] },
+  failed: Pick<StepState, 'key' | 'tool'>,
+  error: ErrorShape,
+): OutboxMessage {
+  return outboxEvent(
+    publisherOptions(deps),
+    TaskReplanRequested,
+    {
+      taskId: state.task.id,
+      planId: state.plan.id,
+      version: state.plan.version,
+      failedStep: {
+        key: failed.key,
+        tool: failed.tool,
+        error: boundOutcomeError({ ...error, retryable: false }, state.task.id),
+      },
+      completedSteps: state.steps
+        .filter((step) => step.status === 'completed')
+        .map((step) => ({
+          key: step.key,
+          tool: step.tool,
+          value: boundStepValue(step.result?.value ?? null, state.task.id),
+        })),
+    },
+    { correlationId: state.task.id, causationId: null },
+  ).message;
+}
+
 async function requestReplan(
   deps: AdvanceDeps,
   state: State,
@@ -483,31 +517,7 @@ async function requestReplan(
       data: { status: 'replanning', replans: { increment: 1 } },
     });
     if (updated.count === 0) return false;
-    await enqueueOutbox(
-      tx,
-      outboxEvent(
-        publisherOptions(deps),
-        TaskReplanRequested,
-        {
-          taskId: state.task.id,
-          planId: state.plan.id,
-          version: state.plan.version,
-          failedStep: {
-            key: failed.key,
-            tool: failed.tool,
-            error: boundOutcomeError({ ...error, retryable: false }, state.task.id),
-          },
-          completedSteps: state.steps
-            .filter((step) => step.status === 'completed')
-            .map((step) => ({
-              key: step.key,
-              tool: step.tool,
-              value: boundStepValue(step.result?.value ?? null, state.task.id),
-            })),
-        },
-        { correlationId: state.task.id, causationId: null },
-      ).message,
-    );
+    await enqueueOutbox(tx, replanRequestMessage(deps, state, failed, error));
     return true;
   });
   if (asked) {
@@ -729,75 +739,109 @@ async function runCodeStep(
     }),
   );
   if (!claimed) return false;
-  const attempt = before.attempts + 1;
-  const files = await deps.db.prisma.workspaceFile.findMany({
-    where: { taskId },
-    select: { path: true, sha256: true, size: true },
-    orderBy: { path: 'asc' },
-  });
-  let code: string | null = !fixing && args.code !== undefined ? args.code : null;
-  const origin = fixing ? 'fix' : code !== null ? 'given' : 'generate';
-  if (code === null) {
-    try {
-      const dependencies: Record<string, JsonValue> = {};
-      for (const key of state.dependsOn.get(step.key) ?? []) {
-        const other = state.steps.find((candidate) => candidate.key === key);
-        if (other?.result) dependencies[key] = other.result.value;
-      }
-      const input = JsonValue.safeParse(state.task.input ?? null);
-      const request: CodeRequest = {
-        language: args.language,
-        spec: args.spec ?? 'Make the program below work as intended.',
-        goal: state.task.goal,
-        hasInput: input.success && input.data !== null,
-        dependencies,
-        files: files.map((file) => file.path),
-        patterns: await deps.codePatterns(args.language),
-      };
-      const previous = StepResult.safeParse(before.result ?? null);
-      const previousError = ErrorShape.safeParse(before.error ?? null);
-      const messages =
-        fixing && before.code !== null
-          ? fixPrompt(request, {
-              code: before.code,
-              error: previousError.success
-                ? previousError.data
-                : { code: ErrorCodes.STEP_FAILED, message: 'the program failed', retryable: false },
-              stderr: previous.success ? previous.data.stderr : '',
-            })
-          : codePrompt(request);
-      const answer = await deps.codeModel.complete({
-        taskId,
-        messages,
-        idempotencyKey: `code:${step.stepId}:${attempt}`,
-        preference: modelPreferenceFor(state.preferences, 'code'),
-        budget: state.budget,
-        spent:
-          state.budget === undefined
-            ? { tokens: 0, costUsd: 0, calls: 0 }
-            : await modelUseOfTask(deps.db, taskId),
-      });
-      code = answer.content === null ? null : extractCode(answer.content);
-      if (code === null)
-        throw new TandemError(ErrorCodes.CODE_GENERATION_FAILED, 'the code model answered without code');
-      if (code.length > deps.maxCodeChars)
-        throw new TandemError(
-          ErrorCodes.CODE_GENERATION_FAILED,
-          `the code model wrote ${code.length} characters; the limit is ${deps.maxCodeChars}`,
-        );
-    } catch (error) {
-      const shape = toErrorShape(error);
-      // A retryable model failure comes back through redelivery, except on the last delivery,
-      // where the step fails with that error rather than leaving the task running forever.
-      if (shape.retryable && !delivery.lastDelivery) {
-        // Hand the step back so the redelivered message can claim it again.
-        await deps.db.prisma.stepRun.updateMany({
-          where: { stepId: step.stepId, status: 'generating' },
-          data: { status: fixing ? 'fixing' : 'approved' },
+  // While this replica works on the step (model call, sending the job), its claim stays fresh, so the
+  // stale-step sweep (a short lease) takes over only a claim whose replica stopped.
+  const stopHeartbeat = keepClaimFresh(deps, step.stepId);
+  try {
+    const attempt = before.attempts + 1;
+    const files = await deps.db.prisma.workspaceFile.findMany({
+      where: { taskId },
+      select: { path: true, sha256: true, size: true },
+      orderBy: { path: 'asc' },
+    });
+    let code: string | null = !fixing && args.code !== undefined ? args.code : null;
+    const origin = fixing ? 'fix' : code !== null ? 'given' : 'generate';
+    if (code === null) {
+      try {
+        const dependencies: Record<string, JsonValue> = {};
+        for (const key of state.dependsOn.get(step.key) ?? []) {
+          const other = state.steps.find((candidate) => candidate.key === key);
+          if (other?.result) dependencies[key] = other.result.value;
+        }
+        const input = JsonValue.safeParse(state.task.input ?? null);
+        const request: CodeRequest = {
+          language: args.language,
+          spec: args.spec ?? 'Make the program below work as intended.',
+          goal: state.task.goal,
+          hasInput: input.success && input.data !== null,
+          dependencies,
+          files: files.map((file) => file.path),
+          patterns: await deps.codePatterns(args.language),
+        };
+        const previous = StepResult.safeParse(before.result ?? null);
+        const previousError = ErrorShape.safeParse(before.error ?? null);
+        const messages =
+          fixing && before.code !== null
+            ? fixPrompt(request, {
+                code: before.code,
+                error: previousError.success
+                  ? previousError.data
+                  : { code: ErrorCodes.STEP_FAILED, message: 'the program failed', retryable: false },
+                stderr: previous.success ? previous.data.stderr : '',
+              })
+            : codePrompt(request);
+        const answer = await deps.codeModel.complete({
+          taskId,
+          messages,
+          idempotencyKey: `code:${step.stepId}:${attempt}`,
+          preference: modelPreferenceFor(state.preferences, 'code'),
+          budget: state.budget,
+          spent:
+            state.budget === undefined
+              ? { tokens: 0, costUsd: 0, calls: 0 }
+              : await modelUseOfTask(deps.db, taskId),
         });
-        throw error;
+        code = answer.content === null ? null : extractCode(answer.content);
+        if (code === null)
+          throw new TandemError(ErrorCodes.CODE_GENERATION_FAILED, 'the code model answered without code');
+        if (code.length > deps.maxCodeChars)
+          throw new TandemError(
+            ErrorCodes.CODE_GENERATION_FAILED,
+            `the code model wrote ${code.length} characters; the limit is ${deps.maxCodeChars}`,
+          );
+      } catch (error) {
+        const shape = toErrorShape(error);
+        // A retryable model failure comes back through redelivery, except on the last delivery,
+        // where the step fails with that error rather than leaving the task running forever.
+        if (shape.retryable && !delivery.lastDelivery) {
+          // Hand the step back so the redelivered message can claim it again.
+          await deps.db.prisma.stepRun.updateMany({
+            where: { stepId: step.stepId, status: 'generating' },
+            data: { status: fixing ? 'fixing' : 'approved' },
+          });
+          throw error;
+        }
+        await deps.db.prisma.stepAttempt.createMany({
+          data: [
+            {
+              id: randomUUID(),
+              stepId: step.stepId,
+              taskId,
+              attempt,
+              origin,
+              outcome: 'generation_failed',
+              error: toJsonInput(shape),
+              finishedAt: new Date(),
+            },
+          ],
+          skipDuplicates: true,
+        });
+        await finishStep(deps, step, taskId, ['generating'], {
+          status: 'failed',
+          error: { ...shape, retryable: false },
+        });
+        return true;
       }
-      await deps.db.prisma.stepAttempt.createMany({
+    }
+    const input = JsonValue.safeParse(state.task.input ?? null);
+    const sandboxKey = `${step.stepId}:${attempt}`;
+    const sent = await deps.db.prisma.$transaction(async (tx) => {
+      const updated = await tx.stepRun.updateMany({
+        where: { stepId: step.stepId, status: 'generating' },
+        data: { status: 'running', code, attempts: attempt, startedAt: new Date() },
+      });
+      if (updated.count === 0) return false;
+      await tx.stepAttempt.createMany({
         data: [
           {
             id: randomUUID(),
@@ -805,66 +849,56 @@ async function runCodeStep(
             taskId,
             attempt,
             origin,
-            outcome: 'generation_failed',
-            error: toJsonInput(shape),
-            finishedAt: new Date(),
+            code,
+            sandboxKey,
+            outcome: 'running',
           },
         ],
         skipDuplicates: true,
       });
-      await finishStep(deps, step, taskId, ['generating'], {
-        status: 'failed',
-        error: { ...shape, retryable: false },
-      });
+      await enqueueOutbox(
+        tx,
+        outboxEvent(
+          publisherOptions(deps),
+          SandboxRunRequested,
+          {
+            idempotencyKey: sandboxKey,
+            taskId,
+            stepId: step.stepId,
+            language: args.language,
+            code: code ?? '',
+            input: input.success ? input.data : null,
+            limits: deps.sandboxLimits,
+            files,
+          },
+          { correlationId: taskId, causationId: null },
+        ).message,
+      );
       return true;
-    }
+    });
+    if (sent) log.info({ taskId, step: step.key, attempt, origin }, 'code sent to the sandbox');
+    // The task waits for the sandbox's answer either way.
+    return false;
+  } finally {
+    stopHeartbeat();
   }
-  const input = JsonValue.safeParse(state.task.input ?? null);
-  const sandboxKey = `${step.stepId}:${attempt}`;
-  const sent = await deps.db.prisma.$transaction(async (tx) => {
-    const updated = await tx.stepRun.updateMany({
-      where: { stepId: step.stepId, status: 'generating' },
-      data: { status: 'running', code, attempts: attempt, startedAt: new Date() },
-    });
-    if (updated.count === 0) return false;
-    await tx.stepAttempt.createMany({
-      data: [
-        {
-          id: randomUUID(),
-          stepId: step.stepId,
-          taskId,
-          attempt,
-          origin,
-          code,
-          sandboxKey,
-          outcome: 'running',
-        },
-      ],
-      skipDuplicates: true,
-    });
-    await enqueueOutbox(
-      tx,
-      outboxEvent(
-        publisherOptions(deps),
-        SandboxRunRequested,
-        {
-          idempotencyKey: sandboxKey,
-          taskId,
-          stepId: step.stepId,
-          language: args.language,
-          code: code ?? '',
-          input: input.success ? input.data : null,
-          limits: deps.sandboxLimits,
-          files,
-        },
-        { correlationId: taskId, causationId: null },
-      ).message,
-    );
-    return true;
-  });
-  if (sent) log.info({ taskId, step: step.key, attempt, origin }, 'code sent to the sandbox');
-  // The task waits for the sandbox's answer either way.
-  return false;
+}
+
+/** Touches a `generating` step every third of the lease until stopped; returns the stop function. */
+function keepClaimFresh(deps: Pick<AdvanceDeps, 'db' | 'claimStaleMs' | 'log'>, stepId: string): () => void {
+  const timer = setInterval(
+    () => {
+      poolSql(deps.db)
+        .query(
+          `UPDATE "StepRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') WHERE "stepId" = $1::uuid AND "status" = 'generating'`,
+          [stepId],
+        )
+        .catch((error: unknown) => deps.log.warn({ err: error, stepId }, 'could not renew a step claim'));
+    },
+    Math.max(50, Math.floor(deps.claimStaleMs / 3)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** The `step.finished` event of a step. */

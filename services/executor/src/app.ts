@@ -13,7 +13,10 @@ import {
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
-import { sweepDeadlines, sweepStaleSteps } from './deadlines.js';
+import { sweepDeadLetters } from './dead-letter-sweep.js';
+import { applyEarlyCancels } from './early-cancels.js';
+import { sweepDeadlines } from './deadlines.js';
+import { sweepStaleReplanning, sweepStaleSteps, sweepStuckTasks } from './stale-work.js';
 import type { CodePattern } from './domain/progress.js';
 import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
 import { EXECUTOR_APPROVALS_CONSUMER, handleApprovalsDecided } from './handlers/approvals-decided.js';
@@ -78,8 +81,8 @@ export async function createExecutor(deps: {
       maxTotalBytes: config.TANDEM_WORKSPACE_MAX_BYTES,
       maxFiles: config.TANDEM_WORKSPACE_MAX_FILES,
     },
-    // A redelivery comes after the ack wait (5 min); a claim older than 4 min is then taken over.
-    claimStaleMs: 4 * 60_000,
+    // The step lease: a live replica renews its claim, so only a stopped replica's claim goes stale.
+    claimStaleMs: config.TANDEM_STEP_LEASE_MS,
     maxDeliver: config.TANDEM_MAX_DELIVER,
     maxFixAttempts: config.TANDEM_CODE_FIX_ATTEMPTS,
     maxReplans: config.TANDEM_MAX_REPLANS,
@@ -138,28 +141,63 @@ export async function createExecutor(deps: {
       subject: PublicSubjects.taskCancelRequested,
       schema: TaskCancelRequestedCloudEvent,
       messageId: (event) => `ce:${JSON.stringify([event.source, event.id])}`,
-      handle: (event, context) => handleTaskCancelRequested(advance, event, context),
+      handle: (event, context) =>
+        handleTaskCancelRequested(
+          { ...advance, earlyCancelTtlMs: config.TANDEM_EARLY_CANCEL_TTL_MS },
+          event,
+          context,
+        ),
     }),
   ];
-  let sweeping = false;
-  const sweeper = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    sweepDeadlines(advance, runtime.log)
-      .then(() =>
-        sweepStaleSteps(advance, runtime.log, {
-          claimStaleMs: advance.claimStaleMs,
-          httpStaleMs: config.TANDEM_HTTP_TIMEOUT_MS + 60_000,
-        }),
-      )
-      .catch((error: unknown) => runtime.log.error({ err: error }, 'deadline sweep failed'))
-      .finally(() => {
-        sweeping = false;
+  // Messages not yet delivered to any executor: while there are some, no task is judged stuck.
+  const backlog = async (): Promise<number> => {
+    let pending = 0;
+    for (const consumer of consumers) {
+      const info = await bus.jsm.consumers.info(consumer.stream, consumer.name);
+      pending += info.num_pending;
+    }
+    return pending;
+  };
+  const sweepers = [
+    every(config.TANDEM_DEADLINE_SWEEP_MS, runtime.log, 'deadline sweep', async () => {
+      await sweepDeadlines(advance, runtime.log);
+      await applyEarlyCancels(advance, runtime.log);
+      await sweepStaleSteps(advance, runtime.log, {
+        leaseMs: config.TANDEM_STEP_LEASE_MS,
+        leaseRetries: config.TANDEM_STEP_LEASE_RETRIES,
+        sandboxTimeoutMs: config.TANDEM_STEP_TIMEOUT_MS,
+        httpTimeoutMs: config.TANDEM_HTTP_TIMEOUT_MS,
       });
-  }, config.TANDEM_DEADLINE_SWEEP_MS);
-  sweeper.unref();
+      await sweepStaleReplanning(advance, runtime.log, { leaseMs: config.TANDEM_PLANNING_LEASE_MS });
+      await sweepStuckTasks(advance, runtime.log, { quietMs: config.TANDEM_STUCK_AFTER_MS, backlog });
+    }),
+    every(config.TANDEM_DEAD_LETTER_SWEEP_MS, runtime.log, 'dead-letter sweep', () =>
+      sweepDeadLetters(advance, runtime.log),
+    ),
+  ];
   runtime.onStop(async () => {
-    clearInterval(sweeper);
+    for (const sweeper of sweepers) clearInterval(sweeper);
     await Promise.all(consumers.map((consumer) => consumer.stop()));
   });
+}
+
+/** Runs `work` every `ms` (never two at once in this process); a failure is logged, the next run retries. */
+function every(
+  ms: number,
+  log: ServiceRuntime['log'],
+  name: string,
+  work: () => Promise<unknown>,
+): ReturnType<typeof setInterval> {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    work()
+      .catch((error: unknown) => log.error({ err: error }, `${name} failed`))
+      .finally(() => {
+        running = false;
+      });
+  }, ms);
+  timer.unref();
+  return timer;
 }

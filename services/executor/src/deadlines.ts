@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CloudEventTypes, ErrorCodes, PublicSubjects, taskRequestRef } from '@tandem/contracts';
 import { enqueueOutbox } from '@tandem/db';
 import { outboxCloudEvent, type Log } from '@tandem/service-kit';
-import { advanceTask, failTaskInTx, finishStep, type AdvanceDeps } from './advance.js';
+import { failTaskInTx, type AdvanceDeps } from './advance.js';
 
 /**
  * Fails every task whose deadline passed and that has not ended (planning, waiting for a human, running a
@@ -65,63 +65,4 @@ export async function sweepDeadlines(
   }
   if (ended > 0) deps.kick();
   return ended;
-}
-
-/**
- * Takes over work a crashed replica left behind, for tasks whose messages were all acknowledged:
- * - a `generating` claim older than `claimStaleMs`: the task is advanced, and the claim (which accepts a
- *   stale `generating` row) is taken over, so the code model is asked again;
- * - an `http_request` step still `running` long after the request's own timeout: the replica that sent it
- *   is gone, and the request may have had its effect, so the step fails with HTTP.REQUEST_FAILED rather
- *   than being sent again (a re-plan may follow).
- */
-export async function sweepStaleSteps(
-  deps: AdvanceDeps,
-  log: Log,
-  limits: { claimStaleMs: number; httpStaleMs: number },
-  now: Date = new Date(),
-): Promise<number> {
-  const stale = await deps.db.prisma.stepRun.findMany({
-    where: {
-      OR: [
-        { status: 'generating', updatedAt: { lt: new Date(now.getTime() - limits.claimStaleMs) } },
-        {
-          status: 'running',
-          updatedAt: { lt: new Date(now.getTime() - limits.httpStaleMs) },
-          step: { tool: 'http_request' },
-        },
-      ],
-    },
-    select: { stepId: true, taskId: true, status: true, step: { select: { stepKey: true, tool: true } } },
-    take: 100,
-  });
-  let handled = 0;
-  for (const row of stale) {
-    if (row.status === 'running') {
-      const failed = await finishStep(
-        deps,
-        {
-          stepId: row.stepId,
-          key: row.step.stepKey,
-          tool: row.step.tool,
-        },
-        row.taskId,
-        ['running'],
-        {
-          status: 'failed',
-          error: {
-            code: ErrorCodes.HTTP_REQUEST_FAILED,
-            message:
-              'the request was interrupted (the executor that sent it stopped); it is not sent again because it may have had its effect',
-            retryable: false,
-          },
-        },
-      );
-      if (!failed) continue;
-      log.warn({ taskId: row.taskId, step: row.step.stepKey }, 'interrupted http_request step failed');
-    }
-    handled += 1;
-    await advanceTask(deps, row.taskId, log);
-  }
-  return handled;
 }

@@ -35,6 +35,7 @@ import { registerPlanRoutes } from './http/plan-routes.js';
 import { registerTaskRoutes } from './http/tasks.js';
 import type { ValidatedStep } from './plan-store.js';
 import { createPatternCache } from './patterns.js';
+import { createPlanningTakeovers } from './stale-planning.js';
 import type { PlanningModel } from './planning-loop.js';
 
 /**
@@ -152,6 +153,7 @@ export async function createPlanner(deps: {
       maxDeliver: config.TANDEM_MAX_DELIVER,
     },
     kick,
+    planningLeaseMs: config.TANDEM_PLANNING_LEASE_MS,
     onPlanned: (outcome, figures) => {
       plans.inc({ outcome });
       repairs.observe(figures.repairs);
@@ -205,7 +207,28 @@ export async function createPlanner(deps: {
       }),
     ),
   );
+  const takeovers = createPlanningTakeovers({
+    deps: planningDeps({ working: () => undefined }),
+    log: runtime.log,
+    leaseMs: config.TANDEM_PLANNING_LEASE_MS,
+    concurrency: config.TANDEM_PLANNER_CONCURRENCY,
+    backlog: async () => (await bus.jsm.consumers.info(planning.stream, planning.name)).num_pending,
+  });
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    takeovers
+      .sweep()
+      .catch((error: unknown) => runtime.log.error({ err: error }, 'stale planning sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
+  }, config.TANDEM_PLANNING_SWEEP_MS);
+  sweeper.unref();
   runtime.onStop(async () => {
+    clearInterval(sweeper);
+    await takeovers.drain();
     await Promise.all([
       intake.stop(),
       planning.stop(),

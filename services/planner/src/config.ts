@@ -48,6 +48,13 @@ export const PlannerConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   TANDEM_LEARNING_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
   TANDEM_PLANNER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
+  /**
+   * The planning lease: a planner renews a task's row every third of it while it plans; a task whose
+   * lease ran out (its planner stopped) is taken over by a planner's sweep.
+   */
+  TANDEM_PLANNING_LEASE_MS: z.coerce.number().int().min(500).max(3_600_000).default(60_000),
+  /** How often the planner looks for stale planning to take over. */
+  TANDEM_PLANNING_SWEEP_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   /** Signing secrets per CloudEvent source: events from these sources are proven (or refused). */
   TANDEM_SOURCE_SECRETS: SourceSecrets,
 });

@@ -2,6 +2,7 @@ import type { Envelope, EventData, PlanProposed } from '@tandem/contracts';
 import { UTC_NOW as NOW, markProcessedSql, sqlTransaction } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { advanceTask, UNFINISHED_RUN, type AdvanceDeps } from '../advance.js';
+import { applyEarlyCancels } from '../early-cancels.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
 export const EXECUTOR_PLAN_CONSUMER = 'executor-plan-proposed';
@@ -18,6 +19,8 @@ export async function handlePlanProposed(
   context: { messageId: string; deliveryCount: number; log: Log },
 ): Promise<void> {
   const plan = envelope.data;
+  // A cancel that came before the task ends it now, before a step of this plan can start.
+  await applyEarlyCancels(deps, context.log, { taskId: plan.taskId });
   const outcome = await sqlTransaction(deps.db, async (sql) => {
     if (!(await markProcessedSql(sql, EXECUTOR_PLAN_CONSUMER, context.messageId))) return 'duplicate';
     const existing = await sql.query(

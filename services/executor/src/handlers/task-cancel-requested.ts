@@ -2,6 +2,7 @@ import { taskRequestRef, type TaskCancelRequestedCloudEvent } from '@tandem/cont
 import { markProcessed } from '@tandem/db';
 import { findCancelTarget, type Log } from '@tandem/service-kit';
 import { endTaskInTx, type AdvanceDeps } from '../advance.js';
+import { keepEarlyCancel } from '../early-cancels.js';
 
 /** Consumer of `task.cancel-requested.v1` (wire name). */
 export const EXECUTOR_CANCEL_CONSUMER = 'executor-task-cancel-requested';
@@ -9,17 +10,22 @@ export const EXECUTOR_CANCEL_CONSUMER = 'executor-task-cancel-requested';
 /**
  * Cancels a task: steps not yet started never run (they are marked cancelled), and the task ends with its
  * own `task.cancelled` outcome, once. A running sandbox job is killed by the sandbox-runner, which
- * consumes the same request; its late result changes nothing.
+ * consumes the same request; its late result changes nothing. A request for a task that is not stored
+ * yet is kept (`EarlyCancel`, for `earlyCancelTtlMs`) and applied when the task arrives.
  */
 export async function handleTaskCancelRequested(
-  deps: AdvanceDeps,
+  deps: AdvanceDeps & { earlyCancelTtlMs: number },
   event: TaskCancelRequestedCloudEvent,
   context: { messageId: string; log: Log },
 ): Promise<void> {
   const taskId = await findCancelTarget(deps.db, event.data);
   const cancelled = await deps.db.prisma.$transaction(async (tx): Promise<{ kind: string } | null> => {
     if (!(await markProcessed(tx, EXECUTOR_CANCEL_CONSUMER, context.messageId))) return null;
-    if (taskId === null) return null;
+    if (taskId === null) {
+      // The task may not be stored yet (the cancel overtook its task.requested): keep the request.
+      await keepEarlyCancel(tx, event.data, deps.earlyCancelTtlMs);
+      return null;
+    }
     const stored = await tx.task.findUnique({
       where: { id: taskId },
       select: { id: true, kind: true, agentId: true, source: true, externalId: true },
@@ -51,7 +57,7 @@ export async function handleTaskCancelRequested(
     return ended ? { kind: stored.kind } : null;
   });
   if (taskId === null) {
-    context.log.warn({ eventId: event.id }, 'cancel requested for an unknown task');
+    context.log.info({ eventId: event.id }, 'cancel requested for a task not stored yet; kept for a while');
     return;
   }
   if (cancelled) {

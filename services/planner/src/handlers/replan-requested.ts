@@ -15,6 +15,7 @@ import { fetchPatterns } from '../patterns.js';
 import { planWithModel } from '../planning-loop.js';
 import {
   alreadyProcessed,
+  holdPlanningLease,
   loadPlanningTask,
   markProcessedAlone,
   planFailedMessage,
@@ -71,82 +72,94 @@ export async function handleReplanRequested(
   }
   const taskRef = { id: task.id, kind: task.kind, agentId: task.agentId, request: taskRequestRef(task) };
   const version = current.version + 1;
-  const started = Date.now();
-  const { patterns } = await fetchPatterns(
-    {
-      request: deps.request,
-      prefix: deps.prefix,
-      timeoutMs: deps.limits.learningTimeoutMs,
-      log: context.log,
-    },
-    { kind: task.kind, agentId: task.agentId, limit: 5 },
-  );
-  const input = JsonValue.safeParse(task.input);
-  const messages: ChatMessage[] = [
-    ...initialMessages({
-      goal: task.goal,
-      input: input.success && input.data !== null ? input.data : undefined,
-      kind: task.kind,
-      patterns,
-    }),
-    replanMessage(data),
-  ];
-  const result = await planWithModel(
-    { ...deps, log: context.log },
-    {
-      taskId: task.id,
-      messages,
-      keyPrefix: `plan:${task.id}:v${version}`,
-      budget: task.budget,
-      preference: task.preferences,
-      deadline: task.deadline,
-      mayRetry: context.deliveryCount < deps.limits.maxDeliver,
-    },
-  );
-  if (result.kind === 'retry')
-    throw new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause });
-  if (result.kind === 'cancelled') {
-    await markProcessedAlone(db, REPLAN_CONSUMER, context.messageId);
-    return;
-  }
-  const planningMs = Date.now() - started;
-  if (result.kind === 'planned') {
-    const stored = await sqlTransaction(db, async (sql) => {
-      if (!(await markProcessedSql(sql, REPLAN_CONSUMER, context.messageId))) return null;
-      const still = await planStatus(sql, data.planId);
-      if (still?.status !== 'active') return null;
-      return storeModelPlan(deps, sql, {
-        task: taskRef,
-        budget: task.budget,
-        version,
-        origin: 'replan',
-        supersedes: data.planId,
-        steps: result.steps,
-        attempts: result.attempts,
-        invalidCalls: result.invalidCalls,
-        models: result.models,
+  const releaseLease = holdPlanningLease(deps, task.id);
+  try {
+    const started = Date.now();
+    const { patterns } = await fetchPatterns(
+      {
+        request: deps.request,
+        prefix: deps.prefix,
+        timeoutMs: deps.limits.learningTimeoutMs,
+        log: context.log,
+      },
+      { kind: task.kind, agentId: task.agentId, limit: 5 },
+    );
+    const input = JsonValue.safeParse(task.input);
+    const messages: ChatMessage[] = [
+      ...initialMessages({
+        goal: task.goal,
+        input: input.success && input.data !== null ? input.data : undefined,
+        kind: task.kind,
         patterns,
-        planningMs,
-        causationId: envelope.id,
+      }),
+      replanMessage(data),
+    ];
+    const result = await planWithModel(
+      { ...deps, log: context.log },
+      {
+        taskId: task.id,
+        messages,
+        keyPrefix: `plan:${task.id}:v${version}`,
+        budget: task.budget,
+        preference: task.preferences,
+        deadline: task.deadline,
+        mayRetry: context.deliveryCount < deps.limits.maxDeliver,
+      },
+    );
+    if (result.kind === 'retry')
+      throw new TandemError(result.error.code, result.error.message, {
+        retryable: true,
+        cause: result.cause,
       });
+    if (result.kind === 'cancelled') {
+      await markProcessedAlone(db, REPLAN_CONSUMER, context.messageId);
+      return;
+    }
+    const planningMs = Date.now() - started;
+    if (result.kind === 'planned') {
+      const stored = await sqlTransaction(db, async (sql) => {
+        if (!(await markProcessedSql(sql, REPLAN_CONSUMER, context.messageId))) return null;
+        const still = await planStatus(sql, data.planId);
+        if (still?.status !== 'active') return null;
+        return storeModelPlan(deps, sql, {
+          task: taskRef,
+          budget: task.budget,
+          version,
+          origin: 'replan',
+          supersedes: data.planId,
+          steps: result.steps,
+          attempts: result.attempts,
+          invalidCalls: result.invalidCalls,
+          models: result.models,
+          patterns,
+          planningMs,
+          causationId: envelope.id,
+        });
+      });
+      deps.kick();
+      if (stored) {
+        deps.onPlanned?.('proposed', {
+          repairs: result.attempts - 1,
+          ms: planningMs,
+          quality: stored.quality,
+        });
+        context.log.info({ taskId: task.id, planId: stored.planId, version }, 're-plan proposed');
+      }
+      return;
+    }
+    const error: ErrorShape = {
+      ...result.error,
+      message: `re-planning after step ${data.failedStep.key} failed (${data.failedStep.error.code}) did not succeed: ${result.error.message}`,
+      retryable: false,
+    };
+    await sqlTransaction(db, async (sql) => {
+      if (!(await markProcessedSql(sql, REPLAN_CONSUMER, context.messageId))) return;
+      await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
     });
     deps.kick();
-    if (stored) {
-      deps.onPlanned?.('proposed', { repairs: result.attempts - 1, ms: planningMs, quality: stored.quality });
-      context.log.info({ taskId: task.id, planId: stored.planId, version }, 're-plan proposed');
-    }
-    return;
+    deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });
+    context.log.warn({ taskId: task.id, code: error.code }, 're-planning failed');
+  } finally {
+    releaseLease();
   }
-  const error: ErrorShape = {
-    ...result.error,
-    message: `re-planning after step ${data.failedStep.key} failed (${data.failedStep.error.code}) did not succeed: ${result.error.message}`,
-    retryable: false,
-  };
-  await sqlTransaction(db, async (sql) => {
-    if (!(await markProcessedSql(sql, REPLAN_CONSUMER, context.messageId))) return;
-    await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
-  });
-  deps.kick();
-  deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });
-  context.log.warn({ taskId: task.id, code: error.code }, 're-planning failed');
 }

@@ -59,6 +59,39 @@ export interface PlanningDeps {
     figures: { repairs: number; ms: number; quality: number | null },
   ) => void;
   kick: () => void;
+  /**
+   * The planning lease (TANDEM_PLANNING_LEASE_MS): while a task is planned or re-planned its row is
+   * renewed every third of it, so a planner's sweep takes over only a task whose planner stopped.
+   */
+  planningLeaseMs?: number;
+}
+
+/**
+ * Renews a task's planning lease (its `updatedAt`) every third of the lease until the returned function
+ * is called; nothing when the deps have no lease.
+ */
+export function holdPlanningLease(
+  deps: Pick<PlanningDeps, 'db' | 'log' | 'planningLeaseMs'>,
+  taskId: string,
+): () => void {
+  const leaseMs = deps.planningLeaseMs;
+  if (leaseMs === undefined) return () => undefined;
+  const timer = setInterval(
+    () => {
+      sqlTransaction(
+        deps.db,
+        (sql) =>
+          sql.query(
+            `UPDATE "Task" SET "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning', 'planned')`,
+            [taskId],
+          ),
+        { durable: false },
+      ).catch((error: unknown) => deps.log.warn({ err: error, taskId }, 'could not renew a planning lease'));
+    },
+    Math.max(50, Math.floor(leaseMs / 3)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 const CONSUMER = 'planner-planning';
@@ -114,6 +147,22 @@ export async function alreadyProcessed(db: Db, consumer: string, messageId: stri
   const result = await poolSql(db).query(
     `SELECT 1 FROM "ProcessedMessage" WHERE "consumer" = $1 AND "messageId" = $2`,
     [consumer, messageId],
+  );
+  return result.rows.length > 0;
+}
+
+/**
+ * Whether a cancel request that came before the task was stored names it and has not expired (the
+ * executor's EarlyCancel rows, read here so that no model call is paid for a cancelled task).
+ */
+export async function cancelledBeforeArrival(
+  db: Db,
+  task: { id: string; source: string; externalId: string },
+): Promise<boolean> {
+  const result = await poolSql(db).query(
+    `SELECT 1 FROM "EarlyCancel"
+      WHERE "expiresAt" > ${NOW} AND ("taskId" = $1::uuid OR ("source" = $2 AND "externalId" = $3)) LIMIT 1`,
+    [task.id, task.source, task.externalId],
   );
   return result.rows.length > 0;
 }
@@ -225,112 +274,136 @@ export async function handleTaskAccepted(
     return;
   }
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
-
-  const started = Date.now();
-  const [, { patterns }, spent] = await Promise.all([
-    // Informational (the task is being planned): not worth a WAL flush; a crash just leaves it `accepted`.
-    sqlTransaction(
-      db,
-      (sql) =>
-        sql.query(
-          `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
-          [data.taskId],
-        ),
-      { durable: false },
-    ),
-    fetchPatterns(
-      {
-        request: deps.request,
-        prefix: deps.prefix,
-        timeoutMs: deps.limits.learningTimeoutMs,
-        log: context.log,
-        ...(deps.patternCache === undefined ? {} : { cache: deps.patternCache }),
-      },
-      { kind: data.kind, agentId: data.agentId, limit: 5 },
-    ),
-    task.budget === undefined
-      ? Promise.resolve({ tokens: 0, costUsd: 0, calls: 0 })
-      : modelUseOfTask(db, data.taskId),
-  ]);
-  const messages: ChatMessage[] = initialMessages({
-    goal: data.goal,
-    input: data.input,
-    kind: data.kind,
-    patterns,
-  });
-  const result = await planWithModel(
-    { ...deps, log: context.log },
-    {
-      taskId: data.taskId,
-      messages,
-      keyPrefix: `plan:${data.taskId}:v1`,
-      budget: task.budget,
-      preference: task.preferences,
-      deadline: task.deadline,
-      mayRetry: context.deliveryCount < deps.limits.maxDeliver,
-      spent,
-    },
-  );
-  if (result.kind === 'retry')
-    throw new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause });
-  if (result.kind === 'cancelled') {
-    await markProcessedAlone(db, CONSUMER, context.messageId);
-    context.log.info({ taskId: data.taskId }, 'task cancelled while planning; no plan stored');
-    return;
-  }
-  const planningMs = Date.now() - started;
-  if (result.kind === 'planned') {
-    const stored = await sqlTransaction(db, async (sql) => {
-      if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return null;
-      const updated = await sql.query(
-        `UPDATE "Task" SET "status" = 'planned', "updatedAt" = ${NOW}
+  if (await cancelledBeforeArrival(db, task)) {
+    // The executor kept a cancel that came before the task, and ends the task `cancelled` itself.
+    await sqlTransaction(db, async (sql) => {
+      if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return;
+      await sql.query(
+        `UPDATE "Task" SET "status" = 'cancelled', "updatedAt" = ${NOW}
           WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
         [data.taskId],
       );
-      if (updated.rowCount === 0) return null;
-      return storeModelPlan(deps, sql, {
-        task: taskRef,
-        budget: task.budget,
-        version: 1,
-        origin: 'model',
-        supersedes: null,
-        steps: result.steps,
-        attempts: result.attempts,
-        invalidCalls: result.invalidCalls,
-        models: result.models,
-        patterns,
-        planningMs,
-        causationId: envelope.id,
-      });
     });
-    deps.kick();
-    if (stored) {
-      deps.onPlanned?.('proposed', { repairs: result.attempts - 1, ms: planningMs, quality: stored.quality });
-      context.log.info(
-        {
-          taskId: data.taskId,
-          planId: stored.planId,
-          steps: result.steps.length,
-          repairs: result.attempts - 1,
-        },
-        'plan proposed',
-      );
-    }
+    context.log.info({ taskId: data.taskId }, 'task cancelled before it arrived; not planned');
     return;
   }
-
-  const error: ErrorShape = { ...result.error, retryable: false };
-  await sqlTransaction(db, async (sql) => {
-    if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return;
-    const updated = await sql.query(
-      `UPDATE "Task" SET "status" = 'failed', "error" = $2::jsonb, "updatedAt" = ${NOW}
-        WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
-      [data.taskId, JSON.stringify(error)],
+  const releaseLease = holdPlanningLease(deps, data.taskId);
+  try {
+    const started = Date.now();
+    const [, { patterns }, spent] = await Promise.all([
+      // Informational (the task is being planned): not worth a WAL flush; a crash just leaves it `accepted`.
+      sqlTransaction(
+        db,
+        (sql) =>
+          sql.query(
+            `UPDATE "Task" SET "status" = 'planning', "updatedAt" = ${NOW} WHERE "id" = $1::uuid AND "status" = 'accepted'`,
+            [data.taskId],
+          ),
+        { durable: false },
+      ),
+      fetchPatterns(
+        {
+          request: deps.request,
+          prefix: deps.prefix,
+          timeoutMs: deps.limits.learningTimeoutMs,
+          log: context.log,
+          ...(deps.patternCache === undefined ? {} : { cache: deps.patternCache }),
+        },
+        { kind: data.kind, agentId: data.agentId, limit: 5 },
+      ),
+      task.budget === undefined
+        ? Promise.resolve({ tokens: 0, costUsd: 0, calls: 0 })
+        : modelUseOfTask(db, data.taskId),
+    ]);
+    const messages: ChatMessage[] = initialMessages({
+      goal: data.goal,
+      input: data.input,
+      kind: data.kind,
+      patterns,
+    });
+    const result = await planWithModel(
+      { ...deps, log: context.log },
+      {
+        taskId: data.taskId,
+        messages,
+        keyPrefix: `plan:${data.taskId}:v1`,
+        budget: task.budget,
+        preference: task.preferences,
+        deadline: task.deadline,
+        mayRetry: context.deliveryCount < deps.limits.maxDeliver,
+        spent,
+      },
     );
-    if (updated.rowCount === 0) return;
-    await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
-  });
-  deps.kick();
-  deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });
-  context.log.warn({ taskId: data.taskId, code: error.code }, 'planning failed');
+    if (result.kind === 'retry')
+      throw new TandemError(result.error.code, result.error.message, {
+        retryable: true,
+        cause: result.cause,
+      });
+    if (result.kind === 'cancelled') {
+      await markProcessedAlone(db, CONSUMER, context.messageId);
+      context.log.info({ taskId: data.taskId }, 'task cancelled while planning; no plan stored');
+      return;
+    }
+    const planningMs = Date.now() - started;
+    if (result.kind === 'planned') {
+      const stored = await sqlTransaction(db, async (sql) => {
+        if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return null;
+        const updated = await sql.query(
+          `UPDATE "Task" SET "status" = 'planned', "updatedAt" = ${NOW}
+          WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
+          [data.taskId],
+        );
+        if (updated.rowCount === 0) return null;
+        return storeModelPlan(deps, sql, {
+          task: taskRef,
+          budget: task.budget,
+          version: 1,
+          origin: 'model',
+          supersedes: null,
+          steps: result.steps,
+          attempts: result.attempts,
+          invalidCalls: result.invalidCalls,
+          models: result.models,
+          patterns,
+          planningMs,
+          causationId: envelope.id,
+        });
+      });
+      deps.kick();
+      if (stored) {
+        deps.onPlanned?.('proposed', {
+          repairs: result.attempts - 1,
+          ms: planningMs,
+          quality: stored.quality,
+        });
+        context.log.info(
+          {
+            taskId: data.taskId,
+            planId: stored.planId,
+            steps: result.steps.length,
+            repairs: result.attempts - 1,
+          },
+          'plan proposed',
+        );
+      }
+      return;
+    }
+
+    const error: ErrorShape = { ...result.error, retryable: false };
+    await sqlTransaction(db, async (sql) => {
+      if (!(await markProcessedSql(sql, CONSUMER, context.messageId))) return;
+      const updated = await sql.query(
+        `UPDATE "Task" SET "status" = 'failed', "error" = $2::jsonb, "updatedAt" = ${NOW}
+        WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
+        [data.taskId, JSON.stringify(error)],
+      );
+      if (updated.rowCount === 0) return;
+      await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
+    });
+    deps.kick();
+    deps.onPlanned?.('failed', { repairs: Math.max(0, result.attempts - 1), ms: planningMs, quality: null });
+    context.log.warn({ taskId: data.taskId, code: error.code }, 'planning failed');
+  } finally {
+    releaseLease();
+  }
 }
