@@ -199,14 +199,14 @@ export async function sweepStuckTasks(
              AND (s."status" IN ('generating', 'running')
                   OR s."updatedAt" >= (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'))
        AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" IN ('planner', 'approval', 'executor', 'sandbox-runner')
-                         AND o."publishedAt" IS NULL AND o."payload"->'data'->>'taskId' = r."taskId"::text)
+                         AND o."publishedAt" IS NULL AND o."deadLetteredAt" IS NULL AND o."payload"->'data'->>'taskId' = r."taskId"::text)
      ORDER BY r."updatedAt" LIMIT 50`;
   const unplanned = await deps.db.prisma.$queryRaw<Array<{ taskId: string; status: string; error: unknown }>>`
     SELECT t."id"::text AS "taskId", t."status", t."error" FROM "Task" t
      WHERE t."status" IN ('planned', 'failed', 'cancelled') AND t."updatedAt" < (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'
        AND NOT EXISTS (SELECT 1 FROM "TaskRun" r WHERE r."taskId" = t."id")
        AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" IN ('planner', 'approval', 'executor', 'sandbox-runner')
-                         AND o."publishedAt" IS NULL
+                         AND o."publishedAt" IS NULL AND o."deadLetteredAt" IS NULL
                          AND o."payload"->'data'->>'taskId' = t."id"::text)
      ORDER BY t."updatedAt" LIMIT 50`;
   // Only when there is something to judge: the backlog costs a request per consumer.
