@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { insertRows, utcWallClock, type Sql, type SqlColumn } from '@tandem/db';
+import { insertRows, utcWallClock, type Sql, type SqlColumn, toJsonText } from '@tandem/db';
 
 const AUDIT_COLUMNS: SqlColumn[] = [
   { name: 'id', cast: 'uuid' },
@@ -32,7 +32,7 @@ export function auditRow(entry: AuditEntry): unknown[] {
     entry.subject.id,
     entry.actor,
     entry.reason,
-    JSON.stringify(entry.data),
+    toJsonText(entry.data),
     utcWallClock(),
   ];
 }

@@ -17,6 +17,7 @@ import {
   type Db,
   type OutboxMessage,
   type Sql,
+  toJsonText,
 } from '@tandem/db';
 import { maySeeApproverGroup } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
@@ -183,13 +184,13 @@ async function reRequest(
     [
       request.id,
       decision.risk.level,
-      JSON.stringify(decision.risk.reasons),
+      toJsonText(decision.risk.reasons),
       decision.basis,
       reason,
       decision.group,
       decision.onExpiry,
       String(decision.deadlineMs),
-      JSON.stringify(change.arguments),
+      toJsonText(change.arguments),
       argumentsHash(change.arguments),
     ],
   );
@@ -340,7 +341,7 @@ export async function applyHumanDecision(
         decider.decidedBy,
         reason,
         answer,
-        edited === null ? null : JSON.stringify(edited),
+        edited === null ? null : toJsonText(edited),
         // The decision is bound to what will run: the edited arguments, when there are any.
         edited === null ? null : argumentsHash(edited),
       ],

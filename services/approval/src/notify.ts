@@ -1,5 +1,5 @@
 import type { ApproverWebhookPayload, ApproverWebhookType, JsonValue } from '@tandem/contracts';
-import { insertRows, utcWallClock, type Sql, type SqlColumn } from '@tandem/db';
+import { insertRows, utcWallClock, type Sql, type SqlColumn, toJsonText } from '@tandem/db';
 import { requestKindOf } from './domain/human-decision.js';
 import { riskLevelOf, riskReasonsOf, type RequestRow } from './requests.js';
 import { deliveriesFor, type WebhookEndpoint } from './webhooks/delivery.js';
@@ -83,7 +83,7 @@ export async function queueApproverWebhooks(
       row.webhookId,
       row.url,
       row.event,
-      JSON.stringify(row.payload),
+      toJsonText(row.payload),
       row.status,
       row.attempts,
       stamp,

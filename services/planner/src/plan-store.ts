@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PlanProposed, type PlanOrigin, type PlannedStep, type TaskRequestRef } from '@tandem/contracts';
-import { UTC_NOW as NOW, enqueueOutboxSql, type Sql } from '@tandem/db';
+import { UTC_NOW as NOW, enqueueOutboxSql, type Sql, toJsonText } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
 import type { ValidatedStep } from './domain/planning.js';
 import type { QualityFactors } from './domain/quality.js';
@@ -81,14 +81,14 @@ export async function storePlanVersion(
       input.task.id,
       input.version,
       input.strategy,
-      JSON.stringify(input.models),
+      toJsonText(input.models),
       input.quality.score,
       input.attempts,
       input.origin,
       input.supersedes,
       input.editedBy,
       input.estimatedCostUsd,
-      JSON.stringify(
+      toJsonText(
         steps.map((step) => ({
           stepId: step.stepId,
           key: step.key,
@@ -104,7 +104,7 @@ export async function storePlanVersion(
       steps.length,
       input.invalidCalls,
       Math.max(0, input.attempts - 1),
-      JSON.stringify({ ...input.quality.factors, patternIds: input.patternIds ?? [] }),
+      toJsonText({ ...input.quality.factors, patternIds: input.patternIds ?? [] }),
       input.planningMs,
       input.editedByLabel ?? null,
     ],

@@ -18,6 +18,7 @@ import {
   type OutboxMessage,
   type Sql,
   type SqlColumn,
+  toJsonText,
 } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { writeAudit, type AuditEntry } from '../audit.js';
@@ -336,7 +337,7 @@ async function createRequests(
       step.tool,
       step.riskClass,
       decision.risk.level,
-      JSON.stringify(decision.risk.reasons),
+      toJsonText(decision.risk.reasons),
       trustScore,
       actionClass,
       decision.basis,

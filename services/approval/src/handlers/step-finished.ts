@@ -11,7 +11,15 @@ import {
   type StepFinished,
   type ToolCheckContext,
 } from '@tandem/contracts';
-import { UTC_NOW, enqueueOutboxSql, poolSql, sqlTransaction, type OutboxMessage, type Sql } from '@tandem/db';
+import {
+  UTC_NOW,
+  enqueueOutboxSql,
+  poolSql,
+  sqlTransaction,
+  type OutboxMessage,
+  type Sql,
+  toJsonText,
+} from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { z } from 'zod';
 import { writeAudit } from '../audit.js';
@@ -209,10 +217,10 @@ async function judgeWithValues(
       request.id,
       status,
       human ? 'human' : 'auto',
-      JSON.stringify(resolved),
+      toJsonText(resolved),
       hash,
       decision.risk.level,
-      JSON.stringify(decision.risk.reasons),
+      toJsonText(decision.risk.reasons),
       decision.basis,
       decision.reason,
       trustScore,

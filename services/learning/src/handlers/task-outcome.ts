@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskOutcomeCloudEvent } from '@tandem/contracts';
-import { UTC_NOW as NOW, markProcessedSql, sqlTransaction, type Db } from '@tandem/db';
+import { UTC_NOW as NOW, markProcessedSql, sqlTransaction, type Db, toJsonText } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import {
   StrategyProvenance,
@@ -49,7 +49,7 @@ export async function handleTaskOutcome(
                                       "createdAt", "updatedAt")
        VALUES ($1::uuid, 'strategy', $2, $3, $4, 'execution', $5::jsonb, 'candidate', ${NOW}, ${NOW})
        ON CONFLICT ("type", "scope", "signature") DO NOTHING`,
-      [randomUUID(), scope, SIGNATURE, strategyContent(kind, empty), JSON.stringify(empty)],
+      [randomUUID(), scope, SIGNATURE, strategyContent(kind, empty), toJsonText(empty)],
     );
     // The row is locked while it is updated, so parallel outcomes of the same kind all count.
     const locked = await sql.query(
@@ -76,7 +76,7 @@ export async function handleTaskOutcome(
         successCount,
         failureCount,
         confidence(successCount, failureCount),
-        JSON.stringify(provenance),
+        toJsonText(provenance),
         strategyContent(kind, provenance),
         status,
       ],

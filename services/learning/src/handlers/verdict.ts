@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ApprovalVerdictRecorded, Envelope, EventData } from '@tandem/contracts';
-import { UTC_NOW as NOW, markProcessedSql, sqlTransaction, type Db } from '@tandem/db';
+import { UTC_NOW as NOW, markProcessedSql, sqlTransaction, type Db, toJsonText } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
@@ -32,7 +32,7 @@ export async function handleVerdict(
         verdict.approvalId,
         verdict.verdict,
         verdict.reason,
-        JSON.stringify({
+        toJsonText({
           agentId: verdict.agentId,
           planId: verdict.planId,
           tool: verdict.tool,

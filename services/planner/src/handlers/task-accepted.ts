@@ -22,6 +22,7 @@ import {
   sqlTransaction,
   type Db,
   type Sql,
+  toJsonText,
 } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
@@ -395,7 +396,7 @@ export async function handleTaskAccepted(
       const updated = await sql.query(
         `UPDATE "Task" SET "status" = 'failed', "error" = $2::jsonb, "updatedAt" = ${NOW}
         WHERE "id" = $1::uuid AND "status" IN ('accepted', 'planning')`,
-        [data.taskId, JSON.stringify(error)],
+        [data.taskId, toJsonText(error)],
       );
       if (updated.rowCount === 0) return;
       await enqueueOutboxSql(sql, planFailedMessage(deps, taskRef, error, envelope.id));
