@@ -6,7 +6,12 @@ export interface TableInput {
   wallClockSeconds: number;
   figures: Figures;
   timings: Record<string, number>;
-  faults: Array<{ atMs: number; description: string; recoveryMs: number | null }>;
+  faults: Array<{
+    atMs: number;
+    description: string;
+    recoveryMs: number | null;
+    inFlightWaitMs: number | null;
+  }>;
   deadLetters: Array<{ consumer: string; code: string; count: number }>;
   streams: Array<{ name: string; replicas: number }>;
   supervisedRestarts: number;
@@ -49,10 +54,14 @@ export function formatTable(result: TableInput): string {
       '',
     ],
     ['supervised restarts', String(result.supervisedRestarts), ''],
-    ...Object.entries(result.timings).map(([name, value]): [string, string, string] => [name, ms(value), '']),
+    ...Object.entries(result.timings).map(([name, value]): [string, string, string] => [
+      name,
+      name.endsWith('Ms') || name.endsWith('(ms)') ? ms(value) : String(value),
+      '',
+    ]),
     ...result.faults.map((fault): [string, string, string] => [
       `+${fault.atMs} ms ${fault.description}`,
-      `recovery ${ms(fault.recoveryMs)}`,
+      `recovery ${ms(fault.recoveryMs)}, in flight waited ${ms(fault.inFlightWaitMs)}`,
       '',
     ]),
     ...result.deadLetters.map((row): [string, string, string] => [
