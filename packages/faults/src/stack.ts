@@ -263,7 +263,10 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         const slot = `${event.service}#${event.replica}`;
         const pending = expected.get(slot) ?? 0;
         if (pending > 0) expected.set(slot, pending - 1);
-        else crashes.push(`${slot} exited on its own (${event.exit})`);
+        else {
+          const words = event.lastLines.filter((line) => /error|fatal|uncaught|exception/i.test(line)).at(-1);
+          crashes.push(`${slot} exited on its own (${event.exit})${words ? `: ${words.slice(0, 300)}` : ''}`);
+        }
       },
     });
     cleanups.push(() => services.stop(5_000));

@@ -54,6 +54,8 @@ export interface SupervisionEvent {
   delayMs: number;
   /** The line the launcher prints for it. */
   message: string;
+  /** The last lines the process printed (its dying words, e.g. an uncaught error). */
+  lastLines: string[];
 }
 
 /** Options of {@link startServices}. */
@@ -218,6 +220,7 @@ export async function startServices(options: StartServicesOptions): Promise<Runn
         exit: describeExit(code, signal),
         uptimeMs,
         delayMs,
+        lastLines: entry.recentOutput.slice(-10),
         message:
           `!!! ${name} exited unexpectedly (${describeExit(code, signal)}); restarting in ${delayMs} ms ` +
           `(it was up ${Math.round(uptimeMs / 1000)} s)`,
