@@ -129,7 +129,8 @@ async function publishAcked(
   bytes: Uint8Array,
   msgID: string,
 ): Promise<boolean> {
-  const deadline = Date.now() + 60_000;
+  // A submission NATS refuses for 20 s is counted as not accepted (an outage, not a loss).
+  const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     try {
       await stack.js.publish(subject, bytes, { msgID, timeout: 3_000 });

@@ -131,7 +131,7 @@ async function startSink(effects: Map<string, number>): Promise<{ server: Server
 }
 
 async function waitForJetStream(nc: NatsConnection, timeoutMs: number): Promise<void> {
-  const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+  const jsm = await jetstreamManager(nc, { timeout: 2_000, checkAPI: false });
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
