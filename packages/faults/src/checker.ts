@@ -198,9 +198,15 @@ export function check(observations: Observations): { figures: Figures; failures:
     if (count > 1)
       failures.push(`duplicate outcome: task ${taskId} has ${count} outcome events in the stream`);
   const plainDuplicates = excess(plainByTask.values());
-  for (const [taskId, count] of plainByTask)
-    if (count > 1)
-      failures.push(`plain-subscriber duplicate: task ${taskId}'s outcome arrived ${count} times`);
+  for (const [taskId, count] of plainByTask) {
+    if (count <= 1) continue;
+    const ids = new Set(
+      observations.plain.filter((event) => event.taskId === taskId).map((event) => event.eventId),
+    );
+    failures.push(
+      `plain-subscriber duplicate: task ${taskId}'s outcome arrived ${count} times (${ids.size === 1 ? 'the same event id: published twice' : `${ids.size} event ids`})`,
+    );
+  }
   let plainMissed = 0;
   for (const taskId of acceptedTaskIds)
     if (!plainByTask.has(taskId) && durableByTask.has(taskId)) plainMissed += 1;
