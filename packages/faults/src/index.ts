@@ -19,7 +19,7 @@ export { startFaultStack, SUITE_ACK_WAIT_MS } from './stack.js';
 /** Types of the stack. */
 export type { FaultStack, FaultStackOptions } from './stack.js';
 /** The plain-text table of a run. */
-export { formatTable } from './report.js';
+export { formatTable, summaryTable } from './report.js';
 /** The workload: task kinds, plans, CloudEvents, poison. */
 export {
   expectedAnswer,

@@ -91,3 +91,58 @@ export function formatTable(result: TableInput): string {
   }
   return lines.join('\n');
 }
+
+/** The parts of a result the summary shows. */
+export interface SummaryInput {
+  scenario: string;
+  wallClockSeconds: number;
+  figures: Figures;
+  timings: Record<string, number>;
+  failures: string[];
+}
+
+/** One Markdown row per scenario (for docs/reliability.md): the asserted counters, then the timings. */
+export function summaryTable(results: readonly SummaryInput[]): string {
+  const header = [
+    'scenario',
+    'accepted',
+    'lost',
+    'stuck',
+    'dup. tasks',
+    'dup. sandbox runs',
+    'dup. effects',
+    'dup. outcomes',
+    'plain dups',
+    'wrong states',
+    'crashes',
+    'HTTP 5xx',
+    'p50 / max latency',
+    'wall clock',
+    'verdict',
+  ];
+  const rows = results.map((result) => {
+    const figures = result.figures;
+    return [
+      result.scenario,
+      `${figures.accepted}/${figures.submitted}`,
+      figures.lost,
+      figures.stuck,
+      figures.duplicateTasks,
+      figures.duplicateSandboxRuns,
+      figures.duplicateEffects,
+      figures.duplicateOutcomes,
+      figures.plainDuplicates,
+      figures.wrongStates,
+      figures.crashes,
+      figures.http5xx,
+      `${ms(result.timings['taskLatencyP50Ms'])} / ${ms(result.timings['taskLatencyMaxMs'])}`,
+      `${result.wallClockSeconds} s`,
+      result.failures.length === 0 ? 'pass' : `FAIL (${result.failures.length})`,
+    ].map(String);
+  });
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+}
