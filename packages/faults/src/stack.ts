@@ -264,7 +264,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         const pending = expected.get(slot) ?? 0;
         if (pending > 0) expected.set(slot, pending - 1);
         else {
-          const words = event.lastLines.filter((line) => /error|fatal|uncaught|exception/i.test(line)).at(-1);
+          // Its dying words: the error line itself, not a stack frame below it.
+          const words =
+            event.lastLines.find(
+              (line) => /^\S*Error\b|Error: |uncaught|fatal/i.test(line.trim()) && !/^\s*at /.test(line),
+            ) ?? event.lastLines.at(-1);
           crashes.push(`${slot} exited on its own (${event.exit})${words ? `: ${words.slice(0, 300)}` : ''}`);
         }
       },
