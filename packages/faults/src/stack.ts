@@ -20,6 +20,7 @@ import {
   type SupervisionEvent,
 } from '@tandem/launcher';
 import {
+  allowToolsPolicy,
   createScriptedModelServer,
   createTestDatabase,
   createTestPrefix,
@@ -102,18 +103,6 @@ function parseOutcome(bytes: Uint8Array, seenAt: number): OutcomeSeen | null {
   }
 }
 
-/** The written policy of the suite: workspace and http_request steps are allowed without a human. */
-function policy(): string {
-  return [
-    'version: fault-suite',
-    'defaults: { deadline: 1h, onExpiry: reject }',
-    'trust: { low: { minScore: 0, minSuccesses: 0 } }',
-    'rules:',
-    '  - { id: fault-suite-allow, effect: allow, tools: [write_file, read_file, http_request] }',
-    '',
-  ].join('\n');
-}
-
 async function startSink(effects: Map<string, number>): Promise<{ server: Server; url: string }> {
   const server = createServer((request, response) => {
     const key = request.headers['idempotency-key'];
@@ -173,7 +162,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     const { token } = await createTestToken(database.url, { role: 'admin', name: 'fault-suite' });
     const policyDir = await mkdtemp(join(tmpdir(), 'tandem-faults-policy-'));
     cleanups.push(() => rm(policyDir, { recursive: true, force: true }));
-    await writeFile(join(policyDir, 'policy.yaml'), policy());
+    // Workspace and http_request steps are allowed by a written rule; ask_human always needs a person.
+    await writeFile(
+      join(policyDir, 'policy.yaml'),
+      allowToolsPolicy(['write_file', 'read_file', 'http_request']),
+    );
     const prefix = createTestPrefix();
 
     const nc = await connect({

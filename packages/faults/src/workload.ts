@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatRequestRecord, ScriptedReply, ScriptedToolCall } from '@tandem/testing';
+import {
+  firstUserText,
+  type ChatRequestRecord,
+  type ScriptedReply,
+  type ScriptedToolCall,
+} from '@tandem/testing';
 
 /**
  * The suite's task kinds. `normal` touches the workspace (write_file, read_file), the sandbox (run_code)
@@ -103,12 +108,6 @@ export function planFor(kind: TaskKind, label: string, sinkUrl: string): Scripte
   }
   steps.push({ name: 'respond', arguments: { answer, ...none } });
   return { toolCalls: steps };
-}
-
-/** The text of the first user message of a chat request (the task, for planning requests). */
-export function firstUserText(messages: ReadonlyArray<{ role: string; content?: unknown }>): string {
-  const first = messages.find((message) => message.role === 'user');
-  return first && typeof first.content === 'string' ? first.content : '';
 }
 
 /** The scripted model of the suite: plans by the goal's kind; code requests are not expected (code is given). */

@@ -43,3 +43,5 @@ export type { Queryable, TestTokenOptions } from './tokens.js';
 export { getFreePort, waitFor } from './wait.js';
 /** Options of `waitFor`. */
 export type { WaitForOptions } from './wait.js';
+/** An allow-tools approval policy and the task text of a planning request (harness, bench, fault suite). */
+export { allowToolsPolicy, firstUserText } from './workload.js';
