@@ -187,6 +187,14 @@ export function check(observations: Observations): { figures: Figures; failures:
     excess(Object.values(observations.sandboxRunsPerStep));
   for (const [key, count] of Object.entries(observations.sandboxExecutions))
     if (count > 1) failures.push(`duplicate sandbox run: job ${key} ran ${count} times`);
+  // The execution counter reads the sandbox-runner's log lines: if it saw fewer runs than Postgres
+  // stored, it went blind (a renamed log line) and would pass anything.
+  const storedRuns = Object.values(observations.sandboxRunsPerStep).reduce((sum, count) => sum + count, 0);
+  const executions = Object.values(observations.sandboxExecutions).reduce((sum, count) => sum + count, 0);
+  if (executions < storedRuns)
+    failures.push(
+      `checker blind: ${storedRuns} SandboxRun rows but only ${executions} "sandbox job finished" log lines (src/stack.ts reads them)`,
+    );
   for (const [step, count] of Object.entries(observations.sandboxRunsPerStep))
     if (count > 1) failures.push(`duplicate sandbox run: step ${step} has ${count} SandboxRun rows`);
   const duplicateEffects = excess(Object.values(observations.effects));

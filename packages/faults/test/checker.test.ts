@@ -78,6 +78,11 @@ describe('the fault checker', () => {
     });
   });
 
+  it('says so when it saw fewer sandbox executions than Postgres stored (a blind counter)', () => {
+    const { failures } = check(observations({ sandboxExecutions: {} }));
+    expect(failures.join('\n')).toContain('checker blind');
+  });
+
   it('flags a wrong answer, a failure without a typed error, poison tasks and crashes', () => {
     const wrong = check(observations({ tasks: [row({ answer: '41 a-1 200' })] }));
     expect(wrong.figures.wrongStates).toBe(1);
