@@ -1,6 +1,8 @@
 /** @tandem/launcher: runs Tandem's five services as processes (pnpm start, end-to-end tests). */
 export { startServices, formatLogLine } from './services.js';
-export type { RunningServices, ServiceProcess, StartServicesOptions } from './services.js';
+export type { RunningServices, ServiceProcess, StartServicesOptions, SupervisionEvent } from './services.js';
+export { DEFAULT_RESTART_POLICY, nextRestartDelay } from './restart-policy.js';
+export type { RestartPolicy } from './restart-policy.js';
 export { SERVICES, PORT_SETTINGS, repositoryRoot } from './paths.js';
 export type { ServiceName } from './paths.js';
 export { startEmbeddedPostgres } from './embedded-postgres.js';

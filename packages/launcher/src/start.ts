@@ -157,6 +157,10 @@ try {
     onLine: (service, line) => {
       if (!quiet) process.stdout.write(`${formatLogLine(service, line)}\n`);
     },
+    // A service that exits without being asked is started again with backoff; said loudly, quiet or not.
+    onRestart: (event) => {
+      process.stderr.write(`${formatLogLine('launcher', event.message)}\n`);
+    },
   });
   stopSteps.push(() => services.stop());
   say('');

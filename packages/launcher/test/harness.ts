@@ -272,20 +272,8 @@ export async function startStack(options: {
   };
 }
 
-/**
- * An approval policy for test and benchmark stacks whose workload uses `tools` without a human: a
- * written allow rule (writes and external calls would otherwise need a track record or a person).
- */
-export function allowToolsPolicy(tools: readonly string[]): string {
-  return [
-    'version: test-allow-tools',
-    'defaults: { deadline: 1h, onExpiry: reject }',
-    'trust: { low: { minScore: 0, minSuccesses: 0 } }',
-    'rules:',
-    `  - { id: test-allow-tools, effect: allow, tools: [${tools.join(', ')}] }`,
-    '',
-  ].join('\n');
-}
+/** Shared with the benchmarks and the fault suite (they live in @tandem/testing). */
+export { allowToolsPolicy, firstUserText } from '@tandem/testing';
 
 /** A CloudEvent requesting a task, as another system would publish it. */
 export function taskRequested(
@@ -301,12 +289,6 @@ export function taskRequested(
     data,
     ...overrides,
   };
-}
-
-/** The text of the first user message of a chat request (the task, for planning requests). */
-export function firstUserText(messages: ReadonlyArray<{ role: string; content?: unknown }>): string {
-  const first = messages.find((message) => message.role === 'user');
-  return first && typeof first.content === 'string' ? first.content : '';
 }
 
 /** Whether an outcome answers the CloudEvent with this id (JSONB may reorder the request's keys). */

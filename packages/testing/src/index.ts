@@ -47,3 +47,5 @@ export type { WaitForOptions } from './wait.js';
 export { startNatsCluster } from './nats-cluster.js';
 /** Types of a test's own NATS cluster. */
 export type { NatsCluster, NatsClusterNode, StartNatsClusterOptions } from './nats-cluster.js';
+/** An allow-tools approval policy and the task text of a planning request (harness, bench, fault suite). */
+export { allowToolsPolicy, firstUserText } from './workload.js';
