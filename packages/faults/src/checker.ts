@@ -44,8 +44,8 @@ export interface Observations {
   plain: OutcomeSeen[];
   /** Sandbox executions per idempotency key (from the sandbox-runner's log lines). */
   sandboxExecutions: Record<string, number>;
-  /** SandboxRun rows per step. */
-  sandboxRunsPerStep: Record<string, number>;
+  /** SandboxRun rows per attempt (idempotency key `<stepId>:<attempt>`). */
+  sandboxRunsPerAttempt: Record<string, number>;
   /** Requests the effect sink received per Idempotency-Key (the step of an http_request). */
   effects: Record<string, number>;
   /** Tasks whose goal was none of the suite's (created from a poison message). */
@@ -184,19 +184,19 @@ export function check(observations: Observations): { figures: Figures; failures:
       if (count > 1) failures.push(`duplicate task: ${count} task rows for submission ${label}`);
   const duplicateSandboxRuns =
     excess(Object.values(observations.sandboxExecutions)) +
-    excess(Object.values(observations.sandboxRunsPerStep));
+    excess(Object.values(observations.sandboxRunsPerAttempt));
   for (const [key, count] of Object.entries(observations.sandboxExecutions))
     if (count > 1) failures.push(`duplicate sandbox run: job ${key} ran ${count} times`);
   // The execution counter reads the sandbox-runner's log lines: if it saw fewer runs than Postgres
   // stored, it went blind (a renamed log line) and would pass anything.
-  const storedRuns = Object.values(observations.sandboxRunsPerStep).reduce((sum, count) => sum + count, 0);
+  const storedRuns = Object.values(observations.sandboxRunsPerAttempt).reduce((sum, count) => sum + count, 0);
   const executions = Object.values(observations.sandboxExecutions).reduce((sum, count) => sum + count, 0);
   if (executions < storedRuns)
     failures.push(
       `checker blind: ${storedRuns} SandboxRun rows but only ${executions} "sandbox job finished" log lines (src/stack.ts reads them)`,
     );
-  for (const [step, count] of Object.entries(observations.sandboxRunsPerStep))
-    if (count > 1) failures.push(`duplicate sandbox run: step ${step} has ${count} SandboxRun rows`);
+  for (const [step, count] of Object.entries(observations.sandboxRunsPerAttempt))
+    if (count > 1) failures.push(`duplicate sandbox run: attempt ${step} has ${count} SandboxRun rows`);
   const duplicateEffects = excess(Object.values(observations.effects));
   for (const [key, count] of Object.entries(observations.effects))
     if (count > 1)

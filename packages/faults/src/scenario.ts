@@ -185,7 +185,8 @@ async function observe(
 ): Promise<{ observations: Observations; deadLetters: ScenarioResult['deadLetters'] }> {
   const tasks = await readTasks(stack);
   const { rows: runs } = await stack.sql.query<{ stepId: string; runs: number }>(
-    `SELECT coalesce("stepId"::text, "idempotencyKey") AS "stepId", count(*)::int AS runs FROM "SandboxRun" GROUP BY 1`,
+    // Per attempt (the idempotency key is `<stepId>:<attempt>`): a code-fix attempt is a new, deliberate run.
+    `SELECT "idempotencyKey" AS "stepId", count(*)::int AS runs FROM "SandboxRun" GROUP BY 1`,
   );
   const { rows: deadLetters } = await stack.sql.query<{ consumer: string; code: string; count: number }>(
     `SELECT "consumer", "code", count(*)::int AS count FROM "DeadLetter" GROUP BY 1, 2 ORDER BY 1, 2`,
@@ -196,7 +197,7 @@ async function observe(
     durable: [...stack.durable],
     plain: [...stack.plain],
     sandboxExecutions: Object.fromEntries(stack.sandboxExecutions),
-    sandboxRunsPerStep: Object.fromEntries(runs.map((row) => [row.stepId, row.runs])),
+    sandboxRunsPerAttempt: Object.fromEntries(runs.map((row) => [row.stepId, row.runs])),
     effects: Object.fromEntries(stack.effects),
     poisonTasks: tasks.filter((task) => task.goalLabel === null).length,
     crashes: [...stack.crashes],
@@ -329,7 +330,7 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
         durable: [...stack.durable],
         plain: [],
         sandboxExecutions: {},
-        sandboxRunsPerStep: {},
+        sandboxRunsPerAttempt: {},
         effects: {},
         poisonTasks: 0,
         crashes: [],

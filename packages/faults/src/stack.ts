@@ -205,7 +205,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         PATH: process.env['PATH'],
         HOME: process.env['HOME'],
         DATABASE_URL: database.url,
-        NATS_URL: nats.urls[0],
+        NATS_URL: nats.urls.join(','),
         TANDEM_SUBJECT_PREFIX: prefix,
         OPENAI_BASE_URL: model.url,
         OPENAI_API_KEY: 'sk-test-not-a-secret',
@@ -222,6 +222,11 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         // Settings of the other issue-12 work: short ack waits with heartbeats, stream replicas.
         TANDEM_ACK_WAIT_MS: String(SUITE_ACK_WAIT_MS),
         TANDEM_STREAM_REPLICAS: String(options.natsNodes ?? 1),
+        // Leases and sweeps sized to the suite: a step or planning left behind is taken over within seconds,
+        // and a task nothing can move on ends TASK.STUCK well after the ack wait (the checker counts it wrong).
+        TANDEM_STEP_LEASE_MS: '5000',
+        TANDEM_PLANNING_LEASE_MS: '5000',
+        TANDEM_STUCK_AFTER_MS: '20000',
         LOG_LEVEL: 'info',
         ...options.env,
       },

@@ -22,7 +22,7 @@ function observations(overrides: Partial<Observations>): Observations {
     durable: [{ eventId: 'o1', taskId: 't1', status: 'completed', seenAt: 1 }],
     plain: [{ eventId: 'o1', taskId: 't1', status: 'completed', seenAt: 1 }],
     sandboxExecutions: { k1: 1 },
-    sandboxRunsPerStep: { s1: 1 },
+    sandboxRunsPerAttempt: { s1: 1 },
     effects: { s4: 1 },
     poisonTasks: 0,
     crashes: [],

@@ -220,7 +220,7 @@ export async function startServices(options: StartServicesOptions): Promise<Runn
         exit: describeExit(code, signal),
         uptimeMs,
         delayMs,
-        lastLines: entry.recentOutput.slice(-10),
+        lastLines: entry.recentOutput.slice(-40),
         message:
           `!!! ${name} exited unexpectedly (${describeExit(code, signal)}); restarting in ${delayMs} ms ` +
           `(it was up ${Math.round(uptimeMs / 1000)} s)`,
