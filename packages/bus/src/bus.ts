@@ -1,14 +1,21 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { ErrorCodes, TandemError, assertSubjectPrefix, consumerNameFor, subjectFor } from '@tandem/contracts';
+import {
+  ErrorCodes,
+  TandemError,
+  assertSubjectPrefix,
+  consumerNameFor,
+  streamNameFor,
+  subjectFor,
+} from '@tandem/contracts';
 import type { Db } from '@tandem/db';
 import type { Logger } from 'pino';
 import { startConsumer, type ConsumeOptions, type RunningConsumer } from './consumer.js';
 import type { DeadLetterListener } from './dead-letters.js';
 import { CLAIM_CHECK_HEADER, DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES, claimCheckBody } from './claim-check.js';
-import { toNatsHeaders } from './headers.js';
+import { MSG_ID_HEADER, toNatsHeaders } from './headers.js';
 import { parseOrThrow, type MessageSchema } from './schema.js';
-import { ensureStreams } from './streams.js';
+import { ensureStreams, entityOfSuffix } from './streams.js';
 import { ServiceTopologies, isNatsService } from './topology.js';
 
 /** Options of {@link connectBus}. */
@@ -92,6 +99,19 @@ export interface Bus {
    * throws a non-retryable TandemError (`BUS.PAYLOAD_TOO_LARGE`, `BUS.PUBLISH_REFUSED`).
    */
   publish(subject: string, payload: unknown, options: PublishOptions): Promise<PublishResult>;
+  /**
+   * Whether the stream already stores a message with `Nats-Msg-Id` = `msgId` on `subject`, looking at the
+   * subject's messages after stream sequence `afterSeq` (a lower bound the caller knows): true or false,
+   * or null when it could not tell (NATS unreachable, more than `maxSteps` messages to look at, out of
+   * time). For a publish whose PubAck was lost: republishing a stored message would reach core-NATS
+   * subscribers twice, which JetStream's duplicate window does not prevent.
+   */
+  findPublished(
+    subject: string,
+    msgId: string,
+    afterSeq: number,
+    limits?: { maxSteps?: number; timeoutMs?: number },
+  ): Promise<boolean | null>;
   /** Validates the envelope against the event's schema, then publishes it with `Nats-Msg-Id` = envelope id. */
   publishEvent<TEnvelope extends { id: string }>(
     event: PublishableEvent<TEnvelope>,
@@ -228,6 +248,42 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
     }
   }
 
+  async function findPublished(
+    subject: string,
+    msgId: string,
+    afterSeq: number,
+    limits: { maxSteps?: number; timeoutMs?: number } = {},
+  ): Promise<boolean | null> {
+    if (!subject.startsWith(`${prefix}.`)) return null;
+    const maxSteps = limits.maxSteps ?? 1_000;
+    const deadline = Date.now() + (limits.timeoutMs ?? 3_000);
+    let stream: string;
+    try {
+      stream = streamNameFor(prefix, entityOfSuffix(subject.slice(prefix.length + 1)));
+    } catch {
+      return null;
+    }
+    let seq = Math.max(0, afterSeq) + 1;
+    try {
+      for (let step = 0; step < maxSteps && Date.now() < deadline; step += 1) {
+        // STREAM.MSG.GET with next_by_subj (nats-server >= 2.9): the client's getMessage types lack it.
+        const reply = await nc.request(
+          `$JS.API.STREAM.MSG.GET.${stream}`,
+          encoder.encode(JSON.stringify({ seq, next_by_subj: subject })),
+          { timeout: Math.max(100, deadline - Date.now()) },
+        );
+        const found = readStoredMessage(reply.data);
+        if (found === 'none') return false;
+        if (found === null) return null;
+        if (found.msgId === msgId) return true;
+        seq = found.seq + 1;
+      }
+    } catch {
+      return null;
+    }
+    return null;
+  }
+
   return {
     prefix,
     nc,
@@ -235,6 +291,7 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
     jsm,
     subject: (suffix) => subjectFor(prefix, suffix),
     publish,
+    findPublished,
     async publishEvent(event, envelope) {
       const parsed = parseOrThrow(event.envelope, envelope, `event for ${event.subjectSuffix}`);
       return publish(subjectFor(prefix, event.subjectSuffix), parsed, { msgId: parsed.id });
@@ -319,4 +376,33 @@ async function watchStatus(nc: NatsConnection, log: Logger): Promise<void> {
   } catch (error) {
     log.error({ err: error }, 'nats status watcher failed');
   }
+}
+
+/**
+ * A STREAM.MSG.GET reply: the message's sequence and `Nats-Msg-Id`, 'none' when there is no such message
+ * (404), null for anything else.
+ */
+export function readStoredMessage(data: Uint8Array): { seq: number; msgId: string | null } | 'none' | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return null;
+  }
+  if (typeof body !== 'object' || body === null) return null;
+  if ('error' in body) {
+    const error = body.error;
+    const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+    return code === 404 ? 'none' : null;
+  }
+  const message = 'message' in body ? body.message : undefined;
+  if (typeof message !== 'object' || message === null) return null;
+  const seq = 'seq' in message ? message.seq : undefined;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return null;
+  const hdrs = 'hdrs' in message && typeof message.hdrs === 'string' ? message.hdrs : undefined;
+  if (hdrs === undefined) return { seq, msgId: null };
+  const lines = Buffer.from(hdrs, 'base64').toString('utf8').split('\r\n');
+  const prefix = `${MSG_ID_HEADER.toLowerCase()}:`;
+  const line = lines.find((candidate) => candidate.toLowerCase().startsWith(prefix));
+  return { seq, msgId: line === undefined ? null : line.slice(prefix.length).trim() };
 }

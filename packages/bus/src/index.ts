@@ -83,6 +83,8 @@ export type { UnpublishableOutboxRow } from './outbox-relay.js';
 export type { UnpublishableHook } from './outbox-relay.js';
 /** A publish error that can never succeed, as a non-retryable TandemError (null: retry). */
 export { permanentPublishError } from './bus.js';
+/** Reads a STREAM.MSG.GET reply: sequence and Nats-Msg-Id, 'none' for a 404 (used by `Bus.findPublished`). */
+export { readStoredMessage } from './bus.js';
 
 /** The claim-check header (`Tandem-Claim-Check: <outbox id>`). */
 export { CLAIM_CHECK_HEADER } from './claim-check.js';

@@ -51,7 +51,7 @@ export type UnpublishableHook = (
 export interface OutboxRelayOptions {
   db: Db;
   /** Only `publish` is used. */
-  bus: Pick<Bus, 'publish'>;
+  bus: Pick<Bus, 'publish'> & Partial<Pick<Bus, 'findPublished'>>;
   /** The service whose outbox rows this relay publishes. */
   publisher: string;
   /** Rows read per batch (default 100). */
@@ -148,6 +148,43 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   let pendingMarks: string[] = [];
   let marking: Promise<void> | undefined;
+
+  /** The highest stream sequence a PubAck gave per subject: a lower bound for later publishes on it. */
+  const ackedSeq = new Map<string, number>();
+  /**
+   * Rows whose publish failed without a clear refusal (a lost PubAck: the message may be stored and may
+   * have reached core-NATS subscribers), with the subject's lower bound when it was sent. Before such a
+   * row is published again the relay asks the stream whether it holds it: a blind retry would reach plain
+   * subscribers twice, which JetStream's duplicate window cannot prevent.
+   */
+  const uncertain = new Map<string, number>();
+  const MAX_UNCERTAIN = 10_000;
+
+  function acked(subject: string, seq: number): void {
+    if (seq > (ackedSeq.get(subject) ?? 0)) ackedSeq.set(subject, seq);
+  }
+
+  function markUncertain(id: string, afterSeq: number): void {
+    if (uncertain.size >= MAX_UNCERTAIN && !uncertain.has(id)) return;
+    uncertain.set(id, afterSeq);
+  }
+
+  /** True when an earlier, uncertain publish of the row is stored (it must not be sent again). */
+  async function storedAlready(row: { id: string; subject: string }): Promise<boolean> {
+    const afterSeq = uncertain.get(row.id);
+    if (afterSeq === undefined || options.bus.findPublished === undefined) return false;
+    const found = await options.bus.findPublished(row.subject, row.id, afterSeq);
+    if (found === true) {
+      uncertain.delete(row.id);
+      log.info(
+        { outboxId: row.id, subject: row.subject },
+        'an uncertain publish was stored; not sending it again',
+      );
+      return true;
+    }
+    // false: not stored, send it; null: could not tell, send it (JetStream still drops a stored copy).
+    return false;
+  }
 
   /** Marks published rows, coalescing the ids of every hand-over that finished meanwhile into one update. */
   function markSoon(ids: readonly string[]): void {
@@ -267,6 +304,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return;
     }
     // Sent in order on one connection and awaited together: one round trip for the batch.
+    const lowerBounds = messages.map((message) => ackedSeq.get(message.subject) ?? 0);
     const results = await Promise.allSettled(
       messages.map((message) =>
         options.bus.publish(message.subject, message.payload, {
@@ -283,6 +321,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (!message) continue;
       if (result.status === 'fulfilled') {
         published.push(message.id);
+        acked(message.subject, result.value.seq);
         continue;
       }
       const permanent = permanentFailure(result.reason);
@@ -303,6 +342,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         }
       }
       failed.push(message.id);
+      markUncertain(message.id, lowerBounds[index] ?? 0);
       log.warn(
         { err: result.reason, outboxId: message.id },
         'publishing a committed outbox row failed; the relay will claim it again',
@@ -343,12 +383,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let failed = false;
     for (const row of rows) {
       if (Date.now() >= stopAt) break;
+      const lowerBound = ackedSeq.get(row.subject) ?? 0;
       try {
-        await options.bus.publish(row.subject, row.payload, {
+        if (await storedAlready(row)) {
+          published.push(row.id);
+          handled++;
+          continue;
+        }
+        const result = await options.bus.publish(row.subject, row.payload, {
           msgId: row.id,
           headers: row.headers,
           claimCheck: true,
         });
+        uncertain.delete(row.id);
+        acked(row.subject, result.seq);
         published.push(row.id);
         handled++;
         continue;
@@ -367,6 +415,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           }
         }
         failed = true;
+        markUncertain(row.id, Math.min(lowerBound, uncertain.get(row.id) ?? lowerBound));
         log.warn(
           { err: error, outboxId: row.id, subject: row.subject, attempts: row.attempts + 1 },
           'outbox publish failed; will retry',

@@ -45,7 +45,7 @@ function unique(subjects: string[]): string[] {
 /**
  * A service's permissions: its own published subjects and queries, and per durable consumer only what
  * consuming needs (consumer info, pull, ack, the max-deliveries advisory, reading a stored message for a
- * dead letter). No stream or consumer create, update or delete: the provisioner does that.
+ * dead letter), and reading stored messages of the streams it publishes to (a publish whose PubAck was lost). No stream or consumer create, update or delete: the provisioner does that.
  */
 export function servicePermissions(service: NatsService, prefix: string): NatsPermissions {
   const topology = ServiceTopologies[service];
@@ -60,7 +60,8 @@ export function servicePermissions(service: NatsService, prefix: string): NatsPe
     ...topology.subscribes.map((suffix) => subjectFor(prefix, suffix)),
     ...topology.answers.map((name) => querySubjectFor(prefix, name)),
   ];
-  const streams: string[] = [];
+  // Streams it publishes to: the relay reads back whether a publish whose PubAck was lost was stored.
+  const streams: string[] = topology.publishes.map((suffix) => streamNameFor(prefix, entityOfSuffix(suffix)));
   for (const consumer of topology.consumers) {
     const stream = streamNameFor(prefix, entityOfSuffix(consumer.subject));
     const name = consumerNameFor(prefix, consumer.durable);
