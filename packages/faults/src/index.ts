@@ -6,10 +6,6 @@ export type { Figures, Observations, OutcomeSeen, SubmittedTask, TaskRow } from 
 export { startPostgresCluster, POSTGRES_BIN } from './postgres-cluster.js';
 /** A running Postgres cluster of the suite. */
 export type { PostgresCluster } from './postgres-cluster.js';
-/** nats-servers of the suite's own: one, or a 3-node cluster on loopback. */
-export { startNatsServers } from './nats-servers.js';
-/** Running nats-servers of the suite. */
-export type { NatsNode, NatsServers } from './nats-servers.js';
 /** The scenario runner and where it writes its figures. */
 export { runScenario, RESULTS_DIR } from './scenario.js';
 /** Types of scenarios and their results. */

@@ -27,13 +27,14 @@ import {
   createTestToken,
   getFreePort,
   streamNameFor,
+  startNatsCluster,
+  type NatsCluster,
   type ScriptedModelServer,
   type TestDatabase,
 } from '@tandem/testing';
 import pg from 'pg';
 import { z } from 'zod';
 import type { OutcomeSeen } from './checker.js';
-import { startNatsServers, type NatsServers } from './nats-servers.js';
 import { startPostgresCluster, type PostgresCluster } from './postgres-cluster.js';
 import { workloadScript } from './workload.js';
 
@@ -55,7 +56,7 @@ export interface FaultStackOptions {
 export interface FaultStack {
   prefix: string;
   postgres: PostgresCluster;
-  nats: NatsServers;
+  nats: NatsCluster;
   database: TestDatabase;
   sql: pg.Pool;
   services: RunningServices;
@@ -152,7 +153,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       adminUrl: postgres.adminUrl,
       migrate: async (url) => void (await migrate({ url })),
     });
-    const nats = await startNatsServers({ size: options.natsNodes ?? 1 });
+    const nats = await startNatsCluster(options.natsNodes ?? 1);
     cleanups.push(() => nats.stop());
     const effects = new Map<string, number>();
     const sink = await startSink(effects);
@@ -170,7 +171,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     const prefix = createTestPrefix();
 
     const nc = await connect({
-      servers: nats.urls,
+      servers: [...nats.urls],
       name: 'fault-suite-checker',
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
