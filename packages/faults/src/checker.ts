@@ -171,6 +171,12 @@ export function check(observations: Observations): { figures: Figures; failures:
       failures.push(
         `wrong terminal state: ${task.kind} task ${task.label}: ${describe(row)} ended ${status} with answer ${JSON.stringify(row.answer)}, expected completed with ${JSON.stringify(expected)}`,
       );
+    } else if (row.errorCode === 'TASK.STUCK') {
+      // The executor's last-resort sweep ended it: something lost its work, even if the end is typed.
+      wrongStates += 1;
+      failures.push(
+        `wrong terminal state: ${task.kind} task ${task.label}: ${describe(row)} was ended by the stuck sweep (TASK.STUCK)`,
+      );
     } else if (expected === null && status === 'failed' && row.errorCode === null) {
       wrongStates += 1;
       failures.push(

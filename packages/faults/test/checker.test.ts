@@ -95,6 +95,17 @@ describe('the fault checker', () => {
       }),
     );
     expect(untyped.figures.wrongStates).toBe(1);
+    // A typed failure by the last-resort stuck sweep still means work was lost on the way.
+    const swept = check(
+      observations({
+        submitted: [
+          { label: 'b-1', kind: 'big-output', key: 'e1', via: 'nats', accepted: true, acceptedAt: 0 },
+        ],
+        tasks: [row({ goalLabel: 'b-1', runStatus: 'failed', answer: null, errorCode: 'TASK.STUCK' })],
+      }),
+    );
+    expect(swept.figures.wrongStates).toBe(1);
+    expect(swept.failures.join('\n')).toContain('TASK.STUCK');
     const poison = check(
       observations({ poisonTasks: 2, crashes: ['executor#0 exited on its own (code 1)'] }),
     );
