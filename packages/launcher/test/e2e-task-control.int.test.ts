@@ -275,7 +275,8 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
       async () =>
         (
           await stack.sql.query<{ outcome: string; durationMs: number }>(
-            'SELECT "outcome", "durationMs" FROM "SandboxRun" WHERE "taskId" = $1',
+            // The row exists from the job's start (status running); the kill is recorded when it finishes.
+            `SELECT "outcome", "durationMs" FROM "SandboxRun" WHERE "taskId" = $1 AND "status" = 'finished'`,
             [taskId],
           )
         ).rows[0],
