@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,21 @@ export async function startNatsCluster(
 ): Promise<NatsCluster> {
   if (!Number.isInteger(size) || size < 1)
     throw new RangeError(`size must be a positive integer, got ${size}`);
+  // A free port can be taken between finding it and the server binding it (other tests, outgoing
+  // connections): a node that exits on start is tried again on fresh ports, twice.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(size, options);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof NodeExitedOnStart)) throw error;
+    }
+  }
+}
+
+/** A nats-server that exited before it was healthy; the message carries the end of its log. */
+class NodeExitedOnStart extends Error {}
+
+async function startClusterOnce(size: number, options: StartNatsClusterOptions): Promise<NatsCluster> {
   const binary = options.binary ?? process.env['NATS_SERVER_BIN'] ?? 'nats-server';
   const clusterName = options.clusterName ?? 'tandem-test';
   const root = await mkdtemp(join(tmpdir(), 'tandem-nats-cluster-'));
@@ -181,9 +196,19 @@ function createNode(spec: {
       });
       const failed = new Promise<never>((_resolve, reject) => {
         started.once('error', reject);
-        void exited.then(() =>
-          reject(new Error(`nats-server ${spec.name} exited on start (log: ${spec.logPath})`)),
-        );
+        void exited.then(() => {
+          let tail = '';
+          try {
+            tail = readFileSync(spec.logPath, 'utf8').split('\n').slice(-6).join('\n');
+          } catch {
+            // no log yet
+          }
+          reject(
+            new NodeExitedOnStart(
+              `nats-server ${spec.name} exited on start (log: ${spec.logPath}):\n${tail}`,
+            ),
+          );
+        });
       });
       failed.catch(() => undefined);
       await Promise.race([
