@@ -1,22 +1,8 @@
 import type { Figures } from './checker.js';
+import type { ScenarioResult } from './scenario.js';
 
 /** The parts of a scenario's result the table shows. */
-export interface TableInput {
-  scenario: string;
-  wallClockSeconds: number;
-  figures: Figures;
-  timings: Record<string, number>;
-  faults: Array<{
-    atMs: number;
-    description: string;
-    recoveryMs: number | null;
-    inFlightWaitMs: number | null;
-  }>;
-  deadLetters: Array<{ consumer: string; code: string; count: number }>;
-  streams: Array<{ name: string; replicas: number }>;
-  supervisedRestarts: number;
-  failures: string[];
-}
+export type TableInput = Omit<ScenarioResult, 'description' | 'startedAt'>;
 
 const ASSERTED: ReadonlyArray<keyof Figures> = [
   'lost',
