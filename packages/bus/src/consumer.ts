@@ -58,9 +58,9 @@ export function heartbeatIntervalMs(ackWaitMs: number): number {
 
 /** What a handler gets beside the parsed message. */
 export interface MessageContext {
-  /** `messageId(parsed)`: the key the handler records with `markProcessed`. */
+  /** `messageId(parsed)`: the key the handler records with `markProcessedPrisma`. */
   messageId: string;
-  /** The JetStream consumer name (`<PREFIX>_<durable>`); the `consumer` for `markProcessed`. */
+  /** The JetStream consumer name (`<PREFIX>_<durable>`); the `consumer` for `markProcessedPrisma`. */
   consumer: string;
   /** The full subject the message was published on. */
   subject: string;

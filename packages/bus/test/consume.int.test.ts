@@ -1,5 +1,5 @@
 import { ErrorCodes, StepFinished, TandemError, consumerNameFor, streamNameFor } from '@tandem/contracts';
-import { markProcessed, type DeadLetter } from '@tandem/db';
+import { markProcessedPrisma, type DeadLetter } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageContext, RunningConsumer } from '../src/index.js';
@@ -78,7 +78,7 @@ describe('consume', () => {
       ackWaitMs: 1_000,
       handle: async (message, context) => {
         await harness.db.prisma.$transaction(async (tx) => {
-          if (!(await markProcessed(tx, context.consumer, context.messageId))) return;
+          if (!(await markProcessedPrisma(tx, context.consumer, context.messageId))) return;
           deliveries.push({ key: message.data.key, deliveryCount: context.deliveryCount, context });
         });
       },

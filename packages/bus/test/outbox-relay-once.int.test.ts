@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createDb, enqueueOutbox, enqueueOutboxSql, sqlTransaction, type Db } from '@tandem/db';
+import { createDb, enqueueOutboxPrisma, enqueueOutboxSql, sqlTransaction, type Db } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay, type Bus, type OutboxRelay } from '../src/index.js';
@@ -96,7 +96,7 @@ describe('outbox relay publishes each row once', () => {
       // Rows written through Prisma (no commit hook) are found by the polls of both relays.
       const viaPrisma = Array.from({ length: 60 }, () => randomUUID());
       await harness.db.prisma.$transaction(async (tx) => {
-        await enqueueOutbox(
+        await enqueueOutboxPrisma(
           tx,
           viaPrisma.map((id, n) => ({ id, publisher, subject, payload: { n } })),
         );
@@ -125,7 +125,7 @@ describe('outbox claims', () => {
     const subject = harness.bus.subject('sandbox.relay-takeover.v1');
     const id = randomUUID();
     await harness.db.prisma.$transaction(async (tx) => {
-      await enqueueOutbox(tx, { id, publisher, subject, payload: { n: 1 } });
+      await enqueueOutboxPrisma(tx, { id, publisher, subject, payload: { n: 1 } });
     });
     // Claimed by a relay that died right after claiming: its lease runs for 1.5 s more.
     await harness.db.pool.query(

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { streamNameFor } from '@tandem/contracts';
-import { enqueueOutbox } from '@tandem/db';
+import { enqueueOutboxPrisma } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay, ensureStreams, type OutboxRelay } from '../src/index.js';
@@ -54,7 +54,7 @@ async function storedOn(suffix: string): Promise<StoredEvent[]> {
 async function enqueue(publisher: string, suffix: string, count: number, from = 0): Promise<string[]> {
   const ids = Array.from({ length: count }, () => randomUUID());
   await harness.db.prisma.$transaction(async (tx) => {
-    await enqueueOutbox(
+    await enqueueOutboxPrisma(
       tx,
       ids.map((id, index) => ({
         id,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PlanProposed, createEnvelope, type PlannedStep } from '@tandem/contracts';
-import { enqueueOutbox, enqueueOutboxSql, sqlTransaction, type OutboxMessage } from '@tandem/db';
+import { enqueueOutboxPrisma, enqueueOutboxSql, sqlTransaction, type OutboxMessage } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers as natsHeaders } from '@nats-io/transport-node';
@@ -34,7 +34,7 @@ function relayFor(bus: Bus, publisher: string): OutboxRelay {
 
 async function enqueue(messages: readonly OutboxMessage[]): Promise<void> {
   await harness.db.prisma.$transaction(async (tx) => {
-    await enqueueOutbox(tx, messages);
+    await enqueueOutboxPrisma(tx, messages);
   });
 }
 

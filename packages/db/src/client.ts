@@ -1,16 +1,18 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { Kysely } from 'kysely';
 import pg from 'pg';
-import { disablePreparedStatements } from './sql.js';
+import { TandemPostgresDialect } from './driver.js';
+import type { DB } from './generated/kysely.js';
+import { disablePreparedStatements, preparedStatementsOn } from './sql.js';
 import { Prisma, PrismaClient } from './generated/prisma/client.js';
 
 /** The interactive-transaction client passed to `prisma.$transaction(async (tx) => ...)`. */
-export type Tx = Prisma.TransactionClient;
+export type PrismaTx = Prisma.TransactionClient;
 
 /**
- * Anything that can run queries: the client itself or a transaction client. Store functions take this
- * so that a caller decides whether they run inside its transaction.
+ * Anything that can run Prisma queries: the client itself or a transaction client.
  */
-export type DbClient = PrismaClient | Tx;
+export type DbClient = PrismaClient | PrismaTx;
 
 /** The subset of a pino logger that the database layer writes to. */
 export interface DbLog {
@@ -33,8 +35,10 @@ export interface CreateDbOptions {
   preparedStatements?: boolean;
 }
 
-/** A connected database: the Prisma client and the `pg` pool beneath it. */
+/** A connected database: the typed query builder, the Prisma client and the `pg` pool beneath them. */
 export interface Db {
+  /** Kysely on the pool, typed from `schema.prisma`: what query modules of this package run on. */
+  kysely: Kysely<DB>;
   /** The Prisma client; the only way services reach the database. */
   prisma: PrismaClient;
   /** The pool the Prisma adapter runs on (for the rare query Prisma cannot express, and for metrics). */
@@ -56,6 +60,7 @@ export function createDb(options: CreateDbOptions): Db {
     connectionString: options.url,
     max: options.poolMax ?? 10,
     options: '-c TimeZone=UTC',
+    types: { getTypeParser: typeParser },
   });
   // pg emits 'error' on the pool when an idle connection dies (server restart, proxy timeout); with no
   // listener Node would throw it as an uncaught exception.
@@ -72,6 +77,13 @@ export function createDb(options: CreateDbOptions): Db {
     onConnectionError: (error) => {
       log?.warn({ err: error }, 'postgres connection lost during a prisma transaction');
     },
+  });
+  const kysely = new Kysely<DB>({
+    dialect: new TandemPostgresDialect({
+      pool,
+      preparedStatements: () => preparedStatementsOn(pool),
+      onSharedSession: () => disablePreparedStatements(pool),
+    }),
   });
   const prisma = new PrismaClient({
     adapter,
@@ -91,12 +103,14 @@ export function createDb(options: CreateDbOptions): Db {
 
   let closing: Promise<void> | undefined;
   return {
+    kysely,
     prisma,
     pool,
     close() {
       closing ??= (async () => {
         try {
           await prisma.$disconnect();
+          await kysely.destroy();
         } finally {
           await pool.end();
         }
@@ -124,4 +138,21 @@ export function isUniqueViolation(error: unknown): boolean {
 function property(value: unknown, key: string): unknown {
   if (typeof value !== 'object' || value === null || !(key in value)) return undefined;
   return Reflect.get(value, key);
+}
+
+const TIMESTAMP_OID = 1114;
+
+/**
+ * Every timestamp column is `timestamp without time zone` holding UTC wall-clock time; `pg` would read it
+ * in the process's local zone. Other types keep pg's parsers.
+ */
+function typeParser(oid: number, format?: string): (value: string) => unknown {
+  if (oid === TIMESTAMP_OID && format !== 'binary') return parseUtcTimestamp;
+  return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
+}
+
+function parseUtcTimestamp(text: string): Date | string {
+  const date = new Date(`${text.replace(' ', 'T')}Z`);
+  // 'infinity' and years before 1 are not written by Tandem; pass them on as text rather than guess.
+  return Number.isNaN(date.getTime()) ? text : date;
 }

@@ -1,4 +1,5 @@
-import type { Tx } from './client.js';
+import type { PrismaTx } from './client.js';
+import type { Tx } from './transaction.js';
 import type { Sql } from './sql.js';
 
 /**
@@ -7,7 +8,11 @@ import type { Sql } from './sql.js';
  * redelivered message is harmless. A concurrent duplicate waits for the first transaction and gets
  * false once it commits (or true if it rolled back).
  */
-export async function markProcessed(tx: Tx, consumer: string, messageId: string): Promise<boolean> {
+export async function markProcessedPrisma(
+  tx: PrismaTx,
+  consumer: string,
+  messageId: string,
+): Promise<boolean> {
   // processedAt is bound rather than left to the column default so it is UTC like Prisma's own writes.
   const inserted = await tx.$executeRaw`
     INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
@@ -16,7 +21,7 @@ export async function markProcessed(tx: Tx, consumer: string, messageId: string)
   return inserted === 1;
 }
 
-/** {@link markProcessed} on a plain-SQL transaction (see `sqlTransaction`). */
+/** {@link markProcessedPrisma} on a plain-SQL transaction (see `sqlTransaction`). */
 export async function markProcessedSql(sql: Sql, consumer: string, messageId: string): Promise<boolean> {
   const result = await sql.query(
     `INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
@@ -24,4 +29,19 @@ export async function markProcessedSql(sql: Sql, consumer: string, messageId: st
     [consumer, messageId],
   );
   return result.rowCount === 1;
+}
+
+/**
+ * Records that `consumer` handled `messageId`, in the handler's transaction. Returns true the first
+ * time, false when it was already recorded: the handler then skips its effects and acks, so a
+ * redelivered message is harmless. A concurrent duplicate waits for the first transaction and gets
+ * false once it commits (or true if it rolled back).
+ */
+export async function markProcessed(tx: Tx, consumer: string, messageId: string): Promise<boolean> {
+  const result = await tx
+    .insertInto('ProcessedMessage')
+    .values({ consumer, messageId, processedAt: new Date() })
+    .onConflict((conflict) => conflict.doNothing())
+    .executeTakeFirst();
+  return result.numInsertedOrUpdatedRows === 1n;
 }

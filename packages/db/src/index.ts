@@ -10,8 +10,22 @@ export type { CreateDbOptions } from './client.js';
 export type { Db } from './client.js';
 /** The logger shape createDb writes to (a pino logger fits). */
 export type { DbLog } from './client.js';
-/** The interactive-transaction client given to `prisma.$transaction(async (tx) => ...)`. */
-export type { Tx } from './client.js';
+/** The interactive-transaction client given to `prisma.$transaction(async (tx) => ...)` (being replaced by Tx). */
+export type { PrismaTx } from './client.js';
+/** Runs a function in one transaction (Kysely), hooks after COMMIT, DB.CONNECTION_LOST on a dead connection. */
+export { transaction } from './transaction.js';
+/** A transaction, what the database can run queries on, and transaction options. */
+export type { Queryable, TransactionOptions, Tx } from './transaction.js';
+/** The generated table types of the schema (Kysely). */
+export type { DB } from './generated/kysely.js';
+/** A Json column's value (`json(value)`) and the column types the generated schema uses. */
+export { json } from './column-types.js';
+/** Types of Json and timestamp columns. */
+export type { JsonColumn, JsonInput, UtcTimestamp } from './column-types.js';
+/** Runs a hook after the COMMIT of a transaction (at once outside one). */
+export { afterCommit } from './commit-hooks.js';
+/** Whether an error says the connection failed rather than a statement; the retryable error for it. */
+export { connectionLost, isConnectionError } from './connection-errors.js';
 /** The client or a transaction client: what store functions that may run either way accept. */
 export type { DbClient } from './client.js';
 /** True for a unique-constraint violation from Prisma (P2002), a raw Prisma query or pg. */
@@ -88,7 +102,13 @@ export { migrationChecksum } from './migrate.js';
 export { defaultMigrationsDir } from './migrate.js';
 
 /** Writes outbox rows in the caller's transaction. */
-export { enqueueOutbox, enqueueOutboxSql, onOutboxCommitted, prismaOutboxWrites } from './outbox.js';
+export {
+  enqueueOutbox,
+  enqueueOutboxPrisma,
+  enqueueOutboxSql,
+  onOutboxCommitted,
+  prismaOutboxWrites,
+} from './outbox.js';
 /** A message to enqueue: id, publisher, subject, payload, headers. */
 export type { OutboxMessage } from './outbox.js';
 /** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's plain-SQL transactions. */
@@ -117,7 +137,7 @@ export type { StoredOutboxPayload } from './outbox.js';
 export { oldestUnpublishedAgeMs } from './outbox.js';
 
 /** Records a handled message in the handler's transaction; false if it was already handled. */
-export { markProcessed, markProcessedSql } from './inbox.js';
+export { markProcessed, markProcessedPrisma, markProcessedSql } from './inbox.js';
 
 /** Text and JSON text Postgres can store: NUL and lone surrogates replaced by U+FFFD. */
 export { toJsonText, toText } from './text.js';
@@ -151,10 +171,8 @@ export type { DeadLetterOutcome } from './generated/prisma/client.js';
 /** Plain SQL on the pool beneath Prisma, for hot paths: one statement, or a transaction. */
 export {
   UTC_NOW,
-  afterCommit,
   disablePreparedStatements,
   insertRows,
-  isConnectionError,
   poolSql,
   sqlTransaction,
   utcWallClock,

@@ -1,6 +1,10 @@
-import type { Db, Tx } from './client.js';
+import type { Db, PrismaTx } from './client.js';
 import type pg from 'pg';
-import { afterCommit, poolOf, poolSql, sqlTransaction, utcWallClock, type Sql } from './sql.js';
+import { sql } from 'kysely';
+import { afterCommit, poolOf } from './commit-hooks.js';
+import { json } from './column-types.js';
+import { poolSql, sqlTransaction, utcWallClock, type Sql } from './sql.js';
+import type { Tx } from './transaction.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toJsonText, toText } from './text.js';
 
@@ -41,13 +45,14 @@ const ROWS_PER_INSERT = 1000;
 const MAX_ERROR_LENGTH = 2000;
 /** The database's clock (not the transaction's start) as UTC wall-clock time, like Prisma's timestamps. */
 const UTC_CLOCK = `(clock_timestamp() AT TIME ZONE 'UTC')`;
+const UTC_CLOCK_SQL = sql.raw(UTC_CLOCK);
 
 /**
  * Writes outbox rows in the caller's transaction (one multi-row INSERT per 1000 messages), so that the
  * messages exist if and only if the transaction's other changes commit.
  */
-export async function enqueueOutbox(
-  tx: Tx,
+export async function enqueueOutboxPrisma(
+  tx: PrismaTx,
   messages: OutboxMessage | readonly OutboxMessage[],
 ): Promise<void> {
   const list = isMessageList(messages) ? messages : [messages];
@@ -113,7 +118,7 @@ export function prismaOutboxWrites(): number {
 }
 
 /**
- * {@link enqueueOutbox} on a plain-SQL transaction (see `sqlTransaction`). Rows of the pool's relay's
+ * {@link enqueueOutboxPrisma} on a plain-SQL transaction (see `sqlTransaction`). Rows of the pool's relay's
  * publisher are inserted claimed by that relay and handed to it after COMMIT (one statement for any
  * number of rows).
  */
@@ -152,6 +157,46 @@ export async function enqueueOutboxSql(
       claim?.leaseMs ?? 0,
     ],
   );
+}
+
+/**
+ * Writes outbox rows in the caller's transaction, so that the messages exist if and only if its other
+ * changes commit. Rows of the pool's relay's publisher are inserted already claimed by that relay and
+ * handed to it right after COMMIT (see {@link OutboxHandOver}); the others wait for their relays' polls.
+ */
+export async function enqueueOutbox(
+  tx: Tx,
+  messages: OutboxMessage | readonly OutboxMessage[],
+): Promise<void> {
+  const list = isMessageList(messages) ? messages : [messages];
+  if (list.length === 0) return;
+  const pool = poolOf(tx);
+  const handOver = pool === undefined ? undefined : handOvers.get(pool);
+  const claim = handOver?.claim() ?? null;
+  const claimedBy = claim === null || handOver === undefined ? undefined : handOver.publisher;
+  const claimed = claimedBy === undefined ? [] : list.filter((message) => message.publisher === claimedBy);
+  if (handOver !== undefined && claimed.length > 0) afterCommit(tx, () => handOver.committed(claimed));
+  const createdAt = new Date();
+  // The lease runs from the statement's clock on the database, which the claims compare against.
+  const claimedUntil =
+    claim === null ? null : sql<Date>`${UTC_CLOCK_SQL} + ${claim.leaseMs} * interval '1 millisecond'`;
+  for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
+    const rows = list.slice(start, start + ROWS_PER_INSERT).map((message) => {
+      const mine = claimedBy !== undefined && message.publisher === claimedBy;
+      return {
+        id: message.id,
+        publisher: message.publisher,
+        subject: message.subject,
+        // Made safe here, once for every publisher: a NUL in a payload would fail the whole transaction.
+        payload: json(message.payload),
+        headers: message.headers === undefined ? null : json(message.headers),
+        createdAt,
+        claimedBy: mine ? (claim?.holder ?? null) : null,
+        claimedUntil: mine ? claimedUntil : null,
+      };
+    });
+    await tx.insertInto('Outbox').values(rows).execute();
+  }
 }
 
 function text(row: Record<string, unknown>, column: string): string {

@@ -1,4 +1,4 @@
-import type { Db, Tx } from './client.js';
+import type { Db, PrismaTx } from './client.js';
 import { Prisma } from './generated/prisma/client.js';
 import { toJsonText, toText } from './text.js';
 
@@ -143,7 +143,7 @@ export interface SandboxRunResult {
  * become U+FFFD, so a program cannot make its own result unstorable.
  */
 export async function finishSandboxRun(
-  tx: Tx,
+  tx: PrismaTx,
   run: { runId: string; attempt: number },
   result: SandboxRunResult,
 ): Promise<boolean> {

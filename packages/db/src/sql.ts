@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ErrorCodes, TandemError } from '@tandem/contracts';
+import { dropCommitHooks, openCommitHooks, registerPool, runCommitHooks } from './commit-hooks.js';
+import { connectionLost, isConnectionError } from './connection-errors.js';
 import type pg from 'pg';
 import type { Db } from './client.js';
 
@@ -32,6 +33,11 @@ const unnamedPools = new WeakSet<pg.Pool>();
 /** Statements on this pool are sent unnamed (see `CreateDbOptions.preparedStatements`). */
 export function disablePreparedStatements(pool: pg.Pool): void {
   unnamedPools.add(pool);
+}
+
+/** Whether statements on this pool are named (see `CreateDbOptions.preparedStatements`). */
+export function preparedStatementsOn(pool: pg.Pool): boolean {
+  return !unnamedPools.has(pool);
 }
 
 function isDuplicatePreparedStatement(error: unknown): boolean {
@@ -73,34 +79,6 @@ async function run(
   return { rows, rowCount: result.rowCount ?? 0 };
 }
 
-/** Hooks to run after a transaction's COMMIT, by its Sql (absent for statements outside a transaction). */
-const commitHooks = new WeakMap<Sql, Array<() => void>>();
-/** The pool a transaction's Sql runs on. */
-const sqlPools = new WeakMap<Sql, pg.Pool>();
-
-/**
- * Runs `hook` once the transaction of `sql` has committed (never when it rolls back); at once for a
- * statement outside a transaction, which has committed already. A hook that throws is ignored.
- */
-export function afterCommit(sql: Sql, hook: () => void): void {
-  const hooks = commitHooks.get(sql);
-  if (hooks) hooks.push(hook);
-  else runHook(hook);
-}
-
-/** The pool a Sql runs on. */
-export function poolOf(sql: Sql): pg.Pool | undefined {
-  return sqlPools.get(sql);
-}
-
-function runHook(hook: () => void): void {
-  try {
-    hook();
-  } catch {
-    // A hook only speeds things up (e.g. hands committed outbox rows to the relay); the poll covers it.
-  }
-}
-
 /** Statements on the pool, each its own transaction. */
 export function poolSql(db: Pick<Db, 'pool'>): Sql {
   const sql: Sql = {
@@ -112,7 +90,7 @@ export function poolSql(db: Pick<Db, 'pool'>): Sql {
       }
     },
   };
-  sqlPools.set(sql, db.pool);
+  registerPool(sql, db.pool);
   return sql;
 }
 
@@ -149,16 +127,14 @@ export async function sqlTransaction<T>(
     // repeats harmless work (marking an outbox row published, an informational status).
     if (options.durable === false) await client.query('SET LOCAL synchronous_commit TO OFF');
     const sql: Sql = { query: (text, values) => run(db.pool, client, text, values) };
-    const hooks: Array<() => void> = [];
-    commitHooks.set(sql, hooks);
-    sqlPools.set(sql, db.pool);
+    openCommitHooks(sql, db.pool);
     try {
       const result = await fn(sql);
       await client.query('COMMIT');
-      commitHooks.delete(sql);
-      for (const hook of hooks) runHook(hook);
+      runCommitHooks(sql);
       return result;
     } catch (error) {
+      dropCommitHooks(sql);
       try {
         await client.query('ROLLBACK');
       } catch {
@@ -176,45 +152,6 @@ export async function sqlTransaction<T>(
     // A connection whose ROLLBACK failed, or that reported an error, is in an unknown state: drop it.
     client.release(lost ?? broken);
   }
-}
-
-// SQLSTATE classes and codes of a connection that is gone or refused (not of a statement that failed).
-const CONNECTION_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const CONNECTION_ERRNOS = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTCONN',
-  'EHOSTUNREACH',
-]);
-const CONNECTION_MESSAGES = [
-  'Connection terminated',
-  'Client has encountered a connection error',
-  'Client was closed and is not queryable',
-  'timeout exceeded when trying to connect',
-];
-
-/**
- * Whether an error says the database connection itself failed (server shut down or restarting, backend
- * terminated, socket reset or refused) rather than a statement: worth retrying on a new connection.
- */
-export function isConnectionError(error: unknown): boolean {
-  if (error instanceof TandemError) return error.code === ErrorCodes.DB_CONNECTION_LOST;
-  if (typeof error !== 'object' || error === null) return false;
-  const code = 'code' in error && typeof error.code === 'string' ? error.code : '';
-  if (CONNECTION_SQLSTATES.has(code) || code.startsWith('08') || CONNECTION_ERRNOS.has(code)) return true;
-  const message = 'message' in error && typeof error.message === 'string' ? error.message : '';
-  return CONNECTION_MESSAGES.some((known) => message.includes(known));
-}
-
-function connectionLost(cause: unknown, thrown: unknown = cause): TandemError {
-  if (thrown instanceof TandemError && thrown.code === ErrorCodes.DB_CONNECTION_LOST) return thrown;
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new TandemError(ErrorCodes.DB_CONNECTION_LOST, `the database connection was lost: ${reason}`, {
-    retryable: true,
-    cause,
-  });
 }
 
 /** A column of {@link insertRows}: its name as in the migrations and an optional cast (`uuid`, `jsonb`). */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, isUniqueViolation, type Db, type DbLog, type Tx } from '../src/index.js';
+import { createDb, isUniqueViolation, type Db, type DbLog, type PrismaTx } from '../src/index.js';
 import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let database: TestDatabase;
@@ -39,9 +39,9 @@ describe('createDb', () => {
     expect(Math.abs(task.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
   });
 
-  it('runs interactive transactions typed with Tx and rolls them back on error', async () => {
+  it('runs interactive transactions typed with PrismaTx and rolls them back on error', async () => {
     const data = taskData();
-    async function createInside(tx: Tx): Promise<void> {
+    async function createInside(tx: PrismaTx): Promise<void> {
       await tx.task.create({ data });
       throw new Error('abort');
     }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   claimUnpublished,
   createDb,
-  enqueueOutbox,
+  enqueueOutboxPrisma,
   enqueueOutboxSql,
   fetchUnpublished,
   onOutboxCommitted,
@@ -40,14 +40,14 @@ function message(publisher: string, index: number, headers?: Record<string, stri
   };
 }
 
-describe('enqueueOutbox', () => {
+describe('enqueueOutboxPrisma', () => {
   it('writes rows only when the transaction commits', async () => {
     const kept = message('planner-commit', 0);
     const dropped = message('planner-commit', 1);
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, kept));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, kept));
     await expect(
       db.prisma.$transaction(async (tx) => {
-        await enqueueOutbox(tx, dropped);
+        await enqueueOutboxPrisma(tx, dropped);
         throw new Error('handler failed');
       }),
     ).rejects.toThrow('handler failed');
@@ -57,7 +57,7 @@ describe('enqueueOutbox', () => {
 
   it('writes many rows at once, beyond one INSERT statement, and the relay reads them in order', async () => {
     const messages = Array.from({ length: 2500 }, (_, index) => message('planner-bulk', index));
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, messages));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, messages));
     const first = await fetchUnpublished(db, 'planner-bulk', 3000);
     expect(first).toHaveLength(2500);
     expect(first.map((row) => row.id)).toEqual(messages.map((row) => row.id));
@@ -68,7 +68,7 @@ describe('enqueueOutbox', () => {
   it('round-trips payload, headers and subject, with UTC createdAt like Prisma writes', async () => {
     const withHeaders = message('planner-shape', 0, { 'Nats-Msg-Id': 'abc', traceparent: '00-1-2-01' });
     const withoutHeaders = message('planner-shape', 1);
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, [withHeaders, withoutHeaders]));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, [withHeaders, withoutHeaders]));
     const [first, second] = await fetchUnpublished(db, 'planner-shape', 10);
     expect(first).toMatchObject({
       id: withHeaders.id,
@@ -84,9 +84,9 @@ describe('enqueueOutbox', () => {
 
   it('refuses a second row with the same id', async () => {
     const once = message('planner-dup', 0);
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, once));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, once));
     const error: unknown = await db.prisma
-      .$transaction(async (tx) => enqueueOutbox(tx, { ...once }))
+      .$transaction(async (tx) => enqueueOutboxPrisma(tx, { ...once }))
       .catch((caught: unknown) => caught);
     expect(isUniqueViolation(error)).toBe(true);
   });
@@ -120,7 +120,7 @@ describe('relay store functions', () => {
 
   it('concurrent claims of one publisher take disjoint rows, oldest first; a released row is claimed again', async () => {
     const rows = Array.from({ length: 40 }, (_, index) => message('relay-claims', index));
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, rows));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, rows));
     const claims = await Promise.all(
       ['a', 'b', 'c', 'd'].map((holder) =>
         claimUnpublished(db, 'relay-claims', { holder, leaseMs: 60_000 }, 15),
@@ -193,7 +193,7 @@ describe('relay store functions', () => {
   it('fetchUnpublished reads only the publisher, oldest first, up to the limit', async () => {
     const mine = [message('relay-a', 0), message('relay-a', 1), message('relay-a', 2)];
     await db.prisma.$transaction(async (tx) =>
-      enqueueOutbox(tx, [mine[0]!, message('relay-b', 0), mine[1]!, mine[2]!]),
+      enqueueOutboxPrisma(tx, [mine[0]!, message('relay-b', 0), mine[1]!, mine[2]!]),
     );
     const pending = await fetchUnpublished(db, 'relay-a', 2);
     expect(pending.map((row) => row.id)).toEqual([mine[0]?.id, mine[1]?.id]);
@@ -202,7 +202,7 @@ describe('relay store functions', () => {
 
   it('fetchUnpublished holds no lock while the caller publishes', async () => {
     const row = message('relay-lock', 0);
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, row));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, row));
     const pending = await fetchUnpublished(db, 'relay-lock', 10);
     expect(pending).toHaveLength(1);
     // While "publishing", another session can lock the same row at once: nothing holds it.
@@ -219,7 +219,7 @@ describe('relay store functions', () => {
 
   it('markPublished hides rows from the next fetch and counts only rows it changed', async () => {
     const rows = [message('relay-mark', 0), message('relay-mark', 1), message('relay-mark', 2)];
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, rows));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, rows));
     expect(await markPublished(db, [rows[0]!.id, rows[1]!.id])).toBe(2);
     expect(await markPublished(db, [rows[0]!.id])).toBe(0);
     expect(await markPublished(db, [])).toBe(0);
@@ -231,7 +231,7 @@ describe('relay store functions', () => {
 
   it('recordPublishFailure counts attempts, keeps the error and leaves the row pending', async () => {
     const row = message('relay-fail', 0);
-    await db.prisma.$transaction(async (tx) => enqueueOutbox(tx, row));
+    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, row));
     await recordPublishFailure(db, row.id, new Error('no responders'));
     await recordPublishFailure(db, row.id, `timeout \u0000 ${'x'.repeat(5000)}`);
     const [pending] = await fetchUnpublished(db, 'relay-fail', 10);

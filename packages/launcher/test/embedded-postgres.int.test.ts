@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDb, defaultMigrationsDir, markProcessed, migrate, poolSql, sqlTransaction } from '@tandem/db';
+import { createDb, defaultMigrationsDir, markProcessedPrisma, migrate, poolSql, sqlTransaction } from '@tandem/db';
 import { getFreePort } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded-postgres.js';
@@ -39,8 +39,8 @@ describe('the embedded Postgres (PGlite behind the wire server)', () => {
       await Promise.all(
         ids.map((id, index) =>
           clients[index % 2]!.prisma.$transaction(async (tx) => {
-            expect(await markProcessed(tx, 'embedded-test', id)).toBe(true);
-            expect(await markProcessed(tx, 'embedded-test', id)).toBe(false);
+            expect(await markProcessedPrisma(tx, 'embedded-test', id)).toBe(true);
+            expect(await markProcessedPrisma(tx, 'embedded-test', id)).toBe(false);
           }),
         ),
       );

@@ -1,5 +1,5 @@
 import { JsonValue } from '@tandem/contracts';
-import type { Sql, Tx } from '@tandem/db';
+import type { Sql, PrismaTx } from '@tandem/db';
 import type { StoredPlan } from './domain/plan-versions.js';
 
 /** Audit action recording that a task's approvals were cancelled; plans arriving later create nothing. */
@@ -10,7 +10,7 @@ export const TASK_CANCELLED_ACTION = 'approval.task-cancelled';
  * ends, so v1 and v2 of a plan, or a plan and a cancellation, handled at once by two consumers or two
  * replicas, see each other's rows. Approval owns the lock namespace `approval:task:`.
  */
-export async function lockTask(tx: Tx, taskId: string): Promise<void> {
+export async function lockTask(tx: PrismaTx, taskId: string): Promise<void> {
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`approval:task:${taskId}`}::text, 0))`;
 }
 
@@ -18,7 +18,7 @@ export async function lockTask(tx: Tx, taskId: string): Promise<void> {
  * The plans of a task that already have approval requests, with their versions read from the
  * planner's Plan rows (null when the row is missing).
  */
-export async function storedPlans(tx: Tx, taskId: string): Promise<StoredPlan[]> {
+export async function storedPlans(tx: PrismaTx, taskId: string): Promise<StoredPlan[]> {
   const rows = await tx.approvalRequest.findMany({
     where: { taskId },
     distinct: ['planId'],
@@ -34,7 +34,7 @@ export async function storedPlans(tx: Tx, taskId: string): Promise<StoredPlan[]>
 }
 
 /** Whether this service has cancelled the task's approvals (a cancel request was handled for it). */
-export async function isTaskCancelled(tx: Tx, taskId: string): Promise<boolean> {
+export async function isTaskCancelled(tx: PrismaTx, taskId: string): Promise<boolean> {
   const row = await tx.auditLog.findFirst({
     where: { service: 'approval', subjectType: 'task', subjectId: taskId, action: TASK_CANCELLED_ACTION },
     select: { seq: true },

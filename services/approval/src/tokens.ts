@@ -7,7 +7,7 @@ import {
   type CreatedToken,
   type TokenRole,
 } from '@tandem/contracts';
-import { sqlTransaction, type ApiToken, type Db, type Tx } from '@tandem/db';
+import { sqlTransaction, type ApiToken, type Db, type PrismaTx } from '@tandem/db';
 import {
   ADMIN_TOKENS_LOCK,
   BOOTSTRAP_ADMIN_NAME,
@@ -38,12 +38,12 @@ function toView(row: ApiToken): TokenView {
  * admins revoking each other, or two replicas bootstrapping at once, cannot leave zero or two. Approval
  * owns the lock namespace `approval:tokens:`.
  */
-async function lockAdmins(tx: Tx): Promise<void> {
+async function lockAdmins(tx: PrismaTx): Promise<void> {
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${ADMIN_TOKENS_LOCK}::text, 0))`;
 }
 
 async function audit(
-  tx: Tx,
+  tx: PrismaTx,
   action: 'token.created' | 'token.revoked',
   row: ApiToken,
   actor: string | null,
@@ -62,7 +62,7 @@ async function audit(
 }
 
 async function insertToken(
-  tx: Tx,
+  tx: PrismaTx,
   values: { token: string; name: string; role: TokenRole; agents: string[]; groups: string[] },
   createdBy: string | null,
 ): Promise<ApiToken> {

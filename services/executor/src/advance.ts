@@ -27,7 +27,7 @@ import {
   type TaskRequestRef,
 } from '@tandem/contracts';
 import {
-  enqueueOutbox,
+  enqueueOutboxPrisma,
   enqueueOutboxSql,
   modelUseOfTask,
   poolSql,
@@ -36,7 +36,7 @@ import {
   type OutboxMessage,
   type Sql,
   type TaskModelUse,
-  type Tx,
+  type PrismaTx,
 } from '@tandem/db';
 import { outboxCloudEvent, outboxEvent, toJsonInput, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
@@ -217,7 +217,7 @@ const UNFINISHED_STEP = ['waiting', 'approved', 'generating', 'running', 'fixing
  * unfinished steps are cancelled. Runs in the caller's transaction.
  */
 export async function endTaskInTx(
-  tx: Tx,
+  tx: PrismaTx,
   deps: Pick<AdvanceDeps, 'prefix'>,
   task: TaskRef,
   request: TaskRequestRef,
@@ -254,7 +254,7 @@ export async function endTaskInTx(
   });
   const final =
     outcome.status === 'failed' ? { ...outcome, error: { ...outcome.error, retryable: false } } : outcome;
-  await enqueueOutbox(
+  await enqueueOutboxPrisma(
     tx,
     taskOutcomeMessage(deps, task, request, final, { planVersion: extra.planVersion, tools: extra.tools }),
   );
@@ -263,7 +263,7 @@ export async function endTaskInTx(
 
 /** Fails a task once. Runs in the caller's transaction. */
 export function failTaskInTx(
-  tx: Tx,
+  tx: PrismaTx,
   deps: Pick<AdvanceDeps, 'prefix'>,
   task: TaskRef,
   request: TaskRequestRef,
@@ -517,7 +517,7 @@ async function requestReplan(
       data: { status: 'replanning', replans: { increment: 1 } },
     });
     if (updated.count === 0) return false;
-    await enqueueOutbox(tx, replanRequestMessage(deps, state, failed, error));
+    await enqueueOutboxPrisma(tx, replanRequestMessage(deps, state, failed, error));
     return true;
   });
   if (asked) {
@@ -856,7 +856,7 @@ async function runCodeStep(
         ],
         skipDuplicates: true,
       });
-      await enqueueOutbox(
+      await enqueueOutboxPrisma(
         tx,
         outboxEvent(
           publisherOptions(deps),
@@ -956,7 +956,7 @@ export async function finishStep(
           : { status: 'failed', error: toJsonInput(outcome.error), finishedAt: now },
     });
     if (updated.count === 0) return false;
-    await enqueueOutbox(tx, stepFinishedMessage(deps, step, taskId, outcome));
+    await enqueueOutboxPrisma(tx, stepFinishedMessage(deps, step, taskId, outcome));
     return true;
   });
 }

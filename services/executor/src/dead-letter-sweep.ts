@@ -7,7 +7,7 @@ import {
   subjectFor,
   taskRequestRef,
 } from '@tandem/contracts';
-import { enqueueOutbox, pendingTaskDeadLetters, recordDeadLetterOutcome } from '@tandem/db';
+import { enqueueOutboxPrisma, pendingTaskDeadLetters, recordDeadLetterOutcome } from '@tandem/db';
 import { outboxCloudEvent, type Log } from '@tandem/service-kit';
 import { failTaskInTx, type AdvanceDeps } from './advance.js';
 import { judgeDeadLetter } from './domain/dead-letters.js';
@@ -73,7 +73,7 @@ export async function sweepDeadLetters(
         if (!(await recordDeadLetterOutcome(tx, { deadLetterId: letter.id, taskId: letter.taskId, outcome })))
           throw new AlreadyHandled();
         if (!done || task === null) return null;
-        await enqueueOutbox(
+        await enqueueOutboxPrisma(
           tx,
           outboxCloudEvent(
             { prefix: deps.prefix, publisher: 'executor' },

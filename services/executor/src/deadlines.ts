@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { CloudEventTypes, ErrorCodes, PublicSubjects, taskRequestRef } from '@tandem/contracts';
-import { enqueueOutbox } from '@tandem/db';
+import { enqueueOutboxPrisma } from '@tandem/db';
 import { outboxCloudEvent, type Log } from '@tandem/service-kit';
 import { failTaskInTx, type AdvanceDeps } from './advance.js';
 
@@ -42,7 +42,7 @@ export async function sweepDeadlines(
         { planId: run?.planId ?? null },
       );
       if (!done) return false;
-      await enqueueOutbox(
+      await enqueueOutboxPrisma(
         tx,
         outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskCancelRequested, {
           specversion: '1.0',

@@ -5,7 +5,7 @@ import {
   taskRequestRef,
   type TaskCancelRequestedData,
 } from '@tandem/contracts';
-import { enqueueOutbox, type Tx } from '@tandem/db';
+import { enqueueOutboxPrisma, type PrismaTx } from '@tandem/db';
 import { outboxCloudEvent, type Log } from '@tandem/service-kit';
 import { endTaskInTx, type AdvanceDeps } from './advance.js';
 
@@ -16,7 +16,7 @@ type Deps = Pick<AdvanceDeps, 'db' | 'prefix' | 'kick' | 'onTaskFinished'>;
  * transaction: a submitter may cancel a task before Tandem has read its `task.requested` event.
  */
 export async function keepEarlyCancel(
-  tx: Tx,
+  tx: PrismaTx,
   data: TaskCancelRequestedData,
   ttlMs: number,
   now: Date = new Date(),
@@ -75,7 +75,7 @@ export async function applyEarlyCancels(
         { planId: run?.planId ?? null },
       );
       if (!done) return null;
-      await enqueueOutbox(
+      await enqueueOutboxPrisma(
         tx,
         outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskCancelRequested, {
           specversion: '1.0',

@@ -1,5 +1,5 @@
 import { ErrorCodes, ErrorShape, JsonValue, SandboxRunRequested, taskRequestRef } from '@tandem/contracts';
-import { enqueueOutbox, poolSql } from '@tandem/db';
+import { enqueueOutboxPrisma, poolSql } from '@tandem/db';
 import { outboxEvent, type Log } from '@tandem/service-kit';
 import { z } from 'zod';
 import {
@@ -111,7 +111,7 @@ export async function sweepStaleSteps(
           select: { path: true, sha256: true, size: true },
           orderBy: { path: 'asc' },
         });
-        await enqueueOutbox(
+        await enqueueOutboxPrisma(
           tx,
           outboxEvent(
             { prefix: deps.prefix, publisher: 'executor' },
@@ -347,7 +347,7 @@ export async function sweepStaleReplanning(
          WHERE "taskId" = ${taskId}::uuid AND "status" = 'replanning' AND "planId" = ${state.plan.id}::uuid
            AND "updatedAt" < (now() AT TIME ZONE 'UTC') - ${lease}::int * interval '1 millisecond'`;
       if (claimed === 0) return false;
-      await enqueueOutbox(tx, replanRequestMessage(deps, state, failed, error));
+      await enqueueOutboxPrisma(tx, replanRequestMessage(deps, state, failed, error));
       return true;
     });
     if (sent) {

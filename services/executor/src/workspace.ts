@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, TandemError } from '@tandem/contracts';
-import type { Sql, Tx } from '@tandem/db';
+import type { Sql, PrismaTx } from '@tandem/db';
 
 /** Caps on one task's workspace. */
 export interface WorkspaceLimits {
@@ -34,7 +34,7 @@ function sha256(content: Uint8Array): string {
  * them fails its step with WORKSPACE.LIMIT and saves nothing.
  */
 export async function applySandboxFiles(
-  tx: Tx,
+  tx: PrismaTx,
   input: { taskId: string; stepId: string; runId: string },
   limits: WorkspaceLimits,
 ): Promise<number> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SandboxRunCompleted } from '@tandem/contracts';
-import { enqueueOutbox } from '@tandem/db';
+import { enqueueOutboxPrisma } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutorHarness, type ExecutorHarness } from './helpers/executor-harness.js';
@@ -78,7 +78,7 @@ describe('a dead letter of a task message', () => {
     // Genuine: the sandbox-runner's own outbox row, published as its relay would (Nats-Msg-Id = row id).
     const message = poisonResult(genuine.taskId, genuine.stepIds[0] ?? '');
     await prisma.$transaction((tx) =>
-      enqueueOutbox(tx, {
+      enqueueOutboxPrisma(tx, {
         id: message.id,
         publisher: 'sandbox-runner',
         subject: harness.runtime.bus.subject(SandboxRunCompleted.subjectSuffix),
@@ -94,7 +94,7 @@ describe('a dead letter of a task message', () => {
     // Forged with a real outbox id: the row exists (unpublished), but the message is not its payload.
     const stored = poisonResult(copied.taskId, copied.stepIds[0] ?? '');
     await prisma.$transaction((tx) =>
-      enqueueOutbox(tx, {
+      enqueueOutboxPrisma(tx, {
         id: stored.id,
         publisher: 'sandbox-runner',
         subject: harness.runtime.bus.subject(SandboxRunCompleted.subjectSuffix),

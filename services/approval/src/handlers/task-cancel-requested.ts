@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskCancelRequestedCloudEvent } from '@tandem/contracts';
-import { markProcessed, type Db } from '@tandem/db';
+import { markProcessedPrisma, type Db } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { TASK_CANCELLED_ACTION, lockTask } from '../store.js';
 
@@ -39,7 +39,7 @@ export async function handleTaskCancelRequested(
   const reason = data.reason ? `task cancelled: ${data.reason}` : 'task cancelled';
   const result = await deps.db.prisma.$transaction(async (tx) => {
     await lockTask(tx, taskId);
-    if (!(await markProcessed(tx, TASK_CANCEL_REQUESTED_CONSUMER, context.messageId))) return null;
+    if (!(await markProcessedPrisma(tx, TASK_CANCEL_REQUESTED_CONSUMER, context.messageId))) return null;
     const pending = await tx.approvalRequest.findMany({
       where: { taskId, status: { in: ['pending', 'awaiting-values'] } },
       orderBy: { createdAt: 'asc' },

@@ -1,6 +1,6 @@
 import type { ApprovalDecided, Envelope, EventData } from '@tandem/contracts';
 import { ErrorCodes, TandemError } from '@tandem/contracts';
-import { markProcessed } from '@tandem/db';
+import { markProcessedPrisma } from '@tandem/db';
 import { toJsonInput, type Log } from '@tandem/service-kit';
 import { advanceTask, type AdvanceDeps } from '../advance.js';
 import { stepRunFromDecision } from '../domain/decision.js';
@@ -21,7 +21,7 @@ export async function handleApprovalDecided(
 ): Promise<void> {
   const event = envelope.data;
   await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, EXECUTOR_APPROVAL_CONSUMER, context.messageId))) return;
+    if (!(await markProcessedPrisma(tx, EXECUTOR_APPROVAL_CONSUMER, context.messageId))) return;
     const request = await tx.approvalRequest.findFirst({
       where: { id: event.approvalId, stepId: event.stepId, taskId: event.taskId, planId: event.planId },
       select: { status: true, editedArguments: true, answer: true, reason: true, mode: true },

@@ -1,5 +1,5 @@
 import type { Envelope, EventData, PlanFailed } from '@tandem/contracts';
-import { markProcessed } from '@tandem/db';
+import { markProcessedPrisma } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { failTaskInTx, type AdvanceDeps } from '../advance.js';
 
@@ -15,7 +15,7 @@ export async function handlePlanFailed(
   const data = envelope.data;
   let failed = false;
   await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, EXECUTOR_PLAN_FAILED_CONSUMER, context.messageId))) return;
+    if (!(await markProcessedPrisma(tx, EXECUTOR_PLAN_FAILED_CONSUMER, context.messageId))) return;
     failed = await failTaskInTx(
       tx,
       deps,

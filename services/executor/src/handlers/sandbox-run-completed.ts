@@ -1,6 +1,6 @@
 import type { Envelope, EventData, SandboxRunCompleted } from '@tandem/contracts';
 import { JsonValue, TandemError } from '@tandem/contracts';
-import { enqueueOutbox, markProcessed } from '@tandem/db';
+import { enqueueOutboxPrisma, markProcessedPrisma } from '@tandem/db';
 import { toJsonInput, type Log } from '@tandem/service-kit';
 import { advanceTask, stepFinishedMessage, type AdvanceDeps } from '../advance.js';
 import { isFixable, sandboxError } from '../domain/progress.js';
@@ -25,7 +25,7 @@ export async function handleSandboxRunCompleted(
   const value = run.valueTruncated === true ? await storedRunValue(deps, run.runId) : run.value;
   let changed = false;
   await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessed(tx, EXECUTOR_SANDBOX_CONSUMER, context.messageId))) return;
+    if (!(await markProcessedPrisma(tx, EXECUTOR_SANDBOX_CONSUMER, context.messageId))) return;
     const step = await tx.planStep.findUnique({
       where: { id: run.stepId },
       select: { stepKey: true, tool: true },
@@ -106,7 +106,7 @@ export async function handleSandboxRunCompleted(
       where: { stepId: run.stepId, attempt },
       data: { outcome: run.outcome, ...(error ? { error: toJsonInput(error) } : {}), finishedAt: new Date() },
     });
-    await enqueueOutbox(
+    await enqueueOutboxPrisma(
       tx,
       stepFinishedMessage(
         deps,

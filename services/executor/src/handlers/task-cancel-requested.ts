@@ -1,5 +1,5 @@
 import { taskRequestRef, type TaskCancelRequestedCloudEvent } from '@tandem/contracts';
-import { markProcessed } from '@tandem/db';
+import { markProcessedPrisma } from '@tandem/db';
 import { findCancelTarget, type Log } from '@tandem/service-kit';
 import { endTaskInTx, type AdvanceDeps } from '../advance.js';
 import { keepEarlyCancel } from '../early-cancels.js';
@@ -20,7 +20,7 @@ export async function handleTaskCancelRequested(
 ): Promise<void> {
   const taskId = await findCancelTarget(deps.db, event.data);
   const cancelled = await deps.db.prisma.$transaction(async (tx): Promise<{ kind: string } | null> => {
-    if (!(await markProcessed(tx, EXECUTOR_CANCEL_CONSUMER, context.messageId))) return null;
+    if (!(await markProcessedPrisma(tx, EXECUTOR_CANCEL_CONSUMER, context.messageId))) return null;
     if (taskId === null) {
       // The task may not be stored yet (the cancel overtook its task.requested): keep the request.
       await keepEarlyCancel(tx, event.data, deps.earlyCancelTtlMs);

@@ -17,9 +17,9 @@ import {
   type SandboxRunRequested,
 } from '@tandem/contracts';
 import {
-  enqueueOutbox,
+  enqueueOutboxPrisma,
   finishSandboxRun,
-  markProcessed,
+  markProcessedPrisma,
   startSandboxRun,
   type Db,
   type OutboxMessage,
@@ -395,8 +395,8 @@ async function storeResult(
     stored = await deps.db.prisma.$transaction(async (tx) => {
       if (!(await finishSandboxRun(tx, { runId: kept.runId, attempt: kept.attempt }, kept.result)))
         return false;
-      await markProcessed(tx, RUN_REQUESTED_CONSUMER, context.messageId);
-      await enqueueOutbox(tx, completedMessage(deps, envelope, kept.runId, kept.attempt, kept.event));
+      await markProcessedPrisma(tx, RUN_REQUESTED_CONSUMER, context.messageId);
+      await enqueueOutboxPrisma(tx, completedMessage(deps, envelope, kept.runId, kept.attempt, kept.event));
       return true;
     });
   } catch (error) {
@@ -448,8 +448,8 @@ async function republish(
     run.files,
   );
   await deps.db.prisma.$transaction(async (tx) => {
-    await markProcessed(tx, RUN_REQUESTED_CONSUMER, context.messageId);
-    await enqueueOutbox(tx, completedMessage(deps, envelope, run.runId, run.attempts, fields));
+    await markProcessedPrisma(tx, RUN_REQUESTED_CONSUMER, context.messageId);
+    await enqueueOutboxPrisma(tx, completedMessage(deps, envelope, run.runId, run.attempts, fields));
   });
   deps.kick();
   context.log.info(
