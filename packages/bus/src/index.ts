@@ -14,6 +14,21 @@ export type { PublishResult } from './bus.js';
 export type { PublishableEvent } from './bus.js';
 
 /** Options of bus.consume: durable, subject suffix, schema, messageId, handle, delivery limits. */
+/** The consumer framework: declare a consumer per file (consumersOf), start it (startConsumer). */
+export { consumersOf, handleMessage, startConsumer } from './define-consumer.js';
+/** Types of the consumer framework. */
+export type {
+  Committed,
+  ConsumerContext,
+  ConsumerDeclaration,
+  ConsumerDefinition,
+  ConsumerDelivery,
+  ConsumerHead,
+  ConsumerHost,
+  ConsumerSource,
+  StagedBody,
+  TransactionalBody,
+} from './define-consumer.js';
 export type { ConsumeOptions } from './consumer.js';
 /** What a handler gets beside the message: messageId, consumer, subject, streamSeq, deliveryCount, headers, log. */
 export type { MessageContext } from './consumer.js';

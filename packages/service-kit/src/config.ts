@@ -45,6 +45,8 @@ export const BaseConfig = z.object({
     .min(1_000)
     .max(600_000)
     .default(DEFAULT_CONSUMER_SETTINGS.ackWaitMs),
+  /** Deliveries of a message before it is dead-lettered as `BUS.MAX_DELIVERIES`, for every consumer. */
+  TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(DEFAULT_CONSUMER_SETTINGS.maxDeliver),
   /**
    * Replicas of every JetStream stream (1, or 3/5 on a NATS cluster). A service raises a stream's
    * replicas to this count and never lowers one an operator raised; the provisioner does the same.

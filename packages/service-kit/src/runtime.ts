@@ -1,8 +1,11 @@
 import {
   connectBus,
   createOutboxRelay,
+  startConsumer,
   type Bus,
   type ConsumeOptions,
+  type ConsumerDefinition,
+  type ConsumerDelivery,
   type OutboxRelay,
   type RunningConsumer,
 } from '@tandem/bus';
@@ -27,6 +30,15 @@ export interface ServiceRuntime {
    * wait of TANDEM_ACK_WAIT_MS unless the options give one.
    */
   consume: <T>(options: ConsumeOptions<T>) => Promise<RunningConsumer>;
+  /**
+   * Starts a declared consumer (`consumersOf(...)`) with the service's dependencies: per-consumer
+   * metrics, the ack wait of TANDEM_ACK_WAIT_MS and `delivery` (concurrency, ...) from the config.
+   */
+  start: <TDeps, TMessage>(
+    definition: ConsumerDefinition<TDeps, TMessage>,
+    deps: TDeps,
+    delivery?: ConsumerDelivery,
+  ) => Promise<RunningConsumer>;
   /** Wakes the outbox relay after a transaction that enqueued messages committed. */
   kick: () => void;
   /** Registers a stop step; steps run in reverse order of registration. */
@@ -171,6 +183,28 @@ export async function createServiceRuntime(options: {
           }
         },
       }),
+    start: (definition, deps, delivery = {}) =>
+      startConsumer(
+        {
+          bus,
+          db,
+          around: async (durable, handle) => {
+            const end = metrics.handlerSeconds.startTimer({ consumer: durable });
+            try {
+              await handle();
+              metrics.messagesHandled.inc({ consumer: durable, outcome: 'ok' });
+            } catch (error) {
+              metrics.messagesHandled.inc({ consumer: durable, outcome: 'error' });
+              throw error;
+            } finally {
+              end();
+            }
+          },
+        },
+        definition,
+        deps,
+        { ackWaitMs: config.TANDEM_ACK_WAIT_MS, maxDeliver: config.TANDEM_MAX_DELIVER, ...delivery },
+      ),
     kick: () => relay.nudge(),
     onStop: (step) => {
       stopSteps.push(step);
