@@ -25,8 +25,8 @@ export default tseslint.config(
               message: 'import a package by its name, not its source files',
             },
             {
-              group: ['@prisma/client', '@prisma/client/*', '@prisma/adapter-pg'],
-              message: 'only packages/db imports the Prisma client',
+              group: ['@prisma/client', '@prisma/client/*', '@prisma/adapter-pg', 'kysely', 'pg'],
+              message: 'only packages/db talks to the database: call its query functions',
             },
           ],
         },
@@ -34,12 +34,66 @@ export default tseslint.config(
     },
   },
   {
-    files: ['packages/db/**/*.ts'],
+    // packages/db is the database layer; test infrastructure administers servers (CREATE DATABASE, a
+    // cluster of its own) and tests may inspect tables directly.
+    files: ['packages/db/**/*.ts', 'packages/testing/src/**/*.ts', 'packages/faults/src/**/*.ts', '**/test/**/*.ts', '**/bench/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {
-    // Domain files: pure logic, no I/O frameworks.
-    files: ['services/*/src/domain/**/*.ts', 'services/*/src/sandbox/**/*.ts'],
+    // Domain files: pure logic, no I/O of any kind. Every domain/ folder, services' and packages'.
+    files: ['services/*/src/domain/**/*.ts', 'services/*/src/**/domain/**/*.ts', 'packages/*/src/**/domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '@nats-io/*',
+                '@prisma/*',
+                'fastify',
+                'fastify/*',
+                '@tandem/db',
+                '@tandem/bus',
+                '@tandem/service-kit',
+                'kysely',
+                'pg',
+                'openai',
+                'pino',
+                'undici',
+                'node:fs',
+                'node:fs/*',
+                'node:child_process',
+                'node:net',
+                'node:dgram',
+                'node:dns',
+                'node:dns/*',
+                'node:http',
+                'node:https',
+                'node:http2',
+                'node:worker_threads',
+                'fs',
+                'fs/*',
+                'child_process',
+                'net',
+                'http',
+                'https',
+              ],
+              message: 'domain files do no I/O: take what they need as arguments and return decisions',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'fetch', message: 'domain files do no I/O' },
+        { name: 'process', message: 'domain files read no environment and touch no process' },
+      ],
+    },
+  },
+  {
+    // The sandbox drives processes but never the database or the bus.
+    files: ['services/*/src/sandbox/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
