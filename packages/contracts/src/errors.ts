@@ -148,6 +148,12 @@ export const ErrorCodes = {
   TASK_STUCK: 'TASK.STUCK',
   /** A step stayed `running` past its lease: the process that ran it stopped (`details.tool`). */
   STEP_LEASE_EXPIRED: 'STEP.LEASE_EXPIRED',
+  // issue 13: data layer
+  /**
+   * A stored row that does not match what its query module expects (a JSON column that fails its schema,
+   * a value outside its column's CHECK): never read as an empty default. Not retryable.
+   */
+  DB_ROW_INVALID: 'DB.ROW_INVALID',
 } as const;
 
 /** One of the error code string literals in {@link ErrorCodes}. */

@@ -183,3 +183,18 @@ export type { Sql, SqlColumn, SqlResult } from './sql.js';
 export { modelUseOfTask } from './model-calls.js';
 /** Types of model use. */
 export type { TaskModelUse } from './model-calls.js';
+/** Parses a stored value with its schema; DB.ROW_INVALID when it does not match. */
+export { parseStored } from './rows.js';
+/** The schema shape parseStored accepts (a zod schema fits). */
+export type { RowSchema } from './rows.js';
+
+// One query module per table under src/tables/ (the only place its table is written). Each block below
+// is owned by the service that writes those tables.
+// --- tables: executor (TaskRun, StepRun, StepAttempt, WorkspaceFile, EarlyCancel, DeadLetterOutcome) ---
+// --- end tables: executor ---
+// --- tables: approval (ApprovalRequest, Agent, AgentTrust, TrustEvent, WebhookDelivery, ReceivedWebhook, ApiToken, AuditLog) ---
+// --- end tables: approval ---
+// --- tables: planner and learning (Task, Plan, PlanStep, PlanMetrics, Feedback, LearningPattern, PromptVariant) ---
+// --- end tables: planner and learning ---
+// --- tables: shared and sandbox (Outbox, ProcessedMessage, DeadLetter, ModelCall, SandboxRun, SandboxRunFile) ---
+// --- end tables: shared and sandbox ---

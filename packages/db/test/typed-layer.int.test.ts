@@ -10,6 +10,7 @@ import {
   onOutboxCommitted,
   transaction,
   type Db,
+  type InputJsonValue,
   type OutboxMessage,
 } from '../src/index.js';
 import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -27,7 +28,7 @@ afterAll(async () => {
   await database.drop();
 });
 
-function outboxMessage(publisher: string, payload: unknown = { hello: 'world' }): OutboxMessage {
+function outboxMessage(publisher: string, payload: InputJsonValue = { hello: 'world' }): OutboxMessage {
   return { id: randomUUID(), publisher, subject: 'test.thing.happened.v1', payload: { value: payload } };
 }
 
