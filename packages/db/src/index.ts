@@ -91,7 +91,7 @@ export type { MigrateOptions } from './migrate.js';
 /** What migrate did: applied, alreadyApplied, unknown. */
 export type { MigrateResult } from './migrate.js';
 /** Thrown when migrate refuses (checksum mismatch, failed migration recorded, lock timeout, ...). */
-export { MigrationError } from './migrate.js';
+export { MigrationError, type MigrationErrorCode } from './migrate.js';
 /** One migration folder read from disk: name, sql, checksum. */
 export type { MigrationFile } from './migrate.js';
 /** Reads the migration folders, sorted by name. */

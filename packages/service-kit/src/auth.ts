@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { ErrorCodes, TandemError, TokenRole } from '@tandem/contracts';
+import { ErrorCodes, TandemError, TokenRole, type ErrorCode } from '@tandem/contracts';
 import type { Db } from '@tandem/db';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -166,7 +166,7 @@ export async function requireTaskAccess(db: Db, principal: Principal, taskId: st
 // `Bearer <token>`: the scheme is case-insensitive (RFC 7235); a token is one run of visible characters.
 const BEARER = /^bearer +(\S+) *$/i;
 
-function refuse(reply: FastifyReply, status: 401 | 403, code: string, message: string): FastifyReply {
+function refuse(reply: FastifyReply, status: 401 | 403, code: ErrorCode, message: string): FastifyReply {
   if (status === 401) reply.header('www-authenticate', 'Bearer');
   return reply.code(status).send({ error: new TandemError(code, message).toShape() });
 }

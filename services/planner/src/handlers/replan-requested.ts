@@ -107,10 +107,8 @@ export async function handleReplanRequested(
       },
     );
     if (result.kind === 'retry')
-      throw new TandemError(result.error.code, result.error.message, {
-        retryable: true,
-        cause: result.cause,
-      });
+      // The code is the wire shape's string: fromShape keeps it when declared (INTERNAL.ERROR otherwise).
+      throw TandemError.fromShape({ ...result.error, retryable: true }, { cause: result.cause });
     if (result.kind === 'cancelled') {
       await markProcessedAlone(db, REPLAN_CONSUMER, context.messageId);
       return;

@@ -336,10 +336,8 @@ export async function handleTaskAccepted(
       },
     );
     if (result.kind === 'retry')
-      throw new TandemError(result.error.code, result.error.message, {
-        retryable: true,
-        cause: result.cause,
-      });
+      // The code is the wire shape's string: fromShape keeps it when declared (INTERNAL.ERROR otherwise).
+      throw TandemError.fromShape({ ...result.error, retryable: true }, { cause: result.cause });
     if (result.kind === 'cancelled') {
       await markProcessedAlone(db, CONSUMER, context.messageId);
       context.log.info({ taskId: data.taskId }, 'task cancelled while planning; no plan stored');
