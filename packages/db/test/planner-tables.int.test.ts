@@ -161,9 +161,9 @@ describe('Task', () => {
     expect(await moveTask(db, task.id, { from: ['planning'], to: 'planned' })).toBe(false);
     expect(await moveTask(db, task.id, { from: ['accepted'], to: 'planning' })).toBe(true);
     const error = { code: 'PLAN.REJECTED', message: 'no plan', retryable: false };
-    expect(await transaction(db, (tx) => moveTask(tx, task.id, { from: ['planning'], to: 'failed', error }))).toBe(
-      true,
-    );
+    expect(
+      await transaction(db, (tx) => moveTask(tx, task.id, { from: ['planning'], to: 'failed', error })),
+    ).toBe(true);
     expect(await taskStatus(db, task.id)).toBe('failed');
     expect((await loadPlanningTask(db, task.id))?.error).toEqual(error);
   });
@@ -331,7 +331,10 @@ describe('reads of the executor rows', () => {
       costUsd,
       latencyMs: 1,
     });
-    await db.kysely.insertInto('ModelCall').values([row(10, 0.25), row(5, 0.5)]).execute();
+    await db.kysely
+      .insertInto('ModelCall')
+      .values([row(10, 0.25), row(5, 0.5)])
+      .execute();
     expect(await modelUseOfTask(db, task.id)).toEqual({ tokens: 15, costUsd: 0.75, calls: 2 });
   });
 });
@@ -348,7 +351,13 @@ describe('LearningPattern and Feedback', () => {
     const key = { type: 'strategy' as const, scope: `kind:${randomUUID()}`, signature: 'plan-shape' };
     const create = () =>
       transaction(db, (tx) =>
-        ensurePattern(tx, { ...key, id: randomUUID(), content: 'none yet', source: 'execution', provenance: { n: 0 } }),
+        ensurePattern(tx, {
+          ...key,
+          id: randomUUID(),
+          content: 'none yet',
+          source: 'execution',
+          provenance: { n: 0 },
+        }),
       );
     await create();
     await create();
@@ -382,7 +391,13 @@ describe('LearningPattern and Feedback', () => {
   it('is a DB.ROW_INVALID read when a stored provenance does not match its schema', async () => {
     const key = { type: 'strategy' as const, scope: `kind:${randomUUID()}`, signature: 'plan-shape' };
     await transaction(db, (tx) =>
-      ensurePattern(tx, { ...key, id: randomUUID(), content: 'x', source: 'execution', provenance: { other: 1 } }),
+      ensurePattern(tx, {
+        ...key,
+        id: randomUUID(),
+        content: 'x',
+        source: 'execution',
+        provenance: { other: 1 },
+      }),
     );
     await expect(transaction(db, (tx) => lockPattern(tx, key, Provenance))).rejects.toMatchObject({
       code: 'DB.ROW_INVALID',
@@ -399,8 +414,12 @@ describe('LearningPattern and Feedback', () => {
       data: { tool: 'respond' },
       sourceEventId: randomUUID(),
     };
-    expect(await transaction(db, (tx) => insertVerdictFeedback(tx, { id: randomUUID(), ...feedback }))).toBe(true);
-    expect(await transaction(db, (tx) => insertVerdictFeedback(tx, { id: randomUUID(), ...feedback }))).toBe(false);
+    expect(await transaction(db, (tx) => insertVerdictFeedback(tx, { id: randomUUID(), ...feedback }))).toBe(
+      true,
+    );
+    expect(await transaction(db, (tx) => insertVerdictFeedback(tx, { id: randomUUID(), ...feedback }))).toBe(
+      false,
+    );
     await expect(
       sql`UPDATE "Feedback" SET "verdict" = 'maybe' WHERE "sourceEventId" = ${feedback.sourceEventId}`.execute(
         db.kysely,

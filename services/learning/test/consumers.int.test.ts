@@ -78,7 +78,11 @@ function outcome(kind: string, succeeded: boolean) {
       : {
           ...base,
           type: CloudEventTypes.taskFailed,
-          data: { ...data, status: 'failed', error: { code: 'SANDBOX.TIMEOUT', message: 'slow', retryable: false } },
+          data: {
+            ...data,
+            status: 'failed',
+            error: { code: 'SANDBOX.TIMEOUT', message: 'slow', retryable: false },
+          },
         },
   );
 }
@@ -88,7 +92,9 @@ describe('task outcomes', () => {
     const kind = `k${randomUUID().slice(0, 8)}`;
     const events = [outcome(kind, true), outcome(kind, true), outcome(kind, true), outcome(kind, false)];
     await Promise.all(
-      events.map((event) => deliver(event.data.status === 'completed' ? taskCompleted : taskFailed, event, event.id)),
+      events.map((event) =>
+        deliver(event.data.status === 'completed' ? taskCompleted : taskFailed, event, event.id),
+      ),
     );
     // A redelivery changes nothing.
     const first = events[0];

@@ -233,7 +233,11 @@ describe('outcomeOf', () => {
         ...base,
         id: 'e-2',
         type: 'tandem.task.failed',
-        data: { ...data, status: 'failed', error: { code: 'SANDBOX.TIMEOUT', message: 'slow', retryable: false } },
+        data: {
+          ...data,
+          status: 'failed',
+          error: { code: 'SANDBOX.TIMEOUT', message: 'slow', retryable: false },
+        },
       }),
     ).toMatchObject({
       kind: 'general',
@@ -261,7 +265,12 @@ describe('nextStrategy', () => {
       outcome(true, ['run_code', 'respond']),
       2,
     );
-    expect(first).toMatchObject({ successCount: 1, failureCount: 0, confidence: confidence(1, 0), status: 'candidate' });
+    expect(first).toMatchObject({
+      successCount: 1,
+      failureCount: 0,
+      confidence: confidence(1, 0),
+      status: 'candidate',
+    });
     expect(first.content).toBe(strategyContent('math', first.provenance));
     const second = nextStrategy(first, outcome(true, ['run_code', 'respond']), 2);
     expect(second).toMatchObject({ successCount: 2, failureCount: 0, status: 'active' });

@@ -14,8 +14,8 @@ export function holdPlanningLease(
   if (leaseMs === undefined) return () => undefined;
   const timer = setInterval(
     () => {
-      transaction(deps.db, (tx) => renewPlanningLease(tx, taskId), { durable: false }).catch((error: unknown) =>
-        deps.log.warn({ err: error, taskId }, 'could not renew a planning lease'),
+      transaction(deps.db, (tx) => renewPlanningLease(tx, taskId), { durable: false }).catch(
+        (error: unknown) => deps.log.warn({ err: error, taskId }, 'could not renew a planning lease'),
       );
     },
     Math.max(50, Math.floor(leaseMs / 3)),

@@ -100,7 +100,8 @@ export async function planWithModel(
   let attempts = 0;
   for (let attempt = 0; attempt <= deps.limits.maxRepairs; attempt += 1) {
     // The caller read the task just before the first round; later rounds look again for a cancellation.
-    if (attempt > 0 && cancelledMeanwhile(await taskStatus(deps.db, input.taskId))) return { kind: 'cancelled' };
+    if (attempt > 0 && cancelledMeanwhile(await taskStatus(deps.db, input.taskId)))
+      return { kind: 'cancelled' };
     const late = deadlinePassed(input.deadline, Date.now());
     if (late !== null) return { kind: 'failed', error: late, attempts, models };
     attempts = attempt + 1;

@@ -31,7 +31,8 @@ export async function acceptTaskIn(
 ): Promise<AcceptResult> {
   const hash = requestHash(submission.data);
   const { row, accepted } = taskToStore(submission, randomUUID(), hash);
-  if (!(await insertTask(tx, row))) return existingTask(submission, await findTaskByKey(tx, submission), hash);
+  if (!(await insertTask(tx, row)))
+    return existingTask(submission, await findTaskByKey(tx, submission), hash);
   const { message } = outboxEvent({ prefix: options.prefix, publisher: 'planner' }, TaskAccepted, accepted, {
     correlationId: row.id,
     causationId: options.causationId,

@@ -99,7 +99,9 @@ describe('existingTask', () => {
 
 describe('cloudEventMessageId', () => {
   it('cannot be confused between sources and ids that contain the separator', () => {
-    expect(cloudEventMessageId({ source: 'a:b', id: 'c' })).not.toBe(cloudEventMessageId({ source: 'a', id: 'b:c' }));
+    expect(cloudEventMessageId({ source: 'a:b', id: 'c' })).not.toBe(
+      cloudEventMessageId({ source: 'a', id: 'b:c' }),
+    );
     expect(cloudEventMessageId({ source: 'urn:x', id: '1' })).toBe('ce:["urn:x","1"]');
   });
 });

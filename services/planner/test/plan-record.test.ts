@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { editedPlanFigures, modelPlanFigures, stepsToStore, strategySuccess } from '../src/domain/plan-record.js';
+import {
+  editedPlanFigures,
+  modelPlanFigures,
+  stepsToStore,
+  strategySuccess,
+} from '../src/domain/plan-record.js';
 import { planQuality } from '../src/domain/quality.js';
 import { step } from './helpers/steps.js';
 
@@ -22,7 +27,10 @@ describe('strategySuccess', () => {
 });
 
 describe('modelPlanFigures', () => {
-  const steps = [step('s1', 'run_code', { language: 'python', spec: 'sum' }), step('s2', 'respond', { answer: 'x' })];
+  const steps = [
+    step('s1', 'run_code', { language: 'python', spec: 'sum' }),
+    step('s2', 'respond', { answer: 'x' }),
+  ];
 
   it('scores the plan from its rejections, calls, risk, cost against budget and learned history', () => {
     const figures = modelPlanFigures({
@@ -96,7 +104,10 @@ describe('stepsToStore', () => {
     const stored = stepsToStore(
       'task-1',
       3,
-      [step('s1', 'run_code', { language: 'python', code: 'result = 1' }), step('s2', 'respond', { answer: 'x' }, ['s1'])],
+      [
+        step('s1', 'run_code', { language: 'python', code: 'result = 1' }),
+        step('s2', 'respond', { answer: 'x' }, ['s1']),
+      ],
       () => `id-${++next}`,
     );
     expect(stored).toEqual([
@@ -115,7 +126,13 @@ describe('stepsToStore', () => {
         idempotencyKey: 'task-1:3:s1',
       },
       expect.objectContaining({
-        step: expect.objectContaining({ stepId: 'id-2', key: 's2', index: 1, dependsOn: ['s1'], riskClass: 'read' }),
+        step: expect.objectContaining({
+          stepId: 'id-2',
+          key: 's2',
+          index: 1,
+          dependsOn: ['s1'],
+          riskClass: 'read',
+        }),
         idempotencyKey: 'task-1:3:s2',
       }),
     ]);

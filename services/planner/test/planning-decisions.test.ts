@@ -67,7 +67,11 @@ describe('afterPlanning', () => {
     });
     expect(effect.kind).toBe('retry');
     if (effect.kind !== 'retry') return;
-    expect(effect.error).toMatchObject({ code: ErrorCodes.MODEL_SERVER_ERROR, message: 'down', retryable: true });
+    expect(effect.error).toMatchObject({
+      code: ErrorCodes.MODEL_SERVER_ERROR,
+      message: 'down',
+      retryable: true,
+    });
     expect(effect.error.cause).toBe(cause);
   });
 
@@ -113,7 +117,12 @@ describe('afterReplanning', () => {
 
   it('says which step failed the previous version when re-planning fails', () => {
     const effect = afterReplanning(
-      { kind: 'failed', error: { code: ErrorCodes.PLAN_REJECTED, message: 'no plan', retryable: false }, attempts: 1, models: [] },
+      {
+        kind: 'failed',
+        error: { code: ErrorCodes.PLAN_REJECTED, message: 'no plan', retryable: false },
+        attempts: 1,
+        models: [],
+      },
       request,
     );
     expect(effect).toMatchObject({

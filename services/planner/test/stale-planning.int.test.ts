@@ -161,10 +161,10 @@ describe('a cancel that came before its task', () => {
         { correlationId: taskId },
       ),
     );
-    await waitFor(
-      async () => (await storedTask(taskId)).status === 'cancelled',
-      { timeoutMs: 10_000, description: 'the task marked cancelled by the planner' },
-    );
+    await waitFor(async () => (await storedTask(taskId)).status === 'cancelled', {
+      timeoutMs: 10_000,
+      description: 'the task marked cancelled by the planner',
+    });
     expect(calls.filter((key) => key.includes(taskId))).toEqual([]);
     expect(await plansOf(runtime.db, taskId)).toEqual([]);
   }, 30_000);

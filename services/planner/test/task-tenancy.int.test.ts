@@ -6,7 +6,13 @@ import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createPlannerHttp } from './helpers/planner-http.js';
-import { approvalRequest as storeApprovalRequest, outboxRows, payloadAt, planTask, plansOf } from './helpers/rows.js';
+import {
+  approvalRequest as storeApprovalRequest,
+  outboxRows,
+  payloadAt,
+  planTask,
+  plansOf,
+} from './helpers/rows.js';
 
 // Issue 11, hole 2: a token scoped to agent A could read, edit and cancel agent B's task, because the
 // task routes checked the token's role and not its agents. Every task route now answers a task the
@@ -111,8 +117,9 @@ const WRITE_INTO_PLAN = {
 };
 
 const cancelsOf = async (taskId: string) =>
-  (await outboxRows(db, 'task.cancel-requested.v1')).filter((row) => payloadAt(row.payload, ['subject']) === taskId)
-    .length;
+  (await outboxRows(db, 'task.cancel-requested.v1')).filter(
+    (row) => payloadAt(row.payload, ['subject']) === taskId,
+  ).length;
 
 /** What each task route answers `token` for `taskId` (the edit and cancel change nothing when refused). */
 async function reach(
@@ -185,7 +192,11 @@ describe('task routes check the token against the task (hole 2)', () => {
     }
     // A task from NATS (no submitting token) and without an agent: `*` tokens and admins.
     const fromNats = await plannedTask(tokens.agentA);
-    await db.kysely.updateTable('Task').set({ submittedBy: null }).where('id', '=', fromNats.taskId).execute();
+    await db.kysely
+      .updateTable('Task')
+      .set({ submittedBy: null })
+      .where('id', '=', fromNats.taskId)
+      .execute();
     expect(await reach(tokens.agentA, fromNats.taskId)).toEqual(NONE);
     expect((await call('GET', `/v1/tasks/${fromNats.taskId}`, tokens.anyAgent)).status).toBe(200);
   });

@@ -105,7 +105,9 @@ describe('a plan whose arguments hold text Postgres refuses', () => {
       .execute();
     expect(JSON.stringify(steps)).toContain('before\ufffdafter end');
     const proposed = await outboxRows(db, '.plan.proposed.v1');
-    const event = proposed.find((row) => row.publisher === 'planner' && JSON.stringify(row.payload).includes(taskId));
+    const event = proposed.find(
+      (row) => row.publisher === 'planner' && JSON.stringify(row.payload).includes(taskId),
+    );
     expect(JSON.stringify(event?.payload)).toContain('before\ufffdafter end');
     expect(await db.kysely.selectFrom('DeadLetter').select('id').execute()).toEqual([]);
   }, 40_000);

@@ -1,4 +1,9 @@
-import { ErrorShape, JsonValue, type ErrorShape as ErrorShapeType, type JsonValue as JsonValueType } from '@tandem/contracts';
+import {
+  ErrorShape,
+  JsonValue,
+  type ErrorShape as ErrorShapeType,
+  type JsonValue as JsonValueType,
+} from '@tandem/contracts';
 import { parseStored } from '../rows.js';
 import { queryable, utcNow, type Reader } from '../tables/planner-common.js';
 import type { PlanStatus } from '../tables/plan.js';
@@ -113,7 +118,8 @@ export interface StoredTaskView {
 const StoredJson = JsonValue.nullable();
 const StoredError = ErrorShape.nullable();
 const StoredArguments = JsonValue.refine(
-  (value): value is Record<string, JsonValueType> => typeof value === 'object' && value !== null && !Array.isArray(value),
+  (value): value is Record<string, JsonValueType> =>
+    typeof value === 'object' && value !== null && !Array.isArray(value),
   'step arguments are a JSON object',
 );
 

@@ -77,7 +77,10 @@ export async function planState(
  * The task's newest active plan, its row locked (FOR UPDATE) until the transaction ends: the executor
  * takes the same lock (shared) before it starts a step, so an edit and a step start never both win.
  */
-export async function lockActivePlan(tx: Tx, taskId: string): Promise<{ id: string; version: number } | null> {
+export async function lockActivePlan(
+  tx: Tx,
+  taskId: string,
+): Promise<{ id: string; version: number } | null> {
   const row = await tx
     .selectFrom('Plan')
     .select(['id', 'version'])

@@ -149,7 +149,11 @@ export async function claimStalePlanning(
 
 /** The state of a task, or null when it does not exist. */
 export async function taskStatus(db: Reader, taskId: string): Promise<TaskStatus | null> {
-  const row = await queryable(db).selectFrom('Task').select('status').where('id', '=', taskId).executeTakeFirst();
+  const row = await queryable(db)
+    .selectFrom('Task')
+    .select('status')
+    .where('id', '=', taskId)
+    .executeTakeFirst();
   return row?.status ?? null;
 }
 

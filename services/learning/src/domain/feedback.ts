@@ -16,7 +16,9 @@ export interface VerdictFeedback {
  * What a recorded verdict stores: the step, its risk and trust at the time and the patterns that shaped
  * its plan. Turning verdicts into patterns is later work; the row keeps everything it will need.
  */
-export function verdictFeedback(envelope: Envelope<EventData<typeof ApprovalVerdictRecorded>>): VerdictFeedback {
+export function verdictFeedback(
+  envelope: Envelope<EventData<typeof ApprovalVerdictRecorded>>,
+): VerdictFeedback {
   const verdict = envelope.data;
   return {
     taskId: verdict.taskId,

@@ -1,9 +1,4 @@
-import {
-  CloudEventTypes,
-  ErrorCodes,
-  TandemError,
-  type CancelTaskBody,
-} from '@tandem/contracts';
+import { CloudEventTypes, ErrorCodes, TandemError, type CancelTaskBody } from '@tandem/contracts';
 import type { TaskState } from './planning-decisions.js';
 
 // Whether a plan may still be edited and a task still cancelled over HTTP, and the cancel request a
@@ -14,8 +9,7 @@ export const NOT_STARTED: readonly string[] = ['waiting', 'approved'];
 
 /** Whether a plan edit goes ahead: on top of the current version, or refused (TASK.NOT_EDITABLE). */
 export type PlanEdit =
-  | { kind: 'editable'; current: { id: string; version: number } }
-  | { kind: 'refused'; error: TandemError };
+  { kind: 'editable'; current: { id: string; version: number } } | { kind: 'refused'; error: TandemError };
 
 /**
  * Whether a task's plan may be edited: the task must wait for approval of an active plan (`planned`),
@@ -50,7 +44,8 @@ export function cancelRefusal(state: {
   status: TaskState;
   runStatus: string | null;
 }): TandemError | null {
-  const finished = state.runStatus !== null && state.runStatus !== 'running' && state.runStatus !== 'replanning';
+  const finished =
+    state.runStatus !== null && state.runStatus !== 'running' && state.runStatus !== 'replanning';
   if (finished || state.status === 'failed' || state.status === 'cancelled')
     return new TandemError(
       ErrorCodes.TASK_NOT_EDITABLE,

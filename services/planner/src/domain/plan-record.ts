@@ -71,7 +71,12 @@ export function editedPlanFigures(input: {
     budgetUsd: input.budget?.maxCostUsd ?? null,
     strategySuccess: null,
   };
-  return { estimatedCostUsd, quality: { score: planQuality(factors), factors }, strategy: 'human-edit', patternIds: [] };
+  return {
+    estimatedCostUsd,
+    quality: { score: planQuality(factors), factors },
+    strategy: 'human-edit',
+    patternIds: [],
+  };
 }
 
 /** A planned step with the idempotency key its row is stored under. */

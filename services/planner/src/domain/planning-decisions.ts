@@ -90,7 +90,10 @@ export function afterPlanning(result: PlanningResult): PlanningEffect {
     case 'retry':
       return {
         kind: 'retry',
-        error: new TandemError(result.error.code, result.error.message, { retryable: true, cause: result.cause }),
+        error: new TandemError(result.error.code, result.error.message, {
+          retryable: true,
+          cause: result.cause,
+        }),
       };
     case 'cancelled':
       return { kind: 'settle' };

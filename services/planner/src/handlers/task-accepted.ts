@@ -49,7 +49,9 @@ async function planAcceptedTask(
   const taskRef = { id: data.taskId, kind: data.kind, agentId: data.agentId, request: data.request };
   if (await cancelledBeforeArrival(db, task)) {
     // The executor kept a cancel that came before the task, and ends the task `cancelled` itself.
-    await context.commit((tx) => moveTask(tx, data.taskId, { from: ['accepted', 'planning'], to: 'cancelled' }));
+    await context.commit((tx) =>
+      moveTask(tx, data.taskId, { from: ['accepted', 'planning'], to: 'cancelled' }),
+    );
     log.info({ taskId: data.taskId }, 'task cancelled before it arrived; not planned');
     return;
   }
@@ -96,7 +98,8 @@ async function planAcceptedTask(
         return;
       case 'store': {
         const stored = await context.commit(async (tx) => {
-          if (!(await moveTask(tx, data.taskId, { from: ['accepted', 'planning'], to: 'planned' }))) return null;
+          if (!(await moveTask(tx, data.taskId, { from: ['accepted', 'planning'], to: 'planned' })))
+            return null;
           return storeModelPlan(deps, tx, {
             task: taskRef,
             budget: task.budget,

@@ -30,7 +30,11 @@ async function replan(
   const data = envelope.data;
   // Before any model call: a redelivery of a handled request costs nothing.
   if (await context.processed()) return;
-  const start = replanningStart(data.taskId, await loadPlanningTask(db, data.taskId), await planState(db, data.planId));
+  const start = replanningStart(
+    data.taskId,
+    await loadPlanningTask(db, data.taskId),
+    await planState(db, data.planId),
+  );
   if (start.kind === 'settled') return;
   if (start.kind === 'missing') throw start.error;
   const { task, version } = start;
@@ -98,7 +102,9 @@ async function replan(
         return;
       }
       case 'fail':
-        await context.commit((tx) => enqueueOutbox(tx, planFailedMessage(deps, taskRef, effect.error, envelope.id)));
+        await context.commit((tx) =>
+          enqueueOutbox(tx, planFailedMessage(deps, taskRef, effect.error, envelope.id)),
+        );
         deps.onPlanned?.('failed', { repairs: effect.repairs, ms: planningMs, quality: null });
         log.warn({ taskId: task.id, code: effect.error.code }, 're-planning failed');
         return;

@@ -1,9 +1,4 @@
-import {
-  ErrorCodes,
-  PublicSubjects,
-  TandemError,
-  TaskRequestedCloudEvent,
-} from '@tandem/contracts';
+import { ErrorCodes, PublicSubjects, TandemError, TaskRequestedCloudEvent } from '@tandem/contracts';
 import { define } from '../consumers.js';
 import { cloudEventMessageId } from '../domain/intake.js';
 import { proveSource } from '../domain/source-proof.js';

@@ -178,7 +178,11 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       await transaction(deps.db, (tx) =>
         enqueueOutbox(
           tx,
-          outboxCloudEvent({ prefix: deps.prefix, publisher: 'planner' }, PublicSubjects.taskCancelRequested, event),
+          outboxCloudEvent(
+            { prefix: deps.prefix, publisher: 'planner' },
+            PublicSubjects.taskCancelRequested,
+            event,
+          ),
         ),
       );
       return reply.code(202).send({ taskId, status: 'cancel-requested' });

@@ -33,12 +33,7 @@ export function payloadAt(payload: unknown, path: readonly string[]): unknown {
 
 /** The plan versions of a task, oldest first. */
 export async function plansOf(db: Db, taskId: string) {
-  return db.kysely
-    .selectFrom('Plan')
-    .selectAll()
-    .where('taskId', '=', taskId)
-    .orderBy('version')
-    .execute();
+  return db.kysely.selectFrom('Plan').selectAll().where('taskId', '=', taskId).orderBy('version').execute();
 }
 
 /**
@@ -47,7 +42,11 @@ export async function plansOf(db: Db, taskId: string) {
  */
 export async function planTask(db: Db, taskId: string): Promise<string> {
   const planId = randomUUID();
-  await db.kysely.updateTable('Task').set({ status: 'planned', updatedAt: new Date() }).where('id', '=', taskId).execute();
+  await db.kysely
+    .updateTable('Task')
+    .set({ status: 'planned', updatedAt: new Date() })
+    .where('id', '=', taskId)
+    .execute();
   await db.kysely.insertInto('Plan').values({ id: planId, taskId, version: 1, status: 'active' }).execute();
   await db.kysely
     .insertInto('PlanStep')
