@@ -41,6 +41,14 @@ export async function acceptTaskIn(
   return { taskId: row.id, created: true };
 }
 
+/**
+ * The task an already handled submission made: the same data is the same task (not created); other
+ * data under its key is TASK.IDEMPOTENCY_CONFLICT, as on first acceptance.
+ */
+export async function acceptedBefore(db: Db, submission: TaskSubmission): Promise<AcceptResult> {
+  return existingTask(submission, await findTaskByKey(db, submission), requestHash(submission.data));
+}
+
 /** {@link acceptTaskIn} in a transaction of its own (HTTP submissions). */
 export async function acceptTask(
   db: Db,

@@ -2,7 +2,7 @@ import { ErrorCodes, PublicSubjects, TandemError, TaskRequestedCloudEvent } from
 import { define } from '../consumers.js';
 import { cloudEventMessageId } from '../domain/intake.js';
 import { proveSource } from '../domain/source-proof.js';
-import { HTTP_SOURCE, acceptTaskIn } from '../tasks.js';
+import { HTTP_SOURCE, acceptTaskIn, acceptedBefore } from '../tasks.js';
 
 /**
  * Accepts a task submitted as a CloudEvent on `task.requested.v1`. `source` + `id` is the idempotency
@@ -17,7 +17,10 @@ export const taskRequested = define({
   subject: PublicSubjects.taskRequested,
   schema: TaskRequestedCloudEvent,
   messageId: cloudEventMessageId,
-  async handle(tx, event, context) {
+  // Staged: a redelivery, or another event under the same key, must still be checked against the task
+  // stored under that key (the inbox alone would acknowledge a conflicting event as a duplicate).
+  async run(event, context) {
+    const { deps } = context;
     if (event.source === HTTP_SOURCE) {
       throw new TandemError(
         ErrorCodes.TASK_RESERVED_SOURCE,
@@ -25,30 +28,22 @@ export const taskRequested = define({
       );
     }
     // The signature covers the event as published (before the schema trimmed or dropped anything).
-    const submittedBy = proveSource(event, context.json, context.deps.sourceSecrets);
-    const result = await acceptTaskIn(
-      tx,
-      {
-        source: event.source,
-        externalId: event.id,
-        request: { source: event.source, id: event.id },
-        data: event.data,
-        submittedBy,
-      },
-      { prefix: context.deps.prefix, causationId: event.id },
+    const submittedBy = proveSource(event, context.json, deps.sourceSecrets);
+    const submission = {
+      source: event.source,
+      externalId: event.id,
+      request: { source: event.source, id: event.id },
+      data: event.data,
+      submittedBy,
+    };
+    const committed = await context.commit((tx) =>
+      acceptTaskIn(tx, submission, { prefix: deps.prefix, causationId: event.id }),
     );
-    return { ...result, proven: submittedBy !== null };
-  },
-  async after(committed, event, context) {
-    context.deps.onRequested?.();
-    if (committed.duplicate) {
-      context.log.info({ source: event.source }, 'duplicate task request');
-      return;
-    }
-    const { taskId, created, proven } = committed.value;
+    const result = committed.duplicate ? await acceptedBefore(deps.db, submission) : committed.value;
+    deps.onRequested?.();
     context.log.info(
-      { taskId, source: event.source, proven, created },
-      created ? 'task accepted' : 'duplicate task request',
+      { taskId: result.taskId, source: event.source, proven: submittedBy !== null, created: result.created },
+      result.created ? 'task accepted' : 'duplicate task request',
     );
   },
 });
