@@ -103,7 +103,7 @@ export async function createPlanner(deps: {
     registry,
     checkContext,
     estimateStepCostUsd,
-    // The consumer framework heartbeats a delivery while its model calls run.
+    // Each planning consumer reports its delivery working around every call (`heartbeating`).
     model: deps.planningModel,
     request: async (subject, payload, timeoutMs) =>
       (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,

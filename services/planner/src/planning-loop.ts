@@ -43,6 +43,21 @@ export interface PlanningModel {
   }>;
 }
 
+/**
+ * The model of a delivery that reports the delivery `working()` before and after each call: a planning
+ * round keeps its message held for as long as the model answers, past the framework's own heartbeat cap.
+ */
+export function heartbeating(model: PlanningModel, context: { working: () => void }): PlanningModel {
+  return {
+    complete: async (request) => {
+      context.working();
+      const answer = await model.complete(request);
+      context.working();
+      return answer;
+    },
+  };
+}
+
 /** Limits of one planning round. */
 export interface PlanningLimits {
   maxRepairs: number;

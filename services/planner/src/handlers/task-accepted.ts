@@ -13,7 +13,7 @@ import { afterPlanning, planningStart } from '../domain/planning-decisions.js';
 import { initialMessages } from '../domain/planning.js';
 import { fetchPatterns } from '../patterns.js';
 import { holdPlanningLease } from '../planning-lease.js';
-import { planWithModel } from '../planning-loop.js';
+import { heartbeating, planWithModel } from '../planning-loop.js';
 import { planFailedMessage, storeModelPlan } from '../plan-store.js';
 
 const NOTHING_SPENT: TaskModelUse = { tokens: 0, costUsd: 0, calls: 0 };
@@ -76,7 +76,7 @@ async function planAcceptedTask(
       task.budget === undefined ? Promise.resolve(NOTHING_SPENT) : modelUseOfTask(db, data.taskId),
     ]);
     const result = await planWithModel(
-      { ...deps, log },
+      { ...deps, model: heartbeating(deps.model, context), log },
       {
         taskId: data.taskId,
         messages: initialMessages({ goal: data.goal, input: data.input, kind: data.kind, patterns }),

@@ -6,7 +6,7 @@ import { afterReplanning, replanningStart } from '../domain/planning-decisions.j
 import { initialMessages, replanMessage } from '../domain/planning.js';
 import { fetchPatterns } from '../patterns.js';
 import { holdPlanningLease } from '../planning-lease.js';
-import { planWithModel } from '../planning-loop.js';
+import { heartbeating, planWithModel } from '../planning-loop.js';
 import { planFailedMessage, storeModelPlan } from '../plan-store.js';
 
 /**
@@ -47,7 +47,7 @@ async function replan(
       { kind: task.kind, agentId: task.agentId, limit: 5 },
     );
     const result = await planWithModel(
-      { ...deps, log },
+      { ...deps, model: heartbeating(deps.model, context), log },
       {
         taskId: task.id,
         messages: [
