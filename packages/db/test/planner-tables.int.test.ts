@@ -141,7 +141,6 @@ describe('Task', () => {
       status: 'accepted',
       budget: { maxCostUsd: 1 },
       preferences: undefined,
-      error: null,
       processed: false,
     });
     expect(loaded?.deadline?.toISOString()).toBe('2030-01-01T00:00:00.000Z');
@@ -165,7 +164,12 @@ describe('Task', () => {
       await transaction(db, (tx) => moveTask(tx, task.id, { from: ['planning'], to: 'failed', error })),
     ).toBe(true);
     expect(await taskStatus(db, task.id)).toBe('failed');
-    expect((await loadPlanningTask(db, task.id))?.error).toEqual(error);
+    const stored = await db.kysely
+      .selectFrom('Task')
+      .select('error')
+      .where('id', '=', task.id)
+      .executeTakeFirst();
+    expect(stored?.error).toEqual(error);
   });
 
   it('is a DB.ROW_INVALID read, never a default, when a stored JSON column does not match its schema', async () => {

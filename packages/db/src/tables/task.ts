@@ -1,5 +1,4 @@
 import {
-  ErrorShape,
   JsonValue,
   TaskBudget,
   TaskModelPreference,
@@ -170,7 +169,6 @@ export interface PlanningTask {
   budget: TaskBudgetType | undefined;
   preferences: TaskModelPreferenceType | undefined;
   deadline: Date | null;
-  error: ErrorShapeType | null;
   /** Whether the inbox asked about already holds that message (false without an inbox). */
   processed: boolean;
 }
@@ -178,7 +176,6 @@ export interface PlanningTask {
 const StoredInput = JsonValue.nullable();
 const StoredBudget = TaskBudget.nullable();
 const StoredPreferences = TaskModelPreference.nullable();
-const StoredError = ErrorShape.nullable();
 
 /**
  * Reads the task fields planning needs, parsed with their contracts' schemas (a value that does not
@@ -204,7 +201,6 @@ export async function loadPlanningTask(
       'budget',
       'preferences',
       'deadline',
-      'error',
       eb
         .exists(
           eb
@@ -230,7 +226,6 @@ export async function loadPlanningTask(
     budget: parseStored(StoredBudget, row.budget, 'Task.budget') ?? undefined,
     preferences: parseStored(StoredPreferences, row.preferences, 'Task.preferences') ?? undefined,
     deadline: row.deadline,
-    error: parseStored(StoredError, row.error, 'Task.error'),
     processed: inbox !== undefined && row.processed === true,
   };
 }
