@@ -195,6 +195,84 @@ export type { RowSchema } from './rows.js';
 // --- tables: approval (ApprovalRequest, Agent, AgentTrust, TrustEvent, WebhookDelivery, ReceivedWebhook, ApiToken, AuditLog) ---
 // --- end tables: approval ---
 // --- tables: planner and learning (Task, Plan, PlanStep, PlanMetrics, Feedback, LearningPattern, PromptVariant) ---
+/** What a planner or learning read runs on: a connected Db or a transaction. */
+export type { Reader } from './tables/planner-common.js';
+/** A task's planning state: accepted | planning | planned | failed | cancelled. */
+export type { TaskStatus } from './tables/task.js';
+/** A task to store on acceptance. */
+export type { NewTask } from './tables/task.js';
+/** A stored task as planning reads it, JSON columns parsed. */
+export type { PlanningTask } from './tables/task.js';
+/** Inserts an accepted task unless its idempotency key is taken (true when inserted). */
+export { insertTask } from './tables/task.js';
+/** The id and request fingerprint of the task stored under an idempotency key. */
+export { findTaskByKey } from './tables/task.js';
+/** Moves a task from one of some states to another (conditional; true when it moved). */
+export { moveTask } from './tables/task.js';
+/** Renews a task's planning lease (its updatedAt) while it is being planned. */
+export { renewPlanningLease } from './tables/task.js';
+/** Claims tasks whose planning lease ran out (FOR UPDATE SKIP LOCKED), renewing their lease. */
+export { claimStalePlanning } from './tables/task.js';
+/** A task's planning state, or null. */
+export { taskStatus } from './tables/task.js';
+/** Reads the task fields planning needs (and, optionally, whether a message was already handled). */
+export { loadPlanningTask } from './tables/task.js';
+/** A plan version's state: active | superseded. */
+export type { PlanStatus } from './tables/plan.js';
+/** A plan version to store. */
+export type { NewPlan } from './tables/plan.js';
+/** Inserts a plan version as the active one. */
+export { insertPlan } from './tables/plan.js';
+/** Marks a plan version superseded if it is still active. */
+export { supersedePlan } from './tables/plan.js';
+/** A plan version's state and number. */
+export { planState } from './tables/plan.js';
+/** The task's newest active plan, its row locked FOR UPDATE (the edit lock the executor shares). */
+export { lockActivePlan } from './tables/plan.js';
+/** A step of a plan version to store. */
+export type { NewPlanStep } from './tables/plan-step.js';
+/** Inserts the steps of a plan version. */
+export { insertPlanSteps } from './tables/plan-step.js';
+/** How a task ended, beside its plan's figures: completed | failed | cancelled. */
+export type { PlanOutcome } from './tables/plan-metrics.js';
+/** The figures of a plan version to store. */
+export type { NewPlanMetrics } from './tables/plan-metrics.js';
+/** Inserts the figures of a plan version. */
+export { insertPlanMetrics } from './tables/plan-metrics.js';
+/** Stores a task's outcome beside the figures of the plan version that ran, once. */
+export { recordPlanOutcome } from './tables/plan-metrics.js';
+/** A human verdict to keep as feedback. */
+export type { NewVerdictFeedback } from './tables/feedback.js';
+/** Inserts a verdict feedback row unless its event has one (true when inserted). */
+export { insertVerdictFeedback } from './tables/feedback.js';
+/** A learned pattern's status and source. */
+export type { PatternSource, PatternStatus } from './tables/learning-pattern.js';
+/** A learned pattern's identity (type, scope, signature). */
+export type { PatternKey } from './tables/learning-pattern.js';
+/** A learned pattern as locked for an update. */
+export type { LockedPattern } from './tables/learning-pattern.js';
+/** An active pattern as answered to planners. */
+export type { ActivePattern } from './tables/learning-pattern.js';
+/** Inserts a candidate pattern unless its key exists. */
+export { ensurePattern } from './tables/learning-pattern.js';
+/** Reads and locks a pattern (FOR UPDATE), its provenance parsed with the caller's schema. */
+export { lockPattern } from './tables/learning-pattern.js';
+/** Stores a pattern's new counts, confidence, provenance, text and status. */
+export { updatePattern } from './tables/learning-pattern.js';
+/** The active patterns of a scope, most confident first. */
+export { activePatterns } from './tables/learning-pattern.js';
+/** Whether an unexpired early cancel (the executor's) names the task. */
+export { cancelledBeforeArrival } from './reads/planner.js';
+/** A task's state and its run's. */
+export { taskAndRunStatus } from './reads/planner.js';
+/** A task run's state (the executor's), or null. */
+export { taskRunStatus } from './reads/planner.js';
+/** The first step of a plan whose run started, or null. */
+export { firstStartedStep } from './reads/planner.js';
+/** A task with its run, newest plan and steps, as GET /v1/tasks/:id reads it. */
+export { readStoredTaskView } from './reads/planner.js';
+/** The stored task view and its steps. */
+export type { StoredStepView, StoredTaskView } from './reads/planner.js';
 // --- end tables: planner and learning ---
 // --- tables: shared and sandbox (Outbox, ProcessedMessage, DeadLetter, ModelCall, SandboxRun, SandboxRunFile) ---
 // --- end tables: shared and sandbox ---
