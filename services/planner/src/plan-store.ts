@@ -140,19 +140,18 @@ export async function storeModelPlan(
     version: number;
     origin: 'model' | 'replan';
     supersedes: string | null;
-    steps: ValidatedStep[];
-    attempts: number;
-    invalidCalls: number;
-    models: string[];
+    /** What the planning round produced (the `store` effect of a planning decision). */
+    plan: { steps: ValidatedStep[]; attempts: number; invalidCalls: number; models: string[] };
     patterns: LearningPatternsReply['patterns'];
     planningMs: number;
     causationId: string;
   },
 ): Promise<{ planId: string; quality: number }> {
+  const { steps, attempts, invalidCalls, models } = input.plan;
   const figures = modelPlanFigures({
-    steps: input.steps,
-    attempts: input.attempts,
-    invalidCalls: input.invalidCalls,
+    steps,
+    attempts,
+    invalidCalls,
     patterns: input.patterns,
     budget: input.budget,
     maxSteps: deps.limits.maxSteps,
@@ -167,11 +166,11 @@ export async function storeModelPlan(
       origin: input.origin,
       supersedes: input.supersedes,
       editedBy: null,
-      steps: input.steps,
-      models: input.models,
+      steps,
+      models,
       figures,
-      attempts: input.attempts,
-      invalidCalls: input.invalidCalls,
+      attempts,
+      invalidCalls,
       planningMs: input.planningMs,
       causationId: input.causationId,
     },
