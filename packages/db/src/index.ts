@@ -158,12 +158,6 @@ export { recordDeadLetter } from './dead-letters.js';
 export type { DeadLetterInput } from './dead-letters.js';
 /** The task a message payload names (data.taskId, CloudEvent subject, correlationId), unverified. */
 export { taskIdOfPayload } from './dead-letters.js';
-/** Dead letters of task messages not yet dealt with, each with the outbox row its message id names. */
-export { pendingTaskDeadLetters } from './dead-letters.js';
-/** A task's dead letter as the executor's sweep reads it. */
-export type { TaskDeadLetter } from './dead-letters.js';
-/** Records what became of a task's dead letter (executor), once. */
-export { recordDeadLetterOutcome } from './dead-letters.js';
 /** Row of EarlyCancel (writer: executor). */
 export type { EarlyCancel } from './generated/prisma/client.js';
 /** Row of DeadLetterOutcome (writer: executor). */
@@ -191,6 +185,137 @@ export type { RowSchema } from './rows.js';
 // One query module per table under src/tables/ (the only place its table is written). Each block below
 // is owned by the service that writes those tables.
 // --- tables: executor (TaskRun, StepRun, StepAttempt, WorkspaceFile, EarlyCancel, DeadLetterOutcome) ---
+/** Where an executor read or write may run: the database (`Db`) or the caller's transaction. */
+export type { ExecutorSource } from './reads/executor.js';
+/** Types of the executor's reads: a run's state, a task's outcome identity, stored decisions, sandbox files. */
+export type {
+  RunStateRow,
+  RunStepRow,
+  SandboxFileChange,
+  StepRunStatus,
+  StoredApprovalDecision,
+  StoredPolicyDecision,
+  TaskOutcomeRef,
+  TaskRunStatus,
+  UnrunTask,
+} from './reads/executor.js';
+/** Loads a task's run, the task and every step of the plan version it runs, in one statement. */
+export { loadRunState } from './reads/executor.js';
+/** A task's kind, agent, submitter's request and deadline (for its outcome event); null when not stored. */
+export { taskOutcomeRef } from './reads/executor.js';
+/** The stored task a cancel request names (by task id, or by the submitter's request), or null. */
+export { cancelTargetOf } from './reads/executor.js';
+/** A task's submitted input (unparsed). */
+export { taskInput } from './reads/executor.js';
+/** A plan's version and the tools of its steps in plan order. */
+export { planSummary } from './reads/executor.js';
+/** A planned step's key and tool. */
+export { planStepOf } from './reads/executor.js';
+/** The approval request row an `approval.decided` event names. */
+export { approvalDecisionOf } from './reads/executor.js';
+/** The stored policy decisions of a plan's named steps. */
+export { policyDecisionsOf } from './reads/executor.js';
+/** A stored sandbox run's value (read only). */
+export { sandboxRunValue } from './reads/executor.js';
+/** The files a sandbox run wrote or deleted. */
+export { sandboxRunFiles } from './reads/executor.js';
+/** Tasks past their deadline that have not ended. */
+export { tasksPastDeadline } from './reads/executor.js';
+/** Running tasks quiet for a while with nothing out and nothing in an outbox (the stuck sweep). */
+export { quietRunningTasks } from './reads/executor.js';
+/** Planned, failed or cancelled tasks with no run, quiet for a while (the stuck sweep). */
+export { quietUnrunTasks } from './reads/executor.js';
+/** Re-planning runs whose planning lease ran out. */
+export { staleReplanningTasks } from './reads/executor.js';
+/** Whether a plan is active, holding a shared lock on its row until the transaction ends. */
+export { lockActivePlan } from './locks.js';
+/** TaskRun (writer: executor): run states, the plan a run runs, outcomes, re-plans. */
+export {
+  UNFINISHED_RUN_STATUSES,
+  claimStaleReplanning,
+  completeRun,
+  endRun,
+  insertEndedRun,
+  insertRunningRun,
+  lockTaskRun,
+  startReplanning,
+  switchRunPlan,
+  taskRunOf,
+  touchRunningRun,
+} from './tables/task-run.js';
+/** Types of TaskRun's module. */
+export type { RunEnd, TaskRunHead } from './tables/task-run.js';
+/** StepRun (writer: executor): decisions, claims, step ends, sandbox results, the stale-step read. */
+export {
+  UNFINISHED_STEP_STATUSES,
+  applyHumanDecision,
+  applyPolicyDecisions,
+  cancelUnfinishedSteps,
+  claimStep,
+  codeStepOf,
+  completeCodeStep,
+  createWaitingSteps,
+  failStoredStep,
+  finishApprovedSteps,
+  finishStep,
+  handBackStep,
+  renewStepClaim,
+  settleFailedCodeStep,
+  staleSteps,
+  startCodeRun,
+  supersedeSteps,
+  touchRunningCodeStep,
+} from './tables/step-run.js';
+/** Types of StepRun's module. */
+export type {
+  ApprovedStepEnd,
+  CodeStepRow,
+  RunningAttempt,
+  StaleStepRow,
+  StepDecision,
+  StepEnd,
+} from './tables/step-run.js';
+/** StepAttempt (writer: executor): attempts of `run_code` steps, their jobs and outcomes. */
+export {
+  attemptJobOf,
+  countSandboxRequest,
+  expireAttempt,
+  finishAttempt,
+  newestSandboxResultAt,
+  recordAttempt,
+} from './tables/step-attempt.js';
+/** Types of StepAttempt's module. */
+export type {
+  AttemptJob,
+  NewStepAttempt,
+  StepAttemptOrigin,
+  StepAttemptOutcome,
+} from './tables/step-attempt.js';
+/** WorkspaceFile (writer: executor): a task's files. */
+export {
+  deleteWorkspaceFiles,
+  listWorkspaceFiles,
+  putWorkspaceFiles,
+  readWorkspaceFile,
+  workspaceEntries,
+  workspaceSizes,
+  workspaceUsage,
+} from './tables/workspace-file.js';
+/** Types of WorkspaceFile's module. */
+export type { WorkspaceFileEntry, WorkspaceFileWrite } from './tables/workspace-file.js';
+/** EarlyCancel (writer: executor): cancel requests kept for tasks not stored yet. */
+export {
+  keepEarlyCancel,
+  matchingEarlyCancels,
+  pruneEarlyCancels,
+  takeEarlyCancel,
+} from './tables/early-cancel.js';
+/** Types of EarlyCancel's module. */
+export type { NewEarlyCancel } from './tables/early-cancel.js';
+/** DeadLetterOutcome (writer: executor): what became of a task's dead letter; the dead letters still to deal with. */
+export { pendingTaskDeadLetters, recordDeadLetterOutcome } from './tables/dead-letter-outcome.js';
+/** Types of DeadLetterOutcome's module. */
+export type { DeadLetterOutcomeKind, TaskDeadLetter } from './tables/dead-letter-outcome.js';
 // --- end tables: executor ---
 // --- tables: approval (ApprovalRequest, Agent, AgentTrust, TrustEvent, WebhookDelivery, ReceivedWebhook, ApiToken, AuditLog) ---
 // --- end tables: approval ---

@@ -1,30 +1,19 @@
-import {
-  ApprovalDecided,
-  ApprovalsDecided,
-  LearningPatternsQuery,
-  LearningPatternsReply,
-  PlanFailed,
-  PlanProposed,
-  PublicSubjects,
-  SandboxRunCompleted,
-  TaskCancelRequestedCloudEvent,
-  querySubjectFor,
-} from '@tandem/contracts';
+import { LearningPatternsQuery, LearningPatternsReply, querySubjectFor } from '@tandem/contracts';
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
-import type { AdvanceDeps, CodeModel } from './advance.js';
 import type { ExecutorConfig } from './config.js';
 import { sweepDeadLetters } from './dead-letter-sweep.js';
-import { applyEarlyCancels } from './early-cancels.js';
 import { sweepDeadlines } from './deadlines.js';
-import { sweepStaleReplanning, sweepStaleSteps, sweepStuckTasks } from './stale-work.js';
+import type { CodeModel, ExecutorDeps } from './deps.js';
 import type { CodePattern } from './domain/progress.js';
-import { EXECUTOR_APPROVAL_CONSUMER, handleApprovalDecided } from './handlers/approval-decided.js';
-import { EXECUTOR_APPROVALS_CONSUMER, handleApprovalsDecided } from './handlers/approvals-decided.js';
-import { EXECUTOR_PLAN_FAILED_CONSUMER, handlePlanFailed } from './handlers/plan-failed.js';
-import { EXECUTOR_PLAN_CONSUMER, handlePlanProposed } from './handlers/plan-proposed.js';
-import { EXECUTOR_SANDBOX_CONSUMER, handleSandboxRunCompleted } from './handlers/sandbox-run-completed.js';
-import { EXECUTOR_CANCEL_CONSUMER, handleTaskCancelRequested } from './handlers/task-cancel-requested.js';
+import { applyEarlyCancels } from './early-cancels.js';
+import { approvalBatchDecided } from './handlers/approval-batch-decided.js';
+import { approvalDecided } from './handlers/approval-decided.js';
+import { planFailed } from './handlers/plan-failed.js';
+import { planProposed } from './handlers/plan-proposed.js';
+import { sandboxRunCompleted } from './handlers/sandbox-run-completed.js';
+import { taskCancelRequested } from './handlers/task-cancel-requested.js';
 import type { SecretStore } from './secrets.js';
+import { sweepStaleReplanning, sweepStaleSteps, sweepStuckTasks } from './stale-work.js';
 import { createHttpRunner, type HttpClient } from './tools/http.js';
 
 /** The executor: runs approved steps in order, asks the code model for code, owns the task's outcome. */
@@ -36,7 +25,7 @@ export async function createExecutor(deps: {
   secrets: SecretStore;
 }): Promise<void> {
   const { runtime, config } = deps;
-  const { db, kick, bus } = runtime;
+  const { db, bus } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
   const outcomes = new Counter({
     name: 'tandem_tasks_finished_total',
@@ -64,7 +53,7 @@ export async function createExecutor(deps: {
       return [];
     }
   };
-  const advance: AdvanceDeps = {
+  const executor: ExecutorDeps = {
     db,
     log: runtime.log,
     prefix,
@@ -83,71 +72,25 @@ export async function createExecutor(deps: {
     },
     // The step lease: a live replica renews its claim, so only a stopped replica's claim goes stale.
     claimStaleMs: config.TANDEM_STEP_LEASE_MS,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
     maxFixAttempts: config.TANDEM_CODE_FIX_ATTEMPTS,
     maxReplans: config.TANDEM_MAX_REPLANS,
     maxCodeChars: config.TANDEM_RUN_CODE_MAX_CHARS,
-    kick,
+    earlyCancelTtlMs: config.TANDEM_EARLY_CANCEL_TTL_MS,
     onTaskFinished: (status, kind) => outcomes.inc({ status, kind }),
   };
-  const common = {
+  // Every consumer: max_deliver TANDEM_MAX_DELIVER (the framework's default from the base config, the
+  // executor's own variable here), concurrency TANDEM_EXECUTOR_CONCURRENCY, ack wait TANDEM_ACK_WAIT_MS.
+  const delivery = {
     maxDeliver: config.TANDEM_MAX_DELIVER,
     concurrency: config.TANDEM_EXECUTOR_CONCURRENCY,
   };
   const consumers = [
-    await runtime.consume({
-      ...common,
-      durable: EXECUTOR_PLAN_CONSUMER,
-      subject: PlanProposed.subjectSuffix,
-      schema: PlanProposed.envelope,
-      messageId: (e) => e.id,
-      handle: (e, c) => handlePlanProposed(advance, e, c),
-    }),
-    await runtime.consume({
-      ...common,
-      durable: EXECUTOR_APPROVAL_CONSUMER,
-      subject: ApprovalDecided.subjectSuffix,
-      schema: ApprovalDecided.envelope,
-      messageId: (e) => e.id,
-      handle: (e, c) => handleApprovalDecided(advance, e, c),
-    }),
-    await runtime.consume({
-      ...common,
-      durable: EXECUTOR_APPROVALS_CONSUMER,
-      subject: ApprovalsDecided.subjectSuffix,
-      schema: ApprovalsDecided.envelope,
-      messageId: (e) => e.id,
-      handle: (e, c) => handleApprovalsDecided(advance, e, c),
-    }),
-    await runtime.consume({
-      ...common,
-      durable: EXECUTOR_SANDBOX_CONSUMER,
-      subject: SandboxRunCompleted.subjectSuffix,
-      schema: SandboxRunCompleted.envelope,
-      messageId: (e) => e.id,
-      handle: (e, c) => handleSandboxRunCompleted(advance, e, c),
-    }),
-    await runtime.consume({
-      ...common,
-      durable: EXECUTOR_PLAN_FAILED_CONSUMER,
-      subject: PlanFailed.subjectSuffix,
-      schema: PlanFailed.envelope,
-      messageId: (e) => e.id,
-      handle: (e, c) => handlePlanFailed(advance, e, c),
-    }),
-    await runtime.consume({
-      ...common,
-      durable: EXECUTOR_CANCEL_CONSUMER,
-      subject: PublicSubjects.taskCancelRequested,
-      schema: TaskCancelRequestedCloudEvent,
-      messageId: (event) => `ce:${JSON.stringify([event.source, event.id])}`,
-      handle: (event, context) =>
-        handleTaskCancelRequested(
-          { ...advance, earlyCancelTtlMs: config.TANDEM_EARLY_CANCEL_TTL_MS },
-          event,
-          context,
-        ),
-    }),
+    await runtime.start(planProposed, executor, delivery),
+    await runtime.start(approvalDecided, executor, delivery),
+    await runtime.start(approvalBatchDecided, executor, delivery),
+    await runtime.start(sandboxRunCompleted, executor, delivery),
+    await runtime.start(planFailed, executor, delivery),
+    await runtime.start(taskCancelRequested, executor, delivery),
   ];
   // Messages not yet delivered to any executor: while there are some, no task is judged stuck.
   const backlog = async (): Promise<number> => {
@@ -160,19 +103,19 @@ export async function createExecutor(deps: {
   };
   const sweepers = [
     every(config.TANDEM_DEADLINE_SWEEP_MS, runtime.log, 'deadline sweep', async () => {
-      await sweepDeadlines(advance, runtime.log);
-      await applyEarlyCancels(advance, runtime.log);
-      await sweepStaleSteps(advance, runtime.log, {
+      await sweepDeadlines(executor, runtime.log);
+      await applyEarlyCancels(executor, runtime.log);
+      await sweepStaleSteps(executor, runtime.log, {
         leaseMs: config.TANDEM_STEP_LEASE_MS,
         leaseRetries: config.TANDEM_STEP_LEASE_RETRIES,
         sandboxTimeoutMs: config.TANDEM_STEP_TIMEOUT_MS,
         httpTimeoutMs: config.TANDEM_HTTP_TIMEOUT_MS,
       });
-      await sweepStaleReplanning(advance, runtime.log, { leaseMs: config.TANDEM_PLANNING_LEASE_MS });
-      await sweepStuckTasks(advance, runtime.log, { quietMs: config.TANDEM_STUCK_AFTER_MS, backlog });
+      await sweepStaleReplanning(executor, runtime.log, { leaseMs: config.TANDEM_PLANNING_LEASE_MS });
+      await sweepStuckTasks(executor, runtime.log, { quietMs: config.TANDEM_STUCK_AFTER_MS, backlog });
     }),
     every(config.TANDEM_DEAD_LETTER_SWEEP_MS, runtime.log, 'dead-letter sweep', () =>
-      sweepDeadLetters(advance, runtime.log),
+      sweepDeadLetters(executor, runtime.log),
     ),
   ];
   runtime.onStop(async () => {

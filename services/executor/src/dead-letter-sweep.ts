@@ -1,16 +1,16 @@
-import { randomUUID } from 'node:crypto';
+import { PublicSubjects, StepFinished, consumerNameFor, subjectFor, taskRequestRef } from '@tandem/contracts';
 import {
-  CloudEventTypes,
-  PublicSubjects,
-  StepFinished,
-  consumerNameFor,
-  subjectFor,
-  taskRequestRef,
-} from '@tandem/contracts';
-import { enqueueOutboxPrisma, pendingTaskDeadLetters, recordDeadLetterOutcome } from '@tandem/db';
-import { outboxCloudEvent, type Log } from '@tandem/service-kit';
-import { failTaskInTx, type AdvanceDeps } from './advance.js';
+  enqueueOutbox,
+  pendingTaskDeadLetters,
+  recordDeadLetterOutcome,
+  taskOutcomeRef,
+  taskRunOf,
+  transaction,
+} from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
+import type { ExecutorDeps } from './deps.js';
 import { judgeDeadLetter } from './domain/dead-letters.js';
+import { cancelRequestMessage, failTaskInTx } from './outcomes.js';
 
 /** Dead letters older than this are not looked at (the executor was down for longer than a week). */
 const HORIZON_MS = 7 * 24 * 60 * 60_000;
@@ -23,7 +23,7 @@ const HORIZON_MS = 7 * 24 * 60 * 60_000;
  * task failure commit together, and a row another replica wrote first rolls this one back.
  */
 export async function sweepDeadLetters(
-  deps: Pick<AdvanceDeps, 'db' | 'prefix' | 'kick' | 'onTaskFinished'>,
+  deps: Pick<ExecutorDeps, 'db' | 'prefix' | 'onTaskFinished'>,
   log: Log,
   limit = 100,
 ): Promise<number> {
@@ -39,67 +39,48 @@ export async function sweepDeadLetters(
   );
   const isObserver = (consumer: string, subject: string): boolean =>
     consumer.startsWith(learning) || reports.has(subject);
-  let failed = 0;
   for (const letter of letters) {
     const verdict = judgeDeadLetter(letter, { isObserver });
-    const ended = await deps.db.prisma
-      .$transaction(async (tx) => {
-        if (verdict.kind === 'ignore') {
-          await recordDeadLetterOutcome(tx, {
-            deadLetterId: letter.id,
-            taskId: letter.taskId,
-            outcome: verdict.outcome,
-          });
-          return null;
-        }
-        const task = await tx.task.findUnique({
-          where: { id: letter.taskId },
-          select: { id: true, kind: true, agentId: true, source: true, externalId: true },
+    const ended = await transaction(deps.db, async (tx) => {
+      if (verdict.kind === 'ignore') {
+        await recordDeadLetterOutcome(tx, {
+          deadLetterId: letter.id,
+          taskId: letter.taskId,
+          outcome: verdict.outcome,
         });
-        const run = task
-          ? await tx.taskRun.findUnique({ where: { taskId: task.id }, select: { planId: true } })
-          : null;
-        const done =
-          task !== null &&
-          (await failTaskInTx(
-            tx,
-            deps,
-            { id: task.id, kind: task.kind, agentId: task.agentId },
-            taskRequestRef(task),
-            verdict.error,
-            { planId: run?.planId ?? null },
-          ));
-        const outcome = task === null ? 'no_task' : done ? 'task_failed' : 'task_ended';
-        if (!(await recordDeadLetterOutcome(tx, { deadLetterId: letter.id, taskId: letter.taskId, outcome })))
-          throw new AlreadyHandled();
-        if (!done || task === null) return null;
-        await enqueueOutboxPrisma(
+        return null;
+      }
+      const task = await taskOutcomeRef(tx, letter.taskId);
+      const run = task ? await taskRunOf(tx, task.id) : null;
+      const done =
+        task !== null &&
+        (await failTaskInTx(
           tx,
-          outboxCloudEvent(
-            { prefix: deps.prefix, publisher: 'executor' },
-            PublicSubjects.taskCancelRequested,
-            {
-              specversion: '1.0',
-              id: randomUUID(),
-              source: '/tandem/executor/dead-letters',
-              type: CloudEventTypes.taskCancelRequested,
-              time: new Date().toISOString(),
-              datacontenttype: 'application/json',
-              subject: task.id,
-              data: {
-                taskId: task.id,
-                reason: 'a message of the task was dead-lettered',
-                requestedBy: 'tandem:dead-letter',
-              },
-            },
-          ),
-        );
-        return task;
-      })
-      .catch((error: unknown) => {
-        if (error instanceof AlreadyHandled) return null;
-        throw error;
-      });
+          deps,
+          { id: task.id, kind: task.kind, agentId: task.agentId },
+          taskRequestRef(task),
+          verdict.error,
+          { planId: run?.planId ?? null },
+        ));
+      const outcome = task === null ? 'no_task' : done ? 'task_failed' : 'task_ended';
+      if (!(await recordDeadLetterOutcome(tx, { deadLetterId: letter.id, taskId: letter.taskId, outcome })))
+        throw new AlreadyHandled();
+      if (!done || task === null) return null;
+      await enqueueOutbox(
+        tx,
+        cancelRequestMessage(deps, {
+          taskId: task.id,
+          source: '/tandem/executor/dead-letters',
+          time: new Date(),
+          reason: 'a message of the task was dead-lettered',
+          requestedBy: 'tandem:dead-letter',
+        }),
+      );
+      return task;
+    }).catch((error: unknown) => {
+      if (error instanceof AlreadyHandled) return null;
+      throw error;
+    });
     if (verdict.kind === 'ignore') {
       log.warn(
         {
@@ -111,7 +92,6 @@ export async function sweepDeadLetters(
         'dead letter does not end its task',
       );
     } else if (ended) {
-      failed += 1;
       deps.onTaskFinished?.('failed', ended.kind);
       log.warn(
         { taskId: ended.id, consumer: letter.consumer, subject: letter.subject, code: letter.code },
@@ -119,7 +99,6 @@ export async function sweepDeadLetters(
       );
     }
   }
-  if (failed > 0) deps.kick();
   return letters.length;
 }
 

@@ -1,38 +1,18 @@
-import { randomUUID } from 'node:crypto';
+import { taskRequestRef } from '@tandem/contracts';
 import {
-  CloudEventTypes,
-  PublicSubjects,
-  taskRequestRef,
-  type TaskCancelRequestedData,
-} from '@tandem/contracts';
-import { enqueueOutboxPrisma, type PrismaTx } from '@tandem/db';
-import { outboxCloudEvent, type Log } from '@tandem/service-kit';
-import { endTaskInTx, type AdvanceDeps } from './advance.js';
+  enqueueOutbox,
+  matchingEarlyCancels,
+  pruneEarlyCancels,
+  takeEarlyCancel,
+  taskOutcomeRef,
+  taskRunOf,
+  transaction,
+} from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
+import type { ExecutorDeps } from './deps.js';
+import { cancelRequestMessage, endTaskInTx } from './outcomes.js';
 
-type Deps = Pick<AdvanceDeps, 'db' | 'prefix' | 'kick' | 'onTaskFinished'>;
-
-/**
- * Keeps a cancel request whose task is not stored yet, until `ttlMs` from now, in the caller's
- * transaction: a submitter may cancel a task before Tandem has read its `task.requested` event.
- */
-export async function keepEarlyCancel(
-  tx: PrismaTx,
-  data: TaskCancelRequestedData,
-  ttlMs: number,
-  now: Date = new Date(),
-): Promise<void> {
-  await tx.earlyCancel.create({
-    data: {
-      id: randomUUID(),
-      taskId: data.taskId ?? null,
-      source: data.request?.source ?? null,
-      externalId: data.request?.id ?? null,
-      reason: data.reason ?? null,
-      requestedBy: data.requestedBy ?? null,
-      expiresAt: new Date(now.getTime() + ttlMs),
-    },
-  });
-}
+type Deps = Pick<ExecutorDeps, 'db' | 'prefix' | 'onTaskFinished'>;
 
 /**
  * Ends `cancelled` every stored task that an unexpired early cancel names (only `taskId` when given),
@@ -46,26 +26,15 @@ export async function applyEarlyCancels(
   options: { taskId?: string } = {},
 ): Promise<number> {
   const only = options.taskId ?? null;
-  const matches = await deps.db.prisma.$queryRaw<Array<{ id: string; taskId: string }>>`
-    SELECT e."id"::text AS "id", t."id"::text AS "taskId"
-      FROM "EarlyCancel" e JOIN "Task" t ON t."id" = e."taskId"
-     WHERE e."expiresAt" > (now() AT TIME ZONE 'UTC') AND (${only}::uuid IS NULL OR t."id" = ${only}::uuid)
-    UNION ALL
-    SELECT e."id"::text AS "id", t."id"::text AS "taskId"
-      FROM "EarlyCancel" e JOIN "Task" t ON t."source" = e."source" AND t."externalId" = e."externalId"
-     WHERE e."expiresAt" > (now() AT TIME ZONE 'UTC') AND (${only}::uuid IS NULL OR t."id" = ${only}::uuid)
-     LIMIT 100`;
+  const matches = await matchingEarlyCancels(deps.db, { taskId: only, limit: 100 });
   let cancelled = 0;
   for (const match of matches) {
-    const ended = await deps.db.prisma.$transaction(async (tx) => {
-      const kept = await tx.earlyCancel.findUnique({ where: { id: match.id } });
-      if (!kept) return null;
-      await tx.earlyCancel.deleteMany({ where: { id: match.id } });
-      const task = await tx.task.findUniqueOrThrow({
-        where: { id: match.taskId },
-        select: { id: true, kind: true, agentId: true, source: true, externalId: true },
-      });
-      const run = await tx.taskRun.findUnique({ where: { taskId: task.id }, select: { planId: true } });
+    const ended = await transaction(deps.db, async (tx) => {
+      const kept = await takeEarlyCancel(tx, match.id);
+      if (kept === null) return null;
+      const task = await taskOutcomeRef(tx, match.taskId);
+      if (task === null) return null;
+      const run = await taskRunOf(tx, task.id);
       const done = await endTaskInTx(
         tx,
         deps,
@@ -75,21 +44,14 @@ export async function applyEarlyCancels(
         { planId: run?.planId ?? null },
       );
       if (!done) return null;
-      await enqueueOutboxPrisma(
+      await enqueueOutbox(
         tx,
-        outboxCloudEvent({ prefix: deps.prefix, publisher: 'executor' }, PublicSubjects.taskCancelRequested, {
-          specversion: '1.0',
-          id: randomUUID(),
+        cancelRequestMessage(deps, {
+          taskId: task.id,
           source: '/tandem/executor/early-cancels',
-          type: CloudEventTypes.taskCancelRequested,
-          time: new Date().toISOString(),
-          datacontenttype: 'application/json',
-          subject: task.id,
-          data: {
-            taskId: task.id,
-            ...(kept.reason === null ? {} : { reason: kept.reason }),
-            ...(kept.requestedBy === null ? {} : { requestedBy: kept.requestedBy }),
-          },
+          time: new Date(),
+          ...(kept.reason === null ? {} : { reason: kept.reason }),
+          ...(kept.requestedBy === null ? {} : { requestedBy: kept.requestedBy }),
         }),
       );
       return task;
@@ -100,10 +62,6 @@ export async function applyEarlyCancels(
       log.info({ taskId: ended.id }, 'task cancelled by a cancel request that arrived before it');
     }
   }
-  if (cancelled > 0) deps.kick();
-  if (only === null) {
-    await deps.db.prisma
-      .$executeRaw`DELETE FROM "EarlyCancel" WHERE "expiresAt" <= (now() AT TIME ZONE 'UTC')`;
-  }
+  if (only === null) await pruneEarlyCancels(deps.db);
   return cancelled;
 }

@@ -1,18 +1,34 @@
-import { ErrorCodes, ErrorShape, JsonValue, SandboxRunRequested, taskRequestRef } from '@tandem/contracts';
-import { enqueueOutboxPrisma, poolSql } from '@tandem/db';
-import { outboxEvent, type Log } from '@tandem/service-kit';
-import { z } from 'zod';
+import { ErrorCodes, ErrorShape, JsonValue, taskRequestRef } from '@tandem/contracts';
 import {
-  advanceTask,
-  endTaskInTx,
-  failTaskInTx,
-  finishStep,
-  replanRequestMessage,
-  type AdvanceDeps,
-} from './advance.js';
+  attemptJobOf,
+  claimStaleReplanning,
+  countSandboxRequest,
+  enqueueOutbox,
+  expireAttempt,
+  newestSandboxResultAt,
+  parseStored,
+  quietRunningTasks,
+  quietUnrunTasks,
+  staleReplanningTasks,
+  staleSteps,
+  taskInput,
+  taskOutcomeRef,
+  taskRunOf,
+  touchRunningCodeStep,
+  touchRunningRun,
+  transaction,
+  workspaceEntries,
+} from '@tandem/db';
+import type { Log } from '@tandem/service-kit';
+import { z } from 'zod';
+import { advanceTask } from './advance.js';
+import type { ExecutorDeps } from './deps.js';
+import type { TaskEnd } from './domain/outcome.js';
 import { nextAction } from './domain/progress.js';
-import { staleStepAction, stuckReason, type StepLeases } from './domain/stale-work.js';
-import { loadRunState } from './store.js';
+import { staleStepAction, stuckReason, unrunOutcome, type StepLeases } from './domain/stale-work.js';
+import { endTaskInTx, failTaskInTx, finishStepInTx, replanRequestMessage } from './outcomes.js';
+import { sandboxJobMessage } from './runners/run-code.js';
+import { loadState } from './state.js';
 
 const RunCodeLanguage = z.object({ language: z.enum(['javascript', 'python']) });
 
@@ -23,117 +39,68 @@ const RunCodeLanguage = z.object({ language: z.enum(['javascript', 'python']) })
  * conditional on the row being as read, so replicas sweeping together do each thing once.
  */
 export async function sweepStaleSteps(
-  deps: AdvanceDeps,
+  deps: ExecutorDeps,
   log: Log,
   leases: StepLeases,
   now: Date = new Date(),
 ): Promise<number> {
   const before = (ms: number) => new Date(now.getTime() - ms);
-  const oldest = before(leases.leaseMs);
   // Asked first, so that queued jobs are not even read: they would crowd out the stale steps behind them.
-  const sandboxDraining = await sandboxResultSince(deps, oldest);
-  const stale = await deps.db.prisma.stepRun.findMany({
-    where: {
-      OR: [
-        { status: 'generating', updatedAt: { lt: oldest } },
-        {
-          status: 'running',
-          step: { tool: { notIn: ['run_code', 'http_request'] } },
-          updatedAt: { lt: oldest },
-        },
-        {
-          status: 'running',
-          step: { tool: 'http_request' },
-          updatedAt: { lt: before(leases.leaseMs + leases.httpTimeoutMs) },
-        },
-        ...(sandboxDraining
-          ? []
-          : [
-              {
-                status: 'running',
-                step: { tool: 'run_code' },
-                updatedAt: { lt: before(leases.leaseMs + leases.sandboxTimeoutMs) },
-              },
-            ]),
-      ],
-    },
-    select: {
-      stepId: true,
-      taskId: true,
-      status: true,
-      attempts: true,
-      updatedAt: true,
-      code: true,
-      arguments: true,
-      step: { select: { stepKey: true, tool: true, arguments: true } },
-    },
-    orderBy: { updatedAt: 'asc' },
-    take: 100,
+  const sandboxDraining = await sandboxResultSince(deps, before(leases.leaseMs));
+  const stale = await staleSteps(deps.db, {
+    before: before(leases.leaseMs),
+    httpBefore: before(leases.leaseMs + leases.httpTimeoutMs),
+    codeBefore: sandboxDraining ? null : before(leases.leaseMs + leases.sandboxTimeoutMs),
+    limit: 100,
   });
   let handled = 0;
   for (const row of stale) {
     const attempt =
-      row.step.tool === 'run_code' && row.status === 'running'
-        ? await deps.db.prisma.stepAttempt.findUnique({
-            where: { stepId_attempt: { stepId: row.stepId, attempt: row.attempts } },
-            select: { requests: true, sandboxKey: true, code: true },
-          })
+      row.tool === 'run_code' && row.status === 'running'
+        ? await attemptJobOf(deps.db, { stepId: row.stepId, attempt: row.attempts })
         : null;
     const action = staleStepAction(
       {
         status: row.status,
-        tool: row.step.tool,
+        tool: row.tool,
         ageMs: now.getTime() - row.updatedAt.getTime(),
         requests: attempt?.requests ?? 1,
       },
       leases,
       sandboxDraining,
     );
-    const step = { stepId: row.stepId, key: row.step.stepKey, tool: row.step.tool };
+    const step = { stepId: row.stepId, key: row.stepKey, tool: row.tool };
     if (action.kind === 'none') continue;
     if (action.kind === 'resend') {
       const sandboxKey = attempt?.sandboxKey ?? `${row.stepId}:${row.attempts}`;
-      const args = RunCodeLanguage.safeParse(row.arguments ?? row.step.arguments);
-      const resent = await deps.db.prisma.$transaction(async (tx) => {
-        const claimed = await tx.stepRun.updateMany({
-          where: { stepId: row.stepId, status: 'running', attempts: row.attempts, updatedAt: row.updatedAt },
-          data: { updatedAt: now },
+      const args = parseStored(RunCodeLanguage, row.arguments, `StepRun.arguments of step ${row.stepId}`);
+      const resent = await transaction(deps.db, async (tx) => {
+        const claimed = await touchRunningCodeStep(tx, {
+          stepId: row.stepId,
+          attempts: row.attempts,
+          updatedAt: row.updatedAt,
+          now,
         });
-        if (claimed.count === 0) return false;
-        await tx.stepAttempt.updateMany({
-          where: { stepId: row.stepId, attempt: row.attempts },
-          data: { requests: { increment: 1 } },
-        });
-        const task = await tx.task.findUniqueOrThrow({ where: { id: row.taskId }, select: { input: true } });
-        const input = JsonValue.safeParse(task.input ?? null);
-        const files = await tx.workspaceFile.findMany({
-          where: { taskId: row.taskId },
-          select: { path: true, sha256: true, size: true },
-          orderBy: { path: 'asc' },
-        });
-        await enqueueOutboxPrisma(
+        if (!claimed) return false;
+        await countSandboxRequest(tx, { stepId: row.stepId, attempt: row.attempts });
+        const task = await taskInput(tx, row.taskId);
+        if (task === null) throw new Error(`task ${row.taskId} of step ${row.stepId} is not stored`);
+        await enqueueOutbox(
           tx,
-          outboxEvent(
-            { prefix: deps.prefix, publisher: 'executor' },
-            SandboxRunRequested,
-            {
-              idempotencyKey: sandboxKey,
-              taskId: row.taskId,
-              stepId: row.stepId,
-              language: args.success ? args.data.language : 'javascript',
-              code: attempt?.code ?? row.code ?? '',
-              input: input.success ? input.data : null,
-              limits: deps.sandboxLimits,
-              files,
-            },
-            { correlationId: row.taskId, causationId: null },
-          ).message,
+          sandboxJobMessage(deps, {
+            sandboxKey,
+            taskId: row.taskId,
+            stepId: row.stepId,
+            language: args.language,
+            code: attempt?.code ?? row.code ?? '',
+            input: parseStored(JsonValue.nullable(), task.input, `Task.input of task ${row.taskId}`),
+            files: await workspaceEntries(tx, row.taskId),
+          }),
         );
         return true;
       });
       if (resent) {
         handled += 1;
-        deps.kick();
         log.warn(
           { taskId: row.taskId, step: step.key, sandboxKey, requests: (attempt?.requests ?? 1) + 1 },
           'sandbox job not answered within its lease; requested again with the same idempotency key',
@@ -142,18 +109,14 @@ export async function sweepStaleSteps(
       continue;
     }
     if (action.kind === 'fail') {
-      const failed = await finishStep(deps, step, row.taskId, ['running'], {
-        status: 'failed',
-        error: action.error,
-      });
+      const error = action.error;
+      const failed = await transaction(deps.db, (tx) =>
+        finishStepInTx(tx, deps, step, row.taskId, ['running'], { status: 'failed', error }),
+      );
       if (!failed) continue;
-      if (row.step.tool === 'run_code') {
-        await deps.db.prisma.stepAttempt.updateMany({
-          where: { stepId: row.stepId, attempt: row.attempts, outcome: 'running' },
-          data: { outcome: 'lease_expired', finishedAt: now },
-        });
-      }
-      log.warn({ taskId: row.taskId, step: step.key, code: action.error.code }, 'stale running step failed');
+      if (row.tool === 'run_code')
+        await expireAttempt(deps.db, { stepId: row.stepId, attempt: row.attempts, finishedAt: now });
+      log.warn({ taskId: row.taskId, step: step.key, code: error.code }, 'stale running step failed');
     }
     handled += 1;
     try {
@@ -166,12 +129,8 @@ export async function sweepStaleSteps(
 }
 
 /** Whether any sandbox result was stored since `since` (the newest finished sandbox attempt). */
-async function sandboxResultSince(deps: Pick<AdvanceDeps, 'db'>, since: Date): Promise<boolean> {
-  const newest = await deps.db.prisma.stepAttempt.aggregate({
-    _max: { finishedAt: true },
-    where: { outcome: { notIn: ['running', 'generation_failed', 'lease_expired'] } },
-  });
-  const at = newest._max.finishedAt;
+async function sandboxResultSince(deps: Pick<ExecutorDeps, 'db'>, since: Date): Promise<boolean> {
+  const at = await newestSandboxResultAt(deps.db);
   return at !== null && at.getTime() >= since.getTime();
 }
 
@@ -187,47 +146,30 @@ async function sandboxResultSince(deps: Pick<AdvanceDeps, 'db'>, since: Date): P
  * a lost one. Replica-safe: ending a task is a conditional update.
  */
 export async function sweepStuckTasks(
-  deps: AdvanceDeps,
+  deps: ExecutorDeps,
   log: Log,
   options: { quietMs: number; backlog: () => Promise<number> },
 ): Promise<number> {
-  const quiet = options.quietMs;
-  const running = await deps.db.prisma.$queryRaw<Array<{ taskId: string }>>`
-    SELECT r."taskId"::text AS "taskId" FROM "TaskRun" r
-     WHERE r."status" = 'running' AND r."updatedAt" < (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'
-       AND NOT EXISTS (SELECT 1 FROM "StepRun" s WHERE s."taskId" = r."taskId"
-             AND (s."status" IN ('generating', 'running')
-                  OR s."updatedAt" >= (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'))
-       AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" IN ('planner', 'approval', 'executor', 'sandbox-runner')
-                         AND o."publishedAt" IS NULL AND o."deadLetteredAt" IS NULL AND o."payload"->'data'->>'taskId' = r."taskId"::text)
-     ORDER BY r."updatedAt" LIMIT 50`;
-  const unplanned = await deps.db.prisma.$queryRaw<Array<{ taskId: string; status: string; error: unknown }>>`
-    SELECT t."id"::text AS "taskId", t."status", t."error" FROM "Task" t
-     WHERE t."status" IN ('planned', 'failed', 'cancelled') AND t."updatedAt" < (now() AT TIME ZONE 'UTC') - ${quiet}::int * interval '1 millisecond'
-       AND NOT EXISTS (SELECT 1 FROM "TaskRun" r WHERE r."taskId" = t."id")
-       AND NOT EXISTS (SELECT 1 FROM "Outbox" o WHERE o."publisher" IN ('planner', 'approval', 'executor', 'sandbox-runner')
-                         AND o."publishedAt" IS NULL AND o."deadLetteredAt" IS NULL
-                         AND o."payload"->'data'->>'taskId' = t."id"::text)
-     ORDER BY t."updatedAt" LIMIT 50`;
+  const running = await quietRunningTasks(deps.db, options.quietMs, 50);
+  const unplanned = await quietUnrunTasks(deps.db, options.quietMs, 50);
   // Only when there is something to judge: the backlog costs a request per consumer.
   if (running.length + unplanned.length === 0 || (await options.backlog()) > 0) return 0;
   let ended = 0;
-  for (const { taskId } of running) {
+  for (const taskId of running) {
     try {
       await advanceTask(deps, taskId, log);
     } catch (error) {
       log.warn({ err: error, taskId }, 'could not advance a quiet task; not judging it this time');
       continue;
     }
-    const state = await loadRunState(poolSql(deps.db), taskId);
-    const run = await deps.db.prisma.taskRun.findUnique({ where: { taskId }, select: { status: true } });
+    const state = await loadState(deps.db, taskId);
+    const run = await taskRunOf(deps.db, taskId);
     if (run?.status !== 'running') continue;
     const reason = stuckReason(state);
     if (reason === null) {
       // Still waiting for something (a human, most often): judged again after another quiet period, so
       // the oldest waiting tasks do not keep the sweep from the others.
-      await deps.db.prisma.$executeRaw`
-        UPDATE "TaskRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') WHERE "taskId" = ${taskId}::uuid AND "status" = 'running'`;
+      await touchRunningRun(deps.db, taskId);
       continue;
     }
     if (await failStuck(deps, taskId, `the task cannot move on: ${reason}`, state?.plan.id ?? null)) {
@@ -237,43 +179,30 @@ export async function sweepStuckTasks(
   }
   for (const { taskId, status, error } of unplanned) {
     // The planner's outcome (a plan, plan.failed, a cancel) was stored but never reached the executor.
-    const planned = ErrorShape.safeParse(error);
-    const outcome: Parameters<typeof endTaskInTx>[4] =
-      status === 'cancelled'
-        ? { status: 'cancelled', reason: 'cancelled while it was being planned', requestedBy: null }
-        : status === 'failed' && planned.success
-          ? { status: 'failed', error: { ...planned.data, retryable: false } }
-          : {
-              status: 'failed',
-              error: {
-                code: ErrorCodes.TASK_STUCK,
-                message:
-                  status === 'planned'
-                    ? 'the task was planned but its plan never reached the executor'
-                    : 'planning ended but its outcome never reached the executor',
-                retryable: false,
-              },
-            };
+    let plannerError: ErrorShape | null = null;
+    try {
+      if (status === 'failed')
+        plannerError = parseStored(ErrorShape.nullable(), error, `Task.error of task ${taskId}`);
+    } catch (failure) {
+      log.error(
+        { err: failure, taskId },
+        'the planning error of a task that never reached the executor does not parse',
+      );
+      continue;
+    }
+    const outcome = unrunOutcome(status, plannerError);
     if (await endUnrun(deps, taskId, outcome)) {
       ended += 1;
       log.warn({ taskId, status, outcome: outcome.status }, 'task ended: its planning outcome never arrived');
     }
   }
-  if (ended > 0) deps.kick();
   return ended;
 }
 
-async function endUnrun(
-  deps: AdvanceDeps,
-  taskId: string,
-  outcome: Parameters<typeof endTaskInTx>[4],
-): Promise<boolean> {
-  const task = await deps.db.prisma.task.findUnique({
-    where: { id: taskId },
-    select: { id: true, kind: true, agentId: true, source: true, externalId: true },
-  });
-  if (!task) return false;
-  const ended = await deps.db.prisma.$transaction((tx) =>
+async function endUnrun(deps: ExecutorDeps, taskId: string, outcome: TaskEnd): Promise<boolean> {
+  const task = await taskOutcomeRef(deps.db, taskId);
+  if (task === null) return false;
+  const ended = await transaction(deps.db, (tx) =>
     endTaskInTx(
       tx,
       deps,
@@ -290,17 +219,14 @@ async function endUnrun(
 }
 
 async function failStuck(
-  deps: AdvanceDeps,
+  deps: ExecutorDeps,
   taskId: string,
   message: string,
   planId: string | null,
 ): Promise<boolean> {
-  const task = await deps.db.prisma.task.findUnique({
-    where: { id: taskId },
-    select: { id: true, kind: true, agentId: true, source: true, externalId: true },
-  });
-  if (!task) return false;
-  const failed = await deps.db.prisma.$transaction((tx) =>
+  const task = await taskOutcomeRef(deps.db, taskId);
+  if (task === null) return false;
+  const failed = await transaction(deps.db, (tx) =>
     failTaskInTx(
       tx,
       deps,
@@ -321,33 +247,28 @@ async function failStuck(
  * planner makes at most one new version (a superseded plan is never re-planned).
  */
 export async function sweepStaleReplanning(
-  deps: AdvanceDeps,
+  deps: ExecutorDeps,
   log: Log,
   options: { leaseMs: number },
 ): Promise<number> {
-  const lease = options.leaseMs;
-  const stale = await deps.db.prisma.$queryRaw<Array<{ taskId: string }>>`
-    SELECT r."taskId"::text AS "taskId" FROM "TaskRun" r JOIN "Task" t ON t."id" = r."taskId"
-     WHERE r."status" = 'replanning'
-       AND r."updatedAt" < (now() AT TIME ZONE 'UTC') - ${lease}::int * interval '1 millisecond'
-       AND t."updatedAt" < (now() AT TIME ZONE 'UTC') - ${lease}::int * interval '1 millisecond'
-     ORDER BY r."updatedAt" LIMIT 50`;
+  const stale = await staleReplanningTasks(deps.db, options.leaseMs, 50);
   let asked = 0;
-  for (const { taskId } of stale) {
-    const state = await loadRunState(poolSql(deps.db), taskId);
+  for (const taskId of stale) {
+    const state = await loadState(deps.db, taskId);
     if (state === null) continue;
     const action = nextAction(state.steps, state.dependsOn);
     const failed =
       action.kind === 'fail' ? state.steps.find((step) => step.key === action.error.stepId) : undefined;
     if (action.kind !== 'fail' || failed === undefined) continue;
     const error = action.error;
-    const sent = await deps.db.prisma.$transaction(async (tx) => {
-      const claimed = await tx.$executeRaw`
-        UPDATE "TaskRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC')
-         WHERE "taskId" = ${taskId}::uuid AND "status" = 'replanning' AND "planId" = ${state.plan.id}::uuid
-           AND "updatedAt" < (now() AT TIME ZONE 'UTC') - ${lease}::int * interval '1 millisecond'`;
-      if (claimed === 0) return false;
-      await enqueueOutboxPrisma(tx, replanRequestMessage(deps, state, failed, error));
+    const sent = await transaction(deps.db, async (tx) => {
+      const claimed = await claimStaleReplanning(tx, {
+        taskId,
+        planId: state.plan.id,
+        leaseMs: options.leaseMs,
+      });
+      if (!claimed) return false;
+      await enqueueOutbox(tx, replanRequestMessage(deps, state, failed, error));
       return true;
     });
     if (sent) {
@@ -355,6 +276,5 @@ export async function sweepStaleReplanning(
       log.warn({ taskId, step: failed.key }, 're-plan not answered within the planning lease; asked again');
     }
   }
-  if (asked > 0) deps.kick();
   return asked;
 }

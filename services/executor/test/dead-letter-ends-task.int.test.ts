@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { SandboxRunCompleted } from '@tandem/contracts';
-import { enqueueOutboxPrisma } from '@tandem/db';
+import { enqueueOutbox, transaction } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutorHarness, type ExecutorHarness } from './helpers/executor-harness.js';
+import { outboxOf, runOf, stepsOf } from './helpers/seed.js';
 
 // Issue 12, item 3: a message of a running task that a consumer dead-letters left the task running for
 // good. Now a dead letter of a message Tandem itself published (its Nats-Msg-Id is an Outbox row whose
@@ -61,7 +62,7 @@ async function publish(envelope: unknown, msgId: string): Promise<void> {
 async function deadLetterOf(msgId: string) {
   return waitFor(
     async () => {
-      const rows = await harness.runtime.db.prisma.deadLetter.findMany();
+      const rows = await harness.runtime.db.kysely.selectFrom('DeadLetter').selectAll().execute();
       return rows.find((row) => row.messageId === msgId || JSON.stringify(row.headers).includes(msgId));
     },
     { timeoutMs: 15_000, description: `a dead letter of ${msgId}` },
@@ -70,15 +71,15 @@ async function deadLetterOf(msgId: string) {
 
 describe('a dead letter of a task message', () => {
   it('ends the task failed when Tandem published the message, and not when it was forged', async () => {
-    const { prisma } = harness.runtime.db;
+    const { db } = harness.runtime;
     const genuine = await runningCodeTask();
     const forged = await runningCodeTask();
     const copied = await runningCodeTask();
 
     // Genuine: the sandbox-runner's own outbox row, published as its relay would (Nats-Msg-Id = row id).
     const message = poisonResult(genuine.taskId, genuine.stepIds[0] ?? '');
-    await prisma.$transaction((tx) =>
-      enqueueOutboxPrisma(tx, {
+    await transaction(db, (tx) =>
+      enqueueOutbox(tx, {
         id: message.id,
         publisher: 'sandbox-runner',
         subject: harness.runtime.bus.subject(SandboxRunCompleted.subjectSuffix),
@@ -93,8 +94,8 @@ describe('a dead letter of a task message', () => {
 
     // Forged with a real outbox id: the row exists (unpublished), but the message is not its payload.
     const stored = poisonResult(copied.taskId, copied.stepIds[0] ?? '');
-    await prisma.$transaction((tx) =>
-      enqueueOutboxPrisma(tx, {
+    await transaction(db, (tx) =>
+      enqueueOutbox(tx, {
         id: stored.id,
         publisher: 'sandbox-runner',
         subject: harness.runtime.bus.subject(SandboxRunCompleted.subjectSuffix),
@@ -109,7 +110,7 @@ describe('a dead letter of a task message', () => {
 
     const run = await waitFor(
       async () => {
-        const row = await prisma.taskRun.findUnique({ where: { taskId: genuine.taskId } });
+        const row = await runOf(db, genuine.taskId);
         return row?.status === 'failed' ? row : undefined;
       },
       { timeoutMs: 15_000, description: 'the genuine task failed' },
@@ -117,16 +118,13 @@ describe('a dead letter of a task message', () => {
     expect(run.error).toMatchObject({ code: 'TASK.MESSAGE_DEAD_LETTERED' });
     expect(JSON.stringify(run.error)).toContain('executor-sandbox-run-completed');
     expect(JSON.stringify(run.error)).toContain('BUS.SCHEMA_INVALID');
-    const steps = await prisma.stepRun.findMany({ where: { taskId: genuine.taskId } });
+    const steps = await stepsOf(db, genuine.taskId);
     expect(steps.map((step) => step.status).sort()).toEqual(['cancelled', 'cancelled']);
     // The outcome event says why.
     const outcome = await waitFor(
       async () => {
-        const rows = await prisma.outbox.findMany({ where: { publisher: 'executor' } });
-        return rows.find(
-          (row) =>
-            row.subject.endsWith('.task.failed.v1') && JSON.stringify(row.payload).includes(genuine.taskId),
-        );
+        const rows = await outboxOf(db, genuine.taskId);
+        return rows.find((row) => row.subject.endsWith('.task.failed.v1'));
       },
       { timeoutMs: 5000, description: 'its task.failed outcome' },
     );
@@ -136,7 +134,7 @@ describe('a dead letter of a task message', () => {
     // Several sweeps later, the forged ones changed nothing.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     for (const task of [forged, copied]) {
-      const other = await prisma.taskRun.findUniqueOrThrow({ where: { taskId: task.taskId } });
+      const other = await runOf(db, task.taskId);
       expect(other.status).toBe('running');
     }
   }, 60_000);

@@ -1,23 +1,21 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCodes, HTTP_TASK_SOURCE, argumentsHash, toolRegistry, type JsonValue } from '@tandem/contracts';
+import { ErrorCodes } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
 import { createLogger } from '@tandem/service-kit';
 import { createTestDatabase, type TestDatabase } from '@tandem/testing';
-import { advanceTask, type AdvanceDeps } from '../src/advance.js';
-
-/** One planned step as the planner and the approval service would have stored it. */
-interface SeedStep {
-  tool: string;
-  arguments: Record<string, JsonValue>;
-  status: 'approved' | 'waiting';
-  /** The arguments the stored decision is bound to, when not the planned ones (resolved values). */
-  approvedArguments?: Record<string, JsonValue>;
-}
+import { advanceTask } from '../src/advance.js';
+import type { ExecutorDeps } from '../src/deps.js';
+import {
+  filesOf as files,
+  runOf as run,
+  seedTask as seed,
+  stepsOf as steps,
+  type SeedStep,
+} from './helpers/seed.js';
 
 let database: TestDatabase;
 let db: Db;
-let deps: AdvanceDeps;
+let deps: ExecutorDeps;
 const log = createLogger({ service: 'executor-test', level: 'silent' });
 
 beforeAll(async () => {
@@ -34,11 +32,10 @@ beforeAll(async () => {
     sandboxLimits: { timeoutMs: 1000, maxOutputBytes: 1024 },
     workspace: { maxFileBytes: 1024 * 1024, maxTotalBytes: 8 * 1024 * 1024, maxFiles: 100 },
     claimStaleMs: 60_000,
-    maxDeliver: 5,
     maxFixAttempts: 0,
     maxReplans: 0,
     maxCodeChars: 10_000,
-    kick: () => undefined,
+    earlyCancelTtlMs: 60_000,
   };
 }, 120_000);
 
@@ -47,78 +44,13 @@ afterAll(async () => {
   await database?.drop();
 }, 60_000);
 
-/** Stores a task, its active plan with the given steps and its running TaskRun, plus workspace files. */
 async function seedTask(steps: SeedStep[], files: Record<string, string> = {}): Promise<string> {
-  const taskId = randomUUID();
-  const planId = randomUUID();
-  await db.prisma.task.create({
-    data: {
-      id: taskId,
-      source: HTTP_TASK_SOURCE,
-      externalId: `auto:${taskId}`,
-      requestHash: 'test',
-      goal: 'tidy the workspace',
-      status: 'planned',
-      correlationId: taskId,
-    },
-  });
-  await db.prisma.plan.create({ data: { id: planId, taskId, version: 1 } });
-  for (const [index, step] of steps.entries()) {
-    const stepId = randomUUID();
-    const riskClass = toolRegistry.get(step.tool)?.risk ?? 'read';
-    await db.prisma.planStep.create({
-      data: {
-        id: stepId,
-        planId,
-        stepKey: `s${index + 1}`,
-        index,
-        dependsOn: [],
-        tool: step.tool,
-        arguments: step.arguments,
-        riskClass,
-        idempotencyKey: `${planId}:${index}`,
-      },
-    });
-    await db.prisma.stepRun.create({ data: { stepId, taskId, status: step.status } });
-    // What the approval service stores for a decided step: the executor runs nothing without it.
-    await db.prisma.approvalRequest.create({
-      data: {
-        id: randomUUID(),
-        taskId,
-        planId,
-        stepId,
-        tool: step.tool,
-        mode: 'auto',
-        status: step.status === 'approved' ? 'approved' : 'pending',
-        argumentsHash: argumentsHash(step.approvedArguments ?? step.arguments),
-      },
-    });
-  }
-  await db.prisma.taskRun.create({ data: { taskId, planId, status: 'running' } });
-  for (const [path, text] of Object.entries(files)) {
-    const content = new Uint8Array(Buffer.from(text, 'utf8'));
-    await db.prisma.workspaceFile.create({
-      data: { taskId, path, content, size: content.byteLength, sha256: 'test' },
-    });
-  }
-  return taskId;
+  return (await seed(db, steps, { files })).taskId;
 }
 
-async function filesOf(taskId: string): Promise<string[]> {
-  const rows = await db.prisma.workspaceFile.findMany({ where: { taskId }, orderBy: { path: 'asc' } });
-  return rows.map((row) => row.path);
-}
-
-async function stepsOf(taskId: string) {
-  const rows = await db.prisma.stepRun.findMany({ where: { taskId }, include: { step: true } });
-  return rows
-    .sort((a, b) => a.step.index - b.step.index)
-    .map((row) => ({ tool: row.step.tool, status: row.status, result: row.result, error: row.error }));
-}
-
-async function runOf(taskId: string) {
-  return db.prisma.taskRun.findUniqueOrThrow({ where: { taskId } });
-}
+const filesOf = (taskId: string) => files(db, taskId);
+const stepsOf = (taskId: string) => steps(db, taskId);
+const runOf = (taskId: string) => run(db, taskId);
 
 describe('delete_file execution', () => {
   it('deletes exactly the approved path and reports deleted: true', async () => {

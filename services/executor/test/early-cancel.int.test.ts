@@ -11,6 +11,7 @@ import {
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutorHarness, type ExecutorHarness, type SeededTask } from './helpers/executor-harness.js';
+import { outboxOf, stepsOf } from './helpers/seed.js';
 
 // Issue 12, item 5: a cancel published before its task exists was dropped ("cancel requested for an
 // unknown task"), and the task then ran. Now it is kept for a bounded time (TANDEM_EARLY_CANCEL_TTL_MS)
@@ -44,9 +45,13 @@ async function publishCancel(data: Record<string, unknown>): Promise<string> {
 async function cancelsHandled(count: number): Promise<void> {
   await waitFor(
     async () =>
-      (await harness.runtime.db.prisma.processedMessage.count({
-        where: { consumer: 'executor-task-cancel-requested' },
-      })) >= count,
+      (
+        await harness.runtime.db.kysely
+          .selectFrom('ProcessedMessage')
+          .select('messageId')
+          .where('consumer', '=', 'executor-task-cancel-requested')
+          .execute()
+      ).length >= count,
     { timeoutMs: 10_000, description: `${count} cancel requests handled` },
   );
 }
@@ -54,10 +59,12 @@ async function cancelsHandled(count: number): Promise<void> {
 /** What the planner and the approval service publish for a seeded task: its plan, then its decisions. */
 async function proposeAndApprove(task: SeededTask): Promise<void> {
   const { bus, db } = harness.runtime;
-  const steps = await db.prisma.planStep.findMany({
-    where: { planId: task.planId },
-    orderBy: { index: 'asc' },
-  });
+  const steps = await db.kysely
+    .selectFrom('PlanStep')
+    .selectAll()
+    .where('planId', '=', task.planId)
+    .orderBy('index')
+    .execute();
   const plan = createEnvelope(
     PlanProposed,
     {
@@ -81,7 +88,11 @@ async function proposeAndApprove(task: SeededTask): Promise<void> {
     { correlationId: task.taskId },
   );
   await bus.publishEvent(PlanProposed, plan);
-  const approvals = await db.prisma.approvalRequest.findMany({ where: { planId: task.planId } });
+  const approvals = await db.kysely
+    .selectFrom('ApprovalRequest')
+    .selectAll()
+    .where('planId', '=', task.planId)
+    .execute();
   await bus.publishEvent(
     ApprovalsDecided,
     createEnvelope(
@@ -105,7 +116,11 @@ async function proposeAndApprove(task: SeededTask): Promise<void> {
 async function endOf(taskId: string) {
   return waitFor(
     async () => {
-      const run = await harness.runtime.db.prisma.taskRun.findUnique({ where: { taskId } });
+      const run = await harness.runtime.db.kysely
+        .selectFrom('TaskRun')
+        .selectAll()
+        .where('taskId', '=', taskId)
+        .executeTakeFirst();
       return run && run.status !== 'running' ? run : undefined;
     },
     { timeoutMs: 15_000, description: 'the task ended' },
@@ -127,13 +142,10 @@ describe('a cancel that arrives before its task', () => {
 
     const run = await endOf(task.taskId);
     expect(run.status).toBe('cancelled');
-    const steps = await harness.runtime.db.prisma.stepRun.findMany({ where: { taskId: task.taskId } });
+    const steps = await stepsOf(harness.runtime.db, task.taskId);
     expect(steps.filter((step) => step.status === 'completed')).toEqual([]);
-    const outcomes = await harness.runtime.db.prisma.outbox.findMany({ where: { publisher: 'executor' } });
-    const cancelled = outcomes.filter(
-      (row) =>
-        row.subject.endsWith('.task.cancelled.v1') && JSON.stringify(row.payload).includes(task.taskId),
-    );
+    const outcomes = await outboxOf(harness.runtime.db, task.taskId);
+    const cancelled = outcomes.filter((row) => row.subject.endsWith('.task.cancelled.v1'));
     expect(cancelled).toHaveLength(1);
     expect(JSON.stringify(cancelled[0]?.payload)).toContain('changed my mind');
   }, 60_000);
@@ -152,17 +164,15 @@ describe('a cancel that arrives before its task', () => {
   }, 60_000);
 
   it('is kept only for a bounded time: an expired one is forgotten and cancels nothing', async () => {
-    const { prisma } = harness.runtime.db;
+    const { kysely } = harness.runtime.db;
     const externalId = `req-${randomUUID()}`;
-    await prisma.earlyCancel.create({
-      data: {
-        id: randomUUID(),
-        source: 'urn:test:ci',
-        externalId,
-        expiresAt: new Date(Date.now() - 1000),
-      },
-    });
-    await waitFor(async () => (await prisma.earlyCancel.count({ where: { externalId } })) === 0, {
+    await kysely
+      .insertInto('EarlyCancel')
+      .values({ id: randomUUID(), source: 'urn:test:ci', externalId, expiresAt: new Date(Date.now() - 1000) })
+      .execute();
+    const kept = () =>
+      kysely.selectFrom('EarlyCancel').select('id').where('externalId', '=', externalId).execute();
+    await waitFor(async () => (await kept()).length === 0, {
       timeoutMs: 10_000,
       description: 'the expired early cancel pruned',
     });

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { SandboxRunRequested } from '@tandem/contracts';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json } from '@tandem/db';
 import { createExecutorHarness, type ExecutorHarness } from './helpers/executor-harness.js';
+import { ageRun, ageStep, ageTask, outboxOf, runOf as runRow, stepOf as stepRow } from './helpers/seed.js';
 
 // Issue 12, items 4 and 6: nothing swept a `run_code` step left `running` (a lost sandbox job), an
 // interrupted `http_request` waited its timeout + 60 s, a task with nothing left to move it on stayed
@@ -30,10 +32,13 @@ afterAll(async () => {
 const code = { language: 'javascript', code: 'result = 6 * 7' };
 
 async function sandboxRequests(stepId: string): Promise<string[]> {
-  const rows = await harness.runtime.db.prisma.outbox.findMany({
-    where: { publisher: 'executor', subject: harness.runtime.bus.subject(SandboxRunRequested.subjectSuffix) },
-    orderBy: { seq: 'asc' },
-  });
+  const rows = await harness.runtime.db.kysely
+    .selectFrom('Outbox')
+    .select('payload')
+    .where('publisher', '=', 'executor')
+    .where('subject', '=', harness.runtime.bus.subject(SandboxRunRequested.subjectSuffix))
+    .orderBy('seq')
+    .execute();
   return rows
     .map((row) => SandboxRunRequested.envelope.safeParse(row.payload))
     .flatMap((parsed) =>
@@ -42,11 +47,19 @@ async function sandboxRequests(stepId: string): Promise<string[]> {
 }
 
 async function stepOf(stepId: string) {
-  return harness.runtime.db.prisma.stepRun.findUniqueOrThrow({ where: { stepId } });
+  return stepRow(harness.runtime.db, stepId);
+}
+
+async function maybeRun(taskId: string) {
+  return harness.runtime.db.kysely
+    .selectFrom('TaskRun')
+    .selectAll()
+    .where('taskId', '=', taskId)
+    .executeTakeFirst();
 }
 
 async function runOf(taskId: string) {
-  return harness.runtime.db.prisma.taskRun.findUniqueOrThrow({ where: { taskId } });
+  return runRow(harness.runtime.db, taskId);
 }
 
 /** A run_code step `running` since long ago: its sandbox job was sent (attempt 1) and never answered. */
@@ -56,10 +69,11 @@ async function lostSandboxJob() {
     { tool: 'respond', arguments: { answer: 'done' }, status: 'approved' },
   ]);
   const stepId = task.stepIds[0] ?? '';
-  const { prisma } = harness.runtime.db;
-  await prisma.$executeRaw`UPDATE "StepRun" SET "code" = ${code.code} WHERE "stepId" = ${stepId}::uuid`;
-  await prisma.stepAttempt.create({
-    data: {
+  const { db } = harness.runtime;
+  await db.kysely.updateTable('StepRun').set({ code: code.code }).where('stepId', '=', stepId).execute();
+  await db.kysely
+    .insertInto('StepAttempt')
+    .values({
       id: randomUUID(),
       stepId,
       taskId: task.taskId,
@@ -68,10 +82,10 @@ async function lostSandboxJob() {
       code: code.code,
       sandboxKey: `${stepId}:1`,
       outcome: 'running',
-    },
-  });
+    })
+    .execute();
   // Stale only once every row is in place (a sweep in between would see half a seed).
-  await prisma.$executeRaw`UPDATE "StepRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "stepId" = ${stepId}::uuid`;
+  await ageStep(db, stepId, 60_000);
   return { ...task, stepId };
 }
 
@@ -125,7 +139,7 @@ describe('stale running steps', () => {
 
 describe('stuck tasks', () => {
   it('ends a running task with nothing left to move it on TASK.STUCK, and leaves a waiting one alone', async () => {
-    const { prisma } = harness.runtime.db;
+    const { db } = harness.runtime;
     // Its only step was cancelled behind the run's back: nothing will ever move the task.
     const stuck = await harness.seedTask([
       { tool: 'respond', arguments: { answer: 'x' }, status: 'cancelled' },
@@ -134,18 +148,16 @@ describe('stuck tasks', () => {
     const lostDecision = await harness.seedTask([
       { tool: 'respond', arguments: { answer: 'y' }, status: 'waiting' },
     ]);
-    await prisma.approvalRequest.updateMany({
-      where: { taskId: lostDecision.taskId },
-      data: { status: 'approved' },
-    });
+    await db.kysely
+      .updateTable('ApprovalRequest')
+      .set({ status: 'approved' })
+      .where('taskId', '=', lostDecision.taskId)
+      .execute();
     // Waits for a human: pending work.
     const waiting = await harness.seedTask([
       { tool: 'respond', arguments: { answer: 'z' }, status: 'waiting' },
     ]);
-    for (const task of [stuck, lostDecision, waiting]) {
-      await prisma.$executeRaw`UPDATE "TaskRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "taskId" = ${task.taskId}::uuid`;
-      await prisma.$executeRaw`UPDATE "StepRun" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "taskId" = ${task.taskId}::uuid`;
-    }
+    for (const task of [stuck, lostDecision, waiting]) await ageRun(db, task.taskId, 60_000);
     for (const task of [stuck, lostDecision]) {
       const run = await waitFor(
         async () => {
@@ -160,15 +172,15 @@ describe('stuck tasks', () => {
   }, 60_000);
 
   it('ends a planned task whose plan never reached the executor TASK.STUCK', async () => {
-    const { prisma } = harness.runtime.db;
+    const { db } = harness.runtime;
     const task = await harness.seedTask(
       [{ tool: 'respond', arguments: { answer: 'x' }, status: 'waiting' }],
       {
         withRun: false,
       },
     );
-    await prisma.$executeRaw`UPDATE "Task" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "id" = ${task.taskId}::uuid`;
-    const run = await waitFor(async () => prisma.taskRun.findUnique({ where: { taskId: task.taskId } }), {
+    await ageTask(db, task.taskId, 60_000);
+    const run = await waitFor(async () => maybeRun(task.taskId), {
       timeoutMs: 10_000,
       description: 'the task ended',
     });
@@ -178,7 +190,7 @@ describe('stuck tasks', () => {
 
 describe('planning outcomes that never reached the executor', () => {
   it("ends a task the planner failed or cancelled, with the planner's error, when no outcome came", async () => {
-    const { prisma } = harness.runtime.db;
+    const { db } = harness.runtime;
     const failed = await harness.seedTask(
       [{ tool: 'respond', arguments: { answer: 'x' }, status: 'waiting' }],
       {
@@ -186,12 +198,13 @@ describe('planning outcomes that never reached the executor', () => {
         taskStatus: 'failed',
       },
     );
-    await prisma.task.update({
-      where: { id: failed.taskId },
-      data: {
-        error: { code: 'PLAN.REJECTED', message: 'the model never made a valid plan', retryable: false },
-      },
-    });
+    await db.kysely
+      .updateTable('Task')
+      .set({
+        error: json({ code: 'PLAN.REJECTED', message: 'the model never made a valid plan', retryable: false }),
+      })
+      .where('id', '=', failed.taskId)
+      .execute();
     const cancelled = await harness.seedTask(
       [{ tool: 'respond', arguments: { answer: 'y' }, status: 'waiting' }],
       {
@@ -199,44 +212,41 @@ describe('planning outcomes that never reached the executor', () => {
         taskStatus: 'cancelled',
       },
     );
-    for (const task of [failed, cancelled])
-      await prisma.$executeRaw`UPDATE "Task" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "id" = ${task.taskId}::uuid`;
-    const failedRun = await waitFor(
-      async () => prisma.taskRun.findUnique({ where: { taskId: failed.taskId } }),
-      {
-        timeoutMs: 10_000,
-        description: 'the failed task ended',
-      },
-    );
+    for (const task of [failed, cancelled]) await ageTask(db, task.taskId, 60_000);
+    const failedRun = await waitFor(async () => maybeRun(failed.taskId), {
+      timeoutMs: 10_000,
+      description: 'the failed task ended',
+    });
     expect(failedRun).toMatchObject({ status: 'failed', error: { code: 'PLAN.REJECTED' } });
-    const cancelledRun = await waitFor(
-      async () => prisma.taskRun.findUnique({ where: { taskId: cancelled.taskId } }),
-      { timeoutMs: 10_000, description: 'the cancelled task ended' },
-    );
+    const cancelledRun = await waitFor(async () => maybeRun(cancelled.taskId), {
+      timeoutMs: 10_000,
+      description: 'the cancelled task ended',
+    });
     expect(cancelledRun?.status).toBe('cancelled');
   }, 30_000);
 });
 
 describe('stale re-planning', () => {
   it('asks for the re-plan again when the planner took longer than its lease', async () => {
-    const { prisma } = harness.runtime.db;
+    const { db } = harness.runtime;
     const task = await harness.seedTask([{ tool: 'run_code', arguments: code, status: 'failed' }], {
       runStatus: 'replanning',
     });
-    await prisma.stepRun.updateMany({
-      where: { taskId: task.taskId },
-      data: { error: { code: 'SANDBOX.ERROR', message: 'boom', retryable: false } },
-    });
-    await prisma.$executeRaw`UPDATE "TaskRun" SET "replans" = 1, "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "taskId" = ${task.taskId}::uuid`;
-    await prisma.$executeRaw`UPDATE "Task" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '60 seconds' WHERE "id" = ${task.taskId}::uuid`;
+    await db.kysely
+      .updateTable('StepRun')
+      .set({ error: json({ code: 'SANDBOX.ERROR', message: 'boom', retryable: false }) })
+      .where('taskId', '=', task.taskId)
+      .execute();
+    await db.kysely
+      .updateTable('TaskRun')
+      .set({ replans: 1, updatedAt: new Date(Date.now() - 60_000) })
+      .where('taskId', '=', task.taskId)
+      .execute();
+    await ageTask(db, task.taskId, 60_000);
     const request = await waitFor(
       async () => {
-        const rows = await prisma.outbox.findMany({ where: { publisher: 'executor' } });
-        return rows.find(
-          (row) =>
-            row.subject.endsWith('.task.replan-requested.v1') &&
-            JSON.stringify(row.payload).includes(task.taskId),
-        );
+        const rows = await outboxOf(db, task.taskId);
+        return rows.find((row) => row.subject.endsWith('.task.replan-requested.v1'));
       },
       { timeoutMs: 10_000, description: 'the re-plan asked for again' },
     );

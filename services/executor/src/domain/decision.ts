@@ -1,6 +1,7 @@
 import {
   ErrorCodes,
   JsonValue,
+  TandemError,
   argumentsHash,
   needsResolvedApproval,
   referencedStepKeysDeep,
@@ -38,14 +39,16 @@ export function stepRunFromDecision(request: StoredDecision): DecidedStepRun | n
   const mode = request.mode === 'human' ? 'human' : 'auto';
   switch (request.status) {
     case 'approved': {
+      if (request.editedArguments === null)
+        return { status: 'approved', mode, error: null, answer: null, arguments: null };
+      // An edit that is not an arguments record is a broken row: never run the planned arguments instead.
       const edited = EditedArguments.safeParse(request.editedArguments);
-      return {
-        status: 'approved',
-        mode,
-        error: null,
-        answer: null,
-        arguments: request.editedArguments !== null && edited.success ? edited.data : null,
-      };
+      if (!edited.success)
+        throw new TandemError(
+          ErrorCodes.DB_ROW_INVALID,
+          `ApprovalRequest.editedArguments does not match its schema: ${edited.error.message}`,
+        );
+      return { status: 'approved', mode, error: null, answer: null, arguments: edited.data };
     }
     case 'answered':
       return { status: 'approved', mode, error: null, answer: request.answer ?? '', arguments: null };
@@ -65,6 +68,35 @@ export function stepRunFromDecision(request: StoredDecision): DecidedStepRun | n
     default:
       return null;
   }
+}
+
+/** A policy decision stored for one step, as `approval.batch-decided` names it. */
+export interface PolicyDecision {
+  stepId: string;
+  status: 'approved' | 'rejected';
+  reason: string | null;
+}
+
+/** What a policy decision makes of the step's run row: approved, or rejected with APPROVAL.REJECTED. */
+export function stepRunFromPolicy(decision: PolicyDecision): {
+  stepId: string;
+  status: 'approved' | 'rejected';
+  approval: 'auto';
+  error: ErrorShape | null;
+} {
+  return {
+    stepId: decision.stepId,
+    status: decision.status,
+    approval: 'auto',
+    error:
+      decision.status === 'approved'
+        ? null
+        : {
+            code: ErrorCodes.APPROVAL_REJECTED,
+            message: decision.reason ?? 'rejected by policy',
+            retryable: false,
+          },
+  };
 }
 
 /** A step's stored approval as the run state carries it. */

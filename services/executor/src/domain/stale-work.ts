@@ -104,3 +104,30 @@ export function stuckReason(
   if (action.kind === 'wait') return `nothing can move it on (${action.reason}; steps ${statuses})`;
   return `the executor could not ${action.kind === 'start' ? `start ${action.step.key}` : `${action.kind} it`} (steps ${statuses})`;
 }
+
+/** How a task ends whose planning outcome never reached the executor (it has no run). */
+export type UnrunOutcome =
+  { status: 'cancelled'; reason: string; requestedBy: null } | { status: 'failed'; error: ErrorShape };
+
+/**
+ * The end of a task the planner finished but whose outcome never reached the executor: cancelled as the
+ * planner cancelled it, failed with the planner's error, or TASK.STUCK (planned, or failed without an
+ * error stored).
+ */
+export function unrunOutcome(status: string, plannerError: ErrorShape | null): UnrunOutcome {
+  if (status === 'cancelled')
+    return { status: 'cancelled', reason: 'cancelled while it was being planned', requestedBy: null };
+  if (status === 'failed' && plannerError !== null)
+    return { status: 'failed', error: { ...plannerError, retryable: false } };
+  return {
+    status: 'failed',
+    error: {
+      code: ErrorCodes.TASK_STUCK,
+      message:
+        status === 'planned'
+          ? 'the task was planned but its plan never reached the executor'
+          : 'planning ended but its outcome never reached the executor',
+      retryable: false,
+    },
+  };
+}

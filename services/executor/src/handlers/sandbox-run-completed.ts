@@ -1,66 +1,52 @@
-import type { Envelope, EventData, SandboxRunCompleted } from '@tandem/contracts';
-import { JsonValue, TandemError } from '@tandem/contracts';
-import { enqueueOutboxPrisma, markProcessedPrisma } from '@tandem/db';
-import { toJsonInput, type Log } from '@tandem/service-kit';
-import { advanceTask, stepFinishedMessage, type AdvanceDeps } from '../advance.js';
-import { isFixable, sandboxError } from '../domain/progress.js';
+import {
+  JsonValue,
+  SandboxRunCompleted,
+  TandemError,
+  type ErrorShape,
+  type SandboxOutcome,
+} from '@tandem/contracts';
+import {
+  completeCodeStep,
+  enqueueOutbox,
+  failStoredStep,
+  finishAttempt,
+  parseStored,
+  planStepOf,
+  sandboxRunValue,
+  settleFailedCodeStep,
+  type Tx,
+} from '@tandem/db';
+import { advanceTask } from '../advance.js';
+import { define } from '../consumers.js';
+import { attemptOfKey, decideSandboxResult } from '../domain/sandbox-result.js';
+import { stepFinishedMessage } from '../outcomes.js';
 import { applySandboxFiles } from '../workspace.js';
 
-/** Consumer name (wire name: renaming it creates a new durable consumer). */
-export const EXECUTOR_SANDBOX_CONSUMER = 'executor-sandbox-run-completed';
-
 /**
- * Stores a sandbox result on its step (only for the attempt that is running): success saves the files the
- * program wrote into the workspace; a fixable failure with attempts left hands the step to the code model
- * for a fix (`fixing`); otherwise the step fails. Then moves the task forward.
+ * `sandbox.run-completed`: stores a sandbox result on its step, only for the attempt that is running
+ * (`decideSandboxResult` says what it does): success saves the files the program wrote into the
+ * workspace; a fixable failure with attempts left hands the step to the code model for a fix (`fixing`);
+ * otherwise the step fails. Then moves the task forward.
  */
-export async function handleSandboxRunCompleted(
-  deps: AdvanceDeps,
-  envelope: Envelope<EventData<typeof SandboxRunCompleted>>,
-  context: { messageId: string; deliveryCount: number; log: Log },
-): Promise<void> {
-  const run = envelope.data;
-  const attempt = Number(run.idempotencyKey.split(':').pop());
-  // A value too large for the event is only in the stored run (a claim check): read it from there.
-  const value = run.valueTruncated === true ? await storedRunValue(deps, run.runId) : run.value;
-  let changed = false;
-  await deps.db.prisma.$transaction(async (tx) => {
-    if (!(await markProcessedPrisma(tx, EXECUTOR_SANDBOX_CONSUMER, context.messageId))) return;
-    const step = await tx.planStep.findUnique({
-      where: { id: run.stepId },
-      select: { stepKey: true, tool: true },
-    });
-    if (!step) return;
-    const where = {
-      stepId: run.stepId,
-      status: 'running',
-      ...(Number.isInteger(attempt) ? { attempts: attempt } : {}),
-    };
+export const sandboxRunCompleted = define({
+  // Wire name: renaming it creates a new durable consumer.
+  durable: 'executor-sandbox-run-completed',
+  event: SandboxRunCompleted,
+  async handle(tx, envelope, context) {
+    const run = envelope.data;
+    const { deps } = context;
+    const step = await planStepOf(tx, run.stepId);
+    if (step === null) return;
+    const attempt = attemptOfKey(run.idempotencyKey);
+    const target = { stepId: run.stepId, attempt };
     const output = { stdout: run.stdout, stderr: run.stderr, outcome: run.outcome, runId: run.runId };
-    const failure =
-      run.outcome === 'ok'
-        ? null
-        : sandboxError(run.outcome, {
-            stderr: run.stderr,
-            errorMessage: run.errorMessage ?? null,
-            exitCode: run.exitCode,
-          });
-    // A typed reason from the runner (e.g. SANDBOX.INTERRUPTED) is the step's error code.
-    let error =
-      failure !== null && run.errorCode !== undefined
-        ? { ...failure, code: run.errorCode, message: run.errorMessage ?? failure.message }
-        : failure;
-    if (error === null) {
+    const decision = decideSandboxResult(run, attempt, deps.maxFixAttempts);
+    // A value too large for the event is only in the stored run (a claim check): read it from there.
+    const value = run.valueTruncated === true ? await storedRunValue(tx, run.runId) : run.value;
+    let error: ErrorShape | null = null;
+    if (decision.kind === 'complete') {
       // Claim first, then save the files: a result for an attempt no longer running changes nothing.
-      const claimed = await tx.stepRun.updateMany({
-        where,
-        data: {
-          status: 'completed',
-          result: toJsonInput({ value, ...output }),
-          finishedAt: new Date(),
-        },
-      });
-      if (claimed.count === 0) return;
+      if (!(await completeCodeStep(tx, { ...target, result: { value, ...output } }))) return;
       try {
         await applySandboxFiles(
           tx,
@@ -68,32 +54,23 @@ export async function handleSandboxRunCompleted(
           deps.workspace,
         );
       } catch (failure) {
-        if (!(failure instanceof TandemError)) throw failure;
+        if (!(failure instanceof TandemError) || failure.retryable) throw failure;
         // Nothing was written (the caps are checked first); the step fails with the reason.
         error = failure.toShape();
-        await tx.stepRun.update({
-          where: { stepId: run.stepId },
-          data: { status: 'failed', error: toJsonInput(error) },
-        });
+        await failStoredStep(tx, run.stepId, error);
       }
     } else {
-      const fix = isFixable(run.outcome) && Number.isInteger(attempt) && attempt <= deps.maxFixAttempts;
-      const claimed = await tx.stepRun.updateMany({
-        where,
-        data: {
-          status: fix ? 'fixing' : 'failed',
-          error: toJsonInput(error),
-          result: toJsonInput({ value: null, ...output }),
-          ...(fix ? {} : { finishedAt: new Date() }),
-        },
+      const fix = decision.kind === 'fix';
+      const settled = await settleFailedCodeStep(tx, {
+        ...target,
+        fix,
+        error: decision.error,
+        result: { value: null, ...output },
       });
-      if (claimed.count === 0) return;
+      if (!settled) return;
+      error = decision.error;
       if (fix) {
-        await tx.stepAttempt.updateMany({
-          where: { stepId: run.stepId, attempt },
-          data: { outcome: run.outcome, error: toJsonInput(error), finishedAt: new Date() },
-        });
-        changed = true;
+        await finishRunAttempt(tx, run.stepId, attempt, run.outcome, error);
         context.log.info(
           { taskId: run.taskId, step: step.stepKey, attempt, outcome: run.outcome },
           'code failed; asking for a fix',
@@ -101,12 +78,8 @@ export async function handleSandboxRunCompleted(
         return;
       }
     }
-    changed = true;
-    await tx.stepAttempt.updateMany({
-      where: { stepId: run.stepId, attempt },
-      data: { outcome: run.outcome, ...(error ? { error: toJsonInput(error) } : {}), finishedAt: new Date() },
-    });
-    await enqueueOutboxPrisma(
+    await finishRunAttempt(tx, run.stepId, attempt, run.outcome, error);
+    await enqueueOutbox(
       tx,
       stepFinishedMessage(
         deps,
@@ -115,17 +88,35 @@ export async function handleSandboxRunCompleted(
         error === null ? { status: 'completed', value } : { status: 'failed', error },
       ),
     );
-  });
-  if (changed) deps.kick();
-  await advanceTask(deps, run.taskId, context.log, {
-    lastDelivery: context.deliveryCount >= deps.maxDeliver,
+  },
+  async after(_committed, envelope, context) {
+    await advanceTask(context.deps, envelope.data.taskId, context.log, {
+      lastDelivery: context.lastDelivery,
+    });
+  },
+});
+
+/** Stores the attempt's outcome (and error); a key that names no attempt has no attempt row to update. */
+async function finishRunAttempt(
+  tx: Tx,
+  stepId: string,
+  attempt: number | null,
+  outcome: SandboxOutcome,
+  error: ErrorShape | null,
+): Promise<void> {
+  if (attempt === null) return;
+  await finishAttempt(tx, {
+    stepId,
+    attempt,
+    outcome,
+    ...(error === null ? {} : { error }),
+    finishedAt: new Date(),
   });
 }
 
 /** The value of a stored sandbox run (the sandbox-runner's row, read only), for a result event that left it out. */
-async function storedRunValue(deps: AdvanceDeps, runId: string): Promise<JsonValue | null> {
-  const row = await deps.db.prisma.sandboxRun.findUnique({ where: { id: runId }, select: { value: true } });
-  if (!row) return null;
-  const parsed = JsonValue.safeParse(row.value ?? null);
-  return parsed.success ? parsed.data : null;
+async function storedRunValue(tx: Tx, runId: string): Promise<JsonValue | null> {
+  const row = await sandboxRunValue(tx, runId);
+  if (row === null) return null;
+  return parseStored(JsonValue.nullable(), row.value, `SandboxRun.value of run ${runId}`);
 }

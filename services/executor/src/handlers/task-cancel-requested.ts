@@ -1,68 +1,66 @@
-import { taskRequestRef, type TaskCancelRequestedCloudEvent } from '@tandem/contracts';
-import { markProcessedPrisma } from '@tandem/db';
-import { findCancelTarget, type Log } from '@tandem/service-kit';
-import { endTaskInTx, type AdvanceDeps } from '../advance.js';
-import { keepEarlyCancel } from '../early-cancels.js';
-
-/** Consumer of `task.cancel-requested.v1` (wire name). */
-export const EXECUTOR_CANCEL_CONSUMER = 'executor-task-cancel-requested';
+import { randomUUID } from 'node:crypto';
+import { PublicSubjects, TaskCancelRequestedCloudEvent, taskRequestRef } from '@tandem/contracts';
+import { cancelTargetOf, keepEarlyCancel, planSummary, taskOutcomeRef, taskRunOf } from '@tandem/db';
+import { define } from '../consumers.js';
+import { endTaskInTx } from '../outcomes.js';
 
 /**
- * Cancels a task: steps not yet started never run (they are marked cancelled), and the task ends with its
- * own `task.cancelled` outcome, once. A running sandbox job is killed by the sandbox-runner, which
- * consumes the same request; its late result changes nothing. A request for a task that is not stored
- * yet is kept (`EarlyCancel`, for `earlyCancelTtlMs`) and applied when the task arrives.
+ * `task.cancel-requested` (a public CloudEvent): cancels a task. Steps not yet started never run (they are
+ * marked cancelled), and the task ends with its own `task.cancelled` outcome, once. A running sandbox job
+ * is killed by the sandbox-runner, which consumes the same request; its late result changes nothing. A
+ * request for a task that is not stored yet is kept (`EarlyCancel`, for `earlyCancelTtlMs`) and applied
+ * when the task arrives.
  */
-export async function handleTaskCancelRequested(
-  deps: AdvanceDeps & { earlyCancelTtlMs: number },
-  event: TaskCancelRequestedCloudEvent,
-  context: { messageId: string; log: Log },
-): Promise<void> {
-  const taskId = await findCancelTarget(deps.db, event.data);
-  const cancelled = await deps.db.prisma.$transaction(async (tx): Promise<{ kind: string } | null> => {
-    if (!(await markProcessedPrisma(tx, EXECUTOR_CANCEL_CONSUMER, context.messageId))) return null;
+export const taskCancelRequested = define({
+  // Wire name: renaming it creates a new durable consumer.
+  durable: 'executor-task-cancel-requested',
+  subject: PublicSubjects.taskCancelRequested,
+  schema: TaskCancelRequestedCloudEvent,
+  // A CloudEvent is identified by its source and id together.
+  messageId: (event) => `ce:${JSON.stringify([event.source, event.id])}`,
+  async handle(tx, event, context) {
+    const { deps } = context;
+    const taskId = await cancelTargetOf(tx, event.data);
     if (taskId === null) {
       // The task may not be stored yet (the cancel overtook its task.requested): keep the request.
-      await keepEarlyCancel(tx, event.data, deps.earlyCancelTtlMs);
-      return null;
+      await keepEarlyCancel(tx, {
+        id: randomUUID(),
+        taskId: event.data.taskId ?? null,
+        source: event.data.request?.source ?? null,
+        externalId: event.data.request?.id ?? null,
+        reason: event.data.reason ?? null,
+        requestedBy: event.data.requestedBy ?? null,
+        expiresAt: new Date(Date.now() + deps.earlyCancelTtlMs),
+      });
+      return { taskId: null, cancelled: null };
     }
-    const stored = await tx.task.findUnique({
-      where: { id: taskId },
-      select: { id: true, kind: true, agentId: true, source: true, externalId: true },
-    });
-    if (!stored) return null;
-    const run = await tx.taskRun.findUnique({ where: { taskId }, select: { planId: true } });
-    const plan =
-      run?.planId == null
-        ? null
-        : await tx.plan.findUnique({
-            where: { id: run.planId },
-            select: { version: true, steps: { select: { tool: true }, orderBy: { index: 'asc' } } },
-          });
+    const stored = await taskOutcomeRef(tx, taskId);
+    if (stored === null) return { taskId, cancelled: null };
+    const run = await taskRunOf(tx, taskId);
+    const plan = run?.planId == null ? null : await planSummary(tx, run.planId);
     const ended = await endTaskInTx(
       tx,
       deps,
       { id: stored.id, kind: stored.kind, agentId: stored.agentId },
       taskRequestRef(stored),
-      {
-        status: 'cancelled',
-        reason: event.data.reason ?? null,
-        requestedBy: event.data.requestedBy ?? null,
-      },
+      { status: 'cancelled', reason: event.data.reason ?? null, requestedBy: event.data.requestedBy ?? null },
       {
         planId: run?.planId ?? null,
-        ...(plan ? { planVersion: plan.version, tools: plan.steps.map((step) => step.tool) } : {}),
+        ...(plan ? { planVersion: plan.version, tools: plan.tools } : {}),
       },
     );
-    return ended ? { kind: stored.kind } : null;
-  });
-  if (taskId === null) {
-    context.log.info({ eventId: event.id }, 'cancel requested for a task not stored yet; kept for a while');
-    return;
-  }
-  if (cancelled) {
-    deps.kick();
-    deps.onTaskFinished?.('cancelled', cancelled.kind);
-    context.log.info({ taskId }, 'task cancelled');
-  }
-}
+    return { taskId, cancelled: ended ? { kind: stored.kind } : null };
+  },
+  async after(committed, event, context) {
+    if (committed.duplicate) return;
+    const { taskId, cancelled } = committed.value;
+    if (taskId === null) {
+      context.log.info({ eventId: event.id }, 'cancel requested for a task not stored yet; kept for a while');
+      return;
+    }
+    if (cancelled) {
+      context.deps.onTaskFinished?.('cancelled', cancelled.kind);
+      context.log.info({ taskId }, 'task cancelled');
+    }
+  },
+});

@@ -1,6 +1,6 @@
 import { ErrorCodes, JsonValue, TOOL_RESULT_MAX_DEPTH, TandemError, rawJsonDepth } from '@tandem/contracts';
 import { z } from 'zod';
-import type { HttpRunner } from '../advance.js';
+import type { HttpRunner } from '../deps.js';
 import { scrubSecrets, type SecretStore } from '../secrets.js';
 
 /** The subset of the SSRF-safe client the runner needs. */
