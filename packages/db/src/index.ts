@@ -101,63 +101,8 @@ export { migrationChecksum } from './migrate.js';
 /** Absolute path of the repository's prisma/migrations folder. */
 export { defaultMigrationsDir } from './migrate.js';
 
-/** Writes outbox rows in the caller's transaction. */
-export {
-  enqueueOutbox,
-  enqueueOutboxPrisma,
-  enqueueOutboxSql,
-  onOutboxCommitted,
-  prismaOutboxWrites,
-} from './outbox.js';
-/** A message to enqueue: id, publisher, subject, payload, headers. */
-export type { OutboxMessage } from './outbox.js';
-/** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's plain-SQL transactions. */
-export type { OutboxClaim, OutboxHandOver } from './outbox.js';
-/** An unpublished outbox row as the relay reads it. */
-export type { PendingOutboxMessage } from './outbox.js';
-/** Reads a publisher's unpublished rows in seq order without claiming them (tests, inspection). */
-export { fetchUnpublished } from './outbox.js';
-/** Claims a publisher's oldest unclaimed unpublished rows for a lease (FOR UPDATE SKIP LOCKED). */
-export { claimUnpublished } from './outbox.js';
-/** Releases a relay's claims on rows it did not publish. */
-export { releaseClaims } from './outbox.js';
-/** Marks outbox rows as published (a durable commit). */
-export { markPublished } from './outbox.js';
-/** Counts a failed publish and keeps its error message. */
-export { recordPublishFailure } from './outbox.js';
-/** Dead-letters an unpublishable outbox row (DeadLetter row, deadLetteredAt, replacements) in one transaction. */
-export { deadLetterOutboxRow } from './outbox.js';
-/** An outbox row to dead-letter: id, consumer, code, reason. */
-export type { OutboxDeadLetter } from './outbox.js';
-/** Reads one outbox row's subject and payload text (a claim check's reference). */
-export { readOutboxPayload } from './outbox.js';
-/** A stored outbox payload: subject and JSON text. */
-export type { StoredOutboxPayload } from './outbox.js';
-/** Age in ms of a publisher's oldest row not yet published nor dead-lettered (null: none). */
-export { oldestUnpublishedAgeMs } from './outbox.js';
-
-/** Records a handled message in the handler's transaction; false if it was already handled. */
-export { markProcessed, markProcessedPrisma, markProcessedSql } from './inbox.js';
-
 /** Text and JSON text Postgres can store: NUL and lone surrogates replaced by U+FFFD. */
 export { toJsonText, toText } from './text.js';
-/** Records that a sandbox job starts (once per key, attempts counted), or finds its stored result. */
-export { startSandboxRun } from './sandbox-runs.js';
-/** Stores a run's result once on its row, for the attempt that holds it; its text made safe. */
-export { finishSandboxRun } from './sandbox-runs.js';
-/** Types of the sandbox-run store. */
-export type {
-  SandboxRunResult,
-  SandboxRunStart,
-  SandboxRunStarted,
-  StoredSandboxRun,
-} from './sandbox-runs.js';
-/** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
-export { recordDeadLetter } from './dead-letters.js';
-/** A dead letter to record. */
-export type { DeadLetterInput } from './dead-letters.js';
-/** The task a message payload names (data.taskId, CloudEvent subject, correlationId), unverified. */
-export { taskIdOfPayload } from './dead-letters.js';
 /** Dead letters of task messages not yet dealt with, each with the outbox row its message id names. */
 export { pendingTaskDeadLetters } from './dead-letters.js';
 /** A task's dead letter as the executor's sweep reads it. */
@@ -197,4 +142,78 @@ export type { RowSchema } from './rows.js';
 // --- tables: planner and learning (Task, Plan, PlanStep, PlanMetrics, Feedback, LearningPattern, PromptVariant) ---
 // --- end tables: planner and learning ---
 // --- tables: shared and sandbox (Outbox, ProcessedMessage, DeadLetter, ModelCall, SandboxRun, SandboxRunFile) ---
+/** What a query function that may run inside or outside a transaction takes: a Db or a Tx. */
+export type { DbOrTx } from './queryable.js';
+/** Writes outbox rows in the caller's transaction (the typed one on Tx; the Prisma and plain-SQL paths until they go). */
+export { enqueueOutbox, enqueueOutboxPrisma, enqueueOutboxSql } from './tables/outbox.js';
+/** Makes a relay the hand-over of a pool's committed rows; how many outbox writes went through Prisma. */
+export { onOutboxCommitted, prismaOutboxWrites } from './tables/outbox.js';
+/** A message to enqueue: id, publisher, subject, payload, headers. */
+export type { OutboxMessage } from './tables/outbox.js';
+/** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's committed rows. */
+export type { OutboxClaim, OutboxHandOver } from './tables/outbox.js';
+/** An unpublished outbox row as the relay reads it. */
+export type { PendingOutboxMessage } from './tables/outbox.js';
+/** Reads a publisher's unpublished rows in seq order without claiming them (tests, inspection). */
+export { fetchUnpublished } from './tables/outbox.js';
+/** Claims a publisher's oldest unclaimed unpublished rows for a lease (FOR UPDATE SKIP LOCKED). */
+export { claimUnpublished } from './tables/outbox.js';
+/** Releases a relay's claims on rows it did not publish. */
+export { releaseClaims } from './tables/outbox.js';
+/** Marks outbox rows as published (a durable commit). */
+export { markPublished } from './tables/outbox.js';
+/** Counts a failed publish and keeps its error message. */
+export { recordPublishFailure } from './tables/outbox.js';
+/** Dead-letters an unpublishable outbox row (DeadLetter row, deadLetteredAt, replacements) in one transaction. */
+export { deadLetterOutboxRow } from './tables/outbox.js';
+/** An outbox row to dead-letter: id, consumer, code, reason. */
+export type { OutboxDeadLetter } from './tables/outbox.js';
+/** Reads one outbox row's subject and payload text (a claim check's reference). */
+export { readOutboxPayload } from './tables/outbox.js';
+/** A stored outbox payload: subject and JSON text. */
+export type { StoredOutboxPayload } from './tables/outbox.js';
+/** Age in ms of a publisher's oldest row not yet published nor dead-lettered (null: none). */
+export { oldestUnpublishedAgeMs } from './tables/outbox.js';
+/** Records a handled message in the handler's transaction; false if it was already handled. */
+export { markProcessed, markProcessedPrisma, markProcessedSql } from './tables/processed-message.js';
+/** Whether a consumer already recorded a message (a read outside the handler's transaction). */
+export { isProcessed } from './tables/processed-message.js';
+/** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
+export { recordDeadLetter } from './tables/dead-letter.js';
+/** A dead letter to record. */
+export type { DeadLetterInput } from './tables/dead-letter.js';
+/** The task a message payload names (data.taskId, CloudEvent subject, correlationId), unverified. */
+export { taskIdOfPayload } from './tables/dead-letter.js';
+/** Records that a sandbox job starts (once per key, attempts counted), or finds its stored result. */
+export { startSandboxRun } from './tables/sandbox-run.js';
+/** Stores a run's result once on its row, for the attempt that holds it; its text made safe. */
+export { finishSandboxRun } from './tables/sandbox-run.js';
+/** Types of the sandbox-run store. */
+export type {
+  SandboxRunLanguage,
+  SandboxRunOutcome,
+  SandboxRunResult,
+  SandboxRunStart,
+  SandboxRunStarted,
+  StoredSandboxRun,
+} from './tables/sandbox-run.js';
+/** A file of a sandbox run: written (with content) or deleted. */
+export type { SandboxRunFileInput } from './tables/sandbox-run-file.js';
+/** Stores one completed model call. */
+export { recordModelCall } from './tables/model-call.js';
+/** Counts of recent model calls by role, candidate and outcome (learned success). */
+export { modelCallOutcomesSince } from './tables/model-call.js';
+/** Types of the model-call store. */
+export type {
+  ModelCallInput,
+  ModelCallOutcome,
+  ModelCallOutcomeCount,
+  ModelCallRole,
+} from './tables/model-call.js';
+/** Reads for service-kit: the database answers (readiness), a task by id or by its request. */
+export { pingDatabase, taskIdById, taskIdByRequest } from './reads/service-kit.js';
+/** Reads for the sandbox-runner: a task run's status, workspace files by path. */
+export { taskRunStatus, workspaceFilesAt } from './reads/sandbox-runner.js';
+/** A workspace file with its content, as the sandbox-runner reads it. */
+export type { WorkspaceFileContent } from './reads/sandbox-runner.js';
 // --- end tables: shared and sandbox ---
