@@ -40,7 +40,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * database does (the message is then redelivered).
  */
 export async function resolveClaimCheck(
-  db: Pick<Db, 'pool'>,
+  db: Pick<Db, 'kysely'>,
   subject: string,
   headers: Readonly<Record<string, string>>,
   data: Uint8Array,

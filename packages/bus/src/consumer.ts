@@ -58,9 +58,9 @@ export function heartbeatIntervalMs(ackWaitMs: number): number {
 
 /** What a handler gets beside the parsed message. */
 export interface MessageContext {
-  /** `messageId(parsed)`: the key the handler records with `markProcessedPrisma`. */
+  /** `messageId(parsed)`: the key a handler records in the inbox (`markProcessed`). */
   messageId: string;
-  /** The JetStream consumer name (`<PREFIX>_<durable>`); the `consumer` for `markProcessedPrisma`. */
+  /** The JetStream consumer name (`<PREFIX>_<durable>`); plain consumers' inbox key. */
   consumer: string;
   /** The full subject the message was published on. */
   subject: string;

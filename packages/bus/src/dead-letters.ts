@@ -36,7 +36,7 @@ export async function writeDeadLetter(
   payload: Uint8Array,
   headers: Record<string, string>,
 ): Promise<boolean> {
-  const recorded = await recordDeadLetter(sink.db.prisma, {
+  const recorded = await recordDeadLetter(sink.db, {
     consumer: info.consumer,
     subject: info.subject,
     streamSeq: info.streamSeq,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ErrorCodes } from '@tandem/contracts';
+import { ErrorCodes, type JsonValue } from '@tandem/contracts';
 import {
   claimUnpublished,
   deadLetterOutboxRow,
@@ -10,7 +10,6 @@ import {
   recordPublishFailure,
   releaseClaims,
   type Db,
-  type JsonValue,
   type OutboxClaim,
   type OutboxHandOver,
   type OutboxMessage,
@@ -77,15 +76,16 @@ export interface OutboxRelay {
   readonly holder: string;
   /**
    * Starts polling (and publishes what is already waiting), and becomes the hand-over of the database
-   * pool's plain-SQL transactions: their rows of this publisher are inserted claimed by this relay.
+   * pool's transactions (`transaction` with `enqueueOutbox`, and the plain-SQL ones): their rows of this
+   * publisher are inserted claimed by this relay.
    */
   start(): void;
   /** Reads and publishes a batch now; concurrent kicks coalesce. */
   kick(): void;
   /**
    * After a transaction that enqueued rows committed: reads the table only when rows were written through
-   * Prisma since the last read (rows of plain-SQL transactions were handed over by {@link OutboxRelay.offer};
-   * the poll reads the table regardless).
+   * Prisma since the last read (rows of the pool's typed and plain-SQL transactions were handed over by
+   * {@link OutboxRelay.offer}; the poll reads the table regardless).
    */
   nudge(): void;
   /** Publishes rows that just committed claimed by this relay (the hand-over), then marks them published. */
@@ -106,8 +106,9 @@ export const DEFAULT_CLAIM_LEASE_MS = 15_000;
 /**
  * Creates the relay. Every row is claimed before it is published, so two relays of one publisher (two
  * replicas of a service) and the two paths of one relay never both publish it:
- * - rows of this process's plain-SQL transactions are inserted already claimed by this relay and handed to
- *   it right after COMMIT ({@link OutboxRelay.offer}); nobody else reads them while the claim holds;
+ * - rows of this process's transactions (`enqueueOutbox` in `transaction`, or the plain-SQL path) are
+ *   inserted already claimed by this relay and handed to it right after COMMIT ({@link OutboxRelay.offer});
+ *   nobody else reads them while the claim holds;
  * - the poll claims the oldest unclaimed rows (written through Prisma, released after a failure, or left by
  *   a relay whose claim ran out) in one statement, then publishes them one by one, awaiting each PubAck,
  *   and marks them published (a durable commit).

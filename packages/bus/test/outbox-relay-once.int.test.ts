@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { createDb, enqueueOutboxPrisma, enqueueOutboxSql, sqlTransaction, type Db } from '@tandem/db';
+import {
+  createDb,
+  enqueueOutbox,
+  enqueueOutboxPrisma,
+  enqueueOutboxSql,
+  sqlTransaction,
+  transaction,
+  type Db,
+} from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay, type Bus, type OutboxRelay } from '../src/index.js';
@@ -49,25 +57,26 @@ function countPlain(subject: string): { seen: Map<string, number>; stop: () => v
   return { seen, stop: () => subscription.unsubscribe() };
 }
 
-/** `transactions` plain-SQL transactions per worker, `workers` at once, two rows each; returns the ids. */
+/**
+ * `transactions` transactions per worker, `workers` at once, two rows each; returns the ids. `typed`: the
+ * typed layer's `transaction` and `enqueueOutbox`; `sql`: the plain-SQL path it replaces.
+ */
 async function enqueueConcurrently(
   db: Db,
   publisher: string,
   subject: string,
   workers: number,
   transactions: number,
+  path: 'sql' | 'typed' = 'sql',
 ): Promise<string[]> {
   const ids: string[] = [];
   await Promise.all(
     Array.from({ length: workers }, async (_, worker) => {
       for (let index = 0; index < transactions; index++) {
         const batch = [randomUUID(), randomUUID()];
-        await sqlTransaction(db, async (sql) => {
-          await enqueueOutboxSql(
-            sql,
-            batch.map((id) => ({ id, publisher, subject, payload: { worker, index } })),
-          );
-        });
+        const messages = batch.map((id) => ({ id, publisher, subject, payload: { worker, index } }));
+        if (path === 'typed') await transaction(db, (tx) => enqueueOutbox(tx, messages));
+        else await sqlTransaction(db, (sql) => enqueueOutboxSql(sql, messages));
         ids.push(...batch);
       }
     }),
@@ -80,7 +89,7 @@ function duplicatesOf(seen: Map<string, number>): string[] {
 }
 
 describe('outbox relay publishes each row once', () => {
-  it('a core NATS subscriber sees each row once: hand-over after COMMIT vs poll, two relays of one publisher', async () => {
+  it('a core NATS subscriber sees each row once: hand-over after COMMIT (typed and plain-SQL transactions) vs poll, two relays of one publisher', async () => {
     const publisher = 'relay-once';
     const subject = harness.bus.subject('sandbox.relay-once.v1');
     const plain = countPlain(subject);
@@ -89,9 +98,11 @@ describe('outbox relay publishes each row once', () => {
     const first = startReplica(harness.db, harness.bus, publisher);
     const second = startReplica(secondDb, secondBus, publisher);
     try {
-      const [a, b] = await Promise.all([
+      const [a, b, c, d] = await Promise.all([
         enqueueConcurrently(first.db, publisher, subject, 6, 40),
         enqueueConcurrently(second.db, publisher, subject, 6, 40),
+        enqueueConcurrently(first.db, publisher, subject, 3, 40, 'typed'),
+        enqueueConcurrently(second.db, publisher, subject, 3, 40, 'typed'),
       ]);
       // Rows written through Prisma (no commit hook) are found by the polls of both relays.
       const viaPrisma = Array.from({ length: 60 }, () => randomUUID());
@@ -101,7 +112,7 @@ describe('outbox relay publishes each row once', () => {
           viaPrisma.map((id, n) => ({ id, publisher, subject, payload: { n } })),
         );
       });
-      const all = [...a, ...b, ...viaPrisma];
+      const all = [...a, ...b, ...c, ...d, ...viaPrisma];
       await waitFor(async () => plain.seen.size === all.length, {
         description: 'every row seen by the plain subscriber',
         timeoutMs: 20_000,

@@ -101,63 +101,8 @@ export { migrationChecksum } from './migrate.js';
 /** Absolute path of the repository's prisma/migrations folder. */
 export { defaultMigrationsDir } from './migrate.js';
 
-/** Writes outbox rows in the caller's transaction. */
-export {
-  enqueueOutbox,
-  enqueueOutboxPrisma,
-  enqueueOutboxSql,
-  onOutboxCommitted,
-  prismaOutboxWrites,
-} from './outbox.js';
-/** A message to enqueue: id, publisher, subject, payload, headers. */
-export type { OutboxMessage } from './outbox.js';
-/** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's plain-SQL transactions. */
-export type { OutboxClaim, OutboxHandOver } from './outbox.js';
-/** An unpublished outbox row as the relay reads it. */
-export type { PendingOutboxMessage } from './outbox.js';
-/** Reads a publisher's unpublished rows in seq order without claiming them (tests, inspection). */
-export { fetchUnpublished } from './outbox.js';
-/** Claims a publisher's oldest unclaimed unpublished rows for a lease (FOR UPDATE SKIP LOCKED). */
-export { claimUnpublished } from './outbox.js';
-/** Releases a relay's claims on rows it did not publish. */
-export { releaseClaims } from './outbox.js';
-/** Marks outbox rows as published (a durable commit). */
-export { markPublished } from './outbox.js';
-/** Counts a failed publish and keeps its error message. */
-export { recordPublishFailure } from './outbox.js';
-/** Dead-letters an unpublishable outbox row (DeadLetter row, deadLetteredAt, replacements) in one transaction. */
-export { deadLetterOutboxRow } from './outbox.js';
-/** An outbox row to dead-letter: id, consumer, code, reason. */
-export type { OutboxDeadLetter } from './outbox.js';
-/** Reads one outbox row's subject and payload text (a claim check's reference). */
-export { readOutboxPayload } from './outbox.js';
-/** A stored outbox payload: subject and JSON text. */
-export type { StoredOutboxPayload } from './outbox.js';
-/** Age in ms of a publisher's oldest row not yet published nor dead-lettered (null: none). */
-export { oldestUnpublishedAgeMs } from './outbox.js';
-
-/** Records a handled message in the handler's transaction; false if it was already handled. */
-export { markProcessed, markProcessedPrisma, markProcessedSql } from './inbox.js';
-
 /** Text and JSON text Postgres can store: NUL and lone surrogates replaced by U+FFFD. */
 export { toJsonText, toText } from './text.js';
-/** Records that a sandbox job starts (once per key, attempts counted), or finds its stored result. */
-export { startSandboxRun } from './sandbox-runs.js';
-/** Stores a run's result once on its row, for the attempt that holds it; its text made safe. */
-export { finishSandboxRun } from './sandbox-runs.js';
-/** Types of the sandbox-run store. */
-export type {
-  SandboxRunResult,
-  SandboxRunStart,
-  SandboxRunStarted,
-  StoredSandboxRun,
-} from './sandbox-runs.js';
-/** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
-export { recordDeadLetter } from './dead-letters.js';
-/** A dead letter to record. */
-export type { DeadLetterInput } from './dead-letters.js';
-/** The task a message payload names (data.taskId, CloudEvent subject, correlationId), unverified. */
-export { taskIdOfPayload } from './dead-letters.js';
 /** Row of EarlyCancel (writer: executor). */
 export type { EarlyCancel } from './generated/prisma/client.js';
 /** Row of DeadLetterOutcome (writer: executor). */
@@ -174,9 +119,9 @@ export {
 /** Types of the plain-SQL layer. */
 export type { Sql, SqlColumn, SqlResult } from './sql.js';
 /** A task's model use so far (tokens, cost, calls), for budgets. */
-export { modelUseOfTask } from './model-calls.js';
+export { modelUseOfTask } from './tables/model-call.js';
 /** Types of model use. */
-export type { TaskModelUse } from './model-calls.js';
+export type { TaskModelUse } from './tables/model-call.js';
 /** Parses a stored value with its schema; DB.ROW_INVALID when it does not match. */
 export { parseStored } from './rows.js';
 /** The schema shape parseStored accepts (a zod schema fits). */
@@ -185,8 +130,6 @@ export type { RowSchema } from './rows.js';
 // One query module per table under src/tables/ (the only place its table is written). Each block below
 // is owned by the service that writes those tables.
 // --- tables: executor (TaskRun, StepRun, StepAttempt, WorkspaceFile, EarlyCancel, DeadLetterOutcome) ---
-/** Where an executor read or write may run: the database (`Db`) or the caller's transaction. */
-export type { ExecutorSource } from './reads/executor.js';
 /** Types of the executor's reads: a run's state, a task's outcome identity, stored decisions, sandbox files. */
 export type {
   RunStateRow,
@@ -227,11 +170,12 @@ export { quietRunningTasks } from './reads/executor.js';
 export { quietUnrunTasks } from './reads/executor.js';
 /** Re-planning runs whose planning lease ran out. */
 export { staleReplanningTasks } from './reads/executor.js';
-/** Whether a plan is active, holding a shared lock on its row until the transaction ends. */
-export { lockActivePlan } from './locks.js';
+/** The plan row lock: FOR UPDATE for an edit (planner), FOR SHARE for a step start (executor). */
+export { lockActivePlanForEdit, lockPlanForStepStart } from './locks.js';
 /** TaskRun (writer: executor): run states, the plan a run runs, outcomes, re-plans. */
 export {
   UNFINISHED_RUN_STATUSES,
+  taskRunStatus,
   claimStaleReplanning,
   completeRun,
   endRun,
@@ -320,8 +264,6 @@ export type { DeadLetterOutcomeKind, TaskDeadLetter } from './tables/dead-letter
 // --- tables: approval (ApprovalRequest, Agent, AgentTrust, TrustEvent, WebhookDelivery, ReceivedWebhook, ApiToken, AuditLog) ---
 // --- end tables: approval ---
 // --- tables: planner and learning (Task, Plan, PlanStep, PlanMetrics, Feedback, LearningPattern, PromptVariant) ---
-/** What a planner or learning read runs on: a connected Db or a transaction. */
-export type { Reader } from './tables/planner-common.js';
 /** A task's planning state: accepted | planning | planned | failed | cancelled. */
 export type { TaskStatus } from './tables/task.js';
 /** A task to store on acceptance. */
@@ -352,8 +294,6 @@ export { insertPlan } from './tables/plan.js';
 export { supersedePlan } from './tables/plan.js';
 /** A plan version's state and number. */
 export { planState } from './tables/plan.js';
-/** The task's newest active plan, its row locked FOR UPDATE (the edit lock the executor shares). */
-export { lockActivePlan } from './tables/plan.js';
 /** A step of a plan version to store. */
 export type { NewPlanStep } from './tables/plan-step.js';
 /** Inserts the steps of a plan version. */
@@ -390,8 +330,6 @@ export { activePatterns } from './tables/learning-pattern.js';
 export { cancelledBeforeArrival } from './reads/planner.js';
 /** A task's state and its run's. */
 export { taskAndRunStatus } from './reads/planner.js';
-/** A task run's state (the executor's), or null. */
-export { taskRunStatus } from './reads/planner.js';
 /** The first step of a plan whose run started, or null. */
 export { firstStartedStep } from './reads/planner.js';
 /** A task with its run, newest plan and steps, as GET /v1/tasks/:id reads it. */
@@ -400,4 +338,78 @@ export { readStoredTaskView } from './reads/planner.js';
 export type { StoredStepView, StoredTaskView } from './reads/planner.js';
 // --- end tables: planner and learning ---
 // --- tables: shared and sandbox (Outbox, ProcessedMessage, DeadLetter, ModelCall, SandboxRun, SandboxRunFile) ---
+/** What a query function that may run inside or outside a transaction takes: a Db or a Tx. */
+export type { DbOrTx } from './queryable.js';
+/** Writes outbox rows in the caller's transaction (the typed one on Tx; the Prisma and plain-SQL paths until they go). */
+export { enqueueOutbox, enqueueOutboxPrisma, enqueueOutboxSql } from './tables/outbox.js';
+/** Makes a relay the hand-over of a pool's committed rows; how many outbox writes went through Prisma. */
+export { onOutboxCommitted, prismaOutboxWrites } from './tables/outbox.js';
+/** A message to enqueue: id, publisher, subject, payload, headers. */
+export type { OutboxMessage } from './tables/outbox.js';
+/** A relay's claim on outbox rows (holder, lease), and the hand-over of a pool's committed rows. */
+export type { OutboxClaim, OutboxHandOver } from './tables/outbox.js';
+/** An unpublished outbox row as the relay reads it. */
+export type { PendingOutboxMessage } from './tables/outbox.js';
+/** Reads a publisher's unpublished rows in seq order without claiming them (tests, inspection). */
+export { fetchUnpublished } from './tables/outbox.js';
+/** Claims a publisher's oldest unclaimed unpublished rows for a lease (FOR UPDATE SKIP LOCKED). */
+export { claimUnpublished } from './tables/outbox.js';
+/** Releases a relay's claims on rows it did not publish. */
+export { releaseClaims } from './tables/outbox.js';
+/** Marks outbox rows as published (a durable commit). */
+export { markPublished } from './tables/outbox.js';
+/** Counts a failed publish and keeps its error message. */
+export { recordPublishFailure } from './tables/outbox.js';
+/** Dead-letters an unpublishable outbox row (DeadLetter row, deadLetteredAt, replacements) in one transaction. */
+export { deadLetterOutboxRow } from './tables/outbox.js';
+/** An outbox row to dead-letter: id, consumer, code, reason. */
+export type { OutboxDeadLetter } from './tables/outbox.js';
+/** Reads one outbox row's subject and payload text (a claim check's reference). */
+export { readOutboxPayload } from './tables/outbox.js';
+/** A stored outbox payload: subject and JSON text. */
+export type { StoredOutboxPayload } from './tables/outbox.js';
+/** Age in ms of a publisher's oldest row not yet published nor dead-lettered (null: none). */
+export { oldestUnpublishedAgeMs } from './tables/outbox.js';
+/** Records a handled message in the handler's transaction; false if it was already handled. */
+export { markProcessed, markProcessedPrisma, markProcessedSql } from './tables/processed-message.js';
+/** Whether a consumer already recorded a message (a read outside the handler's transaction). */
+export { isProcessed } from './tables/processed-message.js';
+/** Records a dead letter, idempotent on (consumer, streamSeq) and on id. */
+export { recordDeadLetter } from './tables/dead-letter.js';
+/** A dead letter to record. */
+export type { DeadLetterInput } from './tables/dead-letter.js';
+/** The task a message payload names (data.taskId, CloudEvent subject, correlationId), unverified. */
+export { taskIdOfPayload } from './tables/dead-letter.js';
+/** Records that a sandbox job starts (once per key, attempts counted), or finds its stored result. */
+export { startSandboxRun } from './tables/sandbox-run.js';
+/** Stores a run's result once on its row, for the attempt that holds it; its text made safe. */
+export { finishSandboxRun } from './tables/sandbox-run.js';
+/** Types of the sandbox-run store. */
+export type {
+  SandboxRunLanguage,
+  SandboxRunOutcome,
+  SandboxRunResult,
+  SandboxRunStart,
+  SandboxRunStarted,
+  StoredSandboxRun,
+} from './tables/sandbox-run.js';
+/** A file of a sandbox run: written (with content) or deleted. */
+export type { SandboxRunFileInput } from './tables/sandbox-run-file.js';
+/** Stores one completed model call. */
+export { recordModelCall } from './tables/model-call.js';
+/** Counts of recent model calls by role, candidate and outcome (learned success). */
+export { modelCallOutcomesSince } from './tables/model-call.js';
+/** Types of the model-call store. */
+export type {
+  ModelCallInput,
+  ModelCallOutcome,
+  ModelCallOutcomeCount,
+  ModelCallRole,
+} from './tables/model-call.js';
+/** Reads for service-kit: the database answers (readiness), a task by id or by its request. */
+export { pingDatabase, taskIdById, taskIdByRequest } from './reads/service-kit.js';
+/** Reads for the sandbox-runner: workspace files by path. */
+export { workspaceFilesAt } from './reads/sandbox-runner.js';
+/** A workspace file with its content, as the sandbox-runner reads it. */
+export type { WorkspaceFileContent } from './reads/sandbox-runner.js';
 // --- end tables: shared and sandbox ---

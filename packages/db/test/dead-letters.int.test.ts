@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, recordDeadLetter, type Db, type DeadLetterInput } from '../src/index.js';
+import { createDb, recordDeadLetter, transaction, type Db, type DeadLetterInput } from '../src/index.js';
 import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let database: TestDatabase;
@@ -29,12 +29,12 @@ function deadLetter(overrides: Partial<DeadLetterInput> = {}): DeadLetterInput {
 
 describe('recordDeadLetter', () => {
   it('records once per (consumer, streamSeq), whatever id a repeat carries', async () => {
-    expect(await recordDeadLetter(db.prisma, deadLetter({ streamSeq: 42 }))).toBe(true);
-    expect(await recordDeadLetter(db.prisma, deadLetter({ streamSeq: 42, reason: 'again' }))).toBe(false);
+    expect(await recordDeadLetter(db, deadLetter({ streamSeq: 42 }))).toBe(true);
+    expect(await recordDeadLetter(db, deadLetter({ streamSeq: 42, reason: 'again' }))).toBe(false);
     expect(
-      await recordDeadLetter(db.prisma, deadLetter({ streamSeq: 42, consumer: 'learning.task-accepted' })),
+      await recordDeadLetter(db, deadLetter({ streamSeq: 42, consumer: 'learning.task-accepted' })),
     ).toBe(true);
-    const rows = await db.prisma.deadLetter.findMany({ where: { streamSeq: 42n } });
+    const rows = await db.kysely.selectFrom('DeadLetter').selectAll().where('streamSeq', '=', '42').execute();
     expect(rows.map((row) => row.consumer).sort()).toEqual([
       'learning.task-accepted',
       'planner.task-accepted',
@@ -46,17 +46,22 @@ describe('recordDeadLetter', () => {
 
   it('without a stream sequence, is idempotent on the id', async () => {
     const id = randomUUID();
-    expect(await recordDeadLetter(db.prisma, deadLetter({ id, consumer: 'no-seq' }))).toBe(true);
-    expect(await recordDeadLetter(db.prisma, deadLetter({ id, consumer: 'no-seq' }))).toBe(false);
-    expect(await recordDeadLetter(db.prisma, deadLetter({ consumer: 'no-seq' }))).toBe(true);
-    expect(await db.prisma.deadLetter.count({ where: { consumer: 'no-seq' } })).toBe(2);
+    expect(await recordDeadLetter(db, deadLetter({ id, consumer: 'no-seq' }))).toBe(true);
+    expect(await recordDeadLetter(db, deadLetter({ id, consumer: 'no-seq' }))).toBe(false);
+    expect(await recordDeadLetter(db, deadLetter({ consumer: 'no-seq' }))).toBe(true);
+    const rows = await db.kysely
+      .selectFrom('DeadLetter')
+      .select('id')
+      .where('consumer', '=', 'no-seq')
+      .execute();
+    expect(rows).toHaveLength(2);
   });
 
   it('stores what a poison message carries: bytes, NUL characters, headers, big sequences', async () => {
     const id = randomUUID();
     const streamSeq = 2n ** 60n;
     const recorded = await recordDeadLetter(
-      db.prisma,
+      db,
       deadLetter({
         id,
         consumer: 'poison',
@@ -69,9 +74,13 @@ describe('recordDeadLetter', () => {
       }),
     );
     expect(recorded).toBe(true);
-    const row = await db.prisma.deadLetter.findUniqueOrThrow({ where: { id } });
+    const row = await db.kysely
+      .selectFrom('DeadLetter')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
     expect(row).toMatchObject({
-      streamSeq,
+      streamSeq: streamSeq.toString(),
       messageId: 'msg-1',
       payload: '{\uFFFD\uFFFD}',
       reason: 'nul \uFFFD inside',
@@ -83,10 +92,11 @@ describe('recordDeadLetter', () => {
 
   it('works inside a transaction too', async () => {
     const id = randomUUID();
-    await db.prisma.$transaction(async (tx) => {
+    await transaction(db, async (tx) => {
       expect(await recordDeadLetter(tx, deadLetter({ id, consumer: 'in-tx', streamSeq: 7 }))).toBe(true);
     });
-    expect(await db.prisma.deadLetter.count({ where: { id } })).toBe(1);
+    const rows = await db.kysely.selectFrom('DeadLetter').select('id').where('id', '=', id).execute();
+    expect(rows).toHaveLength(1);
   });
 });
 
@@ -102,9 +112,13 @@ describe('the task of a dead letter', () => {
     expect(taskIdOfPayload('{"data":{"taskId":"not-a-uuid"}}')).toBeNull();
     expect(taskIdOfPayload('not json')).toBeNull();
     expect(
-      await recordDeadLetter(db.prisma, deadLetter({ payload: JSON.stringify({ data: { taskId: task } }) })),
+      await recordDeadLetter(db, deadLetter({ payload: JSON.stringify({ data: { taskId: task } }) })),
     ).toBe(true);
-    const row = await db.prisma.deadLetter.findFirstOrThrow({ where: { taskId: task } });
+    const row = await db.kysely
+      .selectFrom('DeadLetter')
+      .select('taskId')
+      .where('taskId', '=', task)
+      .executeTakeFirstOrThrow();
     expect(row.taskId).toBe(task);
   });
 });

@@ -15,7 +15,7 @@ import {
   insertTask,
   insertVerdictFeedback,
   loadPlanningTask,
-  lockActivePlan,
+  lockActivePlanForEdit,
   lockPattern,
   markProcessed,
   modelUseOfTask,
@@ -238,7 +238,7 @@ describe('Plan, PlanStep and PlanMetrics', () => {
     const second = await storedPlan(task.id, 2);
     await transaction(db, (tx) => supersedePlan(tx, first));
     expect(await planState(db, first)).toEqual({ status: 'superseded', version: 1 });
-    expect(await transaction(db, (tx) => lockActivePlan(tx, task.id))).toEqual({ id: second, version: 2 });
+    expect(await transaction(db, (tx) => lockActivePlanForEdit(tx, task.id))).toEqual({ id: second, version: 2 });
   });
 
   it('records the outcome beside the version that ran (the newest without one), once', async () => {
@@ -327,10 +327,10 @@ describe('reads of the executor rows', () => {
     const row = (totalTokens: number, costUsd: number) => ({
       id: randomUUID(),
       taskId: task.id,
-      role: 'planning',
+      role: 'planning' as const,
       model: 'm',
       endpoint: 'http://127.0.0.1/v1',
-      outcome: 'ok',
+      outcome: 'ok' as const,
       totalTokens,
       costUsd,
       latencyMs: 1,

@@ -4,11 +4,12 @@ import { Prisma } from '../src/generated/prisma/client.js';
 import {
   constraintName,
   indexesOf,
+  literalUnion,
   parsePrismaSchema,
   primaryKeyOf,
   uniqueIndexesOf,
 } from './helpers/prisma-schema.js';
-import { expectedShape } from './helpers/schema-drift.js';
+import { allowedValues, expectedShape } from './helpers/schema-drift.js';
 
 const schemaPath = new URL('../../../prisma/schema.prisma', import.meta.url);
 
@@ -138,6 +139,63 @@ describe('parsePrismaSchema', () => {
       /does not understand/,
     );
     expect(() => parsePrismaSchema('model X {\n  id String @id\n')).toThrow(/not closed/);
+  });
+});
+
+describe('status and kind columns (@kyselyType unions)', () => {
+  const annotated = parsePrismaSchema(`
+model Run {
+  id      String @id
+  /// running | finished
+  /// @kyselyType('running' | 'finished')
+  status  String @default("running")
+  /// @kyselyType('ok' | 'it''s')
+  outcome String?
+  /// @kyselyType(Record<string, number>)
+  counts  Json
+  // @kyselyType('not' | 'a doc comment')
+  plain   String
+}
+`);
+  const fields = Object.fromEntries(annotated.models[0]?.fields.map((field) => [field.name, field]) ?? []);
+
+  it('reads the type of a field from its doc comment, and only from a doc comment', () => {
+    expect(fields['status']?.kyselyType).toBe("'running' | 'finished'");
+    expect(fields['counts']?.kyselyType).toBe('Record<string, number>');
+    expect(fields['plain']?.kyselyType).toBeNull();
+    expect(fields['id']?.kyselyType).toBeNull();
+  });
+
+  it('expects a CHECK named <Table>_<column>_check for each union of string literals, no other', () => {
+    // `outcome` is no TypeScript union of literals ('it''s' is SQL quoting): no CHECK is asked for it.
+    expect(
+      expectedShape(annotated)
+        .get('Run')
+        ?.checks.map((check) => [check.name, check.values]),
+    ).toEqual([['Run_status_check', ['running', 'finished']]]);
+    expect(literalUnion("'a' | 'b'")).toEqual(['a', 'b']);
+    expect(literalUnion("'a|b' | 'c'")).toEqual(['a|b', 'c']);
+    expect(literalUnion("'x'")).toEqual(['x']);
+    for (const other of ['string', "'a' | string", "'a' |", '1 | 2', ''])
+      expect(literalUnion(other)).toBeNull();
+  });
+
+  it('reads the values of a CHECK as Postgres prints it, and nothing from other shapes', () => {
+    expect(
+      allowedValues("CHECK ((status = ANY (ARRAY['running'::text, 'finished'::text])))", 'status'),
+    ).toEqual(['running', 'finished']);
+    expect(
+      allowedValues(
+        "CHECK (((outcome IS NULL) OR (outcome = ANY (ARRAY['ok'::text, 'e''x'::text]))))",
+        'outcome',
+      ),
+    ).toEqual(['ok', "e'x"]);
+    expect(allowedValues(`CHECK (("errorCode" = 'x'::text))`, 'errorCode')).toEqual(['x']);
+    expect(allowedValues("CHECK (((kind = 'a'::text) OR (kind = 'b'::text)))", 'kind')).toEqual(['a', 'b']);
+    expect(allowedValues('CHECK ((length(outcome) < 10))', 'outcome')).toBeNull();
+    expect(allowedValues("CHECK ((status <> ALL (ARRAY['x'::text])))", 'status')).toBeNull();
+    expect(allowedValues("CHECK (((status = 'a'::text) AND (other = 'b'::text)))", 'status')).toBeNull();
+    expect(allowedValues('CHECK ((attempts >= 0))', 'attempts')).toBeNull();
   });
 });
 

@@ -6,7 +6,10 @@ import { createMigratedTestDatabase, withClient, type TestDatabase } from './hel
 
 // The migrations are written by hand (the schema engine cannot run offline), so this test is what
 // keeps them equal to schema.prisma: every model's table, columns (type, nullability, array-ness,
-// default), primary key, unique indexes, indexes and foreign keys, with Prisma's names.
+// default), primary key, unique indexes, indexes and foreign keys, with Prisma's names; and for every
+// column whose `/// @kyselyType(...)` is a union of string literals, a CHECK constraint
+// `<Table>_<column>_check` allowing exactly those values (the generated types promise no other value
+// can be read, so the database must refuse any other).
 
 const schemaPath = new URL('../../../prisma/schema.prisma', import.meta.url);
 let expected: ReturnType<typeof expectedShape>;
@@ -30,6 +33,17 @@ describe('schema drift', () => {
     // Guard against a vacuous pass: the comparison saw every model.
     expect(expected.size).toBeGreaterThanOrEqual(21);
     expect([...expected.keys()].every((table) => actual.has(table))).toBe(true);
+    // ... and every annotated status and kind column, with its CHECK read back as a list of values.
+    const checked = [...expected.values()].flatMap((table) => table.checks);
+    expect(checked.length).toBeGreaterThanOrEqual(5);
+    for (const [name, table] of expected)
+      for (const check of table.checks)
+        expect(
+          actual
+            .get(name)
+            ?.checks.find((found) => found.name === check.name)
+            ?.values?.sort(),
+        ).toEqual(check.values?.sort());
   });
 
   it('reports each kind of difference in a readable line', async () => {
@@ -48,6 +62,14 @@ describe('schema drift', () => {
         ALTER TABLE "ReceivedWebhook" DROP CONSTRAINT "ReceivedWebhook_pkey";
         DROP TABLE "AuditLog";
         CREATE TABLE "Stray" ("id" TEXT);
+        ALTER TABLE "SandboxRun" DROP CONSTRAINT "SandboxRun_status_check";
+        ALTER TABLE "SandboxRun" DROP CONSTRAINT "SandboxRun_language_check";
+        ALTER TABLE "SandboxRun" ADD CONSTRAINT "SandboxRun_language_check" CHECK ("language" IN ('javascript', 'python', 'ruby'));
+        ALTER TABLE "ModelCall" RENAME CONSTRAINT "ModelCall_role_check" TO "ModelCall_role_values";
+        ALTER TABLE "ModelCall" DROP CONSTRAINT "ModelCall_outcome_check";
+        ALTER TABLE "ModelCall" ADD CONSTRAINT "ModelCall_outcome_check" CHECK (length("outcome") < 10);
+        ALTER TABLE "Outbox" ADD CONSTRAINT "Outbox_publisher_check" CHECK ("publisher" IN ('planner'));
+        ALTER TABLE "Outbox" ADD CONSTRAINT "Outbox_attempts_check" CHECK ("attempts" >= 0);
       `),
     );
     const problems = diffShapes(expected, await withClient(tampered.url, actualShape));
@@ -66,6 +88,11 @@ describe('schema drift', () => {
         'table "ReceivedWebhook": primary key is none, schema says "ReceivedWebhook_pkey" (webhookId)',
         'table "AuditLog": missing in the database',
         'table "Stray": in the database but not in the schema',
+        `table "SandboxRun": column "status" has no CHECK constraint, schema says 'finished' | 'running'`,
+        `table "SandboxRun": column "language" allows 'javascript' | 'python' | 'ruby' ("SandboxRun_language_check"), schema says 'javascript' | 'python'`,
+        'table "ModelCall": column "role" has its CHECK named "ModelCall_role_values", not "ModelCall_role_check"',
+        `table "ModelCall": column "outcome" has CHECK ((length(outcome) < 10)) ("ModelCall_outcome_check"), not a list of values; schema says 'error' | 'ok'`,
+        `table "Outbox": column "publisher" allows 'planner' ("Outbox_publisher_check"), but the schema has no @kyselyType union on it`,
       ].sort(),
     );
   });

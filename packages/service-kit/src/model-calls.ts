@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { insertRows, poolSql, type Db, type SqlColumn } from '@tandem/db';
+import { modelCallOutcomesSince, recordModelCall, type Db } from '@tandem/db';
 import {
   createModelSelector,
   type ModelCallRecord,
@@ -10,26 +10,6 @@ import {
 import type { ServiceRuntime } from './runtime.js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Log } from './logger.js';
-
-const MODEL_CALL_COLUMNS: SqlColumn[] = [
-  { name: 'id', cast: 'uuid' },
-  { name: 'taskId', cast: 'uuid' },
-  { name: 'role' },
-  { name: 'model' },
-  { name: 'endpoint' },
-  { name: 'candidateId' },
-  { name: 'tier' },
-  { name: 'attempt' },
-  { name: 'fallback' },
-  { name: 'promptTokens' },
-  { name: 'completionTokens' },
-  { name: 'totalTokens' },
-  { name: 'costUsd' },
-  { name: 'latencyMs' },
-  { name: 'outcome' },
-  { name: 'errorCode' },
-  { name: 'idempotencyKey' },
-];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -103,28 +83,26 @@ export function createModelCallRecorder(deps: {
       cost.inc(labels, record.costUsd);
       latency.observe(labels, record.latencyMs / 1000);
       deps.rates?.add(record.role, record.candidateId, record.outcome === 'ok');
-      // Plain SQL: one insert per call, off the call's path (Prisma's per-query cost showed in benchmarks).
-      const write = insertRows(poolSql(deps.db), 'ModelCall', MODEL_CALL_COLUMNS, [
-        [
-          UUID.test(record.id) ? record.id : randomUUID(),
-          record.taskId !== null && UUID.test(record.taskId) ? record.taskId : null,
-          record.role,
-          record.model,
-          record.endpoint,
-          record.candidateId,
-          record.tier,
-          record.attempt,
-          record.fallback,
-          record.promptTokens,
-          record.completionTokens,
-          record.totalTokens,
-          record.costUsd,
-          Math.round(record.latencyMs),
-          record.outcome,
-          record.errorCode ?? null,
-          record.idempotencyKey ?? null,
-        ],
-      ]).then(
+      // One insert per call, off the call's path, its own commit.
+      const write = recordModelCall(deps.db, {
+        id: UUID.test(record.id) ? record.id : randomUUID(),
+        taskId: record.taskId !== null && UUID.test(record.taskId) ? record.taskId : null,
+        role: record.role,
+        model: record.model,
+        endpoint: record.endpoint,
+        candidateId: record.candidateId,
+        tier: record.tier,
+        attempt: record.attempt,
+        fallback: record.fallback,
+        promptTokens: record.promptTokens,
+        completionTokens: record.completionTokens,
+        totalTokens: record.totalTokens,
+        costUsd: record.costUsd,
+        latencyMs: Math.round(record.latencyMs),
+        outcome: record.outcome,
+        errorCode: record.errorCode ?? null,
+        idempotencyKey: record.idempotencyKey ?? null,
+      }).then(
         () => undefined,
         (error: unknown) => {
           deps.log.error({ err: error, role: record.role }, 'could not store a model call record');
@@ -151,15 +129,8 @@ export async function createRecordedModelSelector(
   const rates = createSuccessRates();
   try {
     const since = new Date(Date.now() - 24 * 60 * 60 * 1000);
-    const rows = await runtime.db.prisma.modelCall.groupBy({
-      by: ['role', 'candidateId', 'outcome'],
-      where: { createdAt: { gte: since }, candidateId: { not: null } },
-      _count: { _all: true },
-    });
-    for (const row of rows) {
-      if (row.candidateId === null || (row.role !== 'planning' && row.role !== 'code')) continue;
-      rates.add(row.role, row.candidateId, row.outcome === 'ok', row._count._all);
-    }
+    for (const row of await modelCallOutcomesSince(runtime.db, since))
+      rates.add(row.role, row.candidateId, row.outcome === 'ok', row.count);
   } catch (error) {
     runtime.log.warn({ err: error }, 'could not read past model calls; learned success starts empty');
   }

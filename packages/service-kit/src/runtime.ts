@@ -9,7 +9,7 @@ import {
   type OutboxRelay,
   type RunningConsumer,
 } from '@tandem/bus';
-import { createDb, type Db } from '@tandem/db';
+import { createDb, pingDatabase, type Db } from '@tandem/db';
 import { natsConnectionSettings, natsServers, type BaseConfig } from './config.js';
 import { databaseAuth } from './auth.js';
 import { createHttpServer, type HttpServer, type ReadinessCheck } from './http.js';
@@ -134,7 +134,7 @@ export async function createServiceRuntime(options: {
   const readiness: ReadinessCheck[] = [
     async () => {
       try {
-        await db.prisma.$queryRaw`SELECT 1`;
+        await pingDatabase(db);
         return { name: 'postgres', ok: true };
       } catch (error) {
         return {

@@ -4,7 +4,6 @@ import {
   ErrorCodes,
   PublicSubjects,
   SandboxRunCompleted,
-  SandboxRunRequested,
   TaskCancelRequestedCloudEvent,
   scanJsonText,
   subjectFor,
@@ -12,7 +11,7 @@ import {
 import type { OutboxMessage } from '@tandem/db';
 import { Counter, Histogram, findCancelTarget, outboxEvent, type ServiceRuntime } from '@tandem/service-kit';
 import type { SandboxRunnerConfig } from './config.js';
-import { createRunningJobs, handleRunRequested, RUN_REQUESTED_CONSUMER } from './handlers/run-requested.js';
+import { createRunningJobs, sandboxRunRequested } from './handlers/sandbox-run-requested.js';
 import type { SandboxBackend } from './sandbox/index.js';
 
 /** The sandbox-runner: runs code jobs from the bus in the sandbox backend and publishes their results. */
@@ -68,34 +67,24 @@ export async function createSandboxRunner(deps: {
       },
     },
   );
-  const consumer = await runtime.consume({
-    durable: RUN_REQUESTED_CONSUMER,
-    subject: SandboxRunRequested.subjectSuffix,
-    schema: SandboxRunRequested.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: config.TANDEM_SANDBOX_CONCURRENCY,
-    // A job may run up to TANDEM_SANDBOX_MAX_TIMEOUT_MS: the consumer framework heartbeats it, so the
-    // ack wait stays the short TANDEM_ACK_WAIT_MS (how long a dead runner's job waits for another).
-    handle: (envelope, context) =>
-      handleRunRequested(
-        {
-          db: runtime.db,
-          prefix: config.TANDEM_SUBJECT_PREFIX,
-          backend,
-          ceilings: config,
-          kick: runtime.kick,
-          running,
-          maxAttempts: config.TANDEM_SANDBOX_MAX_ATTEMPTS,
-          onRun: (result, language) => {
-            runs.inc({ language, outcome: result.outcome });
-            seconds.observe({ language }, result.durationMs / 1000);
-          },
-        },
-        envelope,
-        context,
-      ),
-  });
+  // A job may run up to TANDEM_SANDBOX_MAX_TIMEOUT_MS: the consumer framework heartbeats it, so the ack
+  // wait stays the short TANDEM_ACK_WAIT_MS (how long a dead runner's job waits for another).
+  const consumer = await runtime.start(
+    sandboxRunRequested,
+    {
+      db: runtime.db,
+      prefix: config.TANDEM_SUBJECT_PREFIX,
+      backend,
+      ceilings: config,
+      running,
+      maxAttempts: config.TANDEM_SANDBOX_MAX_ATTEMPTS,
+      onRun: (result, language) => {
+        runs.inc({ language, outcome: result.outcome });
+        seconds.observe({ language }, result.durationMs / 1000);
+      },
+    },
+    { concurrency: config.TANDEM_SANDBOX_CONCURRENCY },
+  );
   runtime.onStop(async () => {
     cancels.unsubscribe();
     await consumer.stop();

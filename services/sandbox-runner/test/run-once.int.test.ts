@@ -8,7 +8,12 @@ import { createDb, migrate, type Db } from '@tandem/db';
 import { createTestDatabase, type TestDatabase } from '@tandem/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRunningJobs, handleRunRequested } from '../src/handlers/run-requested.js';
+import { handleMessage } from '@tandem/bus';
+import {
+  createRunningJobs,
+  sandboxRunRequested,
+  type RunRequestedDeps,
+} from '../src/handlers/sandbox-run-requested.js';
 import { SandboxCeilingsConfig } from '../src/limits.js';
 import {
   createBwrapBackend,
@@ -18,8 +23,8 @@ import {
   type SandboxRunOptions,
 } from '../src/sandbox/index.js';
 
-// Issue 12, item 2 and 7: a redelivered sandbox job must not run its program again. These tests call the
-// handler as the consumer framework does (a throw means a redelivery), with the weaker process backend
+// Issue 12, item 2 and 7: a redelivered sandbox job must not run its program again. These tests drive the
+// declared consumer through the framework's handleMessage as the bus does (a throw means a redelivery), with the weaker process backend
 // (what is tested is the bookkeeping around a run, not the box) counted from the runner's side: the
 // program cannot fake how often the backend was asked to run it.
 
@@ -97,6 +102,25 @@ function job(): ReturnType<typeof createEnvelope<'sandbox.run-requested', typeof
   );
 }
 
+/** One delivery of the consumer, as the bus makes it (resolves: acked; throws: redelivered). */
+function handleRunRequested(
+  deps: RunRequestedDeps,
+  envelope: ReturnType<typeof job>,
+  context: { messageId: string; log: pino.Logger },
+): Promise<void> {
+  return handleMessage(deps.db, sandboxRunRequested, deps, 5, envelope, {
+    messageId: context.messageId,
+    consumer: `test_${sandboxRunRequested.durable}`,
+    subject: `test.${SandboxRunRequested.subjectSuffix}`,
+    streamSeq: 1,
+    deliveryCount: 1,
+    headers: {},
+    json: envelope,
+    log: context.log,
+    working: () => {},
+  });
+}
+
 function capturingLog(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
@@ -131,7 +155,6 @@ describe('a sandbox job runs once per idempotency key', () => {
       prefix: 'test',
       backend: counting.backend,
       ceilings,
-      kick: () => {},
       running,
       // The seam between a finished run and storing it: the first time, something fails there.
       onRun: () => {
@@ -167,7 +190,6 @@ describe('a sandbox job runs once per idempotency key', () => {
       prefix: 'test',
       backend: counting.backend,
       ceilings,
-      kick: () => {},
       running: createRunningJobs(),
     };
     await handleRunRequested(deps, envelope, { messageId: envelope.id, log });
@@ -192,7 +214,7 @@ describe('a sandbox job runs once per idempotency key', () => {
     const counting = countingBackend();
     const { log, lines } = capturingLog();
     const envelope = job();
-    const base = { db, prefix: 'test', backend: counting.backend, ceilings, kick: () => {} };
+    const base = { db, prefix: 'test', backend: counting.backend, ceilings };
     // The first runner hangs in the job and is taken for dead: its delivery does not finish in time.
     const held = counting.hold(1);
     const dead = handleRunRequested({ ...base, running: createRunningJobs() }, envelope, {
@@ -224,7 +246,7 @@ describe('a sandbox job runs once per idempotency key', () => {
     const counting = countingBackend();
     const { log } = capturingLog();
     const envelope = job();
-    const base = { db, prefix: 'test', backend: counting.backend, ceilings, kick: () => {}, maxAttempts: 2 };
+    const base = { db, prefix: 'test', backend: counting.backend, ceilings, maxAttempts: 2 };
     const held = counting.hold(2);
     const pending: Array<Promise<void>> = [];
     for (const attempt of [0, 1]) {
@@ -261,7 +283,6 @@ describe('a redelivery to the process that still runs the job', () => {
       prefix: 'test',
       backend: counting.backend,
       ceilings,
-      kick: () => {},
       running: createRunningJobs(),
     };
     const held = counting.hold(1);

@@ -1,8 +1,7 @@
-import { Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
-import type { Db } from '../client.js';
 import type { DB } from '../generated/kysely.js';
-import type { Queryable } from '../transaction.js';
+import { queryable, utcNow, utcNowMinus, type DbOrTx } from '../queryable.js';
 
 /**
  * The executor's reads of tables other services write (Task, Plan, PlanStep, ApprovalRequest,
@@ -10,21 +9,6 @@ import type { Queryable } from '../transaction.js';
  * as `unknown`: the executor parses them with `parseStored`.
  */
 
-/** Where a read may run: the database (its own statement) or the caller's transaction. */
-export type ExecutorSource = Pick<Db, 'kysely'> | Queryable;
-
-/** The query builder of a source (a transaction is used as it is). */
-export function queryable(source: ExecutorSource): Queryable {
-  return source instanceof Kysely ? source : source.kysely;
-}
-
-/** The database's clock as UTC wall-clock time (what every timestamp column holds). */
-export const DB_NOW = sql<Date>`(now() AT TIME ZONE 'UTC')`;
-
-/** `DB_NOW` minus `ms` milliseconds. */
-export function dbNowMinus(ms: number) {
-  return sql<Date>`(now() AT TIME ZONE 'UTC') - ${ms}::int * interval '1 millisecond'`;
-}
 
 /** A TaskRun's state. */
 export type TaskRunStatus = DB['TaskRun']['status'];
@@ -73,7 +57,7 @@ export interface RunStateRow {
  * every step of it (in plan order) with its run state and stored decision. Null when the task has no run
  * or the run no plan.
  */
-export async function loadRunState(source: ExecutorSource, taskId: string): Promise<RunStateRow | null> {
+export async function loadRunState(source: DbOrTx, taskId: string): Promise<RunStateRow | null> {
   const row = await queryable(source)
     .selectFrom('TaskRun as r')
     .innerJoin('Task as t', 't.id', 'r.taskId')
@@ -164,7 +148,7 @@ export interface TaskOutcomeRef {
 }
 
 /** The task's identity for its outcome event (kind, agent, submitter's request); null when not stored. */
-export async function taskOutcomeRef(source: ExecutorSource, taskId: string): Promise<TaskOutcomeRef | null> {
+export async function taskOutcomeRef(source: DbOrTx, taskId: string): Promise<TaskOutcomeRef | null> {
   const row = await queryable(source)
     .selectFrom('Task')
     .select(['id', 'kind', 'agentId', 'source', 'externalId', 'deadline'])
@@ -178,7 +162,7 @@ export async function taskOutcomeRef(source: ExecutorSource, taskId: string): Pr
  * CloudEvent's `source` + `id`; null when no such task is stored (yet).
  */
 export async function cancelTargetOf(
-  source: ExecutorSource,
+  source: DbOrTx,
   names: { taskId?: string | undefined; request?: { source: string; id: string } | undefined },
 ): Promise<string | null> {
   const db = queryable(source);
@@ -197,7 +181,7 @@ export async function cancelTargetOf(
 }
 
 /** The task's submitted input (Json, unparsed); undefined when the task is not stored. */
-export async function taskInput(source: ExecutorSource, taskId: string): Promise<{ input: unknown } | null> {
+export async function taskInput(source: DbOrTx, taskId: string): Promise<{ input: unknown } | null> {
   const row = await queryable(source)
     .selectFrom('Task')
     .select('input')
@@ -208,7 +192,7 @@ export async function taskInput(source: ExecutorSource, taskId: string): Promise
 
 /** A plan's version and the tools of its steps in plan order; null when there is no such plan. */
 export async function planSummary(
-  source: ExecutorSource,
+  source: DbOrTx,
   planId: string,
 ): Promise<{ version: number; tools: string[] } | null> {
   const db = queryable(source);
@@ -225,7 +209,7 @@ export async function planSummary(
 
 /** A planned step's key and tool; null when there is no such step. */
 export async function planStepOf(
-  source: ExecutorSource,
+  source: DbOrTx,
   stepId: string,
 ): Promise<{ stepKey: string; tool: string } | null> {
   const row = await queryable(source)
@@ -247,7 +231,7 @@ export interface StoredApprovalDecision {
 
 /** The request row an `approval.decided` event names (all four ids must match); null when there is none. */
 export async function approvalDecisionOf(
-  source: ExecutorSource,
+  source: DbOrTx,
   ids: { approvalId: string; stepId: string; taskId: string; planId: string },
 ): Promise<StoredApprovalDecision | null> {
   const row = await queryable(source)
@@ -273,7 +257,7 @@ export interface StoredPolicyDecision {
  * an `approval.batch-decided` event may apply.
  */
 export async function policyDecisionsOf(
-  source: ExecutorSource,
+  source: DbOrTx,
   input: { taskId: string; planId: string; stepIds: readonly string[] },
 ): Promise<StoredPolicyDecision[]> {
   if (input.stepIds.length === 0) return [];
@@ -301,7 +285,7 @@ export async function policyDecisionsOf(
 
 /** The value of a stored sandbox run (Json, unparsed): what a result event too large to carry it names. */
 export async function sandboxRunValue(
-  source: ExecutorSource,
+  source: DbOrTx,
   runId: string,
 ): Promise<{ value: unknown } | null> {
   const row = await queryable(source)
@@ -321,7 +305,7 @@ export interface SandboxFileChange {
 }
 
 /** The files a sandbox run wrote or deleted, by path. */
-export async function sandboxRunFiles(source: ExecutorSource, runId: string): Promise<SandboxFileChange[]> {
+export async function sandboxRunFiles(source: DbOrTx, runId: string): Promise<SandboxFileChange[]> {
   return queryable(source)
     .selectFrom('SandboxRunFile')
     .select(['path', 'content', 'size', 'deleted'])
@@ -334,7 +318,7 @@ export async function sandboxRunFiles(source: ExecutorSource, runId: string): Pr
  * Tasks whose deadline is at or before `now` and that have not ended: still being planned (no run) or
  * running or re-planning; earliest deadline first.
  */
-export async function tasksPastDeadline(source: ExecutorSource, now: Date, limit: number): Promise<string[]> {
+export async function tasksPastDeadline(source: DbOrTx, now: Date, limit: number): Promise<string[]> {
   const rows = await queryable(source)
     .selectFrom('Task as t')
     .leftJoin('TaskRun as r', 'r.taskId', 't.id')
@@ -356,11 +340,11 @@ const TASK_PUBLISHERS = ['planner', 'approval', 'executor', 'sandbox-runner'];
  * step `generating` or `running` and no message of the task still waiting in an outbox; oldest first.
  */
 export async function quietRunningTasks(
-  source: ExecutorSource,
+  source: DbOrTx,
   quietMs: number,
   limit: number,
 ): Promise<string[]> {
-  const before = dbNowMinus(quietMs);
+  const before = utcNowMinus(quietMs);
   const rows = await queryable(source)
     .selectFrom('TaskRun as r')
     .select('r.taskId')
@@ -410,7 +394,7 @@ export interface UnrunTask {
  * `quietMs` and have no message still waiting in an outbox; oldest first.
  */
 export async function quietUnrunTasks(
-  source: ExecutorSource,
+  source: DbOrTx,
   quietMs: number,
   limit: number,
 ): Promise<UnrunTask[]> {
@@ -418,7 +402,7 @@ export async function quietUnrunTasks(
     .selectFrom('Task as t')
     .select(['t.id as taskId', 't.status', 't.error'])
     .where('t.status', 'in', ['planned', 'failed', 'cancelled'])
-    .where('t.updatedAt', '<', dbNowMinus(quietMs))
+    .where('t.updatedAt', '<', utcNowMinus(quietMs))
     .where(({ not, exists, selectFrom }) =>
       not(exists(selectFrom('TaskRun as r').select(sql.lit(1).as('one')).whereRef('r.taskId', '=', 't.id'))),
     )
@@ -449,11 +433,11 @@ function payloadTaskId() {
  * than `leaseMs` on the database's clock; oldest first.
  */
 export async function staleReplanningTasks(
-  source: ExecutorSource,
+  source: DbOrTx,
   leaseMs: number,
   limit: number,
 ): Promise<string[]> {
-  const before = dbNowMinus(leaseMs);
+  const before = utcNowMinus(leaseMs);
   const rows = await queryable(source)
     .selectFrom('TaskRun as r')
     .innerJoin('Task as t', 't.id', 'r.taskId')

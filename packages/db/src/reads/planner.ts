@@ -5,9 +5,10 @@ import {
   type JsonValue as JsonValueType,
 } from '@tandem/contracts';
 import { parseStored } from '../rows.js';
-import { queryable, utcNow, type Reader } from '../tables/planner-common.js';
+import { queryable, utcNow, type DbOrTx } from '../queryable.js';
 import type { PlanStatus } from '../tables/plan.js';
 import type { TaskStatus } from '../tables/task.js';
+import type { StepRunStatus } from './executor.js';
 
 // The planner's reads of tables other services write (EarlyCancel, TaskRun, StepRun: the executor's),
 // joined with its own.
@@ -18,7 +19,7 @@ import type { TaskStatus } from '../tables/task.js';
  * cancelled task.
  */
 export async function cancelledBeforeArrival(
-  db: Reader,
+  db: DbOrTx,
   task: { id: string; source: string; externalId: string },
 ): Promise<boolean> {
   const row = await queryable(db)
@@ -38,7 +39,7 @@ export async function cancelledBeforeArrival(
 
 /** A task's own state and its run's (null before the executor started it), or null for no task. */
 export async function taskAndRunStatus(
-  db: Reader,
+  db: DbOrTx,
   taskId: string,
 ): Promise<{ status: TaskStatus; runStatus: string | null } | null> {
   const row = await queryable(db)
@@ -50,21 +51,11 @@ export async function taskAndRunStatus(
   return row ?? null;
 }
 
-/** A run's state (the executor's TaskRun), or null before the executor started the task. */
-export async function taskRunStatus(db: Reader, taskId: string): Promise<string | null> {
-  const row = await queryable(db)
-    .selectFrom('TaskRun')
-    .select('status')
-    .where('taskId', '=', taskId)
-    .executeTakeFirst();
-  return row?.status ?? null;
-}
-
 /** The first step of a plan whose run is in none of the `notStarted` states (it started), or null. */
 export async function firstStartedStep(
-  db: Reader,
+  db: DbOrTx,
   planId: string,
-  notStarted: readonly string[],
+  notStarted: readonly StepRunStatus[],
 ): Promise<{ stepKey: string; status: string } | null> {
   const row = await queryable(db)
     .selectFrom('StepRun')
@@ -124,7 +115,7 @@ const StoredArguments = JsonValue.refine(
 );
 
 /** Reads a task with its run, its newest plan and that plan's steps with their runs, parsed. */
-export async function readStoredTaskView(db: Reader, taskId: string): Promise<StoredTaskView | null> {
+export async function readStoredTaskView(db: DbOrTx, taskId: string): Promise<StoredTaskView | null> {
   const q = queryable(db);
   const task = await q
     .selectFrom('Task')

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { dbNowMinus, queryable, type ExecutorSource } from '../reads/executor.js';
+import { utcNowMinus, queryable, type DbOrTx } from '../queryable.js';
 import type { DB } from '../generated/kysely.js';
 import type { Tx } from '../transaction.js';
 
@@ -41,7 +41,7 @@ const UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  * yet, oldest first, each with the outbox row its message id names (one statement).
  */
 export async function pendingTaskDeadLetters(
-  source: ExecutorSource,
+  source: DbOrTx,
   options: { limit: number; horizonMs: number },
 ): Promise<TaskDeadLetter[]> {
   const natsMessageId = sql<string | null>`${sql.ref('d.headers')}->>'Nats-Msg-Id'`;
@@ -74,7 +74,7 @@ export async function pendingTaskDeadLetters(
     ])
     .where('d.taskId', 'is not', null)
     .where('h.deadLetterId', 'is', null)
-    .where('d.createdAt', '>=', dbNowMinus(options.horizonMs))
+    .where('d.createdAt', '>=', utcNowMinus(options.horizonMs))
     .orderBy('d.createdAt')
     .limit(options.limit)
     .execute();

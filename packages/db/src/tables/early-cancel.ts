@@ -1,4 +1,4 @@
-import { DB_NOW, queryable, type ExecutorSource } from '../reads/executor.js';
+import { utcNow, queryable, type DbOrTx } from '../queryable.js';
 import type { Tx } from '../transaction.js';
 
 /**
@@ -27,7 +27,7 @@ export async function keepEarlyCancel(tx: Tx, cancel: NewEarlyCancel): Promise<v
  * `externalId`); only those of `taskId` when it is given.
  */
 export async function matchingEarlyCancels(
-  source: ExecutorSource,
+  source: DbOrTx,
   input: { taskId: string | null; limit: number },
 ): Promise<Array<{ id: string; taskId: string }>> {
   const db = queryable(source);
@@ -36,7 +36,7 @@ export async function matchingEarlyCancels(
     .selectFrom('EarlyCancel as e')
     .innerJoin('Task as t', 't.id', 'e.taskId')
     .select(['e.id', 't.id as taskId'])
-    .where('e.expiresAt', '>', DB_NOW)
+    .where('e.expiresAt', '>', utcNow())
     .$if(only !== null, (query) => query.where('t.id', '=', only ?? ''));
   const byRequest = db
     .selectFrom('EarlyCancel as e')
@@ -44,7 +44,7 @@ export async function matchingEarlyCancels(
       join.onRef('t.source', '=', 'e.source').onRef('t.externalId', '=', 'e.externalId'),
     )
     .select(['e.id', 't.id as taskId'])
-    .where('e.expiresAt', '>', DB_NOW)
+    .where('e.expiresAt', '>', utcNow())
     .$if(only !== null, (query) => query.where('t.id', '=', only ?? ''));
   return byId.unionAll(byRequest).limit(input.limit).execute();
 }
@@ -66,6 +66,6 @@ export async function takeEarlyCancel(
 }
 
 /** Forgets expired early cancels. */
-export async function pruneEarlyCancels(source: ExecutorSource): Promise<void> {
-  await queryable(source).deleteFrom('EarlyCancel').where('expiresAt', '<=', DB_NOW).execute();
+export async function pruneEarlyCancels(source: DbOrTx): Promise<void> {
+  await queryable(source).deleteFrom('EarlyCancel').where('expiresAt', '<=', utcNow()).execute();
 }

@@ -1,7 +1,7 @@
 import type { Verdict } from '@tandem/contracts';
 import { json } from '../column-types.js';
 import type { Tx } from '../transaction.js';
-import { utcNow } from './planner-common.js';
+import { utcNow } from '../queryable.js';
 
 // The only module that writes "Feedback" (writer: learning). One row per (source event, kind).
 

@@ -4,7 +4,7 @@ import { json } from '../column-types.js';
 import type { LearningPattern as LearningPatternTable } from '../generated/kysely.js';
 import { parseStored, type RowSchema } from '../rows.js';
 import type { Tx } from '../transaction.js';
-import { queryable, utcNow, type Reader } from './planner-common.js';
+import { queryable, utcNow, type DbOrTx } from '../queryable.js';
 
 // The only module that writes "LearningPattern" (writer: learning). A pattern is one row per (type,
 // scope, signature); its counts change under the row's lock, so parallel outcomes all count.
@@ -123,7 +123,7 @@ export interface ActivePattern {
  * successful, at most `limit`.
  */
 export async function activePatterns(
-  db: Reader,
+  db: DbOrTx,
   query: { scope: string; types: readonly PatternType[] | null; limit: number },
 ): Promise<ActivePattern[]> {
   let select = queryable(db)

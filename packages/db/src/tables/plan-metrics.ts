@@ -1,7 +1,7 @@
 import { json } from '../column-types.js';
 import type { PlanMetrics as PlanMetricsTable } from '../generated/kysely.js';
 import type { Tx } from '../transaction.js';
-import { utcNow } from './planner-common.js';
+import { utcNow } from '../queryable.js';
 
 // The only module that writes "PlanMetrics" (writer: planner): how a plan version was made, and later
 // how its task ended, so quality scores can be checked against outcomes.

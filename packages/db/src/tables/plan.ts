@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import { json } from '../column-types.js';
 import type { Plan as PlanTable } from '../generated/kysely.js';
 import type { Tx } from '../transaction.js';
-import { queryable, utcNow, type Reader } from './planner-common.js';
+import { queryable, utcNow, type DbOrTx } from '../queryable.js';
 
 // The only module that writes "Plan" (writer: planner). A task's plans are versions 1, 2, ...; the
 // newest is `active` and every older one `superseded`.
@@ -62,7 +62,7 @@ export async function supersedePlan(tx: Tx, planId: string): Promise<void> {
 
 /** A plan version's state and number, or null when it does not exist. */
 export async function planState(
-  db: Reader,
+  db: DbOrTx,
   planId: string,
 ): Promise<{ status: PlanStatus; version: number } | null> {
   const row = await queryable(db)
@@ -73,22 +73,3 @@ export async function planState(
   return row ?? null;
 }
 
-/**
- * The task's newest active plan, its row locked (FOR UPDATE) until the transaction ends: the executor
- * takes the same lock (shared) before it starts a step, so an edit and a step start never both win.
- */
-export async function lockActivePlan(
-  tx: Tx,
-  taskId: string,
-): Promise<{ id: string; version: number } | null> {
-  const row = await tx
-    .selectFrom('Plan')
-    .select(['id', 'version'])
-    .where('taskId', '=', taskId)
-    .where('status', '=', 'active')
-    .orderBy('version', 'desc')
-    .limit(1)
-    .forUpdate()
-    .executeTakeFirst();
-  return row ?? null;
-}

@@ -1,5 +1,5 @@
 import { json } from '../column-types.js';
-import { queryable, type ExecutorSource } from '../reads/executor.js';
+import { queryable, type DbOrTx } from '../queryable.js';
 import type { DB } from '../generated/kysely.js';
 import type { Tx } from '../transaction.js';
 
@@ -28,7 +28,7 @@ export interface NewStepAttempt {
 }
 
 /** Records an attempt once: a second record of the same (step, attempt) changes nothing. */
-export async function recordAttempt(source: ExecutorSource, attempt: NewStepAttempt): Promise<void> {
+export async function recordAttempt(source: DbOrTx, attempt: NewStepAttempt): Promise<void> {
   await queryable(source)
     .insertInto('StepAttempt')
     .values({
@@ -76,7 +76,7 @@ export async function countSandboxRequest(tx: Tx, input: { stepId: string; attem
 
 /** Ends an attempt whose job is still out `lease_expired` (its step failed STEP.LEASE_EXPIRED). */
 export async function expireAttempt(
-  source: ExecutorSource,
+  source: DbOrTx,
   input: { stepId: string; attempt: number; finishedAt: Date },
 ): Promise<void> {
   await queryable(source)
@@ -97,7 +97,7 @@ export interface AttemptJob {
 
 /** One attempt's job; null when the attempt was never recorded. */
 export async function attemptJobOf(
-  source: ExecutorSource,
+  source: DbOrTx,
   input: { stepId: string; attempt: number },
 ): Promise<AttemptJob | null> {
   const row = await queryable(source)
@@ -110,7 +110,7 @@ export async function attemptJobOf(
 }
 
 /** When the newest sandbox result was stored (an attempt that ended with a sandbox outcome); null: never. */
-export async function newestSandboxResultAt(source: ExecutorSource): Promise<Date | null> {
+export async function newestSandboxResultAt(source: DbOrTx): Promise<Date | null> {
   const row = await queryable(source)
     .selectFrom('StepAttempt')
     .select((eb) => eb.fn.max('finishedAt').as('newest'))

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { json, type JsonInput } from '../column-types.js';
-import { lockActivePlan } from '../locks.js';
-import { DB_NOW, dbNowMinus, queryable, type ExecutorSource, type StepRunStatus } from '../reads/executor.js';
+import { lockPlanForStepStart } from '../locks.js';
+import { utcNow, utcNowMinus, queryable, type DbOrTx } from '../queryable.js';
+import { type StepRunStatus } from '../reads/executor.js';
 import { toJsonText } from '../text.js';
 import type { Tx } from '../transaction.js';
 
@@ -39,7 +40,7 @@ export async function createWaitingSteps(
         taskId: input.taskId,
         status: 'waiting' as const,
         attempts: 0,
-        updatedAt: DB_NOW,
+        updatedAt: utcNow(),
       })),
     )
     .onConflict((conflict) => conflict.column('stepId').doNothing())
@@ -51,7 +52,7 @@ export async function createWaitingSteps(
 export async function supersedeSteps(tx: Tx, planId: string): Promise<void> {
   await tx
     .updateTable('StepRun')
-    .set({ status: 'superseded', finishedAt: DB_NOW, updatedAt: DB_NOW })
+    .set({ status: 'superseded', finishedAt: utcNow(), updatedAt: utcNow() })
     .where('stepId', 'in', (eb) => eb.selectFrom('PlanStep').select('id').where('planId', '=', planId))
     .where('status', 'in', ['waiting', 'approved', 'fixing'])
     .execute();
@@ -87,7 +88,7 @@ export async function applyPolicyDecisions(
         approval: decision.approval,
         error: decision.error === null ? null : json(decision.error),
         attempts: 0,
-        updatedAt: DB_NOW,
+        updatedAt: utcNow(),
       })),
     )
     .onConflict((conflict) =>
@@ -148,14 +149,14 @@ export async function claimStep(
     startRun?: boolean;
   },
 ): Promise<boolean> {
-  if (!(await lockActivePlan(tx, input.planId))) return false;
+  if (!(await lockPlanForStepStart(tx, input.planId))) return false;
   const stale = input.staleAfterMs;
   const updated = await tx
     .updateTable('StepRun')
     .set((eb) => ({
       status: input.to,
-      updatedAt: DB_NOW,
-      ...(input.startRun === true ? { startedAt: DB_NOW, attempts: eb('attempts', '+', 1) } : {}),
+      updatedAt: utcNow(),
+      ...(input.startRun === true ? { startedAt: utcNow(), attempts: eb('attempts', '+', 1) } : {}),
     }))
     .where('stepId', '=', input.stepId)
     .where((eb) =>
@@ -163,7 +164,7 @@ export async function claimStep(
         ? eb('status', '=', input.from)
         : eb.or([
             eb('status', '=', input.from),
-            eb.and([eb('status', '=', 'generating'), eb('updatedAt', '<', dbNowMinus(stale))]),
+            eb.and([eb('status', '=', 'generating'), eb('updatedAt', '<', utcNowMinus(stale))]),
           ]),
     )
     .executeTakeFirst();
@@ -202,9 +203,9 @@ export async function finishApprovedSteps(tx: Tx, steps: readonly ApprovedStepEn
       status: eb.ref('v.status'),
       result: eb.ref('v.result'),
       error: eb.ref('v.error'),
-      startedAt: DB_NOW,
-      finishedAt: DB_NOW,
-      updatedAt: DB_NOW,
+      startedAt: utcNow(),
+      finishedAt: utcNow(),
+      updatedAt: utcNow(),
       attempts: sql<number>`${eb.ref('r.attempts')} + CASE WHEN ${eb.ref('v.status')} = 'completed' THEN 1 ELSE 0 END`,
     }))
     .whereRef('r.stepId', '=', 'v.stepId')
@@ -251,7 +252,7 @@ export interface CodeStepRow {
 }
 
 /** The step's row as a `run_code` start reads it; null when it has none. */
-export async function codeStepOf(source: ExecutorSource, stepId: string): Promise<CodeStepRow | null> {
+export async function codeStepOf(source: DbOrTx, stepId: string): Promise<CodeStepRow | null> {
   const row = await queryable(source)
     .selectFrom('StepRun')
     .select(['status', 'code', 'attempts', 'error', 'result'])
@@ -262,7 +263,7 @@ export async function codeStepOf(source: ExecutorSource, stepId: string): Promis
 
 /** Hands a `generating` claim back (`approved` or `fixing`), so a redelivered message can claim it again. */
 export async function handBackStep(
-  source: ExecutorSource,
+  source: DbOrTx,
   stepId: string,
   to: 'approved' | 'fixing',
 ): Promise<void> {
@@ -275,10 +276,10 @@ export async function handBackStep(
 }
 
 /** Renews a `generating` claim (its replica is still working on it). */
-export async function renewStepClaim(source: ExecutorSource, stepId: string): Promise<void> {
+export async function renewStepClaim(source: DbOrTx, stepId: string): Promise<void> {
   await queryable(source)
     .updateTable('StepRun')
-    .set({ updatedAt: DB_NOW })
+    .set({ updatedAt: utcNow() })
     .where('stepId', '=', stepId)
     .where('status', '=', 'generating')
     .execute();
@@ -388,7 +389,7 @@ export interface StaleStepRow {
  * a sandbox is draining its queue); any other `running` step before `generatingBefore`.
  */
 export async function staleSteps(
-  source: ExecutorSource,
+  source: DbOrTx,
   input: { before: Date; httpBefore: Date; codeBefore: Date | null; limit: number },
 ): Promise<StaleStepRow[]> {
   const codeBefore = input.codeBefore;

@@ -1,5 +1,6 @@
 import { json } from '../column-types.js';
-import { DB_NOW, dbNowMinus, queryable, type ExecutorSource, type TaskRunStatus } from '../reads/executor.js';
+import { utcNow, utcNowMinus, queryable, type DbOrTx } from '../queryable.js';
+import { type TaskRunStatus } from '../reads/executor.js';
 import type { Tx } from '../transaction.js';
 
 /**
@@ -17,13 +18,18 @@ export interface TaskRunHead {
 }
 
 /** The task's run, or null when it has none. */
-export async function taskRunOf(source: ExecutorSource, taskId: string): Promise<TaskRunHead | null> {
+export async function taskRunOf(source: DbOrTx, taskId: string): Promise<TaskRunHead | null> {
   const row = await queryable(source)
     .selectFrom('TaskRun')
     .select(['status', 'planId'])
     .where('taskId', '=', taskId)
     .executeTakeFirst();
   return row ?? null;
+}
+
+/** The state of the task's run (read by the planner and the sandbox-runner too), or null before it has one. */
+export async function taskRunStatus(source: DbOrTx, taskId: string): Promise<TaskRunStatus | null> {
+  return (await taskRunOf(source, taskId))?.status ?? null;
 }
 
 /**
@@ -53,8 +59,8 @@ export async function insertRunningRun(tx: Tx, input: { taskId: string; planId: 
       planId: input.planId,
       status: 'running',
       replans: 0,
-      startedAt: DB_NOW,
-      updatedAt: DB_NOW,
+      startedAt: utcNow(),
+      updatedAt: utcNow(),
     })
     .execute();
 }
@@ -63,7 +69,7 @@ export async function insertRunningRun(tx: Tx, input: { taskId: string; planId: 
 export async function switchRunPlan(tx: Tx, input: { taskId: string; planId: string }): Promise<void> {
   await tx
     .updateTable('TaskRun')
-    .set({ planId: input.planId, status: 'running', updatedAt: DB_NOW })
+    .set({ planId: input.planId, status: 'running', updatedAt: utcNow() })
     .where('taskId', '=', input.taskId)
     .where('status', 'in', [...UNFINISHED_RUN_STATUSES])
     .execute();
@@ -73,7 +79,7 @@ export async function switchRunPlan(tx: Tx, input: { taskId: string; planId: str
 export async function completeRun(tx: Tx, taskId: string, result: unknown): Promise<boolean> {
   const updated = await tx
     .updateTable('TaskRun')
-    .set({ status: 'completed', result: json(result), finishedAt: DB_NOW, updatedAt: DB_NOW })
+    .set({ status: 'completed', result: json(result), finishedAt: utcNow(), updatedAt: utcNow() })
     .where('taskId', '=', taskId)
     .where('status', '=', 'running')
     .executeTakeFirst();
@@ -146,20 +152,20 @@ export async function claimStaleReplanning(
 ): Promise<boolean> {
   const updated = await tx
     .updateTable('TaskRun')
-    .set({ updatedAt: DB_NOW })
+    .set({ updatedAt: utcNow() })
     .where('taskId', '=', input.taskId)
     .where('status', '=', 'replanning')
     .where('planId', '=', input.planId)
-    .where('updatedAt', '<', dbNowMinus(input.leaseMs))
+    .where('updatedAt', '<', utcNowMinus(input.leaseMs))
     .executeTakeFirst();
   return updated.numUpdatedRows === 1n;
 }
 
 /** Marks a running run as looked at now (the stuck sweep judges it again after another quiet period). */
-export async function touchRunningRun(source: ExecutorSource, taskId: string): Promise<void> {
+export async function touchRunningRun(source: DbOrTx, taskId: string): Promise<void> {
   await queryable(source)
     .updateTable('TaskRun')
-    .set({ updatedAt: DB_NOW })
+    .set({ updatedAt: utcNow() })
     .where('taskId', '=', taskId)
     .where('status', '=', 'running')
     .execute();

@@ -12,7 +12,7 @@ import type { Task as TaskTable } from '../generated/kysely.js';
 import { parseStored } from '../rows.js';
 import { toText } from '../text.js';
 import type { Tx } from '../transaction.js';
-import { queryable, utcNow, utcNowMinus, type Reader } from './planner-common.js';
+import { queryable, utcNow, utcNowMinus, type DbOrTx } from '../queryable.js';
 
 // The only module that writes "Task" (writer: planner). Every status change is a conditional update
 // (`from` -> `to`), so two writers racing on one task move it once.
@@ -68,7 +68,7 @@ export async function insertTask(tx: Tx, task: NewTask): Promise<boolean> {
 
 /** The task stored under an idempotency key: its id and request fingerprint, or null. */
 export async function findTaskByKey(
-  db: Reader,
+  db: DbOrTx,
   key: { source: string; externalId: string },
 ): Promise<{ id: string; requestHash: string } | null> {
   const row = await queryable(db)
@@ -85,7 +85,7 @@ export async function findTaskByKey(
  * its `updatedAt`; false when the task is in none of them (it moved on, or does not exist).
  */
 export async function moveTask(
-  tx: Reader,
+  tx: DbOrTx,
   taskId: string,
   move: { from: readonly TaskStatus[]; to: TaskStatus; error?: ErrorShapeType },
 ): Promise<boolean> {
@@ -122,7 +122,7 @@ export async function renewPlanningLease(tx: Tx, taskId: string): Promise<void> 
  * age is checked again on the locked row, so one task goes to one planner.
  */
 export async function claimStalePlanning(
-  db: Reader,
+  db: DbOrTx,
   options: { leaseMs: number; limit: number; withAccepted: boolean },
 ): Promise<string[]> {
   const statuses: TaskStatus[] = options.withAccepted ? ['planning', 'accepted'] : ['planning'];
@@ -147,7 +147,7 @@ export async function claimStalePlanning(
 }
 
 /** The state of a task, or null when it does not exist. */
-export async function taskStatus(db: Reader, taskId: string): Promise<TaskStatus | null> {
+export async function taskStatus(db: DbOrTx, taskId: string): Promise<TaskStatus | null> {
   const row = await queryable(db)
     .selectFrom('Task')
     .select('status')
@@ -183,7 +183,7 @@ const StoredPreferences = TaskModelPreference.nullable();
  * the same statement.
  */
 export async function loadPlanningTask(
-  db: Reader,
+  db: DbOrTx,
   taskId: string,
   inbox?: { consumer: string; messageId: string },
 ): Promise<PlanningTask | null> {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { DB_NOW, queryable, type ExecutorSource } from '../reads/executor.js';
+import { utcNow, queryable, type DbOrTx } from '../queryable.js';
 import type { Tx } from '../transaction.js';
 
 /**
@@ -16,7 +16,7 @@ export interface WorkspaceFileEntry {
 
 /** One file's bytes; null when the workspace has no file at that path. */
 export async function readWorkspaceFile(
-  source: ExecutorSource,
+  source: DbOrTx,
   taskId: string,
   path: string,
 ): Promise<{ content: Uint8Array; size: number } | null> {
@@ -31,7 +31,7 @@ export async function readWorkspaceFile(
 
 /** The workspace's files under a directory prefix ('' = all), sorted by path. */
 export async function listWorkspaceFiles(
-  source: ExecutorSource,
+  source: DbOrTx,
   taskId: string,
   prefix: string,
 ): Promise<Array<{ path: string; size: number }>> {
@@ -48,7 +48,7 @@ export async function listWorkspaceFiles(
 
 /** Every file's path, hash and size, sorted by path (what a sandbox job is told of the workspace). */
 export async function workspaceEntries(
-  source: ExecutorSource,
+  source: DbOrTx,
   taskId: string,
 ): Promise<WorkspaceFileEntry[]> {
   return queryable(source)
@@ -61,7 +61,7 @@ export async function workspaceEntries(
 
 /** Every file's path and size (to check the caps a change would leave). */
 export async function workspaceSizes(
-  source: ExecutorSource,
+  source: DbOrTx,
   taskId: string,
 ): Promise<Array<{ path: string; size: number }>> {
   return queryable(source)
@@ -73,7 +73,7 @@ export async function workspaceSizes(
 
 /** Total bytes and number of the workspace's files other than `exceptPath`. */
 export async function workspaceUsage(
-  source: ExecutorSource,
+  source: DbOrTx,
   taskId: string,
   exceptPath: string,
 ): Promise<{ bytes: number; files: number }> {
@@ -115,7 +115,7 @@ export async function putWorkspaceFiles(
         size: file.size,
         sha256: file.sha256,
         stepId: file.stepId,
-        updatedAt: DB_NOW,
+        updatedAt: utcNow(),
       })),
     )
     .onConflict((conflict) =>

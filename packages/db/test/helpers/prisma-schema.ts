@@ -17,6 +17,8 @@ export interface SchemaField {
   id: boolean;
   unique: boolean;
   updatedAt: boolean;
+  /** The type inside `@kyselyType(...)` in the field's `///` doc comment, e.g. `'a' | 'b'`. */
+  kyselyType: string | null;
 }
 
 /** A relation field that holds the foreign key (`@relation(fields: [...], references: [...])`). */
@@ -52,9 +54,16 @@ const FIELD_LINE = /^(\w+)\s+(\w+)(\[\])?(\?)?(?:\s+(.*))?$/;
 
 /** Parses the text of a schema.prisma file. */
 export function parsePrismaSchema(text: string): PrismaSchema {
-  const blocks: { kind: string; name: string; lines: string[] }[] = [];
-  let current: { kind: string; name: string; lines: string[] } | null = null;
+  const blocks: { kind: string; name: string; lines: BlockLine[] }[] = [];
+  let current: { kind: string; name: string; lines: BlockLine[] } | null = null;
+  // `///` doc comments belong to the next line of the block (Prisma's documentation of that field).
+  let docs: string[] = [];
   for (const rawLine of text.split(/\r?\n/)) {
+    const trimmed = rawLine.trim();
+    if (trimmed.startsWith('///')) {
+      docs.push(trimmed.slice(3).trim());
+      continue;
+    }
     const line = stripComment(rawLine).trim();
     if (line === '') continue;
     if (current === null) {
@@ -65,8 +74,9 @@ export function parsePrismaSchema(text: string): PrismaSchema {
       blocks.push(current);
       current = null;
     } else {
-      current.lines.push(line);
+      current.lines.push({ text: line, docs });
     }
+    docs = [];
   }
   if (current !== null) throw new Error(`block ${current.name} is not closed`);
 
@@ -78,7 +88,13 @@ export function parsePrismaSchema(text: string): PrismaSchema {
   return { models, enums };
 }
 
-function parseModel(name: string, lines: string[], modelNames: Set<string>): SchemaModel {
+/** A line inside a block, with the `///` doc comment lines above it. */
+interface BlockLine {
+  text: string;
+  docs: string[];
+}
+
+function parseModel(name: string, lines: BlockLine[], modelNames: Set<string>): SchemaModel {
   const model: SchemaModel = {
     name,
     table: name,
@@ -88,7 +104,7 @@ function parseModel(name: string, lines: string[], modelNames: Set<string>): Sch
     compoundUniques: [],
     indexes: [],
   };
-  for (const line of lines) {
+  for (const { text: line, docs } of lines) {
     if (line.startsWith('@@')) {
       const attribute = /^@@(\w+)\s*\((.*)\)$/.exec(line);
       if (attribute === null) throw new Error(`${name}: cannot read ${line}`);
@@ -133,6 +149,7 @@ function parseModel(name: string, lines: string[], modelNames: Set<string>): Sch
       id: attributes.has('id'),
       unique: attributes.has('unique'),
       updatedAt: attributes.has('updatedAt'),
+      kyselyType: kyselyTypeOf(docs.join('\n')),
     });
   }
   return model;
@@ -267,4 +284,41 @@ function firstString(args: string, where: string): string {
   const value = /"((?:[^"\\]|\\.)*)"/.exec(args)?.[1];
   if (value === undefined) throw new Error(`${where}: expected a string`);
   return value;
+}
+
+/** The type inside `@kyselyType(...)` of a doc comment (parentheses inside it balanced), or null. */
+function kyselyTypeOf(documentation: string): string | null {
+  const start = documentation.indexOf('@kyselyType(');
+  if (start === -1) return null;
+  let depth = 0;
+  const from = start + '@kyselyType('.length;
+  for (let index = from; index < documentation.length; index += 1) {
+    const char = documentation[index];
+    if (char === '(') depth += 1;
+    else if (char === ')') {
+      if (depth === 0) return documentation.slice(from, index).trim();
+      depth -= 1;
+    }
+  }
+  throw new Error(`an unclosed @kyselyType( in: ${documentation}`);
+}
+
+/**
+ * The values of a string-literal union (`'a' | 'b'`), or null when the type is anything else (a type
+ * name, a number union...). Single quotes only, as the schema writes them.
+ */
+export function literalUnion(type: string): string[] | null {
+  const values: string[] = [];
+  const literal = /\s*'((?:[^'\\]|\\.)*)'\s*(\||$)/y;
+  let index = 0;
+  while (index < type.length) {
+    literal.lastIndex = index;
+    const match = literal.exec(type);
+    if (match === null) return null;
+    values.push((match[1] ?? '').replace(/\\(.)/g, '$1'));
+    index = literal.lastIndex;
+    // A trailing `|` with nothing after it is not a union.
+    if (match[2] === '|' && index >= type.length) return null;
+  }
+  return values.length === 0 ? null : values;
 }

@@ -5,6 +5,7 @@ import {
   columnOf,
   constraintName,
   indexesOf,
+  literalUnion,
   primaryKeyOf,
   uniqueIndexesOf,
   type PrismaSchema,
@@ -34,6 +35,18 @@ export interface ForeignKeyShape extends KeyShape {
   onUpdate: string;
 }
 
+/**
+ * A CHECK constraint on one column that allows a list of values (`"c" IN ('a', 'b')`, with or without
+ * `"c" IS NULL OR`); `values` is null for a CHECK of any other shape (read from its definition).
+ */
+export interface CheckShape {
+  name: string;
+  column: string;
+  values: string[] | null;
+  /** As Postgres prints it (`pg_get_constraintdef`), for messages. */
+  definition: string;
+}
+
 /** The parts of a table the drift test compares. */
 export interface TableShape {
   columns: Map<string, ColumnShape>;
@@ -41,6 +54,11 @@ export interface TableShape {
   uniqueIndexes: KeyShape[];
   indexes: KeyShape[];
   foreignKeys: ForeignKeyShape[];
+  /**
+   * CHECK constraints on one column. Expected: one per column whose `/// @kyselyType(...)` is a union of
+   * string literals, named `<Table>_<column>_check`, allowing exactly those values.
+   */
+  checks: CheckShape[];
 }
 
 /** Tables that exist in a migrated database without a model. */
@@ -61,8 +79,20 @@ export function expectedShape(schema: PrismaSchema): Map<string, TableShape> {
       });
     }
     const primaryKeyColumns = primaryKeyOf(model).map((field) => columnOf(model, field));
+    const checks: CheckShape[] = [];
+    for (const field of model.fields) {
+      const values = field.kyselyType === null ? null : literalUnion(field.kyselyType);
+      if (values === null) continue;
+      checks.push({
+        name: `${model.table}_${field.column}_check`,
+        column: field.column,
+        values,
+        definition: `@kyselyType(${field.kyselyType ?? ''})`,
+      });
+    }
     tables.set(model.table, {
       columns,
+      checks,
       primaryKey:
         primaryKeyColumns.length === 0 ? null : { name: `${model.table}_pkey`, columns: primaryKeyColumns },
       uniqueIndexes: uniqueIndexesOf(model),
@@ -178,6 +208,7 @@ export async function actualShape(client: pg.Client): Promise<Map<string, TableS
       uniqueIndexes: [],
       indexes: [],
       foreignKeys: [],
+      checks: [],
     });
   }
   const table = (name: string): TableShape => {
@@ -294,7 +325,62 @@ export async function actualShape(client: pg.Client): Promise<Map<string, TableS
       onUpdate: referentialAction(row.on_update),
     });
   }
+
+  const checkRows = await client.query<{
+    table_name: string;
+    constraint_name: string;
+    columns: string[];
+    definition: string;
+  }>(
+    `SELECT t.relname AS table_name, c.conname AS constraint_name, pg_get_constraintdef(c.oid) AS definition,
+            array(SELECT a.attname::text FROM unnest(c.conkey) AS k(attnum)
+                  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS columns
+     FROM pg_constraint c
+     JOIN pg_class t ON t.oid = c.conrelid
+     JOIN pg_namespace n ON n.oid = t.relnamespace
+     WHERE n.nspname = current_schema() AND c.contype = 'c'`,
+  );
+  for (const row of checkRows.rows) {
+    // A CHECK over several columns is no column's list of values: the schema cannot say it either.
+    const [column] = row.columns;
+    if (row.columns.length !== 1 || column === undefined) continue;
+    table(row.table_name).checks.push({
+      name: row.constraint_name,
+      column,
+      values: allowedValues(row.definition, column),
+      definition: row.definition,
+    });
+  }
   return tables;
+}
+
+/**
+ * The values a CHECK definition allows for `column`, as Postgres prints it: `CHECK ((c = ANY
+ * (ARRAY['a'::text, 'b'::text])))`, `CHECK ((c = 'a'::text))`, an OR of those, each optionally after
+ * `(c IS NULL) OR` (a NULL passes a CHECK anyway); null for any other shape.
+ */
+export function allowedValues(definition: string, column: string): string[] | null {
+  const values: string[] = [];
+  const withPlaceholders = definition.replace(
+    /'((?:[^']|'')*)'::(?:text|character varying)/g,
+    (_literal, value: string) => {
+      values.push(value.replaceAll("''", "'"));
+      return 'L';
+    },
+  );
+  if (values.length === 0) return null;
+  const quoted = `"${column.replaceAll('"', '""')}"`;
+  const compact = withPlaceholders.replace(/[\s()]/g, '');
+  for (const name of new Set([column, quoted])) {
+    const value = `(?:${escapeRegExp(name)}=(?:L|ANYARRAY\\[L(?:,L)*\\]))`;
+    const shape = new RegExp(`^CHECK(?:${escapeRegExp(name)}ISNULLOR)?${value}(?:OR${value})*$`);
+    if (shape.test(compact)) return values;
+  }
+  return null;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function referentialAction(code: string): string {
@@ -347,6 +433,7 @@ export function diffShapes(expected: Map<string, TableShape>, actual: Map<string
       want.foreignKeys.map(describeForeignKey),
       have.foreignKeys.map(describeForeignKey),
     );
+    compareChecks(problems, at, want.checks, have.checks);
   }
   for (const tableName of actual.keys()) {
     if (!expected.has(tableName) && !BOOKKEEPING_TABLES.has(tableName)) {
@@ -354,6 +441,48 @@ export function diffShapes(expected: Map<string, TableShape>, actual: Map<string
     }
   }
   return problems;
+}
+
+function compareChecks(problems: string[], at: string, want: CheckShape[], have: CheckShape[]): void {
+  for (const check of want) {
+    const wanted = describeValues(check.values ?? []);
+    const onColumn = have.filter((candidate) => candidate.column === check.column);
+    if (onColumn.length === 0) {
+      problems.push(`${at}: column "${check.column}" has no CHECK constraint, schema says ${wanted}`);
+      continue;
+    }
+    for (const found of onColumn) {
+      if (found.values === null) {
+        problems.push(
+          `${at}: column "${check.column}" has ${found.definition} ("${found.name}"), not a list of values; schema says ${wanted}`,
+        );
+      } else if (describeValues(found.values) !== wanted) {
+        problems.push(
+          `${at}: column "${check.column}" allows ${describeValues(found.values)} ("${found.name}"), schema says ${wanted}`,
+        );
+      } else if (found.name !== check.name) {
+        problems.push(
+          `${at}: column "${check.column}" has its CHECK named "${found.name}", not "${check.name}"`,
+        );
+      }
+    }
+  }
+  // A list of values on a column the schema leaves open is drift too; CHECKs of other shapes (ranges,
+  // several columns) are beyond what schema.prisma can say and are not compared.
+  for (const found of have) {
+    if (found.values === null || want.some((check) => check.column === found.column)) continue;
+    problems.push(
+      `${at}: column "${found.column}" allows ${describeValues(found.values)} ("${found.name}"), but the schema has no @kyselyType union on it`,
+    );
+  }
+}
+
+/** Values as a sorted literal union: `'a' | 'b'`. */
+function describeValues(values: string[]): string {
+  return [...new Set(values)]
+    .sort()
+    .map((value) => `'${value}'`)
+    .join(' | ');
 }
 
 function compareKeys(problems: string[], label: string, want: string[], have: string[]): void {

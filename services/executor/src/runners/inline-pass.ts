@@ -2,7 +2,7 @@ import type { TaskRequestRef } from '@tandem/contracts';
 import {
   finishApprovedSteps,
   enqueueOutbox,
-  lockActivePlan,
+  lockPlanForStepStart,
   transaction,
   type ApprovedStepEnd,
   type OutboxMessage,
@@ -45,7 +45,7 @@ export async function runInlinePass(
 ): Promise<{ count: number; completed: boolean }> {
   try {
     return await transaction(deps.db, async (tx) => {
-      if (!(await lockActivePlan(tx, state.plan.id))) return { count: 0, completed: false };
+      if (!(await lockPlanForStepStart(tx, state.plan.id))) return { count: 0, completed: false };
       const messages: OutboxMessage[] = [];
       const finished: ApprovedStepEnd[] = [];
       let failed = false;

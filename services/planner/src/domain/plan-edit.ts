@@ -5,7 +5,7 @@ import type { TaskState } from './planning-decisions.js';
 // cancel sends.
 
 /** Step states in which a step has not started: a plan whose steps are all here may still be edited. */
-export const NOT_STARTED: readonly string[] = ['waiting', 'approved'];
+export const NOT_STARTED = ['waiting', 'approved'] as const;
 
 /** Whether a plan edit goes ahead: on top of the current version, or refused (TASK.NOT_EDITABLE). */
 export type PlanEdit =

@@ -15,7 +15,7 @@ import {
   enqueueOutbox,
   firstStartedStep,
   loadPlanningTask,
-  lockActivePlan,
+  lockActivePlanForEdit,
   modelUseOfTask,
   taskAndRunStatus,
   taskRunStatus,
@@ -108,7 +108,7 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       const editedBy = principalRef(principal);
       const editedByLabel = request.body.editedBy ?? null;
       await transaction(deps.db, async (tx) => {
-        const locked = await lockActivePlan(tx, taskId);
+        const locked = await lockActivePlanForEdit(tx, taskId);
         const edit = planEdit({
           taskId,
           taskStatus: task.status,

@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { DbClient } from './client.js';
-import { toText } from './text.js';
+import { sql } from 'kysely';
+import { json } from '../column-types.js';
+import { queryable, type DbOrTx } from '../queryable.js';
+import { toText } from '../text.js';
+import type { Tx } from '../transaction.js';
+
+/*
+ * The DeadLetter table: the one module that writes it. Consumers record a message that failed for good
+ * (`recordDeadLetter`); the outbox relay records a row it can never publish (`recordOutboxDeadLetter`, in
+ * the transaction that marks the row).
+ */
 
 /** A message that failed for good, as a consumer records it. */
 export interface DeadLetterInput {
@@ -65,30 +74,84 @@ export function taskIdOfPayload(payload: string): string | null {
 
 /**
  * Records a dead letter; true when it was new, false when (consumer, streamSeq) or the id was already
- * recorded, so a repeated advisory or a redelivery does not make a second row.
+ * recorded, so a repeated advisory or a redelivery does not make a second row. Runs on the database or in
+ * the caller's transaction.
  */
-export async function recordDeadLetter(db: DbClient, input: DeadLetterInput): Promise<boolean> {
+export async function recordDeadLetter(db: DbOrTx, input: DeadLetterInput): Promise<boolean> {
   const payload = typeof input.payload === 'string' ? input.payload : new TextDecoder().decode(input.payload);
-  const headers =
-    input.headers === undefined || input.headers === null
-      ? null
-      : JSON.stringify(
-          Object.fromEntries(
-            Object.entries(input.headers).map(([name, value]) => [toText(name), toText(value)]),
-          ),
-        );
   const streamSeq =
-    input.streamSeq === undefined || input.streamSeq === null ? null : BigInt(input.streamSeq);
+    input.streamSeq === undefined || input.streamSeq === null ? null : BigInt(input.streamSeq).toString();
   const taskId = input.taskId === undefined ? taskIdOfPayload(payload) : uuidOf(input.taskId);
   // No conflict target: both the primary key and the (consumer, streamSeq) unique index count as "already recorded".
-  const inserted = await db.$executeRaw`
-    INSERT INTO "DeadLetter"
-      ("id", "consumer", "subject", "streamSeq", "messageId", "code", "reason", "payload", "headers", "deliveryCount", "taskId", "createdAt")
-    VALUES (
-      ${input.id ?? randomUUID()}::uuid, ${input.consumer}, ${input.subject}, ${streamSeq}, ${input.messageId ?? null},
-      ${input.code}, ${toText(input.reason)}, ${toText(payload)}, ${headers}::jsonb, ${input.deliveryCount ?? 1},
-      ${taskId}::uuid, ${new Date()}
+  const result = await queryable(db)
+    .insertInto('DeadLetter')
+    .values({
+      id: input.id ?? randomUUID(),
+      consumer: input.consumer,
+      subject: input.subject,
+      streamSeq,
+      messageId: input.messageId ?? null,
+      code: input.code,
+      reason: toText(input.reason),
+      payload: toText(payload),
+      // json() makes every header name and value safe for jsonb (NUL, lone surrogates).
+      headers: input.headers === undefined || input.headers === null ? null : json(input.headers),
+      deliveryCount: input.deliveryCount ?? 1,
+      taskId,
+      createdAt: new Date(),
+    })
+    .onConflict((conflict) => conflict.doNothing())
+    .executeTakeFirst();
+  return result.numInsertedOrUpdatedRows === 1n;
+}
+
+/** The dead letter of an outbox row, copied from the row itself. */
+export interface OutboxRowDeadLetter {
+  /** The outbox row (its id is also the DeadLetter's id and messageId). */
+  outboxId: string;
+  /** Who gave up (the relay: `outbox:<publisher>`). */
+  consumer: string;
+  code: string;
+  /** Already made safe for text by the caller. */
+  reason: string;
+}
+
+/**
+ * In the caller's transaction: a DeadLetter row copied from an outbox row (subject, payload as text,
+ * headers, attempts as the delivery count), without a stream sequence; nothing when one exists already.
+ */
+export async function recordOutboxDeadLetter(tx: Tx, deadLetter: OutboxRowDeadLetter): Promise<void> {
+  await tx
+    .insertInto('DeadLetter')
+    .columns([
+      'id',
+      'consumer',
+      'subject',
+      'messageId',
+      'code',
+      'reason',
+      'payload',
+      'headers',
+      'deliveryCount',
+      'createdAt',
+    ])
+    .expression((eb) =>
+      eb
+        .selectFrom('Outbox')
+        .select([
+          'id',
+          eb.val(deadLetter.consumer).as('consumer'),
+          'subject',
+          sql<string>`"id"::text`.as('messageId'),
+          eb.val(deadLetter.code).as('code'),
+          eb.val(deadLetter.reason).as('reason'),
+          sql<string>`"payload"::text`.as('payload'),
+          'headers',
+          'attempts',
+          sql<Date>`(clock_timestamp() AT TIME ZONE 'UTC')`.as('createdAt'),
+        ])
+        .where('id', '=', deadLetter.outboxId),
     )
-    ON CONFLICT DO NOTHING`;
-  return inserted === 1;
+    .onConflict((conflict) => conflict.doNothing())
+    .execute();
 }

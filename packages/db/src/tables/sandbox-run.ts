@@ -1,13 +1,23 @@
-import type { Db, PrismaTx } from './client.js';
-import { Prisma } from './generated/prisma/client.js';
-import { toJsonText, toText } from './text.js';
+import { JsonValue } from '@tandem/contracts';
+import { json } from '../column-types.js';
+import type { Db } from '../client.js';
+import type { DB } from '../generated/kysely.js';
+import { parseStored } from '../rows.js';
+import { toText } from '../text.js';
+import { transaction, type Tx } from '../transaction.js';
+import { insertSandboxRunFiles, sandboxRunFiles, type SandboxRunFileInput } from './sandbox-run-file.js';
 
 /*
- * The sandbox-runner's store of runs (issue 12). A job records that it STARTED, keyed by its
- * idempotency key, before its program runs; its result is stored once on that row. A redelivery then
- * finds either a finished row (republish it, run nothing) or a running one (the runner that had it died:
- * a deliberate re-run, counted in `attempts`, up to a limit).
+ * The SandboxRun table: the one module that writes it (writer: sandbox-runner, issue 12). A job records
+ * that it STARTED, keyed by its idempotency key, before its program runs; its result is stored once on
+ * that row. A redelivery then finds either a finished row (republish it, run nothing) or a running one
+ * (the runner that had it died: a deliberate re-run, counted in `attempts`, up to a limit).
  */
+
+/** The values SandboxRun.outcome takes (its CHECK constraint). */
+export type SandboxRunOutcome = NonNullable<DB['SandboxRun']['outcome']>;
+/** The values SandboxRun.language takes (its CHECK constraint). */
+export type SandboxRunLanguage = DB['SandboxRun']['language'];
 
 /** What identifies a job when it starts. */
 export interface SandboxRunStart {
@@ -16,16 +26,17 @@ export interface SandboxRunStart {
   idempotencyKey: string;
   taskId: string;
   stepId: string;
-  language: string;
+  language: SandboxRunLanguage;
   codeHash: string;
-  limits: Prisma.InputJsonValue;
+  /** The limits the job runs under (stored as jsonb). */
+  limits: JsonValue;
 }
 
 /** A finished run as stored (what a redelivery republishes). */
 export interface StoredSandboxRun {
   runId: string;
   attempts: number;
-  outcome: string;
+  outcome: SandboxRunOutcome;
   errorCode: string | null;
   errorMessage: string | null;
   stdout: string;
@@ -33,7 +44,7 @@ export interface StoredSandboxRun {
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   filesTruncated: boolean;
-  value: Prisma.JsonValue | null;
+  value: JsonValue | null;
   exitCode: number | null;
   durationMs: number;
   files: Array<{ path: string; size: number; deleted: boolean }>;
@@ -52,43 +63,42 @@ export type SandboxRunStarted =
  * Records that a job starts, in its own transaction, before the program runs: a new key gets a `running`
  * row (attempt 1); a finished key returns its stored result; a `running` key (its runner died, or a
  * replica is still on it past its ack wait) is claimed again as the next attempt while `attempts` is
- * below `maxAttempts`, else `exhausted`. The row is locked while deciding, so two redeliveries never
- * claim the same attempt.
+ * below `maxAttempts`, else `exhausted`. The row is locked while deciding (`FOR UPDATE`), so two
+ * redeliveries never claim the same attempt.
  */
 export async function startSandboxRun(
-  db: Pick<Db, 'prisma'>,
+  db: Pick<Db, 'kysely' | 'pool'>,
   start: SandboxRunStart,
   options: { maxAttempts: number },
 ): Promise<SandboxRunStarted> {
-  return db.prisma.$transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     const now = new Date();
-    const created = await tx.sandboxRun.createMany({
-      data: [
-        {
-          id: start.id,
-          idempotencyKey: start.idempotencyKey,
-          taskId: start.taskId,
-          stepId: start.stepId,
-          language: start.language,
-          codeHash: start.codeHash,
-          limits: start.limits,
-          status: 'running',
-          attempts: 1,
-          startedAt: now,
-        },
-      ],
-      skipDuplicates: true,
-    });
-    if (created.count === 1) return { state: 'started', runId: start.id, attempt: 1 };
-    await tx.$executeRaw`SELECT 1 FROM "SandboxRun" WHERE "idempotencyKey" = ${start.idempotencyKey} FOR UPDATE`;
-    const row = await tx.sandboxRun.findUnique({ where: { idempotencyKey: start.idempotencyKey } });
+    const created = await tx
+      .insertInto('SandboxRun')
+      .values({
+        id: start.id,
+        idempotencyKey: start.idempotencyKey,
+        taskId: start.taskId,
+        stepId: start.stepId,
+        language: start.language,
+        codeHash: start.codeHash,
+        limits: json(start.limits),
+        status: 'running',
+        attempts: 1,
+        startedAt: now,
+        createdAt: now,
+      })
+      .onConflict((conflict) => conflict.doNothing())
+      .executeTakeFirst();
+    if (created.numInsertedOrUpdatedRows === 1n) return { state: 'started', runId: start.id, attempt: 1 };
+    const row = await tx
+      .selectFrom('SandboxRun')
+      .selectAll()
+      .where('idempotencyKey', '=', start.idempotencyKey)
+      .forUpdate()
+      .executeTakeFirst();
     if (!row) throw new Error(`SandboxRun ${start.idempotencyKey} vanished while it was being started`);
     if (row.status === 'finished') {
-      const files = await tx.sandboxRunFile.findMany({
-        where: { runId: row.id },
-        select: { path: true, size: true, deleted: true },
-        orderBy: { path: 'asc' },
-      });
       return {
         state: 'finished',
         run: {
@@ -102,24 +112,28 @@ export async function startSandboxRun(
           stdoutTruncated: row.stdoutTruncated,
           stderrTruncated: row.stderrTruncated,
           filesTruncated: row.filesTruncated,
-          value: row.value,
+          value: row.value === null ? null : parseStored(JsonValue, row.value, 'SandboxRun.value'),
           exitCode: row.exitCode,
           durationMs: row.durationMs ?? 0,
-          files,
+          files: await sandboxRunFiles(tx, row.id),
         },
       };
     }
     if (row.attempts >= options.maxAttempts)
       return { state: 'exhausted', runId: row.id, attempts: row.attempts };
     const attempt = row.attempts + 1;
-    await tx.sandboxRun.update({ where: { id: row.id }, data: { attempts: attempt, startedAt: now } });
+    await tx
+      .updateTable('SandboxRun')
+      .set({ attempts: attempt, startedAt: now })
+      .where('id', '=', row.id)
+      .execute();
     return { state: 'started', runId: row.id, attempt };
   });
 }
 
 /** The result of a run, as it is stored once on its row. */
 export interface SandboxRunResult {
-  outcome: string;
+  outcome: SandboxRunOutcome;
   errorCode?: string | null;
   errorMessage?: string | null;
   stdout: string;
@@ -132,7 +146,7 @@ export interface SandboxRunResult {
   durationMs: number;
   peakMemoryBytes?: number | null | undefined;
   filesTruncated: boolean;
-  files: Array<{ path: string; content?: Uint8Array<ArrayBuffer>; size: number; deleted: boolean }>;
+  files: SandboxRunFileInput[];
 }
 
 /**
@@ -143,15 +157,13 @@ export interface SandboxRunResult {
  * become U+FFFD, so a program cannot make its own result unstorable.
  */
 export async function finishSandboxRun(
-  tx: PrismaTx,
+  tx: Tx,
   run: { runId: string; attempt: number },
   result: SandboxRunResult,
 ): Promise<boolean> {
-  const value =
-    result.value === null || result.value === undefined ? Prisma.DbNull : safeJsonInput(result.value);
-  const stored = await tx.sandboxRun.updateMany({
-    where: { id: run.runId, status: 'running', attempts: run.attempt },
-    data: {
+  const stored = await tx
+    .updateTable('SandboxRun')
+    .set({
       status: 'finished',
       finishedAt: new Date(),
       outcome: result.outcome,
@@ -164,30 +176,19 @@ export async function finishSandboxRun(
       stderr: toText(result.stderr),
       stdoutTruncated: result.stdoutTruncated,
       stderrTruncated: result.stderrTruncated,
-      value,
+      // SQL NULL when the program gave no result (not the JSON null).
+      value: result.value === null || result.value === undefined ? null : json(result.value),
       exitCode: result.exitCode,
       durationMs: result.durationMs,
-      peakMemoryBytes: typeof result.peakMemoryBytes === 'number' ? BigInt(result.peakMemoryBytes) : null,
+      peakMemoryBytes:
+        typeof result.peakMemoryBytes === 'number' ? BigInt(result.peakMemoryBytes).toString() : null,
       filesTruncated: result.filesTruncated,
-    },
-  });
-  if (stored.count === 0) return false;
-  if (result.files.length > 0) {
-    await tx.sandboxRunFile.createMany({
-      data: result.files.map((file) => ({
-        runId: run.runId,
-        path: toText(file.path),
-        ...(file.content === undefined ? {} : { content: file.content }),
-        size: file.size,
-        deleted: file.deleted,
-      })),
-    });
-  }
+    })
+    .where('id', '=', run.runId)
+    .where('status', '=', 'running')
+    .where('attempts', '=', run.attempt)
+    .executeTakeFirst();
+  if (stored.numUpdatedRows === 0n) return false;
+  await insertSandboxRunFiles(tx, run.runId, result.files);
   return true;
-}
-
-/** A JSON value made safe and typed for a Prisma Json column (parsed back from its safe text). */
-function safeJsonInput(value: unknown): Prisma.InputJsonValue {
-  const parsed: Prisma.InputJsonValue = JSON.parse(toJsonText(value));
-  return parsed;
 }

@@ -1,6 +1,13 @@
-import type { PrismaTx } from './client.js';
-import type { Tx } from './transaction.js';
-import type { Sql } from './sql.js';
+import type { PrismaTx } from '../client.js';
+import { queryable, type DbOrTx } from '../queryable.js';
+import type { Sql } from '../sql.js';
+import type { Tx } from '../transaction.js';
+
+/*
+ * The ProcessedMessage table (the inbox): the one module that writes it. A consumer records each message
+ * it handled in the handler's transaction. `markProcessedPrisma` and `markProcessedSql` are the paths of
+ * services not yet on the typed layer.
+ */
 
 /**
  * Records that `consumer` handled `messageId`, in the handler's transaction. Returns true the first
@@ -44,4 +51,18 @@ export async function markProcessed(tx: Tx, consumer: string, messageId: string)
     .onConflict((conflict) => conflict.doNothing())
     .executeTakeFirst();
   return result.numInsertedOrUpdatedRows === 1n;
+}
+
+/**
+ * Whether `consumer` already recorded `messageId` (a read on its own, outside the handler's transaction:
+ * a hint to skip expensive work, never the guard itself, which is {@link markProcessed}).
+ */
+export async function isProcessed(db: DbOrTx, consumer: string, messageId: string): Promise<boolean> {
+  const row = await queryable(db)
+    .selectFrom('ProcessedMessage')
+    .select('messageId')
+    .where('consumer', '=', consumer)
+    .where('messageId', '=', messageId)
+    .executeTakeFirst();
+  return row !== undefined;
 }

@@ -1,12 +1,22 @@
-import type { Db, PrismaTx } from './client.js';
+import type { JsonValue } from '@tandem/contracts';
+import { sql, type RawBuilder } from 'kysely';
 import type pg from 'pg';
-import { sql } from 'kysely';
-import { afterCommit, poolOf } from './commit-hooks.js';
-import { json } from './column-types.js';
-import { poolSql, sqlTransaction, utcWallClock, type Sql } from './sql.js';
-import type { Tx } from './transaction.js';
-import { Prisma } from './generated/prisma/client.js';
-import { toJsonText, toText } from './text.js';
+import type { Db, PrismaTx } from '../client.js';
+import { json } from '../column-types.js';
+import { afterCommit, poolOf } from '../commit-hooks.js';
+import { Prisma } from '../generated/prisma/client.js';
+import { queryable, type DbOrTx } from '../queryable.js';
+import { utcWallClock, type Sql } from '../sql.js';
+import { toJsonText, toText } from '../text.js';
+import { transaction, type Tx } from '../transaction.js';
+import { recordOutboxDeadLetter } from './dead-letter.js';
+
+/*
+ * The Outbox table: the one module that writes it. Publishers enqueue rows in their own transactions
+ * (`enqueueOutbox`); the relay claims, publishes, marks and dead-letters them with the functions below.
+ * `enqueueOutboxPrisma` and `enqueueOutboxSql` are the paths of services not yet on the typed layer; the
+ * relay sees the rows of all three.
+ */
 
 /** A message to publish once the caller's transaction commits. */
 export interface OutboxMessage {
@@ -31,7 +41,7 @@ export interface PendingOutboxMessage {
   /** The NATS subject. */
   subject: string;
   /** The stored message body. */
-  payload: Prisma.JsonValue;
+  payload: JsonValue;
   /** NATS headers (empty when none were stored). */
   headers: Record<string, string>;
   /** Failed publish attempts so far. */
@@ -45,7 +55,7 @@ const ROWS_PER_INSERT = 1000;
 const MAX_ERROR_LENGTH = 2000;
 /** The database's clock (not the transaction's start) as UTC wall-clock time, like Prisma's timestamps. */
 const UTC_CLOCK = `(clock_timestamp() AT TIME ZONE 'UTC')`;
-const UTC_CLOCK_SQL = sql.raw(UTC_CLOCK);
+const UTC_CLOCK_SQL = sql.raw<Date>(UTC_CLOCK);
 
 /**
  * Writes outbox rows in the caller's transaction (one multi-row INSERT per 1000 messages), so that the
@@ -199,30 +209,44 @@ export async function enqueueOutbox(
   }
 }
 
-function text(row: Record<string, unknown>, column: string): string {
-  const value = row[column];
-  if (typeof value !== 'string') throw new TypeError(`Outbox.${column} is not text`);
-  return value;
+/** An id list as one bound array (`= any($1::uuid[])`): one statement text for any number of ids. */
+function anyUuid(ids: readonly string[]): RawBuilder<string> {
+  return sql<string>`any(${[...ids]}::uuid[])`;
 }
 
-const PENDING_COLUMNS = `"seq"::text AS "seq", "id"::text AS "id", "subject", "payload"::text AS "payload",
-  "headers"::text AS "headers", "attempts", ("createdAt" AT TIME ZONE 'UTC') AS "createdAt"`;
+/** The columns the relay reads of a pending row (payload and headers as JSON text, parsed once here). */
+const PENDING_COLUMNS = [
+  'seq',
+  'id',
+  'subject',
+  sql<string>`"payload"::text`.as('payload'),
+  sql<string | null>`"headers"::text`.as('headers'),
+  'attempts',
+  'createdAt',
+] as const;
 
-function pendingRow(row: Record<string, unknown>): PendingOutboxMessage {
-  const payload: Prisma.JsonValue = JSON.parse(text(row, 'payload'));
-  const headers: Prisma.JsonValue = row['headers'] === null ? null : JSON.parse(text(row, 'headers'));
-  const attempts = row['attempts'];
-  const createdAt = row['createdAt'];
-  if (typeof attempts !== 'number' || !(createdAt instanceof Date))
-    throw new TypeError('malformed Outbox row');
+interface PendingRowText {
+  seq: string;
+  id: string;
+  subject: string;
+  payload: string;
+  headers: string | null;
+  attempts: number;
+  createdAt: Date;
+}
+
+function pendingRow(row: PendingRowText): PendingOutboxMessage {
+  // JSON text straight from jsonb: JSON by construction, parsed as the relay publishes it.
+  const payload: JsonValue = JSON.parse(row.payload);
+  const headers: JsonValue = row.headers === null ? null : JSON.parse(row.headers);
   return {
-    seq: BigInt(text(row, 'seq')),
-    id: text(row, 'id'),
-    subject: text(row, 'subject'),
+    seq: BigInt(row.seq),
+    id: row.id,
+    subject: row.subject,
     payload,
     headers: toHeaders(headers),
-    attempts,
-    createdAt,
+    attempts: row.attempts,
+    createdAt: row.createdAt,
   };
 }
 
@@ -236,18 +260,21 @@ function assertLimit(limit: number): void {
  * inspection; the relay uses {@link claimUnpublished}).
  */
 export async function fetchUnpublished(
-  db: Pick<Db, 'pool'>,
+  db: DbOrTx,
   publisher: string,
   limit: number,
 ): Promise<PendingOutboxMessage[]> {
   assertLimit(limit);
-  const result = await poolSql(db).query(
-    `SELECT ${PENDING_COLUMNS}
-       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
-      ORDER BY "Outbox"."seq" LIMIT $2`,
-    [publisher, limit],
-  );
-  return result.rows.map(pendingRow);
+  const rows = await queryable(db)
+    .selectFrom('Outbox')
+    .select(PENDING_COLUMNS)
+    .where('publisher', '=', publisher)
+    .where('publishedAt', 'is', null)
+    .where('deadLetteredAt', 'is', null)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+  return rows.map(pendingRow);
 }
 
 /**
@@ -257,65 +284,81 @@ export async function fetchUnpublished(
  * meanwhile fails the re-check of the lease, so two relays never claim the same row at once.
  */
 export async function claimUnpublished(
-  db: Pick<Db, 'pool'>,
+  db: DbOrTx,
   publisher: string,
   claim: OutboxClaim,
   limit: number,
 ): Promise<PendingOutboxMessage[]> {
   assertLimit(limit);
-  const result = await poolSql(db).query(
-    `UPDATE "Outbox" SET "claimedBy" = $2, "claimedUntil" = ${UTC_CLOCK} + $3 * interval '1 millisecond'
-      WHERE "seq" IN (
-        SELECT "seq" FROM "Outbox"
-         WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
-           AND ("claimedUntil" IS NULL OR "claimedUntil" < ${UTC_CLOCK})
-         ORDER BY "seq" LIMIT $4
-         FOR UPDATE SKIP LOCKED)
-      RETURNING ${PENDING_COLUMNS}`,
-    [publisher, claim.holder, claim.leaseMs, limit],
-  );
-  return result.rows.map(pendingRow).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+  const rows = await queryable(db)
+    .updateTable('Outbox')
+    .set({ claimedBy: claim.holder, claimedUntil: leaseEnd(claim.leaseMs) })
+    .where('seq', 'in', (eb) =>
+      eb
+        .selectFrom('Outbox')
+        .select('seq')
+        .where('publisher', '=', publisher)
+        .where('publishedAt', 'is', null)
+        .where('deadLetteredAt', 'is', null)
+        .where((row) => row.or([row('claimedUntil', 'is', null), row('claimedUntil', '<', UTC_CLOCK_SQL)]))
+        .orderBy('seq')
+        .limit(limit)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .returning(PENDING_COLUMNS)
+    .execute();
+  return rows.map(pendingRow).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+}
+
+/** The end of a lease of `leaseMs` from now on the database's clock, which the claims compare against. */
+function leaseEnd(leaseMs: number): RawBuilder<Date> {
+  return sql<Date>`${UTC_CLOCK_SQL} + ${leaseMs} * interval '1 millisecond'`;
 }
 
 /**
  * Gives up `holder`'s claim on rows it did not publish (a publish failed), so the next claim, of any relay,
  * takes them again at once, in order. Rows already published or claimed by someone else are left alone.
  */
-export async function releaseClaims(
-  db: Pick<Db, 'pool'>,
-  holder: string,
-  ids: readonly string[],
-): Promise<number> {
+export async function releaseClaims(db: DbOrTx, holder: string, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await poolSql(db).query(
-    `UPDATE "Outbox" SET "claimedBy" = NULL, "claimedUntil" = NULL
-      WHERE "id" = ANY($1::uuid[]) AND "claimedBy" = $2 AND "publishedAt" IS NULL`,
-    [[...ids], holder],
-  );
-  return result.rowCount;
+  const result = await queryable(db)
+    .updateTable('Outbox')
+    .set({ claimedBy: null, claimedUntil: null })
+    .where('id', '=', anyUuid(ids))
+    .where('claimedBy', '=', holder)
+    .where('publishedAt', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 /**
- * Marks rows as published; returns how many were still unpublished. The commit is durable: a mark lost in
- * a Postgres crash would have the relay publish the row again, which a plain NATS subscriber would see
+ * Marks rows as published; returns how many were still unpublished. The commit is durable (outside a
+ * transaction the statement commits by itself, with the server's `synchronous_commit`): a mark lost in a
+ * Postgres crash would have the relay publish the row again, which a plain NATS subscriber would see
  * twice (JetStream's own dedup window hides it only from stream consumers, and only for 2 minutes).
  */
-export async function markPublished(db: Pick<Db, 'pool'>, ids: readonly string[]): Promise<number> {
+export async function markPublished(db: DbOrTx, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await poolSql(db).query(
-    `UPDATE "Outbox" SET "publishedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "id" = ANY($1::uuid[]) AND "publishedAt" IS NULL`,
-    [[...ids]],
-  );
-  return result.rowCount;
+  const result = await queryable(db)
+    .updateTable('Outbox')
+    .set({ publishedAt: sql<Date>`(now() AT TIME ZONE 'UTC')` })
+    .where('id', '=', anyUuid(ids))
+    .where('publishedAt', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 /** Counts a failed publish of one row and keeps the error's message (the row stays unpublished). */
-export async function recordPublishFailure(db: Pick<Db, 'pool'>, id: string, error: unknown): Promise<void> {
-  await poolSql(db).query(
-    `UPDATE "Outbox" SET "attempts" = "attempts" + 1, "lastError" = $2 WHERE "id" = $1::uuid`,
-    [id, toText(errorMessage(error)).slice(0, MAX_ERROR_LENGTH)],
-  );
+export async function recordPublishFailure(db: DbOrTx, id: string, error: unknown): Promise<void> {
+  await queryable(db)
+    .updateTable('Outbox')
+    .set((eb) => ({
+      attempts: eb('attempts', '+', 1),
+      lastError: toText(errorMessage(error)).slice(0, MAX_ERROR_LENGTH),
+    }))
+    .where('id', '=', id)
+    .execute();
 }
 
 /** An outbox row to dead-letter: it can never be published. */
@@ -333,31 +376,32 @@ export interface OutboxDeadLetter {
 /**
  * Dead-letters an unpublished outbox row in one transaction: a DeadLetter row with the row's subject,
  * payload and headers and the reason; the row marked `deadLetteredAt` (the relay never tries it again);
- * and `replacements` (e.g. a typed failure event for the row's task) enqueued beside it. Returns false,
- * writing nothing, when the row was published or dead-lettered already.
+ * and `replacements` (e.g. a typed failure event for the row's task) enqueued beside it, handed to the
+ * pool's relay after COMMIT. Returns false, writing nothing, when the row was published or dead-lettered
+ * already.
  */
 export async function deadLetterOutboxRow(
-  db: Pick<Db, 'pool'>,
+  db: Pick<Db, 'kysely' | 'pool'>,
   deadLetter: OutboxDeadLetter,
   replacements: readonly OutboxMessage[] = [],
 ): Promise<boolean> {
   const reason = toText(deadLetter.reason).slice(0, MAX_ERROR_LENGTH);
-  return sqlTransaction(db, async (sql) => {
-    const marked = await sql.query(
-      `UPDATE "Outbox" SET "deadLetteredAt" = ${UTC_CLOCK}, "lastError" = $2, "attempts" = "attempts" + 1
-        WHERE "id" = $1::uuid AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL`,
-      [deadLetter.id, reason],
-    );
-    if (marked.rowCount === 0) return false;
-    await sql.query(
-      `INSERT INTO "DeadLetter"
-         ("id", "consumer", "subject", "streamSeq", "messageId", "code", "reason", "payload", "headers", "deliveryCount", "createdAt")
-       SELECT "id", $2, "subject", NULL, "id"::text, $3, $4, "payload"::text, "headers", "attempts", ${UTC_CLOCK}
-         FROM "Outbox" WHERE "id" = $1::uuid
-       ON CONFLICT DO NOTHING`,
-      [deadLetter.id, deadLetter.consumer, deadLetter.code, reason],
-    );
-    if (replacements.length > 0) await enqueueOutboxSql(sql, replacements);
+  return transaction(db, async (tx) => {
+    const marked = await tx
+      .updateTable('Outbox')
+      .set((eb) => ({ deadLetteredAt: UTC_CLOCK_SQL, lastError: reason, attempts: eb('attempts', '+', 1) }))
+      .where('id', '=', deadLetter.id)
+      .where('publishedAt', 'is', null)
+      .where('deadLetteredAt', 'is', null)
+      .executeTakeFirst();
+    if (marked.numUpdatedRows === 0n) return false;
+    await recordOutboxDeadLetter(tx, {
+      outboxId: deadLetter.id,
+      consumer: deadLetter.consumer,
+      code: deadLetter.code,
+      reason,
+    });
+    if (replacements.length > 0) await enqueueOutbox(tx, replacements);
     return true;
   });
 }
@@ -375,37 +419,33 @@ export interface StoredOutboxPayload {
  * rows are never deleted today; a cleanup must keep every row at least as long as the streams keep
  * messages (7 days by default), or claim checks still in a stream stop resolving.
  */
-export async function readOutboxPayload(
-  db: Pick<Db, 'pool'>,
-  id: string,
-): Promise<StoredOutboxPayload | null> {
-  const result = await poolSql(db).query(
-    `SELECT "subject", "payload"::text AS "payload" FROM "Outbox" WHERE "id" = $1::uuid`,
-    [id],
-  );
-  const row = result.rows[0];
-  if (row === undefined) return null;
-  return { subject: text(row, 'subject'), payload: text(row, 'payload') };
+export async function readOutboxPayload(db: DbOrTx, id: string): Promise<StoredOutboxPayload | null> {
+  const row = await queryable(db)
+    .selectFrom('Outbox')
+    .select(['subject', sql<string>`"payload"::text`.as('payload')])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row === undefined ? null : { subject: row.subject, payload: row.payload };
 }
 
 /**
  * How long (ms, on the database's clock) the oldest row of `publisher` that is neither published nor
  * dead-lettered has waited; null when none waits. A relay that is draining keeps it near zero.
  */
-export async function oldestUnpublishedAgeMs(
-  db: Pick<Db, 'pool'>,
-  publisher: string,
-): Promise<number | null> {
-  const result = await poolSql(db).query(
-    `SELECT (EXTRACT(EPOCH FROM (${UTC_CLOCK} - "createdAt")) * 1000)::float8 AS "ageMs"
-       FROM "Outbox" WHERE "publisher" = $1 AND "publishedAt" IS NULL AND "deadLetteredAt" IS NULL
-      ORDER BY "seq" LIMIT 1`,
-    [publisher],
-  );
-  const age = result.rows[0]?.['ageMs'];
-  if (age === undefined) return null;
-  if (typeof age !== 'number') throw new TypeError('Outbox age is not a number');
-  return Math.max(0, age);
+export async function oldestUnpublishedAgeMs(db: DbOrTx, publisher: string): Promise<number | null> {
+  const row = await queryable(db)
+    .selectFrom('Outbox')
+    .select(sql<number>`(EXTRACT(EPOCH FROM (${UTC_CLOCK_SQL} - "createdAt")) * 1000)::float8`.as('ageMs'))
+    .where('publisher', '=', publisher)
+    .where('publishedAt', 'is', null)
+    .where('deadLetteredAt', 'is', null)
+    .orderBy('seq')
+    .limit(1)
+    .executeTakeFirst();
+  if (row === undefined) return null;
+  // float8 comes back from pg as a JS number; anything else is a broken row, never a default.
+  if (typeof row.ageMs !== 'number') throw new TypeError('Outbox age is not a number');
+  return Math.max(0, row.ageMs);
 }
 
 function isMessageList(value: OutboxMessage | readonly OutboxMessage[]): value is readonly OutboxMessage[] {
@@ -417,7 +457,7 @@ function errorMessage(error: unknown): string {
   return typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
 }
 
-function toHeaders(value: Prisma.JsonValue): Record<string, string> {
+function toHeaders(value: JsonValue): Record<string, string> {
   const headers: Record<string, string> = {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return headers;
   for (const [name, headerValue] of Object.entries(value)) {
