@@ -1,4 +1,5 @@
 import { ErrorCodes, StepFinished, TandemError } from '@tandem/contracts';
+import { MigrationError } from '@tandem/db';
 import { describe, expect, it } from 'vitest';
 import { isStackOverflow, readPayload } from '../src/consumer.js';
 import { parseMaxDeliveriesAdvisory } from '../src/dead-letters.js';
@@ -18,6 +19,19 @@ describe('permanentFailure', () => {
       message: 'no such tool',
     });
     expect(permanentFailure(new TandemError('MODEL.TIMEOUT', 'slow', { retryable: true }))).toBeNull();
+  });
+
+  it('sees the subclasses of TandemError by their own retryable (MigrationError here)', () => {
+    const failed = new MigrationError('MIGRATE.APPLY_FAILED', 'migration x failed and was rolled back');
+    expect(failed).toBeInstanceOf(TandemError);
+    expect(permanentFailure(failed)).toEqual({
+      code: 'MIGRATE.APPLY_FAILED',
+      message: 'migration x failed and was rolled back',
+    });
+    const locked = new MigrationError('MIGRATE.LOCK_TIMEOUT', 'another migration holds the lock', {
+      retryable: true,
+    });
+    expect(permanentFailure(locked)).toBeNull();
   });
 
   it('retries a transaction that lost its database connection (nak, redeliver)', () => {

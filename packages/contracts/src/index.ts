@@ -1,6 +1,6 @@
 /** @tandem/contracts: the single source of truth for everything that crosses a wire. */
-export { ErrorCodes, ErrorShape, TandemError, toErrorShape } from './errors.js';
-export type { ErrorCode } from './errors.js';
+export { ErrorCodes, ErrorShape, TandemError, isErrorCode, toErrorShape } from './errors.js';
+export type { ErrorCode, TandemErrorOptions } from './errors.js';
 export {
   JsonValue,
   jsonDepth,

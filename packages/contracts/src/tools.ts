@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCodes } from './errors.js';
+import { ErrorCodes, type ErrorCode } from './errors.js';
 import { CREDENTIAL_HEADERS, SECRET_NAME, headerNameProblem, headerValueProblem } from './http-headers.js';
 import { isWellFormedText, utf8ByteLength } from './json.js';
 import { URL_MAX_CHARS, checkUrl } from './url-policy.js';
@@ -19,7 +19,7 @@ export interface SemanticIssue {
   path: Array<string | number>;
   message: string;
   /** The error code the call fails with (default `TOOL.SEMANTIC_CHECK_FAILED`). */
-  code?: string;
+  code?: ErrorCode;
 }
 
 /** Deployment settings the semantic checks need (from the planner's or executor's config). */

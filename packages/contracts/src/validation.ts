@@ -1,4 +1,4 @@
-import { ErrorCodes, type ErrorShape } from './errors.js';
+import { ErrorCodes, type ErrorCode, type ErrorShape } from './errors.js';
 import { jsonDepth, rawJsonDepth, utf8ByteLength, type JsonValue } from './json.js';
 import { DEFAULT_TOOL_CHECK_CONTEXT, type ToolCheckContext, type ToolDefinition } from './tools.js';
 
@@ -26,7 +26,7 @@ export interface ValidToolCall {
 /** The outcome of validating one call: the call, or a stable error code with a message for the model. */
 export type ToolCallValidation = { ok: true; call: ValidToolCall } | { ok: false; error: ErrorShape };
 
-function fail(code: string, message: string, details?: unknown): { ok: false; error: ErrorShape } {
+function fail(code: ErrorCode, message: string, details?: unknown): { ok: false; error: ErrorShape } {
   return {
     ok: false,
     error:
@@ -441,7 +441,7 @@ export type PlanValidation =
   | { ok: true; order: string[]; dependencies: ReadonlyMap<string, readonly string[]> }
   | { ok: false; error: PlanError };
 
-function planFail(code: string, message: string, stepId?: string): { ok: false; error: PlanError } {
+function planFail(code: ErrorCode, message: string, stepId?: string): { ok: false; error: PlanError } {
   const error: PlanError = { code, message, retryable: false };
   if (stepId !== undefined) error.stepId = stepId;
   return { ok: false, error };

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TandemError, type ErrorCode } from '@tandem/contracts';
 import pg from 'pg';
 
 // An offline stand-in for `prisma migrate deploy`, which needs a schema-engine binary that cannot be
@@ -57,20 +58,24 @@ export interface MigrateResult {
   unknown: string[];
 }
 
-/** Thrown when the migrator refuses to go on; `code` says why. */
-export class MigrationError extends Error {
+/** The codes of a {@link MigrationError}: the `MIGRATE.*` codes declared in `ErrorCodes`. */
+export type MigrationErrorCode = Extract<ErrorCode, `MIGRATE.${string}`>;
+
+/**
+ * Thrown when the migrator refuses to go on; `code` says why. A `TandemError`: permanent, except
+ * `MIGRATE.LOCK_TIMEOUT` (another migrator held the lock; trying later may succeed).
+ */
+export class MigrationError extends TandemError {
   override readonly name = 'MigrationError';
+  override readonly code: MigrationErrorCode;
+
   constructor(
-    readonly code:
-      | 'MIGRATE.CHECKSUM_MISMATCH'
-      | 'MIGRATE.FAILED_MIGRATION_RECORDED'
-      | 'MIGRATE.APPLY_FAILED'
-      | 'MIGRATE.LOCK_TIMEOUT'
-      | 'MIGRATE.INVALID_FOLDER',
+    code: MigrationErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options: { cause?: unknown; retryable?: boolean } = {},
   ) {
-    super(message, options);
+    super(code, message, { retryable: options.retryable ?? false, cause: options.cause });
+    this.code = code;
   }
 }
 
@@ -143,6 +148,7 @@ async function acquireLock(client: pg.Client, timeoutMs: number): Promise<void> 
       throw new MigrationError(
         'MIGRATE.LOCK_TIMEOUT',
         `another migration holds the advisory lock ${PRISMA_ADVISORY_LOCK_KEY} for more than ${timeoutMs} ms`,
+        { retryable: true },
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

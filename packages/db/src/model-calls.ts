@@ -1,5 +1,5 @@
-import type { Db } from './client.js';
-import { poolSql } from './sql.js';
+import { sql } from 'kysely';
+import { queryable, type Reader } from './tables/planner-common.js';
 
 /** Model use of one task: tokens, cost and calls over its stored ModelCall rows (every service's). */
 export interface TaskModelUse {
@@ -12,17 +12,20 @@ export interface TaskModelUse {
  * Sums a task's stored model calls, for its budget. Rows are written after each call completes, so calls
  * still in flight elsewhere are not counted yet.
  */
-export async function modelUseOfTask(db: Pick<Db, 'pool'>, taskId: string): Promise<TaskModelUse> {
-  const result = await poolSql(db).query(
-    `SELECT coalesce(sum("totalTokens"), 0)::bigint::text AS "tokens", coalesce(sum("costUsd"), 0)::float8 AS "cost",
-            count(*)::int AS "calls"
-       FROM "ModelCall" WHERE "taskId" = $1::uuid`,
-    [taskId],
-  );
-  const row = result.rows[0];
+export async function modelUseOfTask(db: Reader, taskId: string): Promise<TaskModelUse> {
+  // Sums of bigint and float columns come back as numeric text; cast where Postgres computes them.
+  const row = await queryable(db)
+    .selectFrom('ModelCall')
+    .select((eb) => [
+      sql<string>`coalesce(sum(${eb.ref('totalTokens')}), 0)::bigint::text`.as('tokens'),
+      sql<number>`coalesce(sum(${eb.ref('costUsd')}), 0)::float8`.as('cost'),
+      sql<number>`count(*)::int`.as('calls'),
+    ])
+    .where('taskId', '=', taskId)
+    .executeTakeFirst();
   return {
-    tokens: Number(row?.['tokens'] ?? 0),
-    costUsd: Number(row?.['cost'] ?? 0),
-    calls: Number(row?.['calls'] ?? 0),
+    tokens: Number(row?.tokens ?? 0),
+    costUsd: Number(row?.cost ?? 0),
+    calls: Number(row?.calls ?? 0),
   };
 }

@@ -184,6 +184,7 @@ describe('migrate', () => {
     await expect(migrateTestDatabase(database.url, { migrationsDir: dir })).rejects.toMatchObject({
       code: 'MIGRATE.APPLY_FAILED',
       message: expect.stringContaining('20991127000000_broken'),
+      retryable: false,
     });
     expect(await tableExists(database.url, 'Half')).toBe(false);
     expect((await migrationRows(database.url)).map((row) => row.migration_name)).toEqual(REPO);
@@ -227,6 +228,7 @@ describe('migrate', () => {
       const started = Date.now();
       await expect(migrateTestDatabase(database.url, { lockTimeoutMs: 300 })).rejects.toMatchObject({
         code: 'MIGRATE.LOCK_TIMEOUT',
+        retryable: true,
       });
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);
       await holder.query('SELECT pg_advisory_unlock(72707369)');

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TandemError } from '@tandem/contracts';
 import { defaultMigrationsDir, MigrationError, migrationChecksum, readMigrations } from '../src/migrate.js';
 
 const temporaryDirs: string[] = [];
@@ -49,6 +50,9 @@ describe('readMigrations', () => {
     const dir = await migrationsFixture({ '20261126000000_empty': null });
     await expect(readMigrations(dir)).rejects.toMatchObject({ code: 'MIGRATE.INVALID_FOLDER' });
     await expect(readMigrations(dir)).rejects.toBeInstanceOf(MigrationError);
+    // One family: a permanent TandemError.
+    await expect(readMigrations(dir)).rejects.toBeInstanceOf(TandemError);
+    await expect(readMigrations(dir)).rejects.toMatchObject({ retryable: false, name: 'MigrationError' });
   });
 });
 

@@ -1,4 +1,4 @@
-import { TaskBudget } from '@tandem/contracts';
+import { ErrorCodes, TandemError, TaskBudget } from '@tandem/contracts';
 
 // The budget is part of the public task request, so its schema lives in contracts; re-exported here.
 export { TaskBudget };
@@ -16,27 +16,28 @@ export type BudgetLimit = 'tokens' | 'costUsd' | 'calls';
 /** Nothing spent yet. */
 export const NOTHING_SPENT: Readonly<BudgetSpent> = Object.freeze({ tokens: 0, costUsd: 0, calls: 0 });
 
-// Wire name: travels on the bus and in stored rows; renaming it breaks messages in flight.
-const BUDGET_EXCEEDED = 'BUDGET.EXCEEDED';
-
 /**
  * A task reached one of its budget limits: the task stops (a permanent failure, not retryable),
- * no further model call is made for it.
+ * no further model call is made for it. A `TandemError` with code `BUDGET.EXCEEDED` (a wire name: it
+ * travels on the bus and in stored rows).
  */
-export class BudgetExceededError extends Error {
+export class BudgetExceededError extends TandemError {
   override readonly name = 'BudgetExceededError';
-  readonly code = BUDGET_EXCEEDED;
-  readonly retryable = false;
-  readonly details: { limit: BudgetLimit; max: number; spent: number };
+  override readonly code = ErrorCodes.BUDGET_EXCEEDED;
+  override readonly retryable = false;
+  override readonly details: { limit: BudgetLimit; max: number; spent: number };
 
   constructor(details: { limit: BudgetLimit; max: number; spent: number }) {
-    super(`task budget exceeded: ${describeLimit(details)}`);
+    super(ErrorCodes.BUDGET_EXCEEDED, `task budget exceeded: ${describeLimit(details)}`, {
+      retryable: false,
+      details,
+    });
     this.details = details;
   }
 
-  /** The cross-process shape `{ code, message, retryable, details }`. */
+  /** The cross-process shape `{ code, message, retryable, details }` (the same as `toShape()`). */
   toJSON(): {
-    code: typeof BUDGET_EXCEEDED;
+    code: typeof ErrorCodes.BUDGET_EXCEEDED;
     message: string;
     retryable: false;
     details: { limit: BudgetLimit; max: number; spent: number };

@@ -1,10 +1,12 @@
 import { inspect } from 'node:util';
+import { TandemError } from '@tandem/contracts';
 import OpenAI from 'openai';
 import { z } from 'zod';
 import { redactSecrets } from './secret.js';
 
 // Wire names: these codes travel on the bus and in stored ModelCall rows; renaming one breaks
-// messages in flight. They belong in @tandem/contracts' error-code file once it exists.
+// messages in flight. Each is declared in @tandem/contracts' `ErrorCodes` (the `MODEL.*` codes); the
+// type test in test/errors.test.ts keeps this list and that one equal.
 /** Every error code a model call can fail with. */
 export const ModelErrorCode = z.enum([
   'MODEL.RATE_LIMITED',
@@ -37,36 +39,42 @@ export interface ModelErrorOptions {
 }
 
 /**
- * A failed model call, shaped like the coming `TandemError` (`code`, `retryable`, `cause`); its
- * message never contains an API key. Send `toJSON()` across processes, never rely on `instanceof`.
+ * A failed model call: a `TandemError` whose code is a `MODEL.*` code; its message never contains an
+ * API key. `details` holds `status` and `retryAfterMs` when known. Send `toJSON()` (or `toShape()`)
+ * across processes, never rely on `instanceof`.
  */
-export class ModelError extends Error {
+export class ModelError extends TandemError {
   override readonly name = 'ModelError';
-  readonly code: ModelErrorCode;
-  readonly retryable: boolean;
+  override readonly code: ModelErrorCode;
+  override readonly details: Record<string, number> | undefined;
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
 
   constructor(code: ModelErrorCode, message: string, options: ModelErrorOptions) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    const details = modelErrorDetails(options);
+    super(code, message, { retryable: options.retryable, cause: options.cause, details });
     this.code = code;
-    this.retryable = options.retryable;
+    this.details = details;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
   }
 
-  /** The cross-process shape `{ code, message, retryable, details? }`. */
+  /** The cross-process shape `{ code, message, retryable, details? }` (the same as `toShape()`). */
   toJSON(): { code: ModelErrorCode; message: string; retryable: boolean; details?: Record<string, number> } {
-    const details: Record<string, number> = {};
-    if (this.status !== undefined) details['status'] = this.status;
-    if (this.retryAfterMs !== undefined) details['retryAfterMs'] = this.retryAfterMs;
     return {
       code: this.code,
       message: this.message,
       retryable: this.retryable,
-      ...(Object.keys(details).length > 0 ? { details } : {}),
+      ...(this.details === undefined ? {} : { details: { ...this.details } }),
     };
   }
+}
+
+function modelErrorDetails(options: ModelErrorOptions): Record<string, number> | undefined {
+  const details: Record<string, number> = {};
+  if (options.status !== undefined) details['status'] = options.status;
+  if (options.retryAfterMs !== undefined) details['retryAfterMs'] = options.retryAfterMs;
+  return Object.keys(details).length > 0 ? details : undefined;
 }
 
 /**

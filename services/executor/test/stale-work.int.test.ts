@@ -189,7 +189,7 @@ describe('planning outcomes that never reached the executor', () => {
     await prisma.task.update({
       where: { id: failed.taskId },
       data: {
-        error: { code: 'PLAN.INVALID', message: 'the model never made a valid plan', retryable: false },
+        error: { code: 'PLAN.REJECTED', message: 'the model never made a valid plan', retryable: false },
       },
     });
     const cancelled = await harness.seedTask(
@@ -208,7 +208,7 @@ describe('planning outcomes that never reached the executor', () => {
         description: 'the failed task ended',
       },
     );
-    expect(failedRun).toMatchObject({ status: 'failed', error: { code: 'PLAN.INVALID' } });
+    expect(failedRun).toMatchObject({ status: 'failed', error: { code: 'PLAN.REJECTED' } });
     const cancelledRun = await waitFor(
       async () => prisma.taskRun.findUnique({ where: { taskId: cancelled.taskId } }),
       { timeoutMs: 10_000, description: 'the cancelled task ended' },

@@ -1,19 +1,10 @@
-import {
-  ApprovalVerdictRecorded,
-  DEFAULT_BUS_PAYLOAD_LIMITS,
-  PublicSubjects,
-  TaskOutcomeCloudEvent,
-  querySubjectFor,
-  scanJsonText,
-} from '@tandem/contracts';
+import { DEFAULT_BUS_PAYLOAD_LIMITS, querySubjectFor, scanJsonText } from '@tandem/contracts';
 import { Counter, type ServiceRuntime } from '@tandem/service-kit';
 import type { LearningConfig } from './config.js';
-import {
-  handleTaskOutcome,
-  LEARNING_COMPLETED_CONSUMER,
-  LEARNING_FAILED_CONSUMER,
-} from './handlers/task-outcome.js';
-import { handleVerdict, LEARNING_VERDICT_CONSUMER } from './handlers/verdict.js';
+import type { LearningDeps } from './consumers.js';
+import { approvalVerdictRecorded } from './handlers/approval-verdict-recorded.js';
+import { taskCompleted } from './handlers/task-completed.js';
+import { taskFailed } from './handlers/task-failed.js';
 import { answerPatternsQuery } from './patterns-query.js';
 
 /** The learning service: turns task outcomes into strategy patterns and answers pattern queries. */
@@ -35,53 +26,24 @@ export async function createLearning(deps: {
     labelNames: ['outcome'],
     registers: [runtime.metrics.registry],
   });
-  const handlerDeps = {
-    db,
-    minSuccesses: config.TANDEM_LEARNING_MIN_SUCCESSES,
-    onPattern: (kind: string, status: string) => updates.inc({ kind, status }),
-  };
-  const consumers = await Promise.all(
-    [
-      { durable: LEARNING_COMPLETED_CONSUMER, subject: PublicSubjects.taskCompleted },
-      { durable: LEARNING_FAILED_CONSUMER, subject: PublicSubjects.taskFailed },
-    ].map(({ durable, subject }) =>
-      runtime.consume({
-        durable,
-        subject,
-        schema: TaskOutcomeCloudEvent,
-        messageId: (event) => event.id,
-        maxDeliver: config.TANDEM_MAX_DELIVER,
-        concurrency: 2,
-        handle: (event, context) =>
-          handleTaskOutcome(handlerDeps, event, {
-            consumer: durable,
-            messageId: context.messageId,
-            log: context.log,
-          }),
-      }),
-    ),
-  );
-
   const feedback = new Counter({
     name: 'tandem_learning_feedback_total',
     help: 'Human verdicts stored as feedback, by verdict',
     labelNames: ['verdict'],
     registers: [runtime.metrics.registry],
   });
-  const verdicts = await runtime.consume({
-    durable: LEARNING_VERDICT_CONSUMER,
-    subject: ApprovalVerdictRecorded.subjectSuffix,
-    schema: ApprovalVerdictRecorded.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: 2,
-    handle: (envelope, context) =>
-      handleVerdict({ db, onStored: (verdict) => feedback.inc({ verdict }) }, envelope, {
-        messageId: context.messageId,
-        log: context.log,
-      }),
-  });
-  consumers.push(verdicts);
+  const consumerDeps: LearningDeps = {
+    db,
+    minSuccesses: config.TANDEM_LEARNING_MIN_SUCCESSES,
+    onPattern: (kind, status) => updates.inc({ kind, status }),
+    onFeedback: (verdict) => feedback.inc({ verdict }),
+  };
+  const delivery = { concurrency: 2 };
+  const consumers = [
+    await runtime.start(taskCompleted, consumerDeps, delivery),
+    await runtime.start(taskFailed, consumerDeps, delivery),
+    await runtime.start(approvalVerdictRecorded, consumerDeps, delivery),
+  ];
 
   // Core request/reply: a query that goes unanswered costs the planner nothing but its patterns.
   const subscription = bus.nc.subscribe(querySubjectFor(config.TANDEM_SUBJECT_PREFIX, 'learning-patterns'), {

@@ -3,7 +3,10 @@ import {
   StrategyProvenance,
   applyOutcome,
   confidence,
+  nextStrategy,
+  outcomeOf,
   strategyContent,
+  strategyKey,
   type Outcome,
 } from '../src/domain/strategy.js';
 
@@ -182,5 +185,105 @@ describe('strategyContent', () => {
     expect(content).toBe(
       'Plans shaped respond failed more often than not. A recent failure: STEP.FAILED: bad',
     );
+  });
+});
+
+describe('outcomeOf', () => {
+  const base = {
+    specversion: '1.0' as const,
+    source: '/tandem/executor',
+    time: '2026-12-07T10:00:00.000Z',
+    datacontenttype: 'application/json' as const,
+    subject: '0b6f3c2e-8f43-4a55-9d3c-2f4a1d7e9b10',
+  };
+  const data = {
+    taskId: '0b6f3c2e-8f43-4a55-9d3c-2f4a1d7e9b10',
+    request: { source: 'urn:acme', id: 'e1' },
+  };
+
+  it('reads a completion as a success of its kind with its tools', () => {
+    expect(
+      outcomeOf({
+        ...base,
+        id: 'e-1',
+        type: 'tandem.task.completed',
+        data: {
+          ...data,
+          status: 'completed',
+          result: { answer: '5', steps: [] },
+          kind: 'arithmetic',
+          tools: ['run_code', 'respond'],
+        },
+      }),
+    ).toEqual({
+      eventId: 'e-1',
+      eventType: 'tandem.task.completed',
+      taskId: data.taskId,
+      kind: 'arithmetic',
+      succeeded: true,
+      tools: ['run_code', 'respond'],
+      error: null,
+      at: '2026-12-07T10:00:00.000Z',
+    });
+  });
+
+  it('reads a failure with its error, kind general and no tools when the event gives none', () => {
+    expect(
+      outcomeOf({
+        ...base,
+        id: 'e-2',
+        type: 'tandem.task.failed',
+        data: {
+          ...data,
+          status: 'failed',
+          error: { code: 'SANDBOX.TIMEOUT', message: 'slow', retryable: false },
+        },
+      }),
+    ).toMatchObject({
+      kind: 'general',
+      succeeded: false,
+      tools: [],
+      error: { code: 'SANDBOX.TIMEOUT', message: 'slow' },
+    });
+  });
+});
+
+describe('strategyKey', () => {
+  it('keeps one strategy pattern per kind of task', () => {
+    expect(strategyKey('arithmetic')).toEqual({
+      type: 'strategy',
+      scope: 'kind:arithmetic',
+      signature: 'plan-shape',
+    });
+  });
+});
+
+describe('nextStrategy', () => {
+  it('counts the outcome, recomputes confidence and text, and activates at minSuccesses', () => {
+    const first = nextStrategy(
+      { successCount: 0, failureCount: 0, provenance: EMPTY },
+      outcome(true, ['run_code', 'respond']),
+      2,
+    );
+    expect(first).toMatchObject({
+      successCount: 1,
+      failureCount: 0,
+      confidence: confidence(1, 0),
+      status: 'candidate',
+    });
+    expect(first.content).toBe(strategyContent('math', first.provenance));
+    const second = nextStrategy(first, outcome(true, ['run_code', 'respond']), 2);
+    expect(second).toMatchObject({ successCount: 2, failureCount: 0, status: 'active' });
+    expect(second.provenance.events).toHaveLength(2);
+  });
+
+  it('counts a failure without making the pattern active', () => {
+    const next = nextStrategy(
+      { successCount: 0, failureCount: 3, provenance: EMPTY },
+      outcome(false, ['respond'], { code: 'X.Y', message: 'bad' }),
+      1,
+    );
+    expect(next).toMatchObject({ successCount: 0, failureCount: 4, status: 'candidate' });
+    expect(next.provenance.recentErrors).toEqual([{ code: 'X.Y', message: 'bad' }]);
   });
 });

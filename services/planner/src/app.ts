@@ -3,40 +3,27 @@ import {
   ErrorCodes,
   PlanProposed,
   subjectFor,
-  TaskAccepted,
-  TaskCancelRequestedCloudEvent,
-  TaskOutcomeCloudEvent,
-  TaskReplanRequested,
-  TaskRequestedCloudEvent,
-  PublicSubjects,
   toolRegistry,
   DEFAULT_TOOL_CALL_LIMITS,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { Counter, Histogram, toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
-
-import type { PlannerConfig } from './config.js';
-import { handleReplanRequested, REPLAN_CONSUMER } from './handlers/replan-requested.js';
 import type { OutboxMessage } from '@tandem/db';
-import {
-  handleTaskAccepted,
-  planFailedMessage,
-  PLANNING_CONSUMER,
-  type PlanningDeps,
-} from './handlers/task-accepted.js';
-import {
-  handleCancelRequested,
-  handleTaskOutcome,
-  PLANNER_CANCEL_CONSUMER,
-  PLANNER_OUTCOME_CONSUMERS,
-} from './handlers/task-lifecycle.js';
-import { cloudEventMessageId, handleTaskRequested, INTAKE_CONSUMER } from './handlers/task-requested.js';
+import { Counter, Histogram, toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
+import type { PlannerConfig } from './config.js';
+import type { PlannerDeps } from './consumers.js';
+import { taskAccepted } from './handlers/task-accepted.js';
+import { taskCancelRequested } from './handlers/task-cancel-requested.js';
+import { taskCancelled } from './handlers/task-cancelled.js';
+import { taskCompleted } from './handlers/task-completed.js';
+import { taskFailed } from './handlers/task-failed.js';
+import { taskReplanRequested } from './handlers/task-replan-requested.js';
+import { taskRequested } from './handlers/task-requested.js';
 import { registerPlanRoutes } from './http/plan-routes.js';
 import { registerTaskRoutes } from './http/tasks.js';
-import type { ValidatedStep } from './plan-store.js';
 import { createPatternCache } from './patterns.js';
-import { createPlanningTakeovers } from './stale-planning.js';
+import { planFailedMessage, type ValidatedStep } from './plan-store.js';
 import type { PlanningModel } from './planning-loop.js';
+import { createPlanningTakeovers } from './stale-planning.js';
 
 /**
  * The planner: accepts tasks from NATS (CloudEvents) and HTTP, plans them with the planning model and
@@ -51,7 +38,7 @@ export async function createPlanner(deps: {
   registry?: ReadonlyMap<string, ToolDefinition>;
 }): Promise<void> {
   const { runtime, config } = deps;
-  const { db, bus, kick } = runtime;
+  const { db, bus } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
   // A plan NATS refuses for good is dead-lettered by the relay; its task gets plan.failed instead of
   // waiting for a plan that never arrives.
@@ -98,61 +85,34 @@ export async function createPlanner(deps: {
   registerTaskRoutes(runtime.http, {
     db,
     prefix,
-    kick,
     onAccepted: (created) => tasksAccepted.inc({ channel: 'http', created: String(created) }),
   });
   registerPlanRoutes(runtime.http, {
     db,
     prefix,
-    kick,
     registry,
     checkContext,
     limits: planLimits,
     estimateStepCostUsd,
   });
 
-  const intake = await runtime.consume({
-    durable: INTAKE_CONSUMER,
-    subject: PublicSubjects.taskRequested,
-    schema: TaskRequestedCloudEvent,
-    messageId: cloudEventMessageId,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: config.TANDEM_PLANNER_CONCURRENCY,
-    handle: async (event, context) => {
-      await handleTaskRequested(
-        { db, prefix, kick, sourceSecrets: config.TANDEM_SOURCE_SECRETS },
-        event,
-        context,
-      );
-      tasksAccepted.inc({ channel: 'nats', created: 'unknown' });
-    },
-  });
-  const patternCache = createPatternCache(config.TANDEM_LEARNING_CACHE_MS);
-  const planningDeps = (context: { working: () => void }): PlanningDeps => ({
+  const consumerDeps: PlannerDeps = {
     db,
     log: runtime.log,
     prefix,
     registry,
     checkContext,
     estimateStepCostUsd,
-    model: {
-      complete: async (request) => {
-        context.working();
-        const answer = await deps.planningModel.complete(request);
-        context.working();
-        return answer;
-      },
-    },
+    // Each planning consumer reports its delivery working around every call (`heartbeating`).
+    model: deps.planningModel,
     request: async (subject, payload, timeoutMs) =>
       (await bus.nc.request(subject, payload, { timeout: timeoutMs })).data,
-    patternCache,
+    patternCache: createPatternCache(config.TANDEM_LEARNING_CACHE_MS),
     limits: {
       ...planLimits,
       maxRepairs: config.TANDEM_PLANNER_MAX_REPAIRS,
       learningTimeoutMs: config.TANDEM_LEARNING_QUERY_TIMEOUT_MS,
-      maxDeliver: config.TANDEM_MAX_DELIVER,
     },
-    kick,
     planningLeaseMs: config.TANDEM_PLANNING_LEASE_MS,
     onPlanned: (outcome, figures) => {
       plans.inc({ outcome });
@@ -160,59 +120,28 @@ export async function createPlanner(deps: {
       planningSeconds.observe(figures.ms / 1000);
       if (figures.quality !== null) quality.observe(figures.quality);
     },
-  });
-  const planning = await runtime.consume({
-    durable: PLANNING_CONSUMER,
-    subject: TaskAccepted.subjectSuffix,
-    schema: TaskAccepted.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: config.TANDEM_PLANNER_CONCURRENCY,
-    // A planning round may take several model calls: the consumer framework heartbeats it meanwhile.
-    handle: (envelope, context) => handleTaskAccepted(planningDeps(context), envelope, context),
-  });
-  const replanning = await runtime.consume({
-    durable: REPLAN_CONSUMER,
-    subject: TaskReplanRequested.subjectSuffix,
-    schema: TaskReplanRequested.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: config.TANDEM_PLANNER_CONCURRENCY,
-    handle: (envelope, context) => handleReplanRequested(planningDeps(context), envelope, context),
-  });
-  const cancels = await runtime.consume({
-    durable: PLANNER_CANCEL_CONSUMER,
-    subject: PublicSubjects.taskCancelRequested,
-    schema: TaskCancelRequestedCloudEvent,
-    messageId: (event) => cloudEventMessageId(event),
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    handle: (event, context) => handleCancelRequested({ db }, event, context),
-  });
-  const outcomes = await Promise.all(
-    (
-      [
-        [PLANNER_OUTCOME_CONSUMERS.completed, PublicSubjects.taskCompleted],
-        [PLANNER_OUTCOME_CONSUMERS.failed, PublicSubjects.taskFailed],
-        [PLANNER_OUTCOME_CONSUMERS.cancelled, PublicSubjects.taskCancelled],
-      ] as const
-    ).map(([durable, subject]) =>
-      runtime.consume({
-        durable,
-        subject,
-        schema: TaskOutcomeCloudEvent,
-        messageId: (event) => event.id,
-        maxDeliver: config.TANDEM_MAX_DELIVER,
-        handle: (event, context) =>
-          handleTaskOutcome({ db }, event, { consumer: durable, messageId: context.messageId }),
-      }),
-    ),
-  );
+    sourceSecrets: config.TANDEM_SOURCE_SECRETS,
+    onRequested: () => tasksAccepted.inc({ channel: 'nats', created: 'unknown' }),
+  };
+  const planning = { concurrency: config.TANDEM_PLANNER_CONCURRENCY };
+  const intake = await runtime.start(taskRequested, consumerDeps, planning);
+  const accepted = await runtime.start(taskAccepted, consumerDeps, planning);
+  const consumers = [
+    intake,
+    accepted,
+    await runtime.start(taskReplanRequested, consumerDeps, planning),
+    await runtime.start(taskCancelRequested, consumerDeps),
+    await runtime.start(taskCompleted, consumerDeps),
+    await runtime.start(taskFailed, consumerDeps),
+    await runtime.start(taskCancelled, consumerDeps),
+  ];
   const takeovers = createPlanningTakeovers({
-    deps: planningDeps({ working: () => undefined }),
+    deps: consumerDeps,
     log: runtime.log,
     leaseMs: config.TANDEM_PLANNING_LEASE_MS,
     concurrency: config.TANDEM_PLANNER_CONCURRENCY,
-    backlog: async () => (await bus.jsm.consumers.info(planning.stream, planning.name)).num_pending,
+    maxDeliver: config.TANDEM_MAX_DELIVER,
+    backlog: async () => (await bus.jsm.consumers.info(accepted.stream, accepted.name)).num_pending,
   });
   let sweeping = false;
   const sweeper = setInterval(() => {
@@ -229,13 +158,7 @@ export async function createPlanner(deps: {
   runtime.onStop(async () => {
     clearInterval(sweeper);
     await takeovers.drain();
-    await Promise.all([
-      intake.stop(),
-      planning.stop(),
-      replanning.stop(),
-      cancels.stop(),
-      ...outcomes.map((consumer) => consumer.stop()),
-    ]);
+    await Promise.all(consumers.map((consumer) => consumer.stop()));
   });
 }
 

@@ -1,15 +1,41 @@
 import { randomUUID } from 'node:crypto';
-import { PlanProposed, type PlanOrigin, type PlannedStep, type TaskRequestRef } from '@tandem/contracts';
-import { UTC_NOW as NOW, enqueueOutboxSql, type Sql, toJsonText } from '@tandem/db';
+import {
+  PlanFailed,
+  PlanProposed,
+  type ErrorShape,
+  type LearningPatternsReply,
+  type PlanOrigin,
+  type PlannedStep,
+  type TaskBudget,
+  type TaskRequestRef,
+} from '@tandem/contracts';
+import {
+  enqueueOutbox,
+  insertPlan,
+  insertPlanMetrics,
+  insertPlanSteps,
+  supersedePlan,
+  type OutboxMessage,
+  type Tx,
+} from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
+import type { PlanningDeps } from './consumers.js';
 import type { ValidatedStep } from './domain/planning.js';
-import type { QualityFactors } from './domain/quality.js';
+import { modelPlanFigures, stepsToStore, type PlanFigures } from './domain/plan-record.js';
 
 export type { ValidatedStep } from './domain/planning.js';
 
+/** The task a plan belongs to, as its events name it. */
+export interface PlanTask {
+  id: string;
+  kind: string;
+  agentId: string | null;
+  request: TaskRequestRef;
+}
+
 /** What a stored plan version needs besides its steps. */
 export interface PlanVersionInput {
-  task: { id: string; kind: string; agentId: string | null; request: TaskRequestRef };
+  task: PlanTask;
   version: number;
   origin: PlanOrigin;
   supersedes: string | null;
@@ -20,14 +46,10 @@ export interface PlanVersionInput {
   /** Steps in execution order (a topological order of their dependencies). */
   steps: ValidatedStep[];
   models: string[];
-  strategy: string | null;
-  /** Learned patterns shown to the planning model (stored with the plan's metrics for feedback). */
-  patternIds?: readonly string[];
+  figures: PlanFigures;
   attempts: number;
   invalidCalls: number;
   planningMs: number;
-  quality: { score: number; factors: QualityFactors };
-  estimatedCostUsd: number;
   causationId: string | null;
 }
 
@@ -37,78 +59,55 @@ export interface PlanVersionInput {
  * so a re-plan's steps never collide with the old ones.
  */
 export async function storePlanVersion(
-  sql: Sql,
+  tx: Tx,
   options: { prefix: string },
   input: PlanVersionInput,
 ): Promise<{ planId: string; steps: PlannedStep[] }> {
   const planId = randomUUID();
-  const steps: PlannedStep[] = input.steps.map((step, index) => ({
-    stepId: randomUUID(),
-    key: step.key,
-    index,
-    tool: step.tool.name,
-    arguments: step.arguments,
-    riskClass: step.tool.risk,
-    sideEffects: step.tool.sideEffects,
-    dependsOn: step.dependsOn,
-    rationale: step.rationale,
-  }));
-  if (input.supersedes !== null) {
-    await sql.query(
-      `UPDATE "Plan" SET "status" = 'superseded' WHERE "id" = $1::uuid AND "status" = 'active'`,
-      [input.supersedes],
-    );
-  }
-  // Plan, steps and metrics in one statement (one round trip); the steps travel as one JSON array.
-  await sql.query(
-    `WITH plan AS (
-       INSERT INTO "Plan" ("id", "taskId", "version", "strategy", "modelsUsed", "qualityScore", "attempts", "status",
-                           "origin", "supersedesId", "editedBy", "editedByLabel", "estimatedCostUsd", "createdAt")
-       VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7, 'active', $8, $9::uuid, $10, $18, $11, ${NOW})
-       RETURNING "id"),
-     steps AS (
-       INSERT INTO "PlanStep" ("id", "planId", "stepKey", "index", "dependsOn", "tool", "arguments", "riskClass",
-                               "rationale", "idempotencyKey")
-       SELECT (x->>'stepId')::uuid, plan."id", x->>'key', (x->>'index')::int,
-              ARRAY(SELECT jsonb_array_elements_text(x->'dependsOn')), x->>'tool', x->'arguments', x->>'riskClass',
-              x->>'rationale', x->>'idempotencyKey'
-         FROM plan, jsonb_array_elements($12::jsonb) AS x)
-     INSERT INTO "PlanMetrics" ("planId", "taskId", "stepCount", "validationErrors", "repairAttempts", "qualityScore",
-                                "qualityFactors", "estimatedCostUsd", "planningMs", "createdAt")
-     SELECT plan."id", $2::uuid, $13, $14, $15, $6, $16::jsonb, $11, $17, ${NOW} FROM plan`,
-    [
-      planId,
-      input.task.id,
-      input.version,
-      input.strategy,
-      toJsonText(input.models),
-      input.quality.score,
-      input.attempts,
-      input.origin,
-      input.supersedes,
-      input.editedBy,
-      input.estimatedCostUsd,
-      toJsonText(
-        steps.map((step) => ({
-          stepId: step.stepId,
-          key: step.key,
-          index: step.index,
-          dependsOn: step.dependsOn,
-          tool: step.tool,
-          arguments: step.arguments,
-          riskClass: step.riskClass,
-          rationale: step.rationale ?? null,
-          idempotencyKey: `${input.task.id}:${input.version}:${step.key}`,
-        })),
-      ),
-      steps.length,
-      input.invalidCalls,
-      Math.max(0, input.attempts - 1),
-      toJsonText({ ...input.quality.factors, patternIds: input.patternIds ?? [] }),
-      input.planningMs,
-      input.editedByLabel ?? null,
-    ],
+  const toStore = stepsToStore(input.task.id, input.version, input.steps, randomUUID);
+  const steps = toStore.map((entry) => entry.step);
+  const { figures } = input;
+  if (input.supersedes !== null) await supersedePlan(tx, input.supersedes);
+  await insertPlan(tx, {
+    id: planId,
+    taskId: input.task.id,
+    version: input.version,
+    strategy: figures.strategy,
+    models: input.models,
+    qualityScore: figures.quality.score,
+    attempts: input.attempts,
+    origin: input.origin,
+    supersedesId: input.supersedes,
+    editedBy: input.editedBy,
+    editedByLabel: input.editedByLabel ?? null,
+    estimatedCostUsd: figures.estimatedCostUsd,
+  });
+  await insertPlanSteps(
+    tx,
+    planId,
+    toStore.map(({ step, idempotencyKey }) => ({
+      id: step.stepId,
+      stepKey: step.key,
+      index: step.index,
+      dependsOn: step.dependsOn,
+      tool: step.tool,
+      arguments: step.arguments,
+      riskClass: step.riskClass,
+      rationale: step.rationale ?? null,
+      idempotencyKey,
+    })),
   );
+  await insertPlanMetrics(tx, {
+    planId,
+    taskId: input.task.id,
+    stepCount: steps.length,
+    validationErrors: input.invalidCalls,
+    repairAttempts: Math.max(0, input.attempts - 1),
+    qualityScore: figures.quality.score,
+    qualityFactors: { ...figures.quality.factors, patternIds: figures.patternIds },
+    estimatedCostUsd: figures.estimatedCostUsd,
+    planningMs: input.planningMs,
+  });
   const { message } = outboxEvent(
     { prefix: options.prefix, publisher: 'planner' },
     PlanProposed,
@@ -127,6 +126,70 @@ export async function storePlanVersion(
     },
     { correlationId: input.task.id, causationId: input.causationId },
   );
-  await enqueueOutboxSql(sql, message);
+  await enqueueOutbox(tx, message);
   return { planId, steps };
+}
+
+/** Stores a plan found by the model as `version` and enqueues `plan.proposed`; returns its id and score. */
+export async function storeModelPlan(
+  deps: Pick<PlanningDeps, 'prefix' | 'estimateStepCostUsd' | 'limits'>,
+  tx: Tx,
+  input: {
+    task: PlanTask;
+    budget: TaskBudget | undefined;
+    version: number;
+    origin: 'model' | 'replan';
+    supersedes: string | null;
+    steps: ValidatedStep[];
+    attempts: number;
+    invalidCalls: number;
+    models: string[];
+    patterns: LearningPatternsReply['patterns'];
+    planningMs: number;
+    causationId: string;
+  },
+): Promise<{ planId: string; quality: number }> {
+  const figures = modelPlanFigures({
+    steps: input.steps,
+    attempts: input.attempts,
+    invalidCalls: input.invalidCalls,
+    patterns: input.patterns,
+    budget: input.budget,
+    maxSteps: deps.limits.maxSteps,
+    estimateStepCostUsd: deps.estimateStepCostUsd,
+  });
+  const { planId } = await storePlanVersion(
+    tx,
+    { prefix: deps.prefix },
+    {
+      task: input.task,
+      version: input.version,
+      origin: input.origin,
+      supersedes: input.supersedes,
+      editedBy: null,
+      steps: input.steps,
+      models: input.models,
+      figures,
+      attempts: input.attempts,
+      invalidCalls: input.invalidCalls,
+      planningMs: input.planningMs,
+      causationId: input.causationId,
+    },
+  );
+  return { planId, quality: figures.quality.score };
+}
+
+/** The `plan.failed` outbox message the executor turns into the task's outcome. */
+export function planFailedMessage(
+  deps: Pick<PlanningDeps, 'prefix'>,
+  task: PlanTask,
+  error: ErrorShape,
+  causationId: string,
+): OutboxMessage {
+  return outboxEvent(
+    { prefix: deps.prefix, publisher: 'planner' },
+    PlanFailed,
+    { taskId: task.id, request: task.request, kind: task.kind, agentId: task.agentId, error },
+    { correlationId: task.id, causationId },
+  ).message;
 }

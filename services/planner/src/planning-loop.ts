@@ -1,17 +1,28 @@
 import {
   ErrorCodes,
   modelPreferenceFor,
-  toErrorShape,
   type ErrorShape,
   type TaskBudget,
   type TaskModelPreference,
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { modelUseOfTask, type Db, type TaskModelUse } from '@tandem/db';
+import { modelUseOfTask, taskStatus, type Db, type TaskModelUse } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
-import { checkModelPlan, planningTools, type ChatMessage, type ModelToolCall } from './domain/planning.js';
-import type { ValidatedStep } from './plan-store.js';
+import {
+  afterModelFailure,
+  cancelledMeanwhile,
+  deadlinePassed,
+  remainingBudgetUsd,
+  type PlanningResult,
+} from './domain/planning-decisions.js';
+import {
+  checkModelPlan,
+  planningTools,
+  type ChatMessage,
+  type ModelToolCall,
+  type ValidatedStep,
+} from './domain/planning.js';
 
 /** What the planning model must offer: one chat completion with tools, within the task's budget. */
 export interface PlanningModel {
@@ -32,6 +43,21 @@ export interface PlanningModel {
   }>;
 }
 
+/**
+ * The model of a delivery that reports the delivery `working()` before and after each call: a planning
+ * round keeps its message held for as long as the model answers, past the framework's own heartbeat cap.
+ */
+export function heartbeating(model: PlanningModel, context: { working: () => void }): PlanningModel {
+  return {
+    complete: async (request) => {
+      context.working();
+      const answer = await model.complete(request);
+      context.working();
+      return answer;
+    },
+  };
+}
+
 /** Limits of one planning round. */
 export interface PlanningLimits {
   maxRepairs: number;
@@ -40,14 +66,7 @@ export interface PlanningLimits {
   maxDepth: number;
 }
 
-/** The outcome of asking the model (with bounded repairs) for a valid plan. */
-export type PlanningResult =
-  | { kind: 'planned'; steps: ValidatedStep[]; attempts: number; invalidCalls: number; models: string[] }
-  | { kind: 'failed'; error: ErrorShape & { stepId?: string }; attempts: number; models: string[] }
-  /** A retryable model failure: the caller lets the message be redelivered. */
-  | { kind: 'retry'; error: ErrorShape; cause: unknown }
-  /** The task was cancelled meanwhile: nothing is stored. */
-  | { kind: 'cancelled' };
+export type { PlanningResult } from './domain/planning-decisions.js';
 
 const NOTHING: TaskModelUse = { tokens: 0, costUsd: 0, calls: 0 };
 
@@ -96,25 +115,10 @@ export async function planWithModel(
   let attempts = 0;
   for (let attempt = 0; attempt <= deps.limits.maxRepairs; attempt += 1) {
     // The caller read the task just before the first round; later rounds look again for a cancellation.
-    if (attempt > 0) {
-      const task = await deps.db.prisma.task.findUnique({
-        where: { id: input.taskId },
-        select: { status: true },
-      });
-      if (!task || task.status === 'cancelled') return { kind: 'cancelled' };
-    }
-    if (input.deadline !== null && Date.now() >= input.deadline.getTime()) {
-      return {
-        kind: 'failed',
-        error: {
-          code: ErrorCodes.TASK_DEADLINE_EXCEEDED,
-          message: `the task's deadline ${input.deadline.toISOString()} passed while it was being planned`,
-          retryable: false,
-        },
-        attempts,
-        models,
-      };
-    }
+    if (attempt > 0 && cancelledMeanwhile(await taskStatus(deps.db, input.taskId)))
+      return { kind: 'cancelled' };
+    const late = deadlinePassed(input.deadline, Date.now());
+    if (late !== null) return { kind: 'failed', error: late, attempts, models };
     attempts = attempt + 1;
     let answer: Awaited<ReturnType<PlanningModel['complete']>>;
     try {
@@ -128,14 +132,15 @@ export async function planWithModel(
         spent,
       });
     } catch (error) {
-      const shape = toErrorShape(error);
-      if (shape.retryable && input.mayRetry) return { kind: 'retry', error: shape, cause: error };
-      return { kind: 'failed', error: { ...shape, retryable: false }, attempts, models };
+      const failure = afterModelFailure(error, input.mayRetry);
+      if (failure.kind === 'retry') return failure;
+      return { kind: 'failed', error: failure.error, attempts, models };
     }
     spent.calls += 1;
     spent.tokens += answer.usage.totalTokens;
     spent.costUsd += answer.costUsd;
     models = [...new Set([...models, answer.model])];
+    const maxCostUsd = remainingBudgetUsd(input.budget, spent.costUsd);
     const check = checkModelPlan(
       deps.registry,
       answer.toolCalls,
@@ -144,12 +149,9 @@ export async function planWithModel(
         maxSteps: deps.limits.maxSteps,
         maxArgumentBytes: deps.limits.maxArgumentBytes,
         maxDepth: deps.limits.maxDepth,
-        ...(input.budget?.maxCostUsd === undefined || deps.estimateStepCostUsd === undefined
+        ...(maxCostUsd === undefined || deps.estimateStepCostUsd === undefined
           ? {}
-          : {
-              maxCostUsd: Math.max(0, input.budget.maxCostUsd - spent.costUsd),
-              estimateStepCostUsd: deps.estimateStepCostUsd,
-            }),
+          : { maxCostUsd, estimateStepCostUsd: deps.estimateStepCostUsd }),
       },
       deps.checkContext,
     );

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { JsonValue, TaskAccepted, createEnvelope, taskRequestRef } from '@tandem/contracts';
-import { UTC_NOW as NOW, poolSql } from '@tandem/db';
+import { handleMessage } from '@tandem/bus';
+import { TaskAccepted, consumerNameFor, createEnvelope, subjectFor } from '@tandem/contracts';
+import { claimStalePlanning, loadPlanningTask } from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
-import { handleTaskAccepted, loadPlanningTask, type PlanningDeps } from './handlers/task-accepted.js';
+import type { PlannerDeps } from './consumers.js';
+import { acceptedFromStoredTask, sweepPlan, takeoverRoom } from './domain/takeover.js';
+import { taskAccepted } from './handlers/task-accepted.js';
 
 /** A planner's takeovers of stale planning, bounded like its consumer's concurrency. */
 export interface PlanningTakeovers {
@@ -16,15 +19,18 @@ export interface PlanningTakeovers {
  * Takes over planning that a stopped planner left behind: a task `planning` whose lease (its row, which
  * a live planner renews) is older than `leaseMs`, and a task still `accepted` that long while the
  * planning consumer has nothing undelivered (its task.accepted was not merely queued). The claim is a
- * conditional update of the row; the task is then planned as if its task.accepted came again, rebuilt
- * from the stored task. The plan is stored at most once (the status moves `planning` -> `planned` once),
- * and the original message, when it comes back, finds the task planned.
+ * conditional update of the row; the task is then planned by the task.accepted consumer's own code, as
+ * if its task.accepted came again (rebuilt from the stored task, under a new message id). The plan is
+ * stored at most once (the status moves `planning` -> `planned` once), and the original message, when
+ * it comes back, finds the task planned.
  */
 export function createPlanningTakeovers(options: {
-  deps: PlanningDeps;
+  deps: PlannerDeps;
   log: Log;
   leaseMs: number;
   concurrency: number;
+  /** Deliveries a message gets (TANDEM_MAX_DELIVER): a take-over is the first. */
+  maxDeliver: number;
   /** Messages of the planning consumer not yet delivered to any planner. */
   backlog: () => Promise<number>;
 }): PlanningTakeovers {
@@ -34,42 +40,32 @@ export function createPlanningTakeovers(options: {
   async function takeOver(taskId: string): Promise<void> {
     const task = await loadPlanningTask(deps.db, taskId);
     if (!task) return;
-    const input = JsonValue.safeParse(task.input ?? undefined);
-    const envelope = createEnvelope(
-      TaskAccepted,
-      {
-        taskId: task.id,
-        request: taskRequestRef(task),
-        goal: task.goal,
-        ...(input.success && task.input !== null ? { input: input.data } : {}),
-        kind: task.kind,
-        agentId: task.agentId,
-      },
-      { correlationId: task.id, id: randomUUID() },
-    );
+    const envelope = createEnvelope(TaskAccepted, acceptedFromStoredTask(task), {
+      correlationId: task.id,
+      id: randomUUID(),
+    });
     const messageLog = log.child({ taskId, takeover: true });
     messageLog.warn('planning lease ran out (its planner stopped); taking the task over');
-    await handleTaskAccepted(deps, envelope, { messageId: envelope.id, deliveryCount: 1, log: messageLog });
+    await handleMessage(deps.db, taskAccepted, deps, options.maxDeliver, envelope, {
+      messageId: envelope.id,
+      consumer: consumerNameFor(deps.prefix, taskAccepted.durable),
+      subject: subjectFor(deps.prefix, TaskAccepted.subjectSuffix),
+      streamSeq: 0,
+      deliveryCount: 1,
+      headers: {},
+      json: envelope,
+      log: messageLog,
+      working: () => undefined,
+    });
   }
 
   return {
     async sweep() {
-      const room = options.concurrency - inFlight.size;
+      const room = takeoverRoom(options.concurrency, inFlight.size);
       if (room <= 0) return 0;
-      const withAccepted = (await options.backlog()) === 0;
-      const claimed = await poolSql(deps.db).query(
-        `UPDATE "Task" SET "updatedAt" = ${NOW}
-          WHERE "id" IN (SELECT "id" FROM "Task"
-                          WHERE ("status" = 'planning' OR ($3::boolean AND "status" = 'accepted'))
-                            AND "updatedAt" < ${NOW} - $1::int * interval '1 millisecond'
-                          ORDER BY "updatedAt" LIMIT $2 FOR UPDATE SKIP LOCKED)
-            AND "updatedAt" < ${NOW} - $1::int * interval '1 millisecond'
-          RETURNING "id"::text AS "id"`,
-        [leaseMs, room, withAccepted],
-      );
-      for (const row of claimed.rows) {
-        const taskId = row['id'];
-        if (typeof taskId !== 'string') continue;
+      const plan = sweepPlan(room, await options.backlog());
+      const claimed = await claimStalePlanning(deps.db, { leaseMs, ...plan });
+      for (const taskId of claimed) {
         const work = takeOver(taskId)
           .catch((error: unknown) =>
             // The lease runs out again and the next sweep tries again (or the message comes back).
@@ -78,7 +74,7 @@ export function createPlanningTakeovers(options: {
           .finally(() => inFlight.delete(work));
         inFlight.add(work);
       }
-      return claimed.rows.length;
+      return claimed.length;
     },
     async drain() {
       await Promise.all(inFlight);

@@ -5,6 +5,7 @@ import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createPlannerHttp } from './helpers/planner-http.js';
+import { taskCount } from './helpers/rows.js';
 
 // Hole 7 of issue 11: a 10,000-deep JSON body reached the route's zod schema, whose recursion overflowed
 // the stack, and the caller got a 500. Limits are checked on the raw text before anything parses it.
@@ -51,22 +52,22 @@ function taskWithInputDepth(depth: number): string {
 
 describe('planner HTTP body limits', () => {
   it('answers a 10,000-deep task body with 400 HTTP.BODY_TOO_DEEP and creates no task', async () => {
-    const before = await db.prisma.task.count();
+    const before = await taskCount(db);
     const response = await post(taskWithInputDepth(10_000));
     expect(response.status, JSON.stringify(response.body)).toBe(400);
     const { error } = ErrorBody.parse(response.body);
     expect(error.code).toBe(ErrorCodes.HTTP_BODY_TOO_DEEP);
     expect(error.retryable).toBe(false);
     expect(error.message).toContain('32 levels');
-    expect(await db.prisma.task.count()).toBe(before);
+    expect(await taskCount(db)).toBe(before);
   });
 
   it('answers a body over 1 MiB with 413 HTTP.BODY_TOO_LARGE and creates no task', async () => {
-    const before = await db.prisma.task.count();
+    const before = await taskCount(db);
     const response = await post(JSON.stringify({ goal: 'x'.repeat(1024 * 1024) }));
     expect(response.status, JSON.stringify(response.body)).toBe(413);
     expect(ErrorBody.parse(response.body).error.code).toBe(ErrorCodes.HTTP_BODY_TOO_LARGE);
-    expect(await db.prisma.task.count()).toBe(before);
+    expect(await taskCount(db)).toBe(before);
   });
 
   it('accepts a task whose input nests deeply but within the limit, and refuses one level more', async () => {

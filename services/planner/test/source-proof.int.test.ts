@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { handleMessage } from '@tandem/bus';
 import { ErrorCodes, TaskRequestedCloudEvent } from '@tandem/contracts';
 import { createDb, migrate, type Db } from '@tandem/db';
 import { createLogger } from '@tandem/service-kit';
@@ -6,7 +7,9 @@ import { createTestDatabase, type TestDatabase } from '@tandem/testing';
 import { generateWebhookSecret, signCloudEvent } from '@tandem/webhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proveSource } from '../src/domain/source-proof.js';
-import { handleTaskRequested } from '../src/handlers/task-requested.js';
+import { cloudEventMessageId } from '../src/domain/intake.js';
+import { taskRequested } from '../src/handlers/task-requested.js';
+import { plannerDeps } from './helpers/planner-deps.js';
 
 const SIGNING = 'urn:acme:billing';
 const secret = generateWebhookSecret();
@@ -33,17 +36,27 @@ function cloudEvent(
   return { specversion: '1.0', id: randomUUID(), source, type: 'tandem.task.requested', data };
 }
 
-/** Runs the intake handler as the bus would: the schema-parsed event plus the JSON as published. */
+/** Runs the intake consumer as the bus would: the schema-parsed event plus the JSON as published. */
 async function submit(json: Record<string, unknown>) {
   const event = TaskRequestedCloudEvent.parse(json);
-  await handleTaskRequested({ db, prefix: 'test', kick: () => undefined, sourceSecrets: secrets }, event, {
-    messageId: `ce:${event.source}:${event.id}`,
-    log,
+  await handleMessage(db, taskRequested, plannerDeps(db, { sourceSecrets: secrets }), 5, event, {
+    messageId: cloudEventMessageId(event),
+    consumer: 'test_planner-intake',
+    subject: 'test.task.requested.v1',
+    streamSeq: 1,
+    deliveryCount: 1,
+    headers: {},
     json,
+    log,
+    working: () => undefined,
   });
-  return db.prisma.task.findUnique({
-    where: { source_externalId: { source: event.source, externalId: event.id } },
-  });
+  const task = await db.kysely
+    .selectFrom('Task')
+    .select(['submittedBy', 'goal'])
+    .where('source', '=', event.source)
+    .where('externalId', '=', event.id)
+    .executeTakeFirst();
+  return task ?? null;
 }
 
 describe('proven CloudEvent sources', () => {
@@ -62,11 +75,13 @@ describe('proven CloudEvent sources', () => {
     await expect(submit(tampered)).rejects.toMatchObject({ code: ErrorCodes.TASK_SOURCE_UNPROVEN });
     const foreign = signCloudEvent(cloudEvent(SIGNING), [generateWebhookSecret()]);
     await expect(submit(foreign)).rejects.toMatchObject({ code: ErrorCodes.TASK_SOURCE_UNPROVEN });
-    expect(
-      await db.prisma.task.count({
-        where: { source: SIGNING, externalId: { in: [unsigned.id, tampered.id, foreign.id] } },
-      }),
-    ).toBe(0);
+    const stored = await db.kysely
+      .selectFrom('Task')
+      .select('id')
+      .where('source', '=', SIGNING)
+      .where('externalId', 'in', [unsigned.id, tampered.id, foreign.id])
+      .execute();
+    expect(stored).toEqual([]);
   });
 
   it('accepts an event from a source without secrets as unproven (the fixed contract)', async () => {

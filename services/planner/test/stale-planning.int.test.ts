@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPlanner } from '../src/app.js';
 import { PlannerConfig } from '../src/config.js';
 import type { PlanningModel } from '../src/planning-loop.js';
+import { outboxRows, plansOf } from './helpers/rows.js';
 
 // Issue 12, item 6: a planner killed mid-plan left its task in `planning` until the planner's 10-minute
 // ack wait brought the message back. Now planning holds a lease on the task (TANDEM_PLANNING_LEASE_MS,
@@ -66,11 +67,12 @@ afterAll(async () => {
   await database?.drop();
 }, 60_000);
 
-async function seedTask(status: string, updatedAgoSeconds: number): Promise<string> {
+async function seedTask(status: 'accepted' | 'planning', updatedAgoSeconds: number): Promise<string> {
   const taskId = randomUUID();
-  const { prisma } = runtime.db;
-  await prisma.task.create({
-    data: {
+  const { db } = runtime;
+  await db.kysely
+    .insertInto('Task')
+    .values({
       id: taskId,
       source: HTTP_TASK_SOURCE,
       externalId: `auto:${taskId}`,
@@ -78,27 +80,29 @@ async function seedTask(status: string, updatedAgoSeconds: number): Promise<stri
       goal: 'say planned',
       status,
       correlationId: taskId,
-    },
-  });
-  await prisma.$executeRaw`UPDATE "Task" SET "updatedAt" = (now() AT TIME ZONE 'UTC') - make_interval(secs => ${updatedAgoSeconds}) WHERE "id" = ${taskId}::uuid`;
+      createdAt: new Date(),
+      // The lease's age (this host's clock is the database's: both run here).
+      updatedAt: new Date(Date.now() - updatedAgoSeconds * 1000),
+    })
+    .execute();
   return taskId;
 }
 
-async function plansOf(taskId: string) {
-  return runtime.db.prisma.plan.findMany({ where: { taskId } });
+async function storedTask(taskId: string) {
+  return runtime.db.kysely.selectFrom('Task').selectAll().where('id', '=', taskId).executeTakeFirstOrThrow();
 }
 
 describe('stale planning', () => {
   it('is taken over when the planner that held it stopped', async () => {
     // A planner set the task `planning`, then was killed; its task.accepted waits out the ack wait elsewhere.
     const taskId = await seedTask('planning', 60);
-    await waitFor(async () => (await plansOf(taskId)).length === 1, {
+    await waitFor(async () => (await plansOf(runtime.db, taskId)).length === 1, {
       timeoutMs: 10_000,
       description: 'the stale planning taken over',
     });
-    const task = await runtime.db.prisma.task.findUniqueOrThrow({ where: { id: taskId } });
+    const task = await storedTask(taskId);
     expect(task.status).toBe('planned');
-    const proposed = await runtime.db.prisma.outbox.findMany({ where: { publisher: 'planner' } });
+    const proposed = (await outboxRows(runtime.db)).filter((row) => row.publisher === 'planner');
     expect(
       proposed.filter(
         (row) => row.subject.endsWith('.plan.proposed.v1') && JSON.stringify(row.payload).includes(taskId),
@@ -110,7 +114,7 @@ describe('stale planning', () => {
     modelDelayMs = 3000;
     try {
       const taskId = await seedTask('accepted', 0);
-      const task = await runtime.db.prisma.task.findUniqueOrThrow({ where: { id: taskId } });
+      const task = await storedTask(taskId);
       const { bus } = runtime;
       await bus.publishEvent(
         TaskAccepted,
@@ -126,13 +130,13 @@ describe('stale planning', () => {
           { correlationId: taskId },
         ),
       );
-      await waitFor(async () => (await plansOf(taskId)).length === 1, {
+      await waitFor(async () => (await plansOf(runtime.db, taskId)).length === 1, {
         timeoutMs: 15_000,
         description: 'the task planned',
       });
       // Two more leases: nothing else plans it.
       await new Promise((resolve) => setTimeout(resolve, 2000));
-      expect(await plansOf(taskId)).toHaveLength(1);
+      expect(await plansOf(runtime.db, taskId)).toHaveLength(1);
       expect(calls.filter((key) => key.includes(taskId))).toHaveLength(1);
     } finally {
       modelDelayMs = 0;
@@ -143,12 +147,12 @@ describe('stale planning', () => {
 describe('a cancel that came before its task', () => {
   it('keeps the planner from planning the task at all', async () => {
     const taskId = await seedTask('accepted', 0);
-    const { prisma } = runtime.db;
     // What the executor keeps for a cancel whose task was not stored yet (EarlyCancel, executor's table).
-    await prisma.earlyCancel.create({
-      data: { id: randomUUID(), taskId, expiresAt: new Date(Date.now() + 60_000) },
-    });
-    const task = await prisma.task.findUniqueOrThrow({ where: { id: taskId } });
+    await runtime.db.kysely
+      .insertInto('EarlyCancel')
+      .values({ id: randomUUID(), taskId, expiresAt: new Date(Date.now() + 60_000) })
+      .execute();
+    const task = await storedTask(taskId);
     await runtime.bus.publishEvent(
       TaskAccepted,
       createEnvelope(
@@ -157,11 +161,11 @@ describe('a cancel that came before its task', () => {
         { correlationId: taskId },
       ),
     );
-    await waitFor(
-      async () => (await prisma.task.findUniqueOrThrow({ where: { id: taskId } })).status === 'cancelled',
-      { timeoutMs: 10_000, description: 'the task marked cancelled by the planner' },
-    );
+    await waitFor(async () => (await storedTask(taskId)).status === 'cancelled', {
+      timeoutMs: 10_000,
+      description: 'the task marked cancelled by the planner',
+    });
     expect(calls.filter((key) => key.includes(taskId))).toEqual([]);
-    expect(await plansOf(taskId)).toEqual([]);
+    expect(await plansOf(runtime.db, taskId)).toEqual([]);
   }, 30_000);
 });

@@ -6,6 +6,13 @@ import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createPlannerHttp } from './helpers/planner-http.js';
+import {
+  approvalRequest as storeApprovalRequest,
+  outboxRows,
+  payloadAt,
+  planTask,
+  plansOf,
+} from './helpers/rows.js';
 
 // Issue 11, hole 2: a token scoped to agent A could read, edit and cancel agent B's task, because the
 // task routes checked the token's role and not its agents. Every task route now answers a task the
@@ -93,37 +100,13 @@ async function plannedTask(token: TestToken, agentId?: string): Promise<{ taskId
     goal: 'an editable task',
     ...(agentId === undefined ? {} : { agentId }),
   });
-  await db.prisma.task.update({ where: { id: taskId }, data: { status: 'planned' } });
-  const planId = randomUUID();
-  await db.prisma.plan.create({ data: { id: planId, taskId, version: 1, status: 'active' } });
-  await db.prisma.planStep.create({
-    data: {
-      id: randomUUID(),
-      planId,
-      stepKey: 's1',
-      index: 0,
-      dependsOn: [],
-      tool: 'respond',
-      arguments: { answer: 'draft' },
-      riskClass: 'read',
-      idempotencyKey: `${planId}:s1`,
-    },
-  });
+  const planId = await planTask(db, taskId);
   return { taskId, planId };
 }
 
 /** An approval request of the task for `group` (null: no group), as the approval service stores it. */
 async function approvalRequest(task: { taskId: string; planId: string }, group: string | null) {
-  await db.prisma.approvalRequest.create({
-    data: {
-      id: randomUUID(),
-      taskId: task.taskId,
-      planId: task.planId,
-      mode: 'human',
-      status: 'pending',
-      approverGroup: group,
-    },
-  });
+  await storeApprovalRequest(db, task, group);
 }
 
 const WRITE_INTO_PLAN = {
@@ -133,13 +116,10 @@ const WRITE_INTO_PLAN = {
   ],
 };
 
-const cancelsOf = (taskId: string) =>
-  db.prisma.outbox.count({
-    where: {
-      subject: { endsWith: 'task.cancel-requested.v1' },
-      payload: { path: ['subject'], equals: taskId },
-    },
-  });
+const cancelsOf = async (taskId: string) =>
+  (await outboxRows(db, 'task.cancel-requested.v1')).filter(
+    (row) => payloadAt(row.payload, ['subject']) === taskId,
+  ).length;
 
 /** What each task route answers `token` for `taskId` (the edit and cancel change nothing when refused). */
 async function reach(
@@ -147,11 +127,11 @@ async function reach(
   taskId: string,
 ): Promise<{ read: number; edit: number; cancel: number }> {
   const read = await call('GET', `/v1/tasks/${taskId}`, token);
-  const plans = await db.prisma.plan.count({ where: { taskId } });
+  const plans = (await plansOf(db, taskId)).length;
   const edit = await call('PUT', `/v1/tasks/${taskId}/plan`, token, {
     steps: [{ id: 'answer', tool: 'respond', arguments: { answer: 'edited' } }],
   });
-  if (edit.status !== 200) expect(await db.prisma.plan.count({ where: { taskId } })).toBe(plans);
+  if (edit.status !== 200) expect(await plansOf(db, taskId)).toHaveLength(plans);
   const cancels = await cancelsOf(taskId);
   const cancel = await call('POST', `/v1/tasks/${taskId}/cancel`, token, {});
   if (cancel.status !== 202) expect(await cancelsOf(taskId)).toBe(cancels);
@@ -167,16 +147,13 @@ describe('task routes check the token against the task (hole 2)', () => {
     const response = await call('PUT', `/v1/tasks/${task.taskId}/plan`, tokens.agentA, WRITE_INTO_PLAN);
     expect(response.status).toBe(404);
     expect(ErrorBody.parse(response.body).error.code).toBe(ErrorCodes.TASK_NOT_FOUND);
-    const plans = await db.prisma.plan.findMany({ where: { taskId: task.taskId } });
+    const plans = await plansOf(db, task.taskId);
     expect(plans.map((plan) => [plan.version, plan.status])).toEqual([[1, 'active']]);
     expect(
-      await db.prisma.outbox.count({
-        where: {
-          subject: { endsWith: 'plan.proposed.v1' },
-          payload: { path: ['data', 'taskId'], equals: task.taskId },
-        },
-      }),
-    ).toBe(0);
+      (await outboxRows(db, 'plan.proposed.v1')).filter(
+        (row) => payloadAt(row.payload, ['data', 'taskId']) === task.taskId,
+      ),
+    ).toEqual([]);
   });
 
   it("refuses agent A's token a read and a cancel of agent B's task, like a task that does not exist", async () => {
@@ -215,7 +192,11 @@ describe('task routes check the token against the task (hole 2)', () => {
     }
     // A task from NATS (no submitting token) and without an agent: `*` tokens and admins.
     const fromNats = await plannedTask(tokens.agentA);
-    await db.prisma.task.update({ where: { id: fromNats.taskId }, data: { submittedBy: null } });
+    await db.kysely
+      .updateTable('Task')
+      .set({ submittedBy: null })
+      .where('id', '=', fromNats.taskId)
+      .execute();
     expect(await reach(tokens.agentA, fromNats.taskId)).toEqual(NONE);
     expect((await call('GET', `/v1/tasks/${fromNats.taskId}`, tokens.anyAgent)).status).toBe(200);
   });
@@ -271,12 +252,9 @@ describe('idempotency keys are scoped per token', () => {
     const view = TaskView.parse((await call('GET', `/v1/tasks/${otherId}`, tokens.agentB)).body);
     expect(view.request).toEqual({ source: 'urn:tandem:http', id: key });
     // The request the task's events carry tells the two tokens' keys apart.
-    const accepted = await db.prisma.outbox.findMany({
-      where: {
-        subject: { endsWith: 'task.accepted.v1' },
-        payload: { path: ['data', 'request', 'idempotencyKey'], equals: key },
-      },
-    });
+    const accepted = (await outboxRows(db, 'task.accepted.v1')).filter(
+      (row) => payloadAt(row.payload, ['data', 'request', 'idempotencyKey']) === key,
+    );
     const requests = accepted.map(
       (row) => z.object({ data: z.object({ request: z.unknown() }) }).parse(row.payload).data.request,
     );

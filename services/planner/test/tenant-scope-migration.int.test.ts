@@ -3,7 +3,7 @@ import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HTTP_TASK_SOURCE, taskRequestRef } from '@tandem/contracts';
-import { createDb, defaultMigrationsDir, migrate, poolSql, type Db } from '@tandem/db';
+import { createDb, defaultMigrationsDir, migrate, type Db } from '@tandem/db';
 import { createTestDatabase, type TestDatabase } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -37,12 +37,20 @@ afterAll(async () => {
 
 async function insertTask(values: { source: string; externalId: string; submittedBy: string | null }) {
   const id = randomUUID();
-  await poolSql(db).query(
-    `INSERT INTO "Task" ("id", "source", "externalId", "requestHash", "goal", "status", "correlationId",
-                         "submittedBy", "createdAt", "updatedAt")
-     VALUES ($1::uuid, $2, $3, 'h', 'g', 'accepted', $1::uuid, $4, now(), now())`,
-    [id, values.source, values.externalId, values.submittedBy],
-  );
+  const now = new Date();
+  await db.kysely
+    .insertInto('Task')
+    .values({
+      id,
+      ...values,
+      requestHash: 'h',
+      goal: 'g',
+      status: 'accepted',
+      correlationId: id,
+      createdAt: now,
+      updatedAt: now,
+    })
+    .execute();
   return id;
 }
 
@@ -70,19 +78,21 @@ describe(`migration ${MIGRATION}`, () => {
       [plans.token, 'token:ops'],
       [plans.model, null],
     ] as const)) {
-      await poolSql(db).query(
-        `INSERT INTO "Plan" ("id", "taskId", "version", "editedBy", "createdAt") VALUES ($1::uuid, $2::uuid, $3, $4, now())`,
-        [id, keyed, Number(version) + 1, editedBy],
-      );
+      // Only the columns the schema had before the migration.
+      await db.kysely
+        .insertInto('Plan')
+        .values({ id, taskId: keyed, version: Number(version) + 1, editedBy, createdAt: new Date() })
+        .execute();
     }
 
     const result = await migrate({ url: database.url });
     expect(result.applied).toContain(MIGRATION);
 
-    const tasks = await db.prisma.task.findMany({
-      where: { id: { in: [keyed, auto, unsigned, cloudEvent] } },
-      select: { id: true, source: true, externalId: true },
-    });
+    const tasks = await db.kysely
+      .selectFrom('Task')
+      .select(['id', 'source', 'externalId'])
+      .where('id', 'in', [keyed, auto, unsigned, cloudEvent])
+      .execute();
     const byId = new Map(tasks.map((task) => [task.id, task]));
     expect(byId.get(keyed)?.externalId).toBe(`token:${TOKEN}:order-1`);
     expect(taskRequestRef(byId.get(keyed) ?? { source: '', externalId: '' })).toEqual({
@@ -96,9 +106,7 @@ describe(`migration ${MIGRATION}`, () => {
     expect(byId.get(unsigned)?.externalId).toBe('order-2');
     expect(byId.get(cloudEvent)?.externalId).toBe('order-1');
 
-    const stored = await db.prisma.plan.findMany({
-      select: { id: true, editedBy: true, editedByLabel: true },
-    });
+    const stored = await db.kysely.selectFrom('Plan').select(['id', 'editedBy', 'editedByLabel']).execute();
     const plan = new Map(stored.map((row) => [row.id, row]));
     expect(plan.get(plans.claimed)).toMatchObject({ editedBy: null, editedByLabel: 'admin' });
     expect(plan.get(plans.token)).toMatchObject({ editedBy: 'token:ops', editedByLabel: null });

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPlanner } from '../src/app.js';
 import { PlannerConfig } from '../src/config.js';
 import type { PlanningModel } from '../src/planning-loop.js';
+import { outboxRows, plansOf } from './helpers/rows.js';
 
 // Issue 12, item 2 on the planner's path: Postgres refuses NUL (and lone surrogates) in jsonb, so a model
 // whose plan arguments carry one made the Plan insert fail on every delivery, and the task never got a plan.
@@ -69,18 +70,21 @@ afterAll(async () => {
 describe('a plan whose arguments hold text Postgres refuses', () => {
   it('is stored and proposed with that text made safe (U+FFFD), not retried until dead-lettered', async () => {
     const taskId = randomUUID();
-    const { prisma } = runtime.db;
-    const task = await prisma.task.create({
-      data: {
-        id: taskId,
-        source: HTTP_TASK_SOURCE,
-        externalId: `auto:${taskId}`,
-        requestHash: 'test',
-        goal: 'write the notes',
-        status: 'accepted',
-        correlationId: taskId,
-      },
-    });
+    const { db } = runtime;
+    const now = new Date();
+    const task = {
+      id: taskId,
+      source: HTTP_TASK_SOURCE,
+      externalId: `auto:${taskId}`,
+      requestHash: 'test',
+      goal: 'write the notes',
+      kind: 'general',
+      status: 'accepted' as const,
+      correlationId: taskId,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await db.kysely.insertInto('Task').values(task).execute();
     await runtime.bus.publishEvent(
       TaskAccepted,
       createEnvelope(
@@ -89,18 +93,22 @@ describe('a plan whose arguments hold text Postgres refuses', () => {
         { correlationId: taskId },
       ),
     );
-    await waitFor(async () => (await prisma.plan.count({ where: { taskId } })) === 1, {
+    await waitFor(async () => (await plansOf(db, taskId)).length === 1, {
       timeoutMs: 20_000,
       description: 'the plan stored',
     });
-    const plan = await prisma.plan.findFirstOrThrow({ where: { taskId } });
-    const stored = JSON.stringify(await prisma.planStep.findMany({ where: { planId: plan.id } }));
-    expect(stored).toContain('before\ufffdafter end');
-    const proposed = await prisma.outbox.findMany({ where: { publisher: 'planner' } });
+    const [plan] = await plansOf(db, taskId);
+    const steps = await db.kysely
+      .selectFrom('PlanStep')
+      .selectAll()
+      .where('planId', '=', plan?.id ?? '')
+      .execute();
+    expect(JSON.stringify(steps)).toContain('before\ufffdafter end');
+    const proposed = await outboxRows(db, '.plan.proposed.v1');
     const event = proposed.find(
-      (row) => row.subject.endsWith('.plan.proposed.v1') && JSON.stringify(row.payload).includes(taskId),
+      (row) => row.publisher === 'planner' && JSON.stringify(row.payload).includes(taskId),
     );
     expect(JSON.stringify(event?.payload)).toContain('before\ufffdafter end');
-    expect(await prisma.deadLetter.count()).toBe(0);
+    expect(await db.kysely.selectFrom('DeadLetter').select('id').execute()).toEqual([]);
   }, 40_000);
 });

@@ -1,3 +1,4 @@
+import type { TaskOutcomeCloudEvent } from '@tandem/contracts';
 import { z } from 'zod';
 
 /** The learned state behind a `strategy` pattern for one kind of task (stored as the pattern's provenance). */
@@ -76,4 +77,54 @@ export function strategyContent(kind: string, provenance: StrategyProvenance): s
   const lastError = provenance.recentErrors[provenance.recentErrors.length - 1];
   if (lastError) parts.push(`A recent failure: ${lastError.code}: ${lastError.message}`);
   return parts.join(' ') || `No outcome of "${kind}" tasks yet.`;
+}
+
+/** The pattern a kind of task's outcomes are kept in: one `strategy` pattern per kind. */
+export function strategyKey(kind: string): { type: 'strategy'; scope: string; signature: string } {
+  return { type: 'strategy', scope: `kind:${kind}`, signature: 'plan-shape' };
+}
+
+/** A task.completed or task.failed event as learning sees it. */
+export function outcomeOf(event: TaskOutcomeCloudEvent): Outcome {
+  const { data } = event;
+  return {
+    eventId: event.id,
+    eventType: event.type,
+    taskId: data.taskId,
+    kind: data.kind ?? 'general',
+    succeeded: data.status === 'completed',
+    tools: data.tools ?? [],
+    error: data.status === 'failed' ? { code: data.error.code, message: data.error.message } : null,
+    at: event.time,
+  };
+}
+
+/** A strategy pattern's new state after one more outcome. */
+export interface StrategyUpdate {
+  successCount: number;
+  failureCount: number;
+  confidence: number;
+  provenance: StrategyProvenance;
+  content: string;
+  /** `active` (answered to planners) once it has `minSuccesses` successes, else `candidate`. */
+  status: 'active' | 'candidate';
+}
+
+/** Adds one outcome to a strategy pattern's counts and learned state. */
+export function nextStrategy(
+  current: { successCount: number; failureCount: number; provenance: StrategyProvenance },
+  outcome: Outcome,
+  minSuccesses: number,
+): StrategyUpdate {
+  const provenance = applyOutcome(current.provenance, outcome);
+  const successCount = current.successCount + (outcome.succeeded ? 1 : 0);
+  const failureCount = current.failureCount + (outcome.succeeded ? 0 : 1);
+  return {
+    successCount,
+    failureCount,
+    confidence: confidence(successCount, failureCount),
+    provenance,
+    content: strategyContent(outcome.kind, provenance),
+    status: successCount >= minSuccesses ? 'active' : 'candidate',
+  };
 }

@@ -15,6 +15,8 @@ import {
   type ToolCheckContext,
   type ToolDefinition,
   type ValidToolCall,
+  type EventData,
+  type TaskReplanRequested,
 } from '@tandem/contracts';
 import { z } from 'zod';
 
@@ -85,6 +87,21 @@ export function initialMessages(request: PlanningRequest): ChatMessage[] {
     { role: 'system', content: planningSystemPrompt(request.patterns) },
     { role: 'user', content: `Plan this task:\n${JSON.stringify(task, null, 2)}` },
   ];
+}
+
+const MAX_CONTEXT_CHARS = 4000;
+
+/** The message that tells the planning model what went wrong with the previous plan. */
+export function replanMessage(data: EventData<typeof TaskReplanRequested>): ChatMessage {
+  const completed = JSON.stringify(data.completedSteps);
+  return {
+    role: 'user',
+    content: [
+      `Plan version ${data.version} failed at step ${data.failedStep.key} (${data.failedStep.tool}): ${data.failedStep.error.code}: ${data.failedStep.error.message.slice(0, 1500)}`,
+      `Steps that completed before it, with their values: ${completed.length > MAX_CONTEXT_CHARS ? `${completed.slice(0, MAX_CONTEXT_CHARS)}...` : completed}`,
+      'Make a new, complete plan that reaches the goal without repeating the failure. Steps are numbered s1, s2, ... again.',
+    ].join('\n'),
+  };
 }
 
 /** Fields every planning call carries beside the tool's own arguments. */

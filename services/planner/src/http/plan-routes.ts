@@ -1,19 +1,27 @@
 import {
   CancelTaskBody,
   CancelTaskResponse,
-  CloudEventTypes,
   EditPlanBody,
   ErrorCodes,
   HttpErrorBody,
   PublicSubjects,
-  TaskBudget,
   TandemError,
   TaskView,
   taskRequestRef,
   type ToolCheckContext,
   type ToolDefinition,
 } from '@tandem/contracts';
-import { enqueueOutboxSql, modelUseOfTask, sqlTransaction, type Db } from '@tandem/db';
+import {
+  enqueueOutbox,
+  firstStartedStep,
+  loadPlanningTask,
+  lockActivePlan,
+  modelUseOfTask,
+  taskAndRunStatus,
+  taskRunStatus,
+  transaction,
+  type Db,
+} from '@tandem/db';
 import {
   outboxCloudEvent,
   principalRef,
@@ -23,8 +31,10 @@ import {
 } from '@tandem/service-kit';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { cancelRefusal, cancelRequest, NOT_STARTED, planEdit } from '../domain/plan-edit.js';
+import { remainingBudgetUsd } from '../domain/planning-decisions.js';
+import { editedPlanFigures } from '../domain/plan-record.js';
 import { checkEditedPlan } from '../domain/planning.js';
-import { planQuality, riskMixOf } from '../domain/quality.js';
 import { storePlanVersion, type ValidatedStep } from '../plan-store.js';
 import { readTaskView } from './tasks.js';
 
@@ -36,14 +46,10 @@ const AUTH_ERRORS = { 401: HttpErrorBody, 403: HttpErrorBody };
  */
 const TASK_CONTROL = { roles: ['submitter', 'approver'] } as const;
 
-/** Step states in which a step has not started: a plan whose steps are all here may still be edited. */
-const NOT_STARTED = new Set(['waiting', 'approved']);
-
 /** Dependencies of the plan routes. */
 export interface PlanRoutesDeps {
   db: Db;
   prefix: string;
-  kick: () => void;
   registry: ReadonlyMap<string, ToolDefinition>;
   checkContext: ToolCheckContext;
   limits: { maxSteps: number; maxArgumentBytes: number; maxDepth: number };
@@ -79,17 +85,17 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       const principal = requirePrincipal(request);
       const taskId = request.params.id;
       await requireTaskAccess(deps.db, principal, taskId);
-      const task = await deps.db.prisma.task.findUnique({ where: { id: taskId } });
+      const task = await loadPlanningTask(deps.db, taskId);
       if (!task) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
-      const budget = TaskBudget.safeParse(task.budget ?? undefined);
+      const { budget } = task;
       const checked = checkEditedPlan(deps.registry, request.body.steps, {
         ...deps.limits,
         context: deps.checkContext,
         // Like a model's plan: against what is left of the budget after the model calls already made.
         maxCostUsd:
-          budget.success && budget.data?.maxCostUsd !== undefined
-            ? Math.max(0, budget.data.maxCostUsd - (await modelUseOfTask(deps.db, taskId)).costUsd)
-            : undefined,
+          budget?.maxCostUsd === undefined
+            ? undefined
+            : remainingBudgetUsd(budget, (await modelUseOfTask(deps.db, taskId)).costUsd),
         estimateStepCostUsd: deps.estimateStepCostUsd,
       });
       if (!checked.ok) {
@@ -101,62 +107,22 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       // The edit is the token's; a name the body gives is kept only as a label beside it.
       const editedBy = principalRef(principal);
       const editedByLabel = request.body.editedBy ?? null;
-      await sqlTransaction(deps.db, async (sql) => {
-        const active = await sql.query(
-          `SELECT "id"::text AS "id", "version" FROM "Plan" WHERE "taskId" = $1::uuid AND "status" = 'active'
-            ORDER BY "version" DESC LIMIT 1 FOR UPDATE`,
-          [taskId],
-        );
-        const row = active.rows[0];
-        const current =
-          row && typeof row['version'] === 'number'
-            ? { id: String(row['id']), version: row['version'] }
-            : null;
-        if (!current || task.status !== 'planned') {
-          throw new TandemError(
-            ErrorCodes.TASK_NOT_EDITABLE,
-            `task ${taskId} has no plan awaiting approval (it is ${task.status})`,
-          );
-        }
-        const run = await sql.query(`SELECT "status" FROM "TaskRun" WHERE "taskId" = $1::uuid`, [taskId]);
-        const runStatus = run.rows[0]?.['status'];
-        if (runStatus !== undefined && runStatus !== 'running') {
-          throw new TandemError(ErrorCodes.TASK_NOT_EDITABLE, `task ${taskId} is ${String(runStatus)}`);
-        }
-        const started = await sql.query(
-          `SELECT s."stepKey", r."status" FROM "StepRun" r JOIN "PlanStep" s ON s."id" = r."stepId"
-            WHERE s."planId" = $1::uuid AND r."status" <> ALL($2::text[]) LIMIT 1`,
-          [current.id, [...NOT_STARTED]],
-        );
-        const first = started.rows[0];
-        if (first) {
-          throw new TandemError(
-            ErrorCodes.TASK_NOT_EDITABLE,
-            `step ${String(first['stepKey'])} of plan version ${current.version} is ${String(first['status'])}; a plan can only be edited before its steps start`,
-          );
-        }
-        const estimatedCostUsd = checked.steps.reduce((sum, step) => sum + deps.estimateStepCostUsd(step), 0);
-        const factors = {
-          structural: 1,
-          rejections: 0,
-          invalidCalls: 0,
-          stepCount: checked.steps.length,
-          maxSteps: deps.limits.maxSteps,
-          riskMix: riskMixOf(checked.steps.map((step) => step.tool.risk)),
-          estimatedCostUsd,
-          budgetUsd: budget.success ? (budget.data?.maxCostUsd ?? null) : null,
-          strategySuccess: null,
-        };
+      await transaction(deps.db, async (tx) => {
+        const locked = await lockActivePlan(tx, taskId);
+        const edit = planEdit({
+          taskId,
+          taskStatus: task.status,
+          current: locked,
+          runStatus: locked === null ? null : await taskRunStatus(tx, taskId),
+          startedStep: locked === null ? null : await firstStartedStep(tx, locked.id, NOT_STARTED),
+        });
+        if (edit.kind === 'refused') throw edit.error;
+        const { current } = edit;
         await storePlanVersion(
-          sql,
+          tx,
           { prefix: deps.prefix },
           {
-            task: {
-              id: task.id,
-              kind: task.kind,
-              agentId: task.agentId,
-              request: taskRequestRef(task),
-            },
+            task: { id: task.id, kind: task.kind, agentId: task.agentId, request: taskRequestRef(task) },
             version: current.version + 1,
             origin: 'human',
             supersedes: current.id,
@@ -164,17 +130,19 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
             editedByLabel,
             steps: checked.steps,
             models: [],
-            strategy: 'human-edit',
+            figures: editedPlanFigures({
+              steps: checked.steps,
+              budget,
+              maxSteps: deps.limits.maxSteps,
+              estimateStepCostUsd: deps.estimateStepCostUsd,
+            }),
             attempts: 1,
             invalidCalls: 0,
             planningMs: 0,
-            quality: { score: planQuality(factors), factors },
-            estimatedCostUsd,
             causationId: null,
           },
         );
       });
-      deps.kick();
       const view = await readTaskView(deps.db, taskId);
       if (!view) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
       return reply.code(200).send(view);
@@ -196,45 +164,27 @@ export function registerPlanRoutes(app: HttpServer, deps: PlanRoutesDeps): void 
       const principal = requirePrincipal(request);
       const taskId = request.params.id;
       await requireTaskAccess(deps.db, principal, taskId);
-      const task = await deps.db.prisma.task.findUnique({
-        where: { id: taskId },
-        select: { id: true, status: true, run: { select: { status: true } } },
-      });
+      const task = await taskAndRunStatus(deps.db, taskId);
       if (!task) throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
-      const finished = task.run && task.run.status !== 'running' && task.run.status !== 'replanning';
-      if (finished || task.status === 'failed' || task.status === 'cancelled') {
-        throw new TandemError(
-          ErrorCodes.TASK_NOT_EDITABLE,
-          `task ${taskId} already ended (${task.run?.status ?? task.status})`,
-        );
-      }
-      const body = request.body ?? {};
-      await sqlTransaction(deps.db, async (sql) => {
-        await enqueueOutboxSql(
-          sql,
+      const refusal = cancelRefusal({ taskId, status: task.status, runStatus: task.runStatus });
+      if (refusal !== null) throw refusal;
+      const event = cancelRequest({
+        id: randomUUID(),
+        time: new Date(),
+        taskId,
+        body: request.body ?? {},
+        requestedBy: principalRef(principal),
+      });
+      await transaction(deps.db, (tx) =>
+        enqueueOutbox(
+          tx,
           outboxCloudEvent(
             { prefix: deps.prefix, publisher: 'planner' },
             PublicSubjects.taskCancelRequested,
-            {
-              specversion: '1.0',
-              id: randomUUID(),
-              source: '/tandem/planner/http',
-              type: CloudEventTypes.taskCancelRequested,
-              time: new Date().toISOString(),
-              datacontenttype: 'application/json',
-              subject: taskId,
-              data: {
-                taskId,
-                ...(body.reason === undefined ? {} : { reason: body.reason }),
-                // The canceller is the token; a name the body gives travels only as a label.
-                requestedBy: principalRef(principal),
-                ...(body.requestedBy === undefined ? {} : { requestedByLabel: body.requestedBy }),
-              },
-            },
+            event,
           ),
-        );
-      });
-      deps.kick();
+        ),
+      );
       return reply.code(202).send({ taskId, status: 'cancel-requested' });
     },
   );

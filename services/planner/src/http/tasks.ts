@@ -3,16 +3,14 @@ import {
   CreateTaskBody,
   CreateTaskResponse,
   ErrorCodes,
-  ErrorShape,
   HttpErrorBody,
-  JsonValue,
   TandemError,
   TaskView,
   httpTaskExternalId,
   httpTaskKey,
   type TaskStepView,
 } from '@tandem/contracts';
-import type { Db } from '@tandem/db';
+import { readStoredTaskView, type Db } from '@tandem/db';
 import {
   mayActAsAgent,
   principalRef,
@@ -26,50 +24,25 @@ import { HTTP_SOURCE, acceptTask } from '../tasks.js';
 const IdParams = z.strictObject({ id: z.uuid() });
 const IdempotencyHeaders = z.looseObject({ 'idempotency-key': z.string().min(1).max(200).optional() });
 
-function jsonOrNull(value: unknown): JsonValue | null {
-  if (value === undefined || value === null) return null;
-  const parsed = JsonValue.safeParse(value);
-  return parsed.success ? parsed.data : null;
-}
-
-function errorOrNull(value: unknown): ErrorShape | null {
-  const parsed = ErrorShape.safeParse(value);
-  return parsed.success ? parsed.data : null;
-}
-
-function argumentsOf(value: unknown): Record<string, JsonValue> {
-  const parsed = z.record(z.string(), JsonValue).safeParse(value);
-  return parsed.success ? parsed.data : {};
-}
-
 /** Reads a task with its latest plan, step states and outcome (planner and executor rows). */
 export async function readTaskView(db: Db, taskId: string): Promise<TaskView | null> {
-  const task = await db.prisma.task.findUnique({
-    where: { id: taskId },
-    include: {
-      plans: {
-        orderBy: { version: 'desc' },
-        take: 1,
-        include: { steps: { orderBy: { index: 'asc' }, include: { run: true } } },
-      },
-      run: true,
-    },
-  });
+  const task = await readStoredTaskView(db, taskId);
   if (!task) return null;
-  const plan = task.plans[0] ?? null;
+  const { plan } = task;
   const steps: TaskStepView[] = (plan?.steps ?? []).map((step) => ({
     id: step.id,
     key: step.stepKey,
     index: step.index,
     tool: step.tool,
-    arguments: argumentsOf(step.arguments),
+    arguments: step.arguments,
     riskClass: step.riskClass,
     dependsOn: step.dependsOn,
     rationale: step.rationale,
     status: step.run?.status ?? 'waiting',
-    result: jsonOrNull(step.run?.result),
-    error: errorOrNull(step.run?.error),
+    result: step.run?.result ?? null,
+    error: step.run?.error ?? null,
   }));
+  // The run's state once the executor has one; a state the view does not know shows as failed.
   const status = TaskView.shape.status.safeParse(task.run ? task.run.status : task.status);
   return TaskView.parse({
     taskId: task.id,
@@ -95,8 +68,8 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
           steps,
         }
       : null,
-    result: jsonOrNull(task.run?.result),
-    error: errorOrNull(task.run?.error) ?? errorOrNull(task.error),
+    result: task.run?.result ?? null,
+    error: task.run?.error ?? task.error,
   });
 }
 
@@ -106,7 +79,7 @@ export async function readTaskView(db: Db, taskId: string): Promise<TaskView | n
  */
 export function registerTaskRoutes(
   app: HttpServer,
-  deps: { db: Db; prefix: string; kick: () => void; onAccepted?: (created: boolean) => void },
+  deps: { db: Db; prefix: string; onAccepted?: (created: boolean) => void },
 ): void {
   app.post(
     '/v1/tasks',
@@ -146,7 +119,6 @@ export function registerTaskRoutes(
         },
         { prefix: deps.prefix, causationId: null },
       );
-      if (result.created) deps.kick();
       deps.onAccepted?.(result.created);
       return reply.code(202).send({ taskId: result.taskId });
     },

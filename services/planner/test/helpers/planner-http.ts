@@ -22,11 +22,10 @@ export function createPlannerHttp(db: Db, options: { prefix: string; log?: Log }
     readiness: [],
     auth: databaseAuth(db),
   });
-  registerTaskRoutes(app, { db, prefix: options.prefix, kick: () => undefined });
+  registerTaskRoutes(app, { db, prefix: options.prefix });
   registerPlanRoutes(app, {
     db,
     prefix: options.prefix,
-    kick: () => undefined,
     registry: toolRegistry,
     checkContext: {
       http: { allowHosts: [], allowHttp: false },
