@@ -262,6 +262,141 @@ export { pendingTaskDeadLetters, recordDeadLetterOutcome } from './tables/dead-l
 export type { DeadLetterOutcomeKind, TaskDeadLetter } from './tables/dead-letter-outcome.js';
 // --- end tables: executor ---
 // --- tables: approval (ApprovalRequest, Agent, AgentTrust, TrustEvent, WebhookDelivery, ReceivedWebhook, ApiToken, AuditLog) ---
+/** The task as submitted (goal, input unparsed, submittedBy, source, kind). */
+export type { StoredTaskContext, TaskApprovalState, StoredPlanStep } from './reads/approval.js';
+/** The task's context for judging its steps, or null. */
+export { approvalTaskContext } from './reads/approval.js';
+/** In one statement: whether the task's approvals were cancelled, its plans with requests, existing steps, its context. */
+export { taskApprovalState } from './reads/approval.js';
+/** The steps of a stored plan in order, with its task's kind. */
+export { storedPlanSteps } from './reads/approval.js';
+/** One planned step with its plan's quality factors (pattern ids), or null. */
+export { planStepContext } from './reads/approval.js';
+/** The steps of plans with their requests' risk levels, for the approval API's view. */
+export { planStepsForViews } from './reads/approval.js';
+/** The stored results of a plan's completed steps. */
+export { completedStepResults } from './reads/approval.js';
+/** The executor's state of a step, or null. */
+export { stepRunStatus } from './reads/approval.js';
+/** The task a cancel request names, as the approval service resolves it (its requests count too). */
+export { approvalCancelTarget } from './reads/approval.js';
+/** A task's agent and submitting token (who may act on it), or null. */
+export { taskOwnership } from './reads/approval.js';
+/** The database's clock. */
+export { databaseNow } from './reads/approval.js';
+/** Advisory locks: one task's approval writes; the set of admin tokens (and its key). */
+export { ADMIN_TOKENS_LOCK, lockAdminTokens, lockApprovalTask } from './locks.js';
+/** Types of ApprovalRequest rows and their columns. */
+export type {
+  ApprovalKind,
+  ApprovalMode,
+  ApprovalOnExpiry,
+  ApprovalStatus,
+  NewApprovalRequest,
+  StoredApprovalRequest,
+  StoredRiskLevel,
+} from './tables/approval-request.js';
+/** Approval requests by status, task, group and limit, oldest first. */
+export { listApprovalRequests } from './tables/approval-request.js';
+/** One approval request by id or step, or null. */
+export { findApprovalRequest } from './tables/approval-request.js';
+/** One approval request by id or step, locked FOR UPDATE, or null. */
+export { lockApprovalRequest } from './tables/approval-request.js';
+/** Whether a task has a request waiting for values. */
+export { hasRequestAwaitingValues } from './tables/approval-request.js';
+/** A task's requests waiting for values, oldest first. */
+export { requestsAwaitingValues } from './tables/approval-request.js';
+/** A task's open (pending or awaiting values) requests, oldest first. */
+export { openApprovalRequests } from './tables/approval-request.js';
+/** The requests of one plan version of a task with their step keys. */
+export { approvalRequestsOfPlanVersion } from './tables/approval-request.js';
+/** The distinct approver groups of a task's requests. */
+export { approverGroupsOfTask } from './tables/approval-request.js';
+/** Inserts approval requests (one statement). */
+export { insertApprovalRequests } from './tables/approval-request.js';
+/** Marks the open requests of replaced plans superseded; returns them. */
+export { supersedeApprovalRequests } from './tables/approval-request.js';
+/** Cancels one request if still in a given state. */
+export { cancelApprovalRequest } from './tables/approval-request.js';
+/** Turns a changed step's request into a new pending one for a human. */
+export { reRequestApproval } from './tables/approval-request.js';
+/** Records a human decision on a pending request. */
+export { decideApprovalRequest } from './tables/approval-request.js';
+/** Records the judgement of a request that waited for values. */
+export { judgeApprovalWithValues } from './tables/approval-request.js';
+/** Claims pending requests past their deadline (FOR UPDATE SKIP LOCKED). */
+export { claimDueApprovalRequests } from './tables/approval-request.js';
+/** Claims pending requests due for a reminder (FOR UPDATE SKIP LOCKED). */
+export { claimApprovalRequestsToRemind } from './tables/approval-request.js';
+/** Records that a reminder was queued. */
+export { markApprovalReminded } from './tables/approval-request.js';
+/** Escalates a pending request to a group with a new deadline. */
+export { escalateApprovalRequest } from './tables/approval-request.js';
+/** Expires a pending request. */
+export { expireApprovalRequest } from './tables/approval-request.js';
+/** Marks a request's step reverted, once. */
+export { revertApprovalRequest } from './tables/approval-request.js';
+/** An audit row to append, and what it can be about. */
+export type { AuditSubjectType, NewAuditEntry } from './tables/audit-log.js';
+/** Appends audit rows (one statement). */
+export { insertAuditEntries } from './tables/audit-log.js';
+/** Creates an agent's row unless it exists. */
+export { ensureAgent } from './tables/agent.js';
+/** Whether an agent has a row. */
+export { agentExists } from './tables/agent.js';
+/** Stored trust states. */
+export type { StoredAgentTrust, StoredTrust } from './tables/agent-trust.js';
+/** An agent's trust in some action classes. */
+export { agentTrustIn } from './tables/agent-trust.js';
+/** Every class row of an agent's trust. */
+export { agentTrustRows } from './tables/agent-trust.js';
+/** The most recently changed trust rows of every agent. */
+export { recentAgentTrust } from './tables/agent-trust.js';
+/** An agent's trust in one class, created when new and locked FOR UPDATE. */
+export { lockAgentTrust } from './tables/agent-trust.js';
+/** Stores a class row's new trust state. */
+export { updateAgentTrust } from './tables/agent-trust.js';
+/** A trust event and its kind. */
+export type { NewTrustEvent, TrustEventKind } from './tables/trust-event.js';
+/** Records a trust event once per source, agent and class. */
+export { insertTrustEvent } from './tables/trust-event.js';
+/** An agent's latest trust events. */
+export { trustHistory } from './tables/trust-event.js';
+/** Types of webhook delivery rows. */
+export type {
+  ClaimedWebhookDelivery,
+  NewWebhookDeliveryRow,
+  WebhookDeliveryEvent,
+  WebhookDeliveryStatus,
+} from './tables/webhook-delivery.js';
+/** Queues webhook deliveries (a conflict on webhookId and url skips). */
+export { insertWebhookDeliveries } from './tables/webhook-delivery.js';
+/** Claims due webhook deliveries under a lease (FOR UPDATE SKIP LOCKED). */
+export { claimDueWebhookDeliveries } from './tables/webhook-delivery.js';
+/** Records one attempt of a claimed delivery, if nobody did first. */
+export { recordWebhookAttempt } from './tables/webhook-delivery.js';
+/** Records a received webhook id; false for a replay. */
+export { claimWebhookId } from './tables/received-webhook.js';
+/** Deletes received webhook ids older than a time. */
+export { pruneReceivedWebhooks } from './tables/received-webhook.js';
+/** Types of ApiToken rows. */
+export type { ApiTokenRole, NewApiToken, StoredApiToken } from './tables/api-token.js';
+/** Stores an API token (its hash). */
+export { insertApiToken } from './tables/api-token.js';
+/** An API token by id, or null. */
+export { findApiToken } from './tables/api-token.js';
+/** An API token by hash, revoked or not, or null. */
+export { findApiTokenByHash } from './tables/api-token.js';
+/** A non-revoked API token by hash, or null. */
+export { findActiveApiTokenByHash } from './tables/api-token.js';
+/** Every API token, newest first. */
+export { listApiTokens } from './tables/api-token.js';
+/** How many non-revoked admin tokens exist. */
+export { countActiveAdminTokens } from './tables/api-token.js';
+/** Revokes an API token if not revoked yet. */
+export { revokeApiToken } from './tables/api-token.js';
+/** Revokes the non-revoked tokens of one name and creator. */
+export { revokeApiTokensNamed } from './tables/api-token.js';
 // --- end tables: approval ---
 // --- tables: planner and learning (Task, Plan, PlanStep, PlanMetrics, Feedback, LearningPattern, PromptVariant) ---
 /** A task's planning state: accepted | planning | planned | failed | cancelled. */

@@ -26,3 +26,8 @@ export function utcNow(): RawBuilder<Date> {
 export function utcNowMinus(ms: number): RawBuilder<Date> {
   return sql<Date>`(now() AT TIME ZONE 'UTC') - ${ms}::int * interval '1 millisecond'`;
 }
+
+/** `utcNow()` plus `ms` milliseconds (fractions allowed). */
+export function utcNowPlus(ms: number): RawBuilder<Date> {
+  return sql<Date>`(now() AT TIME ZONE 'UTC') + ${ms}::float8 * interval '1 millisecond'`;
+}

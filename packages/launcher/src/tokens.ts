@@ -1,4 +1,4 @@
-import { UTC_NOW, disablePreparedStatements, sqlTransaction, type Sql } from '@tandem/db';
+import { createDb, revokeApiTokensNamed, transaction, type Tx } from '@tandem/db';
 import {
   ensureBootstrapAdmin,
   generateApiToken,
@@ -6,11 +6,11 @@ import {
   lockAdminTokens,
   type AdminTokenState,
 } from '@tandem/service-kit';
-import pg from 'pg';
 
 // The launcher writes ApiToken rows before any service runs, so the first admin token exists (and is
 // printed) before the approval API takes requests, and the demo has a token of its own. The rules and the
-// stored form are those of @tandem/service-kit, which the approval service uses too.
+// stored form are those of @tandem/service-kit, which the approval service uses too, and the rows are
+// written by packages/db's one ApiToken module.
 
 /** Name of the submitter token the demo submits with; replaced on every start. */
 export const DEMO_TOKEN_NAME = 'demo';
@@ -19,15 +19,13 @@ const CREATED_BY = 'launcher';
 export type { AdminTokenState };
 
 /** One transaction on a short-lived connection to `databaseUrl` (the services are not running yet). */
-async function inTransaction<T>(databaseUrl: string, work: (sql: Sql) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: 10_000 });
-  pool.on('error', () => undefined);
+async function inTransaction<T>(databaseUrl: string, work: (tx: Tx) => Promise<T>): Promise<T> {
   // One-off statements, possibly on the embedded server (whose sessions may be shared): none named.
-  disablePreparedStatements(pool);
+  const db = createDb({ url: databaseUrl, poolMax: 1, preparedStatements: false });
   try {
-    return await sqlTransaction({ pool }, work);
+    return await transaction(db, work);
   } finally {
-    await pool.end().catch(() => undefined);
+    await db.close().catch(() => undefined);
   }
 }
 
@@ -41,7 +39,7 @@ export async function ensureAdminToken(
   databaseUrl: string,
   options: { token?: string | undefined } = {},
 ): Promise<AdminTokenState> {
-  return inTransaction(databaseUrl, (sql) => ensureBootstrapAdmin(sql, options.token));
+  return inTransaction(databaseUrl, (tx) => ensureBootstrapAdmin(tx, options.token));
 }
 
 /**
@@ -49,15 +47,11 @@ export async function ensureAdminToken(
  * never needs the admin token, and a demo token lives only until the next start.
  */
 export async function createDemoToken(databaseUrl: string): Promise<string> {
-  return inTransaction(databaseUrl, async (sql) => {
-    await lockAdminTokens(sql);
-    await sql.query(
-      `UPDATE "ApiToken" SET "revokedAt" = ${UTC_NOW}
-        WHERE "name" = $1 AND "createdBy" = $2 AND "revokedAt" IS NULL`,
-      [DEMO_TOKEN_NAME, CREATED_BY],
-    );
+  return inTransaction(databaseUrl, async (tx) => {
+    await lockAdminTokens(tx);
+    await revokeApiTokensNamed(tx, { name: DEMO_TOKEN_NAME, createdBy: CREATED_BY });
     const token = generateApiToken();
-    await insertApiToken(sql, {
+    await insertApiToken(tx, {
       token,
       name: DEMO_TOKEN_NAME,
       role: 'submitter',

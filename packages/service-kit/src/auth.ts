@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { ErrorCodes, TandemError, TokenRole, type ErrorCode } from '@tandem/contracts';
-import type { Db } from '@tandem/db';
+import { ErrorCodes, TandemError, type ErrorCode, type TokenRole } from '@tandem/contracts';
+import { approverGroupsOfTask, findActiveApiTokenByHash, taskOwnership, type Db } from '@tandem/db';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** Who called: the API token a request authenticated with. */
@@ -49,18 +49,12 @@ export function hashApiToken(token: string): string {
 }
 
 /** The lookup the runtime uses: one query on the unique `tokenHash` index, no cache (a revoke is immediate). */
-export function databaseAuth(db: Db): AuthOptions {
+export function databaseAuth(db: Pick<Db, 'kysely'>): AuthOptions {
   return {
     findPrincipal: async (tokenHash) => {
-      const row = await db.prisma.apiToken.findUnique({
-        where: { tokenHash, revokedAt: null },
-        select: { id: true, name: true, role: true, agentIds: true, groups: true },
-      });
+      const row = await findActiveApiTokenByHash(db, tokenHash);
       if (!row) return null;
-      const role = TokenRole.safeParse(row.role);
-      // A row with a role this version does not know grants nothing.
-      if (!role.success) return null;
-      return { tokenId: row.id, name: row.name, role: role.data, agents: row.agentIds, groups: row.groups };
+      return { tokenId: row.id, name: row.name, role: row.role, agents: row.agentIds, groups: row.groups };
     },
   };
 }
@@ -135,30 +129,27 @@ export function mayActOnTask(principal: Principal, task: TaskAccess): boolean {
  * {@link mayActOnTask} against the stored task: false when the task does not exist or the principal may
  * not reach it. The approval requests' groups are read only for an approver that needs them.
  */
-export async function reachesTask(db: Db, principal: Principal, taskId: string): Promise<boolean> {
-  const task = await db.prisma.task.findUnique({
-    where: { id: taskId },
-    select: { agentId: true, submittedBy: true },
-  });
+export async function reachesTask(
+  db: Pick<Db, 'kysely'>,
+  principal: Principal,
+  taskId: string,
+): Promise<boolean> {
+  const task = await taskOwnership(db, taskId);
   if (!task) return false;
   if (mayActOnTask(principal, { ...task, approverGroups: [] })) return true;
   if (principal.role !== 'approver') return false;
-  const requests = await db.prisma.approvalRequest.findMany({
-    where: { taskId },
-    distinct: ['approverGroup'],
-    select: { approverGroup: true },
-  });
-  return mayActOnTask(principal, {
-    ...task,
-    approverGroups: requests.map((request) => request.approverGroup),
-  });
+  return mayActOnTask(principal, { ...task, approverGroups: await approverGroupsOfTask(db, taskId) });
 }
 
 /**
  * {@link reachesTask}, or TASK.NOT_FOUND (404) both when the task does not exist and when the principal
  * may not reach it, with the same message, so the answer reveals nothing about other tenants' tasks.
  */
-export async function requireTaskAccess(db: Db, principal: Principal, taskId: string): Promise<void> {
+export async function requireTaskAccess(
+  db: Pick<Db, 'kysely'>,
+  principal: Principal,
+  taskId: string,
+): Promise<void> {
   if (!(await reachesTask(db, principal, taskId)))
     throw new TandemError(ErrorCodes.TASK_NOT_FOUND, `task ${taskId} not found`);
 }

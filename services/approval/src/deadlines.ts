@@ -1,12 +1,25 @@
 import { ErrorCodes } from '@tandem/contracts';
-import { UTC_NOW, enqueueOutboxSql, sqlTransaction, type Db, type OutboxMessage, type Sql } from '@tandem/db';
+import {
+  claimApprovalRequestsToRemind,
+  claimDueApprovalRequests,
+  databaseNow,
+  enqueueOutbox,
+  escalateApprovalRequest,
+  expireApprovalRequest,
+  markApprovalReminded,
+  transaction,
+  type Db,
+  type OutboxMessage,
+  type Tx,
+} from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
-import { databaseNow, type LoadedPolicy } from './decisions.js';
-import { parseDuration } from './domain/policy.js';
+import { deadlineAction, escalationReason, reminderLeadMs, waitedSeconds } from './domain/deadlines.js';
+import type { LoadedPolicy } from './domain/policy.js';
+import type { RequestRow } from './domain/request.js';
 import type { ApprovalMetrics } from './metrics.js';
 import { queueApproverWebhooks } from './notify.js';
-import { REQUEST_SELECT, requestRows, stepContext, type RequestRow } from './requests.js';
+import { requestRowOf, stepContext, type StepContext } from './requests.js';
 import { decidedMessage, requestedMessage, verdictMessage } from './messages.js';
 import type { WebhookEndpoint } from './webhooks/delivery.js';
 
@@ -14,8 +27,6 @@ import type { WebhookEndpoint } from './webhooks/delivery.js';
 export interface DeadlineDeps {
   db: Db;
   prefix: string;
-  /** Hands committed outbox rows to the relay. */
-  kick: () => void;
   /** Wakes the webhook delivery loop. */
   kickDeliveries: () => void;
   policy: () => LoadedPolicy;
@@ -44,28 +55,19 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
   const result: SweepResult = { expired: 0, escalated: 0, reminded: 0 };
   const waits: Array<{ outcome: string; seconds: number }> = [];
   let queued = 0;
-  await sqlTransaction(deps.db, async (sql) => {
-    const due = requestRows(
-      (
-        await sql.query(
-          `SELECT ${REQUEST_SELECT} FROM "ApprovalRequest" r
-            WHERE r."status" = 'pending' AND r."deadline" <= ${UTC_NOW}
-            ORDER BY r."deadline" LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
-          [],
-        )
-      ).rows,
-    );
+  await transaction(deps.db, async (tx) => {
+    const due = (await claimDueApprovalRequests(tx, BATCH)).map(requestRowOf);
     const messages: OutboxMessage[] = [];
     // The database's clock for the wait metric, read only when something is due.
-    const now = due.length > 0 ? await databaseNow(sql) : new Date();
+    const now = due.length > 0 ? await databaseNow(tx) : new Date();
     const { policy } = deps.policy();
     for (const request of due) {
-      const step = request.stepId ? await stepContext(sql, request.stepId) : null;
-      const escalation = policy.escalation;
-      if (request.onExpiry === 'escalate' && request.escalationLevel === 0 && escalation) {
-        const escalated = await escalate(sql, request, escalation.group, parseDuration(escalation.deadline));
+      const step = request.stepId ? await stepContext(tx, request.stepId) : null;
+      const action = deadlineAction(request, policy);
+      if (action.kind === 'escalate') {
+        const escalated = await escalate(tx, request, action.group, action.deadlineMs);
         queued += await queueApproverWebhooks(
-          sql,
+          tx,
           deps.endpoints(),
           'approval.escalated',
           escalated,
@@ -76,44 +78,19 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
         result.escalated += 1;
         continue;
       }
-      messages.push(...(await expire(deps, sql, request, step)));
-      queued += await queueApproverWebhooks(
-        sql,
-        deps.endpoints(),
-        'approval.expired',
-        request,
-        step,
-        'expired',
-      );
-      waits.push({
-        outcome: 'expired',
-        seconds: Math.max(0, (now.getTime() - request.createdAt.getTime()) / 1000),
-      });
+      messages.push(...(await expire(deps, tx, request, step, action.reason)));
+      queued += await queueApproverWebhooks(tx, deps.endpoints(), 'approval.expired', request, step, 'expired');
+      waits.push({ outcome: 'expired', seconds: waitedSeconds(request.createdAt, now) });
       result.expired += 1;
     }
-    const reminderMs = parseDuration(policy.defaults.reminderBefore ?? 0);
-    if (reminderMs > 0) {
-      const remind = requestRows(
-        (
-          await sql.query(
-            `SELECT ${REQUEST_SELECT} FROM "ApprovalRequest" r
-              WHERE r."status" = 'pending' AND r."remindedAt" IS NULL AND r."deadline" > ${UTC_NOW}
-                AND r."deadline" <= ${UTC_NOW} + make_interval(secs => $1)
-                -- only where the wait is longer than the reminder lead (as the policy's rules say)
-                AND r."deadline" - r."updatedAt" > make_interval(secs => $1)
-              ORDER BY r."deadline" LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`,
-            [reminderMs / 1000],
-          )
-        ).rows,
-      );
+    const leadMs = reminderLeadMs(policy);
+    if (leadMs > 0) {
+      const remind = (await claimApprovalRequestsToRemind(tx, { leadMs, limit: BATCH })).map(requestRowOf);
       for (const request of remind) {
-        await sql.query(
-          `UPDATE "ApprovalRequest" SET "remindedAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW} WHERE "id" = $1::uuid`,
-          [request.id],
-        );
-        const step = request.stepId ? await stepContext(sql, request.stepId) : null;
+        await markApprovalReminded(tx, request.id);
+        const step = request.stepId ? await stepContext(tx, request.stepId) : null;
         queued += await queueApproverWebhooks(
-          sql,
+          tx,
           deps.endpoints(),
           'approval.reminder',
           request,
@@ -123,9 +100,8 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
         result.reminded += 1;
       }
     }
-    if (messages.length > 0) await enqueueOutboxSql(sql, messages);
+    if (messages.length > 0) await enqueueOutbox(tx, messages);
   });
-  if (result.expired + result.escalated > 0) deps.kick();
   if (queued > 0) deps.kickDeliveries();
   for (const wait of waits) deps.metrics.timeToDecision.observe({ outcome: wait.outcome }, wait.seconds);
   if (result.expired > 0) {
@@ -139,27 +115,15 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
   return result;
 }
 
-async function escalate(
-  sql: Sql,
-  request: RequestRow,
-  group: string,
-  deadlineMs: number,
-): Promise<RequestRow> {
-  const updated = await sql.query(
-    `UPDATE "ApprovalRequest" r
-        SET "escalationLevel" = r."escalationLevel" + 1, "approverGroup" = $2, "onExpiry" = 'reject',
-            "deadline" = ${UTC_NOW} + make_interval(secs => $3), "remindedAt" = NULL, "updatedAt" = ${UTC_NOW}
-      WHERE r."id" = $1::uuid AND r."status" = 'pending'
-      RETURNING ${REQUEST_SELECT}`,
-    [request.id, group, deadlineMs / 1000],
-  );
-  const row = requestRows(updated.rows)[0] ?? request;
-  await writeAudit(sql, [
+async function escalate(tx: Tx, request: RequestRow, group: string, deadlineMs: number): Promise<RequestRow> {
+  const updated = await escalateApprovalRequest(tx, { id: request.id, group, deadlineMs });
+  const row = updated === null ? request : requestRowOf(updated);
+  await writeAudit(tx, [
     {
       action: 'approval.escalated',
       subject: { type: 'step', id: request.stepId ?? request.id },
       actor: 'policy:deadline',
-      reason: `no decision by ${request.approverGroup ?? 'the approvers'} before the deadline; escalated to ${group}`,
+      reason: escalationReason(request.approverGroup, group),
       data: {
         approvalId: request.id,
         taskId: request.taskId,
@@ -175,19 +139,13 @@ async function escalate(
 
 async function expire(
   deps: DeadlineDeps,
-  sql: Sql,
+  tx: Tx,
   request: RequestRow,
-  step: Awaited<ReturnType<typeof stepContext>>,
+  step: StepContext | null,
+  reason: string,
 ): Promise<OutboxMessage[]> {
-  const reason = `no decision before the deadline (${request.deadline?.toISOString() ?? 'unknown'})`;
-  await sql.query(
-    `UPDATE "ApprovalRequest"
-        SET "status" = 'expired', "decidedBy" = 'policy:expiry', "decidedAt" = ${UTC_NOW}, "reason" = $2,
-            "updatedAt" = ${UTC_NOW}
-      WHERE "id" = $1::uuid AND "status" = 'pending'`,
-    [request.id, reason],
-  );
-  await writeAudit(sql, [
+  await expireApprovalRequest(tx, { id: request.id, reason });
+  await writeAudit(tx, [
     {
       action: 'approval.expired',
       subject: { type: 'step', id: request.stepId ?? request.id },

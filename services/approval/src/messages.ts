@@ -1,7 +1,6 @@
 import {
   ApprovalDecided,
   ApprovalRequested,
-  RiskClass,
   ApprovalVerdictRecorded,
   type EventData,
   type JsonValue,
@@ -9,8 +8,7 @@ import {
 } from '@tandem/contracts';
 import type { OutboxMessage } from '@tandem/db';
 import { outboxEvent } from '@tandem/service-kit';
-import { requestKindOf } from './domain/human-decision.js';
-import { argumentsOf, riskLevelOf, riskReasonsOf, type RequestRow } from './requests.js';
+import type { RequestRow } from './domain/request.js';
 
 /** The `approval.verdict-recorded` outbox message for learning: what was decided, on what, at what risk and trust. */
 export function verdictMessage(
@@ -41,12 +39,12 @@ export function verdictMessage(
       reason: verdict.reason,
       decidedBy: verdict.decidedBy,
       arguments: step.arguments,
-      editedArguments: verdict.editedArguments ?? argumentsOf(request.editedArguments),
+      editedArguments: verdict.editedArguments ?? request.editedArguments,
       answer: verdict.answer ?? request.answer,
-      riskLevel: riskLevelOf(request.riskLevel),
-      riskReasons: riskReasonsOf(request.riskReasons),
+      riskLevel: request.riskLevel,
+      riskReasons: request.riskReasons,
       trustAtDecision: request.trustAtDecision,
-      mode: request.mode === 'auto' ? 'auto' : 'human',
+      mode: request.mode,
       patternIds: step.patternIds,
     },
     { correlationId: request.taskId, causationId },
@@ -75,7 +73,6 @@ export function decidedMessage(
 
 /** `approval.requested` for a request that (again) waits for a human. */
 export function requestedMessage(prefix: string, request: RequestRow): OutboxMessage {
-  const riskClass = RiskClass.safeParse(request.riskClass);
   return outboxEvent(
     { prefix, publisher: 'approval' },
     ApprovalRequested,
@@ -85,13 +82,11 @@ export function requestedMessage(prefix: string, request: RequestRow): OutboxMes
       planId: request.planId,
       stepId: request.stepId ?? request.id,
       tool: request.tool ?? 'unknown',
-      riskClass: riskClass.success ? riskClass.data : 'destructive',
-      kind: requestKindOf(request.kind),
+      riskClass: request.riskClass ?? 'destructive',
+      kind: request.kind,
       ...(request.question === null ? {} : { question: request.question }),
-      ...(riskLevelOf(request.riskLevel) === null
-        ? {}
-        : { riskLevel: riskLevelOf(request.riskLevel) ?? 'high' }),
-      riskReasons: riskReasonsOf(request.riskReasons),
+      ...(request.riskLevel === null ? {} : { riskLevel: request.riskLevel }),
+      riskReasons: request.riskReasons,
       deadline: request.deadline?.toISOString() ?? null,
       group: request.approverGroup,
       escalationLevel: request.escalationLevel,

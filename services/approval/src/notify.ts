@@ -1,23 +1,7 @@
 import type { ApproverWebhookPayload, ApproverWebhookType, JsonValue } from '@tandem/contracts';
-import { insertRows, utcWallClock, type Sql, type SqlColumn, toJsonText } from '@tandem/db';
-import { requestKindOf } from './domain/human-decision.js';
-import { riskLevelOf, riskReasonsOf, type RequestRow } from './requests.js';
-import { deliveriesFor, type WebhookEndpoint } from './webhooks/delivery.js';
-
-const DELIVERY_COLUMNS: SqlColumn[] = [
-  { name: 'id', cast: 'uuid' },
-  { name: 'webhookId' },
-  { name: 'url' },
-  { name: 'event' },
-  { name: 'payload', cast: 'jsonb' },
-  { name: 'status' },
-  { name: 'attempts', cast: 'int' },
-  { name: 'nextAttemptAt', cast: 'timestamp' },
-  { name: 'endpoint' },
-  { name: 'approvalId', cast: 'uuid' },
-  { name: 'createdAt', cast: 'timestamp' },
-  { name: 'updatedAt', cast: 'timestamp' },
-];
+import type { Tx } from '@tandem/db';
+import type { RequestRow } from './domain/request.js';
+import { deliveriesFor, storeDeliveries, type WebhookEndpoint } from './webhooks/delivery.js';
 
 /** The body approvers receive (Standard Webhooks: `type`, `timestamp`, `data`). */
 export function approverPayload(
@@ -36,10 +20,10 @@ export function approverPayload(
       agentId: request.agentId,
       tool: request.tool,
       arguments: step?.arguments ?? null,
-      kind: requestKindOf(request.kind),
+      kind: request.kind,
       question: request.question,
-      riskLevel: riskLevelOf(request.riskLevel),
-      riskReasons: riskReasonsOf(request.riskReasons),
+      riskLevel: request.riskLevel,
+      riskReasons: request.riskReasons,
       trust: request.trustAtDecision,
       group: request.approverGroup,
       deadline: request.deadline?.toISOString() ?? null,
@@ -51,10 +35,10 @@ export function approverPayload(
 /**
  * Queues signed webhooks to the endpoints serving the request's group, in the caller's transaction (the
  * delivery loop sends them). `discriminator` makes the webhook id deterministic per notification, so a
- * handler that runs twice queues each notification once (`ON CONFLICT DO NOTHING`). Returns how many.
+ * handler that runs twice queues each notification once (a conflict skips the row). Returns how many.
  */
 export async function queueApproverWebhooks(
-  sql: Sql,
+  tx: Tx,
   endpoints: readonly WebhookEndpoint[],
   type: ApproverWebhookType,
   request: RequestRow,
@@ -72,26 +56,5 @@ export async function queueApproverWebhooks(
     payload: approverPayload(type, request, step, now),
     now,
   });
-  if (rows.length === 0) return 0;
-  const stamp = utcWallClock(now);
-  return insertRows(
-    sql,
-    'WebhookDelivery',
-    DELIVERY_COLUMNS,
-    rows.map((row) => [
-      row.id,
-      row.webhookId,
-      row.url,
-      row.event,
-      toJsonText(row.payload),
-      row.status,
-      row.attempts,
-      stamp,
-      row.endpoint,
-      row.approvalId,
-      stamp,
-      stamp,
-    ]),
-    'ON CONFLICT DO NOTHING',
-  );
+  return storeDeliveries(tx, rows);
 }

@@ -3,7 +3,7 @@
  * (the shipped default policy) or `npx tsx src/scenario-report.ts path/to/policy.yaml`.
  * Exits non-zero when a risky step is auto-approved or an outcome differs from its label's expectation.
  */
-import { loadPolicy } from './domain/policy.js';
+import { loadPolicy } from './policy-file.js';
 import { formatScenarioReport, runScenarios } from './domain/scenarios.js';
 
 const loaded = loadPolicy(process.argv[2]);

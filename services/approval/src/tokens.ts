@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   ErrorCodes,
   TandemError,
@@ -7,20 +6,29 @@ import {
   type CreatedToken,
   type TokenRole,
 } from '@tandem/contracts';
-import { sqlTransaction, type ApiToken, type Db, type PrismaTx } from '@tandem/db';
 import {
-  ADMIN_TOKENS_LOCK,
+  countActiveAdminTokens,
+  findApiToken,
+  listApiTokens,
+  lockAdminTokens,
+  revokeApiToken,
+  transaction,
+  type Db,
+  type StoredApiToken,
+  type Tx,
+} from '@tandem/db';
+import {
   BOOTSTRAP_ADMIN_NAME,
-  ensureBootstrapAdmin as ensureBootstrapAdminSql,
+  ensureBootstrapAdmin as ensureBootstrapAdminToken,
   generateApiToken,
-  hashApiToken,
+  insertApiToken,
   type Log,
 } from '@tandem/service-kit';
 import { writeAudit } from './audit.js';
 
 export { BOOTSTRAP_ADMIN_NAME } from '@tandem/service-kit';
 
-function toView(row: ApiToken): TokenView {
+function toView(row: StoredApiToken): TokenView {
   return TokenView.parse({
     id: row.id,
     name: row.name,
@@ -33,52 +41,21 @@ function toView(row: ApiToken): TokenView {
   });
 }
 
-/**
- * Serialises changes to the set of admin tokens (revoke, bootstrap) until the transaction ends, so two
- * admins revoking each other, or two replicas bootstrapping at once, cannot leave zero or two. Approval
- * owns the lock namespace `approval:tokens:`.
- */
-async function lockAdmins(tx: PrismaTx): Promise<void> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${ADMIN_TOKENS_LOCK}::text, 0))`;
-}
-
 async function audit(
-  tx: PrismaTx,
+  tx: Tx,
   action: 'token.created' | 'token.revoked',
-  row: ApiToken,
+  row: { id: string; name: string; role: TokenRole },
   actor: string | null,
 ): Promise<void> {
-  await tx.auditLog.create({
-    data: {
-      id: randomUUID(),
-      service: 'approval',
+  await writeAudit(tx, [
+    {
       action,
-      subjectType: 'api-token',
-      subjectId: row.id,
+      subject: { type: 'api-token', id: row.id },
       actor,
+      reason: null,
       data: { name: row.name, role: row.role },
     },
-  });
-}
-
-async function insertToken(
-  tx: PrismaTx,
-  values: { token: string; name: string; role: TokenRole; agents: string[]; groups: string[] },
-  createdBy: string | null,
-): Promise<ApiToken> {
-  const row = await tx.apiToken.create({
-    data: {
-      id: randomUUID(),
-      name: values.name,
-      tokenHash: hashApiToken(values.token),
-      role: values.role,
-      agentIds: values.agents,
-      groups: values.groups,
-      createdBy,
-    },
-  });
-  await audit(tx, 'token.created', row, createdBy);
-  return row;
+  ]);
 }
 
 /**
@@ -103,18 +80,26 @@ export async function createToken(
       `groups are for approver tokens, not ${body.role} tokens`,
     );
   const token = generateApiToken();
-  const row = await db.prisma.$transaction((tx) =>
-    insertToken(tx, { token, name: body.name, role: body.role, agents, groups }, options.createdBy),
-  );
+  const row = await transaction(db, async (tx) => {
+    const id = await insertApiToken(tx, {
+      token,
+      name: body.name,
+      role: body.role,
+      agents,
+      groups,
+      createdBy: options.createdBy,
+    });
+    const created = await findApiToken(tx, id);
+    if (created === null) throw new TandemError(ErrorCodes.INTERNAL, `token ${id} was not stored`);
+    await audit(tx, 'token.created', created, options.createdBy);
+    return created;
+  });
   return { ...toView(row), token };
 }
 
 /** Every token, newest first; revoked ones too unless `activeOnly`. Never a hash. */
 export async function listTokens(db: Db, options: { activeOnly?: boolean } = {}): Promise<TokenView[]> {
-  const rows = await db.prisma.apiToken.findMany({
-    where: options.activeOnly ? { revokedAt: null } : {},
-    orderBy: [{ createdAt: 'desc' }, { id: 'asc' }],
-  });
+  const rows = await listApiTokens(db, options.activeOnly === true ? { activeOnly: true } : {});
   return rows.map(toView);
 }
 
@@ -128,15 +113,13 @@ export async function revokeToken(
   id: string,
   options: { revokedBy: string | null },
 ): Promise<TokenView> {
-  return db.prisma.$transaction(async (tx) => {
-    await lockAdmins(tx);
-    const row = await tx.apiToken.findUnique({ where: { id } });
+  return transaction(db, async (tx) => {
+    await lockAdminTokens(tx);
+    const row = await findApiToken(tx, id);
     if (!row) throw new TandemError(ErrorCodes.TOKEN_NOT_FOUND, `token ${id} not found`);
     if (row.revokedAt !== null) return toView(row);
     if (row.role === 'admin') {
-      const otherAdmins = await tx.apiToken.count({
-        where: { role: 'admin', revokedAt: null, id: { not: id } },
-      });
+      const otherAdmins = await countActiveAdminTokens(tx, { except: id });
       if (otherAdmins === 0) {
         throw new TandemError(
           ErrorCodes.HTTP_CONFLICT,
@@ -144,7 +127,8 @@ export async function revokeToken(
         );
       }
     }
-    const revoked = await tx.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    const revoked = await revokeApiToken(tx, id);
+    if (revoked === null) throw new TandemError(ErrorCodes.TOKEN_NOT_FOUND, `token ${id} not found`);
     await audit(tx, 'token.revoked', revoked, options.revokedBy);
     return toView(revoked);
   });
@@ -160,9 +144,9 @@ export async function ensureBootstrapAdmin(
   options: { token?: string | undefined; log: Pick<Log, 'info'> },
 ): Promise<{ created: boolean; token?: string }> {
   const { token, log } = options;
-  const state = await sqlTransaction(db, (sql) =>
-    ensureBootstrapAdminSql(sql, token, async ({ tokenId, createdBy }) => {
-      await writeAudit(sql, [
+  const state = await transaction(db, (tx) =>
+    ensureBootstrapAdminToken(tx, token, async ({ tokenId, createdBy }) => {
+      await writeAudit(tx, [
         {
           action: 'token.created',
           subject: { type: 'api-token', id: tokenId },

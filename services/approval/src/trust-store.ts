@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import { UTC_NOW, type Sql } from '@tandem/db';
 import {
-  NEW_TRUST,
-  applyTrustEvent,
-  effectiveScore,
-  type TrustEventKind,
-  type TrustState,
-} from './domain/trust.js';
+  agentTrustIn,
+  insertTrustEvent,
+  lockAgentTrust,
+  updateAgentTrust,
+  type DbOrTx,
+  type StoredTrust,
+  type Tx,
+} from '@tandem/db';
+import { applyTrustEvent, effectiveScore, type TrustEventKind, type TrustState } from './domain/trust.js';
 
 /** One change of trust, as stored in `TrustEvent` (append-only) and applied to `AgentTrust`. */
 export interface TrustChange {
@@ -31,39 +32,19 @@ export interface AppliedTrustChange {
   state: TrustState;
 }
 
-function finite(value: unknown, fallback: number): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
-}
-
-/** A trust state from an `AgentTrust` row (absent or unreadable values read as a new agent's). */
-export function trustStateOf(row: Record<string, unknown> | undefined): TrustState {
-  if (!row) return NEW_TRUST;
-  const cap = row['cap'];
-  return {
-    score: finite(row['score'], 0),
-    successes: finite(row['successes'], 0),
-    failures: finite(row['failures'], 0),
-    cap: typeof cap === 'number' && Number.isFinite(cap) ? cap : null,
-  };
+/** A trust state from a stored `AgentTrust` row. */
+export function trustStateOf(row: StoredTrust): TrustState {
+  return { score: row.score, successes: row.successes, failures: row.failures, cap: row.cap };
 }
 
 /** The agent's trust per action class (classes without a row are absent). */
 export async function loadTrust(
-  sql: Sql,
+  source: DbOrTx,
   agentId: string,
   classes: readonly string[],
 ): Promise<Map<string, TrustState>> {
-  const result = await sql.query(
-    `SELECT "actionClass", "score", "successes", "failures", "cap" FROM "AgentTrust"
-      WHERE "agentId" = $1 AND "actionClass" = ANY($2::text[])`,
-    [agentId, [...classes]],
-  );
-  const trust = new Map<string, TrustState>();
-  for (const row of result.rows) {
-    const actionClass = row['actionClass'];
-    if (typeof actionClass === 'string') trust.set(actionClass, trustStateOf(row));
-  }
-  return trust;
+  const rows = await agentTrustIn(source, agentId, classes);
+  return new Map(rows.map((row) => [row.actionClass, trustStateOf(row)]));
 }
 
 /**
@@ -71,48 +52,24 @@ export async function loadTrust(
  * new, the class row is locked, the `TrustEvent` row is written first — a source already applied to this
  * agent and class changes nothing (null) — then `AgentTrust` takes the new state.
  */
-export async function applyTrustChange(sql: Sql, change: TrustChange): Promise<AppliedTrustChange | null> {
-  await sql.query(`INSERT INTO "Agent" ("id", "createdAt") VALUES ($1, ${UTC_NOW}) ON CONFLICT DO NOTHING`, [
-    change.agentId,
-  ]);
-  await sql.query(
-    `INSERT INTO "AgentTrust" ("agentId", "actionClass", "score", "successes", "failures", "updatedAt")
-     VALUES ($1, $2, 0, 0, 0, ${UTC_NOW}) ON CONFLICT DO NOTHING`,
-    [change.agentId, change.actionClass],
-  );
-  const locked = await sql.query(
-    `SELECT "score", "successes", "failures", "cap" FROM "AgentTrust"
-      WHERE "agentId" = $1 AND "actionClass" = $2 FOR UPDATE`,
-    [change.agentId, change.actionClass],
-  );
-  const before = trustStateOf(locked.rows[0]);
+export async function applyTrustChange(tx: Tx, change: TrustChange): Promise<AppliedTrustChange | null> {
+  const before = trustStateOf(await lockAgentTrust(tx, change.agentId, change.actionClass));
   const after = applyTrustEvent(before, {
     kind: change.kind,
     ...(change.kind === 'cap' ? { cap: change.cap ?? null } : {}),
   });
-  const inserted = await sql.query(
-    `INSERT INTO "TrustEvent" ("id", "agentId", "actionClass", "kind", "sourceEvent", "scoreBefore", "scoreAfter",
-                               "reason", "actor", "createdAt")
-     VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, ${UTC_NOW})
-     ON CONFLICT ("sourceEvent", "agentId", "actionClass") DO NOTHING`,
-    [
-      randomUUID(),
-      change.agentId,
-      change.actionClass,
-      change.kind,
-      change.sourceEvent,
-      effectiveScore(before),
-      effectiveScore(after),
-      change.reason.slice(0, 2000),
-      change.actor,
-    ],
-  );
-  if (inserted.rowCount !== 1) return null;
-  await sql.query(
-    `UPDATE "AgentTrust" SET "score" = $3, "successes" = $4, "failures" = $5, "cap" = $6, "updatedAt" = ${UTC_NOW}
-      WHERE "agentId" = $1 AND "actionClass" = $2`,
-    [change.agentId, change.actionClass, after.score, after.successes, after.failures, after.cap],
-  );
+  const recorded = await insertTrustEvent(tx, {
+    agentId: change.agentId,
+    actionClass: change.actionClass,
+    kind: change.kind,
+    sourceEvent: change.sourceEvent,
+    scoreBefore: effectiveScore(before),
+    scoreAfter: effectiveScore(after),
+    reason: change.reason.slice(0, 2000),
+    actor: change.actor,
+  });
+  if (!recorded) return null;
+  await updateAgentTrust(tx, change.agentId, change.actionClass, after);
   return {
     agentId: change.agentId,
     actionClass: change.actionClass,
@@ -121,10 +78,4 @@ export async function applyTrustChange(sql: Sql, change: TrustChange): Promise<A
     after: effectiveScore(after),
     state: after,
   };
-}
-
-/** Every class the agent has trust in (for reset of all classes). */
-export async function trustClassesOf(sql: Sql, agentId: string): Promise<string[]> {
-  const result = await sql.query(`SELECT "actionClass" FROM "AgentTrust" WHERE "agentId" = $1`, [agentId]);
-  return result.rows.flatMap((row) => (typeof row['actionClass'] === 'string' ? [row['actionClass']] : []));
 }

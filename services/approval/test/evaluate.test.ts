@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { PlannedStep } from '@tandem/contracts';
 import { argumentAt, evaluateStep, type StepDecisionInput } from '../src/domain/evaluate.js';
-import { loadPolicy, parsePolicy, type Policy } from '../src/domain/policy.js';
+import { parsePolicy, type Policy } from '../src/domain/policy.js';
+import { loadPolicy } from '../src/policy-file.js';
 import { assessRisk, raiseRisk } from '../src/domain/risk.js';
 import {
   NEW_TRUST,

@@ -3,13 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  DEFAULT_POLICY_PATH,
-  PolicyError,
-  loadPolicy,
-  parseDuration,
-  parsePolicy,
-} from '../src/domain/policy.js';
+import { PolicyError, parseDuration, parsePolicy } from '../src/domain/policy.js';
+import { DEFAULT_POLICY_PATH, loadPolicy } from '../src/policy-file.js';
 import { HOSTILE_POLICIES } from './scenarios/hostile-policies.js';
 
 const EXAMPLE_PATH = new URL('../policy/example.yaml', import.meta.url).pathname;

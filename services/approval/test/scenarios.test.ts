@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadPolicy } from '../src/domain/policy.js';
+import { loadPolicy } from '../src/policy-file.js';
 import { SCENARIOS, SCENARIO_AGENTS, formatScenarioReport, runScenarios } from '../src/domain/scenarios.js';
 
 const policy = loadPolicy(undefined).policy;

@@ -1,5 +1,5 @@
 import { ErrorShape, JsonValue, TaskBudget, TaskModelPreference } from '@tandem/contracts';
-import { loadRunState, parseStored, type ExecutorSource } from '@tandem/db';
+import { loadRunState, parseStored, type DbOrTx } from '@tandem/db';
 import { z } from 'zod';
 import type { StepState } from './domain/progress.js';
 import type { RunState } from './domain/run-state.js';
@@ -18,7 +18,7 @@ export const StoredArguments = z.record(z.string(), JsonValue);
  * match their schema, or a task whose budget or model preference does not, is an error (DB.ROW_INVALID),
  * never an empty default. Null when the task has no run or the run no plan.
  */
-export async function loadState(source: ExecutorSource, taskId: string): Promise<RunState | null> {
+export async function loadState(source: DbOrTx, taskId: string): Promise<RunState | null> {
   const row = await loadRunState(source, taskId);
   if (row === null) return null;
   const steps: StepState[] = [];

@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { RiskLevel } from '@tandem/contracts';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -330,9 +328,6 @@ export function parsePolicy(text: string, origin: string): Policy {
   return parsed.data;
 }
 
-/** The shipped default policy (services/approval/policy/default.yaml). */
-export const DEFAULT_POLICY_PATH = fileURLToPath(new URL('../../policy/default.yaml', import.meta.url));
-
 /** A loaded policy with what every decision records about it. */
 export interface LoadedPolicy {
   policy: Policy;
@@ -344,19 +339,11 @@ export interface LoadedPolicy {
   origin: string;
 }
 
-/** Reads and parses a policy file; undefined: the shipped default. Throws a PolicyError. */
-export function loadPolicy(path: string | undefined): LoadedPolicy {
-  const origin = path ?? DEFAULT_POLICY_PATH;
-  let text: string;
-  try {
-    text = readFileSync(origin, 'utf8');
-  } catch (error) {
-    throw new PolicyError(
-      `cannot read the policy file ${origin}: ${error instanceof Error ? error.message : String(error)}`,
-      [],
-      { cause: error },
-    );
-  }
+/**
+ * A policy file's text parsed, with its version and the hash of the text (the caller reads the file:
+ * src/policy-file.ts). Throws a PolicyError.
+ */
+export function loadedPolicy(text: string, origin: string): LoadedPolicy {
   const policy = parsePolicy(text, origin);
   return { policy, version: policy.version, hash: createHash('sha256').update(text).digest('hex'), origin };
 }

@@ -6,7 +6,6 @@ import {
   ListApprovalsQuery,
   TandemError,
 } from '@tandem/contracts';
-import { poolSql } from '@tandem/db';
 import { maySeeApproverGroup, requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { applyHumanDecision, type DecisionDeps } from '../decisions.js';
@@ -31,7 +30,7 @@ const ERRORS = {
  * caller's token (`token:<name>`); a body's `decidedBy` is kept in the audit row only.
  */
 export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): void {
-  const sql = poolSql(deps.db);
+  const { db } = deps;
   app.get(
     '/v1/approvals',
     {
@@ -44,13 +43,13 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
     async (request) => {
       const principal = requirePrincipal(request);
       const { status, taskId, limit } = request.query;
-      const rows = await listRequests(sql, {
+      const rows = await listRequests(db, {
         ...(status ? { status } : {}),
         ...(taskId ? { taskId } : {}),
         limit,
         ...(principal.role === 'admin' ? {} : { groups: principal.groups }),
       });
-      return { approvals: await toViews(sql, rows) };
+      return { approvals: await toViews(db, rows) };
     },
   );
 
@@ -62,10 +61,10 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
     },
     async (request) => {
       const principal = requirePrincipal(request);
-      const row = await findRequest(sql, { id: request.params.id });
+      const row = await findRequest(db, { id: request.params.id });
       if (!row || !maySeeApproverGroup(principal, row.approverGroup))
         throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${request.params.id} not found`);
-      const [view] = await toViews(sql, [row]);
+      const [view] = await toViews(db, [row]);
       return view;
     },
   );
@@ -87,7 +86,7 @@ export function registerApprovalRoutes(app: HttpServer, deps: DecisionDeps): voi
         role: principal.role,
         groups: principal.groups,
       });
-      const [view] = await toViews(sql, [row]);
+      const [view] = await toViews(db, [row]);
       if (!view) throw new TandemError(ErrorCodes.INTERNAL, `approval ${row.id} has no view`);
       // An edit judged again into a new request decided nothing yet: accepted, still pending.
       return reply.code(row.status === 'pending' ? 202 : 200).send(view);

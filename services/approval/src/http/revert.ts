@@ -1,10 +1,10 @@
 import { ErrorCodes, HttpErrorBody, RevertStepBody, TandemError } from '@tandem/contracts';
-import { UTC_NOW, afterCommit, enqueueOutboxSql, poolSql, sqlTransaction } from '@tandem/db';
+import { enqueueOutbox, revertApprovalRequest, stepRunStatus, transaction } from '@tandem/db';
 import { reachesTask, requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { writeAudit } from '../audit.js';
 import { reportTrust, trustSubject, type DecisionDeps } from '../decisions.js';
-import { findRequest, stepContext } from '../requests.js';
+import { findRequest, lockRequest, stepContext } from '../requests.js';
 import { applyTrustChange, type AppliedTrustChange } from '../trust-store.js';
 import { verdictMessage } from '../messages.js';
 
@@ -51,36 +51,29 @@ export function registerRevertRoute(app: HttpServer, deps: DecisionDeps): void {
       const noRecord = () =>
         new TandemError(ErrorCodes.STEP_NOT_FOUND, `step ${stepId} has no approval record`);
       // A step of a task the token may not act on is answered like a step without a record.
-      const known = await findRequest(poolSql(deps.db), { stepId });
+      const known = await findRequest(deps.db, { stepId });
       if (!known || !(await reachesTask(deps.db, principal, known.taskId))) throw noRecord();
       let change: AppliedTrustChange | null = null;
-      const result = await sqlTransaction(deps.db, async (sql) => {
-        const approval = await findRequest(sql, { stepId }, true);
+      const result = await transaction(deps.db, async (tx) => {
+        const approval = await lockRequest(tx, { stepId });
         if (!approval) throw noRecord();
         if (approval.revertedAt !== null) {
           throw new TandemError(ErrorCodes.STEP_NOT_REVERTIBLE, `step ${stepId} is already reverted`, {
             details: { revertedAt: approval.revertedAt.toISOString() },
           });
         }
-        const run = await sql.query(`SELECT "status" FROM "StepRun" WHERE "stepId" = $1::uuid`, [stepId]);
-        const status = run.rows[0]?.['status'];
+        const status = await stepRunStatus(tx, stepId);
         if (status !== 'completed') {
           throw new TandemError(
             ErrorCodes.STEP_NOT_REVERTIBLE,
             `step ${stepId} did not complete, so it cannot be reverted`,
             {
-              details: { status: typeof status === 'string' ? status : null },
+              details: { status },
             },
           );
         }
-        const updated = await sql.query(
-          `UPDATE "ApprovalRequest" SET "revertedAt" = ${UTC_NOW}, "revertedBy" = $2, "revertReason" = $3, "updatedAt" = ${UTC_NOW}
-            WHERE "id" = $1::uuid AND "revertedAt" IS NULL
-            RETURNING ("revertedAt" AT TIME ZONE 'UTC') AS "revertedAt"`,
-          [approval.id, actor, reason],
-        );
-        const revertedAt = updated.rows[0]?.['revertedAt'];
-        await writeAudit(sql, [
+        const revertedAt = await revertApprovalRequest(tx, { id: approval.id, revertedBy: actor, reason });
+        await writeAudit(tx, [
           {
             action: 'approval.reverted',
             subject: { type: 'step', id: stepId },
@@ -96,7 +89,7 @@ export function registerRevertRoute(app: HttpServer, deps: DecisionDeps): void {
         ]);
         const subject = trustSubject(approval);
         if (subject) {
-          change = await applyTrustChange(sql, {
+          change = await applyTrustChange(tx, {
             ...subject,
             kind: 'revert',
             sourceEvent: `revert:${stepId}`,
@@ -104,17 +97,16 @@ export function registerRevertRoute(app: HttpServer, deps: DecisionDeps): void {
             actor,
           });
         }
-        const step = await stepContext(sql, stepId);
+        const step = await stepContext(tx, stepId);
         if (step) {
-          await enqueueOutboxSql(sql, [
+          await enqueueOutbox(tx, [
             verdictMessage(deps.prefix, approval, step, { verdict: 'reverted', reason, decidedBy: actor }),
           ]);
-          afterCommit(sql, deps.kick);
         }
         return {
           stepId,
           approvalId: approval.id,
-          revertedAt: revertedAt instanceof Date ? revertedAt.toISOString() : new Date().toISOString(),
+          revertedAt: (revertedAt ?? new Date()).toISOString(),
           revertedBy: actor,
           reason,
           falseApproval: approval.mode === 'auto',

@@ -7,12 +7,12 @@ import {
   TandemError,
   TrustView,
 } from '@tandem/contracts';
-import { poolSql, sqlTransaction, type Sql } from '@tandem/db';
+import { agentExists, agentTrustRows, transaction, trustHistory, type DbOrTx } from '@tandem/db';
 import { requirePrincipal, type HttpServer } from '@tandem/service-kit';
 import { z } from 'zod';
 import { reportTrust, type DecisionDeps } from '../decisions.js';
 import { effectiveScore } from '../domain/trust.js';
-import { applyTrustChange, trustClassesOf, trustStateOf, type AppliedTrustChange } from '../trust-store.js';
+import { applyTrustChange, trustStateOf, type AppliedTrustChange } from '../trust-store.js';
 
 const AgentParams = z.strictObject({ id: z.string().min(1).max(200) });
 
@@ -35,36 +35,27 @@ const AgentTrustView = z.object({
 
 const ERRORS = { 400: HttpErrorBody, 401: HttpErrorBody, 403: HttpErrorBody, 404: HttpErrorBody };
 
-async function readAgentTrust(sql: Sql, agentId: string): Promise<z.infer<typeof AgentTrustView> | null> {
-  const agent = await sql.query(`SELECT 1 FROM "Agent" WHERE "id" = $1`, [agentId]);
-  if (agent.rows.length === 0) return null;
-  const trust = await sql.query(
-    `SELECT "agentId", "actionClass", "score", "successes", "failures", "cap",
-            ("updatedAt" AT TIME ZONE 'UTC') AS "updatedAt"
-       FROM "AgentTrust" WHERE "agentId" = $1 ORDER BY "actionClass"`,
-    [agentId],
-  );
-  const history = await sql.query(
-    `SELECT "actionClass", "kind", "sourceEvent", "scoreBefore", "scoreAfter", "reason", "actor",
-            ("createdAt" AT TIME ZONE 'UTC') AS "createdAt"
-       FROM "TrustEvent" WHERE "agentId" = $1 ORDER BY "createdAt" DESC, "id" LIMIT 100`,
-    [agentId],
-  );
-  const iso = (value: unknown): string => (value instanceof Date ? value.toISOString() : String(value));
+async function readAgentTrust(
+  source: DbOrTx,
+  agentId: string,
+): Promise<z.infer<typeof AgentTrustView> | null> {
+  if (!(await agentExists(source, agentId))) return null;
+  const trust = await agentTrustRows(source, agentId);
+  const history = await trustHistory(source, agentId, 100);
   return {
     agentId,
-    trust: trust.rows.map((row) =>
+    trust: trust.map((row) =>
       TrustView.parse({
-        agentId: row['agentId'],
-        actionClass: row['actionClass'],
+        agentId: row.agentId,
+        actionClass: row.actionClass,
         score: effectiveScore(trustStateOf(row)),
-        successes: row['successes'],
-        failures: row['failures'],
-        cap: row['cap'] ?? null,
-        updatedAt: iso(row['updatedAt']),
+        successes: row.successes,
+        failures: row.failures,
+        cap: row.cap,
+        updatedAt: row.updatedAt.toISOString(),
       }),
     ),
-    history: history.rows.map((row) => TrustHistoryEntry.parse({ ...row, createdAt: iso(row['createdAt']) })),
+    history: history.map((row) => TrustHistoryEntry.parse({ ...row, createdAt: row.createdAt.toISOString() })),
   };
 }
 
@@ -74,7 +65,7 @@ async function readAgentTrust(sql: Sql, agentId: string): Promise<z.infer<typeof
  * event with its reason and the admin who made it.
  */
 export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
-  const sql = poolSql(deps.db);
+  const { db } = deps;
   app.get(
     '/v1/agents/:id/trust',
     {
@@ -82,7 +73,7 @@ export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
       schema: { params: AgentParams, response: { 200: AgentTrustView, ...ERRORS } },
     },
     async (request) => {
-      const view = await readAgentTrust(sql, request.params.id);
+      const view = await readAgentTrust(db, request.params.id);
       if (!view)
         throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${request.params.id} has no trust record`);
       return view;
@@ -95,7 +86,7 @@ export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
     event: { kind: 'reset' | 'cap'; cap?: number | null; reason: string; actor: string },
   ): Promise<void> => {
     const applied: (AppliedTrustChange | null)[] = [];
-    await sqlTransaction(deps.db, async (tx) => {
+    await transaction(deps.db, async (tx) => {
       const source = `admin:${randomUUID()}`;
       for (const actionClass of classes) {
         applied.push(
@@ -125,7 +116,7 @@ export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
       const agentId = request.params.id;
       const classes = request.body.actionClass
         ? [request.body.actionClass]
-        : await trustClassesOf(sql, agentId);
+        : (await agentTrustRows(db, agentId)).map((row) => row.actionClass);
       if (classes.length === 0)
         throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${agentId} has no trust record`);
       await change(agentId, classes, {
@@ -133,7 +124,7 @@ export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
         reason: request.body.reason,
         actor: `token:${principal.name}`,
       });
-      const view = await readAgentTrust(sql, agentId);
+      const view = await readAgentTrust(db, agentId);
       if (!view) throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${agentId} has no trust record`);
       return view;
     },
@@ -154,7 +145,7 @@ export function registerTrustRoutes(app: HttpServer, deps: DecisionDeps): void {
         reason: request.body.reason,
         actor: `token:${principal.name}`,
       });
-      const view = await readAgentTrust(sql, agentId);
+      const view = await readAgentTrust(db, agentId);
       if (!view) throw new TandemError(ErrorCodes.AGENT_NOT_FOUND, `agent ${agentId} has no trust record`);
       return view;
     },

@@ -7,12 +7,11 @@ import {
   WebhookDecisionBody,
   type ApprovalDecisionBody,
 } from '@tandem/contracts';
-import { poolSql, sqlTransaction } from '@tandem/db';
+import { claimWebhookId, transaction } from '@tandem/db';
 import { checkJsonBody, type HttpServer } from '@tandem/service-kit';
 import { verifyWebhook } from '@tandem/webhooks';
 import { applyHumanDecision, type DecisionDeps } from '../decisions.js';
 import { toViews } from '../requests.js';
-import { claimWebhookId } from '../webhooks/received.js';
 
 /** The decision route for approvers' systems (Standard Webhooks signature instead of a bearer token). */
 export const DECISION_WEBHOOK_ROUTE = '/v1/webhooks/decisions';
@@ -48,7 +47,6 @@ export function registerWebhookDecisionRoute(
   app: HttpServer,
   deps: DecisionDeps & { secrets: () => readonly string[] },
 ): void {
-  const sql = poolSql(deps.db);
   void app.register(async (scope) => {
     // The signature covers the exact bytes: keep the body as text here and parse it after verifying.
     // Size and depth are checked on that text first, as for every JSON body (413 / 400, never a 500).
@@ -117,14 +115,14 @@ export function registerWebhookDecisionRoute(
             { webhookId: verified.id },
           );
           deps.metrics.inboundWebhooks.inc({ result: 'accepted' });
-          const [view] = await toViews(sql, [row]);
+          const [view] = await toViews(deps.db, [row]);
           return view;
         } catch (error) {
           if (error instanceof TandemError && error.code === ErrorCodes.WEBHOOK_SIGNATURE_INVALID) {
             deps.metrics.inboundWebhooks.inc({ result: 'replay' });
           } else if (error instanceof TandemError && !error.retryable && error.code !== ErrorCodes.INTERNAL) {
             // A definitive answer: the same webhook-id sent again is a replay.
-            await sqlTransaction(deps.db, (tx) => claimWebhookId(tx, verified.id));
+            await transaction(deps.db, (tx) => claimWebhookId(tx, verified.id));
             deps.metrics.inboundWebhooks.inc({ result: 'refused' });
           }
           throw error;

@@ -1,8 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { UTC_NOW, poolSql, utcWallClock, type Db, type InputJsonValue } from '@tandem/db';
+import { JsonValue, type ApproverWebhookType } from '@tandem/contracts';
+import {
+  claimDueWebhookDeliveries,
+  insertWebhookDeliveries,
+  parseStored,
+  recordWebhookAttempt,
+  type ClaimedWebhookDelivery,
+  type Db,
+  type Tx,
+} from '@tandem/db';
 import type { Log } from '@tandem/service-kit';
 import { signWebhook } from '@tandem/webhooks';
-import { z } from 'zod';
 
 /*
  * Outgoing webhooks to approvers (Standard Webhooks). Rows of `WebhookDelivery` are written in the
@@ -27,8 +35,8 @@ export interface NewWebhookDelivery {
   id: string;
   webhookId: string;
   url: string;
-  event: string;
-  payload: InputJsonValue;
+  event: ApproverWebhookType;
+  payload: JsonValue;
   status: 'pending';
   attempts: 0;
   nextAttemptAt: Date;
@@ -42,7 +50,7 @@ export interface DeliveriesForInput {
   /** The approver group notified; null: every endpoint. */
   group: string | null;
   /** The webhook type, e.g. `approval.requested`. */
-  type: string;
+  type: ApproverWebhookType;
   approvalId: string;
   /** Distinguishes notifications of one approval and type (e.g. `escalated:1`, `reminder:0`). */
   discriminator: string;
@@ -82,6 +90,26 @@ export function deliveriesFor(input: DeliveriesForInput): NewWebhookDelivery[] {
     });
   }
   return rows;
+}
+
+/**
+ * Queues the rows of {@link deliveriesFor} in the caller's transaction; a row whose (webhookId, url) is
+ * queued already is skipped. Returns how many were queued.
+ */
+export async function storeDeliveries(tx: Tx, rows: readonly NewWebhookDelivery[]): Promise<number> {
+  return insertWebhookDeliveries(
+    tx,
+    rows.map((row) => ({
+      id: row.id,
+      webhookId: row.webhookId,
+      url: row.url,
+      event: row.event,
+      payload: row.payload,
+      endpoint: row.endpoint,
+      approvalId: row.approvalId,
+      at: row.nextAttemptAt,
+    })),
+  );
 }
 
 /** The Standard Webhooks message id of one notification: `msg_` + 32 hex digits of a hash of its identity. */
@@ -140,16 +168,8 @@ const JITTER = 0.1;
 const MAX_ERROR_LENGTH = 500;
 const MAX_RESPONSE_SNIPPET = 200;
 
-const ClaimedRow = z.object({
-  id: z.string(),
-  webhookId: z.string(),
-  url: z.string(),
-  event: z.string(),
-  payload: z.json(),
-  attempts: z.number().int(),
-  endpoint: z.string().nullable(),
-});
-type ClaimedRow = z.infer<typeof ClaimedRow>;
+/** A claimed delivery with its payload parsed. */
+type ClaimedRow = Omit<ClaimedWebhookDelivery, 'payload'> & { payload: JsonValue };
 
 /** The outcome of one attempt, as it is recorded. */
 interface Outcome {
@@ -177,7 +197,6 @@ export function createDeliveryLoop(deps: DeliveryLoopDeps): DeliveryLoop {
   const now = deps.now ?? (() => new Date());
   const configured = deps.endpoints;
   const endpoints = typeof configured === 'function' ? configured : () => configured;
-  const sql = poolSql(deps.db);
 
   let stopped = false;
   let current: Promise<void> | undefined;
@@ -187,21 +206,15 @@ export function createDeliveryLoop(deps: DeliveryLoopDeps): DeliveryLoop {
     const at = now();
     // One statement, so the claim is its own short transaction: the row locks last only until the
     // lease is written, never across the HTTP request.
-    const result = await sql.query(
-      `WITH due AS (
-         SELECT "id" FROM "WebhookDelivery"
-          WHERE "status" = 'pending' AND "nextAttemptAt" <= $1::timestamp
-          ORDER BY "nextAttemptAt"
-          LIMIT $2
-          FOR UPDATE SKIP LOCKED)
-       UPDATE "WebhookDelivery" d
-          SET "nextAttemptAt" = $3::timestamp, "updatedAt" = ${UTC_NOW}
-         FROM due
-        WHERE d."id" = due."id"
-       RETURNING d."id", d."webhookId", d."url", d."event", d."payload", d."attempts", d."endpoint"`,
-      [utcWallClock(at), batch, utcWallClock(new Date(at.getTime() + timeoutMs + LEASE_SLACK_MS))],
-    );
-    return result.rows.map((row) => ClaimedRow.parse(row));
+    const rows = await claimDueWebhookDeliveries(deps.db, {
+      now: at,
+      limit: batch,
+      leaseUntil: new Date(at.getTime() + timeoutMs + LEASE_SLACK_MS),
+    });
+    return rows.map((row) => ({
+      ...row,
+      payload: parseStored(JsonValue, row.payload, `WebhookDelivery.payload of ${row.id}`),
+    }));
   }
 
   async function deliver(row: ClaimedRow): Promise<void> {
@@ -217,21 +230,15 @@ export function createDeliveryLoop(deps: DeliveryLoopDeps): DeliveryLoop {
     const status = result === 'retry' ? 'pending' : result;
     // Only the holder of this attempt records it: if the lease ran out and another replica recorded
     // the attempt first, this result is dropped rather than counted twice.
-    const updated = await sql.query(
-      `UPDATE "WebhookDelivery"
-          SET "status" = $2, "attempts" = $3, "lastStatus" = $4, "lastError" = $5,
-              "nextAttemptAt" = $6::timestamp, "updatedAt" = ${UTC_NOW}
-        WHERE "id" = $1::uuid AND "status" = 'pending' AND "attempts" = $7`,
-      [
-        row.id,
-        status,
-        attempts,
-        outcome.status,
-        outcome.error,
-        nextAttemptAt === null ? null : utcWallClock(nextAttemptAt),
-        row.attempts,
-      ],
-    );
+    const recorded = await recordWebhookAttempt(deps.db, {
+      id: row.id,
+      status,
+      attempts,
+      attemptsBefore: row.attempts,
+      lastStatus: outcome.status,
+      lastError: outcome.error,
+      nextAttemptAt,
+    });
     const context = {
       deliveryId: row.id,
       webhookId: row.webhookId,
@@ -240,7 +247,7 @@ export function createDeliveryLoop(deps: DeliveryLoopDeps): DeliveryLoop {
       attempts,
       status: outcome.status,
     };
-    if (updated.rowCount === 0) {
+    if (!recorded) {
       deps.log.warn(context, 'webhook delivery was recorded by another worker first; result dropped');
       return;
     }
@@ -400,7 +407,7 @@ function redact(text: string, url: string): string {
 }
 
 /** The payload as the JSON it is stored as; throws a TypeError for anything JSON cannot hold. */
-function toInputJson(value: unknown): InputJsonValue {
+function toInputJson(value: unknown): JsonValue {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -414,13 +421,13 @@ function toInputJson(value: unknown): InputJsonValue {
   return json;
 }
 
-/** Rebuilds parsed JSON as Prisma's input type (no cast: every branch is checked). */
-function jsonOf(value: unknown): InputJsonValue | null {
+/** Rebuilds parsed JSON as a JSON value (no cast: every branch is checked). */
+function jsonOf(value: unknown): JsonValue {
   if (value === null) return null;
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
   if (Array.isArray(value)) return value.map((item: unknown) => jsonOf(item));
   if (typeof value === 'object') {
-    const object: Record<string, InputJsonValue | null> = {};
+    const object: Record<string, JsonValue> = {};
     for (const [key, item] of Object.entries(value)) object[key] = jsonOf(item);
     return object;
   }

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { HTTP_TASK_SOURCE, argumentsHash, toolRegistry, type JsonValue } from '@tandem/contracts';
-import { json, type Db, type StepRunStatus, type TaskRunStatus } from '@tandem/db';
+import { json, type Db, type StepRunStatus, type TaskRunStatus, type TaskStatus } from '@tandem/db';
 
 /** One planned step as the planner and the approval service would have stored it. */
 export interface SeedStep {
@@ -28,7 +28,7 @@ export interface SeedOptions {
   /** The task's id (default: a new one). */
   taskId?: string;
   /** The planner's Task.status (default `planned`). */
-  taskStatus?: string;
+  taskStatus?: TaskStatus;
   /** The task's deadline. */
   deadline?: Date;
   /** The task's input. */
