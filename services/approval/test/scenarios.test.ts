@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/policy-file.js';
-import { SCENARIOS, SCENARIO_AGENTS, formatScenarioReport, runScenarios } from '../src/domain/scenarios.js';
+import { SCENARIOS, SCENARIO_AGENTS, formatScenarioReport, runScenarios } from '../eval/scenarios.js';
 
 const policy = loadPolicy(undefined).policy;
 const run = runScenarios(policy);

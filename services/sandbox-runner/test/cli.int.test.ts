@@ -3,7 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseArguments } from '../src/cli-arguments.js';
+import { hostGate } from './helpers/host.js';
 
+// The command runs the default (bubblewrap) backend: skipped without it, saying why; failing with CI=true.
+const gate = await hostGate(['bubblewrap']);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
 const CliResult = z.looseObject({
@@ -42,7 +45,7 @@ function lastLine(stdout: string): z.infer<typeof CliResult> {
   return CliResult.parse(JSON.parse(lines.at(-1) ?? ''));
 }
 
-describe('pnpm --silent sandbox run', () => {
+gate.describe('pnpm --silent sandbox run', () => {
   it('runs a Python program from stdin and prints the result as JSON on the last line', async () => {
     const run = await sandboxRun(
       ['--language', 'python'],

@@ -519,8 +519,12 @@ describe.each(SECCOMP_ARCHES)('syscall numbers against the installed kernel head
   const header = HEADERS[arch].find((file) => existsSync(file));
 
   // linux-libc-dev may be absent (CI images): then the hand-written table stands alone.
-  test.skipIf(header === undefined)('every number in the test table matches the header', () => {
-    if (header === undefined) return;
+  test('every number in the test table matches the header', (context) => {
+    if (header === undefined) {
+      return context.skip(
+        `no kernel header for ${arch} (${HEADERS[arch].join(', ')}): apt-get install linux-libc-dev`,
+      );
+    }
     const numbers = headerNumbers(header);
     let compared = 0;
     for (const name of Object.keys(NR)) {

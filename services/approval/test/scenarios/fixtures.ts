@@ -1,6 +1,6 @@
 import type { JsonValue, PlannedStep } from '@tandem/contracts';
 import { assessRisk, type RiskAssessment } from '../../src/domain/risk.js';
-import { planOf, steps, type StepDraft } from '../../src/domain/scenarios.js';
+import { planOf, steps, type StepDraft } from '../../eval/scenarios.js';
 
 export { planOf, steps };
 

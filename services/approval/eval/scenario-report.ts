@@ -1,10 +1,10 @@
 /**
  * Prints the labelled approval scenarios under a policy: `pnpm --filter @tandem/approval scenarios`
- * (the shipped default policy) or `npx tsx src/scenario-report.ts path/to/policy.yaml`.
+ * (the shipped default policy) or `npx tsx eval/scenario-report.ts path/to/policy.yaml`.
  * Exits non-zero when a risky step is auto-approved or an outcome differs from its label's expectation.
  */
-import { loadPolicy } from './policy-file.js';
-import { formatScenarioReport, runScenarios } from './domain/scenarios.js';
+import { loadPolicy } from '../src/policy-file.js';
+import { formatScenarioReport, runScenarios } from './scenarios.js';
 
 const loaded = loadPolicy(process.argv[2]);
 const run = runScenarios(loaded.policy);

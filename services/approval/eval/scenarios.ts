@@ -5,10 +5,10 @@ import {
   type PlannedStep,
   type RiskClass,
 } from '@tandem/contracts';
-import { actionClassOf } from './action-class.js';
-import { evaluateStep, type StepDecision } from './evaluate.js';
-import { PolicyRule, type Policy } from './policy.js';
-import { foldTrustEvents, type TrustEventKind, type TrustState } from './trust.js';
+import { actionClassOf } from '../src/domain/action-class.js';
+import { evaluateStep, type StepDecision } from '../src/domain/evaluate.js';
+import { PolicyRule, type Policy } from '../src/domain/policy.js';
+import { foldTrustEvents, type TrustEventKind, type TrustState } from '../src/domain/trust.js';
 
 /*
  * A labelled scenario suite for the approval rules: agents with different histories submit plans, and

@@ -7,7 +7,8 @@ import { expectTypeOf, test } from 'vitest';
 
 import type { SandboxLanguage, SandboxLimits, SandboxOutcome } from '../src/sandbox/index.js';
 
-// Checked by `tsc` (the typecheck task): the domain types must not drift from the wire contracts.
+// A type test: vitest's typecheck (`typecheck` in vitest.config.ts) runs tsc on it during `vitest run`, and
+// the typecheck task checks it too. Nothing of it runs: at run time these assertions check nothing.
 test('sandbox domain types match the wire contracts', () => {
   expectTypeOf<SandboxLanguage>().toEqualTypeOf<WireLanguage>();
   expectTypeOf<SandboxOutcome>().toEqualTypeOf<WireOutcome>();
