@@ -1,4 +1,4 @@
-import { markProcessed, transaction, type Db, type TransactionOptions, type Tx } from '@tandem/db';
+import { isProcessed, markProcessed, transaction, type Db, type TransactionOptions, type Tx } from '@tandem/db';
 import type { Bus } from './bus.js';
 import type { ConsumeOptions, MessageContext, RunningConsumer } from './consumer.js';
 import type { MessageSchema } from './schema.js';
@@ -210,15 +210,7 @@ export async function handleMessage<TDeps, TMessage>(
     deps,
     inbox,
     lastDelivery: messageContext.deliveryCount >= maxDeliver,
-    processed: async () => {
-      const row = await db.kysely
-        .selectFrom('ProcessedMessage')
-        .select('messageId')
-        .where('consumer', '=', inbox)
-        .where('messageId', '=', messageContext.messageId)
-        .executeTakeFirst();
-      return row !== undefined;
-    },
+    processed: () => isProcessed(db, inbox, messageContext.messageId),
     commit: async <T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<Committed<T>> => {
       if (committed) throw new Error(`${inbox}: commit() called twice for one delivery`);
       committed = true;

@@ -6,7 +6,6 @@ import {
   oldestUnpublishedAgeMs,
   markPublished,
   onOutboxCommitted,
-  prismaOutboxWrites,
   recordPublishFailure,
   releaseClaims,
   type Db,
@@ -76,18 +75,12 @@ export interface OutboxRelay {
   readonly holder: string;
   /**
    * Starts polling (and publishes what is already waiting), and becomes the hand-over of the database
-   * pool's transactions (`transaction` with `enqueueOutbox`, and the plain-SQL ones): their rows of this
-   * publisher are inserted claimed by this relay.
+   * pool's transactions (`transaction` with `enqueueOutbox`): their rows of this publisher are inserted
+   * claimed by this relay.
    */
   start(): void;
   /** Reads and publishes a batch now; concurrent kicks coalesce. */
   kick(): void;
-  /**
-   * After a transaction that enqueued rows committed: reads the table only when rows were written through
-   * Prisma since the last read (rows of the pool's typed and plain-SQL transactions were handed over by
-   * {@link OutboxRelay.offer}; the poll reads the table regardless).
-   */
-  nudge(): void;
   /** Publishes rows that just committed claimed by this relay (the hand-over), then marks them published. */
   offer(messages: readonly OutboxMessage[]): void;
   /** Sets the hook asked for replacements of a row that can never be published (see {@link UnpublishableHook}). */
@@ -106,11 +99,11 @@ export const DEFAULT_CLAIM_LEASE_MS = 15_000;
 /**
  * Creates the relay. Every row is claimed before it is published, so two relays of one publisher (two
  * replicas of a service) and the two paths of one relay never both publish it:
- * - rows of this process's transactions (`enqueueOutbox` in `transaction`, or the plain-SQL path) are
- *   inserted already claimed by this relay and handed to it right after COMMIT ({@link OutboxRelay.offer});
- *   nobody else reads them while the claim holds;
- * - the poll claims the oldest unclaimed rows (written through Prisma, released after a failure, or left by
- *   a relay whose claim ran out) in one statement, then publishes them one by one, awaiting each PubAck,
+ * - rows of this process's transactions (`enqueueOutbox` in `transaction`) are inserted already claimed
+ *   by this relay and handed to it right after COMMIT ({@link OutboxRelay.offer}); nobody else reads them
+ *   while the claim holds;
+ * - the poll claims the oldest unclaimed rows (written by another process, released after a failure, or left
+ *   by a relay whose claim ran out) in one statement, then publishes them one by one, awaiting each PubAck,
  *   and marks them published (a durable commit).
  * A failed publish is recorded on its row, ends the batch and releases the claims of the rows not
  * published, so a later row never overtakes an earlier one; the next tick retries. A relay that dies
@@ -143,7 +136,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> | undefined;
   let kickedWhileRunning = false;
-  let prismaWritesSeen = -1;
   let offered: Promise<void> = Promise.resolve();
   let detach: (() => void) | undefined;
 
@@ -300,7 +292,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       // Waited behind slow hand-overs (NATS down) for a good part of the lease: claim them again instead
       // of publishing under a claim that may run out meanwhile.
       await release(messages.map((message) => message.id));
-      prismaWritesSeen = -1;
       kick();
       return;
     }
@@ -352,7 +343,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     markSoon(published);
     if (failed.length > 0) {
       await release(failed);
-      prismaWritesSeen = -1;
       kick();
     }
   }
@@ -374,7 +364,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   async function runBatch(): Promise<BatchOutcome> {
-    prismaWritesSeen = prismaOutboxWrites();
     const rows = await claimUnpublished(options.db, options.publisher, claim, batchSize);
     if (rows.length === 0) return 'drained';
     // Publish only while the claim surely holds; what is left is released for the next batch.
@@ -453,12 +442,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     } while (running && kickedWhileRunning);
   }
 
-  function nudge(): void {
-    // Nothing was written through Prisma since the last read: committed plain-SQL rows were handed over.
-    if (prismaWritesSeen === prismaOutboxWrites()) return;
-    kick();
-  }
-
   function kick(): void {
     if (!running) return;
     if (current !== undefined) {
@@ -482,7 +465,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       kick();
     },
     kick,
-    nudge,
     offer,
     onUnpublishable(next) {
       hook = next;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, isUniqueViolation, type Db, type DbLog, type PrismaTx } from '../src/index.js';
+import { createDb, isUniqueViolation, json, transaction, type Db, type DbLog } from '../src/index.js';
 import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let database: TestDatabase;
@@ -24,7 +24,7 @@ function taskData(overrides: { source?: string; externalId?: string } = {}) {
     requestHash: 'hash',
     goal: 'summarise the report',
     input: { text: 'hello', tags: ['a', 'b'] },
-    status: 'accepted',
+    status: 'accepted' as const,
     correlationId: randomUUID(),
   };
 }
@@ -32,28 +32,49 @@ function taskData(overrides: { source?: string; externalId?: string } = {}) {
 describe('createDb', () => {
   it('creates and reads a Task row end to end', async () => {
     const data = taskData();
-    await db.prisma.task.create({ data });
-    const task = await db.prisma.task.findUniqueOrThrow({ where: { id: data.id } });
+    await db.kysely
+      .insertInto('Task')
+      .values({ ...data, input: json(data.input), updatedAt: new Date() })
+      .execute();
+    const task = await db.kysely
+      .selectFrom('Task')
+      .selectAll()
+      .where('id', '=', data.id)
+      .executeTakeFirstOrThrow();
     expect(task).toMatchObject({ ...data, kind: 'general', agentId: null, budget: null });
     expect(task.createdAt).toBeInstanceOf(Date);
     expect(Math.abs(task.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
   });
 
-  it('runs interactive transactions typed with PrismaTx and rolls them back on error', async () => {
+  it('rolls a transaction back when its function throws', async () => {
     const data = taskData();
-    async function createInside(tx: PrismaTx): Promise<void> {
-      await tx.task.create({ data });
-      throw new Error('abort');
-    }
-    await expect(db.prisma.$transaction(createInside)).rejects.toThrow('abort');
-    expect(await db.prisma.task.findUnique({ where: { id: data.id } })).toBeNull();
+    await expect(
+      transaction(db, async (tx) => {
+        await tx
+          .insertInto('Task')
+          .values({ ...data, input: json(data.input), updatedAt: new Date() })
+          .execute();
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(
+      await db.kysely.selectFrom('Task').select('id').where('id', '=', data.id).executeTakeFirst(),
+    ).toBeUndefined();
   });
 
-  it('runs sessions in UTC, so database defaults agree with the UTC times Prisma writes', async () => {
-    const rows = await db.prisma.$queryRaw<{ TimeZone: string }[]>`SHOW TimeZone`;
+  it('runs sessions in UTC, so database defaults agree with the UTC times the layer writes', async () => {
+    const { rows } = await db.pool.query<{ TimeZone: string }>('SHOW TimeZone');
     expect(rows[0]?.TimeZone).toBe('UTC');
-    const { rows: poolRows } = await db.pool.query<{ TimeZone: string }>('SHOW TimeZone');
-    expect(poolRows[0]?.TimeZone).toBe('UTC');
+    const agent = randomUUID();
+    const before = Date.now();
+    await db.kysely.insertInto('Agent').values({ id: agent }).execute();
+    const stored = await db.kysely
+      .selectFrom('Agent')
+      .select('createdAt')
+      .where('id', '=', agent)
+      .executeTakeFirstOrThrow();
+    // The column default (CURRENT_TIMESTAMP in a UTC session) read back as UTC is the real time.
+    expect(Math.abs(stored.createdAt.getTime() - before)).toBeLessThan(60_000);
   });
 
   it('uses the given pool size', () => {
@@ -62,42 +83,45 @@ describe('createDb', () => {
 
   it('close() can be called twice', async () => {
     const other = createDb({ url: database.url });
-    await other.prisma.$queryRaw`SELECT 1`;
+    await other.kysely.selectFrom('Agent').select('id').limit(1).execute();
     await other.close();
     await expect(other.close()).resolves.toBeUndefined();
     expect(other.pool.ended).toBe(true);
   });
 
-  it('sends Prisma errors to the given log', async () => {
+  it('logs an idle connection that dies instead of crashing the process', async () => {
     const errors: string[] = [];
     const log: DbLog = { warn: () => undefined, error: (_details, message) => errors.push(message) };
-    const other = createDb({ url: database.url, log });
+    const other = createDb({ url: database.url, poolMax: 1, log });
     try {
-      await expect(other.prisma.$executeRawUnsafe('SELECT * FROM "NoSuchTable"')).rejects.toThrow();
+      const { rows } = await other.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await db.pool.query('SELECT pg_terminate_backend($1::int)', [rows[0]?.pid]);
+      const deadline = Date.now() + 10_000;
+      while (errors.length === 0 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      // The pool works again with a new connection.
+      await other.kysely.selectFrom('Agent').select('id').limit(1).execute();
     } finally {
       await other.close();
     }
-    expect(errors.join('\n')).toContain('NoSuchTable');
+    expect(errors).toContain('postgres idle connection error');
   });
 });
 
 describe('isUniqueViolation', () => {
-  it('recognises a duplicate from a model query', async () => {
-    const data = taskData({ source: 'cloudevents', externalId: 'event-1' });
-    await db.prisma.task.create({ data });
-    const error: unknown = await db.prisma.task
-      .create({ data: { ...taskData({ source: 'cloudevents', externalId: 'event-1' }) } })
-      .catch((caught: unknown) => caught);
-    expect(isUniqueViolation(error)).toBe(true);
-  });
-
-  it('recognises a duplicate from a raw query and from the pg pool', async () => {
+  it('recognises a duplicate from the typed builder and from the pg pool', async () => {
     const id = randomUUID();
-    await db.prisma.$executeRaw`INSERT INTO "Agent" ("id") VALUES (${id})`;
-    const raw: unknown = await db.prisma.$executeRaw`INSERT INTO "Agent" ("id") VALUES (${id})`.catch(
-      (caught: unknown) => caught,
-    );
-    expect(isUniqueViolation(raw)).toBe(true);
+    await db.kysely.insertInto('Agent').values({ id }).execute();
+    const typed: unknown = await db.kysely
+      .insertInto('Agent')
+      .values({ id })
+      .execute()
+      .catch((caught: unknown) => caught);
+    expect(isUniqueViolation(typed)).toBe(true);
+    const inTransaction: unknown = await transaction(db, (tx) =>
+      tx.insertInto('Agent').values({ id }).execute(),
+    ).catch((caught: unknown) => caught);
+    expect(isUniqueViolation(inTransaction)).toBe(true);
     const fromPool: unknown = await db.pool
       .query('INSERT INTO "Agent" ("id") VALUES ($1)', [id])
       .catch((caught: unknown) => caught);
@@ -105,11 +129,11 @@ describe('isUniqueViolation', () => {
   });
 
   it('is false for other errors and non-errors', async () => {
-    const other: unknown = await db.prisma.$executeRaw`SELECT 1 / 0`.catch((caught: unknown) => caught);
+    const other: unknown = await db.pool.query('SELECT 1 / 0').catch((caught: unknown) => caught);
     expect(other).toBeInstanceOf(Error);
     expect(isUniqueViolation(other)).toBe(false);
     expect(isUniqueViolation(new Error('duplicate'))).toBe(false);
     expect(isUniqueViolation(null)).toBe(false);
-    expect(isUniqueViolation({ code: 'P2002' })).toBe(false);
+    expect(isUniqueViolation({ code: '23505' })).toBe(false);
   });
 });

@@ -3,12 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   claimUnpublished,
   createDb,
-  enqueueOutboxPrisma,
-  enqueueOutboxSql,
+  enqueueOutbox,
   fetchUnpublished,
   onOutboxCommitted,
   releaseClaims,
-  sqlTransaction,
+  transaction,
   isUniqueViolation,
   markPublished,
   recordPublishFailure,
@@ -40,14 +39,14 @@ function message(publisher: string, index: number, headers?: Record<string, stri
   };
 }
 
-describe('enqueueOutboxPrisma', () => {
+describe('enqueueOutbox', () => {
   it('writes rows only when the transaction commits', async () => {
     const kept = message('planner-commit', 0);
     const dropped = message('planner-commit', 1);
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, kept));
+    await transaction(db, async (tx) => enqueueOutbox(tx, kept));
     await expect(
-      db.prisma.$transaction(async (tx) => {
-        await enqueueOutboxPrisma(tx, dropped);
+      transaction(db, async (tx) => {
+        await enqueueOutbox(tx, dropped);
         throw new Error('handler failed');
       }),
     ).rejects.toThrow('handler failed');
@@ -57,7 +56,7 @@ describe('enqueueOutboxPrisma', () => {
 
   it('writes many rows at once, beyond one INSERT statement, and the relay reads them in order', async () => {
     const messages = Array.from({ length: 2500 }, (_, index) => message('planner-bulk', index));
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, messages));
+    await transaction(db, async (tx) => enqueueOutbox(tx, messages));
     const first = await fetchUnpublished(db, 'planner-bulk', 3000);
     expect(first).toHaveLength(2500);
     expect(first.map((row) => row.id)).toEqual(messages.map((row) => row.id));
@@ -65,10 +64,10 @@ describe('enqueueOutboxPrisma', () => {
     expect(seqs.every((seq, index) => index === 0 || seq > (seqs[index - 1] ?? 0n))).toBe(true);
   });
 
-  it('round-trips payload, headers and subject, with UTC createdAt like Prisma writes', async () => {
+  it('round-trips payload, headers and subject, with a UTC createdAt', async () => {
     const withHeaders = message('planner-shape', 0, { 'Nats-Msg-Id': 'abc', traceparent: '00-1-2-01' });
     const withoutHeaders = message('planner-shape', 1);
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, [withHeaders, withoutHeaders]));
+    await transaction(db, async (tx) => enqueueOutbox(tx, [withHeaders, withoutHeaders]));
     const [first, second] = await fetchUnpublished(db, 'planner-shape', 10);
     expect(first).toMatchObject({
       id: withHeaders.id,
@@ -84,16 +83,16 @@ describe('enqueueOutboxPrisma', () => {
 
   it('refuses a second row with the same id', async () => {
     const once = message('planner-dup', 0);
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, once));
-    const error: unknown = await db.prisma
-      .$transaction(async (tx) => enqueueOutboxPrisma(tx, { ...once }))
-      .catch((caught: unknown) => caught);
+    await transaction(db, async (tx) => enqueueOutbox(tx, once));
+    const error: unknown = await transaction(db, async (tx) => enqueueOutbox(tx, { ...once })).catch(
+      (caught: unknown) => caught,
+    );
     expect(isUniqueViolation(error)).toBe(true);
   });
 });
 
 describe('relay store functions', () => {
-  it('enqueueOutboxSql round-trips payloads and headers with quotes, backslashes, braces and unicode', async () => {
+  it('enqueueOutbox round-trips payloads and headers with quotes, backslashes, braces and unicode', async () => {
     const tricky = {
       id: randomUUID(),
       publisher: 'relay-tricky',
@@ -110,7 +109,7 @@ describe('relay store functions', () => {
       subject: 'tandem.task.accepted.v1',
       payload: 'NULL',
     };
-    await sqlTransaction(db, async (sql) => enqueueOutboxSql(sql, [tricky, plain]));
+    await transaction(db, async (tx) => enqueueOutbox(tx, [tricky, plain]));
     const [first, second] = await fetchUnpublished(db, 'relay-tricky', 10);
     expect(first?.payload).toEqual(tricky.payload);
     expect(first?.headers).toEqual(tricky.headers);
@@ -120,7 +119,7 @@ describe('relay store functions', () => {
 
   it('concurrent claims of one publisher take disjoint rows, oldest first; a released row is claimed again', async () => {
     const rows = Array.from({ length: 40 }, (_, index) => message('relay-claims', index));
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, rows));
+    await transaction(db, async (tx) => enqueueOutbox(tx, rows));
     const claims = await Promise.all(
       ['a', 'b', 'c', 'd'].map((holder) =>
         claimUnpublished(db, 'relay-claims', { holder, leaseMs: 60_000 }, 15),
@@ -154,7 +153,7 @@ describe('relay store functions', () => {
     expect(again.map((row) => row.id).sort()).toEqual(first.map((row) => row.id).sort());
   });
 
-  it('enqueueOutboxSql inserts the rows of the hand-over publisher claimed, and hands them over after COMMIT', async () => {
+  it('enqueueOutbox inserts the rows of the hand-over publisher claimed, and hands them over after COMMIT', async () => {
     const handed: string[][] = [];
     const detach = onOutboxCommitted(db, {
       publisher: 'relay-hand',
@@ -164,12 +163,16 @@ describe('relay store functions', () => {
     try {
       const mine = message('relay-hand', 0);
       const other = message('relay-other', 0);
-      await sqlTransaction(db, async (sql) => {
-        await enqueueOutboxSql(sql, [mine, other]);
+      await transaction(db, async (tx) => {
+        await enqueueOutbox(tx, [mine, other]);
         expect(handed).toEqual([]);
       });
       expect(handed).toEqual([[mine.id]]);
-      const stored = await db.prisma.outbox.findMany({ where: { id: { in: [mine.id, other.id] } } });
+      const stored = await db.kysely
+        .selectFrom('Outbox')
+        .selectAll()
+        .where('id', 'in', [mine.id, other.id])
+        .execute();
       expect(stored.find((row) => row.id === mine.id)?.claimedBy).toBe('relay-hand:1');
       expect(stored.find((row) => row.id === other.id)?.claimedBy).toBeNull();
       // A claimed row is nobody else's to claim; the other publisher's row is free.
@@ -179,8 +182,8 @@ describe('relay store functions', () => {
       ).toEqual([other.id]);
       // A transaction that rolls back hands nothing over.
       await expect(
-        sqlTransaction(db, async (sql) => {
-          await enqueueOutboxSql(sql, message('relay-hand', 1));
+        transaction(db, async (tx) => {
+          await enqueueOutbox(tx, message('relay-hand', 1));
           throw new Error('rolled back');
         }),
       ).rejects.toThrow('rolled back');
@@ -192,8 +195,8 @@ describe('relay store functions', () => {
 
   it('fetchUnpublished reads only the publisher, oldest first, up to the limit', async () => {
     const mine = [message('relay-a', 0), message('relay-a', 1), message('relay-a', 2)];
-    await db.prisma.$transaction(async (tx) =>
-      enqueueOutboxPrisma(tx, [mine[0]!, message('relay-b', 0), mine[1]!, mine[2]!]),
+    await transaction(db, async (tx) =>
+      enqueueOutbox(tx, [mine[0]!, message('relay-b', 0), mine[1]!, mine[2]!]),
     );
     const pending = await fetchUnpublished(db, 'relay-a', 2);
     expect(pending.map((row) => row.id)).toEqual([mine[0]?.id, mine[1]?.id]);
@@ -202,7 +205,7 @@ describe('relay store functions', () => {
 
   it('fetchUnpublished holds no lock while the caller publishes', async () => {
     const row = message('relay-lock', 0);
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, row));
+    await transaction(db, async (tx) => enqueueOutbox(tx, row));
     const pending = await fetchUnpublished(db, 'relay-lock', 10);
     expect(pending).toHaveLength(1);
     // While "publishing", another session can lock the same row at once: nothing holds it.
@@ -219,24 +222,32 @@ describe('relay store functions', () => {
 
   it('markPublished hides rows from the next fetch and counts only rows it changed', async () => {
     const rows = [message('relay-mark', 0), message('relay-mark', 1), message('relay-mark', 2)];
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, rows));
+    await transaction(db, async (tx) => enqueueOutbox(tx, rows));
     expect(await markPublished(db, [rows[0]!.id, rows[1]!.id])).toBe(2);
     expect(await markPublished(db, [rows[0]!.id])).toBe(0);
     expect(await markPublished(db, [])).toBe(0);
     const pending = await fetchUnpublished(db, 'relay-mark', 10);
     expect(pending.map((row) => row.id)).toEqual([rows[2]?.id]);
-    const published = await db.prisma.outbox.findUniqueOrThrow({ where: { id: rows[0]!.id } });
+    const published = await db.kysely
+      .selectFrom('Outbox')
+      .selectAll()
+      .where('id', '=', rows[0]!.id)
+      .executeTakeFirstOrThrow();
     expect(published.publishedAt).toBeInstanceOf(Date);
   });
 
   it('recordPublishFailure counts attempts, keeps the error and leaves the row pending', async () => {
     const row = message('relay-fail', 0);
-    await db.prisma.$transaction(async (tx) => enqueueOutboxPrisma(tx, row));
+    await transaction(db, async (tx) => enqueueOutbox(tx, row));
     await recordPublishFailure(db, row.id, new Error('no responders'));
     await recordPublishFailure(db, row.id, `timeout \u0000 ${'x'.repeat(5000)}`);
     const [pending] = await fetchUnpublished(db, 'relay-fail', 10);
     expect(pending?.attempts).toBe(2);
-    const stored = await db.prisma.outbox.findUniqueOrThrow({ where: { id: row.id } });
+    const stored = await db.kysely
+      .selectFrom('Outbox')
+      .selectAll()
+      .where('id', '=', row.id)
+      .executeTakeFirstOrThrow();
     expect(stored.lastError).toMatch(/^timeout \uFFFD x+$/);
     expect(stored.lastError?.length).toBe(2000);
   });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import type { JsonValue } from '@tandem/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   afterCommit,
@@ -10,7 +11,6 @@ import {
   onOutboxCommitted,
   transaction,
   type Db,
-  type InputJsonValue,
   type OutboxMessage,
 } from '../src/index.js';
 import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -28,7 +28,7 @@ afterAll(async () => {
   await database.drop();
 });
 
-function outboxMessage(publisher: string, payload: InputJsonValue = { hello: 'world' }): OutboxMessage {
+function outboxMessage(publisher: string, payload: JsonValue = { hello: 'world' }): OutboxMessage {
   return { id: randomUUID(), publisher, subject: 'test.thing.happened.v1', payload: { value: payload } };
 }
 

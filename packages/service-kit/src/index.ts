@@ -43,7 +43,7 @@ export type { AdminTokenState } from './api-tokens.js';
 /** Types of bearer-token auth. */
 export type { AuthOptions, FindPrincipal, Principal, TaskAccess } from './auth.js';
 export { onShutdown } from './lifecycle.js';
-export { outboxEvent, outboxCloudEvent, toJsonInput } from './outbox.js';
+export { outboxEvent, outboxCloudEvent } from './outbox.js';
 /** Prometheus metric classes, for a service's own metrics on its registry. */
 export { Counter, Gauge, Histogram } from 'prom-client';
 export { createServiceRuntime } from './runtime.js';

@@ -1,6 +1,5 @@
 import {
   JsonValue,
-  toSafeJson,
   createEnvelope,
   subjectFor,
   type Envelope,
@@ -52,14 +51,3 @@ export function outboxCloudEvent(
   };
 }
 
-/**
- * Any JSON-serialisable value (an error shape with `details: unknown`, a result) as a JSON value for a
- * Prisma write (not null: Prisma takes no bare null there): round-tripped through JSON and checked, so
- * nothing that is not JSON reaches a JSONB column; NUL and lone surrogates become U+FFFD (Postgres refuses
- * them). Code on the typed layer passes its value to `json()` of @tandem/db instead, which does the same.
- */
-export function toJsonInput(value: unknown): Exclude<JsonValue, null> {
-  // Made safe for jsonb (NUL, lone surrogates), so a Prisma write of any service cannot fail on them.
-  const parsed = JsonValue.parse(toSafeJson(JSON.parse(JSON.stringify(value ?? null))));
-  return parsed === null ? {} : parsed;
-}

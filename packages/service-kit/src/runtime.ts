@@ -3,7 +3,6 @@ import {
   createOutboxRelay,
   startConsumer,
   type Bus,
-  type ConsumeOptions,
   type ConsumerDefinition,
   type ConsumerDelivery,
   type OutboxRelay,
@@ -26,11 +25,6 @@ export interface ServiceRuntime {
   relay: OutboxRelay;
   http: HttpServer;
   /**
-   * `bus.consume` with per-consumer metrics (handled messages by outcome, handler duration) and the ack
-   * wait of TANDEM_ACK_WAIT_MS unless the options give one.
-   */
-  consume: <T>(options: ConsumeOptions<T>) => Promise<RunningConsumer>;
-  /**
    * Starts a declared consumer (`consumersOf(...)`) with the service's dependencies: per-consumer
    * metrics, the ack wait of TANDEM_ACK_WAIT_MS and `delivery` (concurrency, ...) from the config.
    */
@@ -39,8 +33,6 @@ export interface ServiceRuntime {
     deps: TDeps,
     delivery?: ConsumerDelivery,
   ) => Promise<RunningConsumer>;
-  /** Wakes the outbox relay after a transaction that enqueued messages committed. */
-  kick: () => void;
   /** Registers a stop step; steps run in reverse order of registration. */
   onStop: (step: () => Promise<void>) => void;
   /** Starts the relay and the HTTP server; resolves with the bound port. */
@@ -165,24 +157,6 @@ export async function createServiceRuntime(options: {
     metrics,
     relay,
     http,
-    consume: (consumeOptions) =>
-      bus.consume({
-        // One ack wait for every consumer (TANDEM_ACK_WAIT_MS), as topology.ts declares and provisions it.
-        ackWaitMs: config.TANDEM_ACK_WAIT_MS,
-        ...consumeOptions,
-        handle: async (message, context) => {
-          const end = metrics.handlerSeconds.startTimer({ consumer: consumeOptions.durable });
-          try {
-            await consumeOptions.handle(message, context);
-            metrics.messagesHandled.inc({ consumer: consumeOptions.durable, outcome: 'ok' });
-          } catch (error) {
-            metrics.messagesHandled.inc({ consumer: consumeOptions.durable, outcome: 'error' });
-            throw error;
-          } finally {
-            end();
-          }
-        },
-      }),
     start: (definition, deps, delivery = {}) =>
       startConsumer(
         {
@@ -205,7 +179,6 @@ export async function createServiceRuntime(options: {
         deps,
         { ackWaitMs: config.TANDEM_ACK_WAIT_MS, maxDeliver: config.TANDEM_MAX_DELIVER, ...delivery },
       ),
-    kick: () => relay.nudge(),
     onStop: (step) => {
       stopSteps.push(step);
     },

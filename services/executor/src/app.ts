@@ -78,12 +78,9 @@ export async function createExecutor(deps: {
     earlyCancelTtlMs: config.TANDEM_EARLY_CANCEL_TTL_MS,
     onTaskFinished: (status, kind) => outcomes.inc({ status, kind }),
   };
-  // Every consumer: max_deliver TANDEM_MAX_DELIVER (the framework's default from the base config, the
-  // executor's own variable here), concurrency TANDEM_EXECUTOR_CONCURRENCY, ack wait TANDEM_ACK_WAIT_MS.
-  const delivery = {
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: config.TANDEM_EXECUTOR_CONCURRENCY,
-  };
+  // Every consumer: concurrency TANDEM_EXECUTOR_CONCURRENCY; max_deliver TANDEM_MAX_DELIVER and ack wait
+  // TANDEM_ACK_WAIT_MS from the base config (runtime.start applies them).
+  const delivery = { concurrency: config.TANDEM_EXECUTOR_CONCURRENCY };
   const consumers = [
     await runtime.start(planProposed, executor, delivery),
     await runtime.start(approvalDecided, executor, delivery),

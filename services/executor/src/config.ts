@@ -14,7 +14,6 @@ export const ExecutorConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
     .default(1024 * 1024),
   TANDEM_STEP_MEMORY_MB: z.coerce.number().int().min(16).max(16_384).default(256),
   TANDEM_EXECUTOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
   /** Fixes the code model may make to a failing `run_code` program (sandbox runs = 1 + this). */
   TANDEM_CODE_FIX_ATTEMPTS: z.coerce.number().int().min(0).max(10).default(2),
   /** New plans asked for after a step failed for good. */

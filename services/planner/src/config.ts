@@ -47,7 +47,6 @@ export const PlannerConfig = BaseConfig.extend(ToolPolicyConfig.shape).extend({
   /** How long a non-empty answer of the learning service is reused for the same kind of task (0: never). */
   TANDEM_LEARNING_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
   TANDEM_PLANNER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  TANDEM_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
   /**
    * The planning lease: a planner renews a task's row every third of it while it plans; a task whose
    * lease ran out (its planner stopped) is taken over by a planner's sweep.

@@ -1,12 +1,10 @@
 import type { JsonValue } from '@tandem/contracts';
 import { sql, type RawBuilder } from 'kysely';
 import type pg from 'pg';
-import type { Db, PrismaTx } from '../client.js';
+import type { Db } from '../client.js';
 import { json } from '../column-types.js';
 import { afterCommit, poolOf } from '../commit-hooks.js';
-import { Prisma } from '../generated/prisma/client.js';
 import { queryable, type DbOrTx } from '../queryable.js';
-import { utcWallClock, type Sql } from '../sql.js';
 import { toJsonText, toText } from '../text.js';
 import { transaction, type Tx } from '../transaction.js';
 import { recordOutboxDeadLetter } from './dead-letter.js';
@@ -14,8 +12,6 @@ import { recordOutboxDeadLetter } from './dead-letter.js';
 /*
  * The Outbox table: the one module that writes it. Publishers enqueue rows in their own transactions
  * (`enqueueOutbox`); the relay claims, publishes, marks and dead-letters them with the functions below.
- * `enqueueOutboxPrisma` and `enqueueOutboxSql` are the paths of services not yet on the typed layer; the
- * relay sees the rows of all three.
  */
 
 /** A message to publish once the caller's transaction commits. */
@@ -27,7 +23,7 @@ export interface OutboxMessage {
   /** The full NATS subject, prefix included. */
   subject: string;
   /** The message body (the event envelope), stored as JSONB. */
-  payload: Prisma.InputJsonValue;
+  payload: JsonValue;
   /** NATS headers to publish with the message. */
   headers?: Record<string, string>;
 }
@@ -53,35 +49,9 @@ export interface PendingOutboxMessage {
 // Postgres accepts at most 65535 bind parameters per statement; 6 per row keeps well below it.
 const ROWS_PER_INSERT = 1000;
 const MAX_ERROR_LENGTH = 2000;
-/** The database's clock (not the transaction's start) as UTC wall-clock time, like Prisma's timestamps. */
+/** The database's clock (not the transaction's start) as UTC wall-clock time, like every timestamp column. */
 const UTC_CLOCK = `(clock_timestamp() AT TIME ZONE 'UTC')`;
 const UTC_CLOCK_SQL = sql.raw<Date>(UTC_CLOCK);
-
-/**
- * Writes outbox rows in the caller's transaction (one multi-row INSERT per 1000 messages), so that the
- * messages exist if and only if the transaction's other changes commit.
- */
-export async function enqueueOutboxPrisma(
-  tx: PrismaTx,
-  messages: OutboxMessage | readonly OutboxMessage[],
-): Promise<void> {
-  const list = isMessageList(messages) ? messages : [messages];
-  prismaWrites += 1;
-  // One timestamp for the batch, bound as a value: Prisma writes DateTime columns as UTC wall-clock
-  // time, and the database default (CURRENT_TIMESTAMP) would follow the session's time zone instead.
-  const createdAt = new Date();
-  for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
-    const rows = list.slice(start, start + ROWS_PER_INSERT).map((message) => {
-      // Made safe here, once for every publisher: a NUL in a payload would fail the whole transaction.
-      const payload = toJsonText(message.payload);
-      const headers = message.headers === undefined ? null : toJsonText(message.headers);
-      return Prisma.sql`(${message.id}::uuid, ${message.publisher}, ${message.subject}, ${payload}::jsonb, ${headers}::jsonb, ${createdAt})`;
-    });
-    await tx.$executeRaw`
-      INSERT INTO "Outbox" ("id", "publisher", "subject", "payload", "headers", "createdAt")
-      VALUES ${Prisma.join(rows)}`;
-  }
-}
 
 /** A claim on outbox rows: who publishes them, and for how long the claim holds if it is not released. */
 export interface OutboxClaim {
@@ -92,8 +62,8 @@ export interface OutboxClaim {
 }
 
 /**
- * The relay of a pool's service, as `enqueueOutboxSql` sees it: rows of `publisher` written in a plain-SQL
- * transaction are inserted already claimed by it (`claim()`), so no other relay and no poll publishes them,
+ * The relay of a pool's service, as `enqueueOutbox` sees it: rows of `publisher` written in a transaction
+ * on the pool are inserted already claimed by it (`claim()`), so no other relay and no poll publishes them,
  * and handed to `committed` right after COMMIT.
  */
 export interface OutboxHandOver {
@@ -107,66 +77,16 @@ export interface OutboxHandOver {
 
 /** The hand-over of committed rows, by pool (the relay of the service that owns the pool). */
 const handOvers = new WeakMap<pg.Pool, OutboxHandOver>();
-/** Outbox writes made through Prisma transactions, which have no commit hook: the relay must read those. */
-let prismaWrites = 0;
 
 /**
- * Makes `handOver` the relay of the pool's plain-SQL transactions (see {@link OutboxHandOver}); returns a
- * function that removes it again (if it is still the one registered). Rows written through Prisma are
- * found by the relays' polls.
+ * Makes `handOver` the relay of the pool's transactions (see {@link OutboxHandOver}); returns a function
+ * that removes it again (if it is still the one registered).
  */
 export function onOutboxCommitted(db: Pick<Db, 'pool'>, handOver: OutboxHandOver): () => void {
   handOvers.set(db.pool, handOver);
   return () => {
     if (handOvers.get(db.pool) === handOver) handOvers.delete(db.pool);
   };
-}
-
-/** How many outbox writes went through Prisma transactions in this process (for the relay). */
-export function prismaOutboxWrites(): number {
-  return prismaWrites;
-}
-
-/**
- * {@link enqueueOutboxPrisma} on a plain-SQL transaction (see `sqlTransaction`). Rows of the pool's relay's
- * publisher are inserted claimed by that relay and handed to it after COMMIT (one statement for any
- * number of rows).
- */
-export async function enqueueOutboxSql(
-  sql: Sql,
-  messages: OutboxMessage | readonly OutboxMessage[],
-): Promise<void> {
-  const list = isMessageList(messages) ? messages : [messages];
-  if (list.length === 0) return;
-  const pool = poolOf(sql);
-  const handOver = pool === undefined ? undefined : handOvers.get(pool);
-  const claim = handOver?.claim() ?? null;
-  const claimed =
-    handOver === undefined || claim === null
-      ? []
-      : list.filter((message) => message.publisher === handOver.publisher);
-  if (handOver !== undefined && claimed.length > 0) afterCommit(sql, () => handOver.committed(claimed));
-  const createdAt = utcWallClock();
-  // The lease runs from the statement's clock on the database, which the claims compare against.
-  await sql.query(
-    `INSERT INTO "Outbox" ("id", "publisher", "subject", "payload", "headers", "createdAt", "claimedBy", "claimedUntil")
-     SELECT row."id", row."publisher", row."subject", row."payload", row."headers", $6::timestamp,
-            CASE WHEN row."publisher" = $7 THEN $8 END,
-            CASE WHEN row."publisher" = $7 THEN ${UTC_CLOCK} + $9 * interval '1 millisecond' END
-       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])
-         AS row("id", "publisher", "subject", "payload", "headers")`,
-    [
-      list.map((message) => message.id),
-      list.map((message) => message.publisher),
-      list.map((message) => message.subject),
-      list.map((message) => toJsonText(message.payload)),
-      list.map((message) => (message.headers === undefined ? null : toJsonText(message.headers))),
-      createdAt,
-      claim === null || handOver === undefined ? null : handOver.publisher,
-      claim?.holder ?? null,
-      claim?.leaseMs ?? 0,
-    ],
-  );
 }
 
 /**

@@ -1,42 +1,10 @@
-import type { PrismaTx } from '../client.js';
 import { queryable, type DbOrTx } from '../queryable.js';
-import type { Sql } from '../sql.js';
 import type { Tx } from '../transaction.js';
 
 /*
  * The ProcessedMessage table (the inbox): the one module that writes it. A consumer records each message
- * it handled in the handler's transaction. `markProcessedPrisma` and `markProcessedSql` are the paths of
- * services not yet on the typed layer.
+ * it handled in the handler's transaction. 
  */
-
-/**
- * Records that `consumer` handled `messageId`, in the handler's transaction. Returns true the first
- * time, false when it was already recorded: the handler then skips its effects and acks, so a
- * redelivered message is harmless. A concurrent duplicate waits for the first transaction and gets
- * false once it commits (or true if it rolled back).
- */
-export async function markProcessedPrisma(
-  tx: PrismaTx,
-  consumer: string,
-  messageId: string,
-): Promise<boolean> {
-  // processedAt is bound rather than left to the column default so it is UTC like Prisma's own writes.
-  const inserted = await tx.$executeRaw`
-    INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
-    VALUES (${consumer}, ${messageId}, ${new Date()})
-    ON CONFLICT DO NOTHING`;
-  return inserted === 1;
-}
-
-/** {@link markProcessedPrisma} on a plain-SQL transaction (see `sqlTransaction`). */
-export async function markProcessedSql(sql: Sql, consumer: string, messageId: string): Promise<boolean> {
-  const result = await sql.query(
-    `INSERT INTO "ProcessedMessage" ("consumer", "messageId", "processedAt")
-     VALUES ($1, $2, now() AT TIME ZONE 'UTC') ON CONFLICT DO NOTHING`,
-    [consumer, messageId],
-  );
-  return result.rowCount === 1;
-}
 
 /**
  * Records that `consumer` handled `messageId`, in the handler's transaction. Returns true the first
