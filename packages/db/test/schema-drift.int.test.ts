@@ -81,6 +81,8 @@ describe('schema drift', () => {
         'table "Plan": column "qualityScore" is float4 NULL, schema says float8 NULL',
         'table "PlanStep": column "dependsOn" is text NULL, schema says text[] NULL',
         'table "Feedback": column "verdict" missing (schema: text NULL)',
+        // A dropped column takes its CHECK constraint with it: both are reported.
+        `table "Feedback": column "verdict" has no CHECK constraint, schema says 'answered' | 'approved' | 'edited' | 'expired' | 'rejected' | 'reverted'`,
         'table "Task": index "Task_status_idx" (status) missing',
         'table "Outbox": unique index "Outbox_id_key" (id) missing',
         'table "AgentTrust": foreign key "AgentTrust_agentId_fkey" (agentId) -> "Agent" (id) ON DELETE Restrict ON UPDATE Cascade missing',
