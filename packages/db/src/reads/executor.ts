@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { DB } from '../generated/kysely.js';
-import { queryable, utcNow, utcNowMinus, type DbOrTx } from '../queryable.js';
+import { queryable, utcNowMinus, type DbOrTx } from '../queryable.js';
 
 /**
  * The executor's reads of tables other services write (Task, Plan, PlanStep, ApprovalRequest,

@@ -5,7 +5,7 @@ import type { Db } from '../client.js';
 import { json } from '../column-types.js';
 import { afterCommit, poolOf } from '../commit-hooks.js';
 import { queryable, type DbOrTx } from '../queryable.js';
-import { toJsonText, toText } from '../text.js';
+import { toText } from '../text.js';
 import { transaction, type Tx } from '../transaction.js';
 import { recordOutboxDeadLetter } from './dead-letter.js';
 
