@@ -2,14 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createDb,
-  defaultMigrationsDir,
-  markProcessed,
-  migrate,
-  transaction,
-  type DbOrTx,
-} from '@tandem/db';
+import { createDb, defaultMigrationsDir, markProcessed, migrate, transaction, type DbOrTx } from '@tandem/db';
 import { getFreePort } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded-postgres.js';
