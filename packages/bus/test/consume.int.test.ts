@@ -1,9 +1,17 @@
 import { ErrorCodes, StepFinished, TandemError, consumerNameFor, streamNameFor } from '@tandem/contracts';
-import { markProcessedPrisma, type DeadLetter } from '@tandem/db';
+import { markProcessed, transaction } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageContext, RunningConsumer } from '../src/index.js';
-import { createHarness, deferred, sleep, stepFinished, type Harness } from './harness.js';
+import {
+  createHarness,
+  deadLettersOf as storedDeadLetters,
+  deferred,
+  sleep,
+  stepFinished,
+  type Harness,
+  type StoredDeadLetter,
+} from './harness.js';
 
 let harness: Harness;
 
@@ -30,11 +38,8 @@ async function publishStep(suffix: string, key = 'step-1'): Promise<StepEnvelope
   return envelope;
 }
 
-async function deadLettersOf(durable: string): Promise<DeadLetter[]> {
-  return harness.db.prisma.deadLetter.findMany({
-    where: { consumer: consumerNameFor(harness.prefix, durable) },
-    orderBy: { streamSeq: 'asc' },
-  });
+async function deadLettersOf(durable: string): Promise<StoredDeadLetter[]> {
+  return storedDeadLetters(harness.db, consumerNameFor(harness.prefix, durable));
 }
 
 async function consumerState(
@@ -77,8 +82,8 @@ describe('consume', () => {
       messageId: (message) => message.id,
       ackWaitMs: 1_000,
       handle: async (message, context) => {
-        await harness.db.prisma.$transaction(async (tx) => {
-          if (!(await markProcessedPrisma(tx, context.consumer, context.messageId))) return;
+        await transaction(harness.db, async (tx) => {
+          if (!(await markProcessed(tx, context.consumer, context.messageId))) return;
           deliveries.push({ key: message.data.key, deliveryCount: context.deliveryCount, context });
         });
       },
@@ -104,7 +109,12 @@ describe('consume', () => {
       expect(state).toMatchObject({ ackPending: 0, pending: 0, redelivered: 0 });
       expect(state.ackFloor).toBe(delivery?.context.streamSeq);
       expect(deliveries).toHaveLength(1);
-      expect(await harness.db.prisma.processedMessage.count({ where: { messageId: envelope.id } })).toBe(1);
+      const processed = await harness.db.kysely
+        .selectFrom('ProcessedMessage')
+        .select('consumer')
+        .where('messageId', '=', envelope.id)
+        .execute();
+      expect(processed).toHaveLength(1);
     } finally {
       await consumer.stop();
     }

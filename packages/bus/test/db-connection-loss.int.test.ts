@@ -1,5 +1,5 @@
 import { ErrorCodes, StepFinished } from '@tandem/contracts';
-import { sqlTransaction } from '@tandem/db';
+import { transaction } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, stepFinished, sleep, type Harness } from './harness.js';
@@ -26,14 +26,20 @@ describe('a handler whose database connection dies', () => {
       nakDelayMs: () => 100,
       handle: async (_message, context) => {
         try {
-          await sqlTransaction(harness.db, async (sql) => {
-            const pid = (await sql.query('SELECT pg_backend_pid() AS pid')).rows[0]?.['pid'];
-            // The first delivery loses its connection mid-transaction (what a Postgres restart does).
+          await transaction(harness.db, async (tx) => {
+            await tx.selectFrom('ProcessedMessage').select('messageId').limit(1).execute();
+            // The first delivery loses its connection mid-transaction (what a Postgres restart does): the
+            // only session of this database idle in a transaction is this one, waiting for its next query.
             if (context.deliveryCount === 1) {
-              await harness.db.pool.query('SELECT pg_terminate_backend($1::int)', [pid]);
+              const killed = await harness.db.pool.query(
+                `SELECT pg_terminate_backend("pid") AS "killed" FROM pg_stat_activity
+                  WHERE "datname" = current_database() AND "pid" <> pg_backend_pid()
+                    AND "state" = 'idle in transaction'`,
+              );
+              expect(killed.rows).toEqual([{ killed: true }]);
               await sleep(200);
             }
-            await sql.query('SELECT 1');
+            await tx.selectFrom('ProcessedMessage').select('messageId').limit(1).execute();
           });
           deliveries.push({ count: context.deliveryCount, error: null });
         } catch (error) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { StepFinished, createEnvelope } from '@tandem/contracts';
-import { createDb, migrate, type Db } from '@tandem/db';
+import { createDb, enqueueOutbox, migrate, transaction, type Db, type OutboxMessage } from '@tandem/db';
 import {
   cleanupNatsPrefix,
   createTestDatabase,
@@ -17,6 +17,11 @@ export interface Harness {
   prefix: string;
   database: TestDatabase;
   db: Db;
+  /**
+   * A second pool on the same database that no relay is registered on: rows enqueued through it (as another
+   * process would) are not handed over, so only the relays' polls and kicks find them.
+   */
+  outsideDb: Db;
   bus: Bus;
   log: Logger;
   deadLetters: DeadLetterInfo[];
@@ -41,6 +46,7 @@ export async function createHarness(): Promise<Harness> {
   });
   const log = testLogger();
   const db = createDb({ url: database.url, poolMax: 4 });
+  const outsideDb = createDb({ url: database.url, poolMax: 2 });
   const deadLetters: DeadLetterInfo[] = [];
   const others: Bus[] = [];
   const connectOne = (): Promise<Bus> =>
@@ -58,6 +64,7 @@ export async function createHarness(): Promise<Harness> {
     prefix,
     database,
     db,
+    outsideDb,
     bus,
     log,
     deadLetters,
@@ -69,6 +76,7 @@ export async function createHarness(): Promise<Harness> {
     async close() {
       await Promise.allSettled([bus.drain(), ...others.map((other) => other.drain())]);
       await db.close();
+      await outsideDb.close();
       await cleanupNatsPrefix(natsUrl, prefix);
       await database.drop();
     },
@@ -97,4 +105,27 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
     resolve = done;
   });
   return { promise, resolve };
+}
+
+/** Enqueues outbox rows in one typed transaction on `db` (handed to the pool's relay, if it has one). */
+export async function enqueueOn(db: Db, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> {
+  await transaction(db, (tx) => enqueueOutbox(tx, messages));
+}
+
+/** A consumer's dead letters in stream order (as stored: streamSeq is int8 text, createdAt a Date). */
+export function deadLettersOf(db: Db, consumer: string) {
+  return db.kysely
+    .selectFrom('DeadLetter')
+    .selectAll()
+    .where('consumer', '=', consumer)
+    .orderBy('streamSeq', 'asc')
+    .execute();
+}
+
+/** A stored DeadLetter row as `deadLettersOf` reads it. */
+export type StoredDeadLetter = Awaited<ReturnType<typeof deadLettersOf>>[number];
+
+/** One outbox row by id, or undefined. */
+export function outboxRow(db: Db, id: string) {
+  return db.kysely.selectFrom('Outbox').selectAll().where('id', '=', id).executeTakeFirst();
 }

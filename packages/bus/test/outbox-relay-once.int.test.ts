@@ -1,17 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import {
-  createDb,
-  enqueueOutbox,
-  enqueueOutboxPrisma,
-  enqueueOutboxSql,
-  sqlTransaction,
-  transaction,
-  type Db,
-} from '@tandem/db';
+import { createDb, enqueueOutbox, transaction, type Db } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay, type Bus, type OutboxRelay } from '../src/index.js';
-import { createHarness, sleep, type Harness } from './harness.js';
+import { createHarness, enqueueOn, outboxRow, sleep, type Harness } from './harness.js';
 
 let harness: Harness;
 
@@ -39,7 +31,7 @@ function startReplica(db: Db, bus: Bus, publisher: string): Replica {
     pollIntervalMs: 2,
     batchSize: 8,
   });
-  // start() makes the relay the hand-over of the pool's plain-SQL transactions, as in a service.
+  // start() makes the relay the hand-over of the pool's typed transactions, as in a service.
   relay.start();
   return { db, relay };
 }
@@ -58,8 +50,8 @@ function countPlain(subject: string): { seen: Map<string, number>; stop: () => v
 }
 
 /**
- * `transactions` transactions per worker, `workers` at once, two rows each; returns the ids. `typed`: the
- * typed layer's `transaction` and `enqueueOutbox`; `sql`: the plain-SQL path it replaces.
+ * `transactions` typed transactions (`transaction` and `enqueueOutbox`) per worker, `workers` at once, two
+ * rows each; returns the ids.
  */
 async function enqueueConcurrently(
   db: Db,
@@ -67,7 +59,6 @@ async function enqueueConcurrently(
   subject: string,
   workers: number,
   transactions: number,
-  path: 'sql' | 'typed' = 'sql',
 ): Promise<string[]> {
   const ids: string[] = [];
   await Promise.all(
@@ -75,8 +66,7 @@ async function enqueueConcurrently(
       for (let index = 0; index < transactions; index++) {
         const batch = [randomUUID(), randomUUID()];
         const messages = batch.map((id) => ({ id, publisher, subject, payload: { worker, index } }));
-        if (path === 'typed') await transaction(db, (tx) => enqueueOutbox(tx, messages));
-        else await sqlTransaction(db, (sql) => enqueueOutboxSql(sql, messages));
+        await transaction(db, (tx) => enqueueOutbox(tx, messages));
         ids.push(...batch);
       }
     }),
@@ -89,7 +79,7 @@ function duplicatesOf(seen: Map<string, number>): string[] {
 }
 
 describe('outbox relay publishes each row once', () => {
-  it('a core NATS subscriber sees each row once: hand-over after COMMIT (typed and plain-SQL transactions) vs poll, two relays of one publisher', async () => {
+  it('a core NATS subscriber sees each row once: hand-over after COMMIT of typed transactions vs poll, two relays of one publisher', async () => {
     const publisher = 'relay-once';
     const subject = harness.bus.subject('sandbox.relay-once.v1');
     const plain = countPlain(subject);
@@ -98,21 +88,23 @@ describe('outbox relay publishes each row once', () => {
     const first = startReplica(harness.db, harness.bus, publisher);
     const second = startReplica(secondDb, secondBus, publisher);
     try {
-      const [a, b, c, d] = await Promise.all([
-        enqueueConcurrently(first.db, publisher, subject, 6, 40),
-        enqueueConcurrently(second.db, publisher, subject, 6, 40),
-        enqueueConcurrently(first.db, publisher, subject, 3, 40, 'typed'),
-        enqueueConcurrently(second.db, publisher, subject, 3, 40, 'typed'),
+      // Each replica's rows are handed to its own relay after COMMIT, while both relays poll; rows written
+      // meanwhile through a pool without a relay (another process's) are unclaimed, for the polls to race
+      // for, as are hand-over rows whose relay's claim the polls must respect.
+      const unhanded = Array.from({ length: 60 }, () => randomUUID());
+      const [a, b] = await Promise.all([
+        enqueueConcurrently(first.db, publisher, subject, 9, 40),
+        enqueueConcurrently(second.db, publisher, subject, 9, 40),
+        (async () => {
+          for (let start = 0; start < unhanded.length; start += 6) {
+            await enqueueOn(
+              harness.outsideDb,
+              unhanded.slice(start, start + 6).map((id, n) => ({ id, publisher, subject, payload: { n } })),
+            );
+          }
+        })(),
       ]);
-      // Rows written through Prisma (no commit hook) are found by the polls of both relays.
-      const viaPrisma = Array.from({ length: 60 }, () => randomUUID());
-      await harness.db.prisma.$transaction(async (tx) => {
-        await enqueueOutboxPrisma(
-          tx,
-          viaPrisma.map((id, n) => ({ id, publisher, subject, payload: { n } })),
-        );
-      });
-      const all = [...a, ...b, ...c, ...d, ...viaPrisma];
+      const all = [...a, ...b, ...unhanded];
       await waitFor(async () => plain.seen.size === all.length, {
         description: 'every row seen by the plain subscriber',
         timeoutMs: 20_000,
@@ -135,16 +127,14 @@ describe('outbox claims', () => {
     const publisher = 'relay-takeover';
     const subject = harness.bus.subject('sandbox.relay-takeover.v1');
     const id = randomUUID();
-    await harness.db.prisma.$transaction(async (tx) => {
-      await enqueueOutboxPrisma(tx, { id, publisher, subject, payload: { n: 1 } });
-    });
-    // Claimed by a relay that died right after claiming: its lease runs for 1.5 s more.
-    await harness.db.pool.query(
-      `UPDATE "Outbox" SET "claimedBy" = 'dead-relay',
-              "claimedUntil" = (clock_timestamp() AT TIME ZONE 'UTC') + interval '1500 milliseconds'
-        WHERE "id" = $1::uuid`,
-      [id],
-    );
+    await enqueueOn(harness.outsideDb, { id, publisher, subject, payload: { n: 1 } });
+    // Claimed by a relay that died right after claiming: its lease runs for 1.5 s more (this host's clock is
+    // the database's; timestamps are UTC wall-clock time, as the pool reads and writes them).
+    await harness.db.kysely
+      .updateTable('Outbox')
+      .set({ claimedBy: 'dead-relay', claimedUntil: new Date(Date.now() + 1_500) })
+      .where('id', '=', id)
+      .execute();
     const plain = countPlain(subject);
     const relay = createOutboxRelay({
       db: harness.db,
@@ -161,7 +151,7 @@ describe('outbox claims', () => {
         timeoutMs: 10_000,
       });
       expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
-      const row = await harness.db.prisma.outbox.findUnique({ where: { id } });
+      const row = await outboxRow(harness.db, id);
       expect(row?.claimedBy).toBe(relay.holder);
       expect(row?.publishedAt).not.toBeNull();
     } finally {

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { streamNameFor } from '@tandem/contracts';
-import { enqueueOutboxPrisma } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay, ensureStreams, type OutboxRelay } from '../src/index.js';
-import { createHarness, type Harness } from './harness.js';
+import { createHarness, enqueueOn, outboxRow, type Harness } from './harness.js';
 
 let harness: Harness;
 
@@ -50,26 +49,33 @@ async function storedOn(suffix: string): Promise<StoredEvent[]> {
   return found;
 }
 
-/** Enqueues `count` rows for `publisher` on `suffix` in one transaction; returns their ids in order. */
+/**
+ * Enqueues `count` rows for `publisher` on `suffix` in one typed transaction on the pool no relay is
+ * registered on (another process's), so only kicks and polls publish them; returns their ids in order.
+ */
 async function enqueue(publisher: string, suffix: string, count: number, from = 0): Promise<string[]> {
   const ids = Array.from({ length: count }, () => randomUUID());
-  await harness.db.prisma.$transaction(async (tx) => {
-    await enqueueOutboxPrisma(
-      tx,
-      ids.map((id, index) => ({
-        id,
-        publisher,
-        subject: harness.bus.subject(suffix),
-        payload: { n: from + index },
-        headers: { 'Tandem-Test': `row-${from + index}` },
-      })),
-    );
-  });
+  await enqueueOn(
+    harness.outsideDb,
+    ids.map((id, index) => ({
+      id,
+      publisher,
+      subject: harness.bus.subject(suffix),
+      payload: { n: from + index },
+      headers: { 'Tandem-Test': `row-${from + index}` },
+    })),
+  );
   return ids;
 }
 
 async function unpublishedCount(publisher: string): Promise<number> {
-  return harness.db.prisma.outbox.count({ where: { publisher, publishedAt: null } });
+  const rows = await harness.db.kysely
+    .selectFrom('Outbox')
+    .select('id')
+    .where('publisher', '=', publisher)
+    .where('publishedAt', 'is', null)
+    .execute();
+  return rows.length;
 }
 
 function relayFor(publisher: string, pollIntervalMs = 60_000, batchSize = 4): OutboxRelay {
@@ -114,18 +120,17 @@ describe('outbox relay', () => {
 
       // A relay that crashed after publishing but before marking, and whose claim ran out: the rows go out
       // again and JetStream drops them.
-      await harness.db.prisma.outbox.updateMany({
-        where: { id: { in: ids.slice(5) } },
-        data: { publishedAt: null, claimedUntil: new Date(0) },
-      });
+      await harness.db.kysely
+        .updateTable('Outbox')
+        .set({ publishedAt: null, claimedUntil: new Date(0) })
+        .where('id', 'in', ids.slice(5))
+        .execute();
       relay.kick();
       await waitFor(async () => (await unpublishedCount(publisher)) === 0, {
         description: 'the rows marked again',
       });
       expect((await storedOn(suffix)).map((event) => event.msgId)).toEqual([...ids, ...more]);
-      expect(
-        await harness.db.prisma.outbox.count({ where: { publisher: 'someone-else', publishedAt: null } }),
-      ).toBe(2);
+      expect(await unpublishedCount('someone-else')).toBe(2);
     } finally {
       await relay.stop();
     }
@@ -149,15 +154,20 @@ describe('outbox relay', () => {
       relay.kick();
       const failed = await waitFor(
         async () => {
-          const row = await harness.db.prisma.outbox.findUnique({ where: { id: second[0] } });
-          return row !== null && row.attempts >= 2 ? row : null;
+          const row = await outboxRow(harness.db, second[0]!);
+          return row !== undefined && row.attempts >= 2 ? row : null;
         },
         { description: 'failed attempts recorded on the oldest row' },
       );
       expect(failed.publishedAt).toBeNull();
       expect(failed.lastError).not.toBeNull();
       // The batch stopped at the first failure: later rows were not tried out of order.
-      const later = await harness.db.prisma.outbox.findMany({ where: { id: { in: second.slice(1) } } });
+      const later = await harness.db.kysely
+        .selectFrom('Outbox')
+        .selectAll()
+        .where('id', 'in', second.slice(1))
+        .execute();
+      expect(later).toHaveLength(4);
       expect(later.every((row) => row.attempts === 0 && row.publishedAt === null)).toBe(true);
 
       // The stream comes back; the next tick publishes everything, in order.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PlanProposed, createEnvelope, type PlannedStep } from '@tandem/contracts';
-import { enqueueOutboxPrisma, enqueueOutboxSql, sqlTransaction, type OutboxMessage } from '@tandem/db';
+import { enqueueOutbox, transaction, type OutboxMessage } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers as natsHeaders } from '@nats-io/transport-node';
@@ -13,7 +13,7 @@ import {
   type MessageSchema,
   type OutboxRelay,
 } from '../src/index.js';
-import { createHarness, type Harness } from './harness.js';
+import { createHarness, enqueueOn, outboxRow, type Harness } from './harness.js';
 
 let harness: Harness;
 
@@ -32,10 +32,14 @@ function relayFor(bus: Bus, publisher: string): OutboxRelay {
   return createOutboxRelay({ db: harness.db, bus, publisher, log: harness.log, pollIntervalMs: 100 });
 }
 
+/** Enqueues on the pool no relay is registered on (another process's): only the relays' polls find the rows. */
 async function enqueue(messages: readonly OutboxMessage[]): Promise<void> {
-  await harness.db.prisma.$transaction(async (tx) => {
-    await enqueueOutboxPrisma(tx, messages);
-  });
+  await enqueueOn(harness.outsideDb, messages);
+}
+
+/** The first dead letter with a field equal to `value`, or undefined. */
+function deadLetterWhere(column: 'id' | 'messageId', value: string) {
+  return harness.db.kysely.selectFrom('DeadLetter').selectAll().where(column, '=', value).executeTakeFirst();
 }
 
 /** A `plan.proposed` of five write_file steps of 240,000 characters each: about 1.2 MB of JSON. */
@@ -141,7 +145,7 @@ describe('an outbox row that cannot be published as it is', () => {
         timeoutMs: 10_000,
       });
       expect(seen).toEqual([small]);
-      const deadLetter = await harness.db.prisma.deadLetter.findFirst({ where: { messageId: big } });
+      const deadLetter = await deadLetterWhere('messageId', big);
       expect(deadLetter?.code).toBe('BUS.OUTBOX_UNPUBLISHABLE');
       expect(deadLetter?.reason).toMatch(/max_payload/);
     } finally {
@@ -174,9 +178,9 @@ describe('an outbox row that cannot be published as it is', () => {
         description: 'the row behind the unpublishable one published',
         timeoutMs: 10_000,
       });
-      const deadLetter = await harness.db.prisma.deadLetter.findFirst({ where: { messageId: bad } });
+      const deadLetter = await deadLetterWhere('messageId', bad);
       expect(deadLetter?.code).toBe('BUS.OUTBOX_UNPUBLISHABLE');
-      const row = await harness.db.prisma.outbox.findUnique({ where: { id: bad } });
+      const row = await outboxRow(harness.db, bad);
       expect(row?.publishedAt).toBeNull();
     } finally {
       subscription.unsubscribe();
@@ -332,9 +336,9 @@ describe('the onUnpublishable hook', () => {
     });
     relay.start();
     try {
-      // Through a plain-SQL transaction: the hand-over path.
-      await sqlTransaction(harness.db, async (sql) => {
-        await enqueueOutboxSql(sql, {
+      // Through a typed transaction on the relay's own pool: the hand-over path.
+      await transaction(harness.db, async (tx) => {
+        await enqueueOutbox(tx, {
           id: failed,
           publisher,
           subject,
@@ -345,7 +349,7 @@ describe('the onUnpublishable hook', () => {
       expect(seen).toEqual([
         { id: replacement, replaces: failed, body: { failed, code: 'BUS.OUTBOX_UNPUBLISHABLE' } },
       ]);
-      const deadLetter = await harness.db.prisma.deadLetter.findUnique({ where: { id: failed } });
+      const deadLetter = await deadLetterWhere('id', failed);
       expect(deadLetter).toMatchObject({
         consumer: `outbox:${publisher}`,
         subject,
@@ -354,15 +358,21 @@ describe('the onUnpublishable hook', () => {
       });
       expect(deadLetter?.reason).toMatch(/^BUS.PAYLOAD_TOO_LARGE: /);
       expect(JSON.parse(deadLetter?.payload ?? '{}')).toEqual({ stdout: 'x'.repeat(1_100_000) });
-      const row = await harness.db.prisma.outbox.findUnique({ where: { id: failed } });
+      const row = await outboxRow(harness.db, failed);
       expect(row?.deadLetteredAt).not.toBeNull();
       expect(row?.publishedAt).toBeNull();
 
-      // Through Prisma (the poll), with a replacement that is unpublishable too.
+      // Through another pool (the poll), with a replacement that is unpublishable too.
       await enqueue([{ id: looping, publisher, subject, payload: { stdout: 'w'.repeat(1_100_000) } }]);
       await waitFor(
         async () =>
-          (await harness.db.prisma.deadLetter.count({ where: { consumer: `outbox:${publisher}` } })) === 3,
+          (
+            await harness.db.kysely
+              .selectFrom('DeadLetter')
+              .select('id')
+              .where('consumer', '=', `outbox:${publisher}`)
+              .execute()
+          ).length === 3,
         {
           description: 'the row and its replacement dead-lettered',
         },

@@ -1,8 +1,14 @@
 import { ErrorCodes, StepFinished, consumerNameFor, streamNameFor } from '@tandem/contracts';
-import type { DeadLetter } from '@tandem/db';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHarness, sleep, stepFinished, type Harness } from './harness.js';
+import {
+  createHarness,
+  deadLettersOf as storedDeadLetters,
+  sleep,
+  stepFinished,
+  type Harness,
+  type StoredDeadLetter,
+} from './harness.js';
 
 // Hole 7 of issue 11 on NATS: a 10,000-deep payload overflowed the stack in the consumer's schema
 // parse, which escaped the framework's handling; the message was redelivered until nats-server gave up
@@ -18,11 +24,8 @@ afterAll(async () => {
   await harness?.close();
 });
 
-async function deadLettersOf(durable: string): Promise<DeadLetter[]> {
-  return harness.db.prisma.deadLetter.findMany({
-    where: { consumer: consumerNameFor(harness.prefix, durable) },
-    orderBy: { streamSeq: 'asc' },
-  });
+async function deadLettersOf(durable: string): Promise<StoredDeadLetter[]> {
+  return storedDeadLetters(harness.db, consumerNameFor(harness.prefix, durable));
 }
 
 async function consumerState(durable: string): Promise<{ ackPending: number; redelivered: number }> {
@@ -41,7 +44,7 @@ function deepStepFinished(depth: number): string {
 }
 
 /** Waits until the durable has `count` dead letters and returns them. */
-function deadLetters(durable: string, count: number): Promise<DeadLetter[]> {
+function deadLetters(durable: string, count: number): Promise<StoredDeadLetter[]> {
   return waitFor(
     async () => {
       const rows = await deadLettersOf(durable);

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
+import {
+  answers,
+  firstUserText,
+  sandboxRunCount,
+  startStack,
+  taskIdOfExternalId,
+  taskRequested,
+  type Stack,
+} from './harness.js';
 
 /** run_code then respond; the goal picks the program (so a policy rule can match it). */
 function script(request: ChatRequestRecord): ScriptedReply {
@@ -71,15 +79,10 @@ afterAll(async () => {
 });
 
 async function taskIdOf(event: Record<string, unknown>): Promise<string> {
-  return waitFor(
-    async () =>
-      (
-        await stack.sql.query<{ id: string }>('SELECT "id" FROM "Task" WHERE "externalId" = $1', [
-          event['id'],
-        ])
-      ).rows[0]?.id,
-    { description: 'the task row', timeoutMs: 30_000 },
-  );
+  return waitFor(async () => await taskIdOfExternalId(stack, event['id']), {
+    description: 'the task row',
+    timeoutMs: 30_000,
+  });
 }
 
 async function pendingRunCode(taskId: string): Promise<Approval> {
@@ -104,19 +107,53 @@ async function decide(id: string, body: Record<string, unknown>): Promise<Respon
   });
 }
 
-async function count(query: string, values: unknown[]): Promise<number> {
-  const { rows } = await stack.sql.query<{ n: number }>(query, values);
-  return rows[0]?.n ?? 0;
+/** How many `approval.approved` audit entries the step of an approval request has. */
+async function approvedAuditCount(approvalId: string): Promise<number> {
+  const { n } = await stack.db.kysely
+    .selectFrom('AuditLog')
+    .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+    .where('action', '=', 'approval.approved')
+    .where('subjectId', 'in', (eb) =>
+      eb
+        .selectFrom('ApprovalRequest')
+        .select((inner) => inner.cast<string>('stepId', 'text').as('stepId'))
+        .where('id', '=', approvalId),
+    )
+    .executeTakeFirstOrThrow();
+  return n;
 }
 
-async function taskState(
-  taskId: string,
-): Promise<{ status: string; error: { code: string } | null; result: unknown }> {
-  const { rows } = await stack.sql.query<{ status: string; error: { code: string } | null; result: unknown }>(
-    'SELECT "status", "error", "result" FROM "TaskRun" WHERE "taskId" = $1',
-    [taskId],
-  );
-  return rows[0] ?? { status: 'none', error: null, result: null };
+/** How many verdict feedback rows an approval request has. */
+async function verdictCount(approvalId: string): Promise<number> {
+  const { n } = await stack.db.kysely
+    .selectFrom('Feedback')
+    .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+    .where('approvalId', '=', approvalId)
+    .where('kind', '=', 'verdict')
+    .executeTakeFirstOrThrow();
+  return n;
+}
+
+/** How many of a task's run_code steps completed. */
+async function completedProgramCount(taskId: string): Promise<number> {
+  const { n } = await stack.db.kysely
+    .selectFrom('StepRun as r')
+    .innerJoin('PlanStep as s', 's.id', 'r.stepId')
+    .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+    .where('r.taskId', '=', taskId)
+    .where('s.tool', '=', 'run_code')
+    .where('r.status', '=', 'completed')
+    .executeTakeFirstOrThrow();
+  return n;
+}
+
+async function taskState(taskId: string): Promise<{ status: string; error: unknown; result: unknown }> {
+  const row = await stack.db.kysely
+    .selectFrom('TaskRun')
+    .select(['status', 'error', 'result'])
+    .where('taskId', '=', taskId)
+    .executeTakeFirst();
+  return row ?? { status: 'none', error: null, result: null };
 }
 
 describe('a pending approval survives a restart of all five services and NATS', () => {
@@ -126,7 +163,7 @@ describe('a pending approval survives a restart of all five services and NATS', 
     const taskId = await taskIdOf(event);
     const pending = await pendingRunCode(taskId);
     expect(pending.basis).toBe('rule:code-is-reviewed');
-    expect(await count('SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1', [taskId])).toBe(0);
+    expect(await sandboxRunCount(stack, taskId)).toBe(0);
 
     await stack.restartAll();
 
@@ -147,23 +184,13 @@ describe('a pending approval survives a restart of all five services and NATS', 
     );
     expect(done.status).toBe('completed');
     expect(JSON.stringify(done.result)).toContain('42');
-    expect(await count('SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1', [taskId])).toBe(1);
-    expect(
-      await count(
-        `SELECT count(*)::int AS n FROM "AuditLog" WHERE "action" = 'approval.approved' AND "subjectId" IN
-           (SELECT "stepId"::text FROM "ApprovalRequest" WHERE "id" = $1::uuid)`,
-        [pending.id],
-      ),
-    ).toBe(1);
+    expect(await sandboxRunCount(stack, taskId)).toBe(1);
+    expect(await approvedAuditCount(pending.id)).toBe(1);
     // The verdict reached learning as feedback.
-    await waitFor(
-      async () =>
-        (await count(
-          `SELECT count(*)::int AS n FROM "Feedback" WHERE "approvalId" = $1::uuid AND "kind" = 'verdict'`,
-          [pending.id],
-        )) === 1,
-      { description: 'the verdict stored by learning', timeoutMs: 20_000 },
-    );
+    await waitFor(async () => (await verdictCount(pending.id)) === 1, {
+      description: 'the verdict stored by learning',
+      timeoutMs: 20_000,
+    });
   }, 180_000);
 });
 
@@ -175,7 +202,7 @@ describe('deadlines and edits across the services', () => {
     expect(outcome.data.status).toBe('failed');
     expect(outcome.data.error?.code).toBe('APPROVAL.EXPIRED');
     const taskId = await taskIdOf(event);
-    expect(await count('SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1', [taskId])).toBe(0);
+    expect(await sandboxRunCount(stack, taskId)).toBe(0);
   }, 90_000);
 
   it('an approver edits the program: a bad edit is refused, the good one is what runs', async () => {
@@ -220,15 +247,10 @@ describe('steps wait only for the steps that need a human', () => {
     expect(program && question).toBeTruthy();
     expect((await decide(program?.id ?? '', { decision: 'approve' })).status).toBe(200);
     // The program runs although the question before it is still open.
-    await waitFor(
-      async () =>
-        (await count(
-          `SELECT count(*)::int AS n FROM "StepRun" r JOIN "PlanStep" s ON s."id" = r."stepId"
-            WHERE r."taskId" = $1::uuid AND s."tool" = 'run_code' AND r."status" = 'completed'`,
-          [taskId],
-        )) === 1,
-      { description: 'the program to complete while the question waits', timeoutMs: 30_000 },
-    );
+    await waitFor(async () => (await completedProgramCount(taskId)) === 1, {
+      description: 'the program to complete while the question waits',
+      timeoutMs: 30_000,
+    });
     expect((await taskState(taskId)).status).toBe('running');
     expect((await decide(question?.id ?? '', { decision: 'answer', answer: 'km' })).status).toBe(200);
     const outcome = await stack.waitForOutcome(answers(event), 'the completed task');

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { ChatRequestRecord, ScriptedReply } from '@tandem/testing';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers, startStack, taskRequested, type Stack } from './harness.js';
+import {
+  answers,
+  sandboxRunCount,
+  startStack,
+  taskIdOfExternalId,
+  taskRequested,
+  type Stack,
+} from './harness.js';
 
 function script(request: ChatRequestRecord): ScriptedReply {
   if ((request.body.tools ?? []).length === 0) return { content: '```python\nresult = 6 * 7\n```' };
@@ -50,15 +57,10 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
   }
 
   async function taskIdOf(event: Record<string, unknown>): Promise<string> {
-    return waitFor(
-      async () =>
-        (
-          await stack.sql.query<{ id: string }>('SELECT "id" FROM "Task" WHERE "externalId" = $1', [
-            event['id'],
-          ])
-        ).rows[0]?.id,
-      { description: 'the task row', timeoutMs: 20_000 },
-    );
+    return waitFor(async () => await taskIdOfExternalId(stack, event['id']), {
+      description: 'the task row',
+      timeoutMs: 20_000,
+    });
   }
 
   it('waits in Postgres for a human, who approves over HTTP; the task then completes', async () => {
@@ -74,11 +76,7 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
 
     // Nothing runs while the approval is pending.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const { rows: runs } = await stack.sql.query(
-      'SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1',
-      [taskId],
-    );
-    expect(runs[0].n).toBe(0);
+    expect(await sandboxRunCount(stack, taskId)).toBe(0);
     expect(stack.outcomes.filter(answers(event))).toHaveLength(0);
 
     const decision = await fetch(`${stack.url('approval')}/v1/approvals/${pending.id}/decision`, {
@@ -99,10 +97,17 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
     });
     expect(again.status).toBe(409);
     expect(((await again.json()) as { error: { code: string } }).error.code).toBe('APPROVAL.ALREADY_DECIDED');
-    const { rows: audit } = await stack.sql.query(
-      `SELECT "action", "actor" FROM "AuditLog" WHERE "subjectId" = (SELECT "stepId"::text FROM "ApprovalRequest" WHERE "id" = $1) ORDER BY "seq"`,
-      [pending.id],
-    );
+    const audit = await stack.db.kysely
+      .selectFrom('AuditLog')
+      .select(['action', 'actor'])
+      .where('subjectId', '=', (eb) =>
+        eb
+          .selectFrom('ApprovalRequest')
+          .select((inner) => inner.cast<string>('stepId', 'text').as('stepId'))
+          .where('id', '=', pending.id),
+      )
+      .orderBy('seq')
+      .execute();
     expect(audit).toEqual([
       { action: 'approval.requested', actor: null },
       { action: 'approval.approved', actor: 'token:e2e-admin' },
@@ -141,10 +146,13 @@ describe('a step that needs a human (run_code is not auto-approved here)', () =>
     ]);
     expect([first.status, second.status].sort()).toEqual([200, 409]);
     const outcomeOrCompletion = await stack.waitForOutcome(answers(event), 'an outcome after the race');
-    const { rows } = await stack.sql.query('SELECT "status" FROM "ApprovalRequest" WHERE "id" = $1', [
-      pending.id,
-    ]);
-    if (rows[0].status === 'rejected') {
+    const rows = await stack.db.kysely
+      .selectFrom('ApprovalRequest')
+      .select('status')
+      .where('id', '=', pending.id)
+      .execute();
+    expect(rows).toHaveLength(1);
+    if (rows[0]?.status === 'rejected') {
       expect(outcomeOrCompletion.type).toBe('tandem.task.failed');
       expect(outcomeOrCompletion.data.error?.code).toBe('APPROVAL.REJECTED');
       expect(outcomeOrCompletion.data.error?.message).toContain('not today');
@@ -201,24 +209,21 @@ describe('a forged decision (hole 1: anyone who can publish on NATS)', () => {
   it('changes nothing: the step still waits, nothing runs, and the real decision then runs it once', async () => {
     const event = taskRequested({ goal: 'What is six times seven, forged?' });
     await stack.publish('task.requested.v1', event);
-    const taskId = await waitFor(
-      async () =>
-        (
-          await stack.sql.query<{ id: string }>('SELECT "id" FROM "Task" WHERE "externalId" = $1', [
-            event['id'],
-          ])
-        ).rows[0]?.id,
-      { description: 'the task row', timeoutMs: 20_000 },
-    );
+    const taskId = await waitFor(async () => await taskIdOfExternalId(stack, event['id']), {
+      description: 'the task row',
+      timeoutMs: 20_000,
+    });
     const pending = await waitFor(
       async () =>
         (
-          await stack.sql.query<{ id: string; planId: string; stepId: string }>(
-            `SELECT "id", "planId", "stepId" FROM "ApprovalRequest"
-              WHERE "taskId" = $1 AND "tool" = 'run_code' AND "status" = 'pending'`,
-            [taskId],
-          )
-        ).rows[0],
+          await stack.db.kysely
+            .selectFrom('ApprovalRequest')
+            .select(['id', 'planId', 'stepId'])
+            .where('taskId', '=', taskId)
+            .where('tool', '=', 'run_code')
+            .where('status', '=', 'pending')
+            .execute()
+        )[0],
       { description: 'a pending run_code approval', timeoutMs: 30_000, intervalMs: 100 },
     );
     const ids = { taskId, planId: pending.planId, stepId: pending.stepId };
@@ -263,27 +268,28 @@ describe('a forged decision (hole 1: anyone who can publish on NATS)', () => {
     );
     // Give the executor time to act on them (it consumes within milliseconds).
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const runs = await stack.sql.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1',
-      [taskId],
-    );
-    expect(runs.rows[0]?.n).toBe(0);
-    const step = await stack.sql.query<{ status: string; arguments: unknown }>(
-      'SELECT "status", "arguments" FROM "StepRun" WHERE "stepId" = $1',
-      [pending.stepId],
-    );
-    expect(step.rows[0]).toEqual({ status: 'waiting', arguments: null });
-    const request = await stack.sql.query<{ status: string }>(
-      'SELECT "status" FROM "ApprovalRequest" WHERE "id" = $1',
-      [pending.id],
-    );
-    expect(request.rows[0]?.status).toBe('pending');
+    expect(await sandboxRunCount(stack, taskId)).toBe(0);
+    const step = await stack.db.kysely
+      .selectFrom('StepRun')
+      .select(['status', 'arguments'])
+      .where('stepId', '=', pending.stepId)
+      .execute();
+    expect(step[0]).toEqual({ status: 'waiting', arguments: null });
+    const request = await stack.db.kysely
+      .selectFrom('ApprovalRequest')
+      .select('status')
+      .where('id', '=', pending.id)
+      .execute();
+    expect(request[0]?.status).toBe('pending');
     expect(stack.outcomes.filter(answers(event))).toHaveLength(0);
     // Each forgery is kept as a dead letter with its code, not silently dropped.
-    const letters = await stack.sql.query<{ code: string }>(
-      `SELECT "code" FROM "DeadLetter" WHERE "consumer" LIKE '%executor-approval%' ORDER BY "createdAt"`,
-    );
-    expect(letters.rows.map((row) => row.code)).toEqual([
+    const letters = await stack.db.kysely
+      .selectFrom('DeadLetter')
+      .select('code')
+      .where('consumer', 'like', '%executor-approval%')
+      .orderBy('createdAt')
+      .execute();
+    expect(letters.map((row) => row.code)).toEqual([
       'APPROVAL.UNVERIFIED',
       'APPROVAL.UNVERIFIED',
       'APPROVAL.UNVERIFIED',
@@ -297,10 +303,6 @@ describe('a forged decision (hole 1: anyone who can publish on NATS)', () => {
     expect(decision.status).toBe(200);
     const outcome = await stack.waitForOutcome(answers(event), 'completion after the real approval');
     expect(outcome.data.result).toMatchObject({ answer: 'The answer is 42.' });
-    const after = await stack.sql.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1',
-      [taskId],
-    );
-    expect(after.rows[0]?.n).toBe(1);
+    expect(await sandboxRunCount(stack, taskId)).toBe(1);
   });
 });

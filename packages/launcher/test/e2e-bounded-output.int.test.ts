@@ -47,11 +47,15 @@ describe('bounded messages (five processes, real Postgres and NATS at max_payloa
     // The runner kills a program at its output cap (1 MiB per stream by default): a typed failure.
     expect(flooded.type).toBe('tandem.task.failed');
     expect(flooded.data.error?.code).toBe('SANDBOX.OUTPUT_LIMIT');
-    const { rows: runs } = await stack.sql.query<{ outcome: string; bytes: number; truncated: boolean }>(
-      `SELECT "outcome", length("stdout") AS "bytes", "stdoutTruncated" AS "truncated"
-         FROM "SandboxRun" WHERE "taskId" = $1`,
-      [flooded.data.taskId],
-    );
+    const runs = await stack.db.kysely
+      .selectFrom('SandboxRun')
+      .select((eb) => [
+        'outcome',
+        eb.fn<number>('length', ['stdout']).as('bytes'),
+        'stdoutTruncated as truncated',
+      ])
+      .where('taskId', '=', flooded.data.taskId)
+      .execute();
     // The whole capped output is kept in Postgres; only the event is cut.
     expect(runs).toEqual([{ outcome: 'output_limit', bytes: 1024 * 1024, truncated: true }]);
 

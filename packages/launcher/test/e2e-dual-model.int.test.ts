@@ -315,18 +315,12 @@ describe('dual-model planning and execution (five processes, real Postgres and N
   });
 
   async function calls(taskId: string) {
-    return (
-      await stack.sql.query<{
-        role: string;
-        candidateId: string;
-        outcome: string;
-        fallback: boolean;
-        errorCode: string | null;
-      }>(
-        'SELECT "role", "candidateId", "outcome", "fallback", "errorCode" FROM "ModelCall" WHERE "taskId" = $1 ORDER BY "createdAt"',
-        [taskId],
-      )
-    ).rows;
+    return stack.db.kysely
+      .selectFrom('ModelCall')
+      .select(['role', 'candidateId', 'outcome', 'fallback', 'errorCode'])
+      .where('taskId', '=', taskId)
+      .orderBy('createdAt')
+      .execute();
   }
 
   it('lets a task ask for a model: the preferred candidate is tried first', async () => {
@@ -419,13 +413,14 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     await stack.publish('task.requested.v1', event);
     const outcome = await stack.waitForOutcome(answers(event), 'the prose task');
     expect(outcome.data.result).toMatchObject({ answer: 'The sum is 7.' });
-    const { rows } = await stack.sql.query(
-      'SELECT m."repairAttempts", m."qualityScore", m."qualityFactors" FROM "PlanMetrics" m WHERE m."taskId" = $1',
-      [outcome.data.taskId],
-    );
-    expect(rows[0].repairAttempts).toBe(1);
-    expect(rows[0].qualityScore).toBeLessThan(1);
-    expect(rows[0].qualityFactors).toMatchObject({ rejections: 1, structural: 1 });
+    const rows = await stack.db.kysely
+      .selectFrom('PlanMetrics as m')
+      .select(['m.repairAttempts', 'm.qualityScore', 'm.qualityFactors'])
+      .where('m.taskId', '=', outcome.data.taskId)
+      .execute();
+    expect(rows[0]?.repairAttempts).toBe(1);
+    expect(rows[0]?.qualityScore).toBeLessThan(1);
+    expect(rows[0]?.qualityFactors).toMatchObject({ rejections: 1, structural: 1 });
   });
 
   it('asks the code model to fix a program that failed in the sandbox, and stores every attempt', async () => {
@@ -433,10 +428,12 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     await stack.publish('task.requested.v1', event);
     const outcome = await stack.waitForOutcome(answers(event), 'the fixed task');
     expect(outcome.data.result).toMatchObject({ answer: 'Half is 42.' });
-    const { rows } = await stack.sql.query(
-      'SELECT "attempt", "origin", "outcome", "code" FROM "StepAttempt" WHERE "taskId" = $1 ORDER BY "attempt"',
-      [outcome.data.taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('StepAttempt')
+      .select(['attempt', 'origin', 'outcome', 'code'])
+      .where('taskId', '=', outcome.data.taskId)
+      .orderBy('attempt')
+      .execute();
     expect(rows).toEqual([
       { attempt: 1, origin: 'generate', outcome: 'error', code: 'result = 84 // 0' },
       { attempt: 2, origin: 'fix', outcome: 'ok', code: 'result = 84 // 2' },
@@ -462,27 +459,25 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     await stack.publish('task.requested.v1', event);
     const outcome = await stack.waitForOutcome(answers(event), 'the memory task');
     expect(outcome.data.result).toMatchObject({ answer: 'Got 1.' });
-    const { rows: attempts } = await stack.sql.query(
-      'SELECT "attempt", "origin", "outcome", "error" FROM "StepAttempt" WHERE "taskId" = $1 ORDER BY "attempt"',
-      [outcome.data.taskId],
-    );
-    expect(
-      attempts.map((row: { attempt: number; origin: string; outcome: string }) => [
-        row.attempt,
-        row.origin,
-        row.outcome,
-      ]),
-    ).toEqual([
+    const attempts = await stack.db.kysely
+      .selectFrom('StepAttempt')
+      .select(['attempt', 'origin', 'outcome', 'error'])
+      .where('taskId', '=', outcome.data.taskId)
+      .orderBy('attempt')
+      .execute();
+    expect(attempts.map((row) => [row.attempt, row.origin, row.outcome])).toEqual([
       [1, 'given', 'memory_limit'],
       [2, 'fix', 'ok'],
     ]);
-    expect(attempts[0].error).toMatchObject({ code: 'SANDBOX.MEMORY_LIMIT' });
-    const { rows: runs } = await stack.sql.query(
-      'SELECT "outcome", "peakMemoryBytes"::text AS "peak" FROM "SandboxRun" WHERE "taskId" = $1 ORDER BY "createdAt"',
-      [outcome.data.taskId],
-    );
-    expect(runs.map((row: { outcome: string }) => row.outcome)).toEqual(['memory_limit', 'ok']);
-    expect(Number(runs[1].peak)).toBeGreaterThan(0);
+    expect(attempts[0]?.error).toMatchObject({ code: 'SANDBOX.MEMORY_LIMIT' });
+    const runs = await stack.db.kysely
+      .selectFrom('SandboxRun')
+      .select((eb) => ['outcome', eb.cast<string | null>('peakMemoryBytes', 'text').as('peak')])
+      .where('taskId', '=', outcome.data.taskId)
+      .orderBy('createdAt')
+      .execute();
+    expect(runs.map((row) => row.outcome)).toEqual(['memory_limit', 'ok']);
+    expect(Number(runs[1]?.peak)).toBeGreaterThan(0);
   });
 
   it('re-plans once after a step fails for good, and the new version completes the task', async () => {
@@ -491,10 +486,12 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     const outcome = await stack.waitForOutcome(answers(event), 'the re-planned task');
     expect(outcome.data.result).toMatchObject({ answer: 'Got 4.' });
     expect(outcome.data.planVersion).toBe(2);
-    const { rows } = await stack.sql.query(
-      'SELECT "version", "origin", "status" FROM "Plan" WHERE "taskId" = $1 ORDER BY "version"',
-      [outcome.data.taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('Plan')
+      .select(['version', 'origin', 'status'])
+      .where('taskId', '=', outcome.data.taskId)
+      .orderBy('version')
+      .execute();
     expect(rows).toEqual([
       { version: 1, origin: 'model', status: 'superseded' },
       { version: 2, origin: 'replan', status: 'active' },
@@ -506,9 +503,11 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     await stack.publish('task.requested.v1', event);
     const outcome = await stack.waitForOutcome(answers(event), 'the workspace task');
     expect(outcome.data.result).toMatchObject({ answer: 'Read: hello from s1' });
-    const { rows } = await stack.sql.query('SELECT "path", "size" FROM "WorkspaceFile" WHERE "taskId" = $1', [
-      outcome.data.taskId,
-    ]);
+    const rows = await stack.db.kysely
+      .selectFrom('WorkspaceFile')
+      .select(['path', 'size'])
+      .where('taskId', '=', outcome.data.taskId)
+      .execute();
     expect(rows).toEqual([{ path: 'notes/greeting.txt', size: 13 }]);
   });
 
@@ -518,12 +517,13 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     const outcome = await stack.waitForOutcome(answers(event), 'the copy task');
     expect(outcome.type).toBe('tandem.task.completed');
     expect(outcome.data.result).toMatchObject({ answer: 'Copied 18 bytes' });
-    const { rows } = await stack.sql.query(
-      `SELECT a."status", a."resolvedArguments", a."argumentsHash" IS NOT NULL AS "bound"
-         FROM "ApprovalRequest" a JOIN "PlanStep" s ON s."id" = a."stepId"
-        WHERE a."taskId" = $1 AND s."stepKey" = 's3'`,
-      [outcome.data.taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('ApprovalRequest as a')
+      .innerJoin('PlanStep as s', 's.id', 'a.stepId')
+      .select((eb) => ['a.status', 'a.resolvedArguments', eb('a.argumentsHash', 'is not', null).as('bound')])
+      .where('a.taskId', '=', outcome.data.taskId)
+      .where('s.stepKey', '=', 's3')
+      .execute();
     expect(rows).toEqual([
       {
         status: 'approved',
@@ -531,16 +531,20 @@ describe('dual-model planning and execution (five processes, real Postgres and N
         bound: true,
       },
     ]);
-    const audit = await stack.sql.query(
-      `SELECT "action" FROM "AuditLog" WHERE "subjectId" = (
-         SELECT a."stepId"::text FROM "ApprovalRequest" a JOIN "PlanStep" s ON s."id" = a."stepId"
-          WHERE a."taskId" = $1 AND s."stepKey" = 's3') ORDER BY "seq"`,
-      [outcome.data.taskId],
-    );
-    expect(audit.rows.map((row: { action: string }) => row.action)).toEqual([
-      'approval.awaiting-values',
-      'approval.auto-approved',
-    ]);
+    const audit = await stack.db.kysely
+      .selectFrom('AuditLog')
+      .select('action')
+      .where('subjectId', '=', (eb) =>
+        eb
+          .selectFrom('ApprovalRequest as a')
+          .innerJoin('PlanStep as s', 's.id', 'a.stepId')
+          .select((inner) => inner.cast<string>('a.stepId', 'text').as('stepId'))
+          .where('a.taskId', '=', outcome.data.taskId)
+          .where('s.stepKey', '=', 's3'),
+      )
+      .orderBy('seq')
+      .execute();
+    expect(audit.map((row) => row.action)).toEqual(['approval.awaiting-values', 'approval.auto-approved']);
   });
 
   it('gives run_code the workspace files and saves what the program writes', async () => {
@@ -548,10 +552,12 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     await stack.publish('task.requested.v1', event);
     const outcome = await stack.waitForOutcome(answers(event), 'the files-in-code task');
     expect(outcome.data.result).toMatchObject({ answer: '3 numbers, total 12' });
-    const { rows } = await stack.sql.query(
-      'SELECT "path", "size" FROM "WorkspaceFile" WHERE "taskId" = $1 ORDER BY "path"',
-      [outcome.data.taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('WorkspaceFile')
+      .select(['path', 'size'])
+      .where('taskId', '=', outcome.data.taskId)
+      .orderBy('path')
+      .execute();
     expect(rows).toEqual([
       { path: 'data/in.json', size: 9 },
       { path: 'data/out.txt', size: 2 },
@@ -567,12 +573,18 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     expect(call).toMatchObject({ authorization: ECHO_SECRET, body: '{"ping":true}' });
     expect(call?.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
     // Neither the plan, the step results, the events nor the model calls hold the value.
-    for (const table of ['PlanStep', 'StepRun', 'Outbox', 'TaskRun', 'ModelCall']) {
-      const { rows } = await stack.sql.query(
-        `SELECT count(*)::int AS n FROM "${table}" WHERE to_jsonb("${table}".*)::text LIKE $1`,
-        [`%${ECHO_SECRET}%`],
-      );
-      expect(rows[0].n, table).toBe(0);
+    // Every row of each table, every column, as JSON text (int8 columns come as strings, so all serialise).
+    const tables = {
+      PlanStep: () => stack.db.kysely.selectFrom('PlanStep').selectAll().execute(),
+      StepRun: () => stack.db.kysely.selectFrom('StepRun').selectAll().execute(),
+      Outbox: () => stack.db.kysely.selectFrom('Outbox').selectAll().execute(),
+      TaskRun: () => stack.db.kysely.selectFrom('TaskRun').selectAll().execute(),
+      ModelCall: () => stack.db.kysely.selectFrom('ModelCall').selectAll().execute(),
+    };
+    for (const [table, read] of Object.entries(tables)) {
+      const rows: unknown[] = await read();
+      expect(rows.length, table).toBeGreaterThan(0);
+      expect(rows.filter((row) => JSON.stringify(row).includes(ECHO_SECRET)).length, table).toBe(0);
     }
     expect(JSON.stringify(stack.model.requests.map((request) => request.rawBody))).not.toContain(ECHO_SECRET);
   });
@@ -583,10 +595,11 @@ describe('dual-model planning and execution (five processes, real Postgres and N
     const outcome = await stack.waitForOutcome(answers(event), 'the scored task');
     const row = await waitFor(
       async () => {
-        const { rows } = await stack.sql.query(
-          'SELECT "outcome", "qualityScore", "estimatedCostUsd" FROM "PlanMetrics" WHERE "taskId" = $1',
-          [outcome.data.taskId],
-        );
+        const rows = await stack.db.kysely
+          .selectFrom('PlanMetrics')
+          .select(['outcome', 'qualityScore', 'estimatedCostUsd'])
+          .where('taskId', '=', outcome.data.taskId)
+          .execute();
         return rows[0]?.outcome ? rows[0] : undefined;
       },
       { description: 'the stored outcome', timeoutMs: 10_000 },

@@ -5,6 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDemoToken, ensureAdminToken } from '../src/index.js';
 import { answers, firstUserText, startStack, taskRequested, type Stack } from './harness.js';
 
+/** How many tasks were stored for a CloudEvent id. */
+async function tasksWithExternalId(stack: Stack, externalId: string): Promise<number> {
+  const { n } = await stack.db.kysely
+    .selectFrom('Task')
+    .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+    .where('externalId', '=', externalId)
+    .executeTakeFirstOrThrow();
+  return n;
+}
+
 const VALID_PLAN: ScriptedReply = {
   toolCalls: [
     {
@@ -56,45 +66,56 @@ describe('a task from another system to a stored result (five processes, real Po
     expect(outcome.data.result).toMatchObject({ answer: 'The sum is 10.' });
     const taskId = outcome.data.taskId;
 
-    const { rows: tasks } = await stack.sql.query(
-      'SELECT "status", "kind", "source", "externalId" FROM "Task" WHERE "id" = $1',
-      [taskId],
-    );
+    const tasks = await stack.db.kysely
+      .selectFrom('Task')
+      .select(['status', 'kind', 'source', 'externalId'])
+      .where('id', '=', taskId)
+      .execute();
     expect(tasks).toEqual([
       { status: 'planned', kind: 'arithmetic', source: 'urn:test:billing', externalId: event['id'] },
     ]);
-    const { rows: steps } = await stack.sql.query(
-      `SELECT s."stepKey", s."tool", r."status" FROM "PlanStep" s JOIN "Plan" p ON p."id" = s."planId" JOIN "StepRun" r ON r."stepId" = s."id"
-       WHERE p."taskId" = $1 ORDER BY s."index"`,
-      [taskId],
-    );
+    const steps = await stack.db.kysely
+      .selectFrom('PlanStep as s')
+      .innerJoin('Plan as p', 'p.id', 's.planId')
+      .innerJoin('StepRun as r', 'r.stepId', 's.id')
+      .select(['s.stepKey', 's.tool', 'r.status'])
+      .where('p.taskId', '=', taskId)
+      .orderBy('s.index')
+      .execute();
     expect(steps).toEqual([
       { stepKey: 's1', tool: 'run_code', status: 'completed' },
       { stepKey: 's2', tool: 'respond', status: 'completed' },
     ]);
-    const { rows: runs } = await stack.sql.query(
-      'SELECT "outcome", "value", "language", "stdout" FROM "SandboxRun" WHERE "taskId" = $1',
-      [taskId],
-    );
+    const runs = await stack.db.kysely
+      .selectFrom('SandboxRun')
+      .select(['outcome', 'value', 'language', 'stdout'])
+      .where('taskId', '=', taskId)
+      .execute();
     expect(runs).toEqual([{ outcome: 'ok', value: 10, language: 'python', stdout: 'summed 4 numbers\n' }]);
-    const { rows: taskRuns } = await stack.sql.query(
-      'SELECT "status", "result" FROM "TaskRun" WHERE "taskId" = $1',
-      [taskId],
-    );
+    const taskRuns = await stack.db.kysely
+      .selectFrom('TaskRun')
+      .select(['status', 'result'])
+      .where('taskId', '=', taskId)
+      .execute();
     expect(taskRuns[0]).toMatchObject({ status: 'completed', result: { answer: 'The sum is 10.' } });
-    const { rows: calls } = await stack.sql.query(
-      'SELECT "role", "outcome" FROM "ModelCall" WHERE "taskId" = $1 ORDER BY "role"',
-      [taskId],
-    );
+    const calls = await stack.db.kysely
+      .selectFrom('ModelCall')
+      .select(['role', 'outcome'])
+      .where('taskId', '=', taskId)
+      .orderBy('role')
+      .execute();
     expect(calls).toEqual([
       { role: 'code', outcome: 'ok' },
       { role: 'planning', outcome: 'ok' },
     ]);
     const pattern = await waitFor(
       async () => {
-        const { rows } = await stack.sql.query(
-          `SELECT "status", "successCount", "provenance" FROM "LearningPattern" WHERE "type" = 'strategy' AND "scope" = 'kind:arithmetic'`,
-        );
+        const rows = await stack.db.kysely
+          .selectFrom('LearningPattern')
+          .select(['status', 'successCount', 'provenance'])
+          .where('type', '=', 'strategy')
+          .where('scope', '=', 'kind:arithmetic')
+          .execute();
         return rows[0] && rows[0].successCount >= 1 ? rows[0] : undefined;
       },
       { description: 'strategy pattern for kind arithmetic', timeoutMs: 20_000 },
@@ -140,10 +161,7 @@ describe('a task from another system to a stored result (five processes, real Po
     await stack.publish('task.requested.v1', event, randomUUID());
     await stack.waitForOutcome(answers(event), 'the duplicated task');
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const { rows } = await stack.sql.query('SELECT count(*)::int AS n FROM "Task" WHERE "externalId" = $1', [
-      event['id'],
-    ]);
-    expect(rows[0].n).toBe(1);
+    expect(await tasksWithExternalId(stack, String(event['id']))).toBe(1);
     expect(stack.outcomes.filter(answers(event))).toHaveLength(1);
 
     const conflicting = { ...event, data: { goal: 'Something else entirely' } };
@@ -151,18 +169,17 @@ describe('a task from another system to a stored result (five processes, real Po
     const letter = await waitFor(
       async () =>
         (
-          await stack.sql.query(
-            `SELECT "code" FROM "DeadLetter" WHERE "code" = 'TASK.IDEMPOTENCY_CONFLICT' AND "payload" LIKE $1`,
-            [`%${String(event['id'])}%`],
-          )
-        ).rows[0],
+          await stack.db.kysely
+            .selectFrom('DeadLetter')
+            .select('code')
+            .where('code', '=', 'TASK.IDEMPOTENCY_CONFLICT')
+            .where('payload', 'like', `%${String(event['id'])}%`)
+            .execute()
+        )[0],
       { description: 'conflict dead letter', timeoutMs: 20_000 },
     );
     expect(letter.code).toBe('TASK.IDEMPOTENCY_CONFLICT');
-    const after = await stack.sql.query('SELECT count(*)::int AS n FROM "Task" WHERE "externalId" = $1', [
-      event['id'],
-    ]);
-    expect(after.rows[0].n).toBe(1);
+    expect(await tasksWithExternalId(stack, String(event['id']))).toBe(1);
   });
 
   it('dead-letters garbage with a reason and still completes the next good event', async () => {
@@ -180,9 +197,12 @@ describe('a task from another system to a stored result (five processes, real Po
     expect(outcome.data.result).toMatchObject({ answer: 'The sum is 15.' });
     const letters = await waitFor(
       async () => {
-        const { rows } = await stack.sql.query(
-          `SELECT "code", "reason" FROM "DeadLetter" WHERE "code" IN ('BUS.UNPARSEABLE', 'BUS.SCHEMA_INVALID') ORDER BY "createdAt"`,
-        );
+        const rows = await stack.db.kysely
+          .selectFrom('DeadLetter')
+          .select(['code', 'reason'])
+          .where('code', 'in', ['BUS.UNPARSEABLE', 'BUS.SCHEMA_INVALID'])
+          .orderBy('createdAt')
+          .execute();
         return rows.length >= 3 ? rows : undefined;
       },
       { description: 'three dead letters', timeoutMs: 20_000 },
@@ -194,8 +214,12 @@ describe('a task from another system to a stored result (five processes, real Po
       'BUS.UNPARSEABLE',
     ]);
     expect(letters.some((letter: { reason: string }) => letter.reason.includes('colour'))).toBe(true);
-    const { rows } = await stack.sql.query(`SELECT count(*)::int AS n FROM "Task" WHERE "goal" = 'x'`);
-    expect(rows[0].n).toBe(0);
+    const { n } = await stack.db.kysely
+      .selectFrom('Task')
+      .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+      .where('goal', '=', 'x')
+      .executeTakeFirstOrThrow();
+    expect(n).toBe(0);
 
     // HTTP submissions are stored under a reserved source; a CloudEvent may not borrow it.
     await stack.publish(
@@ -204,8 +228,13 @@ describe('a task from another system to a stored result (five processes, real Po
     );
     const reserved = await waitFor(
       async () =>
-        (await stack.sql.query(`SELECT "code" FROM "DeadLetter" WHERE "code" = 'TASK.RESERVED_SOURCE'`))
-          .rows[0],
+        (
+          await stack.db.kysely
+            .selectFrom('DeadLetter')
+            .select('code')
+            .where('code', '=', 'TASK.RESERVED_SOURCE')
+            .execute()
+        )[0],
       { description: 'reserved-source dead letter', timeoutMs: 20_000 },
     );
     expect(reserved.code).toBe('TASK.RESERVED_SOURCE');
@@ -224,10 +253,12 @@ describe('a task from another system to a stored result (five processes, real Po
       'the repaired task',
     );
     expect(outcome.data.status).toBe('completed');
-    const { rows } = await stack.sql.query(
-      'SELECT p."attempts", m."repairAttempts", m."validationErrors" FROM "Plan" p JOIN "PlanMetrics" m ON m."planId" = p."id" WHERE p."taskId" = $1',
-      [taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('Plan as p')
+      .innerJoin('PlanMetrics as m', 'm.planId', 'p.id')
+      .select(['p.attempts', 'm.repairAttempts', 'm.validationErrors'])
+      .where('p.taskId', '=', taskId)
+      .execute();
     expect(rows).toEqual([{ attempts: 2, repairAttempts: 1, validationErrors: 1 }]);
     const repairRequest = stack.model.requests.find((request) =>
       request.body?.messages.some(
@@ -293,10 +324,12 @@ describe('a task from another system to a stored result (five processes, real Po
       'the idempotent HTTP task',
     );
     // Keys are scoped per token: the outcome names the token whose key it is.
-    const admin = await stack.sql.query<{ id: string }>(
-      `SELECT "id"::text AS "id" FROM "ApiToken" WHERE "name" = 'e2e-admin'`,
-    );
-    expect(outcome.data.request).toEqual({ idempotencyKey: key, tokenId: admin.rows[0]?.id });
+    const admin = await stack.db.kysely
+      .selectFrom('ApiToken')
+      .select('id')
+      .where('name', '=', 'e2e-admin')
+      .execute();
+    expect(outcome.data.request).toEqual({ idempotencyKey: key, tokenId: admin[0]?.id });
   });
 
   it('exposes health, readiness and Prometheus metrics on every service', async () => {
@@ -313,7 +346,14 @@ describe('a task from another system to a stored result (five processes, real Po
 
   it("needs a token on every API of the running services, and takes the launcher's demo token", async () => {
     const taskCount = async () =>
-      Number((await stack.sql.query('SELECT count(*)::int AS "n" FROM "Task"')).rows[0]?.n);
+      Number(
+        (
+          await stack.db.kysely
+            .selectFrom('Task')
+            .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+            .executeTakeFirst()
+        )?.n,
+      );
     const before = await taskCount();
     const submit = (authorization: string | null, body: Record<string, unknown>) =>
       fetch(`${stack.url('planner')}/v1/tasks`, {
@@ -345,10 +385,20 @@ describe('a task from another system to a stored result (five processes, real Po
     const accepted = await submit(`Bearer ${demo}`, { goal: 'Add up', input: { numbers: [2, 2] } });
     expect(accepted.status).toBe(202);
     const { taskId } = (await accepted.json()) as { taskId: string };
-    const { rows } = await stack.sql.query(
-      `SELECT t."submittedBy", k."name" FROM "Task" t JOIN "ApiToken" k ON t."submittedBy" = 'token:' || k."id"::text WHERE t."id" = $1`,
-      [taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('Task as t')
+      .innerJoin('ApiToken as k', (join) =>
+        join.on((eb) =>
+          eb(
+            't.submittedBy',
+            '=',
+            eb.fn<string>('concat', [eb.cast(eb.val('token:'), 'text'), eb.cast('k.id', 'text')]),
+          ),
+        ),
+      )
+      .select(['t.submittedBy', 'k.name'])
+      .where('t.id', '=', taskId)
+      .execute();
     expect(rows).toEqual([{ submittedBy: expect.stringMatching(/^token:/), name: 'demo' }]);
     expect(await ensureAdminToken(stack.database.url)).toMatchObject({ kind: 'exists' });
   });

@@ -42,10 +42,11 @@ describe('text Postgres cannot store (five processes, real Postgres and NATS)', 
     expect(outcome.data.result).toMatchObject({
       steps: [{ id: 's1', value: { nul: 'x\uFFFDy', lone: '\uFFFD' } }, { id: 's2' }],
     });
-    const { rows } = await stack.sql.query<{ stdout: string; value: unknown }>(
-      'SELECT "stdout", "value" FROM "SandboxRun" WHERE "taskId" = $1',
-      [outcome.data.taskId],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('SandboxRun')
+      .select(['stdout', 'value'])
+      .where('taskId', '=', outcome.data.taskId)
+      .execute();
     expect(rows).toEqual([{ stdout: 'a\uFFFDb\n', value: { nul: 'x\uFFFDy', lone: '\uFFFD' } }]);
   }, 120_000);
 
@@ -73,9 +74,11 @@ describe('text Postgres cannot store (five processes, real Postgres and NATS)', 
     await stack.publish('task.requested.v1', event);
     const outcome = await stack.waitForOutcome(answers(event), 'the outcome of the NUL goal CloudEvent');
     expect(outcome.type).toBe('tandem.task.completed');
-    const { rows } = await stack.sql.query<{ goal: string }>('SELECT "goal" FROM "Task" WHERE "id" = $1', [
-      outcome.data.taskId,
-    ]);
+    const rows = await stack.db.kysely
+      .selectFrom('Task')
+      .select('goal')
+      .where('id', '=', outcome.data.taskId)
+      .execute();
     expect(rows).toEqual([{ goal: 'What is six\uFFFD times seven?' }]);
   }, 120_000);
 });

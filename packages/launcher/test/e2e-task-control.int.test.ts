@@ -7,7 +7,9 @@ import {
   allowToolsPolicy,
   answers,
   firstUserText,
+  sandboxRunCount,
   startStack,
+  taskIdOfExternalId,
   taskRequested,
   type Stack,
 } from './harness.js';
@@ -100,15 +102,10 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
   });
 
   async function taskIdOf(event: Record<string, unknown>): Promise<string> {
-    return waitFor(
-      async () =>
-        (
-          await stack.sql.query<{ id: string }>('SELECT "id" FROM "Task" WHERE "externalId" = $1', [
-            event['id'],
-          ])
-        ).rows[0]?.id,
-      { description: 'the task row', timeoutMs: 20_000 },
-    );
+    return waitFor(async () => await taskIdOfExternalId(stack, event['id']), {
+      description: 'the task row',
+      timeoutMs: 20_000,
+    });
   }
 
   async function pending(taskId: string, tool: string): Promise<Approval> {
@@ -158,10 +155,12 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     });
     expect(cycle.status).toBe(422);
     expect(HttpErrorBody.parse(await cycle.json()).error.code).toBe('PLAN.CYCLE');
-    const unchanged = await stack.sql.query('SELECT count(*)::int AS n FROM "Plan" WHERE "taskId" = $1', [
-      taskId,
-    ]);
-    expect(unchanged.rows[0].n).toBe(1);
+    const unchanged = await stack.db.kysely
+      .selectFrom('Plan')
+      .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+      .where('taskId', '=', taskId)
+      .executeTakeFirstOrThrow();
+    expect(unchanged.n).toBe(1);
 
     const edited = await putPlan(taskId, {
       editedBy: 'alice',
@@ -174,10 +173,12 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     expect(edited.status).toBe(200);
     const view = TaskView.parse(await edited.json());
     // The editor is the token; the body's name is only a label beside it (issue 11, hole 3).
-    const admin = await stack.sql.query<{ id: string }>(
-      `SELECT "id"::text AS "id" FROM "ApiToken" WHERE "name" = 'e2e-admin'`,
-    );
-    const editor = `token:${admin.rows[0]?.id ?? 'missing'}`;
+    const admin = await stack.db.kysely
+      .selectFrom('ApiToken')
+      .select('id')
+      .where('name', '=', 'e2e-admin')
+      .execute();
+    const editor = `token:${admin[0]?.id ?? 'missing'}`;
     expect(view.plan).toMatchObject({
       version: 2,
       origin: 'human',
@@ -188,16 +189,20 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     const outcome = await stack.waitForOutcome(answers(event), 'the edited task');
     expect(outcome.data.result).toMatchObject({ answer: 'Stored 42.' });
     expect(outcome.data.planVersion).toBe(2);
-    const { rows } = await stack.sql.query(
-      'SELECT "status" FROM "ApprovalRequest" WHERE "taskId" = $1 AND "tool" = $2',
-      [taskId, 'run_code'],
-    );
+    const rows = await stack.db.kysely
+      .selectFrom('ApprovalRequest')
+      .select('status')
+      .where('taskId', '=', taskId)
+      .where('tool', '=', 'run_code')
+      .execute();
     expect(rows).toEqual([{ status: 'superseded' }]);
-    const superseded = await stack.sql.query(
-      'SELECT "decidedBy" FROM "ApprovalRequest" WHERE "taskId" = $1 AND "tool" = $2',
-      [taskId, 'run_code'],
-    );
-    expect(superseded.rows).toEqual([{ decidedBy: editor }]);
+    const superseded = await stack.db.kysely
+      .selectFrom('ApprovalRequest')
+      .select('decidedBy')
+      .where('taskId', '=', taskId)
+      .where('tool', '=', 'run_code')
+      .execute();
+    expect(superseded).toEqual([{ decidedBy: editor }]);
 
     const late = await putPlan(taskId, {
       steps: [{ id: 'answer', tool: 'respond', arguments: { answer: 'too late' } }],
@@ -219,16 +224,14 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     const outcome = await stack.waitForOutcome(answers(event), 'the cancelled task');
     expect(outcome.type).toBe('tandem.task.cancelled');
     expect(outcome.data).toMatchObject({ status: 'cancelled', reason: 'not needed any more' });
-    const { rows } = await stack.sql.query(
-      `SELECT r."status" FROM "StepRun" r WHERE r."taskId" = $1 ORDER BY r."status"`,
-      [taskId],
-    );
-    expect(rows.every((row: { status: string }) => row.status === 'cancelled')).toBe(true);
-    const { rows: runs } = await stack.sql.query(
-      'SELECT count(*)::int AS n FROM "SandboxRun" WHERE "taskId" = $1',
-      [taskId],
-    );
-    expect(runs[0].n).toBe(0);
+    const rows = await stack.db.kysely
+      .selectFrom('StepRun')
+      .select('status')
+      .where('taskId', '=', taskId)
+      .orderBy('status')
+      .execute();
+    expect(rows.every((row) => row.status === 'cancelled')).toBe(true);
+    expect(await sandboxRunCount(stack, taskId)).toBe(0);
     // Approving afterwards changes nothing.
     const decision = await fetch(`${stack.url('approval')}/v1/approvals/${approval.id}/decision`, {
       method: 'POST',
@@ -256,10 +259,13 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     await waitFor(
       async () =>
         (
-          await stack.sql.query(`SELECT 1 FROM "StepRun" WHERE "taskId" = $1 AND "status" = 'running'`, [
-            taskId,
-          ])
-        ).rows[0],
+          await stack.db.kysely
+            .selectFrom('StepRun')
+            .select('stepId')
+            .where('taskId', '=', taskId)
+            .where('status', '=', 'running')
+            .execute()
+        )[0],
       { description: 'the step running in the sandbox', timeoutMs: 20_000 },
     );
     // Give the runner a moment to have the job started, then cancel it.
@@ -274,12 +280,14 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     const run = await waitFor(
       async () =>
         (
-          await stack.sql.query<{ outcome: string; durationMs: number }>(
+          await stack.db.kysely
+            .selectFrom('SandboxRun')
+            .select(['outcome', 'durationMs'])
             // The row exists from the job's start (status running); the kill is recorded when it finishes.
-            `SELECT "outcome", "durationMs" FROM "SandboxRun" WHERE "taskId" = $1 AND "status" = 'finished'`,
-            [taskId],
-          )
-        ).rows[0],
+            .where('taskId', '=', taskId)
+            .where('status', '=', 'finished')
+            .execute()
+        )[0],
       { description: 'the killed sandbox run', timeoutMs: 20_000 },
     );
     expect(run.outcome).toBe('killed');
@@ -293,13 +301,20 @@ describe('plans edited by people, cancellation, deadlines and questions', () => 
     await pending(taskId, 'run_code');
     // As if an executor had claimed the step ten minutes ago and died before sending it to the sandbox:
     // every message of the task is acknowledged, so only the executor's sweep can pick it up again.
-    await stack.sql.query(
-      `UPDATE "StepRun" SET "status" = 'generating', "approval" = 'human',
-              "updatedAt" = (now() AT TIME ZONE 'UTC') - interval '10 minutes'
-        WHERE "stepId" = (SELECT s."id" FROM "PlanStep" s JOIN "Plan" p ON p."id" = s."planId"
-                           WHERE p."taskId" = $1 AND s."tool" = 'run_code')`,
-      [taskId],
-    );
+    // (This host's clock is the database's; timestamps are UTC wall-clock time as the pool writes them.)
+    const claimed = await stack.db.kysely
+      .updateTable('StepRun')
+      .set({ status: 'generating', approval: 'human', updatedAt: new Date(Date.now() - 10 * 60_000) })
+      .where('stepId', '=', (eb) =>
+        eb
+          .selectFrom('PlanStep as s')
+          .innerJoin('Plan as p', 'p.id', 's.planId')
+          .select('s.id')
+          .where('p.taskId', '=', taskId)
+          .where('s.tool', '=', 'run_code'),
+      )
+      .executeTakeFirst();
+    expect(claimed.numUpdatedRows).toBe(1n);
     const outcome = await stack.waitForOutcome(answers(event), 'the task taken over after the crash');
     expect(outcome.data.result).toMatchObject({ answer: 'The answer is 42.' });
   });

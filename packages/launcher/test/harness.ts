@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { migrate } from '@tandem/db';
+import { createDb, migrate, type Db } from '@tandem/db';
 import {
   cleanupNatsPrefix,
   createScriptedModelServer,
@@ -48,6 +48,9 @@ export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
 export interface Stack {
   prefix: string;
   database: TestDatabase;
+  /** The stack's database through the typed layer (`db.kysely`), for the tests' inspections. */
+  db: Db;
+  /** A plain pool on the stack's database (the benchmarks and the fault suite read with it). */
   sql: pg.Pool;
   nc: NatsConnection;
   model: ScriptedModelServer;
@@ -209,10 +212,12 @@ export async function startStack(options: {
     throw error;
   }
   const sql = new pg.Pool({ connectionString: database.url, max: 2 });
+  const db = createDb({ url: database.url, poolMax: 2 });
   const js = (await import('@nats-io/jetstream')).jetstream(nc);
   return {
     prefix,
     database,
+    db,
     sql,
     nc,
     model,
@@ -261,6 +266,7 @@ export async function startStack(options: {
     stop: async () => {
       await services.stop();
       await sql.end();
+      await db.close();
       await nc.drain();
       await model.close();
       if (natsAuth === null) await cleanupNatsPrefix(nats.url, prefix);
@@ -305,4 +311,27 @@ export function answers(event: Record<string, unknown>): (outcome: OutcomeEvent)
       request.id === event['id']
     );
   };
+}
+
+/** The id of the task stored for a CloudEvent id, or undefined (not stored yet). */
+export async function taskIdOfExternalId(
+  stack: Pick<Stack, 'db'>,
+  externalId: unknown,
+): Promise<string | undefined> {
+  const row = await stack.db.kysely
+    .selectFrom('Task')
+    .select('id')
+    .where('externalId', '=', String(externalId))
+    .executeTakeFirst();
+  return row?.id;
+}
+
+/** How many sandbox runs a task has (an int, as `count(*)::int` gives it). */
+export async function sandboxRunCount(stack: Pick<Stack, 'db'>, taskId: string): Promise<number> {
+  const { n } = await stack.db.kysely
+    .selectFrom('SandboxRun')
+    .select((eb) => eb.cast<number>(eb.fn.countAll(), 'integer').as('n'))
+    .where('taskId', '=', taskId)
+    .executeTakeFirstOrThrow();
+  return n;
 }

@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { migrate } from '@tandem/db';
+import { createDb, migrate, type Db } from '@tandem/db';
 import { createTestToken, getFreePort } from '@tandem/testing';
-import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded-postgres.js';
 import { DEMO_TOKEN_NAME, createDemoToken, ensureAdminToken } from '../src/tokens.js';
@@ -13,32 +12,34 @@ import { DEMO_TOKEN_NAME, createDemoToken, ensureAdminToken } from '../src/token
 describe("the launcher's admin and demo tokens", () => {
   let dataDir: string;
   let embedded: EmbeddedPostgres;
-  let sql: pg.Pool;
+  let db: Db;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'tandem-tokens-test-'));
     embedded = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port: await getFreePort() });
     await migrate({ url: embedded.url });
-    sql = new pg.Pool({ connectionString: embedded.url, max: 1 });
+    // One session behind PGlite's wire server: statements are not named (as the launcher runs it).
+    db = createDb({ url: embedded.url, poolMax: 1, preparedStatements: false });
   }, 120_000);
 
   afterAll(async () => {
-    await sql?.end();
+    await db?.close();
     await embedded?.stop();
     await rm(dataDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {
-    await sql.query('DELETE FROM "ApiToken"');
+    await db.kysely.deleteFrom('ApiToken').execute();
   });
 
   const hash = (token: string) => createHash('sha256').update(token).digest('hex');
-  const rows = async () =>
-    (
-      await sql.query(
-        `SELECT "name", "role", "tokenHash", "agentIds", "createdBy", "revokedAt" FROM "ApiToken" ORDER BY "createdAt", "id"`,
-      )
-    ).rows;
+  const rows = () =>
+    db.kysely
+      .selectFrom('ApiToken')
+      .select(['name', 'role', 'tokenHash', 'agentIds', 'createdBy', 'revokedAt'])
+      .orderBy('createdAt')
+      .orderBy('id')
+      .execute();
 
   it('generates the first admin token once, then only says that one exists', async () => {
     const first = await ensureAdminToken(embedded.url);
@@ -59,7 +60,7 @@ describe("the launcher's admin and demo tokens", () => {
   });
 
   it('generates a new admin token when every admin token was revoked', async () => {
-    await createTestToken(sql, { role: 'admin', revoked: true });
+    await createTestToken(db.pool, { role: 'admin', revoked: true });
     expect((await ensureAdminToken(embedded.url)).kind).toBe('generated');
   });
 
@@ -75,9 +76,9 @@ describe("the launcher's admin and demo tokens", () => {
     });
     expect((await rows()).map((row) => [row.role, row.tokenHash])).toEqual([['admin', hash(value)]]);
     await expect(ensureAdminToken(embedded.url, { token: 'too-short' })).rejects.toThrow(/at least 32/);
-    const revoked = await createTestToken(sql, { role: 'admin', revoked: true });
+    const revoked = await createTestToken(db.pool, { role: 'admin', revoked: true });
     await expect(ensureAdminToken(embedded.url, { token: revoked.token })).rejects.toThrow(/never revived/);
-    const submitter = await createTestToken(sql, { role: 'submitter' });
+    const submitter = await createTestToken(db.pool, { role: 'submitter' });
     await expect(ensureAdminToken(embedded.url, { token: submitter.token })).rejects.toThrow(
       /not an admin token/,
     );
@@ -85,7 +86,7 @@ describe("the launcher's admin and demo tokens", () => {
   });
 
   it('makes a fresh demo submitter token on every start and revokes the previous one', async () => {
-    const mine = await createTestToken(sql, { role: 'submitter', name: DEMO_TOKEN_NAME });
+    const mine = await createTestToken(db.pool, { role: 'submitter', name: DEMO_TOKEN_NAME });
     const first = await createDemoToken(embedded.url);
     const second = await createDemoToken(embedded.url);
     expect(second).not.toBe(first);
@@ -99,7 +100,11 @@ describe("the launcher's admin and demo tokens", () => {
       revokedAt: null,
     });
     // A token someone else named `demo` is not the launcher's to revoke.
-    const other = await sql.query('SELECT "revokedAt" FROM "ApiToken" WHERE "id" = $1', [mine.id]);
-    expect(other.rows[0]?.['revokedAt']).toBeNull();
+    const other = await db.kysely
+      .selectFrom('ApiToken')
+      .select('revokedAt')
+      .where('id', '=', mine.id)
+      .execute();
+    expect(other[0]?.revokedAt).toBeNull();
   });
 });
