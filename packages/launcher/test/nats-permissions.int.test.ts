@@ -210,7 +210,7 @@ describe('NATS least privilege', () => {
     const planner = await runtimeFor('planner');
     const received: unknown[] = [];
     const passthrough = { safeParse: (input: unknown) => ({ success: true as const, data: input }) };
-    const intake = await planner.consume({
+    const intake = await planner.bus.consume({
       durable: 'planner-intake',
       subject: PublicSubjects.taskRequested,
       schema: passthrough,
@@ -235,7 +235,7 @@ describe('NATS least privilege', () => {
       planner.bus.jsm.streams.getMessage(streamNameFor(prefix, 'approval'), { seq: 1 }),
     ).rejects.toThrow(/permissions violation/i);
     await expect(
-      planner.consume({
+      planner.bus.consume({
         durable: 'planner-undeclared',
         subject: PublicSubjects.taskRequested,
         schema: passthrough,
