@@ -1,25 +1,17 @@
-import {
-  PlanProposed,
-  StepFinished,
-  PublicSubjects,
-  TaskCancelRequestedCloudEvent,
-  TaskOutcomeCloudEvent,
-} from '@tandem/contracts';
-import { poolSql } from '@tandem/db';
+import { recentAgentTrust } from '@tandem/db';
 import { toolCheckContextFrom, type ServiceRuntime } from '@tandem/service-kit';
 import { parseSecrets } from '@tandem/webhooks';
 import type { ApprovalConfig } from './config.js';
+import type { ApprovalConsumerDeps } from './consumers.js';
 import { startDeadlineSweep } from './deadlines.js';
 import type { DecisionDeps, LoadedPolicy } from './decisions.js';
-import { loadPolicy } from './domain/policy.js';
-import { handlePlanProposed, PLAN_PROPOSED_CONSUMER, type StepOutcome } from './handlers/plan-proposed.js';
-import { handleStepFinished, STEP_FINISHED_CONSUMER } from './handlers/step-finished.js';
-import { handleTaskOutcome, TASK_COMPLETED_CONSUMER, TASK_FAILED_CONSUMER } from './handlers/task-outcome.js';
-import {
-  cloudEventMessageId,
-  handleTaskCancelRequested,
-  TASK_CANCEL_REQUESTED_CONSUMER,
-} from './handlers/task-cancel-requested.js';
+import { loadPolicy } from './policy-file.js';
+import type { StepOutcome } from './domain/step-judgement.js';
+import { planProposed } from './handlers/plan-proposed.js';
+import { stepFinished } from './handlers/step-finished.js';
+import { taskCancelRequested } from './handlers/task-cancel-requested.js';
+import { taskCompleted } from './handlers/task-completed.js';
+import { taskFailed } from './handlers/task-failed.js';
 import { registerApprovalRoutes } from './http/approvals.js';
 import { registerRevertRoute } from './http/revert.js';
 import { registerTokenRoutes } from './http/tokens.js';
@@ -69,7 +61,7 @@ export async function createApproval(deps: {
 }): Promise<void> {
   const { runtime, config } = deps;
   const env = deps.env ?? process.env;
-  const { db, kick, log } = runtime;
+  const { db, log } = runtime;
   const prefix = config.TANDEM_SUBJECT_PREFIX;
   // Validated at start: a bad policy file or webhook secret stops the service with the reason.
   const loaded = loadPolicy(config.TANDEM_APPROVAL_POLICY);
@@ -96,18 +88,8 @@ export async function createApproval(deps: {
 
   const metrics = createApprovalMetrics(runtime.metrics.registry);
   // The trust gauge starts from the stored trust (then follows every change this replica makes).
-  for (const row of (
-    await poolSql(db).query(
-      `SELECT "agentId", "actionClass", "score", "successes", "failures", "cap" FROM "AgentTrust"
-        ORDER BY "updatedAt" DESC LIMIT 5000`,
-      [],
-    )
-  ).rows) {
-    const agent = row['agentId'];
-    const actionClass = row['actionClass'];
-    if (typeof agent === 'string' && typeof actionClass === 'string') {
-      metrics.trust.set({ agent, class: actionClass }, effectiveScore(trustStateOf(row)));
-    }
+  for (const row of await recentAgentTrust(db, 5000)) {
+    metrics.trust.set({ agent: row.agentId, class: row.actionClass }, effectiveScore(trustStateOf(row)));
   }
   const deliveries = createDeliveryLoop({
     db,
@@ -119,7 +101,6 @@ export async function createApproval(deps: {
   const decisionDeps: DecisionDeps = {
     db,
     prefix,
-    kick,
     policy: () => loaded,
     checkContext: toolCheckContextFrom(config),
     metrics,
@@ -134,84 +115,35 @@ export async function createApproval(deps: {
     registerWebhookDecisionRoute(runtime.http, { ...decisionDeps, secrets: () => decisionSecrets });
   }
 
-  const autoApprove = new Set(config.TANDEM_AUTO_APPROVE);
-  // What judging a step needs, whether the plan just arrived or the step's values now exist.
-  const judging = {
+  // What every consumer needs: judging a step (whether its plan just arrived or its values now exist),
+  // cancelling a task's approvals, applying a task's outcome to trust.
+  const consumerDeps: ApprovalConsumerDeps = {
     db,
     prefix,
-    autoApprove,
+    autoApprove: new Set(config.TANDEM_AUTO_APPROVE),
     policy: () => loaded,
     endpoints: () => endpoints,
-    kick,
     kickDeliveries: deliveries.kick,
+    checkContext: decisionDeps.checkContext,
+    metrics,
     onOutcome: (outcome: StepOutcome) => metrics.decisions.inc(METRIC_LABELS[outcome]),
+    ...(deps.opinion ? { opinion: deps.opinion } : {}),
   };
-  const plans = await runtime.consume({
-    durable: PLAN_PROPOSED_CONSUMER,
-    subject: PlanProposed.subjectSuffix,
-    schema: PlanProposed.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: 4,
-    handle: (envelope, context) =>
-      handlePlanProposed(
-        { ...judging, ...(deps.opinion ? { opinion: deps.opinion } : {}) },
-        envelope,
-        context,
-      ),
-  });
-  runtime.onStop(() => plans.stop());
-  const values = await runtime.consume({
-    durable: STEP_FINISHED_CONSUMER,
-    subject: StepFinished.subjectSuffix,
-    schema: StepFinished.envelope,
-    messageId: (envelope) => envelope.id,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: 4,
-    handle: (envelope, context) =>
-      handleStepFinished({ ...judging, checkContext: decisionDeps.checkContext }, envelope, context),
-  });
-  runtime.onStop(() => values.stop());
-  const cancels = await runtime.consume({
-    durable: TASK_CANCEL_REQUESTED_CONSUMER,
-    subject: PublicSubjects.taskCancelRequested,
-    schema: TaskCancelRequestedCloudEvent,
-    messageId: cloudEventMessageId,
-    maxDeliver: config.TANDEM_MAX_DELIVER,
-    concurrency: 4,
-    handle: (event, context) =>
-      handleTaskCancelRequested(
-        { db, onCancelled: (count) => metrics.decisions.inc({ mode: 'human', outcome: 'cancelled' }, count) },
-        event,
-        context,
-      ),
-  });
-  runtime.onStop(() => cancels.stop());
-  const outcomes = await Promise.all(
-    [
-      { durable: TASK_COMPLETED_CONSUMER, subject: PublicSubjects.taskCompleted },
-      { durable: TASK_FAILED_CONSUMER, subject: PublicSubjects.taskFailed },
-    ].map(({ durable, subject }) =>
-      runtime.consume({
-        durable,
-        subject,
-        schema: TaskOutcomeCloudEvent,
-        messageId: (event) => event.id,
-        maxDeliver: config.TANDEM_MAX_DELIVER,
-        concurrency: 2,
-        handle: (event, context) => handleTaskOutcome({ db, metrics }, event, context),
-      }),
-    ),
-  );
+  const consumers = [
+    await runtime.start(planProposed, consumerDeps, { concurrency: 4 }),
+    await runtime.start(stepFinished, consumerDeps, { concurrency: 4 }),
+    await runtime.start(taskCancelRequested, consumerDeps, { concurrency: 4 }),
+    await runtime.start(taskCompleted, consumerDeps, { concurrency: 2 }),
+    await runtime.start(taskFailed, consumerDeps, { concurrency: 2 }),
+  ];
   runtime.onStop(async () => {
-    await Promise.all(outcomes.map((consumer) => consumer.stop()));
+    await Promise.all(consumers.map((consumer) => consumer.stop()));
   });
 
   const sweep = startDeadlineSweep(
     {
       db,
       prefix,
-      kick,
       kickDeliveries: deliveries.kick,
       policy: () => loaded,
       endpoints: () => endpoints,

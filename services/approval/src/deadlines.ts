@@ -47,9 +47,9 @@ const BATCH = 50;
 /**
  * Handles pending requests past their deadline — escalated once to the policy's escalation group with a
  * new deadline when their policy says so, otherwise rejected with `APPROVAL.EXPIRED` — and sends
- * reminders before deadlines. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work
- * and a human decision racing an expiry either commits first (the sweep then skips the row) or waits
- * for it and gets `409`.
+ * reminders before deadlines. Rows are claimed with skip-locked row locks (claimDueApprovalRequests in
+ * @tandem/db), so replicas share the work and a human decision racing an expiry either commits first
+ * (the sweep then skips the row) or waits for it and gets `409`.
  */
 export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
   const result: SweepResult = { expired: 0, escalated: 0, reminded: 0 };
@@ -79,7 +79,14 @@ export async function sweepDeadlines(deps: DeadlineDeps): Promise<SweepResult> {
         continue;
       }
       messages.push(...(await expire(deps, tx, request, step, action.reason)));
-      queued += await queueApproverWebhooks(tx, deps.endpoints(), 'approval.expired', request, step, 'expired');
+      queued += await queueApproverWebhooks(
+        tx,
+        deps.endpoints(),
+        'approval.expired',
+        request,
+        step,
+        'expired',
+      );
       waits.push({ outcome: 'expired', seconds: waitedSeconds(request.createdAt, now) });
       result.expired += 1;
     }

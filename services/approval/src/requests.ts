@@ -1,6 +1,7 @@
 import { ApprovalView, JsonValue, RiskReason, toolRegistry, type PlannedStep } from '@tandem/contracts';
 import {
   approvalTaskContext,
+  completedStepResults,
   findApprovalRequest,
   listApprovalRequests,
   lockApprovalRequest,
@@ -16,13 +17,18 @@ import {
 } from '@tandem/db';
 import { z } from 'zod';
 import type { RequestRow } from './domain/request.js';
-import type { TaskContext } from './domain/step-judgement.js';
+import type { StepResults, TaskContext } from './domain/step-judgement.js';
 
 export type { RequestRow } from './domain/request.js';
 
 /** Stored tool arguments (planned, edited or resolved). */
 const StoredArguments = z.record(z.string(), JsonValue);
 const StoredRiskReasons = z.array(RiskReason);
+/** A completed step's stored result (the executor's StepRun.result) as references read it. */
+const StoredStepResult = z.object({
+  value: JsonValue.nullable().default(null),
+  stdout: z.string().default(''),
+});
 /** The learned patterns a plan used, in its PlanMetrics' quality factors (absent in older plans). */
 const QualityFactors = z.looseObject({ patternIds: z.array(z.string()).optional() }).nullable();
 
@@ -70,7 +76,10 @@ export async function findRequest(
 }
 
 /** {@link findRequest}, the row locked for update until the transaction ends. */
-export async function lockRequest(tx: Tx, by: { id: string } | { stepId: string }): Promise<RequestRow | null> {
+export async function lockRequest(
+  tx: Tx,
+  by: { id: string } | { stepId: string },
+): Promise<RequestRow | null> {
   const stored = await lockApprovalRequest(tx, by);
   return stored === null ? null : requestRowOf(stored);
 }
@@ -87,7 +96,11 @@ export interface StepContext {
 export async function stepContext(source: DbOrTx, stepId: string): Promise<StepContext | null> {
   const row = await planStepContext(source, stepId);
   if (!row) return null;
-  const factors = parseStored(QualityFactors, row.qualityFactors, `PlanMetrics.qualityFactors of step ${stepId}`);
+  const factors = parseStored(
+    QualityFactors,
+    row.qualityFactors,
+    `PlanMetrics.qualityFactors of step ${stepId}`,
+  );
   return {
     key: row.key,
     tool: row.tool,
@@ -190,4 +203,22 @@ export async function storedPlan(source: DbOrTx, planId: string): Promise<Stored
       dependsOn: step.dependsOn,
     })),
   };
+}
+
+/**
+ * The results of a plan's completed steps by key, parsed like the executor parses them (it resolves the
+ * same references from the same rows): a result that does not match is DB.ROW_INVALID; a completed step
+ * without a result resolves nothing.
+ */
+export async function completedResults(source: DbOrTx, planId: string): Promise<StepResults> {
+  const results = new Map<string, { value: JsonValue; stdout: string }>();
+  for (const row of await completedStepResults(source, planId)) {
+    const result = parseStored(
+      StoredStepResult.nullable(),
+      row.result,
+      `StepRun.result of step ${row.stepId}`,
+    );
+    if (result !== null) results.set(row.key, result);
+  }
+  return results;
 }

@@ -4,6 +4,7 @@ import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TASK_CANCEL_REQUESTED_CONSUMER } from '../src/handlers/task-cancel-requested.js';
 import { createHarness, RUN_THEN_RESPOND, type Harness, type SeededTask, type StepSpec } from './harness.js';
+import { auditCount, auditRows, deadLettersOf, requestsWhere } from './helpers/rows.js';
 
 let harness: Harness;
 
@@ -25,7 +26,7 @@ async function waitingTask(options?: { source?: string; externalId?: string }) {
   const task = await harness.seedTask(options);
   const plan = await harness.seedPlan(task, 1, WITH_QUESTION);
   await harness.proposeAndWait(plan);
-  const rows = await harness.runtime.db.prisma.approvalRequest.findMany({ where: { taskId: task.taskId } });
+  const rows = await requestsWhere(harness.runtime.db, { taskId: task.taskId });
   expect(rows.map((row) => row.status).sort()).toEqual(['approved', 'pending', 'pending']);
   return { task, plan, rows };
 }
@@ -36,7 +37,7 @@ async function cancelAndWait(data: Record<string, unknown>): Promise<void> {
 }
 
 async function statusesOf(task: SeededTask): Promise<Record<string, string>> {
-  const rows = await harness.runtime.db.prisma.approvalRequest.findMany({ where: { taskId: task.taskId } });
+  const rows = await requestsWhere(harness.runtime.db, { taskId: task.taskId });
   return Object.fromEntries(rows.map((row) => [row.tool ?? '', row.status]));
 }
 
@@ -68,8 +69,8 @@ describe('task cancellation', () => {
     });
     expect(answer.status).toBe(409);
 
-    const audit = await harness.runtime.db.prisma.auditLog.findMany({
-      where: { action: { in: ['approval.cancelled', 'approval.task-cancelled'] } },
+    const audit = await auditRows(harness.runtime.db, {
+      actions: ['approval.cancelled', 'approval.task-cancelled'],
     });
     expect(
       audit
@@ -102,11 +103,11 @@ describe('task cancellation', () => {
       run_code: 'cancelled',
       respond: 'approved',
     });
-    const auditCount = await harness.runtime.db.prisma.auditLog.count();
+    const audited = await auditCount(harness.runtime.db);
 
     // The same event again (another Nats-Msg-Id, so JetStream stores it): handled once.
     await harness.waitForAck(TASK_CANCEL_REQUESTED_CONSUMER, 'task', await harness.publishCancel(event));
-    expect(await harness.runtime.db.prisma.auditLog.count()).toBe(auditCount);
+    expect(await auditCount(harness.runtime.db)).toBe(audited);
   });
 
   it('a plan arriving after the cancellation creates nothing', async () => {
@@ -114,19 +115,22 @@ describe('task cancellation', () => {
     await cancelAndWait({ taskId: task.taskId });
     const v2 = await harness.seedPlan(task, 2, RUN_THEN_RESPOND, { supersedes: plan.planId });
     await harness.proposeAndWait(v2);
-    expect(await harness.runtime.db.prisma.approvalRequest.count({ where: { planId: v2.planId } })).toBe(0);
+    expect((await requestsWhere(harness.runtime.db, { planId: v2.planId })).length).toBe(0);
   });
 
   it('acknowledges a cancel request for an unknown task and does nothing else', async () => {
     const taskId = randomUUID();
-    const before = await harness.runtime.db.prisma.auditLog.count();
+    const before = await auditCount(harness.runtime.db);
     await cancelAndWait({ taskId });
     await cancelAndWait({ request: { source: 'urn:test:nobody', id: 'missing' } });
-    expect(await harness.runtime.db.prisma.auditLog.count()).toBe(before);
+    expect(await auditCount(harness.runtime.db)).toBe(before);
     expect(
-      await harness.runtime.db.prisma.deadLetter.count({
-        where: { consumer: consumerNameFor(harness.prefix, TASK_CANCEL_REQUESTED_CONSUMER) },
-      }),
+      (
+        await deadLettersOf(
+          harness.runtime.db,
+          consumerNameFor(harness.prefix, TASK_CANCEL_REQUESTED_CONSUMER),
+        )
+      ).length,
     ).toBe(0);
   });
 
@@ -144,10 +148,7 @@ describe('task cancellation', () => {
     await harness.waitForAck(TASK_CANCEL_REQUESTED_CONSUMER, 'task', unparseable);
     const letters = await waitFor(
       async () => {
-        const rows = await harness.runtime.db.prisma.deadLetter.findMany({
-          where: { consumer },
-          orderBy: { streamSeq: 'asc' },
-        });
+        const rows = await deadLettersOf(harness.runtime.db, consumer);
         return rows.length === 4 ? rows : undefined;
       },
       { description: 'four dead letters' },

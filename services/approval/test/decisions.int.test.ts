@@ -9,6 +9,7 @@ import { createTestToken, waitFor } from '@tandem/testing';
 import { generateWebhookSecret, signWebhook, verifyWebhook } from '@tandem/webhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, RUN_THEN_RESPOND, type Harness } from './harness.js';
+import { auditRows, requestWhere } from './helpers/rows.js';
 
 const DECISION_SECRET = generateWebhookSecret();
 const ROTATED_SECRET = generateWebhookSecret();
@@ -90,9 +91,7 @@ async function pendingRunCode(
     ...RUN_THEN_RESPOND.slice(1),
   ]);
   await harness.proposeAndWait(plan);
-  const row = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-    where: { planId: plan.planId, tool: 'run_code' },
-  });
+  const row = await requestWhere(harness.runtime.db, { planId: plan.planId, tool: 'run_code' });
   expect(row.status).toBe('pending');
   return { id: row.id, taskId: task.taskId, stepId: row.stepId ?? '' };
 }
@@ -169,7 +168,7 @@ describe('decisions apply exactly once', () => {
         (entry) => entry.payload.data.approvalId === id && entry.payload.type === 'approval.reminder',
       ),
     ).toHaveLength(1);
-    const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id } });
+    const row = await requestWhere(harness.runtime.db, { id });
     expect(row.remindedAt).not.toBeNull();
   });
 });
@@ -212,7 +211,7 @@ describe('signed decision webhooks', () => {
       body: JSON.stringify(body),
     });
     expect(tampered.status).toBe(401);
-    const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id } });
+    const row = await requestWhere(harness.runtime.db, { id });
     expect(row.status).toBe('pending');
   });
 
@@ -245,9 +244,7 @@ describe('edits', () => {
       arguments: { language: 'cobol', code: 'DISPLAY 1' },
     });
     expect(badLanguage.status).toBe(422);
-    expect(
-      (await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id } })).status,
-    ).toBe('pending');
+    expect((await requestWhere(harness.runtime.db, { id })).status).toBe('pending');
     const edited = await harness.post(`/v1/approvals/${id}/decision`, {
       decision: 'edit',
       arguments: { language: 'python', code: 'result = 6 * 7 + 0' },
@@ -275,7 +272,7 @@ describe('deadlines', () => {
     });
     const escalated = await waitFor(
       async () => {
-        const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id } });
+        const row = await requestWhere(harness.runtime.db, { id });
         return row.escalationLevel === 1 ? row : undefined;
       },
       { description: 'the escalation', timeoutMs: 10_000 },
@@ -307,12 +304,9 @@ describe('deadlines', () => {
     expect(expired.data).toMatchObject({ decision: 'rejected', mode: 'auto', code: 'APPROVAL.EXPIRED' });
     const late = await harness.post(`/v1/approvals/${id}/decision`, { decision: 'approve' });
     expect(late.status).toBe(409);
-    const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id } });
+    const row = await requestWhere(harness.runtime.db, { id });
     expect(row).toMatchObject({ status: 'expired', decidedBy: 'policy:expiry' });
-    const audit = await harness.runtime.db.prisma.auditLog.findMany({
-      where: { subjectId: row.stepId ?? '' },
-      orderBy: { seq: 'asc' },
-    });
+    const audit = await auditRows(harness.runtime.db, { subjectId: row.stepId ?? '' });
     expect(audit.map((entry) => entry.action)).toEqual([
       'approval.requested',
       'approval.escalated',

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createTestToken, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from './harness.js';
+import { requestWhere } from './helpers/rows.js';
 
 /** First-line approvers decide ordinary steps; critical ones go to the security group. */
 const POLICY = `
@@ -49,9 +50,7 @@ async function pendingWrite(): Promise<{ id: string; stepId: string }> {
     { tool: 'respond', arguments: { answer: 'done' }, riskClass: 'read' },
   ]);
   await harness.proposeAndWait(plan);
-  const row = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-    where: { planId: plan.planId, tool: 'write_file' },
-  });
+  const row = await requestWhere(harness.runtime.db, { planId: plan.planId, tool: 'write_file' });
   expect(row).toMatchObject({ status: 'pending', approverGroup: 'first-line', riskLevel: 'medium' });
   return { id: row.id, stepId: row.stepId ?? '' };
 }

@@ -15,7 +15,7 @@ import {
   type PlanOrigin,
   type RiskClass,
 } from '@tandem/contracts';
-import { migrate } from '@tandem/db';
+import { json, migrate } from '@tandem/db';
 import { createLogger, createServiceRuntime, parseConfig, type ServiceRuntime } from '@tandem/service-kit';
 import {
   cleanupNatsPrefix,
@@ -188,7 +188,7 @@ export async function createHarness(
   }
   const port = await runtime.listen(0, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
-  const { prisma } = runtime.db;
+  const { db } = runtime;
 
   async function call(
     method: string,
@@ -222,8 +222,9 @@ export async function createHarness(
       const taskId = randomUUID();
       const source = options.source ?? 'urn:test:approval';
       const externalId = options.externalId ?? randomUUID();
-      await prisma.task.create({
-        data: {
+      await db.kysely
+        .insertInto('Task')
+        .values({
           id: taskId,
           source,
           externalId,
@@ -233,23 +234,25 @@ export async function createHarness(
           correlationId: taskId,
           agentId: options.agentId ?? null,
           submittedBy: options.submittedBy ?? null,
-          ...(options.input ? { input: JSON.parse(JSON.stringify(options.input)) } : {}),
-        },
-      });
+          input: options.input ? json(options.input) : null,
+          updatedAt: new Date(),
+        })
+        .execute();
       return { taskId, source, externalId };
     },
     async seedPlan(task, version, steps, options = {}) {
       const planId = randomUUID();
-      await prisma.plan.create({
-        data: {
+      await db.kysely
+        .insertInto('Plan')
+        .values({
           id: planId,
           taskId: task.taskId,
           version,
           origin: options.origin ?? (version === 1 ? 'model' : 'replan'),
           supersedesId: options.supersedes ?? null,
           editedBy: options.editedBy ?? null,
-        },
-      });
+        })
+        .execute();
       const planned = steps.map((step, index) => ({
         stepId: randomUUID(),
         key: `s${index + 1}`,
@@ -261,19 +264,20 @@ export async function createHarness(
         dependsOn: [],
       }));
       for (const step of planned) {
-        await prisma.planStep.create({
-          data: {
+        await db.kysely
+          .insertInto('PlanStep')
+          .values({
             id: step.stepId,
             planId,
             stepKey: step.key,
             index: step.index,
             dependsOn: [],
             tool: step.tool,
-            arguments: JSON.parse(JSON.stringify(step.arguments)),
+            arguments: json(step.arguments),
             riskClass: step.riskClass,
             idempotencyKey: `${planId}:${step.key}`,
-          },
-        });
+          })
+          .execute();
       }
       return PlanProposed.data.parse({
         taskId: task.taskId,

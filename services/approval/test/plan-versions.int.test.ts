@@ -4,6 +4,7 @@ import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLAN_PROPOSED_CONSUMER } from '../src/handlers/plan-proposed.js';
 import { createHarness, RUN_THEN_RESPOND, type Harness } from './harness.js';
+import { auditCount, auditRows, outboxRows, processedCount, requestsWhere } from './helpers/rows.js';
 
 let harness: Harness;
 
@@ -17,7 +18,7 @@ afterAll(async () => {
 
 async function requestsOf(planId: string) {
   // Ordered by tool: respond before run_code.
-  return harness.runtime.db.prisma.approvalRequest.findMany({ where: { planId }, orderBy: { tool: 'asc' } });
+  return requestsWhere(harness.runtime.db, { planId }, 'tool');
 }
 
 describe('plan versions', () => {
@@ -52,10 +53,7 @@ describe('plan versions', () => {
       ['respond', 'approved'],
       ['run_code', 'pending'],
     ]);
-    const audit = await harness.runtime.db.prisma.auditLog.findMany({
-      where: { subjectId: oldRun?.stepId ?? '' },
-      orderBy: { seq: 'asc' },
-    });
+    const audit = await auditRows(harness.runtime.db, { subjectId: oldRun?.stepId ?? '' });
     expect(audit.map((row) => [row.action, row.actor])).toEqual([
       ['approval.requested', null],
       ['approval.superseded', editor],
@@ -80,7 +78,7 @@ describe('plan versions', () => {
     expect((listed.body['approvals'] as Array<{ id: string }>).map((row) => row.id)).toEqual([oldRun?.id]);
 
     // The superseded request never produced a decision, neither by superseding nor by the late approve.
-    const outbox = await harness.runtime.db.prisma.outbox.findMany({ where: { publisher: 'approval' } });
+    const outbox = await outboxRows(harness.runtime.db, 'approval');
     const decidedIds = outbox
       .filter(
         (row) =>
@@ -97,12 +95,9 @@ describe('plan versions', () => {
     await harness.proposeAndWait(v1);
     const v2 = await harness.seedPlan(task, 2, RUN_THEN_RESPOND, { supersedes: v1.planId });
     const envelope = await harness.proposeAndWait(v2);
-    const before = await harness.runtime.db.prisma.approvalRequest.findMany({
-      where: { taskId: task.taskId },
-      orderBy: { id: 'asc' },
-    });
-    const auditBefore = await harness.runtime.db.prisma.auditLog.count();
-    const outboxBefore = await harness.runtime.db.prisma.outbox.count();
+    const before = await requestsWhere(harness.runtime.db, { taskId: task.taskId }, 'id');
+    const auditBefore = await auditCount(harness.runtime.db);
+    const outboxBefore = (await outboxRows(harness.runtime.db)).length;
 
     // The same envelope again (past JetStream's duplicate window: another Nats-Msg-Id) ...
     await harness.waitForAck(
@@ -113,13 +108,10 @@ describe('plan versions', () => {
     // ... and the same plan in a new envelope, as a re-publish would send it.
     await harness.proposeAndWait(v2);
 
-    const after = await harness.runtime.db.prisma.approvalRequest.findMany({
-      where: { taskId: task.taskId },
-      orderBy: { id: 'asc' },
-    });
+    const after = await requestsWhere(harness.runtime.db, { taskId: task.taskId }, 'id');
     expect(after).toEqual(before);
-    expect(await harness.runtime.db.prisma.auditLog.count()).toBe(auditBefore);
-    expect(await harness.runtime.db.prisma.outbox.count()).toBe(outboxBefore);
+    expect(await auditCount(harness.runtime.db)).toBe(auditBefore);
+    expect((await outboxRows(harness.runtime.db)).length).toBe(outboxBefore);
   });
 
   it('an older version arriving after a newer one creates nothing', async () => {
@@ -131,17 +123,13 @@ describe('plan versions', () => {
 
     const late = createEnvelope(PlanProposed, v1, { correlationId: task.taskId });
     await harness.waitForAck(PLAN_PROPOSED_CONSUMER, 'plan', await harness.publishPlan(late));
-    expect(
-      await harness.runtime.db.prisma.processedMessage.count({
-        where: { consumer: PLAN_PROPOSED_CONSUMER, messageId: late.id },
-      }),
-    ).toBe(1);
+    expect(await processedCount(harness.runtime.db, PLAN_PROPOSED_CONSUMER, late.id)).toBe(1);
     expect(await requestsOf(v1.planId)).toEqual([]);
     const pending = await harness.get(`/v1/approvals?status=pending&taskId=${task.taskId}`);
     expect((pending.body['approvals'] as Array<{ planId: string }>).map((row) => row.planId)).toEqual([
       v2.planId,
     ]);
-    const outbox = await harness.runtime.db.prisma.outbox.findMany({ where: { publisher: 'approval' } });
+    const outbox = await outboxRows(harness.runtime.db, 'approval');
     expect(outbox.filter((row) => JSON.stringify(row.payload).includes(v1.planId))).toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, RUN_THEN_RESPOND, type Harness, type StepSpec } from './harness.js';
+import { auditCount, auditRows, requestWhere } from './helpers/rows.js';
 
 let harness: Harness;
 
@@ -21,9 +22,7 @@ async function questionFor(steps: StepSpec[]): Promise<{ approvalId: string; tas
   const task = await harness.seedTask();
   const plan = await harness.seedPlan(task, 1, steps);
   await harness.proposeAndWait(plan);
-  const row = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-    where: { planId: plan.planId, tool: 'ask_human' },
-  });
+  const row = await requestWhere(harness.runtime.db, { planId: plan.planId, tool: 'ask_human' });
   return { approvalId: row.id, taskId: task.taskId };
 }
 
@@ -76,10 +75,7 @@ describe('ask_human questions', () => {
       decidedBy: 'token:test-approver',
       taskId,
     });
-    const audit = await harness.runtime.db.prisma.auditLog.findMany({
-      where: { subjectId: decided.data.stepId },
-      orderBy: { seq: 'asc' },
-    });
+    const audit = await auditRows(harness.runtime.db, { subjectId: decided.data.stepId });
     expect(audit.map((row) => [row.action, row.actor])).toEqual([
       ['approval.requested', null],
       ['approval.answered', 'token:test-approver'],
@@ -106,9 +102,7 @@ describe('ask_human questions', () => {
     const task = await harness.seedTask();
     const plan = await harness.seedPlan(task, 1, RUN_THEN_RESPOND);
     await harness.proposeAndWait(plan);
-    const runCode = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-      where: { planId: plan.planId, tool: 'run_code' },
-    });
+    const runCode = await requestWhere(harness.runtime.db, { planId: plan.planId, tool: 'run_code' });
     const answer = await harness.post(`/v1/approvals/${runCode.id}/decision`, {
       decision: 'answer',
       answer: 'yes',
@@ -176,9 +170,7 @@ describe('ask_human questions', () => {
       );
       expect(results.map((result) => result.status).sort()).toEqual([200, 409]);
       const winner = results.find((result) => result.status === 200);
-      const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({
-        where: { id: approvalId },
-      });
+      const row = await requestWhere(harness.runtime.db, { id: approvalId });
       expect(row).toMatchObject({ status: 'answered', answer: winner?.body['answer'] });
       await waitFor(() => harness.decided.some((event) => event.data.approvalId === approvalId), {
         description: 'the winning answer on the bus',
@@ -186,9 +178,7 @@ describe('ask_human questions', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(harness.decided.filter((event) => event.data.approvalId === approvalId)).toHaveLength(1);
       expect(
-        await harness.runtime.db.prisma.auditLog.count({
-          where: { action: 'approval.answered', subjectId: row.stepId ?? '' },
-        }),
+        await auditCount(harness.runtime.db, { actions: ['approval.answered'], subjectId: row.stepId ?? '' }),
       ).toBe(1);
     }
   });
@@ -199,9 +189,7 @@ describe('ask_human questions', () => {
       { tool: 'ask_human', arguments: { choices: ['a'] }, riskClass: 'read' },
     ]);
     await harness.proposeAndWait(plan);
-    const row = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-      where: { planId: plan.planId },
-    });
+    const row = await requestWhere(harness.runtime.db, { planId: plan.planId });
     expect(row).toMatchObject({
       kind: 'question',
       mode: 'auto',

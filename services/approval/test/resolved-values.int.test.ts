@@ -5,6 +5,7 @@ import { StepFinished, argumentsHash, createEnvelope } from '@tandem/contracts';
 import { waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from './harness.js';
+import { requestWhere, storeStepRun } from './helpers/rows.js';
 
 /** Every low and medium step is approved by policy: only what the rules raise waits for a human. */
 const POLICY = `
@@ -59,8 +60,11 @@ async function completeRead(
   content: string,
 ): Promise<void> {
   const value = { path: 'notes/today.txt', content, encoding: 'utf8', size: content.length };
-  await harness.runtime.db.prisma.stepRun.create({
-    data: { stepId: read.stepId, taskId, status: 'completed', result: { value, stdout: '' } },
+  await storeStepRun(harness.runtime.db, {
+    stepId: read.stepId,
+    taskId,
+    status: 'completed',
+    result: { value, stdout: '' },
   });
   const envelope = createEnvelope(
     StepFinished,
@@ -73,7 +77,7 @@ async function completeRead(
 }
 
 function requestOf(stepId: string) {
-  return harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({ where: { stepId } });
+  return requestWhere(harness.runtime.db, { stepId });
 }
 
 describe('a step whose arguments reference earlier results is approved with the values (hole 6)', () => {

@@ -9,6 +9,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelRiskOpinion } from '../src/risk-opinion.js';
 import { createHarness, type Harness, type StepSpec } from './harness.js';
+import { requestsWhere } from './helpers/rows.js';
 
 let harness: Harness;
 let model: ScriptedModelServer;
@@ -50,10 +51,7 @@ async function decide(steps: StepSpec[]) {
   const task = await harness.seedTask();
   const plan = await harness.seedPlan(task, 1, steps);
   await harness.proposeAndWait(plan);
-  return harness.runtime.db.prisma.approvalRequest.findMany({
-    where: { planId: plan.planId },
-    orderBy: { createdAt: 'asc' },
-  });
+  return requestsWhere(harness.runtime.db, { planId: plan.planId });
 }
 
 const code = (source: string): StepSpec => ({

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from './harness.js';
+import { requestWhere, setTrust } from './helpers/rows.js';
 
 const AGENT = 'report-bot';
 const SOURCE = 'urn:acme:reports';
@@ -28,10 +29,7 @@ beforeAll(async () => {
   harness = await createHarness({
     env: { TANDEM_APPROVAL_POLICY: file, TANDEM_AUTO_APPROVE: 'read,compute,write,network' },
   });
-  await harness.runtime.db.prisma.agent.create({ data: { id: AGENT } });
-  await harness.runtime.db.prisma.agentTrust.create({
-    data: { agentId: AGENT, actionClass: 'write_file', score: 0.9, successes: 50 },
-  });
+  await setTrust(harness.runtime.db, AGENT, 'write_file', { score: 0.9, successes: 50 });
 });
 
 afterAll(async () => {
@@ -49,7 +47,7 @@ async function propose(submittedBy: string | null) {
     { agentId: AGENT },
   );
   await harness.proposeAndWait(plan);
-  return harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({ where: { planId: plan.planId } });
+  return requestWhere(harness.runtime.db, { planId: plan.planId });
 }
 
 describe("a CloudEvent's source is used for trust only when it is proven (hole 5)", () => {

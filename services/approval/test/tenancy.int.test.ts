@@ -7,6 +7,7 @@ import { createTestToken } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createHarness, type Harness } from './harness.js';
+import { requestWhere, storeStepRun } from './helpers/rows.js';
 
 // Issue 11, item 4: approver tokens that list groups see and decide only those groups' requests; an
 // approver token without groups sees and decides only requests without a group; admins everything.
@@ -66,9 +67,7 @@ async function pending(
     },
   ]);
   await harness.proposeAndWait(plan);
-  const row = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-    where: { planId: plan.planId, tool: 'run_code' },
-  });
+  const row = await requestWhere(harness.runtime.db, { planId: plan.planId, tool: 'run_code' });
   expect(row).toMatchObject({ status: 'pending', approverGroup: group });
   return { id: row.id, taskId: task.taskId, stepId: row.stepId ?? '' };
 }
@@ -138,9 +137,7 @@ describe('approver groups decide what an approver token sees and decides', () =>
       expect(response.status).toBe(404);
       expect(ErrorBody.parse(response.body).error.code).toBe(ErrorCodes.APPROVAL_NOT_FOUND);
     }
-    const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({
-      where: { id: target.id },
-    });
+    const row = await requestWhere(harness.runtime.db, { id: target.id });
     expect(row).toMatchObject({ status: 'pending', decidedBy: null });
     const byFinance = await harness.post(
       `/v1/approvals/${target.id}/decision`,
@@ -177,8 +174,10 @@ describe('approver groups decide what an approver token sees and decides', () =>
       { decision: 'approve' },
       { token: tokens.finance },
     );
-    await harness.runtime.db.prisma.stepRun.create({
-      data: { stepId: target.stepId, taskId: target.taskId, status: 'completed' },
+    await storeStepRun(harness.runtime.db, {
+      stepId: target.stepId,
+      taskId: target.taskId,
+      status: 'completed',
     });
     for (const token of [tokens.security, tokens.groupless]) {
       const response = await harness.post(
@@ -189,9 +188,7 @@ describe('approver groups decide what an approver token sees and decides', () =>
       expect(response.status).toBe(404);
       expect(ErrorBody.parse(response.body).error.code).toBe(ErrorCodes.STEP_NOT_FOUND);
     }
-    const row = await harness.runtime.db.prisma.approvalRequest.findUniqueOrThrow({
-      where: { id: target.id },
-    });
+    const row = await requestWhere(harness.runtime.db, { id: target.id });
     expect(row.revertedAt).toBeNull();
     const reverted = await harness.post(
       `/v1/steps/${target.stepId}/revert`,
@@ -206,8 +203,10 @@ describe('approver groups decide what an approver token sees and decides', () =>
       { decision: 'approve' },
       { token: tokens.admin },
     );
-    await harness.runtime.db.prisma.stepRun.create({
-      data: { stepId: second.stepId, taskId: second.taskId, status: 'completed' },
+    await storeStepRun(harness.runtime.db, {
+      stepId: second.stepId,
+      taskId: second.taskId,
+      status: 'completed',
     });
     const byAdmin = await harness.post(
       `/v1/steps/${second.stepId}/revert`,

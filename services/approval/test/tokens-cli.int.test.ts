@@ -5,6 +5,7 @@ import { createDb, migrate, type Db } from '@tandem/db';
 import { hashApiToken } from '@tandem/service-kit';
 import { createTestDatabase, createTestToken, type TestDatabase } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { revokeRole, tokenCount, tokenWhere } from './helpers/rows.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -57,7 +58,7 @@ describe('pnpm tandem token', () => {
     expect(run.code).toBe(0);
     const token = run.stdout.trimEnd().split('\n').at(-1) ?? '';
     expect(token).toMatch(/^tdm_[A-Za-z0-9_-]{43}$/);
-    const row = await db.prisma.apiToken.findUniqueOrThrow({ where: { tokenHash: hashApiToken(token) } });
+    const row = await tokenWhere(db, { tokenHash: hashApiToken(token) });
     expect(row).toMatchObject({
       name: 'billing ci',
       role: 'submitter',
@@ -81,7 +82,7 @@ describe('pnpm tandem token', () => {
     const first = await tandem(['token', 'revoke', approver.id]);
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('revoked');
-    const row = await db.prisma.apiToken.findUniqueOrThrow({ where: { id: approver.id } });
+    const row = await tokenWhere(db, { id: approver.id });
     expect(row.revokedAt).not.toBeNull();
     expect((await tandem(['token', 'revoke', approver.id])).code).toBe(0);
 
@@ -89,16 +90,16 @@ describe('pnpm tandem token', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/not found/);
 
-    await db.prisma.apiToken.updateMany({ where: { role: 'admin' }, data: { revokedAt: new Date() } });
+    await revokeRole(db, 'admin');
     const admin = await createTestToken(database.url, { role: 'admin' });
     const last = await tandem(['token', 'revoke', admin.id]);
     expect(last.code).toBe(1);
     expect(last.stderr).toMatch(/last admin token/);
-    expect((await db.prisma.apiToken.findUniqueOrThrow({ where: { id: admin.id } })).revokedAt).toBeNull();
+    expect((await tokenWhere(db, { id: admin.id })).revokedAt).toBeNull();
   });
 
   it('answers usage errors with exit code 2 and changes nothing', async () => {
-    const before = await db.prisma.apiToken.count();
+    const before = await tokenCount(db);
     for (const args of [
       [],
       ['tokens', 'list'],
@@ -119,7 +120,7 @@ describe('pnpm tandem token', () => {
       expect(run.code, args.join(' ')).toBe(args.length === 0 ? 0 : 2);
       if (args.length > 0) expect(run.stderr, args.join(' ')).toContain('usage:');
     }
-    expect(await db.prisma.apiToken.count()).toBe(before);
+    expect(await tokenCount(db)).toBe(before);
   }, 60_000);
 
   it('says what to do when DATABASE_URL is not set', async () => {

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { registerTokenRoutes } from '../src/http/tokens.js';
 import { BOOTSTRAP_ADMIN_NAME, ensureBootstrapAdmin } from '../src/tokens.js';
+import { auditRows, deleteTokens, tokenCount, tokenWhere } from './helpers/rows.js';
 
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 const TokenList = z.object({ tokens: z.array(TokenView) });
@@ -54,7 +55,7 @@ afterAll(async () => {
 
 // Every test starts from an empty token table and makes the tokens it needs.
 beforeEach(async () => {
-  await db.prisma.apiToken.deleteMany({});
+  await deleteTokens(db);
 });
 
 async function call(
@@ -99,15 +100,13 @@ describe('token routes', () => {
     });
     expect(view.token).toMatch(/^tdm_[A-Za-z0-9_-]{43}$/);
     // Stored as its sha256, never as text.
-    const row = await db.prisma.apiToken.findUniqueOrThrow({ where: { id: view.id } });
+    const row = await tokenWhere(db, { id: view.id });
     expect(row.tokenHash).toBe(createHash('sha256').update(view.token).digest('hex'));
     expect(JSON.stringify(row)).not.toContain(view.token);
     // The new token authenticates (403: known, but not an admin), where an unknown one is 401.
     expect((await call('GET', '/v1/tokens', view.token)).status).toBe(403);
     expect((await call('GET', '/v1/tokens', `tdm_${randomUUID()}`)).status).toBe(401);
-    const audit = await db.prisma.auditLog.findFirst({
-      where: { subjectId: view.id, action: 'token.created' },
-    });
+    const [audit] = await auditRows(db, { subjectId: view.id, actions: ['token.created'] });
     expect(audit?.actor).toBe('token:ops');
   });
 
@@ -151,8 +150,8 @@ describe('token routes', () => {
       expect(codeOf(response.body)).toBe(ErrorCodes.AUTH_UNAUTHENTICATED);
       expect((await call('DELETE', `/v1/tokens/${submitter.id}`, token)).status).toBe(401);
     }
-    expect(await db.prisma.apiToken.count()).toBe(3);
-    expect(await db.prisma.apiToken.count({ where: { revokedAt: { not: null } } })).toBe(1);
+    expect(await tokenCount(db)).toBe(3);
+    expect(await tokenCount(db, { revoked: true })).toBe(1);
   });
 
   it('rejects unknown fields, agents on non-submitters and groups on non-approvers (400)', async () => {
@@ -169,7 +168,7 @@ describe('token routes', () => {
       expect(response.status, JSON.stringify(body)).toBe(400);
       expect(codeOf(response.body)).toBe(ErrorCodes.HTTP_BAD_REQUEST);
     }
-    expect(await db.prisma.apiToken.count()).toBe(1);
+    expect(await tokenCount(db)).toBe(1);
   });
 
   it('revokes a token at once; a second revoke returns the same view; an unknown id is 404', async () => {
@@ -190,11 +189,9 @@ describe('token routes', () => {
     expect(unknown.status).toBe(404);
     expect(codeOf(unknown.body)).toBe(ErrorCodes.TOKEN_NOT_FOUND);
     expect((await call('DELETE', '/v1/tokens/not-a-uuid', admin.token)).status).toBe(400);
-    const audit = await db.prisma.auditLog.findMany({
-      where: { subjectId: approver.id, action: 'token.revoked' },
-    });
+    const audit = await auditRows(db, { subjectId: approver.id, actions: ['token.revoked'] });
     expect(audit.map((entry) => entry.actor)).toEqual(['token:ops']);
-    expect((await db.prisma.apiToken.findUniqueOrThrow({ where: { id: probe.id } })).revokedAt).toBeNull();
+    expect((await tokenWhere(db, { id: probe.id })).revokedAt).toBeNull();
   });
 
   it('refuses to revoke the last admin token (409), allows it once another admin exists', async () => {
@@ -218,7 +215,7 @@ describe('token routes', () => {
       call('DELETE', `/v1/tokens/${first.id}`, second.token),
     ]);
     expect(results.map((result) => result.status).sort()).toEqual([200, 409]);
-    expect(await db.prisma.apiToken.count({ where: { role: 'admin', revokedAt: null } })).toBe(1);
+    expect(await tokenCount(db, { role: 'admin', revoked: false })).toBe(1);
   });
 
   it('writes no token to the log', async () => {
@@ -256,10 +253,10 @@ describe('ensureBootstrapAdmin', () => {
     expect(first.created).toBe(true);
     const token = first.token ?? '';
     expect(token).toMatch(/^tdm_/);
-    const row = await db.prisma.apiToken.findUniqueOrThrow({ where: { tokenHash: hashApiToken(token) } });
+    const row = await tokenWhere(db, { tokenHash: hashApiToken(token) });
     expect(row).toMatchObject({ role: 'admin', name: BOOTSTRAP_ADMIN_NAME, revokedAt: null });
     expect(await ensureBootstrapAdmin(db, { log })).toEqual({ created: false });
-    expect(await db.prisma.apiToken.count()).toBe(1);
+    expect(await tokenCount(db)).toBe(1);
     expect(text()).toContain(row.id);
     expect(text()).not.toContain(token);
   });
@@ -268,7 +265,7 @@ describe('ensureBootstrapAdmin', () => {
     await createTestToken(database.url, { role: 'admin', revoked: true });
     await createTestToken(database.url, { role: 'admin' });
     expect(await ensureBootstrapAdmin(db, { log: memoryLog().log })).toEqual({ created: false });
-    expect(await db.prisma.apiToken.count()).toBe(2);
+    expect(await tokenCount(db)).toBe(2);
   });
 
   it('makes one token of TANDEM_ADMIN_TOKEN, idempotently, even beside other admins', async () => {
@@ -280,7 +277,7 @@ describe('ensureBootstrapAdmin', () => {
     ]);
     expect(runs.map((run) => run.created).sort()).toEqual([false, true]);
     expect(runs.every((run) => run.token === undefined)).toBe(true);
-    const row = await db.prisma.apiToken.findUniqueOrThrow({ where: { tokenHash: hashApiToken(value) } });
+    const row = await tokenWhere(db, { tokenHash: hashApiToken(value) });
     expect(row).toMatchObject({ role: 'admin', name: BOOTSTRAP_ADMIN_NAME, revokedAt: null });
     // It authenticates as an admin.
     expect((await call('GET', '/v1/tokens', value)).status).toBe(200);
@@ -298,6 +295,6 @@ describe('ensureBootstrapAdmin', () => {
     await expect(ensureBootstrapAdmin(db, { token: submitter.token, log })).rejects.toThrow(
       /not an admin token/,
     );
-    expect(await db.prisma.apiToken.count()).toBe(2);
+    expect(await tokenCount(db)).toBe(2);
   });
 });

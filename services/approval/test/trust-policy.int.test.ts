@@ -5,8 +5,16 @@ import { join } from 'node:path';
 import { CloudEventTypes, PublicSubjects } from '@tandem/contracts';
 import { createTestToken, waitFor } from '@tandem/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TASK_COMPLETED_CONSUMER, TASK_FAILED_CONSUMER } from '../src/handlers/task-outcome.js';
+import { TASK_COMPLETED_CONSUMER } from '../src/handlers/task-completed.js';
+import { TASK_FAILED_CONSUMER } from '../src/handlers/task-failed.js';
 import { createHarness, type Harness, type StepSpec } from './harness.js';
+import {
+  requestWhere,
+  setTrust,
+  storeStepRun,
+  trustEventsOf,
+  trustOf as storedTrust,
+} from './helpers/rows.js';
 
 const AGENT = 'report-bot';
 let harness: Harness;
@@ -56,9 +64,7 @@ async function propose(
   });
   const plan = await harness.seedPlan(task, 1, [step], { agentId: AGENT });
   await harness.proposeAndWait(plan);
-  const request = await harness.runtime.db.prisma.approvalRequest.findFirstOrThrow({
-    where: { planId: plan.planId },
-  });
+  const request = await requestWhere(harness.runtime.db, { planId: plan.planId });
   return { task, plan, request };
 }
 
@@ -100,9 +106,7 @@ async function finish(taskId: string, status: 'completed' | 'failed', code?: str
 }
 
 async function trustOf(actionClass: string) {
-  return harness.runtime.db.prisma.agentTrust.findUnique({
-    where: { agentId_actionClass: { agentId: AGENT, actionClass } },
-  });
+  return storedTrust(harness.runtime.db, AGENT, actionClass);
 }
 
 describe('trust earned from verified outcomes, lost on one rejection', () => {
@@ -133,10 +137,7 @@ describe('trust earned from verified outcomes, lost on one rejection', () => {
     const auto = await propose(writeStep('reports/q4.md'));
     expect(auto.request).toMatchObject({ status: 'approved', mode: 'auto' });
     expect(auto.request.basis).toMatch(/^trust:medium/);
-    const events = await harness.runtime.db.prisma.trustEvent.findMany({
-      where: { agentId: AGENT, actionClass: 'write_file' },
-      orderBy: { createdAt: 'asc' },
-    });
+    const events = await trustEventsOf(harness.runtime.db, AGENT, 'write_file');
     expect(events.map((event) => event.kind)).toEqual([
       'approval',
       'success',
@@ -198,10 +199,7 @@ describe('trust earned from verified outcomes, lost on one rejection', () => {
   });
 
   it('an unverified submitter naming the agent does not get its trust and does not change it', async () => {
-    await harness.runtime.db.prisma.agentTrust.update({
-      where: { agentId_actionClass: { agentId: AGENT, actionClass: 'write_file' } },
-      data: { score: 0.9, successes: 50 },
-    });
+    await setTrust(harness.runtime.db, AGENT, 'write_file', { score: 0.9, successes: 50 });
     const borrowed = await propose(writeStep('reports/borrowed.md'), { verified: false });
     expect(borrowed.request).toMatchObject({ status: 'pending', trustAtDecision: null });
     expect(borrowed.request.basis).toMatch(/agent:unverified/);
@@ -213,10 +211,7 @@ describe('trust earned from verified outcomes, lost on one rejection', () => {
   });
 
   it('a deny rule beats any trust', async () => {
-    await harness.runtime.db.prisma.agentTrust.update({
-      where: { agentId_actionClass: { agentId: AGENT, actionClass: 'write_file' } },
-      data: { score: 1, successes: 1000 },
-    });
+    await setTrust(harness.runtime.db, AGENT, 'write_file', { score: 1, successes: 1000 });
     const denied = await propose(writeStep('vault/keys.txt'));
     expect(denied.request).toMatchObject({
       status: 'rejected',
@@ -273,9 +268,7 @@ describe('revert', () => {
     const stepId = request.stepId ?? '';
     const notRun = await harness.post(`/v1/steps/${stepId}/revert`, { reason: 'wrong file' });
     expect(notRun.status).toBe(409);
-    await harness.runtime.db.prisma.stepRun.create({
-      data: { stepId, taskId: task.taskId, status: 'completed' },
-    });
+    await storeStepRun(harness.runtime.db, { stepId, taskId: task.taskId, status: 'completed' });
     const missingReason = await harness.post(`/v1/steps/${stepId}/revert`, {});
     expect(missingReason.status).toBe(400);
     const reverted = await harness.post(`/v1/steps/${stepId}/revert`, { reason: 'wrong file' });

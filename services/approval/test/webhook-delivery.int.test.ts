@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDb, migrate, sqlTransaction, type Db, type WebhookDelivery } from '@tandem/db';
+import { createDb, migrate, transaction, type Db } from '@tandem/db';
 import { createLogger } from '@tandem/service-kit';
 import { createTestDatabase, getFreePort, waitFor, type TestDatabase } from '@tandem/testing';
 import { generateWebhookSecret, verifyWebhook } from '@tandem/webhooks';
@@ -11,6 +11,7 @@ import {
   createDeliveryLoop,
   deliveriesFor,
   RETRY_SCHEDULE_MS,
+  storeDeliveries,
   webhookIdFor,
   type DeliveryLoop,
   type DeliveryLoopDeps,
@@ -75,7 +76,7 @@ afterAll(async () => {
 beforeEach(async () => {
   received = [];
   respond = () => 204;
-  await db.prisma.webhookDelivery.deleteMany({});
+  await db.kysely.deleteFrom('WebhookDelivery').execute();
 });
 
 afterEach(async () => {
@@ -114,7 +115,7 @@ async function queue(endpoints: readonly WebhookEndpoint[], approvalId: string =
     payload: payloadFor(approvalId),
     now: new Date(),
   });
-  await db.prisma.webhookDelivery.createMany({ data: rows });
+  await transaction(db, (tx) => storeDeliveries(tx, rows));
   return rows;
 }
 
@@ -124,8 +125,20 @@ function startLoop(deps: Partial<DeliveryLoopDeps> & Pick<DeliveryLoopDeps, 'end
   return loop;
 }
 
-function row(id: string): Promise<WebhookDelivery> {
-  return db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id } });
+/** A stored delivery row. */
+type WebhookDelivery = Awaited<ReturnType<typeof row>>;
+
+function row(id: string) {
+  return db.kysely.selectFrom('WebhookDelivery').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+}
+
+/** Makes a queued delivery due now (time passed). */
+async function makeDue(id: string): Promise<void> {
+  await db.kysely
+    .updateTable('WebhookDelivery')
+    .set({ nextAttemptAt: new Date(Date.now() - 1000) })
+    .where('id', '=', id)
+    .execute();
 }
 
 async function waitForRow(
@@ -164,7 +177,7 @@ describe('deliveriesFor', () => {
   const everyone = endpoint({ name: 'everyone', groups: [] });
   const input = {
     endpoints: [oncall, security, everyone],
-    type: 'approval.escalated',
+    type: 'approval.escalated' as const,
     approvalId: randomUUID(),
     discriminator: 'escalated:1',
     payload: { type: 'approval.escalated', data: { at: new Date(0), skipped: undefined } },
@@ -203,15 +216,13 @@ describe('deliveriesFor', () => {
   });
 
   it('queues a redelivered notification once (rows conflict on webhookId and url)', async () => {
-    const first = await db.prisma.webhookDelivery.createMany({
-      data: deliveriesFor({ ...input, group: null }),
-      skipDuplicates: true,
-    });
-    const second = await db.prisma.webhookDelivery.createMany({
-      data: deliveriesFor({ ...input, group: null }),
-      skipDuplicates: true,
-    });
-    expect([first.count, second.count]).toEqual([3, 0]);
+    const first = await transaction(db, (tx) =>
+      storeDeliveries(tx, deliveriesFor({ ...input, group: null })),
+    );
+    const second = await transaction(db, (tx) =>
+      storeDeliveries(tx, deliveriesFor({ ...input, group: null })),
+    );
+    expect([first, second]).toEqual([3, 0]);
   });
 
   it('refuses a payload that is not JSON', () => {
@@ -277,10 +288,7 @@ describe('delivery loop', () => {
     expect(received).toHaveLength(1);
 
     // Time passes: the retry is due.
-    await db.prisma.webhookDelivery.update({
-      where: { id: queued.id },
-      data: { nextAttemptAt: new Date(Date.now() - 1000) },
-    });
+    await makeDue(queued.id);
     loop.kick();
     const delivered = await waitForRow(
       queued.id,
@@ -331,10 +339,7 @@ describe('delivery loop', () => {
     expect(first.lastError).not.toContain('do-not-store');
     expect(first.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now() + 30_000);
 
-    await db.prisma.webhookDelivery.update({
-      where: { id: queued.id },
-      data: { nextAttemptAt: new Date(Date.now() - 1000) },
-    });
+    await makeDue(queued.id);
     loop.kick();
     const second = await waitForRow(queued.id, 'the second attempt', (current) => current.attempts === 2);
     expect(second.status).toBe('pending');
@@ -501,7 +506,13 @@ describe('delivery loop', () => {
 
     await waitFor(
       async () =>
-        (await db.prisma.webhookDelivery.count({ where: { status: 'delivered' } })) === queued.length,
+        (
+          await db.kysely
+            .selectFrom('WebhookDelivery')
+            .select('id')
+            .where('status', '=', 'delivered')
+            .execute()
+        ).length === queued.length,
       { description: 'every delivery to be delivered', timeoutMs: 15_000 },
     );
     const ids = received.map((request) => request.headers['webhook-id']);
@@ -509,7 +520,7 @@ describe('delivery loop', () => {
     expect(new Set(ids).size).toBe(queued.length);
     expect(counts.first).toBeGreaterThan(0);
     expect(counts.second).toBeGreaterThan(0);
-    const attempts = await db.prisma.webhookDelivery.findMany({ select: { attempts: true } });
+    const attempts = await db.kysely.selectFrom('WebhookDelivery').select('attempts').execute();
     expect(attempts.every((delivery) => delivery.attempts === 1)).toBe(true);
   });
 
@@ -558,33 +569,44 @@ describe('delivery loop', () => {
 describe('received webhook ids', () => {
   it('claims an id once; a replay is refused, a rolled-back claim is not', async () => {
     const id = `msg_${randomUUID()}`;
-    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, id))).toBe(true);
-    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, id))).toBe(false);
-    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, id))).toBe(false);
+    expect(await transaction(db, (tx) => claimWebhookId(tx, id))).toBe(true);
+    expect(await transaction(db, (tx) => claimWebhookId(tx, id))).toBe(false);
+    expect(await transaction(db, (tx) => claimWebhookId(tx, id))).toBe(false);
 
     const rolledBack = `msg_${randomUUID()}`;
     await expect(
-      sqlTransaction(db, async (sql) => {
-        expect(await claimWebhookId(sql, rolledBack)).toBe(true);
+      transaction(db, async (tx) => {
+        expect(await claimWebhookId(tx, rolledBack)).toBe(true);
         throw new Error('the decision failed');
       }),
     ).rejects.toThrow('the decision failed');
-    expect(await sqlTransaction(db, (sql) => claimWebhookId(sql, rolledBack))).toBe(true);
+    expect(await transaction(db, (tx) => claimWebhookId(tx, rolledBack))).toBe(true);
 
-    const stored = await db.prisma.receivedWebhook.findUniqueOrThrow({ where: { webhookId: id } });
+    const stored = await db.kysely
+      .selectFrom('ReceivedWebhook')
+      .selectAll()
+      .where('webhookId', '=', id)
+      .executeTakeFirstOrThrow();
     expect(Math.abs(stored.receivedAt.getTime() - Date.now())).toBeLessThan(60_000);
   });
 
   it('prunes ids older than the given time', async () => {
     const old = `msg_${randomUUID()}`;
     const recent = `msg_${randomUUID()}`;
-    await db.prisma.receivedWebhook.create({
-      data: { webhookId: old, receivedAt: new Date(Date.now() - 3_600_000) },
-    });
-    await db.prisma.receivedWebhook.create({ data: { webhookId: recent, receivedAt: new Date() } });
+    await db.kysely
+      .insertInto('ReceivedWebhook')
+      .values([
+        { webhookId: old, receivedAt: new Date(Date.now() - 3_600_000) },
+        { webhookId: recent, receivedAt: new Date() },
+      ])
+      .execute();
 
     expect(await pruneReceivedWebhooks(db, new Date(Date.now() - 600_000))).toBeGreaterThanOrEqual(1);
-    const left = await db.prisma.receivedWebhook.findMany({ where: { webhookId: { in: [old, recent] } } });
+    const left = await db.kysely
+      .selectFrom('ReceivedWebhook')
+      .select('webhookId')
+      .where('webhookId', 'in', [old, recent])
+      .execute();
     expect(left.map((entry) => entry.webhookId)).toEqual([recent]);
   });
 });

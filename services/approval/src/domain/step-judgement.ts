@@ -259,7 +259,11 @@ export function planRequests(input: {
     };
     result.requests.push(request);
     result.audits.push({
-      action: human ? 'approval.requested' : deferred ? 'approval.awaiting-values' : `approval.auto-${status}`,
+      action: human
+        ? 'approval.requested'
+        : deferred
+          ? 'approval.awaiting-values'
+          : `approval.auto-${status}`,
       subject: { type: 'step', id: step.stepId },
       actor: decidedBy,
       reason: decision.reason,
@@ -320,6 +324,9 @@ export function planRequests(input: {
 
 const ArgumentsRecord = z.record(z.string(), JsonValue);
 
+/** The values references resolve to, by step key (the results of a plan's completed steps). */
+export type StepResults = ReadonlyMap<string, { value: JsonValue; stdout: string }>;
+
 /** A step whose every reference has a value now, with the values resolved into its arguments. */
 export interface ResolvedStep {
   /** The step as planned. */
@@ -338,7 +345,7 @@ export interface ResolvedStep {
 export function resolveStep(
   request: Pick<RequestRow, 'stepId'>,
   plan: readonly PlannedStep[],
-  results: ReadonlyMap<string, { value: JsonValue; stdout: string }>,
+  results: StepResults,
 ): ResolvedStep | null {
   if (request.stepId === null) return null;
   const step = plan.find((candidate) => candidate.stepId === request.stepId);

@@ -12,6 +12,7 @@ import {
 import { outboxEvent } from '@tandem/service-kit';
 import { writeAudit } from '../audit.js';
 import { define, type ApprovalConsumerDeps } from '../consumers.js';
+import { TASK_CANCELLED_ACTION } from '../domain/cancel.js';
 import { planStanding } from '../domain/plan-versions.js';
 import type { RiskAssessment } from '../domain/risk.js';
 import {
@@ -24,7 +25,6 @@ import { requestedMessage } from '../messages.js';
 import { queueApproverWebhooks } from '../notify.js';
 import { readTaskContext, taskContextOf } from '../requests.js';
 import { assessWithOpinion } from '../risk-opinion.js';
-import { TASK_CANCELLED_ACTION } from '../store.js';
 import { loadTrust } from '../trust-store.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */

@@ -182,8 +182,8 @@ interface Outcome {
 
 /**
  * Sends due `WebhookDelivery` rows every `intervalMs` and on `kick()`. Rows are claimed with
- * `FOR UPDATE SKIP LOCKED` by a statement that also moves their `nextAttemptAt` past the request's
- * timeout — a lease: replicas polling one database never send one attempt at the same time, and a
+ * skip-locked row locks (claimDueWebhookDeliveries in @tandem/db) by a statement that also moves their
+ * `nextAttemptAt` past the request's timeout — a lease: replicas polling one database never send one attempt at the same time, and a
  * replica that dies mid-request leaves its rows to be retried when the lease runs out. Each row is
  * POSTed with its payload serialized once and signed with the endpoint's current secrets; redirects are
  * not followed. 2xx: delivered; 410: failed at once (the receiver asks us to stop); anything else: retried
