@@ -1,6 +1,6 @@
-import { sql, type RawBuilder } from 'kysely';
+import { sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
-import { queryable, utcNow, utcNowPlus, type DbOrTx } from '../queryable.js';
+import { queryable, type DbOrTx } from '../queryable.js';
 
 // Reads of the approval service (and of the service-kit auth code it owns) on tables other services
 // write: the planner's Task, Plan, PlanStep, PlanMetrics and the executor's StepRun. Json columns come
