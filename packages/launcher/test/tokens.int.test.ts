@@ -60,7 +60,7 @@ describe("the launcher's admin and demo tokens", () => {
   });
 
   it('generates a new admin token when every admin token was revoked', async () => {
-    await createTestToken(db.pool, { role: 'admin', revoked: true });
+    await createTestToken(db, { role: 'admin', revoked: true });
     expect((await ensureAdminToken(embedded.url)).kind).toBe('generated');
   });
 
@@ -76,9 +76,9 @@ describe("the launcher's admin and demo tokens", () => {
     });
     expect((await rows()).map((row) => [row.role, row.tokenHash])).toEqual([['admin', hash(value)]]);
     await expect(ensureAdminToken(embedded.url, { token: 'too-short' })).rejects.toThrow(/at least 32/);
-    const revoked = await createTestToken(db.pool, { role: 'admin', revoked: true });
+    const revoked = await createTestToken(db, { role: 'admin', revoked: true });
     await expect(ensureAdminToken(embedded.url, { token: revoked.token })).rejects.toThrow(/never revived/);
-    const submitter = await createTestToken(db.pool, { role: 'submitter' });
+    const submitter = await createTestToken(db, { role: 'submitter' });
     await expect(ensureAdminToken(embedded.url, { token: submitter.token })).rejects.toThrow(
       /not an admin token/,
     );
@@ -86,7 +86,7 @@ describe("the launcher's admin and demo tokens", () => {
   });
 
   it('makes a fresh demo submitter token on every start and revokes the previous one', async () => {
-    const mine = await createTestToken(db.pool, { role: 'submitter', name: DEMO_TOKEN_NAME });
+    const mine = await createTestToken(db, { role: 'submitter', name: DEMO_TOKEN_NAME });
     const first = await createDemoToken(embedded.url);
     const second = await createDemoToken(embedded.url);
     expect(second).not.toBe(first);

@@ -35,10 +35,10 @@ export { createTestDatabase, dropTestDatabase, isTestDatabaseName } from './data
 export type { CreateTestDatabaseOptions, TestDatabase } from './database.js';
 /** Per-test NATS subject prefixes and the shared stream-name rule. */
 export { cleanupNatsPrefix, createTestPrefix, streamNameFor, streamPrefixFor } from './nats.js';
-/** API tokens inserted straight into a test database (role, agents, groups; optionally revoked). */
+/** API tokens stored in a test database through the ApiToken module of @tandem/db (role, agents, groups; optionally revoked). */
 export { createTestToken } from './tokens.js';
 /** Types of test tokens. */
-export type { Queryable, TestTokenOptions } from './tokens.js';
+export type { TestTokenOptions } from './tokens.js';
 /** Polling and free ports. */
 export { getFreePort, waitFor } from './wait.js';
 /** Options of `waitFor`. */

@@ -1,10 +1,5 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
-
-/** Something that runs a parameterised query: a `pg.Pool`, a `pg.Client`, or `Db.pool` of @tandem/db. */
-export interface Queryable {
-  query(text: string, values: unknown[]): Promise<unknown>;
-}
+import { createHash, randomBytes } from 'node:crypto';
+import { createDb, insertApiToken, type Db } from '@tandem/db';
 
 /** Options of {@link createTestToken}. */
 export interface TestTokenOptions {
@@ -20,41 +15,31 @@ export interface TestTokenOptions {
 }
 
 /**
- * Inserts an ApiToken row into a (migrated) test database and returns the token and its id. The row is
- * what Tandem stores: the sha256 hex of `tdm_` + 32 random bytes (base64url), never the token itself.
+ * Stores an ApiToken in a (migrated) test database, through the table's one writer (`insertApiToken` of
+ * @tandem/db), and returns the token and its id. The row is what Tandem stores: the sha256 hex of `tdm_` +
+ * 32 random bytes (base64url), never the token itself. `database` is a URL (a connection for this call)
+ * or a connected `Db`.
  */
 export async function createTestToken(
-  database: string | Queryable,
+  database: string | Pick<Db, 'kysely'>,
   options: TestTokenOptions,
 ): Promise<{ token: string; id: string }> {
   const token = `tdm_${randomBytes(32).toString('base64url')}`;
-  const id = randomUUID();
-  const insert = (target: Queryable) =>
-    target.query(
-      `INSERT INTO "ApiToken" ("id", "name", "tokenHash", "role", "agentIds", "groups", "createdBy", "createdAt", "revokedAt")
-       VALUES ($1::uuid, $2, $3, $4, $5::text[], $6::text[], 'test',
-               (now() AT TIME ZONE 'UTC'), CASE WHEN $7::boolean THEN (now() AT TIME ZONE 'UTC') END)`,
-      [
-        id,
-        options.name ?? `test-${options.role}`,
-        createHash('sha256').update(token, 'utf8').digest('hex'),
-        options.role,
-        options.agents ?? [],
-        options.groups ?? [],
-        options.revoked ?? false,
-      ],
-    );
-  if (typeof database !== 'string') {
-    await insert(database);
-    return { token, id };
-  }
-  const client = new pg.Client({ connectionString: database, connectionTimeoutMillis: 5000 });
-  client.on('error', () => undefined);
-  await client.connect();
+  const store = async (db: Pick<Db, 'kysely'>) =>
+    insertApiToken(db, {
+      name: options.name ?? `test-${options.role}`,
+      tokenHash: createHash('sha256').update(token, 'utf8').digest('hex'),
+      role: options.role,
+      agents: options.agents ?? [],
+      groups: options.groups ?? [],
+      createdBy: 'test',
+      revoked: options.revoked ?? false,
+    });
+  if (typeof database !== 'string') return { token, id: (await store(database)).id };
+  const db = createDb({ url: database, poolMax: 1 });
   try {
-    await insert(client);
+    return { token, id: (await store(db)).id };
   } finally {
-    await client.end().catch(() => undefined);
+    await db.close();
   }
-  return { token, id };
 }
