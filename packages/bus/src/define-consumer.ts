@@ -1,4 +1,11 @@
-import { isProcessed, markProcessed, transaction, type Db, type TransactionOptions, type Tx } from '@tandem/db';
+import {
+  isProcessed,
+  markProcessed,
+  transaction,
+  type Db,
+  type TransactionOptions,
+  type Tx,
+} from '@tandem/db';
 import type { Bus } from './bus.js';
 import type { ConsumeOptions, MessageContext, RunningConsumer } from './consumer.js';
 import type { MessageSchema } from './schema.js';
@@ -43,6 +50,14 @@ export type ConsumerDelivery = Pick<
 
 /** The simple form: the whole effect of a message is one transaction, then optional work after COMMIT. */
 export interface TransactionalBody<TDeps, TMessage, TResult> {
+  /**
+   * Optional, before any transaction: true when the message asks nothing of this consumer now, decided
+   * from the message and at most reads (e.g. a step finished that no request waits for). The framework
+   * then acks it with no transaction and no inbox row, so a message that changes nothing costs no write.
+   * Only where nothing is written for such a message: a redelivery is decided the same way, and what
+   * `handle` writes is still guarded by the inbox.
+   */
+  ignore?(message: TMessage, context: ConsumerContext<TDeps>): boolean | Promise<boolean>;
   /** In the message's transaction, after its inbox row: load state, decide, write. Skipped for a duplicate. */
   handle(tx: Tx, message: TMessage, context: ConsumerContext<TDeps>): Promise<TResult>;
   /**
@@ -63,6 +78,7 @@ export interface StagedBody<TDeps, TMessage> {
   run(message: TMessage, context: ConsumerContext<TDeps>): Promise<void>;
   handle?: never;
   after?: never;
+  ignore?: never;
 }
 
 /** What every consumer declares besides its body. */
@@ -140,7 +156,11 @@ export function consumersOf<TDeps>(
       );
     const body = declaration.run
       ? { run: declaration.run }
-      : { handle: declaration.handle, ...(declaration.after ? { after: declaration.after } : {}) };
+      : {
+          handle: declaration.handle,
+          ...(declaration.after ? { after: declaration.after } : {}),
+          ...(declaration.ignore ? { ignore: declaration.ignore } : {}),
+        };
     return {
       service,
       durable: declaration.durable,
@@ -231,6 +251,7 @@ export async function handleMessage<TDeps, TMessage>(
     if (!committed) await context.commit(async () => undefined);
     return;
   }
+  if (body.ignore && (await body.ignore(message, context))) return;
   const outcome = await context.commit((tx) => body.handle(tx, message, context));
   if (body.after) await body.after(outcome, message, context);
 }

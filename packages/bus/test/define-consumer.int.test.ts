@@ -127,6 +127,41 @@ describe('a declared consumer', () => {
     expect(outbox.map((row) => row.payload)).toEqual([{ from: envelope.id }]);
   });
 
+  it('acks a message its ignore() declines with no transaction and no inbox row, and handles the others', async () => {
+    const durable = 'fw-ignore';
+    const subject = `step.${durable}.v1`;
+    const define = consumersOf<Deps>('executor', { executor: { consumers: [{ durable, subject }] } });
+    const handled: string[] = [];
+    const settled: string[] = [];
+    await start(
+      define({
+        durable,
+        subject,
+        schema: StepFinished.envelope,
+        messageId: (message) => message.id,
+        // Only completed steps ask anything of this consumer.
+        ignore: (message) => {
+          if (message.data.status !== 'completed') settled.push(message.id);
+          return message.data.status !== 'completed';
+        },
+        handle: async (_tx, message) => {
+          handled.push(message.id);
+        },
+        after: async (_committed, message) => {
+          settled.push(message.id);
+        },
+      }),
+    );
+    const finished = stepFinished();
+    const failed = { ...finished, data: { ...finished.data, status: 'failed' as const } };
+    await harness.bus.publish(harness.bus.subject(subject), failed, { msgId: failed.id });
+    const completed = await publish(durable);
+    await waitFor(() => settled.length === 2, { timeoutMs: 10_000, description: 'both messages settled' });
+    expect(handled).toEqual([completed.id]);
+    expect(await inboxRows(durable, failed.id)).toBe(0);
+    expect(await inboxRows(durable, completed.id)).toBe(1);
+  });
+
   it('skips handle for a redelivered message that already committed, and still runs after', async () => {
     const seen: Array<{ duplicate: boolean; deliveryCount: number }> = [];
     let handled = 0;

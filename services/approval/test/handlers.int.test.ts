@@ -250,7 +250,7 @@ describe('step-finished through the framework', () => {
     expect(outcomes).toEqual(['pending']);
   });
 
-  it('a failed step, or a completed one that frees nothing, records only its inbox row', async () => {
+  it('a failed step writes nothing, not even an inbox row; a completed one that frees nothing only its inbox row', async () => {
     const plan = await seedPlan();
     await deliver(planProposed, plan);
     const audited = await auditCount(db);
@@ -263,7 +263,8 @@ describe('step-finished through the framework', () => {
       'awaiting-values',
     );
     expect(await auditCount(db)).toBe(audited);
-    expect(await processedCount(db, stepFinished.durable, failed.id)).toBe(1);
+    expect(await processedCount(db, stepFinished.durable, failed.id)).toBe(0);
+    expect(await processedCount(db, stepFinished.durable, unrelated.id)).toBe(1);
   });
 
   it('a stored result that does not parse is DB.ROW_INVALID, not an empty value; nothing commits', async () => {
@@ -351,5 +352,14 @@ describe('task-cancel-requested and task-completed through the framework', () =>
     expect(events.map((event) => [event.kind, event.sourceEvent])).toEqual([
       ['success', `step:${run.stepId}:finished`],
     ]);
+    expect(await processedCount(db, taskCompleted.durable, completed.id)).toBe(1);
+    // A completed task without an agent cannot change trust: it is acked with no write at all.
+    const anonymous = TaskOutcomeCloudEvent.parse({
+      ...completed,
+      id: randomUUID(),
+      data: { ...completed.data, agentId: null },
+    });
+    await deliver(taskCompleted, anonymous);
+    expect(await processedCount(db, taskCompleted.durable, anonymous.id)).toBe(0);
   });
 });

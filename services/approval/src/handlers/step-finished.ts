@@ -49,11 +49,16 @@ const NOTHING: ValuesResult = { outcomes: [], queued: 0 };
  * resolved arguments exactly like a model's step (domain/step-judgement.ts `judgeWithValues`): approved
  * by policy, rejected, or a request for a human who sees the values. The decision is bound to the
  * resolved arguments, which the executor resolves the same way from the same rows. Under the task's
- * lock; each request moves out of `awaiting-values` once. Most steps free nothing: one indexed read.
+ * lock; each request moves out of `awaiting-values` once.
  */
 export const stepFinished = define({
   durable: STEP_FINISHED_CONSUMER,
   event: StepFinished,
+  // Most steps free nothing: one indexed read, and no transaction or inbox row for them.
+  async ignore(envelope, context) {
+    const event = envelope.data;
+    return event.status !== 'completed' || !(await hasRequestAwaitingValues(context.deps.db, event.taskId));
+  },
   async handle(tx, envelope, context) {
     const event = envelope.data;
     if (event.status !== 'completed') return NOTHING;

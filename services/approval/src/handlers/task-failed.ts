@@ -1,5 +1,6 @@
 import { PublicSubjects, TaskOutcomeCloudEvent } from '@tandem/contracts';
 import { define } from '../consumers.js';
+import { outcomeMayChangeTrust } from '../domain/task-outcome.js';
 import { applyTaskOutcome, reportTaskOutcome } from '../task-outcome.js';
 
 /** Consumer name (wire name: renaming it creates a new durable consumer). */
@@ -15,6 +16,8 @@ export const taskFailed = define({
   subject: PublicSubjects.taskFailed,
   schema: TaskOutcomeCloudEvent,
   messageId: (event) => event.id,
+  // An outcome that cannot change trust (a completed task without an agent) writes nothing: no inbox row.
+  ignore: (event) => !outcomeMayChangeTrust(event.data),
   handle: (tx, event) => applyTaskOutcome(tx, event),
   after: reportTaskOutcome,
 });
