@@ -1,4 +1,5 @@
 import { sql, type ColumnType, type RawBuilder } from 'kysely';
+import { Slot } from './prepared.js';
 import { toJsonText } from './text.js';
 
 declare const jsonBrand: unique symbol;
@@ -22,5 +23,7 @@ export type UtcTimestamp = ColumnType<Date, Date, Date>;
  * U+FFFD. `undefined` (and a value that serialises to nothing) is JSON null.
  */
 export function json(value: unknown): RawBuilder<JsonInput> {
+  // In a prepared query the value comes later: its placeholder is filled in as jsonb text.
+  if (value instanceof Slot) return sql<JsonInput>`${new Slot(value.key, true)}::jsonb`;
   return sql<JsonInput>`${toJsonText(value ?? null)}::jsonb`;
 }

@@ -13,6 +13,7 @@ import {
   type Db,
   type OutboxMessage,
 } from '../src/index.js';
+import { prepared } from '../src/prepared.js';
 import { createMigratedTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let database: TestDatabase;
@@ -178,5 +179,38 @@ describe('json', () => {
       .where('id', '=', id)
       .executeTakeFirstOrThrow();
     expect(row.payload).toEqual([1, 'two']);
+  });
+});
+
+describe('prepared', () => {
+  const insertCall = prepared((q, p: { id: string; at: Date; input: unknown; ids: string[] }) =>
+    q
+      .insertInto('Agent')
+      .values({ id: p.id, createdAt: p.at })
+      .returning([
+        'id',
+        'createdAt',
+        sql<unknown>`${json(p.input)}`.as('input'),
+        sql<number>`cardinality(${p.ids}::uuid[])`.as('count'),
+      ]),
+  );
+
+  it('builds once and fills in each run, on the database and in a transaction, Dates as UTC and json made safe', async () => {
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    const first = await insertCall(db, { id: randomUUID(), at, input: { text: 'a\u0000b' }, ids: [] });
+    const [second] = (
+      await transaction(db, (tx) =>
+        insertCall(tx, { id: randomUUID(), at, input: [1, 'two'], ids: [randomUUID(), randomUUID()] }),
+      )
+    ).rows;
+    expect(first.rows[0]).toMatchObject({ createdAt: at, input: { text: 'a\uFFFDb' }, count: 0 });
+    expect(second).toMatchObject({ createdAt: at, input: [1, 'two'], count: 2 });
+    expect(second?.id).not.toBe(first.rows[0]?.id);
+    const stored = await db.kysely
+      .selectFrom('Agent')
+      .select('createdAt')
+      .where('id', '=', second?.id ?? '')
+      .executeTakeFirstOrThrow();
+    expect(stored.createdAt).toEqual(at);
   });
 });

@@ -1,6 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import { json } from '../column-types.js';
 import type { ApprovalRequest as ApprovalRequestTable } from '../generated/kysely.js';
+import { prepared } from '../prepared.js';
 import { utcNow, utcNowPlus, queryable, type DbOrTx } from '../queryable.js';
 import type { Tx } from '../transaction.js';
 
@@ -135,15 +136,17 @@ export async function lockApprovalRequest(
 
 /** Whether any request of the task waits for the values it references (one indexed read). */
 export async function hasRequestAwaitingValues(source: DbOrTx, taskId: string): Promise<boolean> {
-  const row = await queryable(source)
+  return (await selectAwaitingValues(source, { taskId })).rows.length > 0;
+}
+
+const selectAwaitingValues = prepared((db, p: { taskId: string }) =>
+  db
     .selectFrom('ApprovalRequest')
     .select('id')
-    .where('taskId', '=', taskId)
+    .where('taskId', '=', p.taskId)
     .where('status', '=', 'awaiting-values')
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}
+    .limit(1),
+);
 
 /** The task's requests that wait for values, oldest first. */
 export async function requestsAwaitingValues(tx: Tx, taskId: string): Promise<StoredApprovalRequest[]> {
@@ -192,10 +195,7 @@ export async function approvalRequestsOfPlanVersion(
 }
 
 /** The approver group of each of a task's requests (distinct; null: a request without a group). */
-export async function approverGroupsOfTask(
-  source: DbOrTx,
-  taskId: string,
-): Promise<Array<string | null>> {
+export async function approverGroupsOfTask(source: DbOrTx, taskId: string): Promise<Array<string | null>> {
   const rows = await queryable(source)
     .selectFrom('ApprovalRequest')
     .select('approverGroup')

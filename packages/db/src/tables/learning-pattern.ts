@@ -1,3 +1,4 @@
+import { prepared } from '../prepared.js';
 import type { PatternType } from '@tandem/contracts';
 import type { Selectable } from 'kysely';
 import { json } from '../column-types.js';
@@ -26,23 +27,27 @@ export async function ensurePattern(
   tx: Tx,
   pattern: PatternKey & { id: string; content: string; source: PatternSource; provenance: unknown },
 ): Promise<void> {
-  await tx
-    .insertInto('LearningPattern')
-    .values({
-      id: pattern.id,
-      type: pattern.type,
-      scope: pattern.scope,
-      signature: pattern.signature,
-      content: pattern.content,
-      source: pattern.source,
-      provenance: json(pattern.provenance),
-      status: 'candidate',
-      createdAt: utcNow(),
-      updatedAt: utcNow(),
-    })
-    .onConflict((conflict) => conflict.columns(['type', 'scope', 'signature']).doNothing())
-    .execute();
+  await insertCandidate(tx, pattern);
 }
+
+const insertCandidate = prepared(
+  (db, p: PatternKey & { id: string; content: string; source: PatternSource; provenance: unknown }) =>
+    db
+      .insertInto('LearningPattern')
+      .values({
+        id: p.id,
+        type: p.type,
+        scope: p.scope,
+        signature: p.signature,
+        content: p.content,
+        source: p.source,
+        provenance: json(p.provenance),
+        status: 'candidate',
+        createdAt: utcNow(),
+        updatedAt: utcNow(),
+      })
+      .onConflict((conflict) => conflict.columns(['type', 'scope', 'signature']).doNothing()),
+);
 
 /** A pattern's counts and learned state, as locked for an update. */
 export interface LockedPattern<TProvenance> {

@@ -2,10 +2,10 @@ import type { JsonValue } from '@tandem/contracts';
 import { sql, type RawBuilder } from 'kysely';
 import type pg from 'pg';
 import type { Db } from '../client.js';
-import { json } from '../column-types.js';
 import { afterCommit, poolOf } from '../commit-hooks.js';
+import { prepared } from '../prepared.js';
 import { queryable, type DbOrTx } from '../queryable.js';
-import { toText } from '../text.js';
+import { toJsonText, toText } from '../text.js';
 import { transaction, type Tx } from '../transaction.js';
 import { recordOutboxDeadLetter } from './dead-letter.js';
 
@@ -103,31 +103,60 @@ export async function enqueueOutbox(
   const pool = poolOf(tx);
   const handOver = pool === undefined ? undefined : handOvers.get(pool);
   const claim = handOver?.claim() ?? null;
-  const claimedBy = claim === null || handOver === undefined ? undefined : handOver.publisher;
-  const claimed = claimedBy === undefined ? [] : list.filter((message) => message.publisher === claimedBy);
+  const claimedBy = claim === null || handOver === undefined ? null : handOver.publisher;
+  const claimed = claimedBy === null ? [] : list.filter((message) => message.publisher === claimedBy);
   if (handOver !== undefined && claimed.length > 0) afterCommit(tx, () => handOver.committed(claimed));
   const createdAt = new Date();
-  // The lease runs from the statement's clock on the database, which the claims compare against.
-  const claimedUntil =
-    claim === null ? null : sql<Date>`${UTC_CLOCK_SQL} + ${claim.leaseMs} * interval '1 millisecond'`;
   for (let start = 0; start < list.length; start += ROWS_PER_INSERT) {
-    const rows = list.slice(start, start + ROWS_PER_INSERT).map((message) => {
-      const mine = claimedBy !== undefined && message.publisher === claimedBy;
-      return {
-        id: message.id,
-        publisher: message.publisher,
-        subject: message.subject,
-        // Made safe here, once for every publisher: a NUL in a payload would fail the whole transaction.
-        payload: json(message.payload),
-        headers: message.headers === undefined ? null : json(message.headers),
-        createdAt,
-        claimedBy: mine ? (claim?.holder ?? null) : null,
-        claimedUntil: mine ? claimedUntil : null,
-      };
+    const rows = list.slice(start, start + ROWS_PER_INSERT);
+    await insertOutboxRows(tx, {
+      ids: rows.map((message) => message.id),
+      publishers: rows.map((message) => message.publisher),
+      subjects: rows.map((message) => message.subject),
+      // Made safe here, once for every publisher: a NUL in a payload would fail the whole transaction.
+      payloads: rows.map((message) => toJsonText(message.payload)),
+      headers: rows.map((message) => (message.headers === undefined ? null : toJsonText(message.headers))),
+      createdAt,
+      claimedBy,
+      holder: claim?.holder ?? null,
+      leaseMs: claim?.leaseMs ?? 0,
     });
-    await tx.insertInto('Outbox').values(rows).execute();
   }
 }
+
+/**
+ * One INSERT for any number of rows (arrays through `unnest`, so one statement text, prepared once): the
+ * rows of `claimedBy` are inserted claimed by `holder` for `leaseMs` from the statement's clock on the
+ * database, which the claims compare against.
+ */
+const insertOutboxRows = prepared(
+  (
+    db,
+    p: {
+      ids: string[];
+      publishers: string[];
+      subjects: string[];
+      payloads: string[];
+      headers: Array<string | null>;
+      createdAt: Date;
+      claimedBy: string | null;
+      holder: string | null;
+      leaseMs: number;
+    },
+  ) =>
+    db
+      .insertInto('Outbox')
+      .columns(['id', 'publisher', 'subject', 'payload', 'headers', 'createdAt', 'claimedBy', 'claimedUntil'])
+      .expression(
+        sql`SELECT row."id", row."publisher", row."subject", row."payload", row."headers", ${p.createdAt}::timestamp,
+                   CASE WHEN row."publisher" = ${p.claimedBy}::text THEN ${p.holder}::text END,
+                   CASE WHEN row."publisher" = ${p.claimedBy}::text
+                        THEN ${UTC_CLOCK_SQL} + ${p.leaseMs}::float8 * interval '1 millisecond' END
+              FROM unnest(${p.ids}::uuid[], ${p.publishers}::text[], ${p.subjects}::text[],
+                          ${p.payloads}::jsonb[], ${p.headers}::jsonb[])
+                AS row("id", "publisher", "subject", "payload", "headers")`,
+      ),
+);
 
 /** An id list as one bound array (`= any($1::uuid[])`): one statement text for any number of ids. */
 function anyUuid(ids: readonly string[]): RawBuilder<string> {
@@ -260,14 +289,17 @@ export async function releaseClaims(db: DbOrTx, holder: string, ids: readonly st
  */
 export async function markPublished(db: DbOrTx, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await queryable(db)
+  const result = await updatePublished(db, { ids: [...ids] });
+  return Number(result.numAffectedRows ?? 0n);
+}
+
+const updatePublished = prepared((db, p: { ids: string[] }) =>
+  db
     .updateTable('Outbox')
     .set({ publishedAt: sql<Date>`(now() AT TIME ZONE 'UTC')` })
-    .where('id', '=', anyUuid(ids))
-    .where('publishedAt', 'is', null)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
-}
+    .where('id', '=', sql<string>`any(${p.ids}::uuid[])`)
+    .where('publishedAt', 'is', null),
+);
 
 /** Counts a failed publish of one row and keeps the error's message (the row stays unpublished). */
 export async function recordPublishFailure(db: DbOrTx, id: string, error: unknown): Promise<void> {

@@ -1,3 +1,4 @@
+import { prepared } from '../prepared.js';
 import { json } from '../column-types.js';
 import type { PlanMetrics as PlanMetricsTable } from '../generated/kysely.js';
 import type { Tx } from '../transaction.js';
@@ -50,14 +51,38 @@ export async function recordPlanOutcome(
   tx: Tx,
   outcome: { taskId: string; planVersion: number | null; outcome: PlanOutcome; at: Date },
 ): Promise<void> {
-  await tx
-    .updateTable('PlanMetrics')
-    .set({ outcome: outcome.outcome, outcomeAt: outcome.at })
-    .where('outcome', 'is', null)
-    .where('planId', '=', (eb) => {
-      let plan = eb.selectFrom('Plan').select('id').where('taskId', '=', outcome.taskId);
-      if (outcome.planVersion !== null) plan = plan.where('version', '=', outcome.planVersion);
-      return plan.orderBy('version', 'desc').limit(1);
-    })
-    .execute();
+  const { taskId, planVersion } = outcome;
+  const set = { taskId, outcome: outcome.outcome, at: outcome.at };
+  if (planVersion === null) await setNewestOutcome(tx, set);
+  else await setVersionOutcome(tx, { ...set, planVersion });
 }
+
+type OutcomeSet = { taskId: string; outcome: PlanOutcome; at: Date };
+
+/** The outcome of the task's newest plan version. */
+const setNewestOutcome = prepared((db, p: OutcomeSet) =>
+  db
+    .updateTable('PlanMetrics')
+    .set({ outcome: p.outcome, outcomeAt: p.at })
+    .where('outcome', 'is', null)
+    .where('planId', '=', (eb) =>
+      eb.selectFrom('Plan').select('id').where('taskId', '=', p.taskId).orderBy('version', 'desc').limit(1),
+    ),
+);
+
+/** The outcome of one plan version of the task. */
+const setVersionOutcome = prepared((db, p: OutcomeSet & { planVersion: number }) =>
+  db
+    .updateTable('PlanMetrics')
+    .set({ outcome: p.outcome, outcomeAt: p.at })
+    .where('outcome', 'is', null)
+    .where('planId', '=', (eb) =>
+      eb
+        .selectFrom('Plan')
+        .select('id')
+        .where('taskId', '=', p.taskId)
+        .where('version', '=', p.planVersion)
+        .orderBy('version', 'desc')
+        .limit(1),
+    ),
+);

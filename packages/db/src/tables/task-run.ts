@@ -1,3 +1,4 @@
+import { prepared } from '../prepared.js';
 import { json } from '../column-types.js';
 import { utcNow, utcNowMinus, queryable, type DbOrTx } from '../queryable.js';
 import { type TaskRunStatus } from '../reads/executor.js';
@@ -40,15 +41,18 @@ export async function lockTaskRun(
   tx: Tx,
   taskId: string,
 ): Promise<(TaskRunHead & { planVersion: number | null }) | null> {
-  const row = await tx
+  const [row] = (await selectRunForUpdate(tx, { taskId })).rows;
+  return row ?? null;
+}
+
+const selectRunForUpdate = prepared((db, p: { taskId: string }) =>
+  db
     .selectFrom('TaskRun as r')
     .leftJoin('Plan as p', 'p.id', 'r.planId')
     .select(['r.status', 'r.planId', 'p.version as planVersion'])
-    .where('r.taskId', '=', taskId)
-    .forUpdate('r')
-    .executeTakeFirst();
-  return row ?? null;
-}
+    .where('r.taskId', '=', p.taskId)
+    .forUpdate('r'),
+);
 
 /** Creates the `running` run of a task's first plan version. */
 export async function insertRunningRun(tx: Tx, input: { taskId: string; planId: string }): Promise<void> {

@@ -1,3 +1,5 @@
+import { sql } from 'kysely';
+import { prepared } from '../prepared.js';
 import {
   JsonValue,
   TaskBudget,
@@ -89,18 +91,31 @@ export async function moveTask(
   taskId: string,
   move: { from: readonly TaskStatus[]; to: TaskStatus; error?: ErrorShapeType },
 ): Promise<boolean> {
-  const result = await queryable(tx)
-    .updateTable('Task')
-    .set({
-      status: move.to,
-      updatedAt: utcNow(),
-      ...(move.error === undefined ? {} : { error: json(move.error) }),
-    })
-    .where('id', '=', taskId)
-    .where('status', 'in', [...move.from])
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  const params = { taskId, from: [...move.from], to: move.to };
+  const result =
+    move.error === undefined
+      ? await updateStatus(tx, params)
+      : await updateStatusWithError(tx, { ...params, error: move.error });
+  return (result.numAffectedRows ?? 0n) > 0n;
 }
+
+type Move = { taskId: string; from: TaskStatus[]; to: TaskStatus };
+
+const updateStatus = prepared((db, p: Move) =>
+  db
+    .updateTable('Task')
+    .set({ status: p.to, updatedAt: utcNow() })
+    .where('id', '=', p.taskId)
+    .where('status', '=', sql<TaskStatus>`any(${p.from}::text[])`),
+);
+
+const updateStatusWithError = prepared((db, p: Move & { error: ErrorShapeType }) =>
+  db
+    .updateTable('Task')
+    .set({ status: p.to, updatedAt: utcNow(), error: json(p.error) })
+    .where('id', '=', p.taskId)
+    .where('status', '=', sql<TaskStatus>`any(${p.from}::text[])`),
+);
 
 /** The states in which a task's planning lease is held (renewed while a planner works on it). */
 const LEASED: readonly TaskStatus[] = ['accepted', 'planning', 'planned'];

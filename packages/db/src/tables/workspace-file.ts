@@ -1,3 +1,4 @@
+import { prepared } from '../prepared.js';
 import { sql } from 'kysely';
 import { utcNow, queryable, type DbOrTx } from '../queryable.js';
 import type { Tx } from '../transaction.js';
@@ -20,14 +21,17 @@ export async function readWorkspaceFile(
   taskId: string,
   path: string,
 ): Promise<{ content: Uint8Array; size: number } | null> {
-  const row = await queryable(source)
-    .selectFrom('WorkspaceFile')
-    .select(['content', 'size'])
-    .where('taskId', '=', taskId)
-    .where('path', '=', path)
-    .executeTakeFirst();
+  const [row] = (await selectFile(source, { taskId, path })).rows;
   return row ?? null;
 }
+
+const selectFile = prepared((db, p: { taskId: string; path: string }) =>
+  db
+    .selectFrom('WorkspaceFile')
+    .select(['content', 'size'])
+    .where('taskId', '=', p.taskId)
+    .where('path', '=', p.path),
+);
 
 /** The workspace's files under a directory prefix ('' = all), sorted by path. */
 export async function listWorkspaceFiles(
@@ -47,10 +51,7 @@ export async function listWorkspaceFiles(
 }
 
 /** Every file's path, hash and size, sorted by path (what a sandbox job is told of the workspace). */
-export async function workspaceEntries(
-  source: DbOrTx,
-  taskId: string,
-): Promise<WorkspaceFileEntry[]> {
+export async function workspaceEntries(source: DbOrTx, taskId: string): Promise<WorkspaceFileEntry[]> {
   return queryable(source)
     .selectFrom('WorkspaceFile')
     .select(['path', 'sha256', 'size'])
@@ -77,17 +78,20 @@ export async function workspaceUsage(
   taskId: string,
   exceptPath: string,
 ): Promise<{ bytes: number; files: number }> {
-  const row = await queryable(source)
+  const [row] = (await selectUsage(source, { taskId, exceptPath })).rows;
+  return { bytes: Number(row?.bytes ?? 0), files: row?.files ?? 0 };
+}
+
+const selectUsage = prepared((db, p: { taskId: string; exceptPath: string }) =>
+  db
     .selectFrom('WorkspaceFile')
     .select([
       sql<string>`coalesce(sum(${sql.ref('size')}), 0)::bigint::text`.as('bytes'),
       sql<number>`count(*)::int`.as('files'),
     ])
-    .where('taskId', '=', taskId)
-    .where('path', '<>', exceptPath)
-    .executeTakeFirst();
-  return { bytes: Number(row?.bytes ?? 0), files: row?.files ?? 0 };
-}
+    .where('taskId', '=', p.taskId)
+    .where('path', '<>', p.exceptPath),
+);
 
 /** A file to store: its bytes and their size and sha256 hex, and the step that wrote it. */
 export interface WorkspaceFileWrite {
