@@ -36,12 +36,22 @@ export default tseslint.config(
   {
     // packages/db is the database layer; test infrastructure administers servers (CREATE DATABASE, a
     // cluster of its own) and tests may inspect tables directly.
-    files: ['packages/db/**/*.ts', 'packages/testing/src/**/*.ts', 'packages/faults/src/**/*.ts', '**/test/**/*.ts', '**/bench/**/*.ts'],
+    files: [
+      'packages/db/**/*.ts',
+      'packages/testing/src/**/*.ts',
+      'packages/faults/src/**/*.ts',
+      '**/test/**/*.ts',
+      '**/bench/**/*.ts',
+    ],
     rules: { 'no-restricted-imports': 'off' },
   },
   {
     // Domain files: pure logic, no I/O of any kind. Every domain/ folder, services' and packages'.
-    files: ['services/*/src/domain/**/*.ts', 'services/*/src/**/domain/**/*.ts', 'packages/*/src/**/domain/**/*.ts'],
+    files: [
+      'services/*/src/domain/**/*.ts',
+      'services/*/src/**/domain/**/*.ts',
+      'packages/*/src/**/domain/**/*.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',

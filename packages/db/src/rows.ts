@@ -12,5 +12,8 @@ export interface RowSchema<T> {
 export function parseStored<T>(schema: RowSchema<T>, value: unknown, where: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  throw new TandemError(ErrorCodes.DB_ROW_INVALID, `${where} does not match its schema: ${result.error.message}`);
+  throw new TandemError(
+    ErrorCodes.DB_ROW_INVALID,
+    `${where} does not match its schema: ${result.error.message}`,
+  );
 }

@@ -42,10 +42,13 @@ function codeOutsideDb(): string[] {
       .filter((name) => !['db', 'testing', 'faults'].includes(name))
       .map((name) => join(root, 'packages', name, 'src')),
   ];
-  return folders.filter((folder) => statSync(folder, { throwIfNoEntry: false })?.isDirectory()).flatMap(sourceFiles);
+  return folders
+    .filter((folder) => statSync(folder, { throwIfNoEntry: false })?.isDirectory())
+    .flatMap(sourceFiles);
 }
 
-const SQL_TEXT = /\b(SELECT\s[\s\S]{0,200}?\sFROM\s+"|INSERT\s+INTO\s+"|UPDATE\s+"\w+"\s+SET|DELETE\s+FROM\s+"|FOR\s+UPDATE\b|pg_advisory)/;
+const SQL_TEXT =
+  /\b(SELECT\s[\s\S]{0,200}?\sFROM\s+"|INSERT\s+INTO\s+"|UPDATE\s+"\w+"\s+SET|DELETE\s+FROM\s+"|FOR\s+UPDATE\b|pg_advisory)/;
 
 describe('the data layer', () => {
   const files = sourceFiles(dbSource).map((path) => ({ path, text: readFileSync(path, 'utf8') }));
@@ -71,7 +74,8 @@ describe('the data layer', () => {
   });
 
   it('is the only code that imports a database driver or client, or reaches one through Db', () => {
-    const driver = /from '(pg|kysely|@prisma\/[\w-]+)'|\.(prisma|kysely|pool)\b[.)]|\$(transaction|executeRaw|queryRaw)/;
+    const driver =
+      /from '(pg|kysely|@prisma\/[\w-]+)'|\.(prisma|kysely|pool)\b[.)]|\$(transaction|executeRaw|queryRaw)/;
     const offenders = codeOutsideDb()
       .filter((path) => driver.test(readFileSync(path, 'utf8')))
       .map((path) => relative(root, path));

@@ -238,7 +238,10 @@ describe('Plan, PlanStep and PlanMetrics', () => {
     const second = await storedPlan(task.id, 2);
     await transaction(db, (tx) => supersedePlan(tx, first));
     expect(await planState(db, first)).toEqual({ status: 'superseded', version: 1 });
-    expect(await transaction(db, (tx) => lockActivePlanForEdit(tx, task.id))).toEqual({ id: second, version: 2 });
+    expect(await transaction(db, (tx) => lockActivePlanForEdit(tx, task.id))).toEqual({
+      id: second,
+      version: 2,
+    });
   });
 
   it('records the outcome beside the version that ran (the newest without one), once', async () => {

@@ -218,7 +218,9 @@ function generatedTables(text: string): Map<string, string[]> {
     types.set(block[1] ?? '', columns.sort());
   }
   const tables = new Map<string, string[]>();
-  for (const [table, typeName] of (types.get('DB') ?? []).map((name) => [name, tableType(text, name)] as const)) {
+  for (const [table, typeName] of (types.get('DB') ?? []).map(
+    (name) => [name, tableType(text, name)] as const,
+  )) {
     tables.set(table, types.get(typeName) ?? []);
   }
   return tables;
@@ -226,5 +228,7 @@ function generatedTables(text: string): Map<string, string[]> {
 
 /** The type name the `DB` type gives a table (`Agent: Agent;`). */
 function tableType(text: string, table: string): string {
-  return new RegExp(`^ {2}${table}: (\\w+);`, 'm').exec(text.slice(text.indexOf('export type DB = {')))?.[1] ?? '';
+  return (
+    new RegExp(`^ {2}${table}: (\\w+);`, 'm').exec(text.slice(text.indexOf('export type DB = {')))?.[1] ?? ''
+  );
 }

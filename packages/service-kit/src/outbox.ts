@@ -50,4 +50,3 @@ export function outboxCloudEvent(
     headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
   };
 }
-

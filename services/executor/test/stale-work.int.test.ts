@@ -201,7 +201,11 @@ describe('planning outcomes that never reached the executor', () => {
     await db.kysely
       .updateTable('Task')
       .set({
-        error: json({ code: 'PLAN.REJECTED', message: 'the model never made a valid plan', retryable: false }),
+        error: json({
+          code: 'PLAN.REJECTED',
+          message: 'the model never made a valid plan',
+          retryable: false,
+        }),
       })
       .where('id', '=', failed.taskId)
       .execute();

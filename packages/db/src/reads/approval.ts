@@ -16,10 +16,7 @@ export interface StoredTaskContext {
 }
 
 /** The task's context for judging its steps, or null when the planner's row is missing. */
-export async function approvalTaskContext(
-  source: DbOrTx,
-  taskId: string,
-): Promise<StoredTaskContext | null> {
+export async function approvalTaskContext(source: DbOrTx, taskId: string): Promise<StoredTaskContext | null> {
   const row = await queryable(source)
     .selectFrom('Task')
     .select(['goal', 'input', 'submittedBy', 'source', 'kind'])

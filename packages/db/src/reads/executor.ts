@@ -9,7 +9,6 @@ import { queryable, utcNowMinus, type DbOrTx } from '../queryable.js';
  * as `unknown`: the executor parses them with `parseStored`.
  */
 
-
 /** A TaskRun's state. */
 export type TaskRunStatus = DB['TaskRun']['status'];
 /** A StepRun's state. */
@@ -284,10 +283,7 @@ export async function policyDecisionsOf(
 }
 
 /** The value of a stored sandbox run (Json, unparsed): what a result event too large to carry it names. */
-export async function sandboxRunValue(
-  source: DbOrTx,
-  runId: string,
-): Promise<{ value: unknown } | null> {
+export async function sandboxRunValue(source: DbOrTx, runId: string): Promise<{ value: unknown } | null> {
   const row = await queryable(source)
     .selectFrom('SandboxRun')
     .select('value')
@@ -339,11 +335,7 @@ const TASK_PUBLISHERS = ['planner', 'approval', 'executor', 'sandbox-runner'];
  * `running` runs whose row and steps have not changed for `quietMs` (on the database's clock), with no
  * step `generating` or `running` and no message of the task still waiting in an outbox; oldest first.
  */
-export async function quietRunningTasks(
-  source: DbOrTx,
-  quietMs: number,
-  limit: number,
-): Promise<string[]> {
+export async function quietRunningTasks(source: DbOrTx, quietMs: number, limit: number): Promise<string[]> {
   const before = utcNowMinus(quietMs);
   const rows = await queryable(source)
     .selectFrom('TaskRun as r')
@@ -393,11 +385,7 @@ export interface UnrunTask {
  * Tasks the planner finished (planned, failed or cancelled) that have no run, have not changed for
  * `quietMs` and have no message still waiting in an outbox; oldest first.
  */
-export async function quietUnrunTasks(
-  source: DbOrTx,
-  quietMs: number,
-  limit: number,
-): Promise<UnrunTask[]> {
+export async function quietUnrunTasks(source: DbOrTx, quietMs: number, limit: number): Promise<UnrunTask[]> {
   return queryable(source)
     .selectFrom('Task as t')
     .select(['t.id as taskId', 't.status', 't.error'])

@@ -46,10 +46,7 @@ export interface NewApiToken {
 }
 
 /** Stores a token in the caller's transaction (or as one statement); returns the row. */
-export async function insertApiToken(
-  source: Tx | DbOrTx,
-  token: NewApiToken,
-): Promise<StoredApiToken> {
+export async function insertApiToken(source: Tx | DbOrTx, token: NewApiToken): Promise<StoredApiToken> {
   return queryable(source)
     .insertInto('ApiToken')
     .values({
@@ -78,10 +75,7 @@ export async function findApiToken(source: DbOrTx, id: string): Promise<StoredAp
 }
 
 /** A token by its hash, revoked or not, or null. */
-export async function findApiTokenByHash(
-  source: DbOrTx,
-  tokenHash: string,
-): Promise<StoredApiToken | null> {
+export async function findApiTokenByHash(source: DbOrTx, tokenHash: string): Promise<StoredApiToken | null> {
   const row = await queryable(source)
     .selectFrom('ApiToken')
     .select(COLUMNS)

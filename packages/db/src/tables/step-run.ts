@@ -262,11 +262,7 @@ export async function codeStepOf(source: DbOrTx, stepId: string): Promise<CodeSt
 }
 
 /** Hands a `generating` claim back (`approved` or `fixing`), so a redelivered message can claim it again. */
-export async function handBackStep(
-  source: DbOrTx,
-  stepId: string,
-  to: 'approved' | 'fixing',
-): Promise<void> {
+export async function handBackStep(source: DbOrTx, stepId: string, to: 'approved' | 'fixing'): Promise<void> {
   await queryable(source)
     .updateTable('StepRun')
     .set({ status: to, updatedAt: new Date() })

@@ -8,8 +8,7 @@ import { parseDuration, type Policy } from './policy.js';
 
 /** What happens to one request past its deadline. */
 export type DeadlineAction =
-  | { kind: 'escalate'; group: string; deadlineMs: number }
-  | { kind: 'expire'; reason: string };
+  { kind: 'escalate'; group: string; deadlineMs: number } | { kind: 'expire'; reason: string };
 
 /** Decides what a due request comes to (escalated once at most, and only when the policy has a group). */
 export function deadlineAction(

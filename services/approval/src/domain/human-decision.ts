@@ -106,11 +106,9 @@ export function deciderSees(decider: Pick<Decider, 'role' | 'groups'>, group: st
  * The request a decision is about, if the decider may decide it. One it does not see is answered like
  * an unknown one (APPROVAL.NOT_FOUND), before anything about its state is told.
  */
-export function decidableRequest<T extends { id: string; stepId: string | null; approverGroup: string | null }>(
-  approvalId: string,
-  request: T | null,
-  decider: Pick<Decider, 'role' | 'groups'>,
-): T & { stepId: string } {
+export function decidableRequest<
+  T extends { id: string; stepId: string | null; approverGroup: string | null },
+>(approvalId: string, request: T | null, decider: Pick<Decider, 'role' | 'groups'>): T & { stepId: string } {
   if (request === null || !deciderSees(decider, request.approverGroup))
     throw new TandemError(ErrorCodes.APPROVAL_NOT_FOUND, `approval ${approvalId} not found`);
   const { stepId } = request;
@@ -147,9 +145,13 @@ export function checkHumanDecision(
     });
   }
   if (request.status !== 'pending') {
-    throw new TandemError(ErrorCodes.APPROVAL_ALREADY_DECIDED, `approval ${request.id} is already ${request.status}`, {
-      details: { status: request.status, decidedBy: request.decidedBy },
-    });
+    throw new TandemError(
+      ErrorCodes.APPROVAL_ALREADY_DECIDED,
+      `approval ${request.id} is already ${request.status}`,
+      {
+        details: { status: request.status, decidedBy: request.decidedBy },
+      },
+    );
   }
   if (request.deadline !== null && request.deadline.getTime() <= now.getTime()) {
     throw new TandemError(ErrorCodes.APPROVAL_EXPIRED, `approval ${request.id} passed its deadline`, {
@@ -172,12 +174,16 @@ export function checkEdit(
 ): { arguments: Record<string, JsonValue>; rejudged: Exclude<Rejudged, { kind: 'denied' }> } {
   const checked = validateToolArguments(toolRegistry, tool, edited, undefined, checkContext);
   if (!checked.ok) {
-    throw new TandemError(ErrorCodes.APPROVAL_INVALID_EDIT, `the edited call is invalid: ${checked.error.message}`, {
-      details: {
-        code: checked.error.code,
-        ...(checked.error.details === undefined ? {} : { issues: checked.error.details }),
+    throw new TandemError(
+      ErrorCodes.APPROVAL_INVALID_EDIT,
+      `the edited call is invalid: ${checked.error.message}`,
+      {
+        details: {
+          code: checked.error.code,
+          ...(checked.error.details === undefined ? {} : { issues: checked.error.details }),
+        },
       },
-    });
+    );
   }
   const rejudged = judge(checked.call.arguments);
   if (rejudged.kind === 'denied') {

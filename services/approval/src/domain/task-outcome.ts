@@ -52,7 +52,10 @@ export interface OutcomeTrustChange {
 export function outcomeTrustChanges(
   data: TaskOutcomeCloudEvent['data'],
   requests: ReadonlyArray<{
-    request: Pick<RequestRow, 'id' | 'stepId' | 'tool' | 'mode' | 'status' | 'agentId' | 'actionClass' | 'trustAtDecision'>;
+    request: Pick<
+      RequestRow,
+      'id' | 'stepId' | 'tool' | 'mode' | 'status' | 'agentId' | 'actionClass' | 'trustAtDecision'
+    >;
     key: string;
   }>,
 ): { changes: OutcomeTrustChange[]; falseApprovals: string[] } {

@@ -55,7 +55,9 @@ async function readAgentTrust(
         updatedAt: row.updatedAt.toISOString(),
       }),
     ),
-    history: history.map((row) => TrustHistoryEntry.parse({ ...row, createdAt: row.createdAt.toISOString() })),
+    history: history.map((row) =>
+      TrustHistoryEntry.parse({ ...row, createdAt: row.createdAt.toISOString() }),
+    ),
   };
 }
 
