@@ -287,13 +287,19 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
       ack_wait: 30_000_000_000,
     });
     const durable: OutcomeSeen[] = [];
+    // Stream sequences already counted: a nats-server killed with -9 can lose this consumer's acks and
+    // deliver a message again, which is the same message of the stream, not a second outcome event.
+    const counted = new Set<number>();
     const consumer = await js.consumers.get(stream, durableName);
     const messages = await consumer.consume({ max_messages: 100 });
     const consuming = (async () => {
       for await (const message of messages) {
         const outcome = OUTCOME_SUFFIXES.some((suffix) => message.subject === `${prefix}.${suffix}`);
-        const seen = outcome ? parseOutcome(message.data, Date.now()) : null;
-        if (seen) durable.push(seen);
+        const seen = outcome && !counted.has(message.seq) ? parseOutcome(message.data, Date.now()) : null;
+        if (seen) {
+          counted.add(message.seq);
+          durable.push(seen);
+        }
         message.ack();
       }
     })().catch(() => undefined);
